@@ -1,0 +1,216 @@
+//! The validated configuration model both daemons compute from.
+//!
+//! A [`Config`] only exists when every config object was valid (all-or-nothing): validation in
+//! this crate turns the metallb.io resources plus referenced Secrets into a `Config`, or into a
+//! list of errors, in which case the daemons keep running on their last good `Config`.
+//!
+//! Everything here is resolved already: Community aliases are replaced by their values, pool
+//! selectors of advertisements are resolved to pool names, durations are parsed, passwords are
+//! read from their Secrets. Consumers never need the raw CRs.
+//!
+//! Collections are `BTreeMap`/`BTreeSet`/sorted `Vec` so that a `Config` compares and iterates
+//! deterministically: the speaker's and controller's pure functions must depend only on inputs.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use crate::selector::{LabelSelector, Labels};
+
+/// Address family of a pool range, a VIP or a Service's `ipFamilies` entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum IpFamily {
+    V4,
+    V6,
+}
+
+impl IpFamily {
+    pub fn of(ip: &IpAddr) -> Self {
+        match ip {
+            IpAddr::V4(_) => IpFamily::V4,
+            IpAddr::V6(_) => IpFamily::V6,
+        }
+    }
+}
+
+/// An inclusive range of addresses of one family, `start <= end`. A CIDR `10.0.0.0/24` is the
+/// range `10.0.0.0-10.0.0.255`; MetalLB accepts both notations in `spec.addresses`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AddressRange {
+    pub start: IpAddr,
+    pub end: IpAddr,
+    /// Prefix length when the range was written as a CIDR (needed for aggregationLength checks
+    /// and avoidBuggyIPs); `None` for `a-b` ranges.
+    pub cidr_len: Option<u8>,
+}
+
+impl AddressRange {
+    pub fn family(&self) -> IpFamily {
+        IpFamily::of(&self.start)
+    }
+
+    pub fn contains(&self, ip: &IpAddr) -> bool {
+        IpFamily::of(ip) == self.family() && self.start <= *ip && *ip <= self.end
+    }
+}
+
+/// A validated IPAddressPool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pool {
+    pub name: String,
+    /// `metadata.labels`, for `ipAddressPoolSelectors`.
+    pub labels: Labels,
+    /// Sorted, non-overlapping.
+    pub ranges: Vec<AddressRange>,
+    /// `spec.autoAssign`, default true.
+    pub auto_assign: bool,
+    /// `spec.avoidBuggyIPs`, default false: never hand out addresses ending in .0 or .255.
+    pub avoid_buggy_ips: bool,
+    /// `spec.serviceAllocation`; `None` means the pool serves any Service (lowest priority).
+    pub service_allocation: Option<ServiceAllocation>,
+}
+
+impl Pool {
+    pub fn contains(&self, ip: &IpAddr) -> bool {
+        self.ranges.iter().any(|r| r.contains(ip))
+    }
+}
+
+/// `spec.serviceAllocation` of an IPAddressPool.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ServiceAllocation {
+    /// Lower value = higher priority (MetalLB semantics); `None` = after all prioritised pools.
+    pub priority: Option<i32>,
+    /// Empty = any namespace (subject to `namespace_selectors`).
+    pub namespaces: BTreeSet<String>,
+    pub namespace_selectors: Vec<LabelSelector>,
+    pub service_selectors: Vec<LabelSelector>,
+}
+
+/// The peer's ASN as configured on a BGPPeer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PeerAsn {
+    /// `spec.peerASN`.
+    Fixed(u32),
+    /// `spec.dynamicASN: internal`: the peer's ASN equals ours (iBGP).
+    Internal,
+    /// `spec.dynamicASN: external`: any ASN other than ours (eBGP), learnt from its OPEN.
+    External,
+}
+
+/// A validated BGPPeer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BgpPeer {
+    pub name: String,
+    pub my_asn: u32,
+    pub peer_asn: PeerAsn,
+    pub peer_address: IpAddr,
+    /// `spec.peerPort`, default 179.
+    pub peer_port: u16,
+    pub source_address: Option<IpAddr>,
+    pub router_id: Option<Ipv4Addr>,
+    /// `spec.holdTime`; `None` = default (90 s). `Some(ZERO)` = no keepalives.
+    pub hold_time: Option<Duration>,
+    /// `spec.keepaliveTime`; `None` = hold time / 3.
+    pub keepalive_time: Option<Duration>,
+    /// `spec.connectTime`: connect retry interval; `None` = implementation default.
+    pub connect_time: Option<Duration>,
+    pub ebgp_multihop: bool,
+    /// From `spec.password` or the `password` key of `spec.passwordSecret`.
+    pub password: Option<String>,
+    pub bfd_profile: Option<String>,
+    pub enable_graceful_restart: bool,
+    /// Empty = every node.
+    pub node_selectors: Vec<LabelSelector>,
+    pub vrf: Option<String>,
+    pub interface: Option<String>,
+    pub disable_mp: bool,
+    pub dual_stack_address_family: bool,
+}
+
+impl BgpPeer {
+    /// iBGP when the peer is in our AS.
+    pub fn is_ibgp(&self) -> bool {
+        match self.peer_asn {
+            PeerAsn::Fixed(asn) => asn == self.my_asn,
+            PeerAsn::Internal => true,
+            PeerAsn::External => false,
+        }
+    }
+}
+
+/// One BGP community value after alias resolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BgpCommunity {
+    /// RFC 1997 `AA:NN`, stored as `(AA << 16) | NN`.
+    Standard(u32),
+    /// RFC 8092 `large:A:B:C`.
+    Large(u32, u32, u32),
+}
+
+/// A validated BGPAdvertisement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BgpAdvertisement {
+    pub name: String,
+    /// Names of the pools this advertisement applies to, resolved from `ipAddressPools` and
+    /// `ipAddressPoolSelectors` (both empty = every pool).
+    pub pools: BTreeSet<String>,
+    /// `spec.aggregationLength`, default 32.
+    pub aggregation_length: u8,
+    /// `spec.aggregationLengthV6`, default 128.
+    pub aggregation_length_v6: u8,
+    /// `spec.localPref`; only sent to iBGP peers.
+    pub local_pref: Option<u32>,
+    /// Sorted and deduplicated.
+    pub communities: Vec<BgpCommunity>,
+    /// `spec.peers`: BGPPeer names; empty = all peers.
+    pub peers: BTreeSet<String>,
+    /// Empty = every node.
+    pub node_selectors: Vec<LabelSelector>,
+    /// Empty = every Service.
+    pub service_selectors: Vec<LabelSelector>,
+}
+
+/// A validated L2Advertisement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct L2Advertisement {
+    pub name: String,
+    /// Resolved like [`BgpAdvertisement::pools`].
+    pub pools: BTreeSet<String>,
+    /// Empty = every node.
+    pub node_selectors: Vec<LabelSelector>,
+    /// `spec.interfaces`; empty = every interface with an address in the VIP's subnet.
+    pub interfaces: Vec<String>,
+    pub service_selectors: Vec<LabelSelector>,
+}
+
+/// A validated BFDProfile (accepted and referenced; BFD itself is not implemented yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BfdProfile {
+    pub name: String,
+    pub receive_interval_ms: Option<u32>,
+    pub transmit_interval_ms: Option<u32>,
+    pub detect_multiplier: Option<u32>,
+    pub echo_interval_ms: Option<u32>,
+    pub echo_mode: bool,
+    pub passive_mode: bool,
+    pub minimum_ttl: Option<u32>,
+}
+
+/// The whole validated configuration. Maps are keyed by object name (the config namespace is
+/// single, as in MetalLB).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Config {
+    pub pools: BTreeMap<String, Pool>,
+    pub bgp_peers: BTreeMap<String, BgpPeer>,
+    pub bgp_advertisements: BTreeMap<String, BgpAdvertisement>,
+    pub l2_advertisements: BTreeMap<String, L2Advertisement>,
+    pub bfd_profiles: BTreeMap<String, BfdProfile>,
+}
+
+impl Config {
+    /// The pool holding `ip`, if any (pools never overlap, so at most one).
+    pub fn pool_of(&self, ip: &IpAddr) -> Option<&Pool> {
+        self.pools.values().find(|p| p.contains(ip))
+    }
+}

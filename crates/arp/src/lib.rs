@@ -1,0 +1,1 @@
+//! ferrolb-arp: see README.md.

@@ -1,0 +1,1 @@
+//! ferrolb-bgp: see README.md.

@@ -1,0 +1,5 @@
+//! Offline subcommands of `ferrolb-controller`, one file each. Each returns the process exit code.
+
+pub mod convert;
+pub mod crds;
+pub mod validate;
