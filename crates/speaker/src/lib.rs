@@ -1,1 +1,15 @@
-//! ferrolb-speaker: see README.md.
+//! ferrolb-speaker: the per-node daemon that makes Service VIPs reachable (see README.md).
+//!
+//! - [`announce`]: the pure computation of what this node announces over BGP, from
+//!   (Config, Services, EndpointSlices, Nodes), with a reason for everything it does not.
+//! - [`l2::election`]: the pure Layer 2 owner election and this node's L2 VIPs.
+//! - [`advertiser`]: the [`advertiser::Advertiser`] trait the BGP and Layer 2 backends implement,
+//!   and its test double.
+
+pub mod advertiser;
+pub mod announce;
+
+/// Layer 2 (ARP/NDP) mode.
+pub mod l2 {
+    pub mod election;
+}

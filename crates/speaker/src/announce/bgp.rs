@@ -1,0 +1,389 @@
+//! BGP mode: which peers this node talks to and which routes it sends each of them.
+//!
+//! The rules, in the order they are applied (MetalLB speaker `bgp_controller.go` and
+//! `ShouldAnnounce`):
+//!
+//! 1. A BGPPeer applies to this node when its `nodeSelectors` are empty or any matches the
+//!    node's labels. Applying peers are in the plan even with no route (the session stays up).
+//! 2. A Service is considered when it is `type: LoadBalancer`, of our `loadBalancerClass`, and has
+//!    an IP in its status.
+//! 3. Nothing is announced from a node that is cordoned, has `NetworkUnavailable`, or carries the
+//!    exclude-from-external-load-balancers label (unless `ignore_exclude_lb`).
+//! 4. `externalTrafficPolicy: Local` needs an endpoint on this node that can serve; `Cluster`
+//!    needs one anywhere ([`crate::announce::input::Endpoint::can_serve`]).
+//! 5. Per VIP: its pool must be selected by BGPAdvertisements; of those, the ones whose
+//!    `nodeSelectors` match this node and whose `serviceSelectors` match the Service apply.
+//! 6. Each applying advertisement sends, to every applying peer it names (all when `peers` is
+//!    empty), the VIP masked to `aggregationLength` (`aggregationLengthV6` for IPv6): the default
+//!    32/128 gives a host route, a shorter length the covering aggregate (MetalLB
+//!    `lbIP.Mask(CIDRMask(len))`). A peer with `disableMP` only gets its session's family.
+//! 7. Routes for the same prefix and peer merge as MetalLB's FRR backend merges them
+//!    (`mergeAdvertisements`): communities and large communities are unioned; LOCAL_PREF, sent to
+//!    iBGP peers only (RFC 4271 §5.1.5: "shall not include this attribute in UPDATE messages it
+//!    sends to external peers"), must agree. MetalLB rejects a disagreement; we keep announcing
+//!    with the highest value and report a [`RouteConflict`] so the daemon can log it.
+//! 8. The next hop is the session's local address ([`NextHop::SessionLocal`]): none of the
+//!    MetalLB CRDs configures another one.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use ferrolb_api::model::{BgpAdvertisement, BgpCommunity, BgpPeer, Config, IpFamily};
+use ferrolb_api::selector::any_matches;
+use ipnet::IpNet;
+
+use super::input::{Cluster, Node, Service, ServiceKey, TrafficPolicy};
+use super::reason::{PeerSkip, SkipReason};
+use super::{node_gate, service_gate, SpeakerOptions};
+
+/// An RFC 8092 large community `global:local1:local2`.
+pub type LargeCommunity = (u32, u32, u32);
+
+/// The NEXT_HOP (RFC 4271 §5.1.3) or MP_REACH next hop (RFC 4760 §3) of a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum NextHop {
+    /// The local address of the BGP session's TCP connection, known only once it is up (and of
+    /// the VIP's family: the BGP backend picks the matching local address for MP-BGP).
+    #[default]
+    SessionLocal,
+    /// A configured address.
+    Explicit(IpAddr),
+}
+
+/// Path attributes of one route to one peer.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct RouteAttrs {
+    pub next_hop: NextHop,
+    /// RFC 1997 communities, `(AA << 16) | NN`.
+    pub communities: BTreeSet<u32>,
+    /// RFC 8092 large communities.
+    pub large_communities: BTreeSet<LargeCommunity>,
+    /// LOCAL_PREF; always `None` towards eBGP peers.
+    pub local_pref: Option<u32>,
+}
+
+/// One peer's session settings and the complete set of routes it must hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerAnnouncement {
+    /// The BGPPeer as configured (address, ASNs, timers, password, ...).
+    pub session: BgpPeer,
+    /// Every prefix this node sends to the peer. Anything not here must be withdrawn.
+    pub routes: BTreeMap<IpNet, RouteAttrs>,
+}
+
+/// The desired BGP state of this node: peer name -> session and routes. This is the value the BGP
+/// [`crate::advertiser::Advertiser`] is given; it replaces the previous one whole.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BgpDesired {
+    pub peers: BTreeMap<String, PeerAnnouncement>,
+}
+
+/// What happened to one VIP of a Service on this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VipStatus {
+    /// Announced to `peers` (by name) as `prefix`.
+    Announced {
+        /// The announced prefix: the VIP itself or its aggregate (several when advertisements
+        /// differ in aggregation length).
+        prefixes: BTreeSet<IpNet>,
+        peers: BTreeSet<String>,
+        /// Applying peers that do not get it, and why.
+        skipped_peers: BTreeMap<String, PeerSkip>,
+    },
+    /// Not announced to any peer.
+    NotAnnounced {
+        reason: SkipReason,
+        /// Filled for [`SkipReason::NoPeer`]: each applying peer and why it was skipped.
+        skipped_peers: BTreeMap<String, PeerSkip>,
+    },
+}
+
+/// What happened to one Service on this node, for ServiceBGPStatus and logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServiceStatus {
+    /// Nothing of the Service is announced, for one reason that covers all its VIPs.
+    Skipped(SkipReason),
+    /// Decided per VIP.
+    Vips(BTreeMap<IpAddr, VipStatus>),
+}
+
+impl ServiceStatus {
+    /// Names of the peers any VIP of the Service is announced to (ServiceBGPStatus `peers`).
+    pub fn peers(&self) -> BTreeSet<String> {
+        match self {
+            ServiceStatus::Skipped(_) => BTreeSet::new(),
+            ServiceStatus::Vips(vips) => vips
+                .values()
+                .filter_map(|v| match v {
+                    VipStatus::Announced { peers, .. } => Some(peers.iter().cloned()),
+                    VipStatus::NotAnnounced { .. } => None,
+                })
+                .flatten()
+                .collect(),
+        }
+    }
+}
+
+/// Two advertisements asked for different LOCAL_PREFs for the same prefix and peer.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RouteConflict {
+    pub peer: String,
+    pub prefix: IpNet,
+    /// Every value asked for (`None` = an advertisement without `localPref`).
+    pub local_prefs: BTreeSet<Option<u32>>,
+    /// The value announced: the highest.
+    pub chosen: Option<u32>,
+}
+
+/// The result of [`compute_bgp`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BgpPlan {
+    pub desired: BgpDesired,
+    /// Every Service of the cluster, announced or not.
+    pub services: BTreeMap<ServiceKey, ServiceStatus>,
+    /// LOCAL_PREF disagreements resolved by taking the highest value.
+    pub conflicts: BTreeSet<RouteConflict>,
+}
+
+/// Computes the BGP plan of node `opts.node_name`. Pure and total: never fails, never panics.
+pub fn compute_bgp(config: &Config, cluster: &Cluster, opts: &SpeakerOptions) -> BgpPlan {
+    let mut plan = BgpPlan::default();
+    let Some(node) = cluster.nodes.get(&opts.node_name) else {
+        // MetalLB starts no session before it has seen its Node's labels.
+        plan.services = skip_all(cluster, SkipReason::NodeNotFound);
+        return plan;
+    };
+
+    let peers: Vec<&BgpPeer> = config
+        .bgp_peers
+        .values()
+        .filter(|p| any_matches(&p.node_selectors, &node.labels))
+        .collect();
+    for peer in &peers {
+        plan.desired.peers.insert(
+            peer.name.clone(),
+            PeerAnnouncement {
+                session: (*peer).clone(),
+                routes: BTreeMap::new(),
+            },
+        );
+    }
+
+    // Local-preference values asked for per (peer, prefix), to detect disagreements.
+    let mut asked_local_prefs: BTreeMap<(String, IpNet), BTreeSet<Option<u32>>> = BTreeMap::new();
+    for (key, svc) in &cluster.services {
+        let status = match service_gate(svc, opts)
+            .and_then(|()| node_gate(node, opts))
+            .and_then(|()| endpoints_gate(cluster, svc, &opts.node_name))
+        {
+            Err(reason) => ServiceStatus::Skipped(reason),
+            Ok(()) => {
+                let mut vips = BTreeMap::new();
+                for vip in &svc.ips {
+                    let status = announce_vip(
+                        config,
+                        node,
+                        svc,
+                        *vip,
+                        &peers,
+                        &mut plan.desired,
+                        &mut asked_local_prefs,
+                    );
+                    vips.insert(*vip, status);
+                }
+                ServiceStatus::Vips(vips)
+            }
+        };
+        plan.services.insert(key.clone(), status);
+    }
+
+    for ((peer, prefix), asked) in asked_local_prefs {
+        if asked.len() > 1 {
+            let chosen = asked.iter().max().copied().flatten();
+            plan.conflicts.insert(RouteConflict {
+                peer,
+                prefix,
+                local_prefs: asked,
+                chosen,
+            });
+        }
+    }
+    plan
+}
+
+/// Every Service skipped for one node-wide reason.
+pub(crate) fn skip_all(
+    cluster: &Cluster,
+    reason: SkipReason,
+) -> BTreeMap<ServiceKey, ServiceStatus> {
+    cluster
+        .services
+        .keys()
+        .map(|k| (k.clone(), ServiceStatus::Skipped(reason.clone())))
+        .collect()
+}
+
+/// Rule 4: MetalLB `ShouldAnnounce`: Local needs a serving endpoint here, Cluster one anywhere.
+fn endpoints_gate(cluster: &Cluster, svc: &Service, node_name: &str) -> Result<(), SkipReason> {
+    let serving = cluster.serving_nodes(&svc.key);
+    match svc.traffic_policy {
+        TrafficPolicy::Local if !serving.iter().any(|n| n.as_deref() == Some(node_name)) => {
+            Err(SkipReason::NoLocalEndpoints)
+        }
+        TrafficPolicy::Cluster if serving.is_empty() => Err(SkipReason::NoEndpoints),
+        _ => Ok(()),
+    }
+}
+
+/// The BGPAdvertisements that apply to `vip` of `svc` on `node` (rule 5), or why none does.
+fn applying_advertisements<'c>(
+    config: &'c Config,
+    node: &Node,
+    svc: &Service,
+    vip: IpAddr,
+) -> Result<Vec<&'c BgpAdvertisement>, SkipReason> {
+    let pool = config.pool_of(&vip).ok_or(SkipReason::NoPool)?;
+    let for_pool: Vec<_> = config
+        .bgp_advertisements
+        .values()
+        .filter(|a| a.pools.contains(&pool.name))
+        .collect();
+    if for_pool.is_empty() {
+        return Err(SkipReason::NoAdvertisement);
+    }
+    let for_node: Vec<_> = for_pool
+        .into_iter()
+        .filter(|a| any_matches(&a.node_selectors, &node.labels))
+        .collect();
+    if for_node.is_empty() {
+        return Err(SkipReason::AdvertisementNodeMismatch);
+    }
+    let for_service: Vec<_> = for_node
+        .into_iter()
+        .filter(|a| any_matches(&a.service_selectors, &svc.labels))
+        .collect();
+    if for_service.is_empty() {
+        return Err(SkipReason::ServiceSelectorMismatch);
+    }
+    Ok(for_service)
+}
+
+/// Rules 5-7 for one VIP: adds its routes to `desired` and says what happened.
+fn announce_vip(
+    config: &Config,
+    node: &Node,
+    svc: &Service,
+    vip: IpAddr,
+    peers: &[&BgpPeer],
+    desired: &mut BgpDesired,
+    asked_local_prefs: &mut BTreeMap<(String, IpNet), BTreeSet<Option<u32>>>,
+) -> VipStatus {
+    let ads = match applying_advertisements(config, node, svc, vip) {
+        Ok(ads) => ads,
+        Err(reason) => {
+            return VipStatus::NotAnnounced {
+                reason,
+                skipped_peers: BTreeMap::new(),
+            }
+        }
+    };
+
+    let mut prefixes = BTreeSet::new();
+    let mut announced_to = BTreeSet::new();
+    let mut skipped_peers = BTreeMap::new();
+    for peer in peers {
+        if !carries_family(peer, vip) {
+            skipped_peers.insert(peer.name.clone(), PeerSkip::FamilyNotCarried);
+            continue;
+        }
+        let mut sent = false;
+        for ad in ads
+            .iter()
+            .filter(|a| a.peers.is_empty() || a.peers.contains(&peer.name))
+        {
+            let prefix = route_prefix(ad, vip);
+            let attrs = route_attrs(ad, peer);
+            asked_local_prefs
+                .entry((peer.name.clone(), prefix))
+                .or_default()
+                .insert(attrs.local_pref);
+            if let Some(announcement) = desired.peers.get_mut(&peer.name) {
+                announcement
+                    .routes
+                    .entry(prefix)
+                    .and_modify(|existing| merge_attrs(existing, &attrs))
+                    .or_insert(attrs);
+            }
+            prefixes.insert(prefix);
+            sent = true;
+        }
+        if sent {
+            announced_to.insert(peer.name.clone());
+        } else {
+            skipped_peers.insert(peer.name.clone(), PeerSkip::NotInAdvertisementPeers);
+        }
+    }
+
+    if announced_to.is_empty() {
+        VipStatus::NotAnnounced {
+            reason: SkipReason::NoPeer,
+            skipped_peers,
+        }
+    } else {
+        VipStatus::Announced {
+            prefixes,
+            peers: announced_to,
+            skipped_peers,
+        }
+    }
+}
+
+/// Whether `peer`'s session can carry `vip`: with multiprotocol BGP (RFC 4760) any family; with
+/// `disableMP` only the family of the session's transport address.
+fn carries_family(peer: &BgpPeer, vip: IpAddr) -> bool {
+    !peer.disable_mp || IpFamily::of(&peer.peer_address) == IpFamily::of(&vip)
+}
+
+/// Rule 6: the VIP masked to the advertisement's aggregation length of its family. A length
+/// beyond the family's width (rejected by validation) is treated as a host route, never a panic.
+pub fn route_prefix(ad: &BgpAdvertisement, vip: IpAddr) -> IpNet {
+    let (len, max) = match vip {
+        IpAddr::V4(_) => (ad.aggregation_length, 32),
+        IpAddr::V6(_) => (ad.aggregation_length_v6, 128),
+    };
+    IpNet::new(vip, len.min(max))
+        .map(|net| net.trunc())
+        .unwrap_or_else(|_| IpNet::from(vip))
+}
+
+/// The attributes one advertisement asks for towards one peer.
+fn route_attrs(ad: &BgpAdvertisement, peer: &BgpPeer) -> RouteAttrs {
+    let mut attrs = RouteAttrs {
+        next_hop: NextHop::SessionLocal,
+        local_pref: if peer.is_ibgp() { ad.local_pref } else { None },
+        ..RouteAttrs::default()
+    };
+    for community in &ad.communities {
+        match *community {
+            BgpCommunity::Standard(value) => {
+                attrs.communities.insert(value);
+            }
+            BgpCommunity::Large(global, local1, local2) => {
+                attrs.large_communities.insert((global, local1, local2));
+            }
+        }
+    }
+    attrs
+}
+
+/// Rule 7: union of communities, highest LOCAL_PREF (a conflict is reported separately).
+fn merge_attrs(existing: &mut RouteAttrs, other: &RouteAttrs) {
+    existing
+        .communities
+        .extend(other.communities.iter().copied());
+    existing
+        .large_communities
+        .extend(other.large_communities.iter().copied());
+    existing.local_pref = existing.local_pref.max(other.local_pref);
+    existing.next_hop = existing.next_hop.max(other.next_hop);
+}

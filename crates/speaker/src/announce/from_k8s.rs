@@ -1,0 +1,224 @@
+//! Conversions from Kubernetes objects (k8s-openapi types) to the computation's [`super::input`]
+//! structs. Used by both modes: objects from watches, and objects parsed from YAML files.
+//!
+//! Conversion is strict where a wrong guess would announce the wrong thing (an unparsable
+//! ingress IP, an unknown traffic policy) and lenient where Kubernetes defines a default (a
+//! missing `type` is ClusterIP, a missing condition is unknown).
+
+use std::net::IpAddr;
+
+use k8s_openapi::api::core::v1 as core;
+use k8s_openapi::api::discovery::v1 as discovery;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use super::input::{Endpoint, EndpointSlice, Node, Service, ServiceKey, SliceKey, TrafficPolicy};
+
+/// The label that ties an EndpointSlice to its Service (`discovery.k8s.io/v1`).
+pub const LABEL_SERVICE_NAME: &str = "kubernetes.io/service-name";
+
+/// A Kubernetes object that cannot be turned into a speaker input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FromK8sError {
+    /// A field the speaker needs is absent.
+    #[error("{kind} {object}: missing {field}")]
+    MissingField {
+        kind: &'static str,
+        /// `namespace/name` or `name`, as far as known.
+        object: String,
+        field: &'static str,
+    },
+    /// A field holds a value the speaker cannot use.
+    #[error("{kind} {object}: {field} = {value:?}: {reason}")]
+    BadValue {
+        kind: &'static str,
+        object: String,
+        field: String,
+        value: String,
+        reason: &'static str,
+    },
+}
+
+impl FromK8sError {
+    /// A stable word for a metric label.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            FromK8sError::MissingField { .. } => "missing_field",
+            FromK8sError::BadValue { .. } => "bad_value",
+        }
+    }
+}
+
+fn object_name(meta: &ObjectMeta) -> String {
+    match (&meta.namespace, &meta.name) {
+        (Some(ns), Some(name)) => format!("{ns}/{name}"),
+        (None, Some(name)) => name.clone(),
+        (_, None) => "<unnamed>".to_string(),
+    }
+}
+
+fn namespaced(meta: &ObjectMeta, kind: &'static str) -> Result<(String, String), FromK8sError> {
+    let missing = |field| FromK8sError::MissingField {
+        kind,
+        object: object_name(meta),
+        field,
+    };
+    let name = meta.name.clone().ok_or_else(|| missing("metadata.name"))?;
+    // Objects read from a standalone YAML file may omit the namespace; the API server would put
+    // them in "default".
+    let namespace = meta
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".to_string());
+    Ok((namespace, name))
+}
+
+/// Converts a `v1/Service`.
+pub fn service_from_k8s(svc: &core::Service) -> Result<Service, FromK8sError> {
+    const KIND: &str = "Service";
+    let (namespace, name) = namespaced(&svc.metadata, KIND)?;
+    let object = format!("{namespace}/{name}");
+    let spec = svc.spec.as_ref();
+    let is_load_balancer = spec.and_then(|s| s.type_.as_deref()) == Some("LoadBalancer");
+    let traffic_policy = match spec.and_then(|s| s.external_traffic_policy.as_deref()) {
+        None | Some("Cluster") => TrafficPolicy::Cluster,
+        Some("Local") => TrafficPolicy::Local,
+        Some(other) => {
+            return Err(FromK8sError::BadValue {
+                kind: KIND,
+                object,
+                field: "spec.externalTrafficPolicy".into(),
+                value: other.into(),
+                reason: "expected Cluster or Local",
+            })
+        }
+    };
+    let ingress = svc
+        .status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_deref())
+        .unwrap_or_default();
+    let mut ips = Vec::new();
+    for (i, entry) in ingress.iter().enumerate() {
+        // Hostname-only entries come from other load balancers; they name no VIP of ours.
+        let Some(ip) = entry.ip.as_deref() else {
+            continue;
+        };
+        let parsed: IpAddr = ip.parse().map_err(|_| FromK8sError::BadValue {
+            kind: KIND,
+            object: object.clone(),
+            field: format!("status.loadBalancer.ingress[{i}].ip"),
+            value: ip.into(),
+            reason: "not an IP address",
+        })?;
+        if !ips.contains(&parsed) {
+            ips.push(parsed);
+        }
+    }
+    Ok(Service {
+        key: ServiceKey::new(namespace, name),
+        labels: svc.metadata.labels.clone().unwrap_or_default(),
+        is_load_balancer,
+        load_balancer_class: spec.and_then(|s| s.load_balancer_class.clone()),
+        traffic_policy,
+        ips,
+    })
+}
+
+/// Converts a `discovery.k8s.io/v1` EndpointSlice.
+pub fn endpoint_slice_from_k8s(
+    slice: &discovery::EndpointSlice,
+) -> Result<EndpointSlice, FromK8sError> {
+    const KIND: &str = "EndpointSlice";
+    let (namespace, name) = namespaced(&slice.metadata, KIND)?;
+    let service_name = slice
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(LABEL_SERVICE_NAME))
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| FromK8sError::MissingField {
+            kind: KIND,
+            object: format!("{namespace}/{name}"),
+            field: "metadata.labels[kubernetes.io/service-name]",
+        })?;
+    let endpoints = slice
+        .endpoints
+        .iter()
+        .map(|ep| {
+            let conditions = ep.conditions.clone().unwrap_or_default();
+            Endpoint {
+                addresses: ep.addresses.clone(),
+                node_name: ep.node_name.clone(),
+                ready: conditions.ready,
+                serving: conditions.serving,
+                terminating: conditions.terminating,
+            }
+        })
+        .collect();
+    Ok(EndpointSlice {
+        service: ServiceKey::new(namespace.clone(), service_name.clone()),
+        key: SliceKey { namespace, name },
+        endpoints,
+    })
+}
+
+/// Converts a `v1/Node`.
+pub fn node_from_k8s(node: &core::Node) -> Result<Node, FromK8sError> {
+    const KIND: &str = "Node";
+    let name = node
+        .metadata
+        .name
+        .clone()
+        .ok_or_else(|| FromK8sError::MissingField {
+            kind: KIND,
+            object: object_name(&node.metadata),
+            field: "metadata.name",
+        })?;
+    let status = node.status.as_ref();
+    let conditions = status
+        .and_then(|s| s.conditions.as_deref())
+        .unwrap_or_default();
+    let condition = |type_: &str| {
+        conditions
+            .iter()
+            .find(|c| c.type_ == type_)
+            .map(|c| c.status == "True")
+    };
+    let mut internal_addresses = Vec::new();
+    for (i, address) in status
+        .and_then(|s| s.addresses.as_deref())
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        if address.type_ != "InternalIP" {
+            continue;
+        }
+        let ip: IpAddr = address
+            .address
+            .parse()
+            .map_err(|_| FromK8sError::BadValue {
+                kind: KIND,
+                object: name.clone(),
+                field: format!("status.addresses[{i}].address"),
+                value: address.address.clone(),
+                reason: "not an IP address",
+            })?;
+        internal_addresses.push(ip);
+    }
+    internal_addresses.sort();
+    internal_addresses.dedup();
+    Ok(Node {
+        labels: node.metadata.labels.clone().unwrap_or_default(),
+        ready: condition("Ready"),
+        unschedulable: node
+            .spec
+            .as_ref()
+            .and_then(|s| s.unschedulable)
+            .unwrap_or(false),
+        network_unavailable: condition("NetworkUnavailable") == Some(true),
+        internal_addresses,
+        name,
+    })
+}

@@ -1,0 +1,237 @@
+//! Plain inputs of the announcement computation: what the speaker knows about Services, their
+//! endpoints and the Nodes, reduced to the fields the MetalLB rules read.
+//!
+//! The daemon fills a [`Cluster`] from watches (Kubernetes mode) or from YAML files (standalone
+//! mode) through [`super::from_k8s`]; tests build the structs directly. Every collection is a
+//! `BTreeMap` keyed by object identity, so upserting the same objects in any order gives the same
+//! `Cluster` and therefore the same result.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::IpAddr;
+
+use ferrolb_api::selector::Labels;
+
+/// `node.kubernetes.io/exclude-from-external-load-balancers`: MetalLB (`IsNodeExcludedFromBalancers`)
+/// skips a node carrying this label, whatever its value, unless run with `--ignore-exclude-lb`.
+pub const LABEL_EXCLUDE_FROM_LB: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
+
+/// `namespace/name` of a Service.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServiceKey {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ServiceKey {
+    /// Builds a key from its two parts.
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl fmt::Display for ServiceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// `spec.externalTrafficPolicy` of a Service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum TrafficPolicy {
+    /// Any node may receive traffic; kube-proxy forwards it to an endpoint anywhere. The default.
+    #[default]
+    Cluster,
+    /// Only nodes with a local endpoint may receive traffic (client source IP preserved).
+    Local,
+}
+
+/// The fields of a Service the speaker reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    pub key: ServiceKey,
+    /// `metadata.labels`, for `serviceSelectors`.
+    pub labels: Labels,
+    /// `spec.type == LoadBalancer`. Other Services are never announced, even with an IP.
+    pub is_load_balancer: bool,
+    /// `spec.loadBalancerClass`.
+    pub load_balancer_class: Option<String>,
+    pub traffic_policy: TrafficPolicy,
+    /// `status.loadBalancer.ingress[*].ip` in status order, as the controller wrote them. The order
+    /// matters only for L2 election, which (like MetalLB) hashes the first IP.
+    pub ips: Vec<IpAddr>,
+}
+
+/// One endpoint of an EndpointSlice (`discovery.k8s.io/v1`).
+///
+/// Conditions keep Kubernetes' tri-state: `None` is "unknown", which consumers should read as
+/// ready (API doc of `EndpointConditions.ready`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Endpoint {
+    /// `addresses`: IPs or, for FQDN slices, names. Used as endpoint identity across slices.
+    pub addresses: Vec<String>,
+    /// `nodeName`; an endpoint without one counts only for `externalTrafficPolicy: Cluster`.
+    pub node_name: Option<String>,
+    pub ready: Option<bool>,
+    pub serving: Option<bool>,
+    pub terminating: Option<bool>,
+}
+
+impl Endpoint {
+    /// MetalLB's `epslices.EndpointCanServe`: ready (unknown counts as ready) or serving.
+    ///
+    /// A terminating endpoint that still reports `serving` counts: during a rolling update under
+    /// `externalTrafficPolicy: Local` the node keeps its route while kube-proxy drains to the
+    /// terminating pod (KEP-1669), instead of cutting established flows. `terminating` itself is
+    /// therefore not consulted; it is kept for status and logs.
+    pub fn can_serve(&self) -> bool {
+        self.ready != Some(false) || self.serving == Some(true)
+    }
+}
+
+/// `namespace/name` of an EndpointSlice.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SliceKey {
+    pub namespace: String,
+    pub name: String,
+}
+
+/// The fields of an EndpointSlice the speaker reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointSlice {
+    pub key: SliceKey,
+    /// From the `kubernetes.io/service-name` label; the slice's namespace is the Service's.
+    pub service: ServiceKey,
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// The fields of a Node the speaker reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub name: String,
+    /// `metadata.labels`, for `nodeSelectors` and [`LABEL_EXCLUDE_FROM_LB`].
+    pub labels: Labels,
+    /// The `Ready` condition: `Some(true)` for status True, `Some(false)` for False or Unknown,
+    /// `None` when the Node reports no such condition (a hand-written standalone Node).
+    pub ready: Option<bool>,
+    /// `spec.unschedulable` (cordoned). MetalLB (`IsNodeAvailable`) announces nothing from it.
+    pub unschedulable: bool,
+    /// The `NetworkUnavailable` condition is True. MetalLB announces nothing from such a node.
+    pub network_unavailable: bool,
+    /// `status.addresses` of type `InternalIP`, sorted.
+    pub internal_addresses: Vec<IpAddr>,
+}
+
+impl Node {
+    /// A Node with just a name and labels, ready and available; handy for standalone mode.
+    pub fn new(name: impl Into<String>, labels: Labels) -> Self {
+        Self {
+            name: name.into(),
+            labels,
+            ready: Some(true),
+            unschedulable: false,
+            network_unavailable: false,
+            internal_addresses: Vec::new(),
+        }
+    }
+
+    /// Whether the node carries [`LABEL_EXCLUDE_FROM_LB`] (any value, as MetalLB checks).
+    pub fn excluded_from_load_balancers(&self) -> bool {
+        self.labels.contains_key(LABEL_EXCLUDE_FROM_LB)
+    }
+}
+
+/// Everything the speaker knows about the cluster, keyed for deterministic iteration.
+///
+/// The daemon keeps one `Cluster` and applies watch events with the `upsert_*`/`remove_*`
+/// methods; a lost watch changes nothing here (only observed deletes remove objects).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Cluster {
+    pub services: BTreeMap<ServiceKey, Service>,
+    pub endpoint_slices: BTreeMap<SliceKey, EndpointSlice>,
+    pub nodes: BTreeMap<String, Node>,
+}
+
+impl Cluster {
+    /// Builds a cluster from objects in any order; a later duplicate key replaces an earlier one.
+    pub fn from_objects(
+        services: impl IntoIterator<Item = Service>,
+        endpoint_slices: impl IntoIterator<Item = EndpointSlice>,
+        nodes: impl IntoIterator<Item = Node>,
+    ) -> Self {
+        let mut cluster = Self::default();
+        services.into_iter().for_each(|s| cluster.upsert_service(s));
+        endpoint_slices
+            .into_iter()
+            .for_each(|s| cluster.upsert_endpoint_slice(s));
+        nodes.into_iter().for_each(|n| cluster.upsert_node(n));
+        cluster
+    }
+
+    /// Adds or replaces a Service.
+    pub fn upsert_service(&mut self, service: Service) {
+        self.services.insert(service.key.clone(), service);
+    }
+
+    /// Removes a Service (an observed delete).
+    pub fn remove_service(&mut self, key: &ServiceKey) -> Option<Service> {
+        self.services.remove(key)
+    }
+
+    /// Adds or replaces an EndpointSlice.
+    pub fn upsert_endpoint_slice(&mut self, slice: EndpointSlice) {
+        self.endpoint_slices.insert(slice.key.clone(), slice);
+    }
+
+    /// Removes an EndpointSlice (an observed delete).
+    pub fn remove_endpoint_slice(&mut self, key: &SliceKey) -> Option<EndpointSlice> {
+        self.endpoint_slices.remove(key)
+    }
+
+    /// Adds or replaces a Node.
+    pub fn upsert_node(&mut self, node: Node) {
+        self.nodes.insert(node.name.clone(), node);
+    }
+
+    /// Removes a Node (an observed delete).
+    pub fn remove_node(&mut self, name: &str) -> Option<Node> {
+        self.nodes.remove(name)
+    }
+
+    /// Endpoints of every slice of `service`, in slice-key order.
+    pub fn endpoints_of<'a>(
+        &'a self,
+        service: &'a ServiceKey,
+    ) -> impl Iterator<Item = &'a Endpoint> {
+        self.endpoint_slices
+            .values()
+            .filter(move |s| &s.service == service)
+            .flat_map(|s| s.endpoints.iter())
+    }
+
+    /// Nodes that have at least one endpoint of `service` able to serve, by MetalLB's rule
+    /// (`hasHealthyEndpoint`): an endpoint counts when every occurrence of each of its addresses
+    /// across the Service's slices can serve ("false takes precedence"), so an address reported
+    /// unready in any slice is unready. Endpoints without a node name appear under `None`.
+    pub fn serving_nodes(&self, service: &ServiceKey) -> BTreeSet<Option<String>> {
+        // address -> (node, all occurrences can serve)
+        let mut by_address: BTreeMap<(&Option<String>, &str), bool> = BTreeMap::new();
+        for ep in self.endpoints_of(service) {
+            let serves = ep.can_serve();
+            for addr in &ep.addresses {
+                by_address
+                    .entry((&ep.node_name, addr.as_str()))
+                    .and_modify(|ok| *ok &= serves)
+                    .or_insert(serves);
+            }
+        }
+        by_address
+            .into_iter()
+            .filter(|(_, ok)| *ok)
+            .map(|((node, _), _)| node.clone())
+            .collect()
+    }
+}

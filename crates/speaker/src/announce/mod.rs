@@ -1,0 +1,76 @@
+//! What the speaker announces: a pure function of (Config, Services, EndpointSlices, Nodes).
+//!
+//! ```text
+//!  Config ─┐
+//!  Cluster ├─▶ bgp::compute_bgp ─▶ BgpPlan { desired: BgpDesired, services, conflicts }
+//!  Options ┘                         │ desired ─▶ Advertiser (BGP backend)
+//!                                    └ services ─▶ ServiceBGPStatus / logs
+//!          └─▶ l2::election::compute_l2 ─▶ L2Plan { desired: L2Desired, vips, services }
+//! ```
+//!
+//! No I/O, no clock, no randomness: the same inputs give the same plan on every node, which is
+//! what lets every speaker pick the same L2 owner independently, and lets standalone-mode tests
+//! prove Kubernetes mode. Inputs come from [`input`], built by [`from_k8s`] in the daemons.
+
+pub mod bgp;
+pub mod from_k8s;
+pub mod input;
+pub mod reason;
+
+use input::{Node, Service};
+use reason::SkipReason;
+
+/// Per-speaker settings that are not part of the cluster config.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SpeakerOptions {
+    /// This speaker's node (`--node-name` / `NODE_NAME`).
+    pub node_name: String,
+    /// MetalLB's `--ignore-exclude-lb`: announce even from nodes labelled
+    /// `node.kubernetes.io/exclude-from-external-load-balancers`.
+    pub ignore_exclude_lb: bool,
+    /// MetalLB's `--lb-class`: serve only Services with this `spec.loadBalancerClass`; `None`
+    /// serves only Services without a class.
+    pub load_balancer_class: Option<String>,
+}
+
+impl SpeakerOptions {
+    /// Options for `node_name` with MetalLB's defaults.
+    pub fn for_node(node_name: impl Into<String>) -> Self {
+        Self {
+            node_name: node_name.into(),
+            ..Self::default()
+        }
+    }
+}
+
+/// Checks that apply to a Service before any pool or advertisement is looked at, shared by the
+/// BGP and Layer 2 computations (MetalLB speaker `handleService`).
+pub(crate) fn service_gate(svc: &Service, opts: &SpeakerOptions) -> Result<(), SkipReason> {
+    if !svc.is_load_balancer {
+        return Err(SkipReason::NotLoadBalancer);
+    }
+    // MetalLB: a Service with a class is ours only if it names our class, and a speaker with a
+    // class serves no class-less Service.
+    if svc.load_balancer_class != opts.load_balancer_class {
+        return Err(SkipReason::LoadBalancerClassMismatch);
+    }
+    if svc.ips.is_empty() {
+        return Err(SkipReason::NoIpAssigned);
+    }
+    Ok(())
+}
+
+/// Why `node` may not announce anything (MetalLB `IsNodeAvailable` and
+/// `IsNodeExcludedFromBalancers`), or `Ok` when it may.
+pub(crate) fn node_gate(node: &Node, opts: &SpeakerOptions) -> Result<(), SkipReason> {
+    if node.unschedulable {
+        return Err(SkipReason::NodeUnschedulable);
+    }
+    if node.network_unavailable {
+        return Err(SkipReason::NodeNetworkUnavailable);
+    }
+    if !opts.ignore_exclude_lb && node.excluded_from_load_balancers() {
+        return Err(SkipReason::NodeExcluded);
+    }
+    Ok(())
+}
