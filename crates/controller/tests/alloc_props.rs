@@ -57,7 +57,7 @@ fn configs(i: usize) -> Config {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Upsert(Service),
+    Upsert(Box<Service>),
     Remove(usize),
     SetConfig(usize),
     /// A controller restart: a fresh allocator adopts from the statuses the old one wrote.
@@ -117,7 +117,7 @@ fn service_strategy() -> impl Strategy<Value = Service> {
 
 fn op_strategy() -> impl Strategy<Value = Op> {
     prop_oneof![
-        6 => service_strategy().prop_map(Op::Upsert),
+        6 => service_strategy().prop_map(|s| Op::Upsert(Box::new(s))),
         2 => (0..6usize).prop_map(Op::Remove),
         1 => (0..4usize).prop_map(Op::SetConfig),
         1 => Just(Op::Restart),
@@ -266,8 +266,8 @@ proptest! {
             match op {
                 Op::Upsert(s) => {
                     touched = Some(s.key.clone());
-                    specs.insert(s.key.clone(), s.clone());
-                    a.upsert(s);
+                    specs.insert(s.key.clone(), (*s).clone());
+                    a.upsert(*s);
                 }
                 Op::Remove(i) => {
                     let k = key(&format!("ns{}", i % 2), &format!("s{i}"));
