@@ -1,0 +1,53 @@
+//! The CustomResourceDefinition manifests of every kind, as committed under `deploy/crds/`
+//! (one file per CRD, named like MetalLB's: `metallb.io_<plural>.yaml`).
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::core::crd::merge_crds;
+use kube::CustomResourceExt;
+
+use super::{
+    bgp_peer_v1beta1, BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool,
+    L2Advertisement, ServiceBGPStatus, ServiceL2Status,
+};
+
+/// Every CRD, sorted by name. BGPPeer carries both versions, v1beta2 stored.
+pub fn all() -> Vec<CustomResourceDefinition> {
+    let mut peer = merge_crds(
+        vec![bgp_peer_v1beta1::BGPPeer::crd(), BGPPeer::crd()],
+        "v1beta2",
+    )
+    // Both inputs are generated from our own types with the same group and kind, which is
+    // all merge_crds checks; a failure is a programming error caught by the tests.
+    .unwrap_or_else(|_| BGPPeer::crd());
+    // v1beta1 stays served so that existing v1beta1 objects can be read.
+    for v in &mut peer.spec.versions {
+        v.served = true;
+    }
+    let mut crds = vec![
+        BFDProfile::crd(),
+        BGPAdvertisement::crd(),
+        peer,
+        Community::crd(),
+        IPAddressPool::crd(),
+        L2Advertisement::crd(),
+        ServiceBGPStatus::crd(),
+        ServiceL2Status::crd(),
+    ];
+    crds.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    crds
+}
+
+/// `metallb.io_<plural>.yaml`, the file name of a CRD under `deploy/crds/`.
+pub fn file_name(crd: &CustomResourceDefinition) -> String {
+    format!("{}_{}.yaml", crd.spec.group, crd.spec.names.plural)
+}
+
+/// One CRD as a YAML document (starting with `---`).
+pub fn to_yaml(crd: &CustomResourceDefinition) -> Result<String, serde_yaml_ng::Error> {
+    Ok(format!("---\n{}", serde_yaml_ng::to_string(crd)?))
+}
+
+/// Every CRD as one multi-document YAML stream.
+pub fn all_yaml() -> Result<String, serde_yaml_ng::Error> {
+    all().iter().map(to_yaml).collect()
+}
