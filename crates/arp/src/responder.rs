@@ -1,0 +1,409 @@
+//! The tokio shell around the pure core: one task per interface owns a [`PacketSocket`], answers
+//! what [`decide`] says to answer, and announces newly gained VIPs.
+//!
+//! ```text
+//!  Responder::set_vips(desired)            (whole desired state; latest wins)
+//!        │ watch<BTreeMap<iface, BTreeSet<vip>>>
+//!        ▼
+//!  supervisor task ── spawns/ends ──► interface task (one per iface with ≥ 1 VIP)
+//!        │ watch<BTreeSet<vip>> per iface    │ AsyncFd<PacketSocket>: recv → parse → decide → send
+//!        └──────────────────────────────────►│ announce timer: gratuitous ARP / unsolicited NA
+//!                                            └─► Counters (shared atomics)
+//! ```
+//!
+//! Dropping a watch sender ends its receiver's task, so shutdown is: drop the top sender, await
+//! the supervisor, which drops every interface sender and awaits every interface task.
+//!
+//! Guarantees: a VIP absent from the desired state is never answered for after the interface
+//! task has seen the change; sockets and multicast memberships of removed interfaces are closed.
+//! Assumptions: the runtime's threads are in the network namespace whose interfaces are named
+//! (sockets are opened in the calling thread's namespace). Caveats: the interface MAC is read
+//! when the socket opens; a MAC change needs the interface removed and re-added.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::unix::AsyncFd;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::filter::ndp_arp_filter;
+use crate::respond::{announcements, decide};
+use crate::sys::{register, PacketSocket};
+use crate::wire::{encode_frame, parse_frame, solicited_node_address, Frame, MacAddr};
+
+/// Desired state: interface name → VIPs answered on it.
+pub type VipsByInterface = BTreeMap<String, BTreeSet<IpAddr>>;
+
+/// Tunables of a [`Responder`].
+#[derive(Debug, Clone)]
+pub struct ResponderConfig {
+    /// How many times the gratuitous ARP / unsolicited NA is sent on gaining a VIP. RFC 5227 §2.3
+    /// sends ANNOUNCE_NUM = 2 announcements; one more covers a lost frame.
+    pub announce_count: u32,
+    /// Spacing between announcement rounds (RFC 5227 ANNOUNCE_INTERVAL is 2 s; we want the
+    /// failover to be sub-second, so short spacing with the first round sent at once).
+    pub announce_interval: Duration,
+    /// Initial delay before reopening a socket that failed; doubles up to `max_reopen_delay`.
+    pub reopen_delay: Duration,
+    /// Ceiling of the reopen back-off.
+    pub max_reopen_delay: Duration,
+}
+
+impl Default for ResponderConfig {
+    fn default() -> Self {
+        ResponderConfig {
+            announce_count: 3,
+            announce_interval: Duration::from_millis(250),
+            reopen_delay: Duration::from_millis(100),
+            max_reopen_delay: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Counters shared by all interface tasks.
+#[derive(Debug, Default)]
+struct Counters {
+    arp_replies: AtomicU64,
+    na_replies: AtomicU64,
+    announcements: AtomicU64,
+    dropped_bad_frame: AtomicU64,
+    ignored: AtomicU64,
+    send_errors: AtomicU64,
+    socket_errors: AtomicU64,
+}
+
+/// A point-in-time copy of the counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CounterSnapshot {
+    /// ARP replies sent.
+    pub arp_replies: u64,
+    /// Solicited (or DAD-defending) Neighbor Advertisements sent.
+    pub na_replies: u64,
+    /// Gratuitous ARP / unsolicited NA frames sent.
+    pub announcements: u64,
+    /// Frames that failed to parse as a malformed ARP/NDP frame.
+    pub dropped_bad_frame: u64,
+    /// Well-formed frames not answered (not for an owned VIP, not a request, ...).
+    pub ignored: u64,
+    /// Failed sends.
+    pub send_errors: u64,
+    /// Failed socket opens or receives (each followed by a reopen with back-off).
+    pub socket_errors: u64,
+}
+
+impl Counters {
+    fn snapshot(&self) -> CounterSnapshot {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        CounterSnapshot {
+            arp_replies: get(&self.arp_replies),
+            na_replies: get(&self.na_replies),
+            announcements: get(&self.announcements),
+            dropped_bad_frame: get(&self.dropped_bad_frame),
+            ignored: get(&self.ignored),
+            send_errors: get(&self.send_errors),
+            socket_errors: get(&self.socket_errors),
+        }
+    }
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Handle to the running responder. Takes the whole desired state, never per-VIP calls.
+#[derive(Debug)]
+pub struct Responder {
+    desired: watch::Sender<VipsByInterface>,
+    counters: Arc<Counters>,
+    supervisor: tokio::task::JoinHandle<()>,
+}
+
+impl Responder {
+    /// Starts the responder with no VIPs. Must be called within a tokio runtime.
+    pub fn spawn(config: ResponderConfig) -> Self {
+        let (desired, rx) = watch::channel(VipsByInterface::new());
+        let counters = Arc::new(Counters::default());
+        let supervisor = tokio::spawn(supervise(rx, config, counters.clone()));
+        Responder {
+            desired,
+            counters,
+            supervisor,
+        }
+    }
+
+    /// Replaces the desired state: from now on, answer on each interface for exactly these
+    /// VIPs. Interfaces with an empty set (or absent) get no socket.
+    pub fn set_vips(&self, desired: VipsByInterface) {
+        let desired = desired.into_iter().filter(|(_, v)| !v.is_empty()).collect();
+        self.desired.send_if_modified(|current| {
+            if *current == desired {
+                false
+            } else {
+                *current = desired;
+                true
+            }
+        });
+    }
+
+    /// The current counters.
+    pub fn counters(&self) -> CounterSnapshot {
+        self.counters.snapshot()
+    }
+
+    /// Stops answering, closes every socket and waits for the tasks to end.
+    pub async fn shutdown(self) {
+        drop(self.desired);
+        if let Err(e) = self.supervisor.await {
+            tracing::error!(error = %e, bug = true, "l2 responder supervisor failed");
+        }
+    }
+}
+
+async fn supervise(
+    mut desired: watch::Receiver<VipsByInterface>,
+    config: ResponderConfig,
+    counters: Arc<Counters>,
+) {
+    let mut senders: BTreeMap<String, watch::Sender<BTreeSet<IpAddr>>> = BTreeMap::new();
+    let mut tasks = JoinSet::new();
+    loop {
+        let want = desired.borrow_and_update().clone();
+        // Interfaces no longer wanted: dropping the sender ends the task.
+        senders.retain(|name, _| want.contains_key(name));
+        for (name, vips) in want {
+            match senders.get(&name) {
+                Some(tx) => {
+                    tx.send_if_modified(|cur| {
+                        let changed = *cur != vips;
+                        *cur = vips.clone();
+                        changed
+                    });
+                }
+                None => {
+                    let (tx, rx) = watch::channel(vips);
+                    tasks.spawn(run_interface(
+                        name.clone(),
+                        rx,
+                        config.clone(),
+                        counters.clone(),
+                    ));
+                    senders.insert(name, tx);
+                }
+            }
+        }
+        // Reap finished tasks without blocking, so the set does not grow without bound.
+        while let Some(done) = tasks.try_join_next() {
+            if let Err(e) = done {
+                tracing::error!(error = %e, bug = true, "l2 interface task failed");
+            }
+        }
+        if desired.changed().await.is_err() {
+            break;
+        }
+    }
+    senders.clear();
+    while let Some(done) = tasks.join_next().await {
+        if let Err(e) = done {
+            tracing::error!(error = %e, bug = true, "l2 interface task failed");
+        }
+    }
+}
+
+/// Runs one interface until its sender is dropped, reopening the socket with back-off on error.
+async fn run_interface(
+    name: String,
+    mut vips: watch::Receiver<BTreeSet<IpAddr>>,
+    config: ResponderConfig,
+    counters: Arc<Counters>,
+) {
+    let span = tracing::info_span!("l2", iface = %name);
+    let _enter = span.enter();
+    let mut delay = config.reopen_delay;
+    loop {
+        let outcome = match PacketSocket::open(&name, &ndp_arp_filter()) {
+            Ok(socket) => match register(socket) {
+                Ok(fd) => {
+                    tracing::info!(mac = %fd.get_ref().mac(), "l2 socket open");
+                    delay = config.reopen_delay;
+                    serve(fd, &mut vips, &config, &counters).await
+                }
+                Err(e) => Err(e),
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, reason = e.metric_label(), "l2 socket open failed");
+                Err(io::Error::other(e))
+            }
+        };
+        match outcome {
+            Ok(()) => return,
+            Err(e) => {
+                bump(&counters.socket_errors);
+                tracing::warn!(error = %e, retry_in = ?delay, "l2 socket failed; reopening");
+            }
+        }
+        // Wait out the back-off, but stop at once if the interface is no longer wanted.
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            r = vips.changed() => if r.is_err() { return },
+        }
+        delay = (delay * 2).min(config.max_reopen_delay);
+    }
+}
+
+/// Frames received per readiness event before yielding to the other select arms.
+const RECV_BUDGET: usize = 64;
+/// Receive buffer: a standard Ethernet frame; larger frames are truncated and fail to parse.
+const FRAME_BUF: usize = 1600;
+
+/// Serves one open socket. `Ok(())` when the interface is no longer wanted; `Err` when the
+/// socket failed and should be reopened.
+async fn serve(
+    fd: AsyncFd<PacketSocket>,
+    vips: &mut watch::Receiver<BTreeSet<IpAddr>>,
+    config: &ResponderConfig,
+    counters: &Counters,
+) -> io::Result<()> {
+    let mac = fd.get_ref().mac();
+    let mut owned: BTreeSet<IpAddr> = BTreeSet::new();
+    // Solicited-node group MAC → number of owned VIPs mapping to it.
+    let mut groups: BTreeMap<MacAddr, usize> = BTreeMap::new();
+    // VIP → announcement rounds left.
+    let mut announce: BTreeMap<IpAddr, u32> = BTreeMap::new();
+    let mut next_round: Option<Instant> = None;
+    let mut buf = vec![0u8; FRAME_BUF];
+    // Force the first iteration to apply the current VIPs.
+    vips.mark_changed();
+    loop {
+        if vips.has_changed().unwrap_or(false) {
+            let want = vips.borrow_and_update().clone();
+            for gained in want.difference(&owned) {
+                tracing::info!(vip = %gained, event = "vip_gained", "answering for VIP");
+                if let IpAddr::V6(v6) = gained {
+                    let group = MacAddr::ipv6_multicast(solicited_node_address(*v6));
+                    let count = groups.entry(group).or_insert(0);
+                    if *count == 0 {
+                        fd.get_ref().set_multicast(group, true)?;
+                    }
+                    *count += 1;
+                }
+                if config.announce_count > 0 {
+                    announce.insert(*gained, config.announce_count);
+                    next_round = Some(Instant::now());
+                }
+            }
+            for lost in owned.difference(&want) {
+                tracing::info!(vip = %lost, event = "vip_lost", "no longer answering for VIP");
+                announce.remove(lost);
+                if let IpAddr::V6(v6) = lost {
+                    let group = MacAddr::ipv6_multicast(solicited_node_address(*v6));
+                    if let Some(count) = groups.get_mut(&group) {
+                        *count = count.saturating_sub(1);
+                        if *count == 0 {
+                            groups.remove(&group);
+                            fd.get_ref().set_multicast(group, false)?;
+                        }
+                    }
+                }
+            }
+            owned = want;
+        }
+
+        let round_due = async {
+            match next_round {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            ready = fd.readable() => {
+                let mut guard = ready?;
+                for _ in 0..RECV_BUDGET {
+                    match guard.try_io(|s| s.get_ref().recv(&mut buf)) {
+                        Ok(Ok(received)) => {
+                            if received.outgoing {
+                                continue;
+                            }
+                            let frame = buf.get(..received.len.min(buf.len())).unwrap_or_default();
+                            handle_frame(fd.get_ref(), frame, &owned, mac, counters);
+                        }
+                        Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Ok(Err(e)) => return Err(e),
+                        // Would block: the guard's readiness was cleared; wait again.
+                        Err(_would_block) => break,
+                    }
+                }
+            }
+            changed = vips.changed() => {
+                if changed.is_err() {
+                    return Ok(());
+                }
+                // Re-marked so the top of the loop applies it.
+                vips.mark_changed();
+            }
+            () = round_due => {
+                for (vip, left) in announce.iter_mut() {
+                    for frame in announcements(*vip, mac) {
+                        send(fd.get_ref(), &frame, counters, &counters.announcements);
+                    }
+                    *left = left.saturating_sub(1);
+                }
+                announce.retain(|_, left| *left > 0);
+                next_round = (!announce.is_empty())
+                    .then(|| Instant::now() + config.announce_interval);
+            }
+        }
+    }
+}
+
+fn handle_frame(
+    socket: &PacketSocket,
+    bytes: &[u8],
+    owned: &BTreeSet<IpAddr>,
+    mac: MacAddr,
+    counters: &Counters,
+) {
+    let frame = match parse_frame(bytes) {
+        Ok(frame) => frame,
+        Err(e) => {
+            if e.is_malformed() {
+                bump(&counters.dropped_bad_frame);
+                tracing::debug!(error = %e, reason = e.metric_label(), "dropped bad frame");
+            } else {
+                bump(&counters.ignored);
+            }
+            return;
+        }
+    };
+    match decide(&frame, owned, mac) {
+        Ok(reply) => {
+            let counter = match reply {
+                Frame::Arp { .. } => &counters.arp_replies,
+                Frame::Ndp { .. } => &counters.na_replies,
+            };
+            tracing::trace!(?reply, "answering");
+            send(socket, &reply, counters, counter);
+        }
+        Err(reason) => {
+            bump(&counters.ignored);
+            tracing::trace!(reason = reason.metric_label(), "ignored frame");
+        }
+    }
+}
+
+fn send(socket: &PacketSocket, frame: &Frame, counters: &Counters, on_success: &AtomicU64) {
+    // A failed send is counted and dropped rather than retried: the neighbour retransmits its
+    // request (RFC 4861 §7.2.2 MAX_MULTICAST_SOLICIT), and announcements repeat anyway.
+    match socket.send(&encode_frame(frame)) {
+        Ok(()) => bump(on_success),
+        Err(e) => {
+            bump(&counters.send_errors);
+            tracing::warn!(error = %e, "send failed");
+        }
+    }
+}
