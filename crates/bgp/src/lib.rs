@@ -1,1 +1,14 @@
-//! ferrolb-bgp: see README.md.
+//! FerroLB's BGP-4 implementation.
+//!
+//! - [`wire`]: the message model and its pure decoder/encoder (no tokio).
+//! - [`codec`]: the `tokio_util` framing adapter over [`wire`].
+//! - [`packer`]: turns desired routes into the fewest UPDATE messages.
+
+#![warn(missing_docs)]
+
+pub mod codec;
+pub mod packer;
+pub mod wire;
+
+pub use codec::{BgpCodec, CodecError};
+pub use wire::{decode_message, DecodeCtx, EncodeCtx, Message, MessageError, Notification};

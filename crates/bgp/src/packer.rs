@@ -1,0 +1,1 @@
+//! The UPDATE packer: desired routes in, the fewest UPDATE messages out.
