@@ -180,7 +180,13 @@ pub(crate) fn parse_routes(text: &str) -> Result<Vec<ReceivedRoute>, String> {
                     .map_err(|e| format!("prefix `{first}`: {e}"))?,
             );
         }
-        let best = line.contains("] * ");
+        // Only paths from our `protocol bgp n<i>`, not `direct1`'s subnets.
+        let from_bgp = line
+            .split_once('[')
+            .map(|(_, rest)| rest.trim_start())
+            .and_then(|rest| rest.strip_prefix('n'))
+            .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()));
+        let best = from_bgp && line.contains("] * ");
         if let (true, Some(p)) = (best, prefix) {
             current = Some(ReceivedRoute {
                 prefix: p,
@@ -290,6 +296,12 @@ impl Router for Bird {
         self.launch()
     }
 
+    fn kill(&mut self) {
+        if let Some(mut d) = self.bird.take() {
+            d.kill();
+        }
+    }
+
     fn freeze(&self) -> Result<(), Error> {
         self.bird.as_ref().map_or(Ok(()), Daemon::freeze)
     }
@@ -343,9 +355,8 @@ Table master4:
     #[test]
     fn bird_show_route_all_yields_the_best_path_with_attributes() {
         let r = parse_routes(SHOW_ROUTE).unwrap();
-        assert_eq!(r.len(), 2, "{r:?}");
-        assert!(r[0].as_path.is_empty() && r[0].next_hops.is_empty());
-        let b = &r[1];
+        assert_eq!(r.len(), 1, "the direct route is not a BGP route: {r:?}");
+        let b = &r[0];
         assert_eq!(b.prefix.to_string(), "198.51.100.1/32");
         assert_eq!(b.next_hops, vec!["192.0.2.1".parse::<IpAddr>().unwrap()]);
         assert_eq!(b.as_path, vec![65001, 65003, 65004]);

@@ -324,6 +324,12 @@ impl Router for ExaBgp {
         self.launch()
     }
 
+    fn kill(&mut self) {
+        if let Some(mut d) = self.exabgp.take() {
+            d.kill();
+        }
+    }
+
     fn freeze(&self) -> Result<(), Error> {
         self.exabgp.as_ref().map_or(Ok(()), Daemon::freeze)
     }

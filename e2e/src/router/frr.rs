@@ -361,6 +361,15 @@ impl Router for Frr {
         self.launch()
     }
 
+    fn kill(&mut self) {
+        if let Some(mut d) = self.bgpd.take() {
+            d.kill();
+        }
+        if let Some(mut d) = self.zebra.take() {
+            d.kill();
+        }
+    }
+
     fn freeze(&self) -> Result<(), Error> {
         self.bgpd.as_ref().map_or(Ok(()), Daemon::freeze)
     }

@@ -326,6 +326,12 @@ impl Router for GoBgp {
         self.launch()
     }
 
+    fn kill(&mut self) {
+        if let Some(mut d) = self.gobgpd.take() {
+            d.kill();
+        }
+    }
+
     fn freeze(&self) -> Result<(), Error> {
         self.gobgpd.as_ref().map_or(Ok(()), Daemon::freeze)
     }

@@ -373,6 +373,10 @@ pub trait Router: Send {
     /// what is announced now); returns once the CLI answers.
     fn restart(&mut self) -> Result<(), Error>;
 
+    /// SIGKILL to the router's processes: a crash, no NOTIFICATION sent.
+    /// `restart` starts it again.
+    fn kill(&mut self);
+
     /// SIGSTOP to the BGP process: it stops answering, so its peer's hold
     /// timer runs out.
     fn freeze(&self) -> Result<(), Error>;
