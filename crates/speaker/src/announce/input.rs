@@ -60,8 +60,7 @@ pub struct Service {
     /// `spec.loadBalancerClass`.
     pub load_balancer_class: Option<String>,
     pub traffic_policy: TrafficPolicy,
-    /// `status.loadBalancer.ingress[*].ip` in status order, as the controller wrote them. The order
-    /// matters only for L2 election, which (like MetalLB) hashes the first IP.
+    /// `status.loadBalancer.ingress[*].ip` in status order, as the controller wrote them.
     pub ips: Vec<IpAddr>,
 }
 

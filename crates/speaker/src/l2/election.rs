@@ -11,10 +11,13 @@
 //! 3. Eligible nodes: selected by an applying advertisement's `nodeSelectors`, alive, available
 //!    (not cordoned, no `NetworkUnavailable`), not excluded from load balancers; under
 //!    `externalTrafficPolicy: Local` also holding a local endpoint that can serve.
-//! 4. Candidates are ordered by SHA-256 of `"<node>#<ip>"`, where `ip` is the Service's first IP
-//!    (MetalLB's exact key, so a dual-stack Service stays on one node and a migration from
-//!    MetalLB keeps each VIP where it was); the first wins. Ties (impossible in practice) fall
-//!    back to the node name.
+//! 4. Candidates are ordered by SHA-256 of `"<node>#<vip>"`; the first wins. Ties (impossible
+//!    in practice) fall back to the node name. This is MetalLB's key for single-stack Services,
+//!    so a migration from MetalLB keeps each VIP where it was. MetalLB hashes a Service's *first*
+//!    IP for all its IPs; we hash each VIP itself, because with the first-IP key two Services
+//!    sharing a VIP but listing different first IPs elect two owners for it (found by the
+//!    property test `speakers_agree_on_at_most_one_l2_owner_per_vip`). The cost: the two
+//!    families of a dual-stack Service may land on different nodes, which ARP and NDP do not mind.
 //! 5. The winner answers on the union of the applying advertisements' `interfaces` that select
 //!    it; any of them without `interfaces` means every interface.
 //!
@@ -74,7 +77,7 @@ pub struct L2Plan {
     pub services: BTreeMap<ServiceKey, L2ServiceStatus>,
 }
 
-/// The ordering key of `node` for a Service whose first IP is `ip`: SHA-256 of `"node#ip"`.
+/// The ordering key of `node` for `ip`: SHA-256 of `"node#ip"`.
 pub fn election_key(node: &str, ip: IpAddr) -> [u8; 32] {
     let mut hasher = Sha256::new();
     hasher.update(node.as_bytes());
@@ -83,7 +86,7 @@ pub fn election_key(node: &str, ip: IpAddr) -> [u8; 32] {
     hasher.finalize().into()
 }
 
-/// Orders `nodes` for the Service whose first IP is `ip`; the first is the owner (rule 4).
+/// Orders `nodes` for `ip`; the first is the owner (rule 4).
 pub fn rank_nodes(nodes: impl IntoIterator<Item = String>, ip: IpAddr) -> Vec<String> {
     let mut keyed: Vec<([u8; 32], String)> = nodes
         .into_iter()
@@ -108,11 +111,10 @@ pub fn compute_l2(
     for (key, svc) in &cluster.services {
         let status = match service_gate(svc, opts).and_then(|()| any_endpoint(cluster, svc)) {
             Err(reason) => L2ServiceStatus::Skipped(reason),
-            Ok(election_ip) => {
+            Ok(()) => {
                 let mut vips = BTreeMap::new();
                 for vip in &svc.ips {
-                    let outcome =
-                        elect_vip(config, cluster, opts, live_speakers, svc, *vip, election_ip);
+                    let outcome = elect_vip(config, cluster, opts, live_speakers, svc, *vip);
                     if let (_, L2VipStatus::Owner { interfaces }) = &outcome {
                         let entry = plan.desired.vips.entry(*vip).or_insert_with(|| L2Vip {
                             interfaces: interfaces.clone(),
@@ -131,13 +133,12 @@ pub fn compute_l2(
     plan
 }
 
-/// Rule 1: some endpoint can serve; returns the election IP (the Service's first IP).
-fn any_endpoint(cluster: &Cluster, svc: &Service) -> Result<IpAddr, SkipReason> {
-    let first = svc.ips.first().copied().ok_or(SkipReason::NoIpAssigned)?;
+/// Rule 1: some endpoint, anywhere, can serve.
+fn any_endpoint(cluster: &Cluster, svc: &Service) -> Result<(), SkipReason> {
     if cluster.serving_nodes(&svc.key).is_empty() {
         return Err(SkipReason::NoEndpoints);
     }
-    Ok(first)
+    Ok(())
 }
 
 fn elect_vip(
@@ -147,7 +148,6 @@ fn elect_vip(
     live_speakers: Option<&BTreeSet<String>>,
     svc: &Service,
     vip: IpAddr,
-    election_ip: IpAddr,
 ) -> (Election, L2VipStatus) {
     let no_election = |reason| {
         (
@@ -171,7 +171,7 @@ fn elect_vip(
                 || serving.contains(&Some(node.name.clone())))
     });
     let election = Election {
-        ranking: rank_nodes(eligible.map(|n| n.name.clone()), election_ip),
+        ranking: rank_nodes(eligible.map(|n| n.name.clone()), vip),
     };
     let status = match election.winner() {
         None => L2VipStatus::NotOwner(SkipReason::NoEligibleNode),
