@@ -1,1 +1,286 @@
-//! Conversion from k8s-openapi objects (filled in below).
+//! From a k8s-openapi `Service` (plus its Namespace's labels) to the allocator's [`Service`].
+//!
+//! Annotations are parsed here because `ferrolb_api::annotations` was not ready when this was
+//! written; both the `metallb.io/` and the deprecated `metallb.universe.tf/` prefixes are read,
+//! the new one winning when both are set. Fields are read with the defaults the API server
+//! applies, so offline manifests (the `allocate` command) mean what they would in a cluster.
+
+use std::net::IpAddr;
+
+use k8s_openapi::api::core::v1 as k8s;
+
+use ferrolb_api::model::IpFamily;
+use ferrolb_api::selector::Labels;
+
+use super::service::{
+    IpFamilyPolicy, Protocol, Service, ServiceKey, ServicePort, ServiceType, TrafficPolicy,
+};
+
+/// The annotation prefixes MetalLB reads, current first.
+const PREFIXES: [&str; 2] = ["metallb.io/", "metallb.universe.tf/"];
+
+/// A Service field the allocator cannot read: names the field, the value and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field} = {value:?}: {reason}")]
+pub struct ServiceFieldError {
+    /// Field path, e.g. `metadata.annotations["metallb.io/loadBalancerIPs"]`.
+    pub field: String,
+    /// The value as written.
+    pub value: String,
+    pub reason: FieldReason,
+}
+
+/// Why a Service field is rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FieldReason {
+    #[error("not an IP address")]
+    NotAnIp,
+    #[error("unknown value")]
+    UnknownValue,
+    #[error("port out of range 1-65535")]
+    PortOutOfRange,
+    #[error("both spec.loadBalancerIP and the loadBalancerIPs annotation are set")]
+    BothRequestForms,
+    #[error("metadata.name is missing")]
+    MissingName,
+}
+
+fn err(
+    field: impl Into<String>,
+    value: impl Into<String>,
+    reason: FieldReason,
+) -> ServiceFieldError {
+    ServiceFieldError {
+        field: field.into(),
+        value: value.into(),
+        reason,
+    }
+}
+
+/// The `namespace/name` of a Kubernetes Service (`default` when the manifest has no namespace).
+pub fn key_of(svc: &k8s::Service) -> Option<ServiceKey> {
+    let name = svc.metadata.name.clone()?;
+    let ns = svc
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".to_string());
+    Some(ServiceKey::new(ns, name))
+}
+
+/// The value of annotation `name` under the first prefix that has it, with its full key.
+fn annotation<'a>(svc: &'a k8s::Service, name: &str) -> Option<(String, &'a str)> {
+    let annotations = svc.metadata.annotations.as_ref()?;
+    PREFIXES.iter().find_map(|prefix| {
+        let full = format!("{prefix}{name}");
+        annotations.get(&full).map(|v| (full, v.as_str()))
+    })
+}
+
+fn parse_ip(field: &str, text: &str) -> Result<IpAddr, ServiceFieldError> {
+    text.trim()
+        .parse()
+        .map_err(|_| err(field, text, FieldReason::NotAnIp))
+}
+
+/// Converts `svc`. `namespace_labels` are the labels of its Namespace (empty when unknown).
+pub fn service_from_k8s(
+    svc: &k8s::Service,
+    namespace_labels: &Labels,
+) -> Result<Service, ServiceFieldError> {
+    let key = key_of(svc).ok_or_else(|| err("metadata.name", "", FieldReason::MissingName))?;
+    let spec = svc.spec.clone().unwrap_or_default();
+
+    // The API server defaults spec.type to ClusterIP.
+    let type_text = spec.type_.as_deref().unwrap_or("ClusterIP");
+    let service_type = match type_text {
+        "ClusterIP" => ServiceType::ClusterIp,
+        "NodePort" => ServiceType::NodePort,
+        "LoadBalancer" => ServiceType::LoadBalancer,
+        "ExternalName" => ServiceType::ExternalName,
+        other => return Err(err("spec.type", other, FieldReason::UnknownValue)),
+    };
+
+    let mut ip_families = Vec::new();
+    for (i, f) in spec.ip_families.iter().flatten().enumerate() {
+        ip_families.push(match f.as_str() {
+            "IPv4" => IpFamily::V4,
+            "IPv6" => IpFamily::V6,
+            other => {
+                return Err(err(
+                    format!("spec.ipFamilies[{i}]"),
+                    other,
+                    FieldReason::UnknownValue,
+                ))
+            }
+        });
+    }
+    let ip_family_policy = match spec.ip_family_policy.as_deref() {
+        None | Some("SingleStack") => IpFamilyPolicy::SingleStack,
+        Some("PreferDualStack") => IpFamilyPolicy::PreferDualStack,
+        Some("RequireDualStack") => IpFamilyPolicy::RequireDualStack,
+        Some(other) => return Err(err("spec.ipFamilyPolicy", other, FieldReason::UnknownValue)),
+    };
+
+    let mut requested_ips = Vec::new();
+    if let Some((field, list)) = annotation(svc, "loadBalancerIPs") {
+        let field = format!("metadata.annotations[{field:?}]");
+        for part in list.split(',').filter(|p| !p.trim().is_empty()) {
+            requested_ips.push(parse_ip(&field, part)?);
+        }
+    }
+    if let Some(ip) = spec.load_balancer_ip.as_deref().filter(|s| !s.is_empty()) {
+        // MetalLB refuses a Service that uses both request forms.
+        if !requested_ips.is_empty() {
+            return Err(err(
+                "spec.loadBalancerIP",
+                ip,
+                FieldReason::BothRequestForms,
+            ));
+        }
+        requested_ips.push(parse_ip("spec.loadBalancerIP", ip)?);
+    }
+
+    let mut ports = Vec::new();
+    for (i, p) in spec.ports.iter().flatten().enumerate() {
+        let port = u16::try_from(p.port)
+            .ok()
+            .filter(|n| *n != 0)
+            .ok_or_else(|| {
+                err(
+                    format!("spec.ports[{i}].port"),
+                    p.port.to_string(),
+                    FieldReason::PortOutOfRange,
+                )
+            })?;
+        let protocol = match p.protocol.as_deref() {
+            None | Some("TCP") => Protocol::Tcp,
+            Some("UDP") => Protocol::Udp,
+            Some("SCTP") => Protocol::Sctp,
+            Some(other) => {
+                return Err(err(
+                    format!("spec.ports[{i}].protocol"),
+                    other,
+                    FieldReason::UnknownValue,
+                ))
+            }
+        };
+        ports.push(ServicePort { port, protocol });
+    }
+
+    // "Cluster" is the default; "Global" is its pre-1.17 spelling.
+    let external_traffic_policy = match spec.external_traffic_policy.as_deref() {
+        None | Some("Cluster") | Some("Global") => TrafficPolicy::Cluster,
+        Some("Local") => TrafficPolicy::Local,
+        Some(other) => {
+            return Err(err(
+                "spec.externalTrafficPolicy",
+                other,
+                FieldReason::UnknownValue,
+            ))
+        }
+    };
+
+    let mut status_ips = Vec::new();
+    let ingress = svc
+        .status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref());
+    for (i, ing) in ingress.into_iter().flatten().enumerate() {
+        if let Some(ip) = ing.ip.as_deref() {
+            status_ips.push(parse_ip(
+                &format!("status.loadBalancer.ingress[{i}].ip"),
+                ip,
+            )?);
+        }
+    }
+
+    Ok(Service {
+        key,
+        labels: svc.metadata.labels.clone().unwrap_or_default(),
+        namespace_labels: namespace_labels.clone(),
+        service_type,
+        ip_families,
+        ip_family_policy,
+        requested_ips,
+        address_pool: annotation(svc, "address-pool").map(|(_, v)| v.trim().to_string()),
+        sharing_key: annotation(svc, "allow-shared-ip").map(|(_, v)| v.to_string()),
+        ports,
+        external_traffic_policy,
+        selector: spec.selector.clone().unwrap_or_default(),
+        load_balancer_class: spec.load_balancer_class.clone(),
+        status_ips,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(yaml: &str) -> Result<Service, ServiceFieldError> {
+        let svc: k8s::Service = serde_json::from_value(
+            serde_yaml_ng::from_str::<serde_json::Value>(yaml).expect("yaml"),
+        )
+        .expect("service");
+        service_from_k8s(&svc, &Labels::new())
+    }
+
+    #[test]
+    fn reads_annotations_of_both_prefixes_and_defaults() {
+        let s = parse(
+            r#"
+metadata:
+  name: web
+  annotations:
+    metallb.universe.tf/address-pool: old
+    metallb.io/address-pool: new
+    metallb.universe.tf/allow-shared-ip: k
+    metallb.io/loadBalancerIPs: "10.0.0.1, fd00::1"
+spec:
+  type: LoadBalancer
+  ports: [{port: 53, protocol: UDP}, {port: 80}]
+status:
+  loadBalancer:
+    ingress: [{ip: 10.0.0.1}, {hostname: x.example}]
+"#,
+        )
+        .unwrap();
+        assert_eq!(s.key, ServiceKey::new("default", "web"));
+        assert_eq!(s.address_pool.as_deref(), Some("new"));
+        assert_eq!(s.sharing_key.as_deref(), Some("k"));
+        assert_eq!(s.requested_ips.len(), 2);
+        assert_eq!(
+            s.ports[1],
+            ServicePort {
+                port: 80,
+                protocol: Protocol::Tcp
+            }
+        );
+        assert_eq!(s.status_ips, vec!["10.0.0.1".parse::<IpAddr>().unwrap()]);
+        assert_eq!(s.external_traffic_policy, TrafficPolicy::Cluster);
+    }
+
+    #[test]
+    fn missing_type_is_cluster_ip() {
+        let s = parse("metadata: {name: a, namespace: n}\nspec: {}").unwrap();
+        assert_eq!(s.service_type, ServiceType::ClusterIp);
+    }
+
+    #[test]
+    fn rejects_bad_values_naming_the_field() {
+        let e = parse(
+            "metadata: {name: a, annotations: {metallb.io/loadBalancerIPs: 10.0.0.300}}\nspec: {type: LoadBalancer}",
+        )
+        .unwrap_err();
+        assert_eq!(e.reason, FieldReason::NotAnIp);
+        assert!(e.field.contains("metallb.io/loadBalancerIPs"), "{e}");
+        let both = parse(
+            "metadata: {name: a, annotations: {metallb.io/loadBalancerIPs: 10.0.0.1}}\nspec: {type: LoadBalancer, loadBalancerIP: 10.0.0.2}",
+        )
+        .unwrap_err();
+        assert_eq!(both.reason, FieldReason::BothRequestForms);
+        let port = parse("metadata: {name: a}\nspec: {ports: [{port: 70000}]}").unwrap_err();
+        assert_eq!(port.reason, FieldReason::PortOutOfRange);
+    }
+}
