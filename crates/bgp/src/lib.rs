@@ -11,4 +11,5 @@ pub mod packer;
 pub mod wire;
 
 pub use codec::{BgpCodec, CodecError};
+pub use packer::{Packer, RouteAttributes};
 pub use wire::{decode_message, DecodeCtx, EncodeCtx, Message, MessageError, Notification};

@@ -1,1 +1,325 @@
 //! The UPDATE packer: desired routes in, the fewest UPDATE messages out.
+//!
+//! Pure: no I/O, no clock. Given the prefixes to announce (each with its [`RouteAttributes`])
+//! and the prefixes to withdraw, [`Packer::pack`] groups prefixes that share attributes and
+//! fills each UPDATE up to the size limit (4096, or 65535 after Extended Message, RFC 8654):
+//!
+//! - IPv4 unicast prefixes go in the NLRI and Withdrawn Routes fields (RFC 4271 §4.3);
+//! - IPv6 unicast prefixes go in MP_REACH_NLRI / MP_UNREACH_NLRI (RFC 4760 §3-4), with the
+//!   group's `mp_next_hop`;
+//! - withdrawals first fill the spare room of the announcement UPDATEs, then withdraw-only
+//!   UPDATEs;
+//! - towards a 2-octet-AS peer, AS_PATH/AGGREGATOR get AS_TRANS and AS4_PATH/AS4_AGGREGATOR
+//!   (RFC 6793 §4.2.2).
+//!
+//! Sizes are computed with the same functions the encoder uses ([`attribute_len`],
+//! [`prefix_encoded_len`], [`PathAttributes::encoded_len`]), so every UPDATE produced encodes
+//! within the limit. A /32 costs 5 octets: about 800 fit a 4096-octet UPDATE with typical
+//! attributes.
+//!
+//! *Guarantees*: every announced and withdrawn prefix appears exactly once across the output;
+//! no UPDATE exceeds the limit. *Caveats*: a prefix both announced and withdrawn is only
+//! announced; each UPDATE carries one attribute group.
+
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use ipnet::IpNet;
+
+use crate::wire::attribute::attribute_len;
+use crate::wire::nlri::prefix_encoded_len;
+use crate::wire::{
+    EncodeCtx, EncodingError, Families, Family, MpNextHop, MpReach, MpUnreach, PathAttributes,
+    Update, HEADER_LEN,
+};
+
+/// The attribute set of an announced prefix.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct RouteAttributes {
+    /// Path attributes. For IPv4 prefixes `attrs.next_hop` is the NEXT_HOP and must be set;
+    /// for IPv6 prefixes it is not sent.
+    pub attrs: PathAttributes,
+    /// The MP_REACH_NLRI next hop of IPv6 prefixes (global, optionally + link-local).
+    pub mp_next_hop: Option<MpNextHop>,
+}
+
+/// Packs routes into UPDATE messages for one peer.
+#[derive(Debug, Clone)]
+pub struct Packer {
+    ctx: EncodeCtx,
+    max_len: usize,
+}
+
+/// Fixed part of MP_REACH_NLRI's value: AFI, SAFI, next hop length, reserved.
+const MP_REACH_FIXED: usize = 3 + 1 + 1;
+/// Fixed part of MP_UNREACH_NLRI's value: AFI, SAFI.
+const MP_UNREACH_FIXED: usize = 3;
+
+/// Encoded UPDATE size from the size without MP attributes and their value lengths.
+fn size_with(base: usize, mp_reach: Option<usize>, mp_unreach: Option<usize>) -> usize {
+    base + mp_reach.map_or(0, |v| attribute_len(v, false))
+        + mp_unreach.map_or(0, |v| attribute_len(v, false))
+}
+
+/// An UPDATE being filled, with its encoded size kept up to date.
+struct Draft {
+    update: Update,
+    /// Size of everything but the MP attributes.
+    base: usize,
+    /// MP_REACH_NLRI value length, when present.
+    mp_reach: Option<usize>,
+    /// MP_UNREACH_NLRI value length, when present.
+    mp_unreach: Option<usize>,
+}
+
+impl Draft {
+    fn new(update: Update, ctx: &EncodeCtx) -> Self {
+        let base = HEADER_LEN + 2 + 2 + update.attrs.encoded_len(ctx);
+        let mp_reach = update.mp_reach.as_ref().map(|m| m.value_len());
+        Draft {
+            update,
+            base,
+            mp_reach,
+            mp_unreach: None,
+        }
+    }
+
+    fn len(&self) -> usize {
+        size_with(self.base, self.mp_reach, self.mp_unreach)
+    }
+
+    /// Adds an IPv4 prefix to NLRI (`withdraw` false) or Withdrawn Routes, if it fits.
+    fn try_v4(&mut self, net: ipnet::Ipv4Net, withdraw: bool, max: usize) -> bool {
+        let base = self.base + prefix_encoded_len(net.prefix_len());
+        if size_with(base, self.mp_reach, self.mp_unreach) > max {
+            return false;
+        }
+        self.base = base;
+        if withdraw {
+            self.update.withdrawn.push(net);
+        } else {
+            self.update.nlri.push(net);
+        }
+        true
+    }
+
+    /// Adds a prefix to MP_REACH_NLRI (present already), if it fits.
+    fn try_mp_reach(&mut self, net: IpNet, max: usize) -> bool {
+        let (Some(value), Some(reach)) = (self.mp_reach, self.update.mp_reach.as_mut()) else {
+            return false;
+        };
+        let value = value + prefix_encoded_len(net.prefix_len());
+        if size_with(self.base, Some(value), self.mp_unreach) > max {
+            return false;
+        }
+        self.mp_reach = Some(value);
+        reach.nlri.push(net);
+        true
+    }
+
+    /// Adds a prefix to MP_UNREACH_NLRI of `family`, creating the attribute if absent, if it
+    /// fits. An UPDATE holds one MP_UNREACH_NLRI (RFC 7606 §3 g), so another family is refused.
+    fn try_mp_unreach(&mut self, family: Family, net: IpNet, max: usize) -> bool {
+        let current = match &self.update.mp_unreach {
+            Some(u) if u.family != family => return false,
+            Some(_) => self.mp_unreach.unwrap_or(MP_UNREACH_FIXED),
+            None => MP_UNREACH_FIXED,
+        };
+        let value = current + prefix_encoded_len(net.prefix_len());
+        if size_with(self.base, self.mp_reach, Some(value)) > max {
+            return false;
+        }
+        self.mp_unreach = Some(value);
+        self.update
+            .mp_unreach
+            .get_or_insert_with(|| MpUnreach {
+                family,
+                withdrawn: Vec::new(),
+            })
+            .withdrawn
+            .push(net);
+        true
+    }
+}
+
+impl Packer {
+    /// A packer for a session with `ctx`; the limit is `ctx.max_message_len()`.
+    pub fn new(ctx: EncodeCtx) -> Self {
+        Packer {
+            ctx,
+            max_len: ctx.max_message_len(),
+        }
+    }
+
+    /// A packer with a smaller limit (at least 64 octets; clamped to the context's maximum).
+    pub fn with_max_len(ctx: EncodeCtx, max_len: usize) -> Self {
+        Packer {
+            ctx,
+            max_len: max_len.clamp(64, ctx.max_message_len()),
+        }
+    }
+
+    /// The size limit in use.
+    pub fn max_len(&self) -> usize {
+        self.max_len
+    }
+
+    /// Packs `announce` and `withdraw` into UPDATEs. Fails if an attribute set cannot be
+    /// encoded, an IPv4 route lacks `attrs.next_hop`, an IPv6 route lacks an IPv6
+    /// `mp_next_hop`, or one prefix with its attributes alone exceeds the limit.
+    pub fn pack(
+        &self,
+        announce: &BTreeMap<IpNet, RouteAttributes>,
+        withdraw: &BTreeSet<IpNet>,
+    ) -> Result<Vec<Update>, EncodingError> {
+        let max = self.max_len;
+        // Group by attribute set, in order of first appearance (deterministic output).
+        let mut index: HashMap<&RouteAttributes, usize> = HashMap::new();
+        let mut groups: Vec<(&RouteAttributes, Vec<ipnet::Ipv4Net>, Vec<IpNet>)> = Vec::new();
+        for (net, attrs) in announce {
+            let i = *index.entry(attrs).or_insert_with(|| {
+                groups.push((attrs, Vec::new(), Vec::new()));
+                groups.len() - 1
+            });
+            let Some(group) = groups.get_mut(i) else {
+                continue;
+            };
+            match net {
+                IpNet::V4(n) => group.1.push(*n),
+                IpNet::V6(_) => group.2.push(*net),
+            }
+        }
+
+        let mut out: Vec<Draft> = Vec::new();
+        for (route, v4, v6) in &groups {
+            let attrs = if self.ctx.four_octet_as {
+                route.attrs.clone()
+            } else {
+                route.attrs.for_two_octet_peer()
+            };
+            attrs.check_encodable(&self.ctx)?;
+            if !v4.is_empty() {
+                if attrs.next_hop.is_none() {
+                    return Err(EncodingError::Invalid {
+                        field: "route.attrs.next_hop",
+                        reason: "an IPv4 route needs a NEXT_HOP",
+                    });
+                }
+                let template = Update {
+                    attrs: attrs.clone(),
+                    ..Update::default()
+                };
+                let mut draft = Draft::new(template.clone(), &self.ctx);
+                for net in v4 {
+                    if !draft.try_v4(*net, false, max) {
+                        if draft.update.nlri.is_empty() {
+                            return Err(self.too_long(&draft));
+                        }
+                        out.push(std::mem::replace(
+                            &mut draft,
+                            Draft::new(template.clone(), &self.ctx),
+                        ));
+                        if !draft.try_v4(*net, false, max) {
+                            return Err(self.too_long(&draft));
+                        }
+                    }
+                }
+                out.push(draft);
+            }
+            if !v6.is_empty() {
+                let Some(next_hop @ MpNextHop::V6 { .. }) = route.mp_next_hop else {
+                    return Err(EncodingError::Invalid {
+                        field: "route.mp_next_hop",
+                        reason: "an IPv6 route needs an IPv6 MP_REACH_NLRI next hop",
+                    });
+                };
+                let template = Update {
+                    mp_reach: Some(MpReach {
+                        family: Family::IPV6_UNICAST,
+                        next_hop,
+                        nlri: Vec::new(),
+                    }),
+                    // RFC 4760 §3: an UPDATE carrying only MP_REACH_NLRI need not carry
+                    // NEXT_HOP.
+                    attrs: PathAttributes {
+                        next_hop: None,
+                        ..attrs.clone()
+                    },
+                    ..Update::default()
+                };
+                debug_assert_eq!(
+                    MP_REACH_FIXED + next_hop.len(),
+                    template.mp_reach.as_ref().map_or(0, |m| m.value_len())
+                );
+                let mut draft = Draft::new(template.clone(), &self.ctx);
+                for net in v6 {
+                    if !draft.try_mp_reach(*net, max) {
+                        if draft
+                            .update
+                            .mp_reach
+                            .as_ref()
+                            .is_some_and(|m| m.nlri.is_empty())
+                        {
+                            return Err(self.too_long(&draft));
+                        }
+                        out.push(std::mem::replace(
+                            &mut draft,
+                            Draft::new(template.clone(), &self.ctx),
+                        ));
+                        if !draft.try_mp_reach(*net, max) {
+                            return Err(self.too_long(&draft));
+                        }
+                    }
+                }
+                out.push(draft);
+            }
+        }
+
+        // Withdrawals: fill spare room first, then withdraw-only UPDATEs. A prefix also being
+        // announced is not withdrawn (the announcement replaces it, RFC 4271 §3.1).
+        let mut first_with_room = 0;
+        for net in withdraw.iter().filter(|n| !announce.contains_key(n)) {
+            let fits = |d: &mut Draft| match net {
+                IpNet::V4(n) => d.try_v4(*n, true, max),
+                IpNet::V6(_) => d.try_mp_unreach(Family::IPV6_UNICAST, *net, max),
+            };
+            // Drafts before `first_with_room` were full for a /0 already, so skip them.
+            let mut placed = false;
+            for d in out.iter_mut().skip(first_with_room) {
+                if fits(d) {
+                    placed = true;
+                    break;
+                }
+            }
+            if !placed {
+                let mut d = Draft::new(Update::default(), &self.ctx);
+                if !fits(&mut d) {
+                    return Err(self.too_long(&d));
+                }
+                out.push(d);
+            }
+            // Advance past drafts with no room even for the smallest prefix encoding.
+            while out
+                .get(first_with_room)
+                .is_some_and(|d| d.len() + 1 + MP_UNREACH_FIXED + 4 > max)
+            {
+                first_with_room += 1;
+            }
+        }
+        Ok(out.into_iter().map(|d| d.update).collect())
+    }
+
+    fn too_long(&self, draft: &Draft) -> EncodingError {
+        EncodingError::TooLong {
+            field: "update (one prefix with its attributes)",
+            actual: draft.len() + 17,
+            max: self.max_len,
+        }
+    }
+
+    /// End-of-RIB markers (RFC 4724 §2) for the given families, IPv4 unicast first.
+    pub fn end_of_rib(families: Families) -> Vec<Update> {
+        families.iter().map(Update::end_of_rib).collect()
+    }
+}
