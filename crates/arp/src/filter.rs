@@ -83,6 +83,11 @@ pub fn ndp_arp_filter() -> Vec<SockFilter> {
     ]
 }
 
+/// A program accepting every frame, for diagnostic sockets (e.g. a test's client side).
+pub fn accept_all() -> Vec<SockFilter> {
+    vec![stmt(RET_K, SNAPLEN)]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,4 +21,4 @@ mod responder;
 pub mod sys;
 pub mod wire;
 
-pub use responder::{CounterSnapshot, Responder, ResponderConfig, VipsByInterface};
+pub use responder::{CounterSnapshot, InterfaceState, Responder, ResponderConfig, VipsByInterface};

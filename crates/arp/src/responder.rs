@@ -31,6 +31,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::filter::ndp_arp_filter;
 use crate::respond::{announcements, decide};
@@ -39,6 +40,33 @@ use crate::wire::{encode_frame, parse_frame, solicited_node_address, Frame, MacA
 
 /// Desired state: interface name → VIPs answered on it.
 pub type VipsByInterface = BTreeMap<String, BTreeSet<IpAddr>>;
+
+/// What an interface task is doing, as reported by [`Responder::interfaces`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InterfaceState {
+    /// Opening (or reopening after a failure) its socket.
+    Opening,
+    /// Socket open, filter attached, multicast groups joined: answering for `vips`.
+    Serving {
+        /// The interface MAC used in replies.
+        mac: MacAddr,
+        /// The VIPs answered for.
+        vips: BTreeSet<IpAddr>,
+    },
+    /// The socket failed; it is reopened after a back-off.
+    Failed {
+        /// The error, for status reporting.
+        error: String,
+    },
+}
+
+type States = watch::Sender<BTreeMap<String, InterfaceState>>;
+
+fn set_state(states: &States, name: &str, state: InterfaceState) {
+    states.send_modify(|m| {
+        m.insert(name.to_owned(), state);
+    });
+}
 
 /// Tunables of a [`Responder`].
 #[derive(Debug, Clone)]
@@ -121,6 +149,7 @@ fn bump(c: &AtomicU64) {
 pub struct Responder {
     desired: watch::Sender<VipsByInterface>,
     counters: Arc<Counters>,
+    states: watch::Receiver<BTreeMap<String, InterfaceState>>,
     supervisor: tokio::task::JoinHandle<()>,
 }
 
@@ -129,10 +158,12 @@ impl Responder {
     pub fn spawn(config: ResponderConfig) -> Self {
         let (desired, rx) = watch::channel(VipsByInterface::new());
         let counters = Arc::new(Counters::default());
-        let supervisor = tokio::spawn(supervise(rx, config, counters.clone()));
+        let (states_tx, states) = watch::channel(BTreeMap::new());
+        let supervisor = tokio::spawn(supervise(rx, config, counters.clone(), states_tx));
         Responder {
             desired,
             counters,
+            states,
             supervisor,
         }
     }
@@ -156,6 +187,12 @@ impl Responder {
         self.counters.snapshot()
     }
 
+    /// The state of every interface that has VIPs, updated as tasks open sockets and apply
+    /// VIP changes; `wait_for` on it to know when a desired state is being served.
+    pub fn interfaces(&self) -> watch::Receiver<BTreeMap<String, InterfaceState>> {
+        self.states.clone()
+    }
+
     /// Stops answering, closes every socket and waits for the tasks to end.
     pub async fn shutdown(self) {
         drop(self.desired);
@@ -169,13 +206,16 @@ async fn supervise(
     mut desired: watch::Receiver<VipsByInterface>,
     config: ResponderConfig,
     counters: Arc<Counters>,
+    states: States,
 ) {
+    let states = Arc::new(states);
     let mut senders: BTreeMap<String, watch::Sender<BTreeSet<IpAddr>>> = BTreeMap::new();
     let mut tasks = JoinSet::new();
     loop {
         let want = desired.borrow_and_update().clone();
         // Interfaces no longer wanted: dropping the sender ends the task.
         senders.retain(|name, _| want.contains_key(name));
+        states.send_modify(|m| m.retain(|name, _| want.contains_key(name)));
         for (name, vips) in want {
             match senders.get(&name) {
                 Some(tx) => {
@@ -192,6 +232,7 @@ async fn supervise(
                         rx,
                         config.clone(),
                         counters.clone(),
+                        states.clone(),
                     ));
                     senders.insert(name, tx);
                 }
@@ -215,23 +256,44 @@ async fn supervise(
     }
 }
 
-/// Runs one interface until its sender is dropped, reopening the socket with back-off on error.
+/// Runs one interface until its sender is dropped, then removes its state. (The supervisor
+/// prunes states of removed interfaces too; this catches a report made after that prune.)
 async fn run_interface(
     name: String,
-    mut vips: watch::Receiver<BTreeSet<IpAddr>>,
+    vips: watch::Receiver<BTreeSet<IpAddr>>,
     config: ResponderConfig,
     counters: Arc<Counters>,
+    states: Arc<States>,
 ) {
     let span = tracing::info_span!("l2", iface = %name);
-    let _enter = span.enter();
+    serve_until_unwanted(&name, vips, &config, &counters, &states)
+        .instrument(span)
+        .await;
+    states.send_modify(|m| {
+        m.remove(&name);
+    });
+}
+
+/// Serves the interface, reopening the socket with capped exponential back-off on error.
+async fn serve_until_unwanted(
+    name: &str,
+    mut vips: watch::Receiver<BTreeSet<IpAddr>>,
+    config: &ResponderConfig,
+    counters: &Counters,
+    states: &States,
+) {
     let mut delay = config.reopen_delay;
     loop {
-        let outcome = match PacketSocket::open(&name, &ndp_arp_filter()) {
+        set_state(states, name, InterfaceState::Opening);
+        let outcome = match PacketSocket::open(name, &ndp_arp_filter()) {
             Ok(socket) => match register(socket) {
                 Ok(fd) => {
                     tracing::info!(mac = %fd.get_ref().mac(), "l2 socket open");
                     delay = config.reopen_delay;
-                    serve(fd, &mut vips, &config, &counters).await
+                    serve(fd, &mut vips, config, counters, |state| {
+                        set_state(states, name, state)
+                    })
+                    .await
                 }
                 Err(e) => Err(e),
             },
@@ -244,6 +306,13 @@ async fn run_interface(
             Ok(()) => return,
             Err(e) => {
                 bump(&counters.socket_errors);
+                set_state(
+                    states,
+                    name,
+                    InterfaceState::Failed {
+                        error: e.to_string(),
+                    },
+                );
                 tracing::warn!(error = %e, retry_in = ?delay, "l2 socket failed; reopening");
             }
         }
@@ -268,6 +337,7 @@ async fn serve(
     vips: &mut watch::Receiver<BTreeSet<IpAddr>>,
     config: &ResponderConfig,
     counters: &Counters,
+    report: impl Fn(InterfaceState),
 ) -> io::Result<()> {
     let mac = fd.get_ref().mac();
     let mut owned: BTreeSet<IpAddr> = BTreeSet::new();
@@ -312,6 +382,10 @@ async fn serve(
                 }
             }
             owned = want;
+            report(InterfaceState::Serving {
+                mac,
+                vips: owned.clone(),
+            });
         }
 
         let round_due = async {
