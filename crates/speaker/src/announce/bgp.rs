@@ -32,7 +32,7 @@ use ferrolb_api::model::{BgpAdvertisement, BgpCommunity, BgpPeer, Config, IpFami
 use ferrolb_api::selector::any_matches;
 use ipnet::IpNet;
 
-use super::input::{Cluster, Node, Service, ServiceKey, TrafficPolicy};
+use super::input::{Cluster, EndpointIndex, Node, Service, ServiceKey, TrafficPolicy};
 use super::reason::{PeerSkip, SkipReason};
 use super::{node_gate, service_gate, SpeakerOptions};
 
@@ -171,10 +171,11 @@ pub fn compute_bgp(config: &Config, cluster: &Cluster, opts: &SpeakerOptions) ->
 
     // Local-preference values asked for per (peer, prefix), to detect disagreements.
     let mut asked_local_prefs: BTreeMap<(String, IpNet), BTreeSet<Option<u32>>> = BTreeMap::new();
+    let endpoints = cluster.endpoint_index();
     for (key, svc) in &cluster.services {
         let status = match service_gate(svc, opts)
             .and_then(|()| node_gate(node, opts))
-            .and_then(|()| endpoints_gate(cluster, svc, &opts.node_name))
+            .and_then(|()| endpoints_gate(&endpoints, svc, &opts.node_name))
         {
             Err(reason) => ServiceStatus::Skipped(reason),
             Ok(()) => {
@@ -224,8 +225,12 @@ pub(crate) fn skip_all(
 }
 
 /// Rule 4: MetalLB `ShouldAnnounce`: Local needs a serving endpoint here, Cluster one anywhere.
-fn endpoints_gate(cluster: &Cluster, svc: &Service, node_name: &str) -> Result<(), SkipReason> {
-    let serving = cluster.serving_nodes(&svc.key);
+fn endpoints_gate(
+    endpoints: &EndpointIndex<'_>,
+    svc: &Service,
+    node_name: &str,
+) -> Result<(), SkipReason> {
+    let serving = endpoints.serving_nodes(&svc.key);
     match svc.traffic_policy {
         TrafficPolicy::Local if !serving.iter().any(|n| n.as_deref() == Some(node_name)) => {
             Err(SkipReason::NoLocalEndpoints)

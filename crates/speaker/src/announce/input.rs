@@ -200,25 +200,43 @@ impl Cluster {
         self.nodes.remove(name)
     }
 
-    /// Endpoints of every slice of `service`, in slice-key order.
-    pub fn endpoints_of<'a>(
-        &'a self,
-        service: &'a ServiceKey,
-    ) -> impl Iterator<Item = &'a Endpoint> {
-        self.endpoint_slices
-            .values()
-            .filter(move |s| &s.service == service)
-            .flat_map(|s| s.endpoints.iter())
+    /// Groups the EndpointSlices by Service. Computations build it once, so looking up a
+    /// Service's endpoints is a map access rather than a scan of every slice.
+    pub fn endpoint_index(&self) -> EndpointIndex<'_> {
+        let mut by_service: BTreeMap<&ServiceKey, Vec<&EndpointSlice>> = BTreeMap::new();
+        for slice in self.endpoint_slices.values() {
+            by_service.entry(&slice.service).or_default().push(slice);
+        }
+        EndpointIndex { by_service }
     }
 
+    /// [`EndpointIndex::serving_nodes`] for one Service (scans every slice; for one-off use).
+    pub fn serving_nodes(&self, service: &ServiceKey) -> BTreeSet<Option<String>> {
+        self.endpoint_index().serving_nodes(service)
+    }
+}
+
+/// EndpointSlices grouped by Service, borrowed from a [`Cluster`].
+#[derive(Debug, Clone)]
+pub struct EndpointIndex<'a> {
+    by_service: BTreeMap<&'a ServiceKey, Vec<&'a EndpointSlice>>,
+}
+
+impl EndpointIndex<'_> {
     /// Nodes that have at least one endpoint of `service` able to serve, by MetalLB's rule
     /// (`hasHealthyEndpoint`): an endpoint counts when every occurrence of each of its addresses
     /// across the Service's slices can serve ("false takes precedence"), so an address reported
     /// unready in any slice is unready. Endpoints without a node name appear under `None`.
     pub fn serving_nodes(&self, service: &ServiceKey) -> BTreeSet<Option<String>> {
-        // address -> (node, all occurrences can serve)
+        let endpoints = self
+            .by_service
+            .get(service)
+            .into_iter()
+            .flatten()
+            .flat_map(|slice| slice.endpoints.iter());
+        // (node, address) -> all occurrences can serve
         let mut by_address: BTreeMap<(&Option<String>, &str), bool> = BTreeMap::new();
-        for ep in self.endpoints_of(service) {
+        for ep in endpoints {
             let serves = ep.can_serve();
             for addr in &ep.addresses {
                 by_address

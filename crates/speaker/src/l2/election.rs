@@ -108,13 +108,22 @@ pub fn compute_l2(
     live_speakers: Option<&BTreeSet<String>>,
 ) -> L2Plan {
     let mut plan = L2Plan::default();
+    let endpoints = cluster.endpoint_index();
     for (key, svc) in &cluster.services {
-        let status = match service_gate(svc, opts).and_then(|()| any_endpoint(cluster, svc)) {
+        let serving = endpoints.serving_nodes(&svc.key);
+        let status = match service_gate(svc, opts).and_then(|()| any_endpoint(&serving)) {
             Err(reason) => L2ServiceStatus::Skipped(reason),
             Ok(()) => {
+                let ctx = ElectionCtx {
+                    config,
+                    cluster,
+                    opts,
+                    live_speakers,
+                    serving: &serving,
+                };
                 let mut vips = BTreeMap::new();
                 for vip in &svc.ips {
-                    let outcome = elect_vip(config, cluster, opts, live_speakers, svc, *vip);
+                    let outcome = elect_vip(&ctx, svc, *vip);
                     if let (_, L2VipStatus::Owner { interfaces }) = &outcome {
                         let entry = plan.desired.vips.entry(*vip).or_insert_with(|| L2Vip {
                             interfaces: interfaces.clone(),
@@ -134,21 +143,31 @@ pub fn compute_l2(
 }
 
 /// Rule 1: some endpoint, anywhere, can serve.
-fn any_endpoint(cluster: &Cluster, svc: &Service) -> Result<(), SkipReason> {
-    if cluster.serving_nodes(&svc.key).is_empty() {
+fn any_endpoint(serving: &BTreeSet<Option<String>>) -> Result<(), SkipReason> {
+    if serving.is_empty() {
         return Err(SkipReason::NoEndpoints);
     }
     Ok(())
 }
 
-fn elect_vip(
-    config: &Config,
-    cluster: &Cluster,
-    opts: &SpeakerOptions,
-    live_speakers: Option<&BTreeSet<String>>,
-    svc: &Service,
-    vip: IpAddr,
-) -> (Election, L2VipStatus) {
+/// What every election of one Service reads.
+struct ElectionCtx<'a> {
+    config: &'a Config,
+    cluster: &'a Cluster,
+    opts: &'a SpeakerOptions,
+    live_speakers: Option<&'a BTreeSet<String>>,
+    /// Nodes with a serving endpoint of the Service.
+    serving: &'a BTreeSet<Option<String>>,
+}
+
+fn elect_vip(ctx: &ElectionCtx<'_>, svc: &Service, vip: IpAddr) -> (Election, L2VipStatus) {
+    let ElectionCtx {
+        config,
+        cluster,
+        opts,
+        live_speakers,
+        serving,
+    } = *ctx;
     let no_election = |reason| {
         (
             Election {
@@ -161,7 +180,6 @@ fn elect_vip(
         Ok(ads) => ads,
         Err(reason) => return no_election(reason),
     };
-    let serving = cluster.serving_nodes(&svc.key);
     let eligible = cluster.nodes.values().filter(|node| {
         ads.iter()
             .any(|a| any_matches(&a.node_selectors, &node.labels))
