@@ -452,3 +452,42 @@ fn cleanup_removes_namespaces_processes_and_frr_dirs_also_on_panic() {
         }
     }
 }
+
+/// ExaBGP as a passive receiver (eBGP, IPv4) records what another ExaBGP
+/// announces, with attributes, and forgets the withdrawn prefix.
+#[test]
+fn exabgp_passive_receiver_records_routes_and_withdraws() {
+    if !require_root_and_routers(&[RouterKind::ExaBgp]) {
+        return;
+    }
+    let (exa_ns, rtr_ns) = pair();
+    let rtr = RouterKind::ExaBgp
+        .start(
+            &rtr_ns,
+            RouterConfig::new(RTR4.parse().expect("id"), RTR_AS).neighbor(
+                Neighbor::new(ip(EXA4), 65001)
+                    .passive()
+                    .local_address(ip(RTR4)),
+            ),
+        )
+        .expect("exabgp receiver");
+    let mut cfg = RouterConfig::new(EXA4.parse().expect("id"), 65001)
+        .neighbor(Neighbor::new(ip(RTR4), RTR_AS).local_address(ip(EXA4)));
+    cfg.announce = announcements(false);
+    let mut exa = RouterKind::ExaBgp.start(&exa_ns, cfg).expect("exabgp");
+    rtr.wait_established(ip(EXA4), UP);
+    let want: BTreeSet<String> = ["198.51.100.1/32", "198.51.100.2/32"]
+        .map(String::from)
+        .into();
+    let v4 = rtr.wait_routes(Af::V4, CONVERGE, "both /32s", &mut |r| prefixes(r) == want);
+    let r1 = expect_route(&v4, "198.51.100.1/32");
+    assert_eq!(r1.next_hops, vec![ip(EXA4)]);
+    assert_eq!(r1.as_path, vec![65001]);
+    assert_eq!(r1.communities, vec!["65000:1", "65000:2"]);
+    assert_eq!(r1.large_communities, vec!["65000:1:2"]);
+    assert_eq!(r1.med, Some(10));
+    exa.withdraw(&[net("198.51.100.2/32")]).expect("withdraw");
+    rtr.wait_routes(Af::V4, CONVERGE, "198.51.100.2/32 withdrawn", &mut |r| {
+        prefixes(r) == ["198.51.100.1/32".to_owned()].into()
+    });
+}

@@ -7,11 +7,15 @@
 //!   written under a temporary name and renamed, so never read half-written)
 //!   to ExaBGP in sequence, renaming each to `.sent` once handed over, and
 //! * records each neighbor's state from ExaBGP's JSON `neighbor-changes`
-//!   messages in `cmd/state-<peer>` ("connected", "up", "down").
+//!   messages in `cmd/state-<peer>` ("connected", "up", "down"), and
+//! * keeps a table of received routes from ExaBGP's parsed JSON UPDATEs in
+//!   `cmd/rib.json` (a peer's routes are dropped when its session leaves
+//!   `up`: ExaBGP is no graceful-restart helper here), which
+//!   [`Router::routes`] reads.
 //!
 //! The helper exits when ExaBGP closes its stdin or after [`HELPER_LIFETIME`].
-//! ExaBGP keeps no queryable table of received routes, so [`Router::routes`]
-//! is unsupported; as a passive listener it is not supported either.
+//! A passive neighbor makes ExaBGP listen on its `local_address` and
+//! `listen_port`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -23,8 +27,8 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use super::{
-    wait_ready, write_file, Af, Announcement, ReceivedRoute, Router, RouterConfig, RouterKind,
-    SessionState,
+    parse_err, wait_ready, write_file, Af, Announcement, ReceivedRoute, Router, RouterConfig,
+    RouterKind, SessionState,
 };
 use crate::{Daemon, Error, Netns};
 
@@ -38,26 +42,56 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 const HELPER: &str = r#"import json, os, select, sys, time
 cmd_dir, deadline = sys.argv[1], time.time() + float(sys.argv[2])
-seq, buf = 0, b""
-open(os.path.join(cmd_dir, "ready"), "w").close()
+seq, buf, rib = 0, b"", {}
+def write(name, text):
+    tmp = os.path.join(cmd_dir, name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, os.path.join(cmd_dir, name))
+def nlris(entries):
+    for x in entries or []:
+        if isinstance(x, str):
+            yield x
+        elif isinstance(x, dict) and "nlri" in x:
+            yield x["nlri"]
+        elif isinstance(x, dict):
+            yield from x.keys()
 def record(line):
     try:
         msg = json.loads(line)
     except ValueError:
         return
-    if not isinstance(msg, dict) or msg.get("type") != "state":
+    if not isinstance(msg, dict):
         return
     n = msg.get("neighbor") or {}
-    peer, state = (n.get("address") or {}).get("peer"), n.get("state")
-    if peer and state:
-        tmp = os.path.join(cmd_dir, "state-%s.tmp" % peer)
-        with open(tmp, "w") as f:
-            f.write(state)
-        os.replace(tmp, os.path.join(cmd_dir, "state-%s" % peer))
+    peer = (n.get("address") or {}).get("peer")
+    if not peer:
+        return
+    if msg.get("type") == "state" and n.get("state"):
+        write("state-%s" % peer, n["state"])
+        if n["state"] != "up":
+            for k in [k for k in rib if k[0] == peer]:
+                del rib[k]
+            write("rib.json", json.dumps(list(rib.values())))
+        return
+    upd = (n.get("message") or {}).get("update")
+    if msg.get("type") != "update" or not isinstance(upd, dict):
+        return
+    attrs = upd.get("attribute") or {}
+    for fam, by_nh in (upd.get("announce") or {}).items():
+        for nh, entries in (by_nh or {}).items():
+            for p in nlris(entries):
+                rib[(peer, p)] = {"peer": peer, "family": fam, "prefix": p, "next_hop": nh, "attribute": attrs}
+    for fam, entries in (upd.get("withdraw") or {}).items():
+        for p in nlris(entries):
+            rib.pop((peer, p), None)
+    write("rib.json", json.dumps(list(rib.values())))
+write("rib.json", "[]")
+open(os.path.join(cmd_dir, "ready"), "w").close()
 while time.time() < deadline:
     r, _, _ = select.select([0], [], [], 0.02)
     if r:
-        chunk = os.read(0, 65536)
+        chunk = os.read(0, 1 << 20)
         if not chunk:
             break
         buf += chunk
@@ -211,12 +245,6 @@ fn exabgp_conf(cfg: &RouterConfig, dir: &Path) -> Result<String, Error> {
         HELPER_LIFETIME.as_secs()
     );
     for n in &cfg.neighbors {
-        if n.passive {
-            return Err(Error::Unsupported {
-                router: NAME,
-                feature: "passive neighbors".to_owned(),
-            });
-        }
         let local = n.local_address.ok_or_else(|| Error::BadValue {
             field: "neighbor local_address",
             value: n.address.to_string(),
@@ -229,6 +257,11 @@ fn exabgp_conf(cfg: &RouterConfig, dir: &Path) -> Result<String, Error> {
         let _ = writeln!(s, "    peer-as {};", n.remote_as);
         if let Some(p) = n.port {
             let _ = writeln!(s, "    connect {p};");
+        }
+        if n.passive {
+            // ExaBGP opens a listener for a neighbor that has `listen`.
+            let _ = writeln!(s, "    passive true;");
+            let _ = writeln!(s, "    listen {};", cfg.listen_port);
         }
         if let Some(h) = n.hold_time {
             let _ = writeln!(s, "    hold-time {h};");
@@ -251,7 +284,10 @@ fn exabgp_conf(cfg: &RouterConfig, dir: &Path) -> Result<String, Error> {
         if cfg.graceful_restart {
             let _ = writeln!(s, "    capability {{ graceful-restart 120; }}");
         }
-        let _ = writeln!(s, "    api {{ processes [ flb ]; neighbor-changes; }}");
+        let _ = writeln!(
+            s,
+            "    api {{ processes [ flb ]; neighbor-changes; receive {{ parsed; update; }} }}"
+        );
         let _ = writeln!(s, "}}");
     }
     Ok(s)
@@ -286,6 +322,85 @@ pub(crate) fn announce_lines(routes: &[Announcement]) -> String {
     s
 }
 
+/// Parses the helper's `rib.json`: a list of `{peer, family, prefix,
+/// next_hop, attribute}` where `attribute` is ExaBGP's JSON (`as-path`,
+/// `med`, `local-preference`, `community` as `[[asn, value]]`,
+/// `large-community` as `[[asn, d1, d2]]`). Paths for one prefix from several
+/// peers become one route with several next hops (ExaBGP selects nothing).
+pub(crate) fn parse_rib(v: &serde_json::Value, af: Af) -> Result<Vec<ReceivedRoute>, String> {
+    use serde_json::Value;
+    let entries = v.as_array().ok_or("not a list")?;
+    let mut by_prefix: BTreeMap<IpNet, ReceivedRoute> = BTreeMap::new();
+    let u32_of = |v: &Value| v.as_u64().and_then(|n| u32::try_from(n).ok());
+    for e in entries {
+        let p = e
+            .get("prefix")
+            .and_then(Value::as_str)
+            .ok_or("entry without prefix")?;
+        let prefix: IpNet = p.parse().map_err(|err| format!("prefix `{p}`: {err}"))?;
+        if Af::of(prefix.addr()) != af {
+            continue;
+        }
+        let nh: Option<IpAddr> = e
+            .get("next_hop")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse().ok());
+        let a = e.get("attribute").cloned().unwrap_or(Value::Null);
+        let r = by_prefix.entry(prefix).or_insert_with(|| {
+            let mut as_path = Vec::new();
+            flatten_asns(a.get("as-path"), &mut as_path);
+            let tuples = |key: &str| -> Vec<String> {
+                a.get(key)
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|t| {
+                        let parts: Option<Vec<String>> = t
+                            .as_array()?
+                            .iter()
+                            .map(|x| u32_of(x).map(|n| n.to_string()))
+                            .collect();
+                        parts.map(|p| p.join(":"))
+                    })
+                    .collect()
+            };
+            ReceivedRoute {
+                prefix,
+                next_hops: Vec::new(),
+                as_path,
+                communities: tuples("community"),
+                large_communities: tuples("large-community"),
+                local_pref: a.get("local-preference").and_then(u32_of),
+                med: a.get("med").and_then(u32_of),
+                stale: false,
+            }
+        });
+        if let Some(nh) = nh {
+            r.next_hops.push(nh);
+            r.next_hops.sort();
+            r.next_hops.dedup();
+        }
+    }
+    Ok(by_prefix.into_values().collect())
+}
+
+/// AS numbers of an ExaBGP `as-path` (a list, sets nested as lists or
+/// objects), in order.
+fn flatten_asns(v: Option<&serde_json::Value>, out: &mut Vec<u32>) {
+    use serde_json::Value;
+    // Bounded by the JSON's depth; ExaBGP nests at most one level (AS_SET).
+    match v {
+        Some(Value::Number(n)) => {
+            if let Some(n) = n.as_u64().and_then(|n| u32::try_from(n).ok()) {
+                out.push(n);
+            }
+        }
+        Some(Value::Array(a)) => a.iter().for_each(|x| flatten_asns(Some(x), out)),
+        Some(Value::Object(o)) => o.values().for_each(|x| flatten_asns(Some(x), out)),
+        _ => {}
+    }
+}
+
 impl Router for ExaBgp {
     fn kind(&self) -> RouterKind {
         RouterKind::ExaBgp
@@ -305,11 +420,16 @@ impl Router for ExaBgp {
         })
     }
 
-    fn routes(&self, _af: Af) -> Result<Vec<ReceivedRoute>, Error> {
-        Err(Error::Unsupported {
-            router: NAME,
-            feature: "reading received routes".to_owned(),
-        })
+    fn routes(&self, af: Af) -> Result<Vec<ReceivedRoute>, Error> {
+        let path = self.cmd_dir().join("rib.json");
+        let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
+            op: "read",
+            path,
+            source,
+        })?;
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| parse_err(NAME, "rib.json", &e.to_string(), &text))?;
+        parse_rib(&v, af).map_err(|r| parse_err(NAME, "rib.json", &r, &text))
     }
 
     fn stop(&mut self) -> Result<(), Error> {
@@ -387,6 +507,30 @@ mod tests {
             "announce route 198.51.100.1/32 next-hop self as-path [ 65010 ] med 10 \
              local-preference 200 community [ 65000:1 65000:2 ] large-community [ 65000:1:2 ]\n"
         );
+    }
+
+    #[test]
+    fn exabgp_rib_json_yields_routes_per_family_with_next_hops_of_all_peers() {
+        let v: serde_json::Value = serde_json::from_str(
+            r#"[{"peer":"192.0.2.2","family":"ipv4 unicast","prefix":"198.51.100.1/32",
+                 "next_hop":"192.0.2.2","attribute":{"origin":"igp","as-path":[65000],
+                 "med":10,"local-preference":200,"community":[[65000,1],[65000,2]],
+                 "large-community":[[65000,1,2]]}},
+                {"peer":"192.0.2.3","family":"ipv4 unicast","prefix":"198.51.100.1/32",
+                 "next_hop":"192.0.2.3","attribute":{}},
+                {"peer":"192.0.2.2","family":"ipv6 unicast","prefix":"2001:db8::1/128",
+                 "next_hop":"fd00::2","attribute":{}}]"#,
+        )
+        .unwrap();
+        let r = parse_rib(&v, Af::V4).unwrap();
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].next_hops.len(), 2);
+        assert_eq!(r[0].as_path, vec![65000]);
+        assert_eq!(r[0].communities, vec!["65000:1", "65000:2"]);
+        assert_eq!(r[0].large_communities, vec!["65000:1:2"]);
+        assert_eq!((r[0].med, r[0].local_pref), (Some(10), Some(200)));
+        assert_eq!(parse_rib(&v, Af::V6).unwrap().len(), 1);
+        assert!(parse_rib(&serde_json::json!({"x": 1}), Af::V4).is_err());
     }
 
     #[test]

@@ -226,7 +226,7 @@ pub struct RouterConfig {
     /// `maximum-paths`, with `bestpath as-path multipath-relax` so paths from
     /// different neighbor ASes count as equal).
     pub max_paths: u8,
-    /// Routes announced from the start (ExaBGP).
+    /// Routes announced from the start (ExaBGP only; the others ignore it).
     pub announce: Vec<Announcement>,
 }
 
@@ -310,7 +310,7 @@ pub enum RouterKind {
     Bird,
     /// GoBGP (gobgpd + gobgp CLI).
     GoBgp,
-    /// ExaBGP (an announcer; session state via its API).
+    /// ExaBGP (announcer via its API; as receiver its parsed UPDATEs are recorded).
     ExaBgp,
 }
 
@@ -362,8 +362,8 @@ pub trait Router: Send {
     /// The session state toward `neighbor` (Idle when the router is stopped).
     fn session_state(&self, neighbor: IpAddr) -> Result<SessionState, Error>;
 
-    /// Every route in the router's table for `af`, sorted by prefix.
-    /// ExaBGP keeps no table and returns [`Error::Unsupported`].
+    /// Every route in the router's table for `af`, sorted by prefix (ExaBGP:
+    /// the routes its API helper recorded from received UPDATEs).
     fn routes(&self, af: Af) -> Result<Vec<ReceivedRoute>, Error>;
 
     /// Stops the daemon(s): SIGTERM, bounded wait, SIGKILL.
