@@ -23,6 +23,8 @@ pub fn all() -> Vec<CustomResourceDefinition> {
     for v in &mut peer.spec.versions {
         v.served = true;
     }
+    // Same order as MetalLB's manifest, so diffs against it stay readable.
+    peer.spec.versions.sort_by(|a, b| a.name.cmp(&b.name));
     let mut crds = vec![
         BFDProfile::crd(),
         BGPAdvertisement::crd(),
@@ -33,8 +35,32 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         ServiceBGPStatus::crd(),
         ServiceL2Status::crd(),
     ];
+    for crd in &mut crds {
+        if crd.spec.names.kind != "IPAddressPool" {
+            spec_not_required(crd);
+        }
+    }
     crds.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     crds
+}
+
+/// The derive marks `spec` required at the root; MetalLB requires it only for IPAddressPool
+/// (`kind: BGPAdvertisement` with no spec at all is a valid "advertise every pool").
+fn spec_not_required(crd: &mut CustomResourceDefinition) {
+    for v in &mut crd.spec.versions {
+        let root = v
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut());
+        if let Some(root) = root {
+            if let Some(req) = root.required.as_mut() {
+                req.retain(|r| r != "spec");
+            }
+            if root.required.as_ref().is_some_and(Vec::is_empty) {
+                root.required = None;
+            }
+        }
+    }
 }
 
 /// `metallb.io_<plural>.yaml`, the file name of a CRD under `deploy/crds/`.

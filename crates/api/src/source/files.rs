@@ -151,7 +151,7 @@ fn load_str_into(text: &str, origin: &Path, res: &mut Resources) -> Result<(), L
     Ok(())
 }
 
-fn add_object(value: Value, res: &mut Resources) -> Result<(), String> {
+fn add_object(mut value: Value, res: &mut Resources) -> Result<(), String> {
     let api_version = value
         .get("apiVersion")
         .and_then(Value::as_str)
@@ -162,6 +162,16 @@ fn add_object(value: Value, res: &mut Resources) -> Result<(), String> {
         .and_then(Value::as_str)
         .ok_or("missing kind")?
         .to_string();
+    // MetalLB's schemas require `spec` only for IPAddressPool; our derived types always have
+    // one, so an omitted spec of another metallb.io kind means the empty spec.
+    if api_version.starts_with("metallb.io/") && kind != "IPAddressPool" {
+        if let Some(map) = value.as_mapping_mut() {
+            let spec = map.entry(Value::from("spec")).or_insert(Value::Null);
+            if spec.is_null() {
+                *spec = Value::Mapping(Default::default());
+            }
+        }
+    }
     match (api_version.as_str(), kind.as_str()) {
         ("metallb.io/v1beta1", "IPAddressPool") => res.ip_address_pools.push(decode(value)?),
         ("metallb.io/v1beta2", "BGPPeer") => res.bgp_peers.push(decode(value)?),
