@@ -436,8 +436,49 @@ fn pool_advertisement_and_peer_selection() {
             Routes(&[("r1", "192.0.2.10/32")]),
         ),
         (
-            "IPv6 VIP: /128 over MP-BGP",
+            "IPv6 VIP to an IPv6 peer: /128",
+            |s| {
+                s.web().ips = vec![ip("2001:db8::10")];
+                s.config.bgp_peers.clear();
+                s.config
+                    .bgp_peers
+                    .insert("r6".into(), peer("r6", "2001:db8:ffff::1", 64501));
+            },
+            Routes(&[("r6", "2001:db8::10/128")]),
+        ),
+        (
+            "IPv6 VIP to an IPv4 peer is not carried by default",
             |s| s.web().ips = vec![ip("2001:db8::10")],
+            VipSkipped(SkipReason::NoPeer),
+        ),
+        (
+            "IPv6 VIP to an IPv4 peer with dualStackAddressFamily: /128 over MP-BGP",
+            |s| {
+                s.web().ips = vec![ip("2001:db8::10")];
+                s.config
+                    .bgp_peers
+                    .get_mut("r1")
+                    .expect("r1")
+                    .dual_stack_address_family = true;
+            },
+            Routes(&[("r1", "2001:db8::10/128")]),
+        ),
+        (
+            "an unnumbered (interface) session carries both families",
+            |s| {
+                s.web().ips = vec![ip("2001:db8::10")];
+                s.config.bgp_peers.get_mut("r1").expect("r1").interface = Some("eth1".into());
+            },
+            Routes(&[("r1", "2001:db8::10/128")]),
+        ),
+        (
+            "disableMP is deprecated and has no effect",
+            |s| {
+                s.web().ips = vec![ip("2001:db8::10")];
+                let r1 = s.config.bgp_peers.get_mut("r1").expect("r1");
+                r1.disable_mp = true;
+                r1.dual_stack_address_family = true;
+            },
             Routes(&[("r1", "2001:db8::10/128")]),
         ),
         (
@@ -445,26 +486,23 @@ fn pool_advertisement_and_peer_selection() {
             |s| {
                 s.web().ips = vec![ip("2001:db8::10")];
                 s.adv().aggregation_length_v6 = 64;
+                s.config
+                    .bgp_peers
+                    .get_mut("r1")
+                    .expect("r1")
+                    .dual_stack_address_family = true;
             },
             Routes(&[("r1", "2001:db8::/64")]),
         ),
         (
-            "IPv6 VIP to a v4 peer with disableMP is not carried",
+            "dual-stack Service: each VIP to the peers of its family",
             |s| {
-                s.web().ips = vec![ip("2001:db8::10")];
-                s.config.bgp_peers.get_mut("r1").expect("r1").disable_mp = true;
+                s.web().ips = vec![ip("192.0.2.10"), ip("2001:db8::10")];
+                s.config
+                    .bgp_peers
+                    .insert("r6".into(), peer("r6", "2001:db8:ffff::1", 64501));
             },
-            VipSkipped(SkipReason::NoPeer),
-        ),
-        (
-            "IPv4 VIP to a v4 peer with disableMP is carried",
-            |s| s.config.bgp_peers.get_mut("r1").expect("r1").disable_mp = true,
-            Routes(&[("r1", "192.0.2.10/32")]),
-        ),
-        (
-            "dual-stack Service announces both VIPs",
-            |s| s.web().ips = vec![ip("192.0.2.10"), ip("2001:db8::10")],
-            Routes(&[("r1", "192.0.2.10/32"), ("r1", "2001:db8::10/128")]),
+            Routes(&[("r1", "192.0.2.10/32"), ("r6", "2001:db8::10/128")]),
         ),
         (
             "two advertisements with different lengths give both prefixes",
@@ -513,13 +551,12 @@ fn unknown_own_node_starts_no_session() {
 fn skipped_peers_say_why() {
     let mut s = base();
     s.web().ips = vec![ip("2001:db8::10")];
-    s.config.bgp_peers.get_mut("r1").expect("r1").disable_mp = true;
     s.config
         .bgp_peers
         .insert("r2".into(), peer("r2", "2001:db8:ffff::1", 64502));
     s.config
         .bgp_peers
-        .insert("r3".into(), peer("r3", "198.51.100.3", 64503));
+        .insert("r3".into(), peer("r3", "2001:db8:ffff::3", 64503));
     s.adv().peers = BTreeSet::from(["r1".to_string(), "r2".to_string()]);
     let plan = s.plan();
     let Some(ServiceStatus::Vips(vips)) = plan.services.get(&key("web")) else {

@@ -98,7 +98,7 @@ fn arb_slice(service: usize, index: usize) -> impl Strategy<Value = EndpointSlic
 
 fn arb_peer(name: &'static str, address: &'static str) -> impl Strategy<Value = BgpPeer> {
     (prop::option::of(zone()), any::<bool>(), any::<bool>()).prop_map(
-        move |(zone, ibgp, disable_mp)| {
+        move |(zone, ibgp, dual_stack)| {
             let mut p = peer(name, address, if ibgp { 64500 } else { 64501 });
             p.peer_asn = if ibgp {
                 PeerAsn::Internal
@@ -108,7 +108,7 @@ fn arb_peer(name: &'static str, address: &'static str) -> impl Strategy<Value = 
             p.node_selectors = zone
                 .map(|z| vec![selector(&[("zone", z)])])
                 .unwrap_or_default();
-            p.disable_mp = disable_mp;
+            p.dual_stack_address_family = dual_stack;
             p
         },
     )

@@ -41,7 +41,10 @@ fn ten_thousand_services_are_all_planned() {
 
     let plan = compute_bgp(&cfg, &c, &opts);
     assert_eq!(plan.services.len(), SERVICES as usize);
-    assert_eq!(plan.desired.peers["r1"].routes.len(), (SERVICES / 2) as usize);
+    assert_eq!(
+        plan.desired.peers["r1"].routes.len(),
+        (SERVICES / 2) as usize
+    );
     let skipped = plan
         .services
         .values()
@@ -55,6 +58,10 @@ fn ten_thousand_services_are_all_planned() {
         .desired
         .vips
         .len();
-    assert_eq!(n1 + n2, SERVICES as usize, "every VIP has exactly one owner");
+    assert_eq!(
+        n1 + n2,
+        SERVICES as usize,
+        "every VIP has exactly one owner"
+    );
     assert!(n2 > (SERVICES / 2) as usize && n1 > 0, "n1 {n1}, n2 {n2}");
 }

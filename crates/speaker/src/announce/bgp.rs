@@ -16,7 +16,8 @@
 //! 6. Each applying advertisement sends, to every applying peer it names (all when `peers` is
 //!    empty), the VIP masked to `aggregationLength` (`aggregationLengthV6` for IPv6): the default
 //!    32/128 gives a host route, a shorter length the covering aggregate (MetalLB
-//!    `lbIP.Mask(CIDRMask(len))`). A peer with `disableMP` only gets its session's family.
+//!    `lbIP.Mask(CIDRMask(len))`). A session only gets its peer address's family unless
+//!    `dualStackAddressFamily` is set or it is unnumbered ([`PeerSkip::FamilyNotCarried`]).
 //! 7. Routes for the same prefix and peer merge as MetalLB's FRR backend merges them
 //!    (`mergeAdvertisements`): communities and large communities are unioned; LOCAL_PREF, sent to
 //!    iBGP peers only (RFC 4271 §5.1.5: "shall not include this attribute in UPDATE messages it
@@ -343,10 +344,15 @@ fn announce_vip(
     }
 }
 
-/// Whether `peer`'s session can carry `vip`: with multiprotocol BGP (RFC 4760) any family; with
-/// `disableMP` only the family of the session's transport address.
+/// Whether `peer`'s session carries `vip`'s address family. As in MetalLB (the BGPPeer CRD's
+/// `dualStackAddressFamily` doc and its FRR backend): a session carries the family of its peer
+/// address; both families (the other one as RFC 4760 multiprotocol NLRI) only with
+/// `dualStackAddressFamily` or on an unnumbered (`interface`) session. `disableMP` is deprecated
+/// and has no effect.
 fn carries_family(peer: &BgpPeer, vip: IpAddr) -> bool {
-    !peer.disable_mp || IpFamily::of(&peer.peer_address) == IpFamily::of(&vip)
+    peer.dual_stack_address_family
+        || peer.interface.is_some()
+        || IpFamily::of(&peer.peer_address) == IpFamily::of(&vip)
 }
 
 /// Rule 6: the VIP masked to the advertisement's aggregation length of its family. A length

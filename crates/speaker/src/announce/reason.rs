@@ -85,7 +85,7 @@ impl fmt::Display for SkipReason {
 pub enum PeerSkip {
     /// Every matching BGPAdvertisement has a `peers` list that does not name this peer.
     NotInAdvertisementPeers,
-    /// The peer has `disableMP` and the VIP's family differs from the session's, so the session
-    /// cannot carry it (RFC 4760 multiprotocol NLRI is off).
+    /// The VIP's family differs from the peer address's and the BGPPeer has neither
+    /// `dualStackAddressFamily` nor `interface`, so the session does not carry it.
     FamilyNotCarried,
 }
