@@ -26,6 +26,9 @@
 //! 8. The next hop is the session's local address ([`NextHop::SessionLocal`]): none of the
 //!    MetalLB CRDs configures another one.
 
+// Inputs come from users and the API server: no unwrap, no indexing on them.
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 

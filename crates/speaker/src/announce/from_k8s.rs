@@ -5,6 +5,9 @@
 //! ingress IP, an unknown traffic policy) and lenient where Kubernetes defines a default (a
 //! missing `type` is ClusterIP, a missing condition is unknown).
 
+// Inputs come from users and the API server: no unwrap, no indexing on them.
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
+
 use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1 as core;

@@ -6,6 +6,9 @@
 //! `BTreeMap` keyed by object identity, so upserting the same objects in any order gives the same
 //! `Cluster` and therefore the same result.
 
+// Inputs come from users and the API server: no unwrap, no indexing on them.
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;

@@ -25,6 +25,9 @@
 //! Nodes) and, when the caller tracks speaker liveness (MetalLB uses memberlist), membership in
 //! `live_speakers`.
 
+// Inputs come from users and the API server: no unwrap, no indexing on them.
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
