@@ -20,7 +20,7 @@
 //!    `dualStackAddressFamily` is set or it is unnumbered ([`PeerSkip::FamilyNotCarried`]).
 //! 7. Routes for the same prefix and peer merge as MetalLB's FRR backend merges them
 //!    (`mergeAdvertisements`): communities and large communities are unioned; LOCAL_PREF, sent to
-//!    iBGP peers only (RFC 4271 §5.1.5: "shall not include this attribute in UPDATE messages it
+//!    iBGP peers only (RFC 4271 §5.1.5: "MUST NOT include this attribute in UPDATE messages it
 //!    sends to external peers"), must agree. MetalLB rejects a disagreement; we keep announcing
 //!    with the highest value and report a [`RouteConflict`] so the daemon can log it.
 //! 8. The next hop is the session's local address ([`NextHop::SessionLocal`]): none of the
@@ -62,7 +62,9 @@ pub struct RouteAttrs {
     pub communities: BTreeSet<u32>,
     /// RFC 8092 large communities.
     pub large_communities: BTreeSet<LargeCommunity>,
-    /// LOCAL_PREF; always `None` towards eBGP peers.
+    /// LOCAL_PREF from the advertisements; always `None` towards eBGP peers. Towards iBGP peers
+    /// `None` means "not configured": RFC 4271 §5.1.5 says LOCAL_PREF "SHALL be included in all
+    /// UPDATE messages" to internal peers, so the BGP backend then sends its default.
     pub local_pref: Option<u32>,
 }
 
