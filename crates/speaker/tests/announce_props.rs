@@ -335,4 +335,24 @@ proptest! {
             }
         }
     }
+
+    #[test]
+    fn deleting_a_service_only_withdraws(w in arb_world(), victim in 0usize..4) {
+        let with = cluster_of(&w);
+        let mut without = with.clone();
+        without.remove_service(&key(&format!("s{victim}")));
+        for n in NODE_NAMES {
+            let opts = SpeakerOptions::for_node(n);
+            let before = compute_bgp(&w.config, &with, &opts).desired;
+            let after = compute_bgp(&w.config, &without, &opts).desired;
+            prop_assert_eq!(before.peers.keys().collect::<Vec<_>>(), after.peers.keys().collect::<Vec<_>>(),
+                "sessions do not depend on Services");
+            for (name, peer) in &after.peers {
+                for prefix in peer.routes.keys() {
+                    prop_assert!(before.peers[name].routes.contains_key(prefix),
+                        "{} appeared at {} after a delete", prefix, name);
+                }
+            }
+        }
+    }
 }
