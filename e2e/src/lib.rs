@@ -21,7 +21,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 pub use error::Error;
-pub use netns::{check_lab_address, list_flb_namespaces, Netns, Switch, FRR_RUN_DIR};
+pub use netns::{
+    check_lab_address, list_flb_namespaces, Netns, Switch, FRR_RUN_DIR, PAIR_A, PAIR_B,
+};
 pub use process::{pid_exists, run, run_unchecked, signal, Daemon, STOP_GRACE};
 pub use router::{
     Af, Announcement, Bird, ExaBgp, Frr, GoBgp, Neighbor, ReceivedRoute, Router, RouterConfig,
@@ -166,6 +168,41 @@ pub fn require_root_and_routers(kinds: &[RouterKind]) -> bool {
     require_root_and(&programs)
 }
 
+/// The path of a binary built from this workspace (e.g. `ferrolb-speaker`),
+/// next to the running test executable (`target/<profile>/`), or in
+/// `$FLB_BIN_DIR` if set. `cargo nextest run --workspace` builds every
+/// workspace binary before the tests; with `cargo test -p ferrolb-e2e` build
+/// it first (`cargo build -p ferrolb-speaker`).
+pub fn workspace_bin(name: &str) -> Result<std::path::PathBuf, Error> {
+    let not_found = |reason: String| Error::BadValue {
+        field: "workspace binary",
+        value: name.to_owned(),
+        reason,
+    };
+    let dir = match std::env::var_os("FLB_BIN_DIR") {
+        Some(d) => std::path::PathBuf::from(d),
+        None => {
+            let exe = std::env::current_exe()
+                .map_err(|e| not_found(format!("no current executable: {e}")))?;
+            // target/<profile>/deps/<test>-<hash> -> target/<profile>
+            let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+            if dir.ends_with("deps") {
+                dir.pop();
+            }
+            dir
+        }
+    };
+    let path = dir.join(name);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(not_found(format!(
+            "{} does not exist; build it (cargo build -p <its package>) or set FLB_BIN_DIR",
+            path.display()
+        )))
+    }
+}
+
 /// True if the effective UID is 0 (read from `/proc/self/status`).
 pub fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
@@ -226,6 +263,12 @@ mod tests {
             },
             |n| *n < 2,
         );
+    }
+
+    #[test]
+    fn a_binary_that_was_not_built_is_an_error_naming_it() {
+        let e = workspace_bin("flb-not-built").unwrap_err().to_string();
+        assert!(e.contains("flb-not-built"), "{e}");
     }
 
     #[test]

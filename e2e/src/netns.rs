@@ -45,6 +45,11 @@ const NAME_ATTEMPTS: u32 = 16;
 /// FRR's per-namespace runtime directories (vty sockets, pid files).
 pub const FRR_RUN_DIR: &str = "/var/run/frr";
 
+/// Addresses of the first namespace of [`Netns::pair`] (on `eth0`).
+pub const PAIR_A: [&str; 2] = ["192.0.2.1/24", "fd00:db8::1/64"];
+/// Addresses of the second namespace of [`Netns::pair`] (on `eth0`).
+pub const PAIR_B: [&str; 2] = ["192.0.2.2/24", "fd00:db8::2/64"];
+
 /// A network namespace owned by the test; removed on drop.
 #[derive(Debug)]
 pub struct Netns {
@@ -108,6 +113,16 @@ impl Netns {
             "net.ipv6.conf.default.accept_dad=0",
         ])?;
         Ok(ns)
+    }
+
+    /// Two namespaces joined by a veth pair `eth0` <-> `eth0`, with the
+    /// addresses of [`PAIR_A`] (first) and [`PAIR_B`] (second): the usual
+    /// "speaker and router" lab.
+    pub fn pair(role_a: &str, role_b: &str) -> Result<(Netns, Netns), Error> {
+        let a = Netns::new(role_a)?;
+        let b = Netns::new(role_b)?;
+        a.veth("eth0", &PAIR_A, &b, "eth0", &PAIR_B)?;
+        Ok((a, b))
     }
 
     /// The namespace's name (`ip netns exec <name> ...`).
@@ -250,6 +265,19 @@ impl Netns {
     pub fn ping(&self, addr: IpAddr) -> bool {
         let a = addr.to_string();
         self.exec(&["ping", "-c1", "-W1", "-n", "-q", &a]).is_ok()
+    }
+
+    /// The MAC address this namespace's neighbour cache (ARP/NDP) holds for
+    /// `addr`, if any entry with a link-layer address exists.
+    pub fn neighbour_mac(&self, addr: IpAddr) -> Result<Option<String>, Error> {
+        let a = addr.to_string();
+        let out = self.ip(&["-j", "neigh", "show", "to", &a])?;
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        Ok(v.as_array()
+            .into_iter()
+            .flatten()
+            .find_map(|e| e.get("lladdr").and_then(|m| m.as_str()))
+            .map(str::to_owned))
     }
 
     /// PIDs of every process inside the namespace.

@@ -49,17 +49,7 @@ struct Lab {
 }
 
 fn pair() -> (Netns, Netns) {
-    let exa = Netns::new("exa").expect("netns");
-    let rtr = Netns::new("rtr").expect("netns");
-    exa.veth(
-        "eth0",
-        &["192.0.2.1/24", "fd00:db8::1/64"],
-        &rtr,
-        "eth0",
-        &["192.0.2.2/24", "fd00:db8::2/64"],
-    )
-    .expect("veth");
-    (exa, rtr)
+    Netns::pair("exa", "rtr").expect("namespaces")
 }
 
 /// ExaBGP (AS `exa_as`) with one IPv4 session (IPv4 routes) and one IPv6
@@ -383,6 +373,11 @@ fn switch_connects_nodes_on_one_l2_segment() {
         .collect();
     assert!(nodes[0].ping(ip("192.0.2.2")));
     assert!(nodes[0].ping(ip("192.0.2.3")));
+    let mac2 = nodes[2].mac("eth0").expect("mac");
+    assert_eq!(
+        nodes[0].neighbour_mac(ip("192.0.2.3")).expect("neigh"),
+        Some(mac2)
+    );
     assert!(nodes[2].ping(ip("fd00:db8::1")));
     let macs: BTreeSet<String> = nodes.iter().map(|n| n.mac("eth0").expect("mac")).collect();
     assert_eq!(macs.len(), 3, "distinct MACs: {macs:?}");
