@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-pub use crate::sys::InterfaceInfo;
+pub use crate::sys::{list_interfaces, InterfaceInfo};
 
 /// How one VIP's interfaces are chosen.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -153,6 +153,9 @@ fn lab(n: u8) -> Lab {
         ]);
         must(&["ip", "-n", ns, "link", "set", dev, "up"]);
     }
+    for (ns, dev) in [(&resp_ns, &resp_if), (&client_ns, &client_if)] {
+        wait_ipv6_ready(ns, dev);
+    }
     Lab {
         _guard: guard,
         vip4: format!("10.{n}.0.100").parse().expect("addr"),
@@ -165,25 +168,58 @@ fn lab(n: u8) -> Lab {
     }
 }
 
-/// The responder running in its namespace; `stop` ends it and returns its counters.
+enum Cmd {
+    /// Apply these VIPs on the lab interface; reply once served (the MAC), `None` on timeout.
+    Set(BTreeSet<IpAddr>, mpsc::Sender<Option<MacAddr>>),
+}
+
+/// Waits until IPv6 on `dev` is configured: Linux adds the ff00::/8 multicast route only when
+/// linkwatch reports the carrier (up to a second after `link set up`); before that, NAs to
+/// all-nodes are dropped as "no route". There is no event for it that `ip` can wait on in one
+/// command, so this polls the route table, bounded by a 10 s deadline.
+fn wait_ipv6_ready(ns: &str, dev: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        let routes = text(&run(&[
+            "ip", "-n", ns, "-6", "route", "show", "table", "local", "dev", dev,
+        ]));
+        if routes.contains("ff00::/8") {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{ns}/{dev}: IPv6 not configured within 10 s");
+}
+
+/// The responder running on a thread in its namespace; commands go over a channel.
 struct Running {
     mac: MacAddr,
-    stop: tokio::sync::oneshot::Sender<()>,
+    cmds: tokio::sync::mpsc::Sender<Cmd>,
     thread: std::thread::JoinHandle<CounterSnapshot>,
 }
 
 impl Running {
+    /// Sets the VIPs and waits (up to 10 s) until the interface task serves exactly them.
+    fn set(&self, vips: BTreeSet<IpAddr>) -> MacAddr {
+        let (tx, rx) = mpsc::channel();
+        self.cmds
+            .blocking_send(Cmd::Set(vips, tx))
+            .expect("responder alive");
+        rx.recv_timeout(Duration::from_secs(20))
+            .expect("responder replied")
+            .expect("served within 10 s")
+    }
+
+    /// Stops the responder and returns its final counters.
     fn stop(self) -> CounterSnapshot {
-        let _ = self.stop.send(());
+        drop(self.cmds);
         self.thread.join().expect("responder thread")
     }
 }
 
-fn start_responder(lab: &Lab) -> Running {
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+fn start_responder(lab: &Lab, vips: BTreeSet<IpAddr>) -> Running {
+    let (cmds, mut cmd_rx) = tokio::sync::mpsc::channel::<Cmd>(4);
     let iface = lab.resp_if.clone();
-    let vips: BTreeSet<IpAddr> = [IpAddr::V4(lab.vip4), IpAddr::V6(lab.vip6)].into();
     let thread = in_netns(&lab.resp_ns, move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -192,33 +228,151 @@ fn start_responder(lab: &Lab) -> Running {
         rt.block_on(async move {
             let responder = Responder::spawn(ResponderConfig::default());
             let mut states = responder.interfaces();
-            responder.set_vips([(iface.clone(), vips.clone())].into());
-            let serving = tokio::time::timeout(
-                Duration::from_secs(10),
-                states.wait_for(|m| {
-                    matches!(m.get(&iface), Some(InterfaceState::Serving { vips: v, .. }) if *v == vips)
-                }),
-            )
-            .await;
-            let mac = match serving {
-                Ok(Ok(states)) => match states.get(&iface) {
-                    Some(InterfaceState::Serving { mac, .. }) => Some(*mac),
+            // Bounded by the test: ends when the command sender is dropped.
+            while let Some(Cmd::Set(vips, reply)) = cmd_rx.recv().await {
+                responder.set_vips([(iface.clone(), vips.clone())].into());
+                // Served: the interface task reports exactly these VIPs. (An empty set has no
+                // interface task; report the last MAC seen by checking the entry is gone.)
+                let served = tokio::time::timeout(
+                    Duration::from_secs(10),
+                    states.wait_for(|m| match m.get(&iface) {
+                        Some(InterfaceState::Serving { vips: v, .. }) => *v == vips,
+                        None => vips.is_empty(),
+                        _ => false,
+                    }),
+                )
+                .await;
+                let mac = match served {
+                    Ok(Ok(states)) => match states.get(&iface) {
+                        Some(InterfaceState::Serving { mac, .. }) => Some(*mac),
+                        _ => Some(MacAddr::ZERO),
+                    },
                     _ => None,
-                },
-                _ => None,
-            };
-            let _ = ready_tx.send(mac);
-            let _ = stop_rx.await;
+                };
+                let _ = reply.send(mac);
+            }
             let counters = responder.counters();
             responder.shutdown().await;
             counters
         })
     });
-    let mac = ready_rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("responder reported")
-        .expect("responder serving within 10 s");
-    Running { mac, stop, thread }
+    let mut running = Running {
+        mac: MacAddr::ZERO,
+        cmds,
+        thread,
+    };
+    running.mac = running.set(vips);
+    running
+}
+
+fn both_vips(lab: &Lab) -> BTreeSet<IpAddr> {
+    [IpAddr::V4(lab.vip4), IpAddr::V6(lab.vip6)].into()
+}
+
+/// `arping` from the client: the answer lines ("60 bytes from <mac> (<ip>): ...").
+fn arping(lab: &Lab) -> (Vec<String>, String) {
+    // arping 2.x (Habets): one request, exit after 2 s regardless.
+    let out = run(&[
+        "ip",
+        "netns",
+        "exec",
+        &lab.client_ns,
+        "arping",
+        "-c",
+        "1",
+        "-w",
+        "2",
+        "-i",
+        &lab.client_if,
+        &lab.vip4.to_string(),
+    ]);
+    let all = text(&out);
+    let answers = all
+        .lines()
+        .filter(|l| l.contains("bytes from"))
+        .map(|l| l.to_lowercase())
+        .collect();
+    (answers, all)
+}
+
+/// `ndisc6 -m` from the client: every advertisement received within the wait, one NS.
+fn ndisc6(lab: &Lab) -> (Vec<String>, String) {
+    let out = run(&[
+        "ip",
+        "netns",
+        "exec",
+        &lab.client_ns,
+        "ndisc6",
+        "-m",
+        "-n",
+        "-r",
+        "1",
+        "-w",
+        "1500",
+        &lab.vip6.to_string(),
+        &lab.client_if,
+    ]);
+    let all = text(&out);
+    let answers = all
+        .lines()
+        .filter(|l| l.contains("link-layer address"))
+        .map(|l| l.to_lowercase())
+        .collect();
+    (answers, all)
+}
+
+/// Follows `ip monitor neigh` in the client namespace; killed (by its own handle) on drop.
+struct NeighMonitor {
+    child: std::process::Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl NeighMonitor {
+    fn start(ns: &str) -> Self {
+        use std::io::BufRead;
+        let mut child = Command::new("ip")
+            .args(["-n", ns, "monitor", "neigh"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("ip monitor");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            // Ends at EOF, when the child is killed.
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        NeighMonitor { child, lines }
+    }
+
+    /// Waits up to `within` for a line mentioning all of `words`.
+    fn wait_for(&self, words: &[&str], within: Duration) -> Result<String, Vec<String>> {
+        let deadline = std::time::Instant::now() + within;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if words.iter().all(|w| line.to_lowercase().contains(w)) => {
+                    return Ok(line)
+                }
+                Ok(line) => seen.push(line),
+                Err(_) => return Err(seen),
+            }
+        }
+    }
+}
+
+impl Drop for NeighMonitor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn text(out: &Output) -> String {
@@ -238,60 +392,21 @@ fn arping_and_ndisc6_get_exactly_one_answer_with_the_responders_mac() {
         return;
     }
     let lab = lab(71);
-    let responder = start_responder(&lab);
+    let responder = start_responder(&lab, both_vips(&lab));
     let mac = responder.mac.to_string();
 
-    // arping 2.x (Habets): one request, wait up to 3 s for replies.
-    let out = run(&[
-        "ip",
-        "netns",
-        "exec",
-        &lab.client_ns,
-        "arping",
-        "-c",
-        "1",
-        "-w",
-        "3",
-        "-i",
-        &lab.client_if,
-        &lab.vip4.to_string(),
-    ]);
-    let arping = text(&out);
-    let answers: Vec<&str> = arping
-        .lines()
-        .filter(|l| l.contains("bytes from"))
-        .collect();
-    assert_eq!(answers.len(), 1, "arping output:\n{arping}");
+    let (answers, out) = arping(&lab);
+    assert_eq!(answers.len(), 1, "arping output:\n{out}");
     assert!(
-        answers.iter().all(|l| l.to_lowercase().contains(&mac)),
-        "answer not from {mac}:\n{arping}"
+        answers.iter().all(|l| l.contains(&mac)),
+        "not from {mac}:\n{out}"
     );
 
-    // ndisc6 -m: print every advertisement received within the wait, one solicitation.
-    let out = run(&[
-        "ip",
-        "netns",
-        "exec",
-        &lab.client_ns,
-        "ndisc6",
-        "-m",
-        "-n",
-        "-r",
-        "1",
-        "-w",
-        "1500",
-        &lab.vip6.to_string(),
-        &lab.client_if,
-    ]);
-    let ndisc = text(&out);
-    let answers: Vec<&str> = ndisc
-        .lines()
-        .filter(|l| l.contains("link-layer address"))
-        .collect();
-    assert_eq!(answers.len(), 1, "ndisc6 output:\n{ndisc}");
+    let (answers, out) = ndisc6(&lab);
+    assert_eq!(answers.len(), 1, "ndisc6 output:\n{out}");
     assert!(
-        answers.iter().all(|l| l.to_lowercase().contains(&mac)),
-        "answer not from {mac}:\n{ndisc}"
+        answers.iter().all(|l| l.contains(&mac)),
+        "not from {mac}:\n{out}"
     );
 
     let counters = responder.stop();
@@ -310,7 +425,7 @@ fn a_unicast_nud_probe_without_source_link_layer_option_is_answered() {
         return;
     }
     let lab = lab(72);
-    let responder = start_responder(&lab);
+    let responder = start_responder(&lab, both_vips(&lab));
     let resp_mac = responder.mac;
     let (client_if, client6, vip6) = (lab.client_if.clone(), lab.client6, lab.vip6);
 
@@ -381,4 +496,146 @@ fn a_unicast_nud_probe_without_source_link_layer_option_is_answered() {
 
     let counters = responder.stop();
     assert!(counters.na_replies >= 1, "{counters:?}");
+}
+
+#[test]
+fn gaining_a_vip_updates_neighbour_caches_and_losing_it_stops_answers() {
+    if let Some(reason) = skip_reason() {
+        eprintln!(
+            "SKIPPED gaining_a_vip_updates_neighbour_caches_and_losing_it_stops_answers: {reason}"
+        );
+        return;
+    }
+    let lab = lab(73);
+    // The client believes the VIPs are at an old MAC (the node that just died). `ip monitor`
+    // subscribes some time after it starts, so the entries are re-made until the monitor
+    // reports them: then it is known to see everything that follows.
+    let monitor = NeighMonitor::start(&lab.client_ns);
+    let old = "02:00:00:00:de:ad";
+    for vip in [lab.vip4.to_string(), lab.vip6.to_string()] {
+        let mut seen = Err(Vec::new());
+        for _ in 0..50 {
+            must(&["ip", "-n", &lab.client_ns, "neigh", "flush", "to", &vip]);
+            must(&[
+                "ip",
+                "-n",
+                &lab.client_ns,
+                "neigh",
+                "replace",
+                &vip,
+                "lladdr",
+                old,
+                "dev",
+                &lab.client_if,
+                "nud",
+                "stale",
+            ]);
+            seen = monitor.wait_for(&[&vip, old], Duration::from_millis(200));
+            if seen.is_ok() {
+                break;
+            }
+        }
+        assert!(seen.is_ok(), "monitor never saw the old entry of {vip}");
+    }
+    let responder = start_responder(&lab, both_vips(&lab));
+    let mac = responder.mac.to_string();
+
+    // The announcements alone (no client traffic) move both entries to our MAC: gratuitous
+    // ARP (RFC 5227 §3, RFC 5944 §4.6) and unsolicited NA with Override (RFC 4861 §7.2.6).
+    for vip in [lab.vip4.to_string(), lab.vip6.to_string()] {
+        let seen = monitor.wait_for(&[&vip, &mac], Duration::from_secs(5));
+        let table = text(&run(&["ip", "-n", &lab.client_ns, "neigh", "show"]));
+        let stats = text(&run(&[
+            "ip",
+            "netns",
+            "exec",
+            &lab.client_ns,
+            "nstat",
+            "-az",
+            "Icmp6*",
+            "Ip6In*",
+        ]));
+        assert!(
+            seen.is_ok(),
+            "no neighbour update of {vip} to {mac}: {seen:?}\n{table}\n{stats}"
+        );
+    }
+
+    // Withdraw every VIP: the interface task ends and nothing answers any more.
+    responder.set(BTreeSet::new());
+    let (answers, out) = arping(&lab);
+    assert!(answers.is_empty(), "answered after withdrawal:\n{out}");
+    let (answers, out) = ndisc6(&lab);
+    assert!(answers.is_empty(), "answered after withdrawal:\n{out}");
+
+    let counters = responder.stop();
+    assert!(counters.announcements >= 3, "{counters:?}");
+}
+
+#[test]
+fn with_the_vip_on_loopback_and_arp_ignore_only_the_responder_answers_and_tcp_connects() {
+    if let Some(reason) = skip_reason() {
+        eprintln!("SKIPPED with_the_vip_on_loopback_and_arp_ignore_only_the_responder_answers_and_tcp_connects: {reason}");
+        return;
+    }
+    let lab = lab(74);
+    // As kube-proxy in IPVS mode: the node accepts traffic for the VIP, but arp_ignore=1 stops
+    // the kernel answering ARP for an address not on the receiving interface.
+    must(&[
+        "ip",
+        "netns",
+        "exec",
+        &lab.resp_ns,
+        "sysctl",
+        "-qw",
+        "net.ipv4.conf.all.arp_ignore=1",
+    ]);
+    must(&[
+        "ip",
+        "-n",
+        &lab.resp_ns,
+        "addr",
+        "add",
+        &format!("{}/32", lab.vip4),
+        "dev",
+        "lo",
+    ]);
+    let responder = start_responder(&lab, both_vips(&lab));
+    let mac = responder.mac.to_string();
+
+    let (answers, out) = arping(&lab);
+    assert_eq!(answers.len(), 1, "arping output:\n{out}");
+    assert!(
+        answers.iter().all(|l| l.contains(&mac)),
+        "not from {mac}:\n{out}"
+    );
+
+    // A TCP connection from the client to the VIP reaches a listener in the node's namespace.
+    let vip4 = lab.vip4;
+    let (port_tx, port_rx) = mpsc::channel();
+    let server = in_netns(&lab.resp_ns, move || {
+        let listener = std::net::TcpListener::bind((vip4, 0)).expect("bind VIP");
+        let _ = port_tx.send(listener.local_addr().expect("addr").port());
+        // Bounded: the client connects or fails within its timeout, then we are woken either
+        // way by the connection attempt or by the test ending (thread detached on failure).
+        let (mut conn, _) = listener.accept().expect("accept");
+        std::io::Write::write_all(&mut conn, b"ferrolb").expect("write");
+    });
+    let port = port_rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("listening");
+    let client = in_netns(&lab.client_ns, move || {
+        let mut conn = std::net::TcpStream::connect_timeout(
+            &std::net::SocketAddr::from((vip4, port)),
+            Duration::from_secs(5),
+        )?;
+        conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+        let mut got = String::new();
+        std::io::Read::read_to_string(&mut conn, &mut got)?;
+        Ok::<_, std::io::Error>(got)
+    });
+    let got = client.join().expect("client thread");
+    assert_eq!(got.as_deref().ok(), Some("ferrolb"), "{got:?}");
+    server.join().expect("server thread");
+    responder.stop();
 }
