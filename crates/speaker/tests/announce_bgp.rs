@@ -262,13 +262,25 @@ fn endpoint_rules() {
             Routes(&[("r1", "192.0.2.10/32")]),
         ),
         (
-            "terminating but serving keeps the route (MetalLB EndpointCanServe)",
+            "terminating but serving withdraws the route (issue: not terminating)",
             |s| {
                 s.web().traffic_policy = TrafficPolicy::Local;
                 let mut e = ep("10.0.0.1", "n1");
                 e.ready = Some(false);
                 e.serving = Some(true);
                 e.terminating = Some(true);
+                s.set_endpoints(vec![e]);
+            },
+            Skipped(SkipReason::NoLocalEndpoints),
+        ),
+        (
+            "serving and not terminating keeps the route",
+            |s| {
+                s.web().traffic_policy = TrafficPolicy::Local;
+                let mut e = ep("10.0.0.1", "n1");
+                e.ready = Some(false);
+                e.serving = Some(true);
+                e.terminating = Some(false);
                 s.set_endpoints(vec![e]);
             },
             Routes(&[("r1", "192.0.2.10/32")]),

@@ -83,14 +83,16 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// MetalLB's `epslices.EndpointCanServe`: ready (unknown counts as ready) or serving.
+    /// Whether this endpoint makes its node eligible to announce: ready (unknown counts as
+    /// ready), or serving and not terminating.
     ///
-    /// A terminating endpoint that still reports `serving` counts: during a rolling update under
-    /// `externalTrafficPolicy: Local` the node keeps its route while kube-proxy drains to the
-    /// terminating pod (KEP-1669), instead of cutting established flows. `terminating` itself is
-    /// therefore not consulted; it is kept for status and logs.
+    /// The speaker issue asks for "ready (or serving, not terminating)". This is stricter than
+    /// MetalLB's `EndpointCanServe`, which also keeps a terminating-but-serving endpoint: a node
+    /// whose only pod is shutting down stops attracting new flows at once, and routers move
+    /// them to nodes with live pods instead of a pod that is about to go away.
     pub fn can_serve(&self) -> bool {
-        self.ready != Some(false) || self.serving == Some(true)
+        let terminating = self.terminating == Some(true);
+        self.ready != Some(false) || (self.serving == Some(true) && !terminating)
     }
 }
 
