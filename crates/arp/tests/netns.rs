@@ -18,6 +18,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use ferrolb_arp::filter::accept_all;
+use ferrolb_arp::iface::{list_interfaces, select_interfaces, InterfaceSelection};
 use ferrolb_arp::sys::{register, PacketSocket};
 use ferrolb_arp::wire::{
     encode_frame, parse_frame, EtherType, EthernetHeader, Frame, Ipv6Header, MacAddr, NdpMessage,
@@ -638,4 +639,40 @@ fn with_the_vip_on_loopback_and_arp_ignore_only_the_responder_answers_and_tcp_co
     assert_eq!(got.as_deref().ok(), Some("ferrolb"), "{got:?}");
     server.join().expect("server thread");
     responder.stop();
+}
+
+#[test]
+fn interface_listing_and_selection_see_the_namespace_of_the_calling_thread() {
+    if let Some(reason) = skip_reason() {
+        eprintln!("SKIPPED interface_listing_and_selection_see_the_namespace_of_the_calling_thread: {reason}");
+        return;
+    }
+    let lab = lab(75);
+    let interfaces = in_netns(&lab.resp_ns, list_interfaces)
+        .join()
+        .expect("lister thread")
+        .expect("getifaddrs");
+    let names: Vec<&str> = interfaces.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, ["lo", lab.resp_if.as_str()], "{interfaces:?}");
+    let veth = interfaces
+        .iter()
+        .find(|i| i.name == lab.resp_if)
+        .expect("veth");
+    assert!(!veth.loopback);
+    for net in ["10.75.0.1/24", "fd00:75::1/64"] {
+        let net: ipnet::IpNet = net.parse().expect("net");
+        assert!(veth.addrs.contains(&net), "{net} missing from {veth:?}");
+    }
+    assert!(interfaces.iter().any(|i| i.name == "lo" && i.loopback));
+
+    let by_subnet = InterfaceSelection::default();
+    for vip in [IpAddr::V4(lab.vip4), IpAddr::V6(lab.vip6)] {
+        assert_eq!(
+            select_interfaces(vip, &interfaces, &by_subnet),
+            [lab.resp_if.clone()].into(),
+            "{vip}"
+        );
+    }
+    let elsewhere: IpAddr = "203.0.113.9".parse().expect("addr");
+    assert!(select_interfaces(elsewhere, &interfaces, &by_subnet).is_empty());
 }
