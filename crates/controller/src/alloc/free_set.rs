@@ -111,6 +111,20 @@ mod tests {
     }
 
     #[test]
+    fn lowest_first_allocation_of_a_whole_slash_16_never_fragments() {
+        // The cost model: k (free intervals) stays at 1, so every step is O(log 1).
+        let mut s = FreeSet::default();
+        s.insert_interval(0x0a00_0000, 0x0a00_ffff);
+        for _ in 0..65_536 {
+            let first = s.first().expect("not exhausted yet");
+            assert!(s.remove(first));
+            assert!(s.interval_count() <= 1);
+        }
+        assert_eq!(s.first(), None);
+        assert_eq!(s.len(), 0);
+    }
+
+    #[test]
     fn removing_from_the_middle_splits_and_inserting_merges_back() {
         let mut s = FreeSet::default();
         s.insert_interval(0, 9);
