@@ -32,11 +32,10 @@ fn host_v4(i: u32) -> IpNet {
 
 /// Every UPDATE is encoded and decoded again; returns (announced, withdrawn) with the
 /// attributes each announced prefix arrived with.
-fn deliver(
-    updates: &[Update],
-    ctx: &DecodeCtx,
-    max: usize,
-) -> (Vec<(IpNet, PathAttributes, Option<MpNextHop>)>, Vec<IpNet>) {
+/// An announced prefix as received: its path attributes and MP next hop (IPv6).
+type Received = (IpNet, PathAttributes, Option<MpNextHop>);
+
+fn deliver(updates: &[Update], ctx: &DecodeCtx, max: usize) -> (Vec<Received>, Vec<IpNet>) {
     let mut announced = Vec::new();
     let mut withdrawn = Vec::new();
     for u in updates {
