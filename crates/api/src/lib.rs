@@ -17,10 +17,8 @@ pub mod annotations;
 pub mod crd;
 pub mod error;
 pub mod legacy;
-#[allow(missing_docs)]
 pub mod model;
 pub mod parse;
-#[allow(missing_docs)]
 pub mod selector;
 pub mod source;
 pub mod state;

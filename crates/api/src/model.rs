@@ -20,11 +20,14 @@ use crate::selector::{LabelSelector, Labels};
 /// Address family of a pool range, a VIP or a Service's `ipFamilies` entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum IpFamily {
+    /// IPv4.
     V4,
+    /// IPv6.
     V6,
 }
 
 impl IpFamily {
+    /// The family of `ip`.
     pub fn of(ip: &IpAddr) -> Self {
         match ip {
             IpAddr::V4(_) => IpFamily::V4,
@@ -37,7 +40,9 @@ impl IpFamily {
 /// range `10.0.0.0-10.0.0.255`; MetalLB accepts both notations in `spec.addresses`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AddressRange {
+    /// First address (inclusive).
     pub start: IpAddr,
+    /// Last address (inclusive).
     pub end: IpAddr,
     /// Prefix length when the range was written as a CIDR (needed for aggregationLength checks
     /// and avoidBuggyIPs); `None` for `a-b` ranges.
@@ -45,10 +50,12 @@ pub struct AddressRange {
 }
 
 impl AddressRange {
+    /// Address family of both ends.
     pub fn family(&self) -> IpFamily {
         IpFamily::of(&self.start)
     }
 
+    /// Whether `ip` lies in the range.
     pub fn contains(&self, ip: &IpAddr) -> bool {
         IpFamily::of(ip) == self.family() && self.start <= *ip && *ip <= self.end
     }
@@ -57,6 +64,7 @@ impl AddressRange {
 /// A validated IPAddressPool.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pool {
+    /// `metadata.name`.
     pub name: String,
     /// `metadata.labels`, for `ipAddressPoolSelectors`.
     pub labels: Labels,
@@ -71,6 +79,7 @@ pub struct Pool {
 }
 
 impl Pool {
+    /// Whether `ip` lies in one of the pool's ranges.
     pub fn contains(&self, ip: &IpAddr) -> bool {
         self.ranges.iter().any(|r| r.contains(ip))
     }
@@ -83,7 +92,9 @@ pub struct ServiceAllocation {
     pub priority: Option<i32>,
     /// Empty = any namespace (subject to `namespace_selectors`).
     pub namespaces: BTreeSet<String>,
+    /// `namespaceSelectors`: namespaces whose labels match any of these may use the pool.
     pub namespace_selectors: Vec<LabelSelector>,
+    /// `serviceSelectors`: Services whose labels match any of these may use the pool.
     pub service_selectors: Vec<LabelSelector>,
 }
 
@@ -101,13 +112,19 @@ pub enum PeerAsn {
 /// A validated BGPPeer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BgpPeer {
+    /// `metadata.name`.
     pub name: String,
+    /// `spec.myASN`.
     pub my_asn: u32,
+    /// `spec.peerASN` or `spec.dynamicASN`.
     pub peer_asn: PeerAsn,
+    /// `spec.peerAddress`.
     pub peer_address: IpAddr,
     /// `spec.peerPort`, default 179.
     pub peer_port: u16,
+    /// `spec.sourceAddress`.
     pub source_address: Option<IpAddr>,
+    /// `spec.routerID`; `None` = chosen by the speaker.
     pub router_id: Option<Ipv4Addr>,
     /// `spec.holdTime`; `None` = default (90 s). `Some(ZERO)` = no keepalives.
     pub hold_time: Option<Duration>,
@@ -115,16 +132,23 @@ pub struct BgpPeer {
     pub keepalive_time: Option<Duration>,
     /// `spec.connectTime`: connect retry interval; `None` = implementation default.
     pub connect_time: Option<Duration>,
+    /// `spec.ebgpMultiHop`.
     pub ebgp_multihop: bool,
     /// From `spec.password` or the `password` key of `spec.passwordSecret`.
     pub password: Option<String>,
+    /// `spec.bfdProfile` (exists in [`Config::bfd_profiles`]).
     pub bfd_profile: Option<String>,
+    /// `spec.enableGracefulRestart`.
     pub enable_graceful_restart: bool,
     /// Empty = every node.
     pub node_selectors: Vec<LabelSelector>,
+    /// `spec.vrf`.
     pub vrf: Option<String>,
+    /// `spec.interface` (unnumbered peering; validation currently rejects it, so `None`).
     pub interface: Option<String>,
+    /// `spec.disableMP` (deprecated).
     pub disable_mp: bool,
+    /// `spec.dualStackAddressFamily`.
     pub dual_stack_address_family: bool,
 }
 
@@ -151,6 +175,7 @@ pub enum BgpCommunity {
 /// A validated BGPAdvertisement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BgpAdvertisement {
+    /// `metadata.name`.
     pub name: String,
     /// Names of the pools this advertisement applies to, resolved from `ipAddressPools` and
     /// `ipAddressPoolSelectors` (both empty = every pool).
@@ -174,6 +199,7 @@ pub struct BgpAdvertisement {
 /// A validated L2Advertisement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct L2Advertisement {
+    /// `metadata.name`.
     pub name: String,
     /// Resolved like [`BgpAdvertisement::pools`].
     pub pools: BTreeSet<String>,
@@ -181,19 +207,28 @@ pub struct L2Advertisement {
     pub node_selectors: Vec<LabelSelector>,
     /// `spec.interfaces`; empty = every interface with an address in the VIP's subnet.
     pub interfaces: Vec<String>,
+    /// Empty = every Service.
     pub service_selectors: Vec<LabelSelector>,
 }
 
 /// A validated BFDProfile (accepted and referenced; BFD itself is not implemented yet).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BfdProfile {
+    /// `metadata.name`.
     pub name: String,
+    /// `spec.receiveInterval` (ms).
     pub receive_interval_ms: Option<u32>,
+    /// `spec.transmitInterval` (ms).
     pub transmit_interval_ms: Option<u32>,
+    /// `spec.detectMultiplier`.
     pub detect_multiplier: Option<u32>,
+    /// `spec.echoInterval` (ms).
     pub echo_interval_ms: Option<u32>,
+    /// `spec.echoMode`.
     pub echo_mode: bool,
+    /// `spec.passiveMode`.
     pub passive_mode: bool,
+    /// `spec.minimumTtl`.
     pub minimum_ttl: Option<u32>,
 }
 
@@ -201,10 +236,15 @@ pub struct BfdProfile {
 /// single, as in MetalLB).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Config {
+    /// IPAddressPools by name.
     pub pools: BTreeMap<String, Pool>,
+    /// BGPPeers by name.
     pub bgp_peers: BTreeMap<String, BgpPeer>,
+    /// BGPAdvertisements by name.
     pub bgp_advertisements: BTreeMap<String, BgpAdvertisement>,
+    /// L2Advertisements by name.
     pub l2_advertisements: BTreeMap<String, L2Advertisement>,
+    /// BFDProfiles by name.
     pub bfd_profiles: BTreeMap<String, BfdProfile>,
 }
 

@@ -12,9 +12,13 @@ pub type Labels = BTreeMap<String, String>;
 /// Operator of one `matchExpressions` entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SelectorOp {
+    /// The label's value is one of `values`.
     In,
+    /// The label is absent or its value is none of `values`.
     NotIn,
+    /// The label is present.
     Exists,
+    /// The label is absent.
     DoesNotExist,
 }
 
@@ -22,15 +26,20 @@ pub enum SelectorOp {
 /// least one value, `Exists`/`DoesNotExist` carry none.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Requirement {
+    /// Label key.
     pub key: String,
+    /// Operator.
     pub op: SelectorOp,
+    /// Values (sorted when built by validation).
     pub values: Vec<String>,
 }
 
 /// A validated label selector.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct LabelSelector {
+    /// Labels that must be present with exactly these values.
     pub match_labels: BTreeMap<String, String>,
+    /// Requirements that must all hold.
     pub match_expressions: Vec<Requirement>,
 }
 
@@ -55,6 +64,7 @@ impl LabelSelector {
 }
 
 impl Requirement {
+    /// Whether `labels` satisfies this requirement.
     pub fn matches(&self, labels: &Labels) -> bool {
         match self.op {
             SelectorOp::In => labels

@@ -757,3 +757,64 @@ fn empty_configuration_is_valid_and_empty() {
     assert_eq!(ok(""), crate::model::Config::default());
     let _ = Reason::Required;
 }
+
+// ---- property: overlap detection over whole configurations ----
+
+mod props {
+    use proptest::prelude::*;
+
+    use super::validate;
+    use crate::crd::{IPAddressPool, IPAddressPoolSpec};
+    use crate::source::Resources;
+
+    /// Ranges inside 10.0.0.0/25 so that clashes are common; written as CIDR or `a-b`.
+    fn entry() -> impl Strategy<Value = (u32, u32, String)> {
+        prop_oneof![
+            (0u32..128, 0u32..128).prop_map(|(a, b)| {
+                let (a, b) = (a.min(b), a.max(b));
+                (a, b, format!("10.0.0.{a}-10.0.0.{b}"))
+            }),
+            (0u32..128, 27u32..=32).prop_map(|(a, len)| {
+                let size = 1u32 << (32 - len);
+                let start = a / size * size;
+                (start, start + size - 1, format!("10.0.0.{a}/{len}"))
+            }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn config_is_rejected_exactly_when_some_entries_overlap(
+            pools in prop::collection::vec(prop::collection::vec(entry(), 1..4), 1..4)
+        ) {
+            let mut res = Resources::default();
+            let mut all = Vec::new();
+            for (i, entries) in pools.iter().enumerate() {
+                let mut p = IPAddressPool::new(
+                    &format!("p{i}"),
+                    IPAddressPoolSpec {
+                        addresses: entries.iter().map(|(_, _, s)| s.clone()).collect(),
+                        ..Default::default()
+                    },
+                );
+                p.metadata.namespace = Some("ns".into());
+                res.ip_address_pools.push(p);
+                all.extend(entries.iter().map(|(a, b, _)| (*a, *b)));
+            }
+            let overlapping = all.iter().enumerate().any(|(i, x)| {
+                all.iter().skip(i + 1).any(|y| x.0 <= y.1 && y.0 <= x.1)
+            });
+            match validate(&res) {
+                Ok(config) => {
+                    prop_assert!(!overlapping);
+                    let n: usize = config.pools.values().map(|p| p.ranges.len()).sum();
+                    prop_assert_eq!(n, all.len());
+                }
+                Err(errs) => {
+                    prop_assert!(overlapping, "{:?}", errs);
+                    prop_assert!(errs.iter().all(|e| e.reason.metric_label() == "overlap"));
+                }
+            }
+        }
+    }
+}
