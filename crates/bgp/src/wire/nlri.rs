@@ -143,6 +143,27 @@ pub fn encode_ipv4_prefix(net: &Ipv4Net, buf: &mut BytesMut) {
     );
 }
 
+/// Appends a run of IPv4 prefixes. The hot path of UPDATE encoding: prefixes are staged in a
+/// stack buffer, each written as a fixed 5-octet store and advanced by its real length, then
+/// copied out in one call per 64 prefixes instead of one capacity check per prefix.
+pub fn encode_ipv4_prefixes(nets: &[Ipv4Net], buf: &mut BytesMut) {
+    const PER_CHUNK: usize = 64;
+    let mut stage = [0u8; 5 * PER_CHUNK];
+    for group in nets.chunks(PER_CHUNK) {
+        let mut len = 0;
+        for net in group {
+            let plen = net.prefix_len();
+            let [a, b, c, d] = net.addr().octets();
+            // len <= 5 * 63 here, so the 5-octet window always exists.
+            if let Some(dst) = stage.get_mut(len..len + 5) {
+                dst.copy_from_slice(&[plen, a, b, c, d]);
+            }
+            len += prefix_encoded_len(plen);
+        }
+        buf.put_slice(stage.get(..len).unwrap_or_default());
+    }
+}
+
 /// Appends one IPv6 prefix.
 #[inline]
 pub fn encode_ipv6_prefix(net: &Ipv6Net, buf: &mut BytesMut) {

@@ -31,7 +31,7 @@ use super::error::{
     update_subcode, AttributeError, EncodingError, ErrorAction, ErrorCode, MessageError,
 };
 use super::iana::{Afi, AttrType};
-use super::nlri::{decode_ipv4_prefixes, encode_ipv4_prefix, prefix_encoded_len};
+use super::nlri::{decode_ipv4_prefixes, encode_ipv4_prefixes, prefix_encoded_len};
 use super::{DecodeCtx, Family};
 
 /// An UPDATE message.
@@ -176,9 +176,7 @@ impl Update {
     /// Appends the body. Call [`Update::check_encodable`] first.
     pub fn encode_body(&self, ctx: &DecodeCtx, buf: &mut BytesMut) {
         buf.put_u16(u16::try_from(self.withdrawn_len()).unwrap_or(u16::MAX));
-        for n in &self.withdrawn {
-            encode_ipv4_prefix(n, buf);
-        }
+        encode_ipv4_prefixes(&self.withdrawn, buf);
         buf.put_u16(u16::try_from(self.attributes_len(ctx)).unwrap_or(u16::MAX));
         // RFC 7606 §5.1: MP_REACH_NLRI and MP_UNREACH_NLRI first, so a receiver can find the
         // NLRI even if a later attribute is malformed.
@@ -191,9 +189,7 @@ impl Update {
             m.encode(buf);
         }
         self.attrs.encode(ctx, buf);
-        for n in &self.nlri {
-            encode_ipv4_prefix(n, buf);
-        }
+        encode_ipv4_prefixes(&self.nlri, buf);
     }
 
     /// Decodes an UPDATE body: syntax only, attribute errors classified per RFC 7606.
