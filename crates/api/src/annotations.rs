@@ -12,6 +12,9 @@
 //! `spec.loadBalancerIP` (deprecated by Kubernetes) requests one address; it is exclusive
 //! with the `loadBalancerIPs` annotation, as in MetalLB.
 
+// Config input is untrusted: no panics on any of it.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
+
 use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::Service;

@@ -13,6 +13,9 @@
 //!
 //! Unknown keys are errors (v0.12 parsed strictly too), so typos are not silently dropped.
 
+// Config input is untrusted: no panics on any of it.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};

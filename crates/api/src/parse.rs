@@ -1,6 +1,9 @@
 //! Pure parsers for the string-typed fields of the CRDs: address ranges (`spec.addresses`),
 //! BGP communities and Go durations. No allocation proportional to input beyond the input.
 
+// Config input is untrusted: no panics on any of it.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
+
 use std::net::IpAddr;
 use std::time::Duration;
 

@@ -72,6 +72,7 @@ fn crds_command_output_is_every_manifest() {
         "BFDProfile",
         "ServiceL2Status",
         "ServiceBGPStatus",
+        "ConfigurationState",
     ] {
         assert!(all.contains(&format!("kind: {kind}\n")), "{kind}");
     }
@@ -176,7 +177,7 @@ fn schemas_have_metallbs_field_names() {
             compared += 1;
         }
     }
-    assert_eq!(compared, 9, "8 kinds, BGPPeer with two versions");
+    assert_eq!(compared, 10, "9 kinds, BGPPeer with two versions");
 }
 
 #[test]

@@ -184,3 +184,41 @@ status: {node: n1, serviceName: svc, serviceNamespace: default, peers: [p1, p2]}
 ",
     );
 }
+
+#[test]
+fn configuration_state_round_trips_and_reports_a_config_state() {
+    use ferrolb_api::crd::{ConfigurationState, ConfigurationStateStatus};
+    round_trip::<ConfigurationState>(
+        "apiVersion: metallb.io/v1beta1
+kind: ConfigurationState
+metadata: {name: controller, namespace: ns, labels: {metallb.io/component-type: controller}}
+status:
+  result: Invalid
+  errorSummary: bad
+  conditions: [{type: Ready, status: 'False', reason: Invalid, message: bad, lastTransitionTime: '2026-01-01T00:00:00Z'}]
+",
+    );
+    let mut state = ferrolb_api::ConfigState::new();
+    assert_eq!(
+        ConfigurationStateStatus::from_state(&state)
+            .result
+            .as_deref(),
+        Some("Unknown")
+    );
+    state.apply(Ok(Default::default()));
+    assert_eq!(
+        ConfigurationStateStatus::from_state(&state)
+            .result
+            .as_deref(),
+        Some("Valid")
+    );
+    let res = ferrolb_api::source::files::load_str(
+        "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: p}\nspec: {addresses: [x, y]}\n",
+        std::path::Path::new("t.yaml"),
+    )
+    .unwrap();
+    state.apply(ferrolb_api::validate::validate(&res));
+    let s = ConfigurationStateStatus::from_state(&state);
+    assert_eq!(s.result.as_deref(), Some("Invalid"));
+    assert_eq!(s.error_summary.unwrap().lines().count(), 2);
+}

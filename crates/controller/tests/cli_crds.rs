@@ -16,7 +16,7 @@ fn crds_prints_every_committed_manifest() {
         .map(|e| e.unwrap().path())
         .collect();
     files.sort();
-    assert_eq!(files.len(), 8);
+    assert_eq!(files.len(), 9);
     let committed: String = files
         .iter()
         .map(|f| std::fs::read_to_string(f).unwrap())
@@ -25,6 +25,6 @@ fn crds_prints_every_committed_manifest() {
     let docs: Vec<serde_yaml_ng::Value> = serde_yaml_ng::Deserializer::from_str(&printed)
         .map(|d| serde::Deserialize::deserialize(d).unwrap())
         .collect();
-    assert_eq!(docs.len(), 8);
+    assert_eq!(docs.len(), 9);
     assert!(docs.iter().all(|d| d["kind"] == "CustomResourceDefinition"));
 }

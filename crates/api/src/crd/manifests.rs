@@ -6,8 +6,8 @@ use kube::core::crd::merge_crds;
 use kube::CustomResourceExt;
 
 use super::{
-    bgp_peer_v1beta1, BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool,
-    L2Advertisement, ServiceBGPStatus, ServiceL2Status,
+    bgp_peer_v1beta1, BFDProfile, BGPAdvertisement, BGPPeer, Community, ConfigurationState,
+    IPAddressPool, L2Advertisement, ServiceBGPStatus, ServiceL2Status,
 };
 
 /// Every CRD, sorted by name. BGPPeer carries both versions, v1beta2 stored.
@@ -30,6 +30,7 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         BGPAdvertisement::crd(),
         peer,
         Community::crd(),
+        ConfigurationState::crd(),
         IPAddressPool::crd(),
         L2Advertisement::crd(),
         ServiceBGPStatus::crd(),

@@ -18,6 +18,7 @@ pub mod bgp_advertisement;
 pub mod bgp_peer;
 pub mod bgp_peer_v1beta1;
 pub mod community;
+pub mod configuration_state;
 pub mod ip_address_pool;
 pub mod l2_advertisement;
 pub mod manifests;
@@ -28,6 +29,7 @@ pub use bfd_profile::{BFDProfile, BFDProfileSpec};
 pub use bgp_advertisement::{BGPAdvertisement, BGPAdvertisementSpec};
 pub use bgp_peer::{BGPPeer, BGPPeerSpec, DynamicASNMode};
 pub use community::{Community, CommunityAlias, CommunitySpec};
+pub use configuration_state::{ConfigurationState, ConfigurationStateStatus};
 pub use ip_address_pool::{
     IPAddressPool, IPAddressPoolSpec, IPAddressPoolStatus, ServiceAllocation,
 };

@@ -14,6 +14,9 @@
 //! [`watch_paths`] polls the files and publishes a new snapshot when they change ("reloaded
 //! on change" without an inotify dependency; a period of a few seconds is plenty for config).
 
+// Config input is untrusted: no panics on any of it.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 

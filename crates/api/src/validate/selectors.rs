@@ -1,6 +1,9 @@
 //! Label selector well-formedness, as `metav1.LabelSelectorAsSelector` and
 //! `k8s.io/apimachinery/pkg/util/validation` check it, and conversion to [`crate::selector`].
 
+// Config input is untrusted: no panics on any of it.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector as K8sSelector;
 
 use super::ObjRef;
