@@ -1,7 +1,8 @@
 //! Service-facing annotations, parsed once for the controller and the speaker.
 //!
 //! Each key is read under both prefixes: `metallb.io/` (current) and `metallb.universe.tf/`
-//! (deprecated, still common in existing manifests). When both are present they must agree.
+//! (deprecated, still common in existing manifests). When both are present the current one
+//! wins, as in MetalLB (and in the controller's own reading of Services).
 //!
 //! | key                | meaning                                                      |
 //! |--------------------|--------------------------------------------------------------|
@@ -61,14 +62,6 @@ pub struct AnnotationError {
 /// Why an annotation is rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AnnotationReason {
-    /// The `metallb.io/` and `metallb.universe.tf/` forms disagree.
-    #[error("conflicts with {other} = {other_value:?}")]
-    PrefixConflict {
-        /// The other key.
-        other: String,
-        /// Its value.
-        other_value: String,
-    },
     /// Empty value.
     #[error("must not be empty")]
     Empty,
@@ -83,26 +76,13 @@ pub enum AnnotationReason {
     BothIpFields,
 }
 
-/// Reads `key` under both prefixes; `Ok(None)` when absent.
-fn get(svc: &Service, key: &str) -> Result<Option<(String, String)>, AnnotationError> {
-    let ann = svc.metadata.annotations.as_ref();
-    let cur_key = format!("{PREFIX}{key}");
-    let old_key = format!("{DEPRECATED_PREFIX}{key}");
-    let cur = ann.and_then(|a| a.get(&cur_key));
-    let old = ann.and_then(|a| a.get(&old_key));
-    match (cur, old) {
-        (Some(c), Some(o)) if c.trim() != o.trim() => Err(AnnotationError {
-            field: cur_key,
-            value: c.clone(),
-            reason: AnnotationReason::PrefixConflict {
-                other: old_key,
-                other_value: o.clone(),
-            },
-        }),
-        (Some(c), _) => Ok(Some((cur_key, c.trim().to_string()))),
-        (None, Some(o)) => Ok(Some((old_key, o.trim().to_string()))),
-        (None, None) => Ok(None),
-    }
+/// Reads `key` under both prefixes, the current one first: `(full key, trimmed value)`.
+pub fn get(svc: &Service, key: &str) -> Option<(String, String)> {
+    let ann = svc.metadata.annotations.as_ref()?;
+    [PREFIX, DEPRECATED_PREFIX].iter().find_map(|prefix| {
+        let full = format!("{prefix}{key}");
+        ann.get(&full).map(|v| (full, v.trim().to_string()))
+    })
 }
 
 fn non_empty(
@@ -111,11 +91,7 @@ fn non_empty(
     errors: &mut Vec<AnnotationError>,
 ) -> Option<(String, String)> {
     match get(svc, key) {
-        Err(e) => {
-            errors.push(e);
-            None
-        }
-        Ok(Some((field, v))) if v.is_empty() => {
+        Some((field, v)) if v.is_empty() => {
             errors.push(AnnotationError {
                 field,
                 value: v,
@@ -123,7 +99,7 @@ fn non_empty(
             });
             None
         }
-        Ok(found) => found,
+        found => found,
     }
 }
 
@@ -244,28 +220,18 @@ mod tests {
     }
 
     #[test]
-    fn prefixes_must_agree_when_both_present() {
-        let same = svc(
+    fn current_prefix_wins_when_both_are_present() {
+        let both = svc(
             &[
-                ("metallb.io/address-pool", "a"),
-                ("metallb.universe.tf/address-pool", "a"),
+                ("metallb.io/address-pool", "new"),
+                ("metallb.universe.tf/address-pool", "old"),
             ],
             None,
         );
-        assert!(parse_service(&same).is_ok());
-        let differ = svc(
-            &[
-                ("metallb.io/address-pool", "a"),
-                ("metallb.universe.tf/address-pool", "b"),
-            ],
-            None,
+        assert_eq!(
+            parse_service(&both).unwrap().address_pool.as_deref(),
+            Some("new")
         );
-        let e = parse_service(&differ).unwrap_err();
-        assert!(matches!(
-            e[0].reason,
-            AnnotationReason::PrefixConflict { .. }
-        ));
-        assert_eq!(e[0].field, "metallb.io/address-pool");
     }
 
     #[test]
