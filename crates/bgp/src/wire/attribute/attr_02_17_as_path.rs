@@ -113,6 +113,64 @@ impl AsPath {
         }
     }
 
+    /// The path length for the RFC 6793 §4.2.3 comparison: each ASN of an AS_SEQUENCE counts
+    /// one, an AS_SET counts one, confederation segments count zero.
+    pub fn count(&self) -> usize {
+        self.segments
+            .iter()
+            .map(|s| match s.kind {
+                AsSegmentType::AsSequence => s.asns.len(),
+                AsSegmentType::AsSet => 1,
+                _ => 0,
+            })
+            .sum()
+    }
+
+    /// RFC 6793 §4.2.3: if AS_PATH is shorter than AS4_PATH, AS4_PATH is ignored; otherwise
+    /// the leading `count(AS_PATH) - count(AS4_PATH)` ASNs of AS_PATH followed by AS4_PATH.
+    pub fn merged_with_as4_path(&self, as4_path: &AsPath) -> AsPath {
+        let (n, m) = (self.count(), as4_path.count());
+        if n < m {
+            return self.clone();
+        }
+        let mut remaining = n - m;
+        let mut segments: Vec<AsSegment> = Vec::new();
+        for s in &self.segments {
+            match s.kind {
+                AsSegmentType::AsSequence if remaining > 0 => {
+                    let take = remaining.min(s.asns.len());
+                    remaining -= take;
+                    segments.push(AsSegment {
+                        kind: s.kind,
+                        asns: s.asns.iter().take(take).copied().collect(),
+                    });
+                }
+                AsSegmentType::AsSet if remaining > 0 => {
+                    remaining -= 1;
+                    segments.push(s.clone());
+                }
+                AsSegmentType::AsConfedSequence | AsSegmentType::AsConfedSet => {
+                    segments.push(s.clone())
+                }
+                _ => {}
+            }
+        }
+        for s in &as4_path.segments {
+            // Join a leading AS_SEQUENCE of AS4_PATH to a trailing one kept from AS_PATH.
+            match segments.last_mut() {
+                Some(last)
+                    if last.kind == AsSegmentType::AsSequence
+                        && s.kind == AsSegmentType::AsSequence
+                        && last.asns.len() + s.asns.len() <= 255 =>
+                {
+                    last.asns.extend_from_slice(&s.asns)
+                }
+                _ => segments.push(s.clone()),
+            }
+        }
+        AsPath { segments }
+    }
+
     /// Value length on the wire with 2- or 4-octet ASNs.
     pub fn value_len(&self, four_octet: bool) -> usize {
         let width = if four_octet { 4 } else { 2 };

@@ -375,6 +375,30 @@ impl PathAttributes {
         out
     }
 
+    /// Attributes received from a 2-octet peer with the 4-octet information merged back
+    /// (RFC 6793 §4.2.3): AS_PATH rebuilt from AS_PATH and AS4_PATH, AGGREGATOR from
+    /// AS4_AGGREGATOR; AS4_PATH and AS4_AGGREGATOR removed. The inverse of
+    /// [`PathAttributes::for_two_octet_peer`] for paths of AS_SEQUENCEs.
+    pub fn with_as4_merged(&self) -> PathAttributes {
+        let mut out = self.clone();
+        let as4_path = out.as4_path.take();
+        let as4_aggregator = out.as4_aggregator.take();
+        // RFC 6793 §4.2.3: "If the AGGREGATOR attribute carries an AS number other than
+        // AS_TRANS, then AS4_AGGREGATOR and AS4_PATH ... SHALL be ignored".
+        if let Some(agg) = self.aggregator {
+            if agg.asn != u32::from(super::iana::AS_TRANS) {
+                return out;
+            }
+            if let Some(agg4) = as4_aggregator {
+                out.aggregator = Some(agg4);
+            }
+        }
+        if let (Some(path), Some(path4)) = (&self.as_path, as4_path) {
+            out.as_path = Some(path.merged_with_as4_path(&path4));
+        }
+        out
+    }
+
     /// For a 2-octet peer (RFC 6793 §4.2.2): AS_PATH and AGGREGATOR with AS_TRANS in place of
     /// 4-octet ASNs, and the real values in AS4_PATH / AS4_AGGREGATOR when any was replaced.
     pub fn for_two_octet_peer(&self) -> PathAttributes {
