@@ -187,12 +187,6 @@ pub enum Reason {
     /// `localPref` on an advertisement whose named peers are all eBGP.
     #[error("localPref is only sent to iBGP peers, but every peer in spec.peers is eBGP")]
     LocalPrefWithoutIbgp,
-    /// Two objects with identical specs.
-    #[error("identical to {other}")]
-    IdenticalTo {
-        /// The other object.
-        other: String,
-    },
     /// A feature FerroLB does not implement (accepted by MetalLB with FRR only).
     #[error("not supported by FerroLB: {0}")]
     Unsupported(&'static str),
@@ -230,7 +224,6 @@ impl Reason {
             Reason::DuplicatePeer { .. } => "duplicate_peer",
             Reason::BadInterface(_) => "bad_interface",
             Reason::LocalPrefWithoutIbgp => "local_pref_without_ibgp",
-            Reason::IdenticalTo { .. } => "identical",
             Reason::Unsupported(_) => "unsupported",
         }
     }

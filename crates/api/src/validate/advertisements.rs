@@ -5,7 +5,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{check_name, check_unique, selectors, NodeIndex, ObjRef};
-use crate::crd;
 use crate::error::{ConfigError, Reason};
 use crate::model::{BgpAdvertisement, BgpCommunity, BgpPeer, IpFamily, L2Advertisement, Pool};
 use crate::parse::{parse_address_range, parse_community, shortest_prefix_len, CommunityError};
@@ -88,21 +87,10 @@ pub(super) fn validate_bgp_advertisements(
 ) -> BTreeMap<String, BgpAdvertisement> {
     let mut out: BTreeMap<String, BgpAdvertisement> = BTreeMap::new();
     let mut seen = BTreeMap::new();
-    let mut specs: Vec<(ObjRef, &crd::BGPAdvertisementSpec)> = Vec::new();
     for a in &res.bgp_advertisements {
         let obj = ObjRef::new("BGPAdvertisement", &a.metadata);
         let name = check_name(&obj, &a.metadata, &mut seen, "BGPAdvertisement", errors);
         let s = &a.spec;
-        if let Some((other, _)) = specs.iter().find(|(_, o)| **o == *s) {
-            errors.push(obj.err(
-                "spec",
-                "",
-                Reason::IdenticalTo {
-                    other: other.display(),
-                },
-            ));
-        }
-        specs.push((obj.clone(), s));
         check_unique(&obj, "spec.ipAddressPools", &s.ip_address_pools, errors);
         check_unique(&obj, "spec.communities", &s.communities, errors);
         check_unique(&obj, "spec.peers", &s.peers, errors);
