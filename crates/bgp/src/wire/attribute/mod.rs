@@ -13,6 +13,31 @@
 //! decodes and carries [`AttributeError`] findings, unless the error forces a session reset.
 //! Meaning (missing mandatory attributes and the like) is checked by `Update::validate`.
 //! Files are named by attribute type code.
+//!
+//! Coverage and error handling (decode, RFC 7606 unless noted):
+//!
+//! | code | attribute | flags | malformed → |
+//! |---|---|---|---|
+//! | 1 | ORIGIN | well-known | treat-as-withdraw (§7.1) |
+//! | 2 | AS_PATH (2/4-octet per ctx) | well-known | treat-as-withdraw (§7.2) |
+//! | 3 | NEXT_HOP | well-known | treat-as-withdraw (§7.3); bad address: `validate` |
+//! | 4 | MULTI_EXIT_DISC | optional | treat-as-withdraw (§7.4) |
+//! | 5 | LOCAL_PREF | well-known | treat-as-withdraw (§7.5) |
+//! | 6 | ATOMIC_AGGREGATE | well-known | attribute discard (§7.6) |
+//! | 7 | AGGREGATOR (2/4-octet per ctx) | opt. transitive | attribute discard (§7.7) |
+//! | 8 | COMMUNITIES | opt. transitive | treat-as-withdraw (§7.8) |
+//! | 14 | MP_REACH_NLRI (IPv4/IPv6 uni/multicast) | optional | session reset 3/9 or 3/10 (§7.11, §5.3) |
+//! | 15 | MP_UNREACH_NLRI | optional | session reset 3/9 or 3/10 (§7.12, §5.3) |
+//! | 16 | EXTENDED COMMUNITIES | opt. transitive | treat-as-withdraw (§7.14) |
+//! | 17 | AS4_PATH | opt. transitive | attribute discard (RFC 6793 §6); discarded from a 4-octet peer |
+//! | 18 | AS4_AGGREGATOR | opt. transitive | attribute discard (RFC 6793 §6); discarded from a 4-octet peer |
+//! | 32 | LARGE_COMMUNITY | opt. transitive | treat-as-withdraw (RFC 8092 §6) |
+//! | other | kept raw with flags | optional | well-known unknown: session reset 3/2 |
+//!
+//! Any attribute: O/T flags in conflict → treat-as-withdraw (§3 c); duplicate → discard, but
+//! a duplicate MP_(UN)REACH_NLRI → 3/1 (§3 g); length overrun → treat-as-withdraw (§4).
+//! MP attributes from an unsupported family are discarded. Not decoded (kept raw):
+//! ORIGINATOR_ID, CLUSTER_LIST and everything newer.
 
 mod attr_01_origin;
 mod attr_02_17_as_path;
