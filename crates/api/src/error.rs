@@ -187,6 +187,15 @@ pub enum Reason {
     /// `localPref` on an advertisement whose named peers are all eBGP.
     #[error("localPref is only sent to iBGP peers, but every peer in spec.peers is eBGP")]
     LocalPrefWithoutIbgp,
+    /// An IPv6 pool advertised to a peer whose BFD profile enables echo mode (BFD echo is
+    /// IPv4-only in FRR; MetalLB `validateConfig`).
+    #[error("advertises IPv6 pool {pool} to BGPPeer {peer}, whose BFD profile enables echo mode")]
+    BfdEchoWithIpv6 {
+        /// The pool.
+        pool: String,
+        /// The peer.
+        peer: String,
+    },
     /// A feature FerroLB does not implement (accepted by MetalLB with FRR only).
     #[error("not supported by FerroLB: {0}")]
     Unsupported(&'static str),
@@ -224,6 +233,7 @@ impl Reason {
             Reason::DuplicatePeer { .. } => "duplicate_peer",
             Reason::BadInterface(_) => "bad_interface",
             Reason::LocalPrefWithoutIbgp => "local_pref_without_ibgp",
+            Reason::BfdEchoWithIpv6 { .. } => "bfd_echo_with_ipv6",
             Reason::Unsupported(_) => "unsupported",
         }
     }

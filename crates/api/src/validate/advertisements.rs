@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{check_name, check_unique, selectors, NodeIndex, ObjRef};
 use crate::error::{ConfigError, Reason};
-use crate::model::{BgpAdvertisement, BgpCommunity, BgpPeer, IpFamily, L2Advertisement, Pool};
+use crate::model::{
+    BfdProfile, BgpAdvertisement, BgpCommunity, BgpPeer, IpFamily, L2Advertisement, Pool,
+};
 use crate::parse::{parse_address_range, parse_community, shortest_prefix_len, CommunityError};
 use crate::selector::LabelSelector;
 use crate::source::Resources;
@@ -373,4 +375,51 @@ pub(super) fn validate_l2_advertisements(
         }
     }
     out
+}
+
+/// MetalLB `validateConfig`: an advertisement of a pool with IPv6 ranges must not reach a peer
+/// whose BFD profile has echo mode on.
+pub(super) fn check_bfd_echo_ipv6(
+    res: &Resources,
+    pools: &BTreeMap<String, Pool>,
+    peers: &BTreeMap<String, BgpPeer>,
+    bfd: &BTreeMap<String, BfdProfile>,
+    advs: &BTreeMap<String, BgpAdvertisement>,
+    errors: &mut Vec<ConfigError>,
+) {
+    let echo = |p: &BgpPeer| {
+        p.bfd_profile
+            .as_ref()
+            .and_then(|b| bfd.get(b))
+            .is_some_and(|b| b.echo_mode)
+    };
+    for cr in &res.bgp_advertisements {
+        let Some(adv) = cr.metadata.name.as_ref().and_then(|n| advs.get(n)) else {
+            continue;
+        };
+        let obj = ObjRef::new("BGPAdvertisement", &cr.metadata);
+        let v6_pool = adv.pools.iter().find(|p| {
+            pools
+                .get(*p)
+                .is_some_and(|p| p.ranges.iter().any(|r| r.family() == IpFamily::V6))
+        });
+        let Some(pool) = v6_pool else {
+            continue;
+        };
+        let targets: Vec<&BgpPeer> = if adv.peers.is_empty() {
+            peers.values().collect()
+        } else {
+            adv.peers.iter().filter_map(|n| peers.get(n)).collect()
+        };
+        if let Some(peer) = targets.into_iter().find(|p| echo(p)) {
+            errors.push(obj.err(
+                "spec.peers",
+                adv.peers.iter().cloned().collect::<Vec<_>>().join(","),
+                Reason::BfdEchoWithIpv6 {
+                    pool: pool.clone(),
+                    peer: peer.name.clone(),
+                },
+            ));
+        }
+    }
 }

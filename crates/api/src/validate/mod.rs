@@ -88,6 +88,14 @@ pub fn validate(res: &Resources) -> Result<Config, Vec<ConfigError>> {
         &mut errors,
     );
     let l2_advertisements = advertisements::validate_l2_advertisements(res, &pools, &mut errors);
+    advertisements::check_bfd_echo_ipv6(
+        res,
+        &pools,
+        &bgp_peers,
+        &bfd_profiles,
+        &bgp_advertisements,
+        &mut errors,
+    );
     if errors.is_empty() {
         Ok(Config {
             pools,

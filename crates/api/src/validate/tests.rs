@@ -498,6 +498,22 @@ fn bfd_profile_must_exist_and_be_in_range() {
 }
 
 #[test]
+fn ipv6_pools_must_not_be_advertised_to_peers_with_bfd_echo() {
+    let bfd = "---\napiVersion: metallb.io/v1beta1\nkind: BFDProfile\nmetadata: {name: echo}\nspec: {echoMode: true}\n";
+    let p = peer("p", &format!("{BASIC_PEER}  bfdProfile: echo\n"));
+    let v4 = pool("v4", &["10.0.0.0/24"]);
+    let v6 = pool("v6", &["fc00::/120"]);
+    ok(&(bfd.to_string() + &p + &v4 + &bgp_adv("a", "  ipAddressPools: [v4]\n")));
+    let e = one(
+        &(bfd.to_string() + &p + &v6 + &bgp_adv("a", "  ipAddressPools: [v6]\n")),
+        "spec.peers",
+        "bfd_echo_with_ipv6",
+    );
+    assert_eq!(e.kind, "BGPAdvertisement");
+    ok(&(bfd.replace("echoMode: true", "echoMode: false") + &p + &v6 + &bgp_adv("a", "  {}\n")));
+}
+
+#[test]
 fn local_asn_is_unsupported_natively() {
     one(
         &peer("p", &format!("{BASIC_PEER}  localASN: 65000\n")),
