@@ -98,6 +98,11 @@ impl Families {
         }
     }
 
+    /// The families in both sets.
+    pub fn intersection(self, other: Families) -> Families {
+        Families(self.0 & other.0)
+    }
+
     /// Whether `family` is in the set.
     pub fn contains(self, family: Family) -> bool {
         Self::bit(family).is_some_and(|bit| self.0 & bit != 0)
@@ -163,35 +168,32 @@ impl DecodeCtx {
     }
 
     /// The context after the OPEN exchange: a feature is on only if both sides announced it.
+    /// Families are the intersection of both sides' Multiprotocol capabilities, where a side
+    /// without any carries IPv4 unicast only (RFC 4760 §8, RFC 5492 §3).
     pub fn negotiate(local: &Open, remote: &Open) -> Self {
         let has =
             |open: &Open, code: CapabilityCode| open.capabilities.iter().any(|c| c.code() == code);
-        let mut families = Families::NONE;
-        let mp = |open: &Open| {
-            open.capabilities
-                .iter()
-                .filter_map(|c| match c {
-                    Capability::Multiprotocol(f) => Some(*f),
-                    _ => None,
-                })
-                .collect::<Vec<_>>()
-        };
-        let (local_mp, remote_mp) = (mp(local), mp(remote));
-        if local_mp.is_empty() && remote_mp.is_empty() {
-            // RFC 4760 §8 / RFC 4271: without Multiprotocol capabilities a session carries
-            // IPv4 unicast.
-            families = Families::IPV4_UNICAST;
-        } else {
-            for f in local_mp.iter().filter(|f| remote_mp.contains(f)) {
-                families.insert(*f);
+        let families_of = |open: &Open| {
+            let mut set = Families::NONE;
+            let mut any = false;
+            for c in &open.capabilities {
+                if let Capability::Multiprotocol(f) = c {
+                    any = true;
+                    set.insert(*f);
+                }
             }
-        }
+            if any {
+                set
+            } else {
+                Families::IPV4_UNICAST
+            }
+        };
         DecodeCtx {
             four_octet_as: has(local, CapabilityCode::FOUR_OCTET_AS)
                 && has(remote, CapabilityCode::FOUR_OCTET_AS),
             extended_message: has(local, CapabilityCode::EXTENDED_MESSAGE)
                 && has(remote, CapabilityCode::EXTENDED_MESSAGE),
-            families,
+            families: families_of(local).intersection(families_of(remote)),
         }
     }
 
