@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ferrolb_api::model::{Config, IpFamily};
 
@@ -128,7 +129,8 @@ pub struct PoolUsage {
 
 #[derive(Debug, Clone)]
 struct Entry {
-    svc: Service,
+    /// Shared so that settling and allocating need no deep copy of the Service.
+    svc: Arc<Service>,
     /// Arrival order: re-allocation after a config change is first come, first served.
     seq: u64,
     assignment: Option<Assignment>,
@@ -180,8 +182,8 @@ pub struct PoolAllocator {
     order: Vec<String>,
     services: BTreeMap<ServiceKey, Entry>,
     ips: HashMap<IpAddr, IpUse>,
-    /// IPs per (pool, sharing key), so a sharing Service finds its partners without a scan.
-    shared: BTreeMap<(String, String), BTreeSet<IpAddr>>,
+    /// IPs per pool and sharing key, so a sharing Service finds its partners without a scan.
+    shared: HashMap<String, HashMap<String, BTreeSet<IpAddr>>>,
     next_seq: u64,
 }
 
@@ -464,6 +466,7 @@ impl PoolAllocator {
             self.forget(&key, skip.clone(), events);
             return Some(ServiceState::NotHandled(skip));
         }
+        let svc = Arc::new(svc);
         let (seq, held) = match self.services.get(&key) {
             Some(e) => (e.seq, e.assignment.clone()),
             None => {
@@ -474,7 +477,7 @@ impl PoolAllocator {
         self.services.insert(
             key.clone(),
             Entry {
-                svc: svc.clone(),
+                svc: Arc::clone(&svc),
                 seq,
                 assignment: held.clone(),
                 failure: None,
@@ -656,7 +659,8 @@ impl PoolAllocator {
         if let Some(key) = &svc.sharing_key {
             let found = self
                 .shared
-                .get(&(name.to_string(), key.clone()))
+                .get(name)
+                .and_then(|by_key| by_key.get(key))
                 .and_then(|set| {
                     set.iter().copied().find(|ip| {
                         IpFamily::of(ip) == family
@@ -753,7 +757,9 @@ impl PoolAllocator {
                 }
                 if let Some(k) = new_key {
                     self.shared
-                        .entry((pool.to_string(), k))
+                        .entry(pool.to_string())
+                        .or_default()
+                        .entry(k)
                         .or_default()
                         .insert(*ip);
                 }
@@ -784,12 +790,17 @@ impl PoolAllocator {
     }
 
     fn unindex(&mut self, pool: &str, key: &str, ip: &IpAddr) {
-        let k = (pool.to_string(), key.to_string());
-        if let Some(set) = self.shared.get_mut(&k) {
+        let Some(by_key) = self.shared.get_mut(pool) else {
+            return;
+        };
+        if let Some(set) = by_key.get_mut(key) {
             set.remove(ip);
             if set.is_empty() {
-                self.shared.remove(&k);
+                by_key.remove(key);
             }
+        }
+        if by_key.is_empty() {
+            self.shared.remove(pool);
         }
     }
 }
