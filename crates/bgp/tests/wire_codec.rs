@@ -223,3 +223,56 @@ async fn framed_reader_over_a_duplex_stream() {
         vec![open(), update_with_prefixes(700), Message::Keepalive]
     );
 }
+
+mod random_streams {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Random bytes in random chunks: the codec returns items or an error, never panics,
+        /// and stops (each step consumes input or waits for more).
+        #[test]
+        fn garbage_never_panics(data in proptest::collection::vec(any::<u8>(), 0..2000), chunk in 1usize..300) {
+            let mut codec = BgpCodec::new(DecodeCtx::modern());
+            let mut buf = BytesMut::new();
+            'outer: for piece in data.chunks(chunk) {
+                buf.extend_from_slice(piece);
+                loop {
+                    match codec.decode(&mut buf) {
+                        Ok(Some(_)) => {}
+                        Ok(None) => break,
+                        Err(_) => break 'outer,
+                    }
+                }
+            }
+        }
+
+        /// Marker-valid frames with random type and body: framing holds, every frame yields
+        /// exactly one item (a message or the NOTIFICATION for its body).
+        #[test]
+        fn well_framed_random_bodies_give_one_item_each(
+            frames in proptest::collection::vec((1u8..=5, proptest::collection::vec(any::<u8>(), 4..200)), 1..10),
+            chunk in 1usize..64,
+        ) {
+            let mut stream = Vec::new();
+            let mut expected = 0;
+            for (ty, body) in &frames {
+                let body: &[u8] = if *ty == 4 { &[] } else { body };
+                let len = body.len() + 19;
+                if (*ty == 1 && len < 29) || (*ty == 3 && len < 21) || (*ty == 2 && len < 23) || (*ty == 5 && len < 23) {
+                    continue;
+                }
+                stream.extend_from_slice(&[0xff; 16]);
+                stream.extend_from_slice(&(len as u16).to_be_bytes());
+                stream.push(*ty);
+                stream.extend_from_slice(body);
+                expected += 1;
+            }
+            let mut codec = BgpCodec::new(DecodeCtx::modern());
+            let items = feed(&mut codec, &stream, chunk);
+            prop_assert_eq!(items.len(), expected);
+        }
+    }
+}
