@@ -410,3 +410,26 @@ fn ipv4_update_two_octet_as_path_with_as_set() {
     });
     check_both_ways(&bytes, &expected, &DecodeCtx::default());
 }
+
+#[test]
+fn several_capabilities_in_one_parameter_decode_in_order() {
+    // RFC 5492 §4: one Capabilities parameter may carry several capabilities. We re-encode one
+    // per parameter, so only the decoded message is compared.
+    let body = hex("04 fde9 005a c0000201 0c
+         02 0a                       | one Capabilities parameter, length 10
+         01 04 0001 00 01            | MP IPv4 unicast
+         02 00                       | Route Refresh
+         06 00                       | Extended Message");
+    let m = decode_message(&with_header(1, &body), &DecodeCtx::default()).unwrap();
+    let Message::Open(open) = m else {
+        panic!("not an OPEN")
+    };
+    assert_eq!(
+        open.capabilities,
+        vec![
+            Capability::Multiprotocol(Family::IPV4_UNICAST),
+            Capability::RouteRefresh,
+            Capability::ExtendedMessage
+        ]
+    );
+}
