@@ -1,23 +1,21 @@
 //! From a k8s-openapi `Service` (plus its Namespace's labels) to the allocator's [`Service`].
 //!
-//! Annotations are parsed here because `ferrolb_api::annotations` was not ready when this was
-//! written; both the `metallb.io/` and the deprecated `metallb.universe.tf/` prefixes are read,
-//! the new one winning when both are set. Fields are read with the defaults the API server
-//! applies, so offline manifests (the `allocate` command) mean what they would in a cluster.
+//! The `metallb.io/` annotations (and `spec.loadBalancerIP`) are parsed by
+//! [`ferrolb_api::annotations::parse_service`], shared with the speaker. Fields are read with the
+//! defaults the API server applies, so offline manifests (the `allocate` command) mean what they
+//! would in a cluster.
 
 use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1 as k8s;
 
+use ferrolb_api::annotations::{parse_service, AnnotationReason};
 use ferrolb_api::model::IpFamily;
 use ferrolb_api::selector::Labels;
 
 use super::service::{
     IpFamilyPolicy, Protocol, Service, ServiceKey, ServicePort, ServiceType, TrafficPolicy,
 };
-
-/// The annotation prefixes MetalLB reads, current first.
-const PREFIXES: [&str; 2] = ["metallb.io/", "metallb.universe.tf/"];
 
 /// A Service field the allocator cannot read: names the field, the value and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,8 +37,9 @@ pub enum FieldReason {
     UnknownValue,
     #[error("port out of range 1-65535")]
     PortOutOfRange,
-    #[error("both spec.loadBalancerIP and the loadBalancerIPs annotation are set")]
-    BothRequestForms,
+    /// A `metallb.io/` annotation or `spec.loadBalancerIP` is malformed.
+    #[error("{0}")]
+    Annotation(AnnotationReason),
     #[error("metadata.name is missing")]
     MissingName,
 }
@@ -66,15 +65,6 @@ pub fn key_of(svc: &k8s::Service) -> Option<ServiceKey> {
         .clone()
         .unwrap_or_else(|| "default".to_string());
     Some(ServiceKey::new(ns, name))
-}
-
-/// The value of annotation `name` under the first prefix that has it, with its full key.
-fn annotation<'a>(svc: &'a k8s::Service, name: &str) -> Option<(String, &'a str)> {
-    let annotations = svc.metadata.annotations.as_ref()?;
-    PREFIXES.iter().find_map(|prefix| {
-        let full = format!("{prefix}{name}");
-        annotations.get(&full).map(|v| (full, v.as_str()))
-    })
 }
 
 fn parse_ip(field: &str, text: &str) -> Result<IpAddr, ServiceFieldError> {
@@ -122,24 +112,11 @@ pub fn service_from_k8s(
         Some(other) => return Err(err("spec.ipFamilyPolicy", other, FieldReason::UnknownValue)),
     };
 
-    let mut requested_ips = Vec::new();
-    if let Some((field, list)) = annotation(svc, "loadBalancerIPs") {
-        let field = format!("metadata.annotations[{field:?}]");
-        for part in list.split(',').filter(|p| !p.trim().is_empty()) {
-            requested_ips.push(parse_ip(&field, part)?);
-        }
-    }
-    if let Some(ip) = spec.load_balancer_ip.as_deref().filter(|s| !s.is_empty()) {
-        // MetalLB refuses a Service that uses both request forms.
-        if !requested_ips.is_empty() {
-            return Err(err(
-                "spec.loadBalancerIP",
-                ip,
-                FieldReason::BothRequestForms,
-            ));
-        }
-        requested_ips.push(parse_ip("spec.loadBalancerIP", ip)?);
-    }
+    // The first problem is reported; the others show once it is fixed.
+    let request = parse_service(svc).map_err(|errors| match errors.into_iter().next() {
+        Some(e) => err(e.field, e.value, FieldReason::Annotation(e.reason)),
+        None => err("metadata.annotations", "", FieldReason::UnknownValue),
+    })?;
 
     let mut ports = Vec::new();
     for (i, p) in spec.ports.iter().flatten().enumerate() {
@@ -203,9 +180,9 @@ pub fn service_from_k8s(
         service_type,
         ip_families,
         ip_family_policy,
-        requested_ips,
-        address_pool: annotation(svc, "address-pool").map(|(_, v)| v.trim().to_string()),
-        sharing_key: annotation(svc, "allow-shared-ip").map(|(_, v)| v.to_string()),
+        requested_ips: request.requested_ips,
+        address_pool: request.address_pool,
+        sharing_key: request.sharing_key,
         ports,
         external_traffic_policy,
         selector: spec.selector.clone().unwrap_or_default(),
@@ -273,13 +250,22 @@ status:
             "metadata: {name: a, annotations: {metallb.io/loadBalancerIPs: 10.0.0.300}}\nspec: {type: LoadBalancer}",
         )
         .unwrap_err();
-        assert_eq!(e.reason, FieldReason::NotAnIp);
+        assert!(
+            matches!(
+                e.reason,
+                FieldReason::Annotation(AnnotationReason::BadIp(_))
+            ),
+            "{e}"
+        );
         assert!(e.field.contains("metallb.io/loadBalancerIPs"), "{e}");
         let both = parse(
             "metadata: {name: a, annotations: {metallb.io/loadBalancerIPs: 10.0.0.1}}\nspec: {type: LoadBalancer, loadBalancerIP: 10.0.0.2}",
         )
         .unwrap_err();
-        assert_eq!(both.reason, FieldReason::BothRequestForms);
+        assert_eq!(
+            both.reason,
+            FieldReason::Annotation(AnnotationReason::BothIpFields)
+        );
         let port = parse("metadata: {name: a}\nspec: {ports: [{port: 70000}]}").unwrap_err();
         assert_eq!(port.reason, FieldReason::PortOutOfRange);
     }
