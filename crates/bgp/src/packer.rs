@@ -19,7 +19,8 @@
 //!
 //! *Guarantees*: every announced and withdrawn prefix appears exactly once across the output;
 //! no UPDATE exceeds the limit. *Caveats*: a prefix both announced and withdrawn is only
-//! announced; each UPDATE carries one attribute group.
+//! announced; each UPDATE carries one attribute group, IPv4 and IPv6 prefixes of a group share
+//! an UPDATE where they fit (NLRI plus MP_REACH_NLRI, with NEXT_HOP present for the IPv4 part).
 
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
@@ -102,6 +103,29 @@ impl Draft {
             self.update.nlri.push(net);
         }
         true
+    }
+
+    /// Adds an empty MP_REACH_NLRI, if it fits.
+    fn start_mp_reach(&mut self, reach: Option<MpReach>, max: usize) -> bool {
+        let Some(reach) = reach else {
+            return false;
+        };
+        if self.update.mp_reach.is_some() {
+            return false;
+        }
+        let value = reach.value_len();
+        if size_with(self.base, Some(value), self.mp_unreach) > max {
+            return false;
+        }
+        self.mp_reach = Some(value);
+        self.update.mp_reach = Some(reach);
+        true
+    }
+
+    /// Removes an MP_REACH_NLRI that got no prefix.
+    fn drop_mp_reach(&mut self) {
+        self.mp_reach = None;
+        self.update.mp_reach = None;
     }
 
     /// Adds a prefix to MP_REACH_NLRI (present already), if it fits.
@@ -252,16 +276,35 @@ impl Packer {
                     MP_REACH_FIXED + next_hop.len(),
                     template.mp_reach.as_ref().map_or(0, |m| m.value_len())
                 );
-                let mut draft = Draft::new(template.clone(), &self.ctx);
+                let empty_reach = template.mp_reach.clone();
+                // RFC 4760 allows IPv4 NLRI and MP_REACH_NLRI in one UPDATE, and the last IPv4
+                // UPDATE of this group carries the same attributes: fill its spare room first.
+                let mut draft = match (v4.is_empty(), out.pop()) {
+                    (false, Some(mut last)) => {
+                        if last.start_mp_reach(empty_reach, max) {
+                            last
+                        } else {
+                            out.push(last);
+                            Draft::new(template.clone(), &self.ctx)
+                        }
+                    }
+                    (_, last) => {
+                        out.extend(last);
+                        Draft::new(template.clone(), &self.ctx)
+                    }
+                };
                 for net in v6 {
                     if !draft.try_mp_reach(*net, max) {
-                        if draft
+                        let reach_empty = draft
                             .update
                             .mp_reach
                             .as_ref()
-                            .is_some_and(|m| m.nlri.is_empty())
-                        {
+                            .is_some_and(|m| m.nlri.is_empty());
+                        if reach_empty && draft.update.nlri.is_empty() {
                             return Err(self.too_long(&draft));
+                        }
+                        if reach_empty {
+                            draft.drop_mp_reach();
                         }
                         out.push(std::mem::replace(
                             &mut draft,

@@ -109,12 +109,20 @@ fn ipv6_routes_go_in_mp_reach_without_next_hop_attribute() {
     let updates = Packer::new(DecodeCtx::modern())
         .pack(&announce, &BTreeSet::new())
         .unwrap();
-    assert_eq!(updates.len(), 2);
-    let v6 = updates.iter().find(|u| u.mp_reach.is_some()).unwrap();
-    assert_eq!(v6.attrs.next_hop, None);
-    assert!(v6.nlri.is_empty());
-    let v4 = updates.iter().find(|u| !u.nlri.is_empty()).unwrap();
-    assert_eq!(v4.attrs.next_hop, Some(Ipv4Addr::new(192, 0, 2, 1)));
+    // Same attributes: one UPDATE with NLRI and MP_REACH_NLRI (RFC 4760).
+    assert_eq!(updates.len(), 1);
+    assert_eq!(updates[0].nlri.len(), 1);
+    assert_eq!(updates[0].mp_reach.as_ref().unwrap().nlri.len(), 1);
+    assert_eq!(updates[0].attrs.next_hop, Some(Ipv4Addr::new(192, 0, 2, 1)));
+    // IPv6 alone: MP_REACH_NLRI without the NEXT_HOP attribute.
+    let v6_only: BTreeMap<IpNet, RouteAttributes> =
+        [("2001:db8::10/128".parse().unwrap(), route(65001, None))].into();
+    let updates = Packer::new(DecodeCtx::modern())
+        .pack(&v6_only, &BTreeSet::new())
+        .unwrap();
+    assert_eq!(updates.len(), 1);
+    assert_eq!(updates[0].attrs.next_hop, None);
+    assert!(updates[0].nlri.is_empty());
 }
 
 #[test]
