@@ -168,10 +168,7 @@ spec: {type: LoadBalancer}
         ["bad-ip", "both", "dns-tcp", "dns-udp", "wants-taken"]
     );
     assert!(
-        got[0]["error"]
-            .as_str()
-            .unwrap()
-            .contains("not an IP address"),
+        got[0]["error"].as_str().unwrap().contains("\"not-an-ip\""),
         "{}",
         got[0]
     );
