@@ -2,9 +2,9 @@
 //!
 //! Test double: `StubApiServer` is a tower service standing in for the Kubernetes API server.
 //! It answers LIST requests for the watched collections from fixed objects (with a
-//! resourceVersion) and answers every WATCH with an empty event stream, which is enough to
-//! drive the reflectors through their initial list. It does not model watch events,
-//! pagination, errors or conflicts.
+//! resourceVersion) and answers each WATCH with the events queued for that collection (each
+//! served once), then ends the stream, which the watcher answers by watching again. It does
+//! not model pagination, errors, conflicts or resourceVersion semantics.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -21,6 +21,8 @@ const NS: &str = "metallb-system";
 struct StubApiServer {
     /// Collection path (`/apis/metallb.io/v1beta1/namespaces/ns/ipaddresspools`) → items.
     collections: BTreeMap<String, Vec<Value>>,
+    /// Collection path → watch events (JSON lines) still to be served, once each.
+    events: Arc<Mutex<BTreeMap<String, Vec<Value>>>>,
     /// Paths of every request seen.
     seen: Arc<Mutex<Vec<String>>>,
 }
@@ -36,7 +38,18 @@ impl StubApiServer {
             seen.push(format!("{path}?{query}"));
         }
         if query.contains("watch=true") {
-            return http::Response::new(Vec::new().into());
+            let queued = self
+                .events
+                .lock()
+                .ok()
+                .and_then(|mut e| e.remove(&path))
+                .unwrap_or_default();
+            let mut body = Vec::new();
+            for ev in queued {
+                body.extend(serde_json::to_vec(&ev).unwrap());
+                body.push(b'\n');
+            }
+            return http::Response::new(body.into());
         }
         let Some(items) = self.collections.get(&path) else {
             let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
@@ -110,6 +123,7 @@ fn stub() -> StubApiServer {
     );
     StubApiServer {
         collections,
+        events: Arc::default(),
         seen: Arc::default(),
     }
 }
@@ -141,4 +155,47 @@ async fn first_snapshot_holds_every_watched_kind_sorted_and_validates() {
     let config = ferrolb_api::validate::validate(&first).unwrap_or_else(|e| panic!("{e:?}"));
     assert_eq!(config.bgp_peers["peer"].password.as_deref(), Some("pw"));
     assert_eq!(config.bgp_advertisements["adv"].pools.len(), 2);
+}
+
+#[tokio::test]
+async fn a_watch_event_yields_a_new_snapshot_with_the_change() {
+    let server = stub();
+    let added = object(
+        "metallb.io/v1beta1",
+        "IPAddressPool",
+        "beta",
+        json!({"addresses": ["10.0.2.0/24"]}),
+    );
+    let mut ev = added.clone();
+    ev["metadata"]["resourceVersion"] = json!("2");
+    server.events.lock().unwrap().insert(
+        format!("/apis/metallb.io/v1beta1/namespaces/{NS}/ipaddresspools"),
+        vec![json!({"type": "ADDED", "object": ev})],
+    );
+    let service = tower::service_fn(move |req: http::Request<kube::client::Body>| {
+        let resp = server.respond(&req);
+        async move { Ok::<_, Infallible>(resp) }
+    });
+    let client = kube::Client::new(service, NS);
+    let mut snapshots = Box::pin(ferrolb_api::source::kube::snapshots(client, NS));
+    // Snapshots come after every change once all lists are done; wait (bounded) for one that
+    // shows the added pool.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut seen_pools = Vec::new();
+    for _ in 0..100 {
+        let next = tokio::time::timeout_at(deadline, snapshots.next())
+            .await
+            .expect("a snapshot within the deadline")
+            .expect("the stream yields")
+            .expect("no watch error");
+        seen_pools = next
+            .ip_address_pools
+            .iter()
+            .map(|p| p.metadata.name.clone().unwrap())
+            .collect();
+        if seen_pools.len() == 3 {
+            break;
+        }
+    }
+    assert_eq!(seen_pools, ["alpha", "beta", "zeta"]);
 }

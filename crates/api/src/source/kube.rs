@@ -8,8 +8,9 @@
 //! Guarantees: the first snapshot is yielded only once every watch has finished its initial
 //! list, so a partial configuration is never validated; each watch retries with kube-runtime's
 //! default exponential backoff; snapshots list objects sorted by name, so equal cluster states
-//! give equal snapshots. Caveats: no test double of the API server exists yet (compile-checked
-//! only); the stream ends only when dropped.
+//! give equal snapshots. Caveats: tested only against a LIST/WATCH stub
+//! (`tests/kube_source.rs`), not a real API server; the stream ends only when dropped; every
+//! event yields a full snapshot (callers that validate on each should debounce if they care).
 
 use std::fmt::Debug;
 use std::hash::Hash;
