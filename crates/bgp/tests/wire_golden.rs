@@ -433,3 +433,21 @@ fn several_capabilities_in_one_parameter_decode_in_order() {
         ]
     );
 }
+
+#[test]
+fn rfc9072_form_is_recognised_by_the_type_octet_whatever_the_non_ext_length() {
+    // RFC 9072 §2: a non-zero Non-Ext OP Len followed by type 255 is the extended form, even
+    // for parameters that would fit the classic one (here Non-Ext OP Len 1, 9 octets).
+    let body = hex("04 fde9 005a c0000201
+         01 ff 0009     | Non-Ext OP Len 1 (ignored), type 255, Extended Opt. Parm. Length 9
+         02 0006 41 04 fa56ea01 | Capabilities, 2-octet length 6: 4-octet AS 4200000001");
+    let Message::Open(open) =
+        decode_message(&with_header(1, &body), &DecodeCtx::default()).unwrap()
+    else {
+        panic!("not an OPEN")
+    };
+    assert_eq!(
+        open.capabilities,
+        vec![Capability::FourOctetAs(4_200_000_001)]
+    );
+}

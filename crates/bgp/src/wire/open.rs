@@ -231,9 +231,11 @@ impl Open {
             ));
         }
         let mut capabilities = Vec::new();
-        // RFC 9072 §2: "Non-Ext OP Len" 255 and "Non-Ext OP Type" 255 introduce the extended
-        // encoding with 2-octet lengths.
-        let extended = opt_len == 255 && rest.first() == Some(&ParamType::EXTENDED_LENGTH.0);
+        // RFC 9072 §2: "if the one-octet 'Non-Ext OP Len' field is non-zero, a BGP speaker MUST
+        // use the value of the octet following" it to pick the encoding: 255 means the 2-octet
+        // Extended Opt. Parm. Length follows (senders put 255 in Non-Ext OP Len, receivers do
+        // not rely on it).
+        let extended = opt_len != 0 && rest.first() == Some(&ParamType::EXTENDED_LENGTH.0);
         let (params, wide) = if extended {
             let parsed: Res<'_, u16> = be_u16(rest.get(1..).unwrap_or_default());
             match parsed {
