@@ -193,7 +193,7 @@ fn full_ipv4_attrs() -> PathAttributes {
         }]),
         unknown: vec![RawAttribute {
             flags: 0xc0,
-            type_code: AttrType(99),
+            type_code: AttrType(150),
             value: vec![0xab, 0xcd],
         }],
     }
@@ -213,7 +213,7 @@ fn ipv4_update_with_every_attribute() {
          c0 08 08 ffffff01 fde90064 | COMMUNITIES NO_EXPORT 65001:100
          c0 10 08 0002fde900000064  | EXTENDED COMMUNITIES rt 65001:100
          c0 20 0c 0000fde9 00000001 00000002 | LARGE_COMMUNITY 65001:1:2
-         c0 63 02 abcd     | unknown optional transitive attribute 99
+         c0 96 02 abcd     | unknown optional transitive attribute 150 (unassigned)
          20 cb007107       | NLRI 203.0.113.7/32
          18 c63364         | NLRI 198.51.100.0/24");
     let bytes = with_header(2, &body);
