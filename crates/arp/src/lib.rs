@@ -6,6 +6,7 @@
 //!   kernel.
 //! - [`iface`]: which interfaces answer for a VIP (pure) and the interface list.
 //! - [`sys`]: raw AF_PACKET sockets (the only `unsafe` code).
+//! - [`link`]: the socket seam the responder drives ([`link::PacketLink`] in production).
 //! - [`Responder`]: the tokio shell: one socket per interface, desired VIPs in, replies and
 //!   announcements out, counters.
 //!
@@ -16,6 +17,7 @@
 
 pub mod filter;
 pub mod iface;
+pub mod link;
 pub mod respond;
 mod responder;
 pub mod sys;

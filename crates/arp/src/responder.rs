@@ -1,4 +1,4 @@
-//! The tokio shell around the pure core: one task per interface owns a [`PacketSocket`], answers
+//! The tokio shell around the pure core: one task per interface owns a [`LinkSocket`], answers
 //! what [`decide`] says to answer, and announces newly gained VIPs.
 //!
 //! ```text
@@ -6,7 +6,7 @@
 //!        │ watch<BTreeMap<iface, BTreeSet<vip>>>
 //!        ▼
 //!  supervisor task ── spawns/ends ──► interface task (one per iface with ≥ 1 VIP)
-//!        │ watch<BTreeSet<vip>> per iface    │ AsyncFd<PacketSocket>: recv → parse → decide → send
+//!        │ watch<BTreeSet<vip>> per iface    │ LinkSocket: recv → parse → decide → send
 //!        └──────────────────────────────────►│ announce timer: gratuitous ARP / unsolicited NA
 //!                                            └─► Counters (shared atomics)
 //! ```
@@ -27,15 +27,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::unix::AsyncFd;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::filter::ndp_arp_filter;
+use crate::link::{LinkOpener, LinkSocket, PacketLink};
 use crate::respond::{announcements, decide};
-use crate::sys::{register, PacketSocket};
 use crate::wire::{encode_frame, parse_frame, solicited_node_address, Frame, MacAddr};
 
 /// Desired state: interface name → VIPs answered on it.
@@ -154,12 +152,24 @@ pub struct Responder {
 }
 
 impl Responder {
-    /// Starts the responder with no VIPs. Must be called within a tokio runtime.
+    /// Starts the responder with no VIPs on AF_PACKET sockets. Must be called within a tokio
+    /// runtime whose threads are in the node's network namespace.
     pub fn spawn(config: ResponderConfig) -> Self {
+        Self::spawn_with(config, PacketLink)
+    }
+
+    /// Starts the responder on sockets from `opener` (a test double in tests).
+    pub fn spawn_with(config: ResponderConfig, opener: impl LinkOpener) -> Self {
         let (desired, rx) = watch::channel(VipsByInterface::new());
         let counters = Arc::new(Counters::default());
         let (states_tx, states) = watch::channel(BTreeMap::new());
-        let supervisor = tokio::spawn(supervise(rx, config, counters.clone(), states_tx));
+        let supervisor = tokio::spawn(supervise(
+            rx,
+            config,
+            Arc::new(opener),
+            counters.clone(),
+            states_tx,
+        ));
         Responder {
             desired,
             counters,
@@ -202,9 +212,10 @@ impl Responder {
     }
 }
 
-async fn supervise(
+async fn supervise<O: LinkOpener>(
     mut desired: watch::Receiver<VipsByInterface>,
     config: ResponderConfig,
+    opener: Arc<O>,
     counters: Arc<Counters>,
     states: States,
 ) {
@@ -231,6 +242,7 @@ async fn supervise(
                         name.clone(),
                         rx,
                         config.clone(),
+                        opener.clone(),
                         counters.clone(),
                         states.clone(),
                     ));
@@ -258,15 +270,16 @@ async fn supervise(
 
 /// Runs one interface until its sender is dropped, then removes its state. (The supervisor
 /// prunes states of removed interfaces too; this catches a report made after that prune.)
-async fn run_interface(
+async fn run_interface<O: LinkOpener>(
     name: String,
     vips: watch::Receiver<BTreeSet<IpAddr>>,
     config: ResponderConfig,
+    opener: Arc<O>,
     counters: Arc<Counters>,
     states: Arc<States>,
 ) {
     let span = tracing::info_span!("l2", iface = %name);
-    serve_until_unwanted(&name, vips, &config, &counters, &states)
+    serve_until_unwanted(&name, vips, &config, &*opener, &counters, &states)
         .instrument(span)
         .await;
     states.send_modify(|m| {
@@ -275,32 +288,27 @@ async fn run_interface(
 }
 
 /// Serves the interface, reopening the socket with capped exponential back-off on error.
-async fn serve_until_unwanted(
+async fn serve_until_unwanted<O: LinkOpener>(
     name: &str,
     mut vips: watch::Receiver<BTreeSet<IpAddr>>,
     config: &ResponderConfig,
+    opener: &O,
     counters: &Counters,
     states: &States,
 ) {
     let mut delay = config.reopen_delay;
     loop {
         set_state(states, name, InterfaceState::Opening);
-        let outcome = match PacketSocket::open(name, &ndp_arp_filter()) {
-            Ok(socket) => match register(socket) {
-                Ok(fd) => {
-                    tracing::info!(mac = %fd.get_ref().mac(), "l2 socket open");
-                    delay = config.reopen_delay;
-                    serve(fd, &mut vips, config, counters, |state| {
-                        set_state(states, name, state)
-                    })
-                    .await
-                }
-                Err(e) => Err(e),
-            },
-            Err(e) => {
-                tracing::warn!(error = %e, reason = e.metric_label(), "l2 socket open failed");
-                Err(io::Error::other(e))
+        let outcome = match opener.open(name) {
+            Ok(socket) => {
+                tracing::info!(mac = %socket.mac(), "l2 socket open");
+                delay = config.reopen_delay;
+                serve(socket, &mut vips, config, counters, |state| {
+                    set_state(states, name, state)
+                })
+                .await
             }
+            Err(e) => Err(e),
         };
         match outcome {
             Ok(()) => return,
@@ -325,21 +333,19 @@ async fn serve_until_unwanted(
     }
 }
 
-/// Frames received per readiness event before yielding to the other select arms.
-const RECV_BUDGET: usize = 64;
 /// Receive buffer: a standard Ethernet frame; larger frames are truncated and fail to parse.
 const FRAME_BUF: usize = 1600;
 
 /// Serves one open socket. `Ok(())` when the interface is no longer wanted; `Err` when the
 /// socket failed and should be reopened.
-async fn serve(
-    fd: AsyncFd<PacketSocket>,
+async fn serve<S: LinkSocket>(
+    socket: S,
     vips: &mut watch::Receiver<BTreeSet<IpAddr>>,
     config: &ResponderConfig,
     counters: &Counters,
     report: impl Fn(InterfaceState),
 ) -> io::Result<()> {
-    let mac = fd.get_ref().mac();
+    let mac = socket.mac();
     let mut owned: BTreeSet<IpAddr> = BTreeSet::new();
     // Solicited-node group MAC → number of owned VIPs mapping to it.
     let mut groups: BTreeMap<MacAddr, usize> = BTreeMap::new();
@@ -358,7 +364,7 @@ async fn serve(
                     let group = MacAddr::ipv6_multicast(solicited_node_address(*v6));
                     let count = groups.entry(group).or_insert(0);
                     if *count == 0 {
-                        fd.get_ref().set_multicast(group, true)?;
+                        socket.set_multicast(group, true)?;
                     }
                     *count += 1;
                 }
@@ -376,7 +382,7 @@ async fn serve(
                         *count = count.saturating_sub(1);
                         if *count == 0 {
                             groups.remove(&group);
-                            fd.get_ref().set_multicast(group, false)?;
+                            socket.set_multicast(group, false)?;
                         }
                     }
                 }
@@ -395,23 +401,10 @@ async fn serve(
             }
         };
         tokio::select! {
-            ready = fd.readable() => {
-                let mut guard = ready?;
-                for _ in 0..RECV_BUDGET {
-                    match guard.try_io(|s| s.get_ref().recv(&mut buf)) {
-                        Ok(Ok(received)) => {
-                            if received.outgoing {
-                                continue;
-                            }
-                            let frame = buf.get(..received.len.min(buf.len())).unwrap_or_default();
-                            handle_frame(fd.get_ref(), frame, &owned, mac, counters);
-                        }
-                        Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Ok(Err(e)) => return Err(e),
-                        // Would block: the guard's readiness was cleared; wait again.
-                        Err(_would_block) => break,
-                    }
-                }
+            received = socket.recv(&mut buf) => {
+                let len = received?;
+                let frame = buf.get(..len.min(buf.len())).unwrap_or_default();
+                handle_frame(&socket, frame, &owned, mac, counters);
             }
             changed = vips.changed() => {
                 if changed.is_err() {
@@ -423,7 +416,7 @@ async fn serve(
             () = round_due => {
                 for (vip, left) in announce.iter_mut() {
                     for frame in announcements(*vip, mac) {
-                        send(fd.get_ref(), &frame, counters, &counters.announcements);
+                        send(&socket, &frame, counters, &counters.announcements);
                     }
                     *left = left.saturating_sub(1);
                 }
@@ -436,7 +429,7 @@ async fn serve(
 }
 
 fn handle_frame(
-    socket: &PacketSocket,
+    socket: &impl LinkSocket,
     bytes: &[u8],
     owned: &BTreeSet<IpAddr>,
     mac: MacAddr,
@@ -470,7 +463,7 @@ fn handle_frame(
     }
 }
 
-fn send(socket: &PacketSocket, frame: &Frame, counters: &Counters, on_success: &AtomicU64) {
+fn send(socket: &impl LinkSocket, frame: &Frame, counters: &Counters, on_success: &AtomicU64) {
     // A failed send is counted and dropped rather than retried: the neighbour retransmits its
     // request (RFC 4861 §7.2.2 MAX_MULTICAST_SOLICIT), and announcements repeat anyway.
     match socket.send(&encode_frame(frame)) {

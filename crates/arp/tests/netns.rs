@@ -476,7 +476,8 @@ fn a_unicast_nud_probe_without_source_link_layer_option_is_answered() {
                         msg: NdpMessage::NeighborAdvertisement(na),
                     }) = parse_frame(bytes)
                     {
-                        if na.target == vip6 {
+                        // Skip the unsolicited NAs still being announced to all-nodes.
+                        if na.target == vip6 && ip.dst == client6 {
                             return (client_mac, eth, ip, na);
                         }
                     }
