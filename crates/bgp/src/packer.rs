@@ -238,14 +238,14 @@ impl Packer {
                 for net in v4 {
                     if !draft.try_v4(*net, false, max) {
                         if draft.update.nlri.is_empty() {
-                            return Err(self.too_long(&draft));
+                            return Err(self.too_long(&draft, &IpNet::V4(*net)));
                         }
                         out.push(std::mem::replace(
                             &mut draft,
                             Draft::new(template.clone(), &self.ctx),
                         ));
                         if !draft.try_v4(*net, false, max) {
-                            return Err(self.too_long(&draft));
+                            return Err(self.too_long(&draft, &IpNet::V4(*net)));
                         }
                     }
                 }
@@ -301,7 +301,7 @@ impl Packer {
                             .as_ref()
                             .is_some_and(|m| m.nlri.is_empty());
                         if reach_empty && draft.update.nlri.is_empty() {
-                            return Err(self.too_long(&draft));
+                            return Err(self.too_long(&draft, net));
                         }
                         if reach_empty {
                             draft.drop_mp_reach();
@@ -311,7 +311,7 @@ impl Packer {
                             Draft::new(template.clone(), &self.ctx),
                         ));
                         if !draft.try_mp_reach(*net, max) {
-                            return Err(self.too_long(&draft));
+                            return Err(self.too_long(&draft, net));
                         }
                     }
                 }
@@ -338,7 +338,7 @@ impl Packer {
             if !placed {
                 let mut d = Draft::new(Update::default(), &self.ctx);
                 if !fits(&mut d) {
-                    return Err(self.too_long(&d));
+                    return Err(self.too_long(&d, net));
                 }
                 out.push(d);
             }
@@ -353,10 +353,10 @@ impl Packer {
         Ok(out.into_iter().map(|d| d.update).collect())
     }
 
-    fn too_long(&self, draft: &Draft) -> EncodingError {
+    fn too_long(&self, draft: &Draft, net: &IpNet) -> EncodingError {
         EncodingError::TooLong {
             field: "update (one prefix with its attributes)",
-            actual: draft.len() + 17,
+            actual: draft.len() + prefix_encoded_len(net.prefix_len()),
             max: self.max_len,
         }
     }
