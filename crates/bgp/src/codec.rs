@@ -13,6 +13,39 @@
 //! error carrying the NOTIFICATION; a well-framed message with a bad body is an item whose
 //! `Err` carries the NOTIFICATION, so the session can still send it before closing.
 //! The session switches the context with [`BgpCodec::set_ctx`] after the OPEN exchange.
+//!
+//! ```no_run
+//! # async fn session(stream: tokio::net::TcpStream, local: ferrolb_bgp::wire::Open) {
+//! use futures::{SinkExt, StreamExt};
+//! use ferrolb_bgp::wire::{DecodeCtx, Message};
+//! use ferrolb_bgp::BgpCodec;
+//! use tokio_util::codec::Framed;
+//!
+//! let mut framed = Framed::new(stream, BgpCodec::default());
+//! framed.send(Message::Open(local.clone())).await.ok();
+//! while let Some(frame) = framed.next().await {
+//!     match frame {
+//!         Ok(Ok(Message::Open(remote))) => {
+//!             // From now on: 4-octet AS, Extended Message, families as negotiated.
+//!             framed.codec_mut().set_ctx(DecodeCtx::negotiate(&local, &remote));
+//!         }
+//!         Ok(Ok(_other)) => { /* to the FSM */ }
+//!         // Well framed, bad body: send its NOTIFICATION, then close.
+//!         Ok(Err(bad)) => {
+//!             framed.send(Message::Notification(bad.notification)).await.ok();
+//!             break;
+//!         }
+//!         // Broken framing: send the NOTIFICATION if the peer caused it, then close.
+//!         Err(e) => {
+//!             if let Some(n) = e.notification() {
+//!                 framed.send(Message::Notification(n.clone())).await.ok();
+//!             }
+//!             break;
+//!         }
+//!     }
+//! }
+//! # }
+//! ```
 
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
