@@ -78,6 +78,8 @@ pub mod open_subcode {
     pub const BAD_BGP_IDENTIFIER: u8 = 3;
     /// 4: an optional parameter type we do not recognise (RFC 4271 §6.2).
     pub const UNSUPPORTED_OPTIONAL_PARAMETER: u8 = 4;
+    /// 5: Authentication Failure, deprecated by RFC 4271 §4.5; never sent.
+    pub const AUTHENTICATION_FAILURE: u8 = 5;
     /// 6: hold time 1 or 2, or unacceptable by local policy (RFC 4271 §6.2).
     pub const UNACCEPTABLE_HOLD_TIME: u8 = 6;
     /// 7: a capability we require is missing (RFC 5492 §5).
@@ -100,6 +102,8 @@ pub mod update_subcode {
     pub const ATTRIBUTE_LENGTH_ERROR: u8 = 5;
     /// 6: undefined ORIGIN value. Data: the attribute (RFC 4271 §6.3).
     pub const INVALID_ORIGIN_ATTRIBUTE: u8 = 6;
+    /// 7: AS Routing Loop, deprecated by RFC 4271 §4.5; never sent.
+    pub const AS_ROUTING_LOOP: u8 = 7;
     /// 8: syntactically bad NEXT_HOP. Data: the attribute (RFC 4271 §6.3).
     pub const INVALID_NEXT_HOP_ATTRIBUTE: u8 = 8;
     /// 9: a recognised optional attribute is malformed. Data: the attribute (RFC 4271 §6.3).
