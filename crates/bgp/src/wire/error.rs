@@ -180,6 +180,11 @@ pub const SUBCODE_NAMES: &[(u8, u8, &str)] = &[
     ),
     (
         2,
+        open_subcode::AUTHENTICATION_FAILURE,
+        "Authentication Failure (deprecated)",
+    ),
+    (
+        2,
         open_subcode::UNACCEPTABLE_HOLD_TIME,
         "Unacceptable Hold Time",
     ),
@@ -218,6 +223,11 @@ pub const SUBCODE_NAMES: &[(u8, u8, &str)] = &[
         3,
         update_subcode::INVALID_ORIGIN_ATTRIBUTE,
         "Invalid ORIGIN Attribute",
+    ),
+    (
+        3,
+        update_subcode::AS_ROUTING_LOOP,
+        "AS Routing Loop (deprecated)",
     ),
     (
         3,
