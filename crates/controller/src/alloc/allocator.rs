@@ -16,7 +16,9 @@ use super::service::{Service, ServiceKey, ServicePort, ServiceType, TrafficPolic
 /// The addresses a Service holds, all from one pool, in the order of its `ipFamilies`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Assignment {
+    /// The IPs, primary family first.
     pub ips: Vec<IpAddr>,
+    /// The pool they come from (`metallb.io/ip-allocated-from-pool`).
     pub pool: String,
 }
 
@@ -81,8 +83,11 @@ impl fmt::Display for Event {
 /// Why the allocator does not handle a Service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SkipReason {
+    /// `spec.type` is not LoadBalancer.
     NotLoadBalancer,
+    /// `spec.loadBalancerClass` is not the one this allocator handles.
     OtherClass { class: Option<String> },
+    /// The Service was deleted.
     Deleted,
 }
 
@@ -110,20 +115,28 @@ pub enum ServiceState {
 /// The outcome of a call for one Service: its state and the Events to emit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
+    /// Which Service.
     pub service: ServiceKey,
+    /// Its state after the call.
     pub state: ServiceState,
+    /// The Events to record on it, in order.
     pub events: Vec<Event>,
 }
 
 /// Addresses of one family of one pool (for metrics). `in_use + free + unusable == total`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolUsage {
+    /// Pool name.
     pub pool: String,
+    /// Address family.
     pub family: IpFamily,
+    /// Addresses held by at least one Service.
     pub in_use: u128,
+    /// Addresses that can still be handed out (not yet dropped buggy ones included).
     pub free: u128,
     /// Dropped by avoidBuggyIPs so far (they are dropped lazily as allocation reaches them).
     pub unusable: u128,
+    /// Addresses in the pool's ranges of this family (saturating at `u128::MAX`).
     pub total: u128,
 }
 

@@ -25,6 +25,7 @@ pub struct ServiceFieldError {
     pub field: String,
     /// The value as written.
     pub value: String,
+    /// Why it is rejected.
     pub reason: FieldReason,
 }
 
@@ -32,15 +33,19 @@ pub struct ServiceFieldError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FieldReason {
     #[error("not an IP address")]
+    /// Not an IP address (status ingress).
     NotAnIp,
     #[error("unknown value")]
+    /// A value Kubernetes does not define for this field.
     UnknownValue,
     #[error("port out of range 1-65535")]
+    /// Port outside 1-65535.
     PortOutOfRange,
     /// A `metallb.io/` annotation or `spec.loadBalancerIP` is malformed.
     #[error("{0}")]
     Annotation(AnnotationReason),
     #[error("metadata.name is missing")]
+    /// The Service has no name.
     MissingName,
 }
 

@@ -11,7 +11,9 @@ use ferrolb_api::selector::Labels;
 /// `namespace/name` of a Service; orders by namespace, then name (the `allocate` output order).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct ServiceKey {
+    /// `metadata.namespace` (`default` when a manifest leaves it out).
     pub namespace: String,
+    /// `metadata.name`.
     pub name: String,
 }
 
@@ -31,39 +33,53 @@ impl fmt::Display for ServiceKey {
     }
 }
 
-/// `spec.type`. Only `LoadBalancer` Services get an address.
+/// `spec.type`. Only `LoadBalancer` Services get an address. `Default` is `LoadBalancer` (not
+/// Kubernetes' `ClusterIP`) so that `Service { ..Default::default() }` is one the allocator handles;
+/// [`super::from_k8s`] applies the Kubernetes default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ServiceType {
+    /// `ClusterIP` (the API server's default).
     ClusterIp,
+    /// `NodePort`.
     NodePort,
+    /// `LoadBalancer`: the only type that gets an address.
     #[default]
     LoadBalancer,
+    /// `ExternalName`.
     ExternalName,
 }
 
 /// `spec.ipFamilyPolicy`. Kubernetes defaults it to `SingleStack`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum IpFamilyPolicy {
+    /// One IP of the primary family.
     #[default]
     SingleStack,
+    /// Both families when a pool offers both, else one.
     PreferDualStack,
+    /// One IP of each family, or nothing.
     RequireDualStack,
 }
 
 /// `spec.externalTrafficPolicy`; Kubernetes defaults it to `Cluster`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TrafficPolicy {
+    /// Traffic may go to any node (the default).
     #[default]
     Cluster,
+    /// Traffic only to nodes with a ready endpoint; sharing needs identical selectors.
     Local,
 }
 
 /// Transport protocol of a Service port (`spec.ports[].protocol`, default TCP).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum Protocol {
+    /// TCP.
     #[default]
     Tcp,
+    /// UDP.
     Udp,
+    /// SCTP.
     Sctp,
 }
 
@@ -71,7 +87,9 @@ pub enum Protocol {
 /// they use the same port number with the same protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ServicePort {
+    /// `spec.ports[].port`.
     pub port: u16,
+    /// `spec.ports[].protocol`.
     pub protocol: Protocol,
 }
 
@@ -89,16 +107,19 @@ impl fmt::Display for ServicePort {
 /// Everything about a Service that allocation depends on.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Service {
+    /// `namespace/name`.
     pub key: ServiceKey,
     /// `metadata.labels`, for `serviceSelectors`.
     pub labels: Labels,
     /// Labels of the Service's Namespace, for `namespaceSelectors`.
     pub namespace_labels: Labels,
+    /// `spec.type`.
     pub service_type: ServiceType,
     /// `spec.ipFamilies` in order (primary first). Empty means "not set": treated as `[IPv4]`,
     /// or as the families of the requested IPs when there are some (the API server would have
     /// filled it in; offline manifests often leave it out).
     pub ip_families: Vec<IpFamily>,
+    /// `spec.ipFamilyPolicy`.
     pub ip_family_policy: IpFamilyPolicy,
     /// `metallb.io/loadBalancerIPs` (or its deprecated prefix) or `spec.loadBalancerIP`.
     pub requested_ips: Vec<IpAddr>,
@@ -106,7 +127,9 @@ pub struct Service {
     pub address_pool: Option<String>,
     /// `metallb.io/allow-shared-ip`.
     pub sharing_key: Option<String>,
+    /// `spec.ports`, for the sharing rules.
     pub ports: Vec<ServicePort>,
+    /// `spec.externalTrafficPolicy`.
     pub external_traffic_policy: TrafficPolicy,
     /// `spec.selector`; with `externalTrafficPolicy: Local`, sharing Services must select the
     /// same pods.
