@@ -16,6 +16,7 @@ use std::net::IpAddr;
 
 use alloc_support::*;
 use ferrolb_api::model::{Config, IpFamily, Pool};
+use ferrolb_api::selector::LabelSelector;
 use ferrolb_controller::alloc::{
     IpFamilyPolicy, PoolAllocator, Service, ServiceKey, ServiceState, ServiceType, TrafficPolicy,
 };
@@ -34,8 +35,15 @@ const CANDIDATE_IPS: [&str; 10] = [
     "192.0.2.1",
 ];
 
+fn selector(key: &str, value: &str) -> LabelSelector {
+    LabelSelector {
+        match_labels: [(key.to_string(), value.to_string())].into(),
+        ..Default::default()
+    }
+}
+
 fn configs(i: usize) -> Config {
-    match i % 4 {
+    match i % 5 {
         0 => config(vec![
             pool("a", &["10.0.0.0/30"]),
             pool("b", &["10.0.0.4-10.0.0.7", "fd00::/126"]),
@@ -50,6 +58,18 @@ fn configs(i: usize) -> Config {
             let mut b = pool("b", &["10.0.0.2-10.0.0.5", "fd00::/126"]);
             b.auto_assign = false;
             config(vec![a, b])
+        }
+        3 => {
+            // namespaces OR namespaceSelectors; serviceSelectors on top.
+            let mut a = pinned(pool("a", &["10.0.0.0/30"]), Some(5), &["ns0"]);
+            if let Some(sa) = a.service_allocation.as_mut() {
+                sa.namespace_selectors = vec![selector("team", "x")];
+            }
+            let mut c = pinned(pool("c", &["10.0.0.4/31", "fd00::/127"]), None, &[]);
+            if let Some(sa) = c.service_allocation.as_mut() {
+                sa.service_selectors = vec![selector("tier", "web")];
+            }
+            config(vec![a, c, pool("b", &["10.0.1.0/31"])])
         }
         _ => Config::default(),
     }
@@ -81,10 +101,22 @@ fn service_strategy() -> impl Strategy<Value = Service> {
             prop::bool::weighted(0.9),
             prop::bool::weighted(0.05),
         ),
+        (any::<bool>(), any::<bool>()),
     )
         .prop_map(
-            |((idx, key, port, local, sel), (req, pool, policy, fams, lb, classed))| {
+            |(
+                (idx, key, port, local, sel),
+                (req, pool, policy, fams, lb, classed),
+                (web, team),
+            )| {
                 let mut s = svc(&format!("ns{}", idx % 2), &format!("s{idx}"));
+                if web {
+                    s.labels = [("tier".to_string(), "web".to_string())].into();
+                }
+                // Namespace ns1 carries team=x in some histories, as a Namespace relabel would.
+                if team && idx % 2 == 1 {
+                    s.namespace_labels = [("team".to_string(), "x".to_string())].into();
+                }
                 s.sharing_key = key.map(|k| format!("k{k}"));
                 s.ports = vec![tcp(80 + port)];
                 if local {
@@ -119,7 +151,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => service_strategy().prop_map(|s| Op::Upsert(Box::new(s))),
         2 => (0..6usize).prop_map(Op::Remove),
-        1 => (0..4usize).prop_map(Op::SetConfig),
+        1 => (0..5usize).prop_map(Op::SetConfig),
         1 => Just(Op::Restart),
     ]
 }
@@ -137,7 +169,21 @@ fn pool_allows(pool: &Pool, s: &Service, ip: &IpAddr) -> bool {
         return false;
     }
     if let Some(sa) = &pool.service_allocation {
-        if !sa.namespaces.is_empty() && !sa.namespaces.contains(&s.key.namespace) {
+        let by_name = sa.namespaces.contains(&s.key.namespace);
+        let by_labels = sa
+            .namespace_selectors
+            .iter()
+            .any(|sel| sel.matches(&s.namespace_labels));
+        let restricted = !sa.namespaces.is_empty() || !sa.namespace_selectors.is_empty();
+        if restricted && !by_name && !by_labels {
+            return false;
+        }
+        let svc_ok = sa.service_selectors.is_empty()
+            || sa
+                .service_selectors
+                .iter()
+                .any(|sel| sel.matches(&s.labels));
+        if !svc_ok {
             return false;
         }
     }
@@ -250,7 +296,7 @@ proptest! {
 
     #[test]
     fn allocator_invariants_hold_over_random_histories(
-        first_cfg in 0..4usize,
+        first_cfg in 0..5usize,
         ops in prop::collection::vec(op_strategy(), 1..60),
     ) {
         let mut cfg = configs(first_cfg);
