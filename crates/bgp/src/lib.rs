@@ -13,3 +13,4 @@ pub mod wire;
 pub use codec::{BgpCodec, CodecError};
 pub use packer::{Packer, RouteAttributes};
 pub use wire::{decode_message, DecodeCtx, EncodeCtx, Message, MessageError, Notification};
+pub mod fsm;
