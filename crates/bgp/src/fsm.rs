@@ -104,8 +104,8 @@ pub struct Negotiated {
 pub struct Config {
     /// The OPEN we send (carries our ASN, proposed hold time, BGP ID and capabilities).
     pub local_open: Open,
-    /// The ASN the peer must present.
-    pub peer_as: u32,
+    /// The ASN the peer must present; `None` accepts any (a passive collector).
+    pub peer_as: Option<u32>,
     /// Keepalive interval in seconds; `None` = a third of the negotiated hold time.
     pub keepalive: Option<u16>,
 }
@@ -270,7 +270,7 @@ fn drop_to_idle(reason: DownReason) -> (State, Vec<Action>) {
 /// Checks the peer's OPEN against the configuration and negotiates the hold time
 /// (RFC 4271 §6.2, §4.2). The decoder already refused version != 4, AS 0, hold 1/2 and ID 0.
 pub fn check_open(cfg: &Config, remote: &Open) -> Result<Negotiated, Notification> {
-    if remote.asn() != cfg.peer_as {
+    if cfg.peer_as.is_some_and(|want| want != remote.asn()) {
         // RFC 4271 §6.2: "If the Autonomous System field of the OPEN message is unacceptable,
         // then the Error Subcode MUST be set to Bad Peer AS."
         return Err(Notification::new(

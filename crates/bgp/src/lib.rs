@@ -13,4 +13,8 @@ pub mod wire;
 pub use codec::{BgpCodec, CodecError};
 pub use packer::{Packer, RouteAttributes};
 pub use wire::{decode_message, DecodeCtx, EncodeCtx, Message, MessageError, Notification};
+pub mod event;
 pub mod fsm;
+pub mod md5;
+pub mod net;
+pub mod rib;

@@ -29,7 +29,7 @@ fn open(asn: u32, hold: u16, id: [u8; 4]) -> Open {
 fn cfg(hold: u16, keepalive: Option<u16>) -> Config {
     Config {
         local_open: open(65001, hold, [10, 0, 0, 1]),
-        peer_as: 65002,
+        peer_as: Some(65002),
         keepalive,
     }
 }
@@ -178,7 +178,7 @@ fn open_sent_wrong_peer_as_sends_2_2() {
 #[test]
 fn ibgp_open_with_our_own_router_id_sends_2_3() {
     let mut c = cfg(90, None);
-    c.peer_as = 65001;
+    c.peer_as = Some(65001);
     let (_, a) = step(
         &c,
         State::OpenSent,

@@ -1,0 +1,158 @@
+//! Sockets for BGP sessions: connect and listen with source address, TTL (1 for eBGP unless
+//! multihop), GTSM (RFC 5082) and TCP-MD5 (RFC 2385, see [`crate::md5`]).
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+
+use crate::md5::{set_md5_key, Md5Error};
+
+/// Per-session socket options.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SocketOptions {
+    /// Source address of the outgoing connection.
+    pub local_address: Option<IpAddr>,
+    /// The TTL / hop limit to send with: 1 for a directly connected eBGP peer, more with
+    /// multihop, `None` for the system default (iBGP).
+    pub ttl: Option<u8>,
+    /// GTSM (RFC 5082 §3): send with TTL 255 and refuse segments that arrive with a TTL below
+    /// 255 − `hops` + 1. Overrides `ttl`.
+    pub gtsm_hops: Option<u8>,
+    /// TCP-MD5 password.
+    pub md5_password: Option<String>,
+}
+
+/// A socket-level failure, with what was being done.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// TCP-MD5 could not be set.
+    #[error(transparent)]
+    Md5(#[from] Md5Error),
+    /// A socket call failed.
+    #[error("{op} {addr}: {source}")]
+    Io {
+        /// The call: "bind", "connect", "listen", "setsockopt(IP_TTL)", ...
+        op: &'static str,
+        /// The address involved.
+        addr: SocketAddr,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The connection did not complete in time (with TCP-MD5, often a password mismatch: the
+    /// peer drops unsigned or badly signed SYNs without answering).
+    #[error("connect {addr}: no answer within {timeout:?}")]
+    Timeout {
+        /// The peer.
+        addr: SocketAddr,
+        /// The limit.
+        timeout: Duration,
+    },
+}
+
+fn io_err(op: &'static str, addr: SocketAddr) -> impl FnOnce(io::Error) -> NetError {
+    move |source| NetError::Io { op, addr, source }
+}
+
+/// Applies TTL / GTSM to a socket (connected or not) talking to `peer`.
+pub fn apply_ttl(
+    sock: &socket2::SockRef<'_>,
+    peer: SocketAddr,
+    opts: &SocketOptions,
+) -> Result<(), NetError> {
+    let (ttl, min) = match opts.gtsm_hops {
+        // RFC 5082 §3: "the TTL of outgoing packets MUST be set to 255" and incoming ones
+        // checked against 255 - hops + 1.
+        Some(hops) => (Some(255u32), Some(256 - u32::from(hops.max(1)))),
+        None => (opts.ttl.map(u32::from), None),
+    };
+    let v6 = peer.is_ipv6();
+    if let Some(ttl) = ttl {
+        if v6 {
+            sock.set_unicast_hops_v6(ttl)
+                .map_err(io_err("setsockopt(IPV6_UNICAST_HOPS)", peer))?;
+        } else {
+            sock.set_ttl_v4(ttl)
+                .map_err(io_err("setsockopt(IP_TTL)", peer))?;
+        }
+    }
+    if let Some(min) = min {
+        set_min_ttl(sock, v6, min).map_err(io_err("setsockopt(IP_MINTTL)", peer))?;
+    }
+    Ok(())
+}
+
+#[allow(unsafe_code)]
+fn set_min_ttl(sock: &socket2::SockRef<'_>, v6: bool, min: u32) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let (level, name) = if v6 {
+        (libc::IPPROTO_IPV6, libc::IPV6_MINHOPCOUNT)
+    } else {
+        (libc::IPPROTO_IP, libc::IP_MINTTL)
+    };
+    let value = libc::c_int::try_from(min).unwrap_or(255);
+    // SAFETY: a valid fd borrowed for the call; pointer and length describe `value`.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            level,
+            name,
+            (&raw const value).cast::<libc::c_void>(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Connects to `peer` with `opts`, giving up after `timeout`.
+pub async fn connect(
+    peer: SocketAddr,
+    opts: &SocketOptions,
+    timeout: Duration,
+) -> Result<TcpStream, NetError> {
+    let socket = if peer.is_ipv6() {
+        TcpSocket::new_v6()
+    } else {
+        TcpSocket::new_v4()
+    }
+    .map_err(io_err("socket", peer))?;
+    if let Some(local) = opts.local_address {
+        let local = SocketAddr::new(local, 0);
+        socket.bind(local).map_err(io_err("bind", local))?;
+    }
+    if let Some(pw) = &opts.md5_password {
+        set_md5_key(&socket, peer.ip(), pw.as_bytes())?;
+    }
+    apply_ttl(&socket2::SockRef::from(&socket), peer, opts)?;
+    let stream = tokio::time::timeout(timeout, socket.connect(peer))
+        .await
+        .map_err(|_| NetError::Timeout {
+            addr: peer,
+            timeout,
+        })?
+        .map_err(io_err("connect", peer))?;
+    stream
+        .set_nodelay(true)
+        .map_err(io_err("setsockopt(TCP_NODELAY)", peer))?;
+    Ok(stream)
+}
+
+/// A listening socket with SO_REUSEADDR (so a restarted speaker can bind at once).
+pub fn listen(addr: SocketAddr) -> Result<TcpListener, NetError> {
+    let socket = if addr.is_ipv6() {
+        TcpSocket::new_v6()
+    } else {
+        TcpSocket::new_v4()
+    }
+    .map_err(io_err("socket", addr))?;
+    socket
+        .set_reuseaddr(true)
+        .map_err(io_err("setsockopt(SO_REUSEADDR)", addr))?;
+    socket.bind(addr).map_err(io_err("bind", addr))?;
+    socket.listen(1024).map_err(io_err("listen", addr))
+}
