@@ -17,4 +17,6 @@ pub mod event;
 pub mod fsm;
 pub mod md5;
 pub mod net;
+pub mod peer;
 pub mod rib;
+pub mod speaker;

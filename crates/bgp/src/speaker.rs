@@ -1,0 +1,320 @@
+//! The desired-state handle: set the peers and the routes at any time; each peer task keeps its
+//! own Adj-RIB-Out and sends only the difference.
+//!
+//! ```text
+//!                 set_routes ──watch──▶ every peer task
+//!   Speaker ──┬── set_peers: spawn / stop (Cease 6/3) / restart changed peers only
+//!             └── listener task(s): accept ──mpsc<TcpStream>──▶ the peer of that address
+//!   peer tasks ──mpsc<SpeakerEvent>──▶ the receiver returned by Speaker::start
+//! ```
+//!
+//! *Guarantees*: setting the same routes twice sends nothing; changing one peer does not touch
+//! the others' sessions; received routes are counted, never stored. *Assumptions*: the caller
+//! drains the event receiver (peer tasks wait on a full channel). *Caveats*: one session per
+//! peer address; a peer's port or options changing restarts that session.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+use crate::event::SpeakerEvent;
+use crate::md5::set_md5_key;
+use crate::net::{self, NetError};
+use crate::peer::{self, PeerTask, Shared};
+use crate::rib::Routes;
+use crate::wire::error::cease_subcode;
+use crate::wire::Notification;
+
+pub use crate::peer::{GracefulRestartConfig, PeerConfig};
+
+/// The speaker's own settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpeakerConfig {
+    /// Our ASN (4-octet capable, RFC 6793).
+    pub local_as: u32,
+    /// BGP Identifier; `None` = the local IPv4 address of each session.
+    pub router_id: Option<Ipv4Addr>,
+    /// Addresses to accept connections on (port 179 usually); empty = active only.
+    pub listen: Vec<SocketAddr>,
+    /// Graceful Restart as the restarting speaker.
+    pub graceful_restart: Option<GracefulRestartConfig>,
+    /// Accept sessions from unknown addresses with this template (its `addr` is ignored):
+    /// a collector. `None` refuses them.
+    pub accept_unknown: Option<PeerConfig>,
+    /// Capacity of the event channel.
+    pub event_capacity: usize,
+}
+
+impl SpeakerConfig {
+    /// Defaults: no listener, no GR, 1024 events.
+    pub fn new(local_as: u32) -> Self {
+        SpeakerConfig {
+            local_as,
+            router_id: None,
+            listen: Vec::new(),
+            graceful_restart: None,
+            accept_unknown: None,
+            event_capacity: 1024,
+        }
+    }
+}
+
+/// Why the speaker could not do something.
+#[derive(Debug, thiserror::Error)]
+pub enum SpeakerError {
+    /// A socket failed.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// TCP-MD5 could not be set on a listener for a peer.
+    #[error("listener {listen}: {source}")]
+    Md5 {
+        /// The listener.
+        listen: SocketAddr,
+        /// The failure.
+        source: crate::md5::Md5Error,
+    },
+    /// A peer's hold time is 1 or 2 (RFC 4271 §4.2).
+    #[error("peer {peer}: hold time {value} is not allowed (0 or at least 3)")]
+    BadHoldTime {
+        /// The peer.
+        peer: IpAddr,
+        /// The value.
+        value: u16,
+    },
+}
+
+#[derive(Debug)]
+struct Inner {
+    shared: Arc<Shared>,
+    cfg: SpeakerConfig,
+    peers: Mutex<HashMap<IpAddr, PeerTask>>,
+    routes: watch::Sender<Arc<Routes>>,
+    listeners: Vec<Arc<TcpListener>>,
+    accept_tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// The handle. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Speaker {
+    inner: Arc<Inner>,
+}
+
+/// Strips the IPv4-mapped form a dual-stack listener reports.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+impl Speaker {
+    /// Binds the listeners and returns the handle with the receiver of events. Must be called
+    /// inside a tokio runtime.
+    pub async fn start(
+        cfg: SpeakerConfig,
+    ) -> Result<(Speaker, mpsc::Receiver<SpeakerEvent>), SpeakerError> {
+        let (events_tx, events_rx) = mpsc::channel(cfg.event_capacity.max(1));
+        let shared = Arc::new(Shared {
+            local_as: cfg.local_as,
+            router_id: cfg.router_id,
+            graceful_restart: cfg.graceful_restart,
+            events: events_tx,
+        });
+        let mut listeners = Vec::new();
+        for addr in &cfg.listen {
+            listeners.push(Arc::new(net::listen(*addr)?));
+        }
+        let (routes, _) = watch::channel(Arc::new(Routes::new()));
+        let inner = Arc::new(Inner {
+            shared,
+            cfg,
+            peers: Mutex::new(HashMap::new()),
+            routes,
+            listeners,
+            accept_tasks: Mutex::new(Vec::new()),
+        });
+        let speaker = Speaker { inner };
+        let tasks: Vec<_> = speaker
+            .inner
+            .listeners
+            .iter()
+            .map(|l| tokio::spawn(accept_loop(Arc::clone(l), Arc::downgrade(&speaker.inner))))
+            .collect();
+        *speaker
+            .inner
+            .accept_tasks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = tasks;
+        Ok((speaker, events_rx))
+    }
+
+    /// The addresses the listeners are bound to (port 0 resolved).
+    pub fn listen_addrs(&self) -> Vec<SocketAddr> {
+        self.inner
+            .listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
+    }
+
+    /// Sets the peer list. New peers start at once; removed ones get Cease 6/3 (Peer
+    /// De-configured); changed ones get Cease 6/6 (Other Configuration Change) and restart;
+    /// unchanged ones are not touched (RFC 4486 §4).
+    pub fn set_peers(&self, peers: Vec<PeerConfig>) -> Result<(), SpeakerError> {
+        for p in &peers {
+            if p.hold_time == 1 || p.hold_time == 2 {
+                return Err(SpeakerError::BadHoldTime {
+                    peer: p.addr,
+                    value: p.hold_time,
+                });
+            }
+        }
+        let mut map = self
+            .inner
+            .peers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let wanted: HashMap<IpAddr, PeerConfig> =
+            peers.into_iter().map(|p| (canonical(p.addr), p)).collect();
+        let gone: Vec<IpAddr> = map
+            .iter()
+            .filter(|(addr, task)| wanted.get(addr) != Some(&task.cfg))
+            .map(|(addr, _)| *addr)
+            .collect();
+        for addr in gone {
+            if let Some(task) = map.remove(&addr) {
+                let subcode = if wanted.contains_key(&addr) {
+                    cease_subcode::OTHER_CONFIGURATION_CHANGE
+                } else {
+                    cease_subcode::PEER_DECONFIGURED
+                };
+                let _ = task.stop.try_send(Notification::cease(subcode));
+                self.set_listener_md5(addr, None)?;
+            }
+        }
+        for (addr, cfg) in wanted {
+            if map.contains_key(&addr) {
+                continue;
+            }
+            self.set_listener_md5(addr, cfg.md5_password.as_deref())?;
+            let task = peer::spawn(
+                cfg,
+                Arc::clone(&self.inner.shared),
+                self.inner.routes.subscribe(),
+            );
+            map.insert(addr, task);
+        }
+        Ok(())
+    }
+
+    fn set_listener_md5(&self, peer: IpAddr, password: Option<&str>) -> Result<(), SpeakerError> {
+        for l in &self.inner.listeners {
+            let listen = l
+                .local_addr()
+                .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0));
+            // A v4 listener cannot hold a v6 peer's key and the other way round.
+            if listen.is_ipv4() != peer.is_ipv4() && !listen.ip().is_unspecified() {
+                continue;
+            }
+            match password {
+                Some(pw) => set_md5_key(l.as_ref(), peer, pw.as_bytes()),
+                // Deleting a key that was never set fails with ENOENT: nothing to undo.
+                None => set_md5_key(l.as_ref(), peer, b"").or(Ok(())),
+            }
+            .map_err(|source| SpeakerError::Md5 { listen, source })?;
+        }
+        Ok(())
+    }
+
+    /// Sets the routes every peer should have. Idempotent: the same set again sends nothing.
+    pub fn set_routes(&self, routes: Routes) {
+        self.inner.routes.send_if_modified(|current| {
+            if **current == routes {
+                false
+            } else {
+                *current = Arc::new(routes);
+                true
+            }
+        });
+    }
+
+    /// Graceful shutdown: Cease / Administrative Shutdown (6/2) with the RFC 9003 message to
+    /// every peer, so routers withdraw our routes at once; waits up to `limit` for the
+    /// NOTIFICATIONs to go out.
+    pub async fn shutdown(&self, message: &str, limit: Duration) {
+        let notification =
+            Notification::cease_with_communication(cease_subcode::ADMINISTRATIVE_SHUTDOWN, message)
+                .unwrap_or_else(|_| Notification::cease(cease_subcode::ADMINISTRATIVE_SHUTDOWN));
+        let tasks: Vec<PeerTask> = self
+            .inner
+            .peers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain()
+            .map(|(_, t)| t)
+            .collect();
+        for t in &tasks {
+            let _ = t.stop.try_send(notification.clone());
+        }
+        let _ = tokio::time::timeout(limit, async {
+            for t in tasks {
+                let _ = t.handle.await;
+            }
+        })
+        .await;
+        for t in self
+            .inner
+            .accept_tasks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain(..)
+        {
+            t.abort();
+        }
+    }
+}
+
+/// Accepts connections and hands each to the task of its peer; unknown addresses are refused
+/// unless the speaker accepts them (collector mode). Ends when the speaker is dropped.
+async fn accept_loop(listener: Arc<TcpListener>, inner: std::sync::Weak<Inner>) {
+    let mut failures: u32 = 0;
+    loop {
+        let accepted = listener.accept().await;
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        let (stream, remote) = match accepted {
+            Ok(x) => {
+                failures = 0;
+                x
+            }
+            Err(_) => {
+                // EMFILE and friends: back off (bounded) instead of spinning.
+                failures = failures.saturating_add(1).min(10);
+                tokio::time::sleep(Duration::from_millis(10u64 << failures)).await;
+                continue;
+            }
+        };
+        let addr = canonical(remote.ip());
+        let mut map = inner.peers.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(task) = map.get(&addr) {
+            let _ = task.inbound.try_send(stream);
+            continue;
+        }
+        let Some(template) = inner.cfg.accept_unknown.clone() else {
+            continue; // dropped: not a configured peer
+        };
+        let cfg = PeerConfig {
+            addr,
+            passive: true,
+            ..template
+        };
+        let task = peer::spawn(cfg, Arc::clone(&inner.shared), inner.routes.subscribe());
+        let _ = task.inbound.try_send(stream);
+        map.insert(addr, task);
+    }
+}

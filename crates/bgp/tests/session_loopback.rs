@@ -1,0 +1,254 @@
+//! Two instances of our own speaker over loopback (127.0.0.1 <-> 127.0.0.2): session setup,
+//! IPv4 + IPv6 over one session, only-the-difference, idempotence, graceful shutdown with an
+//! RFC 9003 message, TCP-MD5 and connection collisions. No root needed.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use ferrolb_bgp::event::{EventKind, SpeakerEvent};
+use ferrolb_bgp::fsm::DownReason;
+use ferrolb_bgp::rib::{Route, Routes};
+use ferrolb_bgp::speaker::{PeerConfig, Speaker, SpeakerConfig};
+use ferrolb_bgp::wire::{Community, LargeCommunity};
+use ipnet::IpNet;
+use tokio::sync::mpsc::Receiver;
+
+const A: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1));
+const B: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+const DEADLINE: Duration = Duration::from_secs(15);
+
+/// Waits for the first event matching `f`, failing after the deadline.
+async fn wait_for<T>(
+    rx: &mut Receiver<SpeakerEvent>,
+    what: &str,
+    mut f: impl FnMut(&SpeakerEvent) -> Option<T>,
+) -> T {
+    tokio::time::timeout(DEADLINE, async {
+        while let Some(e) = rx.recv().await {
+            if let Some(t) = f(&e) {
+                return t;
+            }
+        }
+        panic!("event channel closed while waiting for {what}");
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+fn net(s: &str) -> IpNet {
+    s.parse().expect("prefix")
+}
+
+struct Pair {
+    a: Speaker,
+    a_rx: Receiver<SpeakerEvent>,
+    b: Speaker,
+    b_rx: Receiver<SpeakerEvent>,
+}
+
+/// A (AS 65001) announces; B (AS 65002) collects. Both listen; `b_passive` decides whether B
+/// also connects (a collision when both do).
+async fn pair(password: (Option<&str>, Option<&str>), b_passive: bool) -> Pair {
+    let mut a_cfg = SpeakerConfig::new(65001);
+    a_cfg.router_id = Some(Ipv4Addr::new(10, 0, 0, 1));
+    a_cfg.listen = vec![SocketAddr::new(A, 0)];
+    let mut b_cfg = SpeakerConfig::new(65002);
+    b_cfg.router_id = Some(Ipv4Addr::new(10, 0, 0, 2));
+    b_cfg.listen = vec![SocketAddr::new(B, 0)];
+    let (a, a_rx) = Speaker::start(a_cfg).await.expect("start A");
+    let (b, b_rx) = Speaker::start(b_cfg).await.expect("start B");
+    let a_port = a.listen_addrs().first().expect("A listens").port();
+    let b_port = b.listen_addrs().first().expect("B listens").port();
+
+    let mut b_peer = PeerConfig::new(A, 65001);
+    b_peer.port = a_port;
+    b_peer.local_address = Some(B);
+    b_peer.passive = b_passive;
+    b_peer.deliver_updates = true;
+    b_peer.md5_password = password.1.map(str::to_owned);
+    b.set_peers(vec![b_peer]).expect("B peers");
+
+    let mut a_peer = PeerConfig::new(B, 65002);
+    a_peer.port = b_port;
+    a_peer.local_address = Some(A);
+    a_peer.md5_password = password.0.map(str::to_owned);
+    a.set_peers(vec![a_peer]).expect("A peers");
+    Pair { a, a_rx, b, b_rx }
+}
+
+fn routes() -> Routes {
+    let mut r = Routes::new();
+    r.insert(
+        net("198.51.100.1/32"),
+        Route {
+            communities: vec![Community::new(65000, 1)],
+            large_communities: vec![LargeCommunity {
+                global_admin: 65000,
+                local_data_1: 1,
+                local_data_2: 2,
+            }],
+            med: Some(10),
+            ..Route::default()
+        },
+    );
+    r.insert(net("198.51.100.2/32"), Route::default());
+    r.insert(
+        net("2001:db8::1/128"),
+        Route {
+            next_hop: Some("2001:db8::ff".parse().expect("addr")),
+            ..Route::default()
+        },
+    );
+    r
+}
+
+/// Collects the prefixes B receives until End-of-RIB for both families.
+async fn received_table(rx: &mut Receiver<SpeakerEvent>) -> BTreeSet<IpNet> {
+    let mut got = BTreeSet::new();
+    let mut eors = 0;
+    wait_for(rx, "the table and two End-of-RIBs", |e| {
+        match &e.kind {
+            EventKind::UpdateReceived {
+                update: Some(u), ..
+            } => {
+                got.extend(u.announced());
+                for w in u.withdrawn_prefixes() {
+                    got.remove(&w);
+                }
+            }
+            EventKind::EndOfRibReceived => eors += 1,
+            _ => {}
+        }
+        (eors == 2).then_some(())
+    })
+    .await;
+    got
+}
+
+#[tokio::test]
+async fn routes_arrive_with_attributes_and_only_the_difference_is_sent() {
+    let mut p = pair((None, None), true).await;
+    p.a.set_routes(routes());
+    let up = wait_for(&mut p.b_rx, "B up", |e| match &e.kind {
+        EventKind::Up { peer_as, .. } => Some(*peer_as),
+        _ => None,
+    })
+    .await;
+    assert_eq!(up, 65001);
+    let got = received_table(&mut p.b_rx).await;
+    assert_eq!(got, routes().keys().copied().collect());
+
+    // Idempotent: the same set again sends nothing, so the next PrefixesSent A reports is
+    // the one-prefix withdrawal below, not a re-send.
+    p.a.set_routes(routes());
+    let mut fewer = routes();
+    fewer.remove(&net("198.51.100.2/32"));
+    p.a.set_routes(fewer);
+    let sent = wait_for(&mut p.a_rx, "A sends the difference", |e| match &e.kind {
+        EventKind::PrefixesSent {
+            announced,
+            withdrawn,
+            ..
+        } if (*announced, *withdrawn) != (3, 0) => Some((*announced, *withdrawn)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(sent, (0, 1));
+    let withdrawn = wait_for(&mut p.b_rx, "the withdrawal at B", |e| match &e.kind {
+        EventKind::UpdateReceived {
+            update: Some(u), ..
+        } => Some(u.withdrawn_prefixes().collect::<Vec<_>>()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(withdrawn, vec![net("198.51.100.2/32")]);
+
+    // Graceful shutdown: B sees Cease 6/2 with our RFC 9003 text.
+    p.a.shutdown("maintenance", Duration::from_secs(5)).await;
+    let reason = wait_for(&mut p.b_rx, "B down", |e| match &e.kind {
+        EventKind::Down { reason, .. } => Some(reason.clone()),
+        _ => None,
+    })
+    .await;
+    let DownReason::NotificationReceived(n) = reason else {
+        panic!("expected a NOTIFICATION, got {reason:?}");
+    };
+    assert_eq!((n.code.0, n.subcode), (6, 2));
+    assert_eq!(
+        n.shutdown_communication().and_then(Result::ok),
+        Some("maintenance")
+    );
+    p.b.shutdown("test over", Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn attributes_reach_the_peer_as_set() {
+    let mut p = pair((None, None), true).await;
+    p.a.set_routes(routes());
+    let attrs = wait_for(
+        &mut p.b_rx,
+        "the IPv4 UPDATE with communities",
+        |e| match &e.kind {
+            EventKind::UpdateReceived {
+                update: Some(u), ..
+            } if u.nlri.contains(&"198.51.100.1/32".parse().expect("net")) => Some(u.attrs.clone()),
+            _ => None,
+        },
+    )
+    .await;
+    assert_eq!(attrs.communities, Some(vec![Community::new(65000, 1)]));
+    assert_eq!(attrs.med, Some(10));
+    assert_eq!(attrs.next_hop, Some(Ipv4Addr::new(127, 0, 0, 1)));
+    assert_eq!(
+        attrs.local_pref, None,
+        "no LOCAL_PREF towards eBGP (RFC 4271 §5.1.5)"
+    );
+    assert_eq!(
+        attrs.as_path.map(|p| p
+            .segments
+            .into_iter()
+            .flat_map(|s| s.asns)
+            .collect::<Vec<_>>()),
+        Some(vec![65001])
+    );
+    p.a.shutdown("done", Duration::from_secs(5)).await;
+    p.b.shutdown("done", Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn both_sides_connecting_end_with_one_established_session() {
+    let mut p = pair((None, None), false).await;
+    p.a.set_routes(routes());
+    let got = received_table(&mut p.b_rx).await;
+    assert_eq!(got.len(), 3);
+    p.a.shutdown("done", Duration::from_secs(5)).await;
+    p.b.shutdown("done", Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn tcp_md5_with_the_same_password_comes_up() {
+    let mut p = pair((Some("s3cret"), Some("s3cret")), true).await;
+    p.a.set_routes(routes());
+    let got = received_table(&mut p.b_rx).await;
+    assert_eq!(got.len(), 3);
+    p.a.shutdown("done", Duration::from_secs(5)).await;
+    p.b.shutdown("done", Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn tcp_md5_with_a_wrong_password_never_connects_and_says_so() {
+    let mut p = pair((Some("right"), Some("wrong")), true).await;
+    let error = wait_for(&mut p.a_rx, "a failed connect", |e| match &e.kind {
+        EventKind::ConnectFailed { error } => Some(error.clone()),
+        EventKind::Up { .. } => panic!("session came up with mismatched TCP-MD5 passwords"),
+        _ => None,
+    })
+    .await;
+    assert!(
+        error.contains("no answer"),
+        "unexpected error text: {error}"
+    );
+    p.a.shutdown("done", Duration::from_secs(5)).await;
+    p.b.shutdown("done", Duration::from_secs(5)).await;
+}
