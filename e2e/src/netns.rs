@@ -21,7 +21,7 @@
 //! removed too, unless the thread is panicking or `FLB_E2E_KEEP=1` is set:
 //! then its path (router configs and logs) is printed and kept.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -280,6 +280,30 @@ impl Netns {
             .map(str::to_owned))
     }
 
+    /// Sends `count` ARP requests for `addr` out of `ifname` (Debian's
+    /// `arping`, one per second) and returns the sender MAC of every reply
+    /// (lowercase, in arrival order, duplicates kept: two nodes answering
+    /// show up as two different MACs). No reply is an empty list.
+    pub fn arping(&self, ifname: &str, addr: Ipv4Addr, count: u32) -> Result<Vec<String>, Error> {
+        let (c, w, a) = (
+            count.to_string(),
+            count.saturating_add(1).to_string(),
+            addr.to_string(),
+        );
+        let out = self.exec_unchecked(&["arping", "-c", &c, "-w", &w, "-I", ifname, &a])?;
+        Ok(parse_arping(&String::from_utf8_lossy(&out.stdout)))
+    }
+
+    /// Sends one Neighbor Solicitation for `addr` out of `ifname` (`ndisc6
+    /// -m`, waiting 1 s for every answer) and returns the target link-layer
+    /// address of each Neighbor Advertisement (lowercase).
+    pub fn ndisc(&self, ifname: &str, addr: Ipv6Addr) -> Result<Vec<String>, Error> {
+        let a = addr.to_string();
+        let out =
+            self.exec_unchecked(&["ndisc6", "-n", "-m", "-r", "1", "-w", "1000", &a, ifname])?;
+        Ok(parse_ndisc6(&String::from_utf8_lossy(&out.stdout)))
+    }
+
     /// PIDs of every process inside the namespace.
     pub fn pids(&self) -> Vec<u32> {
         namespace_pids(&self.name)
@@ -398,6 +422,24 @@ pub fn check_lab_address(cidr: &str) -> Result<IpNet, Error> {
     }
 }
 
+/// MACs from `arping` lines such as
+/// `42 bytes from c6:a9:c9:7e:cf:66 (192.0.2.2): index=0 time=13.716 usec`.
+fn parse_arping(out: &str) -> Vec<String> {
+    out.lines()
+        .filter_map(|l| l.split_once(" bytes from "))
+        .filter_map(|(_, rest)| rest.split_whitespace().next())
+        .map(str::to_ascii_lowercase)
+        .collect()
+}
+
+/// MACs from `ndisc6` lines such as `Target link-layer address: C6:A9:C9:7E:CF:66`.
+fn parse_ndisc6(out: &str) -> Vec<String> {
+    out.lines()
+        .filter_map(|l| l.trim().strip_prefix("Target link-layer address:"))
+        .map(|m| m.trim().to_ascii_lowercase())
+        .collect()
+}
+
 fn check_ifname(name: &str) -> Result<(), Error> {
     // IFNAMSIZ is 16 including the NUL.
     if name.is_empty() || name.len() > 15 || name.contains(['/', ' ', ':']) {
@@ -494,6 +536,23 @@ mod tests {
         ] {
             assert!(check_lab_address(a).is_err(), "{a}");
         }
+    }
+
+    #[test]
+    fn arping_and_ndisc6_replies_yield_lowercase_macs() {
+        let arping = "ARPING 192.0.2.2\n\
+            42 bytes from c6:a9:c9:7e:cf:66 (192.0.2.2): index=0 time=13.716 usec\n\
+            42 bytes from 02:00:00:00:00:01 (192.0.2.2): index=1 time=8.315 usec\n\n\
+            --- 192.0.2.2 statistics ---\n";
+        assert_eq!(
+            parse_arping(arping),
+            vec!["c6:a9:c9:7e:cf:66", "02:00:00:00:00:01"]
+        );
+        assert!(parse_arping("ARPING 192.0.2.9\nTimeout\n").is_empty());
+        let nd = "Soliciting fd00::2 (fd00::2) on e0...\n\
+            Target link-layer address: C6:A9:C9:7E:CF:66\n from fd00::2\n";
+        assert_eq!(parse_ndisc6(nd), vec!["c6:a9:c9:7e:cf:66"]);
+        assert!(parse_ndisc6("Timed out.\nNo response.\n").is_empty());
     }
 
     #[test]

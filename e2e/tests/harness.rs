@@ -143,6 +143,9 @@ fn receiver_reads_back_exactly_what_exabgp_announced(kind: RouterKind, ibgp: boo
             prefixes(r) == want6
         });
 
+    assert_eq!(lab.rtr.paths_received(Af::V4).expect("count"), 2);
+    assert_eq!(lab.rtr.paths_received(Af::V6).expect("count"), 2);
+
     let as_path: Vec<u32> = if ibgp { vec![] } else { vec![65001] };
     let r1 = expect_route(&v4, "198.51.100.1/32");
     assert_eq!(r1.next_hops, vec![ip(EXA4)], "{r1:?}");
@@ -267,20 +270,20 @@ fn frr_keeps_a_killed_gr_speakers_routes_as_stale_until_it_returns() {
 }
 
 /// A frozen router stops sending KEEPALIVEs: the peer's hold timer (3 s)
-/// expires; thawed, the session comes back and the routes with it.
-#[test]
-fn frozen_frr_lets_the_peers_hold_timer_expire_and_recovers_when_thawed() {
-    if !require_root_and_routers(&[RouterKind::Frr, RouterKind::ExaBgp]) {
+/// expires; thawed, the session comes back and the routes with it. Then a
+/// restart: the peer reconnects and re-announces.
+fn frozen_router_times_out_thaws_and_restarts(kind: RouterKind) {
+    if !require_root_and_routers(&[kind, RouterKind::ExaBgp]) {
         return;
     }
     let (exa_ns, rtr_ns) = pair();
-    let rtr = RouterKind::Frr
+    let mut rtr = kind
         .start(
             &rtr_ns,
             RouterConfig::new(RTR4.parse().expect("id"), RTR_AS)
                 .neighbor(Neighbor::new(ip(EXA4), 65001).passive().hold_time(3)),
         )
-        .expect("frr");
+        .expect("router");
     let mut cfg = RouterConfig::new(EXA4.parse().expect("id"), 65001).neighbor(
         Neighbor::new(ip(RTR4), RTR_AS)
             .local_address(ip(EXA4))
@@ -289,7 +292,7 @@ fn frozen_frr_lets_the_peers_hold_timer_expire_and_recovers_when_thawed() {
     cfg.announce = vec![Announcement::new(net("198.51.100.9/32"))];
     let exa = RouterKind::ExaBgp.start(&exa_ns, cfg).expect("exabgp");
     rtr.wait_established(ip(EXA4), UP);
-    exa.wait_established(ip(RTR4), UP);
+    rtr.wait_routes(Af::V4, CONVERGE, "route", &mut |r| r.len() == 1);
     rtr.freeze().expect("freeze");
     let _down = wait_until(
         Duration::from_secs(15),
@@ -297,10 +300,34 @@ fn frozen_frr_lets_the_peers_hold_timer_expire_and_recovers_when_thawed() {
         || exa.session_state(ip(RTR4)),
         |s| !matches!(s, Ok(SessionState::Established)),
     );
+    assert!(exa.log().contains("192.0.2.2"), "ExaBGP's log is readable");
     rtr.thaw().expect("thaw");
     rtr.wait_established(ip(EXA4), UP);
-    rtr.wait_routes(Af::V4, CONVERGE, "route back", &mut |r| r.len() == 1);
-    assert!(exa.log().contains("192.0.2.2"), "ExaBGP's log is readable");
+    rtr.wait_routes(Af::V4, CONVERGE, "route back after thaw", &mut |r| {
+        r.len() == 1
+    });
+    let old_pid = rtr.pid();
+    rtr.restart().expect("restart");
+    assert_ne!(rtr.pid(), old_pid, "a new process");
+    rtr.wait_established(ip(EXA4), UP);
+    rtr.wait_routes(Af::V4, CONVERGE, "route back after restart", &mut |r| {
+        r.len() == 1
+    });
+}
+
+#[test]
+fn frozen_frr_lets_the_peers_hold_timer_expire_recovers_and_restarts() {
+    frozen_router_times_out_thaws_and_restarts(RouterKind::Frr);
+}
+
+#[test]
+fn frozen_bird_lets_the_peers_hold_timer_expire_recovers_and_restarts() {
+    frozen_router_times_out_thaws_and_restarts(RouterKind::Bird);
+}
+
+#[test]
+fn frozen_gobgp_lets_the_peers_hold_timer_expire_recovers_and_restarts() {
+    frozen_router_times_out_thaws_and_restarts(RouterKind::GoBgp);
 }
 
 /// Two announcers of one /32 in different ASes: FRR with `maximum-paths`
@@ -376,8 +403,24 @@ fn switch_connects_nodes_on_one_l2_segment() {
     let mac2 = nodes[2].mac("eth0").expect("mac");
     assert_eq!(
         nodes[0].neighbour_mac(ip("192.0.2.3")).expect("neigh"),
-        Some(mac2)
+        Some(mac2.clone())
     );
+    if ferrolb_e2e::program_exists("arping") {
+        let replies = nodes[0]
+            .arping("eth0", "192.0.2.3".parse().expect("v4"), 1)
+            .expect("arping");
+        assert_eq!(replies, vec![mac2.clone()]);
+        let none = nodes[0]
+            .arping("eth0", "192.0.2.99".parse().expect("v4"), 1)
+            .expect("arping");
+        assert!(none.is_empty(), "{none:?}");
+    }
+    if ferrolb_e2e::program_exists("ndisc6") {
+        let replies = nodes[0]
+            .ndisc("eth0", "fd00:db8::3".parse().expect("v6"))
+            .expect("ndisc6");
+        assert_eq!(replies, vec![mac2]);
+    }
     assert!(nodes[2].ping(ip("fd00:db8::1")));
     let macs: BTreeSet<String> = nodes.iter().map(|n| n.mac("eth0").expect("mac")).collect();
     assert_eq!(macs.len(), 3, "distinct MACs: {macs:?}");

@@ -252,6 +252,40 @@ fn tuples(value: &str, sep: char) -> Vec<String> {
         .collect()
 }
 
+/// Sums "Routes: N imported" of the `af` channel of every `n<i>` protocol in
+/// `birdc show protocols all`.
+fn count_imported(out: &str, af: Af) -> usize {
+    let want = match af {
+        Af::V4 => "Channel ipv4",
+        Af::V6 => "Channel ipv6",
+    };
+    let mut ours = false;
+    let mut channel = false;
+    let mut total = 0usize;
+    for line in out.lines() {
+        if !line.starts_with(' ') && !line.is_empty() {
+            let name = line.split_whitespace().next().unwrap_or_default();
+            ours = name
+                .strip_prefix('n')
+                .is_some_and(|r| !r.is_empty() && r.chars().all(|c| c.is_ascii_digit()));
+            channel = false;
+            continue;
+        }
+        let t = line.trim();
+        if t.starts_with("Channel ") {
+            channel = t == want;
+        } else if let (true, true, Some(rest)) = (ours, channel, t.strip_prefix("Routes:")) {
+            let n = rest
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<usize>().ok())
+                .unwrap_or(0);
+            total = total.saturating_add(n);
+        }
+    }
+    total
+}
+
 impl Router for Bird {
     fn kind(&self) -> RouterKind {
         RouterKind::Bird
@@ -282,6 +316,11 @@ impl Router for Bird {
             parse_routes(&out).map_err(|r| parse_err(NAME, "show route all", &r, &out))?;
         routes.retain(|r| !r.as_path.is_empty() || !r.next_hops.is_empty());
         Ok(routes)
+    }
+
+    fn paths_received(&self, af: Af) -> Result<usize, Error> {
+        let out = self.birdc(&["show", "protocols", "all"])?;
+        Ok(count_imported(&out, af))
     }
 
     fn stop(&mut self) -> Result<(), Error> {
@@ -364,6 +403,28 @@ Table master4:
         assert_eq!(b.large_communities, vec!["65000:1:2"]);
         assert_eq!(b.med, Some(10));
         assert_eq!(b.local_pref, Some(100));
+    }
+
+    #[test]
+    fn bird_imported_counts_come_from_our_protocols_channel_of_the_family() {
+        let out = "BIRD 2.0.12 ready.
+Name       Proto      Table      State  Since         Info
+direct1    Direct     ---        up     09:23:27.001
+  Channel ipv4
+    Routes:         1 imported, 0 exported, 1 preferred
+n0         BGP        ---        up     09:23:28.136  Established
+  BGP state:          Established
+  Channel ipv4
+    State:          UP
+    Routes:         2 imported, 0 exported, 2 preferred
+  Channel ipv6
+    Routes:         5 imported, 0 exported, 5 preferred
+n1         BGP        ---        up     09:23:28.136  Established
+  Channel ipv4
+    Routes:         3 imported, 0 exported, 3 preferred
+";
+        assert_eq!(count_imported(out, Af::V4), 5);
+        assert_eq!(count_imported(out, Af::V6), 5);
     }
 
     #[test]

@@ -345,6 +345,21 @@ impl Router for Frr {
         parse_routes(&v).map_err(|reason| parse_err(NAME, q, &reason, &v.to_string()))
     }
 
+    fn paths_received(&self, af: Af) -> Result<usize, Error> {
+        let q = match af {
+            Af::V4 => "show bgp ipv4 unicast summary json",
+            Af::V6 => "show bgp ipv6 unicast summary json",
+        };
+        let v = self.vtysh_json(q)?;
+        Ok(v.get("peers")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .filter_map(|(_, p)| p.get("pfxRcd").and_then(Value::as_u64))
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+            .fold(0usize, usize::saturating_add))
+    }
+
     fn stop(&mut self) -> Result<(), Error> {
         // bgpd first: zebra going away first makes bgpd log noise.
         if let Some(mut b) = self.bgpd.take() {

@@ -120,6 +120,8 @@ fn gobgpd_toml(cfg: &RouterConfig) -> String {
         }
         let _ = writeln!(s, "  [neighbors.timers.config]");
         let _ = writeln!(s, "    connect-retry = 1");
+        // Default 30 s in Idle after a reset would hide a restarted peer.
+        let _ = writeln!(s, "    idle-hold-time-after-reset = 1");
         if let Some(h) = n.hold_time {
             let _ = writeln!(s, "    hold-time = {h}");
             let _ = writeln!(s, "    keepalive-interval = {}", (h / 3).max(1));
@@ -312,6 +314,31 @@ impl Router for GoBgp {
         let v: Value =
             serde_json::from_str(&out).map_err(|e| parse_err(NAME, &q, &e.to_string(), &out))?;
         parse_rib(&v).map_err(|r| parse_err(NAME, &q, &r, &out))
+    }
+
+    fn paths_received(&self, af: Af) -> Result<usize, Error> {
+        let out = self.gobgp(&["neighbor"])?;
+        let v: Value = serde_json::from_str(&out)
+            .map_err(|e| parse_err(NAME, "neighbor", &e.to_string(), &out))?;
+        let afi = match af {
+            Af::V4 => 1,
+            Af::V6 => 2,
+        };
+        Ok(v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.get("afi_safis").and_then(Value::as_array))
+            .flatten()
+            .filter_map(|a| a.get("state"))
+            .filter(|st| {
+                st.get("family")
+                    .and_then(|f| f.get("afi"))
+                    .and_then(Value::as_u64)
+                    == Some(afi)
+            })
+            .filter_map(|st| st.get("accepted").and_then(Value::as_u64))
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+            .fold(0usize, usize::saturating_add))
     }
 
     fn stop(&mut self) -> Result<(), Error> {

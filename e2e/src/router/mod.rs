@@ -408,6 +408,18 @@ pub trait Router: Send {
         })
     }
 
+    /// How many paths for `af` the router accepted from all its neighbors
+    /// (a prefix from two neighbors counts twice). Cheaper than
+    /// [`Router::routes`] on large tables for FRR, BIRD and GoBGP, whose
+    /// summaries are read instead.
+    fn paths_received(&self, af: Af) -> Result<usize, Error> {
+        Ok(self
+            .routes(af)?
+            .iter()
+            .map(|r| r.next_hops.len().max(1))
+            .sum())
+    }
+
     /// The route for `prefix`, if the router holds one.
     fn route(&self, prefix: IpNet) -> Result<Option<ReceivedRoute>, Error> {
         let af = Af::of(prefix.addr());
