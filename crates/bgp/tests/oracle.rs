@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use bgpkit_parser::models::{
-    AsPathSegment, AsnLength, BgpMessage, Community as BkCommunity, MetaCommunity,
+    AsPathSegment, AsnLength, BgpMessage, Community as BkCommunity, MetaCommunity, NextHopAddress,
 };
 use bgpkit_parser::parser::bgp::parse_bgp_message;
 use bytes::Bytes;
@@ -114,6 +114,9 @@ struct Seen {
     announced: BTreeSet<IpNet>,
     withdrawn: BTreeSet<IpNet>,
     next_hop: Option<IpAddr>,
+    /// MP_REACH_NLRI next hop as text (global, then link-local).
+    mp_next_hop: Option<String>,
+    origin: u8,
     as_path: Vec<(bool, Vec<u32>)>,
     med: Option<u32>,
     local_pref: Option<u32>,
@@ -126,6 +129,18 @@ fn ours(u: &Update) -> Seen {
         announced: u.announced().collect(),
         withdrawn: u.withdrawn_prefixes().collect(),
         next_hop: u.attrs.next_hop.map(IpAddr::V4),
+        mp_next_hop: u.mp_reach.as_ref().map(|m| match m.next_hop {
+            MpNextHop::V6 {
+                global,
+                link_local: None,
+            } => format!("{global}"),
+            MpNextHop::V6 {
+                global,
+                link_local: Some(ll),
+            } => format!("{global} {ll}"),
+            MpNextHop::V4(a) => format!("{a}"),
+        }),
+        origin: u.attrs.origin.map_or(255, Origin::value),
         as_path: u
             .attrs
             .as_path
@@ -189,6 +204,16 @@ fn theirs(bytes: &[u8]) -> Seen {
         withdrawn,
         // bgpkit reports the NEXT_HOP attribute (IPv4); the MP next hop is compared separately.
         next_hop: a.next_hop(),
+        mp_next_hop: a
+            .get_reachable_nlri()
+            .and_then(|n| n.next_hop)
+            .map(|nh| match nh {
+                NextHopAddress::Ipv6(g) => format!("{g}"),
+                NextHopAddress::Ipv6LinkLocal(g, ll) => format!("{g} {ll}"),
+                NextHopAddress::Ipv4(a) => format!("{a}"),
+                other => panic!("unexpected next hop {other:?}"),
+            }),
+        origin: a.origin() as u8,
         as_path: a
             .as_path()
             .iter()
