@@ -3,7 +3,8 @@
 //! Progress goes to stderr as one line per event, for scripts to follow:
 //! `established peer=ADDR ...`, `sent N prefixes peer=ADDR ...`, `end-of-rib peer=ADDR`,
 //! `withdraw-all`, `down peer=ADDR reason=...`, `connect-failed peer=ADDR error=...`.
-//! SIGUSR1 (or `--withdraw-after`) withdraws every prefix but keeps the sessions; SIGTERM or
+//! SIGUSR1 (or `--withdraw-after`) withdraws every prefix but keeps the sessions; SIGHUP re-reads
+//! the prefixes (only the difference is sent); SIGTERM or
 //! SIGINT sends Cease / Administrative Shutdown (RFC 9003 text) and exits 0.
 
 use std::fs;
@@ -226,6 +227,7 @@ async fn announce(args: AnnounceArgs, routes: Routes) -> anyhow::Result<i32> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut usr1 = signal(SignalKind::user_defined1())?;
+    let mut hup = signal(SignalKind::hangup())?;
     let mut withdraw_at: Option<tokio::time::Instant> = None;
     let mut withdrawn = false;
     let reason = loop {
@@ -254,6 +256,16 @@ async fn announce(args: AnnounceArgs, routes: Routes) -> anyhow::Result<i32> {
                 withdrawn = true;
                 eprintln!("withdraw-all");
                 speaker.set_routes(Routes::new());
+            }
+            _ = hup.recv() => {
+                // Re-read the prefixes: only the difference goes out.
+                match load_routes(&args) {
+                    Ok(routes) => {
+                        eprintln!("reload {} prefixes", routes.len());
+                        speaker.set_routes(routes);
+                    }
+                    Err(e) => eprintln!("reload-failed error={e:#}"),
+                }
             }
             _ = term.recv() => break "SIGTERM",
             _ = int.recv() => break "SIGINT",
