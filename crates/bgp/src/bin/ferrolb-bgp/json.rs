@@ -13,13 +13,10 @@
 
 use std::net::IpAddr;
 
-use ferrolb_bgp::wire::error::ShutdownCommunicationError;
-use ferrolb_bgp::wire::Afi;
 use ferrolb_bgp::wire::{
-    AsSegmentType, Capability, ErrorAction, Family, Message, MessageError, MessageType, MpNextHop,
-    Notification, Open, Origin, PathAttributes, RouteRefresh, Update,
+    Afi, AsSegmentType, AttributeError, Capability, ErrorAction, Family, Message, MessageError,
+    MessageType, MpNextHop, Notification, Open, Origin, PathAttributes, RouteRefresh, Safi, Update,
 };
-use ferrolb_bgp::wire::{AttributeError, Safi};
 use serde::Serialize;
 
 /// One output line.
@@ -527,7 +524,7 @@ fn notification(n: &Notification) -> NotificationJson {
     let (text, text_error) = match n.shutdown_communication() {
         None => (None, None),
         Some(Ok(t)) => (Some(t.to_owned()), None),
-        Some(Err(e)) => (None, Some(shutdown_error(&e))),
+        Some(Err(e)) => (None, Some(e.to_string())),
     };
     NotificationJson {
         code: n.code.0,
@@ -537,10 +534,6 @@ fn notification(n: &Notification) -> NotificationJson {
         shutdown_communication: text,
         shutdown_communication_error: text_error,
     }
-}
-
-fn shutdown_error(e: &ShutdownCommunicationError) -> String {
-    e.to_string()
 }
 
 fn route_refresh(rr: &RouteRefresh) -> RouteRefreshJson {
