@@ -78,6 +78,10 @@ impl Lab {
         if let Some(pw) = md5.1 {
             n = n.md5(pw);
         }
+        if kind == RouterKind::ExaBgp {
+            // The harness's ExaBGP needs a local address per neighbor; IPv4 unicast only.
+            n = n.local_address(ip(RTR4)).families(&[Af::V4]);
+        }
         let rtr = kind
             .start(
                 &rtr_ns,
@@ -393,5 +397,53 @@ fn frr_keeps_our_routes_stale_while_we_restart_gracefully() {
         "routes fresh again after End-of-RIB",
         || lab.rtr.routes(Af::V4).expect("routes"),
         |r| r.len() == 2 && r.iter().all(|x| !x.stale),
+    );
+}
+
+#[test]
+fn exabgp_ebgp_v4_receives_exactly_our_prefixes() {
+    let Some(mut lab) = Lab::start(RouterKind::ExaBgp, 65001, (None, None), 90) else {
+        return;
+    };
+    lab.write_prefixes(
+        "198.51.100.1/32 community=65000:1 large-community=65000:1:2 med=10\n198.51.100.2/32\n",
+    );
+    lab.announce(&[]);
+    lab.rtr.wait_established(ip(SPK4), UP);
+    let want: BTreeSet<IpNet> = [net("198.51.100.1/32"), net("198.51.100.2/32")].into();
+    wait_until(
+        CONVERGE,
+        "ExaBGP holds our two prefixes",
+        || {
+            lab.rtr
+                .routes(Af::V4)
+                .expect("routes")
+                .into_iter()
+                .map(|r| r.prefix)
+                .collect::<BTreeSet<_>>()
+        },
+        |r| *r == want,
+    );
+    let r1 = lab
+        .rtr
+        .route(net("198.51.100.1/32"))
+        .expect("query")
+        .expect("route");
+    assert_eq!(r1.communities, ["65000:1"]);
+    assert_eq!(r1.large_communities, ["65000:1:2"]);
+    assert_eq!(r1.med, Some(10));
+    assert_eq!(r1.as_path, vec![65001]);
+    assert_eq!(r1.next_hops, vec![ip(SPK4)]);
+    lab.signal("USR1");
+    wait_until(
+        CONVERGE,
+        "withdraw-all reaches ExaBGP",
+        || lab.rtr.routes(Af::V4).expect("routes").len(),
+        |n| *n == 0,
+    );
+    assert_eq!(
+        lab.rtr.session_state(ip(SPK4)).expect("state"),
+        SessionState::Established,
+        "withdraw-all keeps the session"
     );
 }
