@@ -5,9 +5,16 @@
 //! - [`l2::election`]: the pure Layer 2 owner election and this node's L2 VIPs.
 //! - [`advertiser`]: the [`advertiser::Advertiser`] trait the BGP and Layer 2 backends implement,
 //!   and its test double.
+//! - [`daemon`]: the daemon around them: standalone and Kubernetes sources, the reconcile loop,
+//!   metrics/health HTTP, per-Service status reports.
+//! - [`backend`]: Advertiser implementations (BGP on crates/bgp).
+//! - [`demo`]: `ferrolb-speaker demo`, everything in one process on loopback.
 
 pub mod advertiser;
 pub mod announce;
+pub mod backend;
+pub mod daemon;
+pub mod demo;
 
 /// Layer 2 (ARP/NDP) mode.
 pub mod l2 {

@@ -1,0 +1,340 @@
+//! The BGP backend: [`BgpDesired`] (per peer: session settings and routes) onto crates/bgp.
+//!
+//! ```text
+//!  BgpAdvertiser::set_desired ──watch<BgpDesired>──▶ backend task
+//!      backend task: one ferrolb_bgp Speaker per BGPPeer (its own ASN, router ID, GR, routes)
+//!        ├─ set_peers([peer]) / set_routes(routes)   (crates/bgp diffs the Adj-RIB-Out)
+//!        └─ per Speaker: event task ──▶ Metrics (session up, prefixes, UPDATEs) + logs
+//!  BgpBackend::shutdown ──cancel──▶ backend task: Cease 6/2 to every peer (RFC 4486 §4)
+//! ```
+//!
+//! One crates/bgp `Speaker` per peer because BGPPeers may differ in `myASN`, `routerID` and
+//! Graceful Restart, which crates/bgp holds per speaker, and because each peer has its own
+//! route set (advertisement `peers` lists, family). A peer whose speaker-level settings change
+//! is stopped and started again; other changes go through `set_peers`, which restarts only that
+//! session (Cease 6/6), and route changes through `set_routes`, which sends only the diff.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferrolb_api::model::{BgpPeer, PeerAsn};
+use ferrolb_bgp::event::{EventKind, SpeakerEvent};
+use ferrolb_bgp::rib::{Route, Routes};
+use ferrolb_bgp::speaker::{GracefulRestartConfig, PeerConfig, Speaker, SpeakerConfig};
+use ferrolb_bgp::wire::{Community, LargeCommunity};
+use ipnet::IpNet;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::advertiser::{Advertiser, AdvertiserError};
+use crate::announce::bgp::{BgpDesired, NextHop, RouteAttrs};
+use crate::daemon::metrics::Metrics;
+
+/// Restart Time we advertise with Graceful Restart (RFC 4724 §3), seconds; MetalLB (FRR mode)
+/// uses FRR's default of 120.
+pub const GR_RESTART_TIME: u16 = 120;
+
+/// How long shutdown waits for the Cease NOTIFICATIONs to go out.
+pub const SHUTDOWN_LIMIT: Duration = Duration::from_secs(3);
+
+/// Backend-wide settings.
+#[derive(Debug, Clone, Default)]
+pub struct BgpBackendOptions {
+    /// We are coming back from a restart: set the Restart State bit for peers with Graceful
+    /// Restart so they keep our routes meanwhile (RFC 4724 §4.1).
+    pub restarted: bool,
+}
+
+/// The handle the reconcile loop uses.
+#[derive(Debug, Clone)]
+pub struct BgpAdvertiser {
+    tx: watch::Sender<Arc<BgpDesired>>,
+}
+
+impl Advertiser for BgpAdvertiser {
+    type Desired = BgpDesired;
+
+    fn set_desired(&mut self, desired: BgpDesired) -> Result<(), AdvertiserError> {
+        self.tx
+            .send(Arc::new(desired))
+            .map_err(|_| AdvertiserError::Closed { backend: "bgp" })
+    }
+}
+
+/// Owner of the backend task.
+#[derive(Debug)]
+pub struct BgpBackend {
+    cancel: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl BgpBackend {
+    /// Starts the backend task; must run inside a tokio runtime.
+    pub fn start(metrics: Arc<Metrics>, opts: BgpBackendOptions) -> (BgpAdvertiser, BgpBackend) {
+        let (tx, rx) = watch::channel(Arc::new(BgpDesired::default()));
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(backend_task(rx, metrics, opts, cancel.clone()));
+        (BgpAdvertiser { tx }, BgpBackend { cancel, task })
+    }
+
+    /// Graceful shutdown: Cease / Administrative Shutdown (6/2, RFC 4486 §4; RFC 9003 text) to
+    /// every peer so routers withdraw our routes at once. Returns when the NOTIFICATIONs went out
+    /// or [`SHUTDOWN_LIMIT`] passed.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        let _ = self.task.await;
+    }
+}
+
+/// The crates/bgp speaker of one BGPPeer.
+struct Session {
+    speaker_cfg: SpeakerConfig,
+    peer_cfg: PeerConfig,
+    speaker: Speaker,
+    label: String,
+    events: JoinHandle<()>,
+}
+
+/// The speaker-level settings of a BGPPeer.
+pub fn speaker_config(peer: &BgpPeer, opts: &BgpBackendOptions) -> SpeakerConfig {
+    SpeakerConfig {
+        router_id: peer.router_id,
+        graceful_restart: peer
+            .enable_graceful_restart
+            .then_some(GracefulRestartConfig {
+                restart_time: GR_RESTART_TIME,
+                restarted: opts.restarted,
+            }),
+        ..SpeakerConfig::new(peer.my_asn)
+    }
+}
+
+/// The session settings of a BGPPeer.
+pub fn peer_config(peer: &BgpPeer) -> PeerConfig {
+    let secs = |d: std::time::Duration| u16::try_from(d.as_secs()).unwrap_or(u16::MAX);
+    let peer_as = match peer.peer_asn {
+        PeerAsn::Fixed(asn) => Some(asn),
+        PeerAsn::Internal => Some(peer.my_asn),
+        // dynamicASN: external: any AS but ours; crates/bgp accepts any when None.
+        PeerAsn::External => None,
+    };
+    let (ipv4, ipv6) = if peer.disable_mp {
+        // disableMP: one family per session, the peer address's own (MetalLB semantics).
+        (peer.peer_address.is_ipv4(), peer.peer_address.is_ipv6())
+    } else {
+        (true, true)
+    };
+    PeerConfig {
+        port: peer.peer_port,
+        peer_as,
+        local_address: peer.source_address,
+        hold_time: peer.hold_time.map_or(90, secs),
+        keepalive: peer.keepalive_time.map(secs),
+        md5_password: peer.password.clone(),
+        // ebgpMultiHop: MetalLB (FRR) sets the maximum TTL.
+        ebgp_multihop: peer.ebgp_multihop.then_some(255),
+        ipv4,
+        ipv6,
+        ..PeerConfig::new(peer.peer_address, peer_as.unwrap_or(0))
+    }
+}
+
+/// The routes of one peer in crates/bgp's terms.
+pub fn routes(routes: &BTreeMap<IpNet, RouteAttrs>) -> Routes {
+    routes
+        .iter()
+        .map(|(prefix, a)| {
+            let route = Route {
+                next_hop: match a.next_hop {
+                    // crates/bgp uses the session's local address of the prefix's family.
+                    NextHop::SessionLocal => None,
+                    NextHop::Explicit(ip) => Some(ip),
+                },
+                communities: a.communities.iter().map(|c| Community(*c)).collect(),
+                large_communities: a
+                    .large_communities
+                    .iter()
+                    .map(
+                        |&(global_admin, local_data_1, local_data_2)| LargeCommunity {
+                            global_admin,
+                            local_data_1,
+                            local_data_2,
+                        },
+                    )
+                    .collect(),
+                // RFC 4271 §5.1.5: sent to iBGP only; crates/bgp drops it towards eBGP and
+                // defaults it to 100 towards iBGP.
+                local_pref: a.local_pref,
+                med: None,
+            };
+            (*prefix, route)
+        })
+        .collect()
+}
+
+/// The `peer` label of a session: its address, like MetalLB's metrics.
+fn label(addr: IpAddr) -> String {
+    addr.to_string()
+}
+
+async fn backend_task(
+    mut rx: watch::Receiver<Arc<BgpDesired>>,
+    metrics: Arc<Metrics>,
+    opts: BgpBackendOptions,
+    cancel: CancellationToken,
+) {
+    let mut sessions: BTreeMap<String, Session> = BTreeMap::new();
+    loop {
+        tokio::select! {
+            changed = rx.changed() => if changed.is_err() { break },
+            () = cancel.cancelled() => break,
+        }
+        let desired = Arc::clone(&rx.borrow_and_update());
+        converge(&mut sessions, &desired, &metrics, &opts).await;
+    }
+    // RFC 4486 §4 Administrative Shutdown, so routers withdraw at once instead of waiting for
+    // the hold timer.
+    let stops = sessions.into_values().map(|s| async move {
+        s.speaker
+            .shutdown("ferrolb-speaker shutting down", SHUTDOWN_LIMIT)
+            .await;
+        s.events.abort();
+    });
+    futures::future::join_all(stops).await;
+}
+
+async fn converge(
+    sessions: &mut BTreeMap<String, Session>,
+    desired: &BgpDesired,
+    metrics: &Arc<Metrics>,
+    opts: &BgpBackendOptions,
+) {
+    // Peers gone, or whose speaker-level settings changed: Cease 6/3 (Peer De-configured).
+    let stale: Vec<String> = sessions
+        .iter()
+        .filter(|(name, s)| {
+            desired
+                .peers
+                .get(*name)
+                .is_none_or(|p| speaker_config(&p.session, opts) != s.speaker_cfg)
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    for name in stale {
+        if let Some(s) = sessions.remove(&name) {
+            tracing::info!(peer = %name, addr = %s.peer_cfg.addr, "peer removed");
+            // set_peers([]) sends Cease 6/3 (RFC 4486 §4) without waiting for it to go out.
+            let _ = s.speaker.set_peers(Vec::new());
+            s.events.abort();
+            metrics.remove_peer(&s.label);
+        }
+    }
+    for (name, want) in &desired.peers {
+        let span = tracing::info_span!("peer", name = %name, addr = %want.session.peer_address,
+            asn = ?want.session.peer_asn);
+        let peer_cfg = peer_config(&want.session);
+        let speaker_cfg = speaker_config(&want.session, opts);
+        let routes = routes(&want.routes);
+        if let Some(s) = sessions.get_mut(name) {
+            if s.peer_cfg != peer_cfg {
+                span.in_scope(|| tracing::info!("peer settings changed; restarting the session"));
+                if let Err(error) = s.speaker.set_peers(vec![peer_cfg.clone()]) {
+                    span.in_scope(|| tracing::error!(%error, "peer not configured"));
+                }
+                s.peer_cfg = peer_cfg;
+            }
+            span.in_scope(|| tracing::debug!(prefixes = routes.len(), "routes set"));
+            s.speaker.set_routes(routes);
+            continue;
+        }
+        let started = Speaker::start(speaker_cfg.clone()).await;
+        let (speaker, events) = match started {
+            Ok(x) => x,
+            Err(error) => {
+                span.in_scope(|| tracing::error!(%error, "BGP speaker not started"));
+                continue;
+            }
+        };
+        if let Err(error) = speaker.set_peers(vec![peer_cfg.clone()]) {
+            span.in_scope(|| tracing::error!(%error, "peer not configured"));
+            continue;
+        }
+        speaker.set_routes(routes);
+        let label = label(peer_cfg.addr);
+        metrics.update_peer(&label, |_| {});
+        span.in_scope(|| tracing::info!("peer added"));
+        let events =
+            tokio::spawn(drain_events(events, Arc::clone(metrics), label.clone()).instrument(span));
+        sessions.insert(
+            name.clone(),
+            Session {
+                speaker_cfg,
+                peer_cfg,
+                speaker,
+                label,
+                events,
+            },
+        );
+    }
+}
+
+/// Turns a speaker's events into metrics and logs (at info for state changes).
+async fn drain_events(mut rx: mpsc::Receiver<SpeakerEvent>, metrics: Arc<Metrics>, label: String) {
+    while let Some(ev) = rx.recv().await {
+        match ev.kind {
+            EventKind::Up {
+                peer_as, hold_time, ..
+            } => {
+                tracing::info!(
+                    from = "connecting",
+                    to = "established",
+                    peer_as,
+                    hold_time,
+                    "session up"
+                );
+                metrics.update_peer(&label, |m| m.session_up = true);
+            }
+            EventKind::Down {
+                was_established,
+                reason,
+            } => {
+                if was_established {
+                    tracing::info!(from = "established", to = "idle", reason = ?reason,
+                        "session down");
+                } else {
+                    tracing::debug!(reason = ?reason, "session attempt failed");
+                }
+                metrics.update_peer(&label, |m| {
+                    m.session_up = false;
+                    m.announced_prefixes = 0;
+                });
+            }
+            EventKind::ConnectFailed { error } => tracing::debug!(%error, "connect failed"),
+            EventKind::PrefixesSent {
+                announced,
+                withdrawn,
+                updates,
+                total,
+                skipped,
+            } => {
+                tracing::info!(
+                    announced,
+                    withdrawn,
+                    updates,
+                    total,
+                    skipped,
+                    "UPDATEs sent"
+                );
+                metrics.update_peer(&label, |m| {
+                    m.announced_prefixes = total;
+                    m.updates_sent = m.updates_sent.saturating_add(updates as u64);
+                });
+            }
+            other => tracing::trace!(event = ?other, "bgp event"),
+        }
+    }
+}

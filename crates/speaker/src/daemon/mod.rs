@@ -1,0 +1,56 @@
+//! The speaker daemon: sources, the reconcile loop, metrics/health HTTP and status reports.
+//!
+//! ```text
+//!  standalone::watch_dir ─┐                                  ┌─▶ backend (BGP) tasks
+//!  kube::watch ───────────┴─mpsc<SourceUpdate>─▶ run() ─ Reconciler ─┤
+//!                                                                    └─▶ status file + logs
+//!  http::serve ◀── Arc<Metrics> ◀── reconcile loop, backend event tasks
+//! ```
+
+pub mod http;
+pub mod kube;
+pub mod metrics;
+pub mod reconcile;
+pub mod standalone;
+pub mod status;
+
+use std::path::PathBuf;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::advertiser::Advertiser;
+use crate::announce::bgp::BgpDesired;
+use reconcile::{Reconciler, SourceUpdate};
+
+/// Runs the reconcile loop until `cancel` or until the source ends. Every update is applied;
+/// the status file (if any) is rewritten whenever a Service's report changed.
+pub async fn run<A: Advertiser<Desired = BgpDesired>>(
+    mut source: mpsc::Receiver<SourceUpdate>,
+    reconciler: &mut Reconciler<A>,
+    node_name: &str,
+    status_file: Option<PathBuf>,
+    cancel: CancellationToken,
+) {
+    let mut written_stale = None;
+    loop {
+        let update = tokio::select! {
+            u = source.recv() => u,
+            () = cancel.cancelled() => None,
+        };
+        let Some(update) = update else { return };
+        let changed = reconciler.apply(update);
+        let stale = reconciler.is_stale();
+        if let Some(path) = &status_file {
+            if !changed.is_empty() || written_stale != Some(stale) {
+                let doc = status::status_json(node_name, stale, reconciler.statuses());
+                match status::write_atomically(path, &doc) {
+                    Ok(()) => written_stale = Some(stale),
+                    Err(error) => {
+                        tracing::error!(%error, path = %path.display(), "status file not written")
+                    }
+                }
+            }
+        }
+    }
+}

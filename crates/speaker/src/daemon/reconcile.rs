@@ -1,0 +1,209 @@
+//! The reconcile step: source snapshots in, one whole desired state out to the [`Advertiser`].
+//!
+//! ```text
+//!  source (files / API) ──SourceUpdate──▶ Reconciler ── validate ─▶ ConfigState (last good)
+//!                                              │ Cluster (last good objects)
+//!                                              ▼
+//!                                   compute_bgp (pure) ─▶ Advertiser::set_desired(whole state)
+//!                                              └──────▶ per-Service status (log + file)
+//! ```
+//!
+//! *Guarantees*: the advertiser only ever sees complete states, and only when they differ from
+//! the last one accepted. [`SourceUpdate::Unavailable`] never changes what is announced: a
+//! source outage is not a delete (only a snapshot that positively lacks an object withdraws
+//! it). A snapshot whose configuration fails validation keeps the last good configuration,
+//! combined with the snapshot's (readable) Services, EndpointSlices and Nodes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use ferrolb_api::source::Resources;
+use ferrolb_api::state::{Applied, ConfigState};
+use ferrolb_api::validate::validate;
+
+use super::metrics::Metrics;
+use super::status;
+use crate::advertiser::Advertiser;
+use crate::announce::bgp::{compute_bgp, BgpDesired, BgpPlan, ServiceStatus};
+use crate::announce::from_k8s::{endpoint_slice_from_k8s, node_from_k8s, service_from_k8s};
+use crate::announce::input::{Cluster, Node, ServiceKey};
+use crate::announce::SpeakerOptions;
+
+/// What a source reports.
+#[derive(Debug, Clone)]
+pub enum SourceUpdate {
+    /// Everything the source holds now.
+    Snapshot(Box<Resources>),
+    /// The source cannot be read (directory gone, permission denied, a file does not parse, the
+    /// API watch failed). Keeps the last good state.
+    Unavailable(String),
+}
+
+/// Turns the cluster objects of `res` into a [`Cluster`]. Objects that do not convert are left
+/// out and described in the returned warnings. When `node_name` has no Node object, one with no
+/// labels is synthesized (standalone hosts rarely write their own Node); the flag says so.
+pub fn cluster_from_resources(res: &Resources, node_name: &str) -> (Cluster, Vec<String>, bool) {
+    let mut warnings = Vec::new();
+    let services: Vec<_> = keep_ok(res.services.iter().map(service_from_k8s), &mut warnings);
+    let slices: Vec<_> = keep_ok(
+        res.endpoint_slices.iter().map(endpoint_slice_from_k8s),
+        &mut warnings,
+    );
+    let nodes: Vec<_> = keep_ok(res.nodes.iter().map(node_from_k8s), &mut warnings);
+    let mut cluster = Cluster::from_objects(services, slices, nodes);
+    let synthesized = !cluster.nodes.contains_key(node_name);
+    if synthesized {
+        cluster.upsert_node(Node::new(node_name, Default::default()));
+    }
+    (cluster, warnings, synthesized)
+}
+
+fn keep_ok<T>(
+    items: impl Iterator<Item = Result<T, crate::announce::from_k8s::FromK8sError>>,
+    warnings: &mut Vec<String>,
+) -> Vec<T> {
+    items
+        .filter_map(|r| r.map_err(|e| warnings.push(e.to_string())).ok())
+        .collect()
+}
+
+/// Holds the last good inputs and drives one [`Advertiser`].
+pub struct Reconciler<A: Advertiser<Desired = BgpDesired>> {
+    opts: SpeakerOptions,
+    config: ConfigState,
+    cluster: Option<Cluster>,
+    source_error: Option<String>,
+    advertiser: A,
+    applied: Option<BgpDesired>,
+    statuses: BTreeMap<ServiceKey, ServiceStatus>,
+    metrics: Arc<Metrics>,
+    said_synthesized: bool,
+}
+
+impl<A: Advertiser<Desired = BgpDesired>> Reconciler<A> {
+    /// A reconciler for `opts.node_name` with nothing in force yet.
+    pub fn new(opts: SpeakerOptions, advertiser: A, metrics: Arc<Metrics>) -> Self {
+        Self {
+            opts,
+            config: ConfigState::new(),
+            cluster: None,
+            source_error: None,
+            advertiser,
+            applied: None,
+            statuses: BTreeMap::new(),
+            metrics,
+            said_synthesized: false,
+        }
+    }
+
+    /// The advertiser (tests read the fake's history).
+    pub fn advertiser(&self) -> &A {
+        &self.advertiser
+    }
+
+    /// The last per-Service report.
+    pub fn statuses(&self) -> &BTreeMap<ServiceKey, ServiceStatus> {
+        &self.statuses
+    }
+
+    /// The desired state last accepted by the advertiser.
+    pub fn applied(&self) -> Option<&BgpDesired> {
+        self.applied.as_ref()
+    }
+
+    /// `ferrolb_config_stale`: the newest configuration is rejected or the source is unreadable.
+    pub fn is_stale(&self) -> bool {
+        self.config.is_stale() || self.source_error.is_some()
+    }
+
+    /// Feeds one source update. Returns the Services whose report changed (empty when nothing
+    /// was recomputed).
+    pub fn apply(&mut self, update: SourceUpdate) -> Vec<ServiceKey> {
+        let changed = match update {
+            SourceUpdate::Unavailable(error) => {
+                if self.source_error.as_deref() != Some(error.as_str()) {
+                    tracing::error!(
+                        %error,
+                        "configuration source unreadable; keeping the last good state (routes stay)"
+                    );
+                }
+                self.source_error = Some(error);
+                Vec::new()
+            }
+            SourceUpdate::Snapshot(res) => {
+                if self.source_error.take().is_some() {
+                    tracing::info!("configuration source readable again");
+                }
+                self.on_snapshot(&res)
+            }
+        };
+        self.metrics.set_config_stale(self.is_stale());
+        changed
+    }
+
+    fn on_snapshot(&mut self, res: &Resources) -> Vec<ServiceKey> {
+        match self.config.apply(validate(res)) {
+            Applied::Changed => tracing::info!(
+                generation = self.config.generation(),
+                "configuration put in force"
+            ),
+            Applied::Unchanged => {}
+            Applied::Rejected => {
+                for error in self.config.errors() {
+                    tracing::error!(%error, "configuration rejected; the last good one stays in force");
+                }
+            }
+        }
+        let (cluster, warnings, synthesized) = cluster_from_resources(res, &self.opts.node_name);
+        for warning in warnings {
+            tracing::warn!(%warning, "object ignored");
+        }
+        if synthesized && !self.said_synthesized {
+            tracing::info!(
+                node = %self.opts.node_name,
+                "no Node object for this node in the source; using one with no labels"
+            );
+        }
+        self.said_synthesized = synthesized;
+        self.cluster = Some(cluster);
+        self.recompute()
+    }
+
+    fn recompute(&mut self) -> Vec<ServiceKey> {
+        let (Some(config), Some(cluster)) = (self.config.config(), self.cluster.as_ref()) else {
+            return Vec::new();
+        };
+        let plan: BgpPlan = compute_bgp(config, cluster, &self.opts);
+        self.metrics.set_ready();
+        for c in &plan.conflicts {
+            tracing::warn!(peer = %c.peer, prefix = %c.prefix, chosen = ?c.chosen,
+                "advertisements disagree on localPref; announcing the highest");
+        }
+        if self.applied.as_ref() != Some(&plan.desired) {
+            match self.advertiser.set_desired(plan.desired.clone()) {
+                Ok(()) => self.applied = Some(plan.desired),
+                Err(error) => tracing::error!(%error, kind = error.metric_label(),
+                    "advertiser did not accept the desired state"),
+            }
+        }
+        let mut changed = Vec::new();
+        for (key, st) in &plan.services {
+            if self.statuses.get(key) != Some(st) {
+                let span =
+                    tracing::info_span!("service", namespace = %key.namespace, name = %key.name);
+                span.in_scope(|| tracing::info!(status = %status::summary(st), "service status"));
+                changed.push(key.clone());
+            }
+        }
+        for key in self.statuses.keys() {
+            if !plan.services.contains_key(key) {
+                let span =
+                    tracing::info_span!("service", namespace = %key.namespace, name = %key.name);
+                span.in_scope(|| tracing::info!("service gone; withdrawn"));
+                changed.push(key.clone());
+            }
+        }
+        self.statuses = plan.services;
+        changed
+    }
+}

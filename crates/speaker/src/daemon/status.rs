@@ -1,0 +1,146 @@
+//! Per-Service reports: which peers this node announces a Service to, or why not. Standalone
+//! mode writes them as one JSON file (`--status-file`) and a log line per change; Kubernetes mode
+//! would write ServiceBGPStatus objects (not done yet, see docs/speaker.md).
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use crate::announce::bgp::{ServiceStatus, VipStatus};
+use crate::announce::input::ServiceKey;
+
+/// One Service's report as JSON: `{"announced": bool, "peers": [...], "reason"?: "...",
+/// "vips": {"<ip>": {...}}}`.
+pub fn service_json(status: &ServiceStatus) -> Value {
+    match status {
+        ServiceStatus::Skipped(reason) => json!({
+            "announced": false,
+            "peers": [],
+            "reason": reason.to_string(),
+            "reasonCode": reason.label(),
+        }),
+        ServiceStatus::Vips(vips) => {
+            let vips: serde_json::Map<String, Value> = vips
+                .iter()
+                .map(|(ip, v)| (ip.to_string(), vip_json(v)))
+                .collect();
+            json!({
+                "announced": !status.peers().is_empty(),
+                "peers": status.peers(),
+                "vips": vips,
+            })
+        }
+    }
+}
+
+fn vip_json(v: &VipStatus) -> Value {
+    let skipped = |s: &BTreeMap<String, crate::announce::reason::PeerSkip>| -> Value {
+        s.iter()
+            .map(|(peer, why)| (peer.clone(), Value::String(format!("{why:?}"))))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    };
+    match v {
+        VipStatus::Announced {
+            prefixes,
+            peers,
+            skipped_peers,
+        } => json!({
+            "announced": true,
+            "prefixes": prefixes.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "peers": peers,
+            "skippedPeers": skipped(skipped_peers),
+        }),
+        VipStatus::NotAnnounced {
+            reason,
+            skipped_peers,
+        } => json!({
+            "announced": false,
+            "reason": reason.to_string(),
+            "reasonCode": reason.label(),
+            "skippedPeers": skipped(skipped_peers),
+        }),
+    }
+}
+
+/// The whole status document of node `node`.
+pub fn status_json(
+    node: &str,
+    stale: bool,
+    services: &BTreeMap<ServiceKey, ServiceStatus>,
+) -> Value {
+    let services: serde_json::Map<String, Value> = services
+        .iter()
+        .map(|(k, s)| (k.to_string(), service_json(s)))
+        .collect();
+    json!({ "node": node, "configStale": stale, "services": services })
+}
+
+/// One line for the log: `announced to [a, b]` or `not announced: <reason>`.
+pub fn summary(status: &ServiceStatus) -> String {
+    let peers = status.peers();
+    if !peers.is_empty() {
+        return format!("announced to {peers:?}");
+    }
+    match status {
+        ServiceStatus::Skipped(reason) => format!("not announced: {reason}"),
+        ServiceStatus::Vips(vips) => {
+            let reasons: Vec<String> = vips
+                .iter()
+                .filter_map(|(ip, v)| match v {
+                    VipStatus::NotAnnounced { reason, .. } => Some(format!("{ip}: {reason}")),
+                    VipStatus::Announced { .. } => None,
+                })
+                .collect();
+            format!("not announced: {}", reasons.join("; "))
+        }
+    }
+}
+
+/// Replaces `path` atomically: writes a sibling temporary file, syncs it, renames it over.
+pub fn write_atomically(path: &Path, value: &Value) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "status.json".into());
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut file = std::fs::File::create(&tmp)?;
+    serde_json::to_writer_pretty(&mut file, value).map_err(std::io::Error::other)?;
+    file.write_all(b"\n")?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::announce::reason::SkipReason;
+
+    #[test]
+    fn skipped_service_reports_its_reason() {
+        let s = ServiceStatus::Skipped(SkipReason::NoIpAssigned);
+        let v = service_json(&s);
+        assert_eq!(v["announced"], false);
+        assert_eq!(v["reasonCode"], SkipReason::NoIpAssigned.label());
+        assert!(summary(&s).starts_with("not announced"));
+    }
+
+    #[test]
+    fn status_file_is_replaced_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("status.json");
+        write_atomically(&path, &json!({"a": 1})).expect("write");
+        write_atomically(&path, &json!({"b": 2})).expect("write");
+        let back: Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
+        assert_eq!(back, json!({"b": 2}));
+        let names: Vec<_> = std::fs::read_dir(dir.path()).expect("ls").collect();
+        assert_eq!(names.len(), 1, "no temporary file left behind");
+    }
+}

@@ -1,0 +1,160 @@
+//! `ferrolb-speaker`: the per-node daemon (see docs/speaker.md).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use ferrolb_speaker::announce::SpeakerOptions;
+use ferrolb_speaker::backend::bgp::{BgpBackend, BgpBackendOptions};
+use ferrolb_speaker::daemon::{self, metrics::Metrics, reconcile::Reconciler};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ferrolb-speaker",
+    version,
+    about = "FerroLB speaker: announces Service VIPs"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Standalone mode: a directory of Kubernetes YAML (metallb.io CRs, Secrets, Nodes, Services,
+    /// EndpointSlices). Without it, Kubernetes mode (in-cluster or KUBECONFIG).
+    #[arg(long)]
+    config_dir: Option<PathBuf>,
+    /// This node's name.
+    #[arg(long, env = "NODE_NAME")]
+    node_name: Option<String>,
+    /// Address of /metrics, /healthz, /readyz (MetalLB's speaker uses 7472).
+    #[arg(long, default_value = "0.0.0.0:7472")]
+    metrics_addr: SocketAddr,
+    /// Standalone mode: write the per-Service report here (atomically replaced).
+    #[arg(long)]
+    status_file: Option<PathBuf>,
+    /// Kubernetes mode: namespace of the metallb.io CRs and Secrets.
+    #[arg(long, env = "METALLB_NAMESPACE", default_value = "metallb-system")]
+    namespace: String,
+    /// Kubernetes mode: kubeconfig file (default: in-cluster, then KUBECONFIG / ~/.kube/config).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Serve only Services with this spec.loadBalancerClass (MetalLB --lb-class).
+    #[arg(long)]
+    lb_class: Option<String>,
+    /// Announce even from nodes labelled exclude-from-external-load-balancers.
+    #[arg(long)]
+    ignore_exclude_lb: bool,
+    /// Set the Graceful Restart Restart State bit (RFC 4724 §4.1): we are coming back from a
+    /// restart and routers should keep our routes meanwhile.
+    #[arg(long)]
+    graceful_restarted: bool,
+    /// Poll period of --config-dir, milliseconds.
+    #[arg(long, default_value_t = 250)]
+    poll_ms: u64,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Everything in one process on loopback, no root, no cluster.
+    Demo,
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Some(Command::Demo) = cli.command {
+        return ferrolb_speaker::demo::run().await.context("demo failed");
+    }
+    init_tracing();
+    let node_name = cli
+        .node_name
+        .clone()
+        .context("--node-name or NODE_NAME is required")?;
+    let metrics = Arc::new(Metrics::default());
+    let cancel = CancellationToken::new();
+    let (addr, http) = daemon::http::serve(cli.metrics_addr, Arc::clone(&metrics), cancel.clone())
+        .await
+        .with_context(|| format!("binding {}", cli.metrics_addr))?;
+    tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
+
+    let (tx, rx) = mpsc::channel(16);
+    let source = match &cli.config_dir {
+        Some(dir) => {
+            tracing::info!(dir = %dir.display(), node = %node_name, "standalone mode");
+            tokio::spawn(daemon::standalone::watch_dir(
+                dir.clone(),
+                std::time::Duration::from_millis(cli.poll_ms.max(10)),
+                tx,
+                cancel.clone(),
+            ))
+        }
+        None => {
+            let config = match &cli.kubeconfig {
+                Some(path) => {
+                    let kc = kube::config::Kubeconfig::read_from(path)?;
+                    kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?
+                }
+                None => kube::Config::infer().await?,
+            };
+            let client = kube::Client::try_from(config)?;
+            tracing::info!(node = %node_name, namespace = %cli.namespace, "kubernetes mode");
+            tokio::spawn(daemon::kube::watch(
+                client,
+                cli.namespace.clone(),
+                tx,
+                cancel.clone(),
+            ))
+        }
+    };
+
+    let (advertiser, backend) = BgpBackend::start(
+        Arc::clone(&metrics),
+        BgpBackendOptions {
+            restarted: cli.graceful_restarted,
+        },
+    );
+    let opts = SpeakerOptions {
+        node_name: node_name.clone(),
+        ignore_exclude_lb: cli.ignore_exclude_lb,
+        load_balancer_class: cli.lb_class.clone(),
+    };
+    let mut reconciler = Reconciler::new(opts, advertiser, Arc::clone(&metrics));
+
+    let signals = {
+        let cancel = cancel.clone();
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => tracing::info!(signal = "SIGTERM", "shutting down"),
+                _ = tokio::signal::ctrl_c() => tracing::info!(signal = "SIGINT", "shutting down"),
+            }
+            cancel.cancel();
+        })
+    };
+    daemon::run(
+        rx,
+        &mut reconciler,
+        &node_name,
+        cli.status_file.clone(),
+        cancel.clone(),
+    )
+    .await;
+    cancel.cancel();
+    backend.shutdown().await;
+    let _ = source.await;
+    let _ = http.await;
+    signals.abort();
+    tracing::info!("stopped");
+    Ok(())
+}
