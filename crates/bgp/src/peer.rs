@@ -14,7 +14,7 @@
 //! (1 s doubling up to 30 s) after each failure; incoming connections are taken whenever no
 //! session is past Active, and collisions are resolved by [`crate::fsm::resolve_collision`].
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
+use ipnet::IpNet;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -31,8 +32,8 @@ use crate::codec::{BgpCodec, CodecError};
 use crate::event::{EventKind, SpeakerEvent};
 use crate::fsm::{self, resolve_collision, Action, CollisionWinner, Event, State, Timer};
 use crate::net::{self, NetError, SocketOptions};
-use crate::packer::Packer;
-use crate::rib::{desired_for, AdjRibOut, RibDiff, Routes, SessionView};
+use crate::packer::{Packer, RouteAttributes};
+use crate::rib::{AdjRibOut, AttrCache, Routes, SessionView};
 use crate::wire::{
     Capability, DecodeCtx, Family, GracefulRestart, GracefulRestartFamily, HoldTime, Message,
     MessageError, Notification, Open,
@@ -147,6 +148,19 @@ const NOTIFICATION_SEND_LIMIT: Duration = Duration::from_secs(3);
 const COLLISION_OPEN_LIMIT: Duration = Duration::from_secs(5);
 /// A bound on events chained by one input (each action yields at most one follow-up).
 const MAX_CHAINED_EVENTS: usize = 16;
+
+/// Prefixes packed per round: bounds the transient copy of attributes while packing.
+const CHUNK: usize = 8192;
+
+/// What is waiting to be sent, and what went out so far in this pass.
+#[derive(Debug, Default)]
+struct Outgoing {
+    announce: BTreeMap<IpNet, Arc<RouteAttributes>>,
+    withdraw: BTreeSet<IpNet>,
+    announced: usize,
+    withdrawn: usize,
+    updates: usize,
+}
 
 /// The handles the speaker keeps for a running peer task.
 #[derive(Debug)]
@@ -611,11 +625,26 @@ impl Driver {
             }
             Action::RefreshRequested(_) => {
                 // RFC 2918 §4: re-advertise the Adj-RIB-Out.
-                let all = RibDiff {
-                    announce: self.rib.routes().clone(),
-                    withdraw: Default::default(),
-                };
-                let follow = self.send_diff(&all, 0).await;
+                let all: Vec<(IpNet, Arc<RouteAttributes>)> = self
+                    .rib
+                    .routes()
+                    .iter()
+                    .map(|(p, a)| (*p, Arc::clone(a)))
+                    .collect();
+                let mut out = Outgoing::default();
+                let mut follow = None;
+                for (p, a) in all {
+                    out.announce.insert(p, a);
+                    if out.announce.len() >= CHUNK {
+                        if let Err(e) = self.send_chunk(&mut out, false).await {
+                            follow = Some(e);
+                            break;
+                        }
+                    }
+                }
+                if follow.is_none() {
+                    follow = self.send_chunk(&mut out, true).await.err();
+                }
                 self.emit(EventKind::RouteRefreshServed).await;
                 follow
             }
@@ -656,53 +685,122 @@ impl Driver {
         None
     }
 
-    /// Sends the difference between the desired routes and the Adj-RIB-Out.
+    /// Sends the difference between the desired routes and the Adj-RIB-Out, in chunks so
+    /// that a 100k-prefix table never exists as a second full copy (the Adj-RIB-Out holds
+    /// shared attributes, one pointer per prefix).
     async fn sync_routes(&mut self) -> Option<Event> {
         let view = self.session?;
         let routes = self.routes.borrow_and_update().clone();
-        let (desired, skipped) = desired_for(&routes, &view);
-        let diff = self.rib.diff(&desired);
-        if diff.is_empty() {
-            return None;
+        let mut cache = AttrCache::default();
+        let mut out = Outgoing::default();
+        let mut skipped = 0;
+        for (p, r) in routes.iter() {
+            let Some(a) = cache.get(p, r, &view) else {
+                skipped += 1;
+                continue;
+            };
+            if self.rib.has(p, &a) {
+                continue;
+            }
+            out.announce.insert(*p, a);
+            if out.announce.len() >= CHUNK {
+                if let Err(e) = self.send_chunk(&mut out, false).await {
+                    return Some(e);
+                }
+            }
         }
-        self.send_diff(&diff, skipped).await
+        for p in self.rib.stale(&routes, &mut cache, &view) {
+            out.withdraw.insert(p);
+            if out.withdraw.len() >= CHUNK {
+                if let Err(e) = self.send_chunk(&mut out, false).await {
+                    return Some(e);
+                }
+            }
+        }
+        if let Err(e) = self.send_chunk(&mut out, true).await {
+            return Some(e);
+        }
+        if out.announced + out.withdrawn > 0 {
+            self.emit(EventKind::PrefixesSent {
+                announced: out.announced,
+                withdrawn: out.withdrawn,
+                updates: out.updates,
+                total: self.rib.len(),
+                skipped,
+            })
+            .await;
+        }
+        None
     }
 
-    async fn send_diff(&mut self, diff: &RibDiff, skipped: usize) -> Option<Event> {
-        let updates = match Packer::new(self.ctx).pack(&diff.announce, &diff.withdraw) {
+    /// Packs and sends what `out` holds. Unless `last`, the final (probably part-filled)
+    /// UPDATE is held back and its prefixes stay in `out` for the next chunk, so chunking
+    /// costs no extra UPDATEs.
+    async fn send_chunk(&mut self, out: &mut Outgoing, last: bool) -> Result<(), Event> {
+        if out.announce.is_empty() && out.withdraw.is_empty() {
+            return Ok(());
+        }
+        let plain: BTreeMap<IpNet, RouteAttributes> = out
+            .announce
+            .iter()
+            .map(|(p, a)| (*p, RouteAttributes::clone(a)))
+            .collect();
+        let mut updates = match Packer::new(self.ctx).pack(&plain, &out.withdraw) {
             Ok(u) => u,
             Err(e) => {
-                // Our own attributes failed to encode: a bug or an impossible route; keep
-                // the session, report it as a skip.
+                // Our own attributes failed to encode: drop the chunk, keep the session.
                 self.emit(EventKind::ConnectFailed {
                     error: format!("cannot pack routes: {e}"),
                 })
                 .await;
-                return None;
+                out.announce.clear();
+                out.withdraw.clear();
+                return Ok(());
             }
         };
+        drop(plain);
+        let mut held_announce = BTreeSet::new();
+        let mut held_withdraw = BTreeSet::new();
+        if !last && updates.len() > 1 {
+            if let Some(tail) = updates.pop() {
+                held_announce.extend(tail.announced());
+                held_withdraw.extend(tail.withdrawn_prefixes());
+            }
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(Event::TcpConnectionFails);
+        };
         let count = updates.len();
-        let conn = self.conn.as_mut()?;
         for u in updates {
             // feed() buffers and writes when the buffer fills; one flush at the end.
             if conn.feed(Message::Update(u)).await.is_err() {
-                return Some(Event::TcpConnectionFails);
+                return Err(Event::TcpConnectionFails);
             }
-            self.sent += 1;
         }
         if SinkExt::<Message>::flush(conn).await.is_err() {
-            return Some(Event::TcpConnectionFails);
+            return Err(Event::TcpConnectionFails);
         }
-        self.rib.apply(diff);
-        self.emit(EventKind::PrefixesSent {
-            announced: diff.announce.len(),
-            withdrawn: diff.withdraw.len(),
-            updates: count,
-            total: self.rib.len(),
-            skipped,
-        })
-        .await;
-        None
+        self.sent += count as u64;
+        out.updates += count;
+        let announce = std::mem::take(&mut out.announce);
+        for (p, a) in announce {
+            if held_announce.contains(&p) {
+                out.announce.insert(p, a);
+            } else {
+                self.rib.insert(p, a);
+                out.announced += 1;
+            }
+        }
+        let withdraw = std::mem::take(&mut out.withdraw);
+        for p in withdraw {
+            if held_withdraw.contains(&p) {
+                out.withdraw.insert(p);
+            } else {
+                self.rib.remove(&p);
+                out.withdrawn += 1;
+            }
+        }
+        Ok(())
     }
 
     /// An incoming connection from this peer (RFC 4271 §6.8 for collisions).

@@ -5,8 +5,9 @@
 //! keeps what was last sent so [`AdjRibOut::diff`] yields only the difference: setting the
 //! same desired state twice yields nothing.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 
@@ -30,8 +31,9 @@ pub struct Route {
     pub med: Option<u32>,
 }
 
-/// The desired routes: prefix → route.
-pub type Routes = BTreeMap<IpNet, Route>;
+/// The desired routes: prefix → route. Routes are shared (`Arc`), so 100k prefixes with a few
+/// distinct attribute sets cost a pointer each, not a copy of the attributes.
+pub type Routes = BTreeMap<IpNet, Arc<Route>>;
 
 /// What a session needs to know to build attributes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,48 +104,52 @@ pub fn attributes_for(prefix: &IpNet, route: &Route, s: &SessionView) -> Option<
     }
 }
 
-/// The wire form of all `routes` for a session; prefixes it cannot carry are left out and
-/// counted.
-pub fn desired_for(routes: &Routes, s: &SessionView) -> (BTreeMap<IpNet, RouteAttributes>, usize) {
-    let mut skipped = 0;
-    let mut out = BTreeMap::new();
-    for (prefix, route) in routes {
-        match attributes_for(prefix, route, s) {
-            Some(a) => {
-                out.insert(*prefix, a);
-            }
-            None => skipped += 1,
-        }
-    }
-    (out, skipped)
+/// Interns the wire attributes of routes for one session pass: one `Arc<RouteAttributes>` per
+/// distinct (route, family), shared by every prefix that uses it.
+#[derive(Debug, Default)]
+pub struct AttrCache {
+    /// Keyed by the route's value and the prefix family; values shared.
+    map: HashMap<(Arc<Route>, bool), Option<Arc<RouteAttributes>>>,
 }
 
-/// What was sent to one peer.
+impl AttrCache {
+    /// The attributes of `route` for `prefix` on session `s` (`None`: cannot be carried).
+    pub fn get(
+        &mut self,
+        prefix: &IpNet,
+        route: &Arc<Route>,
+        s: &SessionView,
+    ) -> Option<Arc<RouteAttributes>> {
+        let key = (Arc::clone(route), matches!(prefix, IpNet::V4(_)));
+        self.map
+            .entry(key)
+            .or_insert_with(|| attributes_for(prefix, route, s).map(Arc::new))
+            .clone()
+    }
+}
+
+/// What was sent to one peer: prefix → shared attributes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AdjRibOut {
-    sent: BTreeMap<IpNet, RouteAttributes>,
-}
-
-/// The change to send.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RibDiff {
-    /// New or changed routes.
-    pub announce: BTreeMap<IpNet, RouteAttributes>,
-    /// Prefixes to withdraw.
-    pub withdraw: BTreeSet<IpNet>,
-}
-
-impl RibDiff {
-    /// Whether there is nothing to send.
-    pub fn is_empty(&self) -> bool {
-        self.announce.is_empty() && self.withdraw.is_empty()
-    }
+    sent: BTreeMap<IpNet, Arc<RouteAttributes>>,
 }
 
 impl AdjRibOut {
     /// The routes sent.
-    pub fn routes(&self) -> &BTreeMap<IpNet, RouteAttributes> {
+    pub fn routes(&self) -> &BTreeMap<IpNet, Arc<RouteAttributes>> {
         &self.sent
+    }
+
+    /// The attributes sent for `prefix`.
+    pub fn get(&self, prefix: &IpNet) -> Option<&Arc<RouteAttributes>> {
+        self.sent.get(prefix)
+    }
+
+    /// Whether `attrs` for `prefix` is what was sent already (the diff's test).
+    pub fn has(&self, prefix: &IpNet, attrs: &Arc<RouteAttributes>) -> bool {
+        self.sent
+            .get(prefix)
+            .is_some_and(|a| Arc::ptr_eq(a, attrs) || a == attrs)
     }
 
     /// Number of prefixes announced.
@@ -156,34 +162,97 @@ impl AdjRibOut {
         self.sent.is_empty()
     }
 
-    /// The difference from what was sent to `desired`.
-    pub fn diff(&self, desired: &BTreeMap<IpNet, RouteAttributes>) -> RibDiff {
-        let announce = desired
-            .iter()
-            .filter(|(p, a)| self.sent.get(p) != Some(a))
-            .map(|(p, a)| (*p, a.clone()))
-            .collect();
-        let withdraw = self
-            .sent
-            .keys()
-            .filter(|p| !desired.contains_key(p))
-            .copied()
-            .collect();
-        RibDiff { announce, withdraw }
+    /// Records an announcement.
+    pub fn insert(&mut self, prefix: IpNet, attrs: Arc<RouteAttributes>) {
+        self.sent.insert(prefix, attrs);
     }
 
-    /// Records that `diff` was sent.
-    pub fn apply(&mut self, diff: &RibDiff) {
-        for p in &diff.withdraw {
-            self.sent.remove(p);
-        }
-        for (p, a) in &diff.announce {
-            self.sent.insert(*p, a.clone());
-        }
+    /// Records a withdrawal.
+    pub fn remove(&mut self, prefix: &IpNet) {
+        self.sent.remove(prefix);
+    }
+
+    /// The prefixes sent that `routes` no longer has, or that this session can no longer
+    /// carry.
+    pub fn stale(&self, routes: &Routes, cache: &mut AttrCache, s: &SessionView) -> Vec<IpNet> {
+        self.sent
+            .keys()
+            .filter(|p| routes.get(p).and_then(|r| cache.get(p, r, s)).is_none())
+            .copied()
+            .collect()
     }
 
     /// Forgets everything (the session went down: the peer dropped our routes).
     pub fn clear(&mut self) {
         self.sent.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::Families;
+
+    fn view() -> SessionView {
+        SessionView {
+            local_as: 65001,
+            ibgp: false,
+            local_addr: "192.0.2.1".parse().expect("addr"),
+            families: Families::IPV4_IPV6_UNICAST,
+        }
+    }
+
+    #[test]
+    fn cache_shares_one_attribute_set_between_prefixes() {
+        let route = Arc::new(Route::default());
+        let mut cache = AttrCache::default();
+        let a = cache.get(&"198.51.100.1/32".parse().expect("net"), &route, &view());
+        let b = cache.get(&"198.51.100.2/32".parse().expect("net"), &route, &view());
+        assert!(a.is_some());
+        assert!(Arc::ptr_eq(&a.clone().expect("a"), &b.expect("b")));
+        // No IPv6 next hop on an IPv4 session without one configured: not carried.
+        assert!(cache
+            .get(&"2001:db8::1/128".parse().expect("net"), &route, &view())
+            .is_none());
+    }
+
+    #[test]
+    fn ebgp_gets_our_as_and_no_local_pref_ibgp_gets_local_pref() {
+        let route = Route {
+            local_pref: Some(200),
+            ..Route::default()
+        };
+        let p: IpNet = "198.51.100.1/32".parse().expect("net");
+        let e = attributes_for(&p, &route, &view()).expect("carried");
+        assert_eq!(e.attrs.local_pref, None);
+        assert_eq!(e.attrs.as_path, Some(AsPath::sequence(vec![65001])));
+        let i = attributes_for(
+            &p,
+            &route,
+            &SessionView {
+                ibgp: true,
+                ..view()
+            },
+        )
+        .expect("carried");
+        assert_eq!(i.attrs.local_pref, Some(200));
+        assert_eq!(i.attrs.as_path, Some(AsPath::default()));
+    }
+
+    #[test]
+    fn stale_lists_removed_prefixes_only() {
+        let route = Arc::new(Route::default());
+        let mut cache = AttrCache::default();
+        let mut rib = AdjRibOut::default();
+        let p1: IpNet = "198.51.100.1/32".parse().expect("net");
+        let p2: IpNet = "198.51.100.2/32".parse().expect("net");
+        for p in [p1, p2] {
+            let a = cache.get(&p, &route, &view()).expect("carried");
+            rib.insert(p, a);
+        }
+        let routes: Routes = [(p1, Arc::clone(&route))].into();
+        assert_eq!(rib.stale(&routes, &mut cache, &view()), vec![p2]);
+        let a = cache.get(&p1, &route, &view()).expect("carried");
+        assert!(rib.has(&p1, &a));
     }
 }

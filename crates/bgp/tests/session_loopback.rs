@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ferrolb_bgp::event::{EventKind, SpeakerEvent};
@@ -81,7 +82,7 @@ fn routes() -> Routes {
     let mut r = Routes::new();
     r.insert(
         net("198.51.100.1/32"),
-        Route {
+        Arc::new(Route {
             communities: vec![Community::new(65000, 1)],
             large_communities: vec![LargeCommunity {
                 global_admin: 65000,
@@ -90,15 +91,15 @@ fn routes() -> Routes {
             }],
             med: Some(10),
             ..Route::default()
-        },
+        }),
     );
-    r.insert(net("198.51.100.2/32"), Route::default());
+    r.insert(net("198.51.100.2/32"), Arc::new(Route::default()));
     r.insert(
         net("2001:db8::1/128"),
-        Route {
+        Arc::new(Route {
             next_hop: Some("2001:db8::ff".parse().expect("addr")),
             ..Route::default()
-        },
+        }),
     );
     r
 }

@@ -7,9 +7,11 @@
 //! the prefixes (only the difference is sent); SIGTERM or
 //! SIGINT sends Cease / Administrative Shutdown (RFC 9003 text) and exits 0.
 
+use std::collections::HashMap;
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -121,6 +123,10 @@ pub fn parse_line(line: &str) -> anyhow::Result<Option<(IpNet, Route)>> {
 
 fn load_routes(args: &AnnounceArgs) -> anyhow::Result<Routes> {
     let mut routes = Routes::new();
+    // Prefixes with the same attributes share one `Route` (100k prefixes, a few sets).
+    let mut interned: HashMap<Route, Arc<Route>> = HashMap::new();
+    let mut intern =
+        |r: Route| Arc::clone(interned.entry(r.clone()).or_insert_with(|| Arc::new(r)));
     if let Some(path) = &args.prefixes {
         let text =
             fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -128,12 +134,12 @@ fn load_routes(args: &AnnounceArgs) -> anyhow::Result<Routes> {
             if let Some((p, r)) =
                 parse_line(line).with_context(|| format!("{}:{}", path.display(), n + 1))?
             {
-                routes.insert(p, r);
+                routes.insert(p, intern(r));
             }
         }
     }
     for p in &args.prefix {
-        routes.insert(*p, Route::default());
+        routes.insert(*p, intern(Route::default()));
     }
     if routes.is_empty() {
         bail!("nothing to announce: give --prefix or --prefixes");
