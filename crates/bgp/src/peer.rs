@@ -150,7 +150,7 @@ const COLLISION_OPEN_LIMIT: Duration = Duration::from_secs(5);
 const MAX_CHAINED_EVENTS: usize = 16;
 
 /// Prefixes packed per round: bounds the transient copy of attributes while packing.
-const CHUNK: usize = 8192;
+const CHUNK: usize = 2048;
 
 /// What is waiting to be sent, and what went out so far in this pass.
 #[derive(Debug, Default)]

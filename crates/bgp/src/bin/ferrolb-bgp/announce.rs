@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::fs;
+use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -128,11 +129,12 @@ fn load_routes(args: &AnnounceArgs) -> anyhow::Result<Routes> {
     let mut intern =
         |r: Route| Arc::clone(interned.entry(r.clone()).or_insert_with(|| Arc::new(r)));
     if let Some(path) = &args.prefixes {
-        let text =
-            fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        for (n, line) in text.lines().enumerate() {
+        // Line by line: a 100k-line file is never held whole next to the table.
+        let file = fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+        for (n, line) in BufReader::new(file).lines().enumerate() {
+            let line = line.with_context(|| format!("reading {}", path.display()))?;
             if let Some((p, r)) =
-                parse_line(line).with_context(|| format!("{}:{}", path.display(), n + 1))?
+                parse_line(&line).with_context(|| format!("{}:{}", path.display(), n + 1))?
             {
                 routes.insert(p, intern(r));
             }
