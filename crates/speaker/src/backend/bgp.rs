@@ -171,7 +171,8 @@ pub fn routes(routes: &BTreeMap<IpNet, RouteAttrs>) -> Routes {
                 local_pref: a.local_pref,
                 med: None,
             };
-            (*prefix, route)
+            // `into` keeps this independent of how crates/bgp stores a route (plain or Arc).
+            (*prefix, route.into())
         })
         .collect()
 }
