@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# README's first command. Until the speaker demo lands, this decodes a few sample BGP messages
-# with `ferrolb-bgp decode` to show the codec at work.
+# README's first command: FerroLB end to end in one process, no root, no cluster.
+# A BGP listener on 127.0.0.1 plays the router; the controller's allocator gives three demo
+# Services IPs from a demo pool; the speaker announces them (prefix, next hop, communities are
+# printed as the listener receives them), then one Service is deleted and its withdraw shown.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo run -q --release -p ferrolb-bgp -- decode --reencode < crates/bgp/testdata/demo.hex
+exec cargo run -q --release -p ferrolb-speaker -- demo
