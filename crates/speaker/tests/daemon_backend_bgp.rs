@@ -1,0 +1,89 @@
+//! The BGP backend's translation of BGPPeers and routes into crates/bgp's terms.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::path::Path;
+
+use ferrolb_api::model::BgpPeer;
+use ferrolb_api::source::files::load_str;
+use ferrolb_api::validate::validate;
+use ferrolb_bgp::wire::Community;
+use ferrolb_speaker::announce::bgp::{NextHop, RouteAttrs};
+use ferrolb_speaker::backend::bgp::{
+    peer_config, routes, speaker_config, BgpBackendOptions, GR_RESTART_TIME,
+};
+use ipnet::IpNet;
+
+fn peer(spec: &str) -> BgpPeer {
+    let text = format!(
+        "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {{name: p, namespace: metallb-system}}\nspec: {spec}\n"
+    );
+    let res = load_str(&text, Path::new("test")).expect("yaml");
+    let config = validate(&res).expect("valid");
+    config.bgp_peers.get("p").cloned().expect("peer p")
+}
+
+#[test]
+fn session_settings_follow_the_bgppeer() {
+    let p = peer(
+        "{myASN: 64500, peerASN: 64512, peerAddress: 192.0.2.1, peerPort: 1179, holdTime: 30s, \
+         keepaliveTime: 10s, sourceAddress: 192.0.2.10, ebgpMultiHop: true, password: s3cret, \
+         routerID: 10.0.0.9, enableGracefulRestart: true}",
+    );
+    let c = peer_config(&p);
+    assert_eq!(c.addr, "192.0.2.1".parse::<IpAddr>().expect("ip"));
+    assert_eq!(c.port, 1179);
+    assert_eq!(c.peer_as, Some(64512));
+    assert_eq!(c.hold_time, 30);
+    assert_eq!(c.keepalive, Some(10));
+    assert_eq!(c.local_address, Some("192.0.2.10".parse().expect("ip")));
+    assert_eq!(c.ebgp_multihop, Some(255));
+    assert_eq!(c.md5_password.as_deref(), Some("s3cret"));
+    assert!(!c.passive);
+    let s = speaker_config(&p, &BgpBackendOptions { restarted: true });
+    assert_eq!(s.local_as, 64500);
+    assert_eq!(s.router_id, Some("10.0.0.9".parse().expect("ip")));
+    let gr = s.graceful_restart.expect("GR on");
+    assert_eq!(gr.restart_time, GR_RESTART_TIME);
+    assert!(gr.restarted);
+    assert!(s.listen.is_empty(), "the speaker only connects out");
+}
+
+#[test]
+fn defaults_hold_90_no_multihop_no_gr_and_internal_asn_is_ours() {
+    let p = peer("{myASN: 64500, peerASN: 64500, peerAddress: 192.0.2.1}");
+    let c = peer_config(&p);
+    assert_eq!((c.port, c.hold_time, c.keepalive), (179, 90, None));
+    assert_eq!(c.ebgp_multihop, None);
+    assert_eq!(c.peer_as, Some(64500));
+    assert!(c.ipv4 && c.ipv6, "MP-BGP carries both families by default");
+    assert!(speaker_config(&p, &BgpBackendOptions::default())
+        .graceful_restart
+        .is_none());
+}
+
+#[test]
+fn routes_keep_next_hop_communities_and_local_pref() {
+    let v4: IpNet = "198.51.100.1/32".parse().expect("net");
+    let v6: IpNet = "2001:db8::1/128".parse().expect("net");
+    let attrs = RouteAttrs {
+        next_hop: NextHop::SessionLocal,
+        communities: BTreeSet::from([(64500 << 16) | 100]),
+        large_communities: BTreeSet::from([(64500, 1, 2)]),
+        local_pref: Some(200),
+    };
+    let explicit = RouteAttrs {
+        next_hop: NextHop::Explicit("2001:db8::9".parse().expect("ip")),
+        ..RouteAttrs::default()
+    };
+    let out = routes(&BTreeMap::from([(v4, attrs), (v6, explicit)]));
+    let r4 = out.get(&v4).expect("v4 route");
+    assert_eq!(r4.next_hop, None, "session local address");
+    assert_eq!(r4.communities, vec![Community((64500 << 16) | 100)]);
+    assert_eq!(r4.large_communities.len(), 1);
+    assert_eq!(r4.large_communities[0].global_admin, 64500);
+    assert_eq!(r4.local_pref, Some(200));
+    let r6 = out.get(&v6).expect("v6 route");
+    assert_eq!(r6.next_hop, Some("2001:db8::9".parse().expect("ip")));
+    assert!(r6.communities.is_empty());
+}
