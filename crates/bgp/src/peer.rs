@@ -783,14 +783,16 @@ impl Driver {
         self.sent += count as u64;
         out.updates += count;
         let announce = std::mem::take(&mut out.announce);
+        let mut sent = BTreeMap::new();
         for (p, a) in announce {
             if held_announce.contains(&p) {
                 out.announce.insert(p, a);
             } else {
-                self.rib.insert(p, a);
-                out.announced += 1;
+                sent.insert(p, a);
             }
         }
+        out.announced += sent.len();
+        self.rib.insert_batch(&mut sent);
         let withdraw = std::mem::take(&mut out.withdraw);
         for p in withdraw {
             if held_withdraw.contains(&p) {

@@ -167,6 +167,12 @@ impl AdjRibOut {
         self.sent.insert(prefix, attrs);
     }
 
+    /// Records many announcements at once. `BTreeMap::append` rebuilds the tree from two sorted
+    /// runs with full nodes, about half the memory of one-by-one inserts of ascending keys.
+    pub fn insert_batch(&mut self, batch: &mut BTreeMap<IpNet, Arc<RouteAttributes>>) {
+        self.sent.append(batch);
+    }
+
     /// Records a withdrawal.
     pub fn remove(&mut self, prefix: &IpNet) {
         self.sent.remove(prefix);
