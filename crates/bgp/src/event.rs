@@ -70,11 +70,15 @@ pub enum EventKind {
     EndOfRibReceived,
     /// The peer asked for a ROUTE-REFRESH; the Adj-RIB-Out was sent again.
     RouteRefreshServed,
-    /// Message counters of the session that just ended (or at shutdown).
+    /// Counters of the peer task, reported when it ends (stop, deconfiguration, shutdown).
     Messages {
         /// Messages received.
         received: u64,
         /// Messages sent.
         sent: u64,
+        /// Prefixes announced to us (counted, never stored).
+        prefixes_received: u64,
+        /// Prefixes withdrawn by the peer.
+        prefixes_withdrawn: u64,
     },
 }

@@ -213,6 +213,8 @@ pub(crate) fn spawn(
         stopping: false,
         received: 0,
         sent: 0,
+        prefixes_received: 0,
+        prefixes_withdrawn: 0,
     };
     let handle = tokio::spawn(driver.run(inbound_rx, stop_rx));
     PeerTask {
@@ -245,6 +247,8 @@ struct Driver {
     stopping: bool,
     received: u64,
     sent: u64,
+    prefixes_received: u64,
+    prefixes_withdrawn: u64,
 }
 
 async fn sleep_opt(at: Option<Instant>) {
@@ -495,6 +499,8 @@ impl Driver {
                 self.emit(EventKind::Messages {
                     received: self.received,
                     sent: self.sent,
+                    prefixes_received: self.prefixes_received,
+                    prefixes_withdrawn: self.prefixes_withdrawn,
                 })
                 .await;
                 return;
@@ -611,6 +617,8 @@ impl Driver {
             Action::Received(update) => {
                 let announced = update.announced().count();
                 let withdrawn = update.withdrawn_prefixes().count();
+                self.prefixes_received += announced as u64;
+                self.prefixes_withdrawn += withdrawn as u64;
                 if update.end_of_rib_family().is_some() {
                     self.emit(EventKind::EndOfRibReceived).await;
                 } else if self.cfg.deliver_updates {

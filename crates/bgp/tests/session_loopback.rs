@@ -253,3 +253,60 @@ async fn tcp_md5_with_a_wrong_password_never_connects_and_says_so() {
     p.a.shutdown("done", Duration::from_secs(5)).await;
     p.b.shutdown("done", Duration::from_secs(5)).await;
 }
+
+#[tokio::test]
+async fn a_large_table_is_counted_not_stored_and_the_session_survives() {
+    // A announces 50k prefixes to B; B does not deliver updates, it only counts them.
+    let mut a_cfg = SpeakerConfig::new(65001);
+    a_cfg.router_id = Some(Ipv4Addr::new(10, 0, 0, 1));
+    let mut b_cfg = SpeakerConfig::new(65002);
+    b_cfg.router_id = Some(Ipv4Addr::new(10, 0, 0, 2));
+    b_cfg.listen = vec![SocketAddr::new(B, 0)];
+    let (a, mut a_rx) = Speaker::start(a_cfg).await.expect("start A");
+    let (b, mut b_rx) = Speaker::start(b_cfg).await.expect("start B");
+    let b_port = b.listen_addrs().first().expect("B listens").port();
+    let mut b_peer = PeerConfig::new(A, 65001);
+    b_peer.passive = true;
+    b.set_peers(vec![b_peer]).expect("B peers");
+    let shared = Arc::new(Route::default());
+    let table: Routes = (0..50_000u32)
+        .map(|i| {
+            let addr = Ipv4Addr::from(0x0a00_0000 + i);
+            (
+                IpNet::from(ipnet::Ipv4Net::new(addr, 32).expect("net")),
+                Arc::clone(&shared),
+            )
+        })
+        .collect();
+    a.set_routes(table);
+    let mut a_peer = PeerConfig::new(B, 65002);
+    a_peer.port = b_port;
+    a_peer.local_address = Some(A);
+    a.set_peers(vec![a_peer]).expect("A peers");
+    let (announced, updates) = wait_for(&mut a_rx, "A sent the table", |e| match &e.kind {
+        EventKind::PrefixesSent {
+            announced, updates, ..
+        } => Some((*announced, *updates)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(announced, 50_000);
+    // About 800 /32 per 4096-octet UPDATE.
+    assert!(updates <= 65, "{updates} UPDATEs for 50k /32");
+    wait_for(&mut b_rx, "End-of-RIB at B", |e| {
+        matches!(e.kind, EventKind::EndOfRibReceived).then_some(())
+    })
+    .await;
+    b.shutdown("done", Duration::from_secs(5)).await;
+    let (received, withdrawn) = wait_for(&mut b_rx, "B's counters", |e| match &e.kind {
+        EventKind::Messages {
+            prefixes_received,
+            prefixes_withdrawn,
+            ..
+        } => Some((*prefixes_received, *prefixes_withdrawn)),
+        _ => None,
+    })
+    .await;
+    assert_eq!((received, withdrawn), (50_000, 0));
+    a.shutdown("done", Duration::from_secs(5)).await;
+}

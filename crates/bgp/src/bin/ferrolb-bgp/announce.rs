@@ -194,9 +194,15 @@ pub fn progress(e: &SpeakerEvent) -> bool {
             return true;
         }
         EventKind::RouteRefreshServed => eprintln!("route-refresh peer={peer}"),
-        EventKind::Messages { received, sent } => {
-            eprintln!("messages peer={peer} received={received} sent={sent}")
-        }
+        EventKind::Messages {
+            received,
+            sent,
+            prefixes_received,
+            prefixes_withdrawn,
+        } => eprintln!(
+            "messages peer={peer} received={received} sent={sent} \
+             prefixes-received={prefixes_received} prefixes-withdrawn={prefixes_withdrawn}"
+        ),
         EventKind::UpdateReceived { .. } | EventKind::EndOfRibReceived => {}
     }
     false
