@@ -310,3 +310,138 @@ async fn a_large_table_is_counted_not_stored_and_the_session_survives() {
     assert_eq!((received, withdrawn), (50_000, 0));
     a.shutdown("done", Duration::from_secs(5)).await;
 }
+
+/// A passive speaker at `listen` with `peers` (each passive), and its events.
+async fn passive_speaker(
+    asn: u32,
+    id: [u8; 4],
+    listen: IpAddr,
+    peers: Vec<PeerConfig>,
+) -> (Speaker, Receiver<SpeakerEvent>, u16) {
+    let mut cfg = SpeakerConfig::new(asn);
+    cfg.router_id = Some(Ipv4Addr::from(id));
+    cfg.listen = vec![SocketAddr::new(listen, 0)];
+    let (s, rx) = Speaker::start(cfg).await.expect("start");
+    s.set_peers(peers).expect("peers");
+    let port = s.listen_addrs().first().expect("listening").port();
+    (s, rx, port)
+}
+
+fn passive_peer(addr: IpAddr, asn: u32) -> PeerConfig {
+    let mut p = PeerConfig::new(addr, asn);
+    p.passive = true;
+    p
+}
+
+#[tokio::test]
+async fn removing_or_changing_one_peer_leaves_the_other_session_alone() {
+    const C: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 4));
+    let (b, mut b_rx, b_port) =
+        passive_speaker(65002, [10, 0, 0, 2], B, vec![passive_peer(A, 65001)]).await;
+    let (c, mut c_rx, c_port) =
+        passive_speaker(65003, [10, 0, 0, 3], C, vec![passive_peer(A, 65001)]).await;
+    let mut a_cfg = SpeakerConfig::new(65001);
+    a_cfg.router_id = Some(Ipv4Addr::new(10, 0, 0, 1));
+    let (a, mut a_rx) = Speaker::start(a_cfg).await.expect("start A");
+    let to = |addr: IpAddr, asn: u32, port: u16| {
+        let mut p = PeerConfig::new(addr, asn);
+        p.port = port;
+        p.local_address = Some(A);
+        p
+    };
+    a.set_peers(vec![to(B, 65002, b_port), to(C, 65003, c_port)])
+        .expect("A peers");
+    let mut up = BTreeSet::new();
+    wait_for(&mut a_rx, "both sessions up", |e| {
+        if matches!(e.kind, EventKind::Up { .. }) {
+            up.insert(e.peer);
+        }
+        (up.len() == 2).then_some(())
+    })
+    .await;
+
+    // Remove C: C gets Cease 6/3 (Peer De-configured).
+    a.set_peers(vec![to(B, 65002, b_port)]).expect("A peers");
+    let n = wait_for(&mut c_rx, "C down", |e| match &e.kind {
+        EventKind::Down {
+            reason: DownReason::NotificationReceived(n),
+            ..
+        } => Some(n.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!((n.code.0, n.subcode), (6, 3));
+
+    // Change B's hold time: B gets 6/6 (Other Configuration Change) and comes back.
+    let mut changed = to(B, 65002, b_port);
+    changed.hold_time = 30;
+    a.set_peers(vec![changed.clone()]).expect("A peers");
+    let n = wait_for(&mut b_rx, "B reset by the change", |e| match &e.kind {
+        EventKind::Down {
+            reason: DownReason::NotificationReceived(n),
+            ..
+        } => Some(n.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!((n.code.0, n.subcode), (6, 6));
+    let hold = wait_for(&mut b_rx, "B up again", |e| match &e.kind {
+        EventKind::Up { hold_time, .. } => Some(*hold_time),
+        _ => None,
+    })
+    .await;
+    assert_eq!(hold, 30);
+
+    // Setting the same peers again touches nothing: B's session stays (no Down before the
+    // shutdown's Cease 6/2).
+    a.set_peers(vec![changed]).expect("A peers");
+    a.shutdown("done", Duration::from_secs(5)).await;
+    let n = wait_for(&mut b_rx, "B down at shutdown", |e| match &e.kind {
+        EventKind::Down {
+            reason: DownReason::NotificationReceived(n),
+            ..
+        } => Some(n.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        (n.code.0, n.subcode),
+        (6, 2),
+        "the identical set_peers must not reset B"
+    );
+    b.shutdown("done", Duration::from_secs(5)).await;
+    c.shutdown("done", Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn ipv6_transport_over_loopback_carries_both_families() {
+    const V6: IpAddr = IpAddr::V6(std::net::Ipv6Addr::LOCALHOST);
+    let mut peer = passive_peer(V6, 65001);
+    peer.deliver_updates = true;
+    let (b, mut b_rx, b_port) = passive_speaker(65002, [10, 0, 0, 2], V6, vec![peer]).await;
+    let mut a_cfg = SpeakerConfig::new(65001);
+    a_cfg.router_id = Some(Ipv4Addr::new(10, 0, 0, 1));
+    let (a, _a_rx) = Speaker::start(a_cfg).await.expect("start A");
+    let mut to_b = PeerConfig::new(V6, 65002);
+    to_b.port = b_port;
+    let mut r = Routes::new();
+    r.insert(net("2001:db8::1/128"), Arc::new(Route::default()));
+    r.insert(
+        net("198.51.100.1/32"),
+        Arc::new(Route {
+            next_hop: Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))),
+            ..Route::default()
+        }),
+    );
+    a.set_routes(r);
+    a.set_peers(vec![to_b]).expect("A peers");
+    let got = received_table(&mut b_rx).await;
+    assert_eq!(
+        got,
+        [net("2001:db8::1/128"), net("198.51.100.1/32")]
+            .into_iter()
+            .collect()
+    );
+    a.shutdown("done", Duration::from_secs(5)).await;
+    b.shutdown("done", Duration::from_secs(5)).await;
+}
