@@ -156,3 +156,75 @@ pub fn listen(addr: SocketAddr) -> Result<TcpListener, NetError> {
     socket.bind(addr).map_err(io_err("bind", addr))?;
     socket.listen(1024).map_err(io_err("listen", addr))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn connected(opts: SocketOptions) -> (TcpStream, TcpStream) {
+        let listener = listen("127.0.0.1:0".parse().expect("addr")).expect("listen");
+        let addr = listener.local_addr().expect("bound");
+        // The accepting side sends with TTL 255 too, as a GTSM peer does (RFC 5082 §3);
+        // otherwise its SYN-ACK is below our minimum TTL and dropped.
+        apply_ttl(
+            &socket2::SockRef::from(&listener),
+            addr,
+            &SocketOptions {
+                gtsm_hops: opts.gtsm_hops,
+                ..SocketOptions::default()
+            },
+        )
+        .expect("listener TTL");
+        let (client, accepted) = tokio::join!(
+            connect(addr, &opts, Duration::from_secs(5)),
+            tokio::time::timeout(Duration::from_secs(5), listener.accept())
+        );
+        (
+            client.expect("connect"),
+            accepted.expect("accept in time").expect("accept").0,
+        )
+    }
+
+    #[tokio::test]
+    async fn ebgp_ttl_1_is_set_on_the_connecting_socket() {
+        let (client, _server) = connected(SocketOptions {
+            ttl: Some(1),
+            ..SocketOptions::default()
+        })
+        .await;
+        assert_eq!(socket2::SockRef::from(&client).ttl_v4().expect("IP_TTL"), 1);
+    }
+
+    #[tokio::test]
+    async fn gtsm_sends_with_ttl_255_and_still_connects_over_loopback() {
+        let (client, server) = connected(SocketOptions {
+            ttl: Some(1),
+            gtsm_hops: Some(1),
+            local_address: Some("127.0.0.1".parse().expect("addr")),
+            md5_password: None,
+        })
+        .await;
+        // RFC 5082 §3: GTSM overrides the eBGP TTL of 1.
+        assert_eq!(
+            socket2::SockRef::from(&client).ttl_v4().expect("IP_TTL"),
+            255
+        );
+        assert!(server.peer_addr().is_ok());
+    }
+
+    #[tokio::test]
+    async fn refused_connect_names_the_call_and_address() {
+        // Bind then drop a listener: its port refuses connections for the test's duration.
+        let addr = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr")
+        };
+        let err = connect(addr, &SocketOptions::default(), Duration::from_secs(5))
+            .await
+            .expect_err("refused");
+        assert!(
+            err.to_string().starts_with(&format!("connect {addr}")),
+            "{err}"
+        );
+    }
+}

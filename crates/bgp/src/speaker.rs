@@ -201,6 +201,20 @@ impl Speaker {
                 continue;
             }
             self.set_listener_md5(addr, cfg.md5_password.as_deref())?;
+            if cfg.gtsm_hops.is_some() {
+                // RFC 5082 §3: a GTSM peer drops our SYN-ACK unless it leaves with TTL 255,
+                // and an accepted socket inherits the listener's TTL only for later segments.
+                // The minimum-TTL check stays per accepted socket, so other peers are unaffected.
+                for l in &self.inner.listeners {
+                    if let Ok(local) = l.local_addr() {
+                        let opts = net::SocketOptions {
+                            ttl: Some(255),
+                            ..net::SocketOptions::default()
+                        };
+                        net::apply_ttl(&socket2::SockRef::from(l.as_ref()), local, &opts)?;
+                    }
+                }
+            }
             let task = peer::spawn(
                 cfg,
                 Arc::clone(&self.inner.shared),

@@ -445,3 +445,23 @@ async fn ipv6_transport_over_loopback_carries_both_families() {
     a.shutdown("done", Duration::from_secs(5)).await;
     b.shutdown("done", Duration::from_secs(5)).await;
 }
+
+#[tokio::test]
+async fn gtsm_on_both_sides_comes_up() {
+    let mut from_a = passive_peer(A, 65001);
+    from_a.gtsm_hops = Some(1);
+    from_a.deliver_updates = true;
+    let (b, mut b_rx, b_port) = passive_speaker(65002, [10, 0, 0, 2], B, vec![from_a]).await;
+    let mut a_cfg = SpeakerConfig::new(65001);
+    a_cfg.router_id = Some(Ipv4Addr::new(10, 0, 0, 1));
+    let (a, _a_rx) = Speaker::start(a_cfg).await.expect("start A");
+    let mut to_b = PeerConfig::new(B, 65002);
+    to_b.port = b_port;
+    to_b.local_address = Some(A);
+    to_b.gtsm_hops = Some(1);
+    a.set_routes(routes());
+    a.set_peers(vec![to_b]).expect("A peers");
+    assert_eq!(received_table(&mut b_rx).await.len(), 3);
+    a.shutdown("done", Duration::from_secs(5)).await;
+    b.shutdown("done", Duration::from_secs(5)).await;
+}
