@@ -174,12 +174,19 @@ pub enum DownReason {
 
 impl std::fmt::Display for DownReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // RFC 9003 §2: show the Shutdown Communication as text, not only as hex data.
+        let text = |n: &Notification| match n.shutdown_communication() {
+            Some(Ok(t)) => format!(" message {t:?}"),
+            _ => String::new(),
+        };
         match self {
             DownReason::HoldTimerExpired => write!(f, "hold timer expired (sent 4/0)"),
-            DownReason::NotificationSent(n) => write!(f, "sent NOTIFICATION {n}"),
-            DownReason::NotificationReceived(n) => write!(f, "received NOTIFICATION {n}"),
+            DownReason::NotificationSent(n) => write!(f, "sent NOTIFICATION {n}{}", text(n)),
+            DownReason::NotificationReceived(n) => {
+                write!(f, "received NOTIFICATION {n}{}", text(n))
+            }
             DownReason::ConnectionLost => write!(f, "connection lost"),
-            DownReason::Stopped(n) => write!(f, "stopped (sent {n})"),
+            DownReason::Stopped(n) => write!(f, "stopped (sent {n}{})", text(n)),
         }
     }
 }

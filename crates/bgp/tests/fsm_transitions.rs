@@ -367,3 +367,11 @@ fn collision_keeps_the_connection_of_the_higher_router_id() {
         CollisionWinner::Ours
     );
 }
+
+#[test]
+fn down_reason_shows_the_rfc_9003_text() {
+    let n = Notification::cease_with_communication(cease_subcode::ADMINISTRATIVE_SHUTDOWN, "maint")
+        .expect("short text");
+    let shown = DownReason::NotificationReceived(n).to_string();
+    assert!(shown.contains("\"maint\""), "{shown}");
+}
