@@ -170,14 +170,12 @@ fn describe(update: &Update) -> Vec<String> {
         .iter()
         .flatten()
         .map(|c| format!("{}:{}", c.0 >> 16, c.0 & 0xffff))
-        .chain(
-            update
-                .attrs
-                .large_communities
-                .iter()
-                .flatten()
-                .map(|l| format!("{}:{}:{}", l.global_admin, l.local_data_1, l.local_data_2)),
-        )
+        .chain(update.attrs.large_communities.iter().flatten().map(|l| {
+            format!(
+                "large:{}:{}:{}",
+                l.global_admin, l.local_data_1, l.local_data_2
+            )
+        }))
         .collect();
     let mp_nh = update.mp_reach.as_ref().map(|r| match r.next_hop {
         MpNextHop::V4(v4) => IpAddr::V4(v4),
