@@ -155,6 +155,34 @@ pub enum Event {
     UpdateMsgErr(Notification),
     /// A ROUTE-REFRESH message (RFC 2918 §4; not numbered in RFC 4271).
     RouteRefreshMsg(RouteRefresh),
+    /// Not an RFC 4271 §8.1 event: the driver sent one or more UPDATEs (it sends them outside
+    /// the FSM), so the KeepaliveTimer restarts (§8.2.2 Established: "Each time the local
+    /// system sends a KEEPALIVE or UPDATE message, it restarts its KeepaliveTimer, unless the
+    /// negotiated HoldTime value is zero").
+    UpdateSent,
+}
+
+impl Event {
+    /// The RFC 4271 §8.1 name of the event, for logs (a state change's `reason`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::ManualStart => "ManualStart",
+            Event::ManualStop(_) => "ManualStop",
+            Event::ConnectRetryTimerExpired => "ConnectRetryTimer_Expires",
+            Event::HoldTimerExpired => "HoldTimer_Expires",
+            Event::KeepaliveTimerExpired => "KeepaliveTimer_Expires",
+            Event::TcpConnectionConfirmed => "TcpConnectionConfirmed",
+            Event::TcpConnectionFails => "TcpConnectionFails",
+            Event::BgpOpen(_) => "BGPOpen",
+            Event::MessageError(_) => "BGPHeaderErr/BGPOpenMsgErr",
+            Event::NotifMsg(_) => "NotifMsg",
+            Event::KeepAliveMsg => "KeepAliveMsg",
+            Event::UpdateMsg(_) => "UpdateMsg",
+            Event::UpdateMsgErr(_) => "UpdateMsgErr",
+            Event::RouteRefreshMsg(_) => "RouteRefreshMsg",
+            Event::UpdateSent => "UpdateSent",
+        }
+    }
 }
 
 /// Why a session left OpenSent, OpenConfirm or Established.
@@ -323,6 +351,18 @@ pub fn step(cfg: &Config, state: State, event: Event) -> (State, Vec<Action>) {
     use Event as E;
     use State as S;
     match (state, event) {
+        // §8.2.2 Established: sending an UPDATE restarts the KeepaliveTimer (hold 0: none
+        // runs). UPDATEs only go out in Established, so elsewhere this is a no-op, never an
+        // "unexpected message".
+        (S::Established(n), E::UpdateSent) => {
+            let actions = if n.keepalive > 0 {
+                vec![Action::ArmTimer(Timer::Keepalive, hold(n.keepalive))]
+            } else {
+                Vec::new()
+            };
+            (S::Established(n), actions)
+        }
+        (s, E::UpdateSent) => (s, Vec::new()),
         // Idle: only a start event moves on (§8.2.2 Idle: "any other event ... ignored").
         (S::Idle, E::ManualStart) => (S::Connect, vec![Action::ArmConnectRetry, Action::Connect]),
         // The driver accepted an incoming connection while Idle-but-started is not a thing

@@ -27,6 +27,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::codec::Framed;
+use tracing::{info, warn, Instrument};
 
 use crate::codec::{BgpCodec, CodecError};
 use crate::event::{EventKind, SpeakerEvent};
@@ -35,8 +36,8 @@ use crate::net::{self, NetError, SocketOptions};
 use crate::packer::{Packer, RouteAttributes};
 use crate::rib::{AdjRibOut, AttrCache, Routes, SessionView};
 use crate::wire::{
-    Capability, DecodeCtx, Family, GracefulRestart, GracefulRestartFamily, HoldTime, Message,
-    MessageError, Notification, Open,
+    Capability, DecodeCtx, ErrorCode, Family, GracefulRestart, GracefulRestartFamily, HoldTime,
+    Message, MessageError, Notification, Open,
 };
 
 /// One peer's configuration.
@@ -216,7 +217,9 @@ pub(crate) fn spawn(
         prefixes_received: 0,
         prefixes_withdrawn: 0,
     };
-    let handle = tokio::spawn(driver.run(inbound_rx, stop_rx));
+    // RFC-free but fixed (STYLE §5): every log line of this task sits in `peer{addr, asn}`.
+    let span = tracing::info_span!("peer", addr = %cfg.addr, asn = cfg.peer_as);
+    let handle = tokio::spawn(driver.run(inbound_rx, stop_rx).instrument(span));
     PeerTask {
         cfg,
         inbound: inbound_tx,
@@ -286,6 +289,23 @@ fn event_from_frame(frame: Frame) -> Event {
             Message::Keepalive => Event::KeepAliveMsg,
             Message::RouteRefresh(r) => Event::RouteRefreshMsg(r),
         },
+    }
+}
+
+/// Logs a NOTIFICATION with its numbers and decoded name (STYLE §5: every NOTIFICATION sent
+/// or received), plus the RFC 9003 Shutdown Communication when it carries one.
+fn log_notification(direction: &'static str, n: &Notification) {
+    let text = match n.shutdown_communication() {
+        Some(Ok(t)) => Some(t),
+        _ => None,
+    };
+    // A Cease is how sessions normally end; anything else is an error worth a warning.
+    if n.code == ErrorCode::CEASE {
+        info!(direction, code = n.code.0, subcode = n.subcode, name = %n.name(),
+            shutdown_communication = text, "notification");
+    } else {
+        warn!(direction, code = n.code.0, subcode = n.subcode, name = %n.name(),
+            shutdown_communication = text, "notification");
     }
 }
 
@@ -518,9 +538,28 @@ impl Driver {
                 break;
             }
             let was_established = matches!(self.state, State::Established(_));
+            let from = self.state.name();
+            let event_name = event.name();
+            if let Event::NotifMsg(n) = &event {
+                log_notification("received", n);
+            }
             let state = std::mem::replace(&mut self.state, State::Idle);
             let (next, actions) = fsm::step(&self.fsm, state, event);
             self.state = next;
+            let to = self.state.name();
+            if from != to {
+                // The down reason says more than the event name when there is one.
+                let down = actions.iter().find_map(|a| match a {
+                    Action::Down(r) => Some(r.to_string()),
+                    _ => None,
+                });
+                info!(
+                    from,
+                    to,
+                    reason = down.as_deref().unwrap_or(event_name),
+                    "state change"
+                );
+            }
             for action in actions {
                 if let Some(follow) = self.execute(action, was_established).await {
                     queue.push_back(follow);
@@ -535,6 +574,10 @@ impl Driver {
 
     async fn send(&mut self, m: Message) -> Option<Event> {
         let conn = self.conn.as_mut()?;
+        if let Message::Notification(n) = &m {
+            log_notification("sent", n);
+        }
+        let is_update = matches!(m, Message::Update(_));
         let result = if matches!(m, Message::Notification(_)) {
             tokio::time::timeout(NOTIFICATION_SEND_LIMIT, conn.send(m))
                 .await
@@ -545,6 +588,9 @@ impl Driver {
         match result {
             Ok(()) => {
                 self.sent += 1;
+                if is_update {
+                    self.update_sent();
+                }
                 None
             }
             Err(_) => Some(Event::TcpConnectionFails),
@@ -790,6 +836,9 @@ impl Driver {
         }
         self.sent += count as u64;
         out.updates += count;
+        if count > 0 {
+            self.update_sent();
+        }
         let announce = std::mem::take(&mut out.announce);
         let mut sent = BTreeMap::new();
         for (p, a) in announce {
@@ -811,6 +860,20 @@ impl Driver {
             }
         }
         Ok(())
+    }
+
+    /// Tells the FSM that UPDATEs went out, so it restarts the KeepaliveTimer (RFC 4271
+    /// §8.2.2 Established). Its only possible action is (re)arming that timer.
+    fn update_sent(&mut self) {
+        let state = std::mem::replace(&mut self.state, State::Idle);
+        let (next, actions) = fsm::step(&self.fsm, state, Event::UpdateSent);
+        self.state = next;
+        for action in actions {
+            match action {
+                Action::ArmTimer(Timer::Keepalive, d) => self.keepalive = Some(Instant::now() + d),
+                other => warn!(bug = true, action = ?other, "unexpected action for UpdateSent"),
+            }
+        }
     }
 
     /// An incoming connection from this peer (RFC 4271 §6.8 for collisions).
@@ -836,6 +899,7 @@ impl Driver {
                 let local_id = self.fsm.local_open.bgp_id;
                 match resolve_collision(local_id, open.bgp_id) {
                     CollisionWinner::Ours => {
+                        log_notification("sent", &fsm::collision_cease());
                         let _ = tokio::time::timeout(
                             NOTIFICATION_SEND_LIMIT,
                             incoming.send(Message::Notification(fsm::collision_cease())),
@@ -859,6 +923,7 @@ impl Driver {
             }
             State::Established(_) => {
                 // §6.8: a collision with an Established session closes the new connection.
+                log_notification("sent", &fsm::collision_cease());
                 let mut incoming = Framed::new(stream, BgpCodec::default());
                 let _ = tokio::time::timeout(
                     NOTIFICATION_SEND_LIMIT,

@@ -375,3 +375,36 @@ fn down_reason_shows_the_rfc_9003_text() {
     let shown = DownReason::NotificationReceived(n).to_string();
     assert!(shown.contains("\"maint\""), "{shown}");
 }
+
+#[test]
+fn established_update_sent_restarts_the_keepalive_timer() {
+    // RFC 4271 §8.2.2 Established: "Each time the local system sends a KEEPALIVE or UPDATE
+    // message, it restarts its KeepaliveTimer, unless the negotiated HoldTime value is zero."
+    let c = cfg(90, None);
+    let s = established(&c, 90);
+    let (s, a) = step(&c, s, Event::UpdateSent);
+    assert!(matches!(s, State::Established(_)), "got {s:?}");
+    assert_eq!(
+        a,
+        vec![Action::ArmTimer(Timer::Keepalive, Duration::from_secs(30))]
+    );
+}
+
+#[test]
+fn update_sent_with_hold_time_zero_arms_nothing() {
+    let c = cfg(0, None);
+    let s = established(&c, 90);
+    let (s, a) = step(&c, s, Event::UpdateSent);
+    assert!(matches!(s, State::Established(_)), "got {s:?}");
+    assert!(a.is_empty(), "hold time 0 runs no KeepaliveTimer: {a:?}");
+}
+
+#[test]
+fn update_sent_outside_established_is_ignored_not_an_fsm_error() {
+    let c = cfg(90, None);
+    for s in [State::Idle, State::Connect, State::Active, State::OpenSent] {
+        let (next, a) = step(&c, s.clone(), Event::UpdateSent);
+        assert_eq!(next, s);
+        assert!(a.is_empty(), "{s:?}: {a:?}");
+    }
+}
