@@ -1,0 +1,430 @@
+//! Issue 7 end to end: two nodes, each running its own `ferrolb-speaker` in standalone mode
+//! (`--config-dir`), announce to one FRR over iBGP; every assertion reads FRR's own JSON view.
+//!
+//! ```text
+//!   ns "node-a" ferrolb-speaker            ns "rtr" FRR bgpd, AS 65000, maximum-paths (+ibgp)
+//!     eth0 192.0.2.1/24 fd00:db8::1/64 ─┐     eth0 192.0.2.254/24 fd00:db8::fe/64
+//!   ns "node-b" ferrolb-speaker         ├─ ns "sw" bridge br0 ─┘
+//!     eth0 192.0.2.2/24 fd00:db8::2/64 ─┘
+//! ```
+//!
+//! Each node has two BGPPeers (AS 65000 both sides, so iBGP and LOCAL_PREF is visible): one to
+//! FRR's IPv4 address and one to its IPv6 address, since a session carries only its peer
+//! address's family unless `dualStackAddressFamily` is set (the BGPPeer CRD). FRR is passive;
+//! the speakers connect.
+//!
+//! One topology serves every check, in order, because each start of FRR and two speakers costs
+//! seconds. Skips loudly without root, FRR, or the `ferrolb-speaker` binary (build it first:
+//! `cargo build -p ferrolb-speaker`; `scripts/test.sh` over the workspace does).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use ferrolb_e2e::{
+    assert_holds, require_root_and_routers, wait_for, wait_until, workspace_bin, Af, Daemon,
+    Neighbor, Netns, ReceivedRoute, Router, RouterConfig, RouterKind, Switch,
+};
+use ipnet::IpNet;
+
+const RTR4: &str = "192.0.2.254";
+const RTR6: &str = "fd00:db8::fe";
+const AS: u32 = 65000;
+const UP: Duration = Duration::from_secs(30);
+const CONVERGE: Duration = Duration::from_secs(20);
+/// The speakers poll their directory every 50 ms; this window covers 20 polls.
+const HOLD_WINDOW: Duration = Duration::from_secs(1);
+
+/// One node of the lab: its namespace, addresses, config directory and daemon.
+struct Node {
+    name: &'static str,
+    v4: &'static str,
+    v6: &'static str,
+    router_id: &'static str,
+    ns: Netns,
+    conf: PathBuf,
+    speaker: Option<Daemon>,
+}
+
+const NODES: [(&str, &str, &str, &str); 2] = [
+    ("node-a", "192.0.2.1", "fd00:db8::1", "10.255.0.1"),
+    ("node-b", "192.0.2.2", "fd00:db8::2", "10.255.0.2"),
+];
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("test address")
+}
+
+fn net(s: &str) -> IpNet {
+    s.parse().expect("test prefix")
+}
+
+/// Pools, advertisements and the two BGPPeers of one node. `pool` gets communities and
+/// LOCAL_PREF; `agg` is announced aggregated to /24; `pool6` is IPv6.
+fn config_yaml(router_id: &str) -> String {
+    format!(
+        r#"apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {{name: pool, namespace: metallb-system}}
+spec: {{addresses: ["198.51.100.0/24"]}}
+---
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {{name: agg, namespace: metallb-system}}
+spec: {{addresses: ["203.0.113.0/24"]}}
+---
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {{name: pool6, namespace: metallb-system}}
+spec: {{addresses: ["2001:db8:ff::/64"]}}
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {{name: adv, namespace: metallb-system}}
+spec: {{ipAddressPools: [pool], communities: ["65000:100", "65000:200"], localPref: 150}}
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {{name: adv-agg, namespace: metallb-system}}
+spec: {{ipAddressPools: [agg], aggregationLength: 24}}
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {{name: adv6, namespace: metallb-system}}
+spec: {{ipAddressPools: [pool6]}}
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {{name: rtr4, namespace: metallb-system}}
+spec: {{myASN: {AS}, peerASN: {AS}, peerAddress: "{RTR4}", routerID: {router_id}}}
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {{name: rtr6, namespace: metallb-system}}
+spec: {{myASN: {AS}, peerASN: {AS}, peerAddress: "{RTR6}", routerID: {router_id}}}
+"#
+    )
+}
+
+/// A LoadBalancer Service with `vip` and one ready endpoint on each of `nodes`.
+fn service_yaml(name: &str, vip: &str, local: bool, nodes: &[&str]) -> String {
+    let (family, ep_base) = if vip.contains(':') {
+        ("IPv6", "fd00:10::")
+    } else {
+        ("IPv4", "10.0.0.")
+    };
+    let policy = if local { "Local" } else { "Cluster" };
+    let endpoints: Vec<String> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            format!(
+                "{{addresses: [\"{ep_base}{}\"], nodeName: {n}, conditions: {{ready: true}}}}",
+                i + 1
+            )
+        })
+        .collect();
+    format!(
+        r#"apiVersion: v1
+kind: Service
+metadata: {{name: {name}, namespace: default}}
+spec: {{type: LoadBalancer, externalTrafficPolicy: {policy}, ports: [{{port: 80}}]}}
+status: {{loadBalancer: {{ingress: [{{ip: "{vip}"}}]}}}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: {name}-x, namespace: default, labels: {{kubernetes.io/service-name: {name}}}}}
+addressType: {family}
+endpoints: [{}]
+"#,
+        endpoints.join(", ")
+    )
+}
+
+/// Write then rename, as config management does, so the poller never reads half a file.
+fn write_atomic(dir: &Path, name: &str, text: &str) {
+    let tmp = dir
+        .parent()
+        .expect("conf has a parent")
+        .join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, text).expect("write tmp");
+    std::fs::rename(&tmp, dir.join(name)).expect("rename into conf");
+}
+
+struct Lab {
+    rtr: Box<dyn Router>,
+    nodes: Vec<Node>,
+    bin: PathBuf,
+    // Dropped last: namespaces go after the daemons inside them.
+    _sw: Switch,
+    _rtr_ns: Netns,
+}
+
+impl Lab {
+    fn start() -> Option<Lab> {
+        if !require_root_and_routers(&[RouterKind::Frr]) {
+            return None;
+        }
+        let bin = match workspace_bin("ferrolb-speaker") {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!(
+                    "**********\nSKIPPED: ferrolb-speaker binary not built ({e}); run cargo build -p ferrolb-speaker\n**********"
+                );
+                return None;
+            }
+        };
+        let mut sw = Switch::new().expect("switch");
+        let rtr_ns = Netns::new("rtr").expect("netns");
+        sw.attach(
+            &rtr_ns,
+            "eth0",
+            &[&format!("{RTR4}/24"), &format!("{RTR6}/64")],
+        )
+        .expect("attach rtr");
+        let mut cfg = RouterConfig::new(RTR4.parse().expect("id"), AS);
+        let mut nodes = Vec::new();
+        for (name, v4, v6, router_id) in NODES {
+            let ns = Netns::new(name).expect("netns");
+            sw.attach(&ns, "eth0", &[&format!("{v4}/24"), &format!("{v6}/64")])
+                .expect("attach node");
+            cfg = cfg
+                .neighbor(Neighbor::new(ip(v4), AS).passive())
+                .neighbor(Neighbor::new(ip(v6), AS).passive());
+            let conf = ns.dir().join("conf");
+            std::fs::create_dir(&conf).expect("conf dir");
+            write_atomic(&conf, "config.yaml", &config_yaml(router_id));
+            nodes.push(Node {
+                name,
+                v4,
+                v6,
+                router_id,
+                ns,
+                conf,
+                speaker: None,
+            });
+        }
+        let rtr = RouterKind::Frr.start(&rtr_ns, cfg).expect("frr starts");
+        Some(Lab {
+            rtr,
+            nodes,
+            bin,
+            _sw: sw,
+            _rtr_ns: rtr_ns,
+        })
+    }
+
+    /// Writes `name` into every node's config directory.
+    fn write_all(&self, name: &str, text: &str) {
+        for n in &self.nodes {
+            write_atomic(&n.conf, name, text);
+        }
+    }
+
+    fn remove_all(&self, name: &str) {
+        for n in &self.nodes {
+            std::fs::remove_file(n.conf.join(name)).expect("rm service file");
+        }
+    }
+
+    fn start_speakers(&mut self) {
+        let bin = self.bin.to_str().expect("utf-8 path").to_owned();
+        for n in &mut self.nodes {
+            let conf = n.conf.to_str().expect("utf-8 path").to_owned();
+            let args = [
+                bin.as_str(),
+                "--config-dir",
+                &conf,
+                "--node-name",
+                n.name,
+                "--poll-ms",
+                "50",
+                "--metrics-addr",
+                "127.0.0.1:0",
+            ];
+            n.speaker = Some(n.ns.spawn("speaker", &args).expect("speaker starts"));
+        }
+    }
+
+    fn logs(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| {
+                let log = n.speaker.as_ref().map(Daemon::log).unwrap_or_default();
+                format!("--- {} ({}) ---\n{log}", n.name, n.router_id)
+            })
+            .collect()
+    }
+
+    /// FRR's IPv4 and IPv6 tables: prefix -> selected next hops.
+    fn table(&self) -> BTreeMap<IpNet, Vec<IpAddr>> {
+        let mut all = BTreeMap::new();
+        for af in [Af::V4, Af::V6] {
+            for r in self.rtr.routes(af).expect("frr routes") {
+                all.insert(r.prefix, r.next_hops);
+            }
+        }
+        all
+    }
+
+    fn route(&self, prefix: &str) -> Option<ReceivedRoute> {
+        self.rtr.route(net(prefix)).expect("frr route query")
+    }
+
+    /// Waits until FRR's whole table is exactly `want`; panics with the last table and logs.
+    fn wait_table(&self, what: &str, want: &BTreeMap<IpNet, Vec<IpAddr>>) {
+        let got = wait_until(CONVERGE, what, || self.table(), |t| t == want);
+        assert_eq!(&got, want, "{what}\n{}", self.logs());
+    }
+}
+
+fn hops(addrs: &[&str]) -> Vec<IpAddr> {
+    let mut v: Vec<IpAddr> = addrs.iter().map(|a| ip(a)).collect();
+    v.sort();
+    v
+}
+
+fn table(rows: &[(&str, &[&str])]) -> BTreeMap<IpNet, Vec<IpAddr>> {
+    rows.iter().map(|(p, h)| (net(p), hops(h))).collect()
+}
+
+const BOTH4: &[&str] = &["192.0.2.1", "192.0.2.2"];
+const BOTH6: &[&str] = &["fd00:db8::1", "fd00:db8::2"];
+const A4: &[&str] = &["192.0.2.1"];
+const A6: &[&str] = &["fd00:db8::1"];
+
+/// Issue 7's list against FRR, in one topology:
+/// ECMP from two nodes; externalTrafficPolicy Local; communities and LOCAL_PREF; aggregation to
+/// /24; IPv6 /128 over its own session; an unreadable config dir keeps routes; one Service file
+/// removed withdraws only that Service; SIGTERM withdraws the node's next hop (time reported).
+#[test]
+fn two_speakers_announce_to_frr_through_the_whole_service_lifecycle() {
+    let Some(mut lab) = Lab::start() else {
+        return;
+    };
+    lab.write_all(
+        "svc-web.yaml",
+        &service_yaml("web", "198.51.100.10", false, &["node-a", "node-b"]),
+    );
+    lab.write_all(
+        "svc-local.yaml",
+        &service_yaml("local", "198.51.100.20", true, &["node-a", "node-b"]),
+    );
+    lab.write_all(
+        "svc-agg.yaml",
+        &service_yaml("agg", "203.0.113.7", false, &["node-a"]),
+    );
+    lab.write_all(
+        "svc-v6.yaml",
+        &service_yaml("v6", "2001:db8:ff::7", false, &["node-a", "node-b"]),
+    );
+    lab.start_speakers();
+    for n in &lab.nodes {
+        lab.rtr.wait_established(ip(n.v4), UP);
+        lab.rtr.wait_established(ip(n.v6), UP);
+    }
+
+    // Ready endpoints on both nodes: each /32 with both nodes as next hops (ECMP); the
+    // aggregated pool as its /24 (aggregationLength 24); the IPv6 VIP as a /128 over the IPv6
+    // sessions (RFC 4760 MP_REACH_NLRI).
+    lab.wait_table(
+        "FRR holds every VIP from both nodes",
+        &table(&[
+            ("198.51.100.10/32", BOTH4),
+            ("198.51.100.20/32", BOTH4),
+            ("203.0.113.0/24", BOTH4),
+            ("2001:db8:ff::7/128", BOTH6),
+        ]),
+    );
+
+    // The BGPAdvertisement's communities and localPref, as FRR's best path shows them (iBGP
+    // carries LOCAL_PREF, RFC 4271 §5.1.5).
+    let web = lab.route("198.51.100.10/32").expect("web route");
+    assert_eq!(web.communities, ["65000:100", "65000:200"]);
+    assert_eq!(web.local_pref, Some(150));
+    let agg = lab.route("203.0.113.0/24").expect("agg route");
+    assert!(agg.communities.is_empty(), "{agg:?}");
+
+    // externalTrafficPolicy Local: node B's endpoint gone -> only node A announces.
+    lab.write_all(
+        "svc-local.yaml",
+        &service_yaml("local", "198.51.100.20", true, &["node-a"]),
+    );
+    lab.wait_table(
+        "198.51.100.20/32 only from node A",
+        &table(&[
+            ("198.51.100.10/32", BOTH4),
+            ("198.51.100.20/32", A4),
+            ("203.0.113.0/24", BOTH4),
+            ("2001:db8:ff::7/128", BOTH6),
+        ]),
+    );
+    let steady = lab.table();
+
+    // Node A's config dir renamed away: an error is logged and nothing is withdrawn.
+    let a = &lab.nodes[0];
+    let away = a.ns.dir().join("conf.away");
+    std::fs::rename(&a.conf, &away).expect("mv conf away");
+    let speaker_a = a.speaker.as_ref().expect("speaker a");
+    wait_for(CONVERGE, "node A logs the unreadable source", || {
+        speaker_a
+            .log()
+            .contains("configuration source unreadable")
+            .then_some(())
+    });
+    assert_holds(
+        HOLD_WINDOW,
+        "FRR keeps every route while node A's source is unreadable",
+        || lab.table(),
+        |t| *t == steady,
+    );
+    std::fs::rename(&away, &lab.nodes[0].conf).expect("mv conf back");
+    wait_for(CONVERGE, "node A reads its source again", || {
+        lab.nodes[0]
+            .speaker
+            .as_ref()
+            .expect("speaker a")
+            .log()
+            .contains("configuration source readable again")
+            .then_some(())
+    });
+
+    // One Service file removed from readable directories: only that Service is withdrawn.
+    lab.remove_all("svc-agg.yaml");
+    lab.wait_table(
+        "203.0.113.0/24 withdrawn, the rest unchanged",
+        &table(&[
+            ("198.51.100.10/32", BOTH4),
+            ("198.51.100.20/32", A4),
+            ("2001:db8:ff::7/128", BOTH6),
+        ]),
+    );
+
+    // SIGTERM to node B: Cease 6/2 (RFC 4486 §4) on both sessions, so FRR drops B's next hops
+    // at once rather than after the hold time. Measured, reported, not asserted (a timing is
+    // never a test assertion).
+    let b = lab.nodes[1].speaker.as_ref().expect("speaker b");
+    let t0 = Instant::now();
+    ferrolb_e2e::signal(b.pid(), "TERM").expect("SIGTERM node B");
+    let want = table(&[
+        ("198.51.100.10/32", A4),
+        ("198.51.100.20/32", A4),
+        ("2001:db8:ff::7/128", A6),
+    ]);
+    let got = wait_until(
+        CONVERGE,
+        "node B's next hops withdrawn after SIGTERM",
+        || lab.table(),
+        |t| *t == want,
+    );
+    let elapsed = t0.elapsed();
+    assert_eq!(got, want, "{}", lab.logs());
+    eprintln!(
+        "MEASURED: SIGTERM to node B -> FRR shows only node A's next hops after {} ms",
+        elapsed.as_millis()
+    );
+    let b = lab.nodes[1].speaker.as_mut().expect("speaker b");
+    let status = wait_for(CONVERGE, "node B's speaker exits", || b.exit_status());
+    assert!(status.contains("exit status: 0"), "{status}\n{}", b.log());
+}
