@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use ferrolb_e2e::{
-    assert_holds, require_root_and_routers, wait_for, wait_until, workspace_bin, Af, Daemon,
+    assert_holds, require_root_and_routers, wait_for, wait_until, workspace_bin, Af, Daemon, Frr,
     Neighbor, Netns, ReceivedRoute, Router, RouterConfig, RouterKind, Switch,
 };
 use ipnet::IpNet;
@@ -153,7 +153,7 @@ fn write_atomic(dir: &Path, name: &str, text: &str) {
 }
 
 struct Lab {
-    rtr: Box<dyn Router>,
+    rtr: Frr,
     nodes: Vec<Node>,
     bin: PathBuf,
     // Dropped last: namespaces go after the daemons inside them.
@@ -205,7 +205,7 @@ impl Lab {
                 speaker: None,
             });
         }
-        let rtr = RouterKind::Frr.start(&rtr_ns, cfg).expect("frr starts");
+        let rtr = Frr::start(&rtr_ns, cfg).expect("frr starts");
         Some(Lab {
             rtr,
             nodes,
@@ -444,6 +444,24 @@ fn two_speakers_announce_to_frr_through_the_whole_service_lifecycle() {
         elapsed.as_millis(),
         probe.as_millis()
     );
+    // FRR saw the reason: Cease / Administrative Shutdown with the RFC 9003 message on both of
+    // node B's sessions (a TCP reset or hold-timer expiry would show otherwise).
+    for peer in [lab.nodes[1].v4, lab.nodes[1].v6] {
+        let n = lab
+            .rtr
+            .vtysh_json(&format!("show bgp neighbors {peer} json"))
+            .expect("frr neighbor json");
+        let n = &n[peer];
+        assert_eq!(n["lastErrorCodeSubcode"], "0602", "{peer}: {n:#}");
+        assert_eq!(
+            n["lastResetDueTo"], "BGP Notification received",
+            "{peer}: {n:#}"
+        );
+        assert_eq!(
+            n["lastShutdownDescription"], "ferrolb-speaker shutting down",
+            "{peer}: {n:#}"
+        );
+    }
     let b = lab.nodes[1].speaker.as_mut().expect("speaker b");
     let status = wait_for(CONVERGE, "node B's speaker exits", || b.exit_status());
     assert!(status.contains("exit status: 0"), "{status}\n{}", b.log());
