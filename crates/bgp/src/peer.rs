@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -109,6 +110,8 @@ pub(crate) struct Shared {
     pub router_id: Option<Ipv4Addr>,
     pub graceful_restart: Option<GracefulRestartConfig>,
     pub events: mpsc::Sender<SpeakerEvent>,
+    /// False between `Speaker::defer_routes` and the next `set_routes`.
+    pub routes_ready: AtomicBool,
 }
 
 /// Exponential backoff with jitter: 1 s, 2 s, 4 s ... capped at 30 s, each ±25 %.
@@ -211,6 +214,7 @@ pub(crate) fn spawn(
         ctx: DecodeCtx::default(),
         local_addr: None,
         restarted: false,
+        initial_pending: false,
         stopping: false,
         received: 0,
         sent: 0,
@@ -247,6 +251,8 @@ struct Driver {
     local_addr: Option<IpAddr>,
     /// Set the Restart State bit in the next OPEN (cleared after the first Established).
     restarted: bool,
+    /// Established, but the initial UPDATEs and End-of-RIB wait for the first routes.
+    initial_pending: bool,
     stopping: bool,
     received: u64,
     sent: u64,
@@ -510,8 +516,18 @@ impl Driver {
                     Event::ManualStart
                 }
                 Ok(()) = self.routes.changed(), if established => {
-                    self.sync_routes().await;
-                    continue;
+                    let failed = self.sync_routes().await;
+                    match failed {
+                        Some(e) => e,
+                        None if self.initial_pending => {
+                            self.initial_pending = false;
+                            match self.send_end_of_rib().await {
+                                Some(e) => e,
+                                None => continue,
+                            }
+                        }
+                        None => continue,
+                    }
                 }
             };
             self.feed(event).await;
@@ -651,6 +667,7 @@ impl Driver {
             }
             Action::Up => self.on_up().await,
             Action::Down(reason) => {
+                self.initial_pending = false;
                 self.rib.clear();
                 self.session = None;
                 self.emit(EventKind::Down {
@@ -725,11 +742,21 @@ impl Driver {
         };
         self.session = Some(view);
         self.emit(kind).await;
+        if !self.shared.routes_ready.load(Ordering::Acquire) {
+            // Speaker::defer_routes: the routes are still being read. The routes arm of the
+            // run loop sends them and the End-of-RIB once they are set.
+            self.initial_pending = true;
+            return None;
+        }
         self.routes.borrow_and_update();
         if let Some(e) = self.sync_routes().await {
             return Some(e);
         }
-        // RFC 4724 §2: End-of-RIB after the initial update, for each negotiated family.
+        self.send_end_of_rib().await
+    }
+
+    /// RFC 4724 §2: End-of-RIB after the initial update, for each negotiated family.
+    async fn send_end_of_rib(&mut self) -> Option<Event> {
         for u in Packer::end_of_rib(self.ctx.families) {
             if let Some(e) = self.send(Message::Update(u)).await {
                 return Some(e);

@@ -15,6 +15,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -123,6 +124,7 @@ impl Speaker {
             router_id: cfg.router_id,
             graceful_restart: cfg.graceful_restart,
             events: events_tx,
+            routes_ready: AtomicBool::new(true),
         });
         let mut listeners = Vec::new();
         for addr in &cfg.listen {
@@ -244,16 +246,36 @@ impl Speaker {
         Ok(())
     }
 
-    /// Sets the routes every peer should have. Idempotent: the same set again sends nothing.
+    /// Lets sessions come up before the routes are known (e.g. while a large file is read):
+    /// a session that reaches Established before the next [`Speaker::set_routes`] waits for it
+    /// before sending its initial UPDATEs and End-of-RIB, so a Graceful Restart receiver never
+    /// sees an End-of-RIB for an empty table (RFC 4724 §4.2 would purge its stale routes).
+    /// Call before [`Speaker::set_peers`].
+    pub fn defer_routes(&self) {
+        self.inner
+            .shared
+            .routes_ready
+            .store(false, Ordering::Release);
+    }
+
+    /// Sets the routes every peer should have. Idempotent: the same set again sends nothing,
+    /// except that the first call after [`Speaker::defer_routes`] always wakes the peers.
     pub fn set_routes(&self, routes: Routes) {
+        let deferred = !self.inner.shared.routes_ready.load(Ordering::Acquire);
         self.inner.routes.send_if_modified(|current| {
-            if **current == routes {
+            if **current == routes && !deferred {
                 false
             } else {
                 *current = Arc::new(routes);
                 true
             }
         });
+        // After the new value is in the watch: a peer that still reads `false` defers, and
+        // then sees the change (it has not marked it seen), so none misses its End-of-RIB.
+        self.inner
+            .shared
+            .routes_ready
+            .store(true, Ordering::Release);
     }
 
     /// Graceful shutdown: Cease / Administrative Shutdown (6/2) with the RFC 9003 message to

@@ -208,17 +208,54 @@ pub fn progress(e: &SpeakerEvent) -> bool {
     false
 }
 
+/// Whether any prefix in the file is IPv6, from the first word of each line only: a cheap pass
+/// (one reused line buffer) so the sessions can start before the file is parsed.
+fn file_has_ipv6(path: &std::path::Path) -> anyhow::Result<bool> {
+    let file = fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut reader = BufReader::new(file);
+    let mut line = Vec::new();
+    // Bounded by the file's length: each round consumes one line, EOF reads 0.
+    loop {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            return Ok(false);
+        }
+        let first = line
+            .split(|b| b.is_ascii_whitespace() || *b == b'#')
+            .find(|w| !w.is_empty());
+        if first.is_some_and(|w| w.contains(&b':')) {
+            return Ok(true);
+        }
+    }
+}
+
 /// Runs `announce` until SIGTERM/SIGINT.
 pub fn run(args: AnnounceArgs) -> anyhow::Result<i32> {
-    let routes = load_routes(&args)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    rt.block_on(announce(args, routes))
+    rt.block_on(announce(args))
 }
 
-async fn announce(args: AnnounceArgs, routes: Routes) -> anyhow::Result<i32> {
+async fn announce(args: AnnounceArgs) -> anyhow::Result<i32> {
+    // The sessions start first and the file is parsed meanwhile on a blocking thread, so
+    // Established does not wait for a 100k-line file; the peers hold their initial UPDATEs and
+    // End-of-RIB until the routes are set (Speaker::defer_routes).
+    let want_v6 = args.ipv6
+        || args.prefix.iter().any(|p| matches!(p, IpNet::V6(_)))
+        || match &args.prefixes {
+            Some(path) => file_has_ipv6(path)?,
+            None => false,
+        };
+    let args = Arc::new(args);
+    let loading = {
+        let args = Arc::clone(&args);
+        tokio::task::spawn_blocking(move || load_routes(&args))
+    };
     let mut cfg = SpeakerConfig::new(args.local_as);
     cfg.router_id = args.router_id;
     cfg.graceful_restart = args.graceful_restart.map(|t| GracefulRestartConfig {
@@ -226,7 +263,7 @@ async fn announce(args: AnnounceArgs, routes: Routes) -> anyhow::Result<i32> {
         restarted: args.restarted,
     });
     let (speaker, mut events) = Speaker::start(cfg).await?;
-    let want_v6 = args.ipv6 || routes.keys().any(|p| matches!(p, IpNet::V6(_)));
+    speaker.defer_routes();
     let peers = args
         .peers
         .iter()
@@ -242,8 +279,18 @@ async fn announce(args: AnnounceArgs, routes: Routes) -> anyhow::Result<i32> {
             p
         })
         .collect();
-    speaker.set_routes(routes);
     speaker.set_peers(peers)?;
+    let routes = match loading.await.context("reading the prefixes")? {
+        Ok(routes) => routes,
+        Err(e) => {
+            // Nothing was announced yet: leave the sessions with a Cease, then fail.
+            speaker
+                .shutdown("ferrolb-bgp announce: bad prefixes", Duration::from_secs(5))
+                .await;
+            return Err(e);
+        }
+    };
+    speaker.set_routes(routes);
 
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
