@@ -465,3 +465,29 @@ async fn gtsm_on_both_sides_comes_up() {
     a.shutdown("done", Duration::from_secs(5)).await;
     b.shutdown("done", Duration::from_secs(5)).await;
 }
+
+#[tokio::test]
+async fn deferred_routes_hold_the_initial_updates_and_end_of_rib_until_set() {
+    // Speaker::defer_routes: the session comes up first; the End-of-RIB (RFC 4724 §2) must
+    // follow the routes set later, never come first for an empty table.
+    let mut b_peer = passive_peer(A, 65001);
+    b_peer.deliver_updates = true;
+    let (b, mut b_rx, b_port) = passive_speaker(65002, [10, 0, 0, 2], B, vec![b_peer]).await;
+    let mut a_cfg = SpeakerConfig::new(65001);
+    a_cfg.router_id = Some(Ipv4Addr::new(10, 0, 0, 1));
+    let (a, mut a_rx) = Speaker::start(a_cfg).await.expect("start A");
+    a.defer_routes();
+    let mut a_peer = PeerConfig::new(B, 65002);
+    a_peer.port = b_port;
+    a_peer.local_address = Some(A);
+    a.set_peers(vec![a_peer]).expect("A peers");
+    wait_for(&mut a_rx, "A established", |e| {
+        matches!(e.kind, EventKind::Up { .. }).then_some(())
+    })
+    .await;
+    a.set_routes(routes());
+    let got = received_table(&mut b_rx).await;
+    assert_eq!(got, routes().keys().copied().collect::<BTreeSet<_>>());
+    a.shutdown("done", Duration::from_secs(5)).await;
+    b.shutdown("done", Duration::from_secs(5)).await;
+}
