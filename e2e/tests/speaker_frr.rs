@@ -466,3 +466,110 @@ fn two_speakers_announce_to_frr_through_the_whole_service_lifecycle() {
     let status = wait_for(CONVERGE, "node B's speaker exits", || b.exit_status());
     assert!(status.contains("exit status: 0"), "{status}\n{}", b.log());
 }
+
+/// `dualStackAddressFamily: true` on a BGPPeer with an IPv4 address: the IPv6 VIP goes over the
+/// IPv4 session as RFC 4760 MP_REACH_NLRI and FRR holds its /128 beside the IPv4 /32.
+///
+/// Fails today: the speaker asks for the session's local address as next hop
+/// (`NextHop::SessionLocal`), which is IPv4 here, so crates/bgp (`rib::attributes_for`) has no
+/// IPv6 next hop and skips the prefix (`UPDATEs sent ... skipped=1`), while the Service's report
+/// says "announced". MetalLB's FRR would send the interface's global IPv6 address (or the
+/// IPv4-mapped form, RFC 4291 §2.5.5.2) as the MP_REACH next hop (RFC 2545 §3).
+#[test]
+#[ignore = "known bug: IPv6 VIP over an IPv4 dualStackAddressFamily session is skipped (no IPv6 next hop)"]
+fn dual_stack_peer_carries_an_ipv6_vip_over_the_ipv4_session() {
+    if !require_root_and_routers(&[RouterKind::Frr]) {
+        return;
+    }
+    let bin = match workspace_bin("ferrolb-speaker") {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!(
+                "**********\nSKIPPED: ferrolb-speaker binary not built ({e}); run cargo build -p ferrolb-speaker\n**********"
+            );
+            return;
+        }
+    };
+    let (node, rtr_ns) = Netns::pair("node", "rtr").expect("namespaces");
+    // PAIR_A / PAIR_B: 192.0.2.1 + fd00:db8::1 (node), 192.0.2.2 + fd00:db8::2 (router).
+    let rtr = Frr::start(
+        &rtr_ns,
+        RouterConfig::new("192.0.2.2".parse().expect("id"), AS).neighbor(
+            Neighbor::new(ip("192.0.2.1"), AS)
+                .passive()
+                .families(&[Af::V4, Af::V6]),
+        ),
+    )
+    .expect("frr starts");
+    let conf = node.dir().join("conf");
+    std::fs::create_dir(&conf).expect("conf dir");
+    write_atomic(
+        &conf,
+        "config.yaml",
+        &format!(
+            r#"apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {{name: pool, namespace: metallb-system}}
+spec: {{addresses: ["198.51.100.0/24", "2001:db8:ff::/64"]}}
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {{name: adv, namespace: metallb-system}}
+spec: {{ipAddressPools: [pool]}}
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {{name: rtr, namespace: metallb-system}}
+spec: {{myASN: {AS}, peerASN: {AS}, peerAddress: "192.0.2.2", routerID: 10.255.0.1, dualStackAddressFamily: true}}
+"#
+        ),
+    );
+    write_atomic(
+        &conf,
+        "svc-v4.yaml",
+        &service_yaml("v4", "198.51.100.30", false, &["node-a"]),
+    );
+    write_atomic(
+        &conf,
+        "svc-v6.yaml",
+        &service_yaml("v6", "2001:db8:ff::30", false, &["node-a"]),
+    );
+    let conf_s = conf.to_str().expect("utf-8 path");
+    let speaker = node
+        .spawn(
+            "speaker",
+            &[
+                bin.to_str().expect("utf-8 path"),
+                "--config-dir",
+                conf_s,
+                "--node-name",
+                "node-a",
+                "--poll-ms",
+                "50",
+                "--metrics-addr",
+                "127.0.0.1:0",
+            ],
+        )
+        .expect("speaker starts");
+    rtr.wait_established(ip("192.0.2.1"), UP);
+    let prefixes = |af| -> Vec<IpNet> {
+        rtr.routes(af)
+            .expect("frr routes")
+            .into_iter()
+            .map(|r| r.prefix)
+            .collect()
+    };
+    let v6 = wait_until(
+        CONVERGE,
+        "FRR holds the IPv6 /128 from the IPv4 session",
+        || prefixes(Af::V6),
+        |p| !p.is_empty(),
+    );
+    assert_eq!(v6, [net("2001:db8:ff::30/128")], "{}", speaker.log());
+    assert_eq!(
+        prefixes(Af::V4),
+        [net("198.51.100.30/32")],
+        "{}",
+        speaker.log()
+    );
+}
