@@ -287,9 +287,9 @@ fn wait_for_log(node: &Node, needle: &str) {
 }
 
 /// Probes back to back (each probe is a `vtysh` query, tens of ms, which paces the loop) until
-/// `done` or `limit` after `start`; returns the time from `start` to the first observation that satisfied `done`, the last
-/// probe's own duration (the measurement's resolution) and that observation. For a measurement
-/// only: the caller asserts on the observation, never on the time.
+/// `done` or until `limit` after `start`; returns the time from `start` to the end of the first
+/// probe that satisfied `done`, that probe's own duration (the measurement's resolution) and its
+/// observation. For a measurement only: the caller asserts on the observation, never the time.
 fn time_until<O>(
     start: Instant,
     limit: Duration,
