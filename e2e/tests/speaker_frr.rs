@@ -440,7 +440,7 @@ fn two_speakers_announce_to_frr_through_the_whole_service_lifecycle() {
     assert_eq!(got, want, "{}", lab.logs());
     eprintln!(
         "MEASURED: SIGTERM to node B -> FRR shows only node A's next hops after {} ms \
-         (resolution: one vtysh query, last took {} ms)",
+         (resolution: one probe = two vtysh queries, the last took {} ms)",
         elapsed.as_millis(),
         probe.as_millis()
     );
