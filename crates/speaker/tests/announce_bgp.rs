@@ -46,7 +46,7 @@ impl Scenario {
     }
 }
 
-/// Speaker on n1; pools v4 192.0.2.0/24 and v6 2001:db8::/64; eBGP peer r1; one default
+/// Speaker on n1 (InternalIPs 10.0.0.1 and fd00::1); pools v4 192.0.2.0/24 and v6 2001:db8::/64; eBGP peer r1; one default
 /// advertisement for both pools; Service ns/web at 192.0.2.10 with a ready endpoint on n1.
 fn base() -> Scenario {
     Scenario {
@@ -59,7 +59,14 @@ fn base() -> Scenario {
         cluster: cluster(
             vec![svc("web", &["192.0.2.10"])],
             vec![slice("web", "a", vec![ep("10.0.0.1", "n1")])],
-            vec![node("n1", &[("zone", "a")]), node("n2", &[("zone", "b")])],
+            vec![
+                {
+                    let mut n1 = node("n1", &[("zone", "a")]);
+                    n1.internal_addresses = vec![ip("10.0.0.1"), ip("fd00::1")];
+                    n1
+                },
+                node("n2", &[("zone", "b")]),
+            ],
         ),
         opts: SpeakerOptions::for_node("n1"),
     }
@@ -744,5 +751,205 @@ fn reason_labels_are_metallb_words_where_metallb_has_one() {
         }
         .to_string(),
         "notOwner (announced by n2)"
+    );
+}
+
+/// What rule 8 decides for the Service's only VIP towards one peer.
+#[derive(Debug)]
+enum NextHopExpect {
+    /// Announced to the peer with this next hop.
+    Sent(NextHop),
+    /// Not sent to the peer, for this reason (the VIP is then `NotAnnounced { NoPeer }`).
+    Skipped(PeerSkip),
+}
+
+type NextHopRow = (
+    &'static str,
+    &'static str,            // VIP
+    &'static str,            // peer address of r1
+    bool,                    // dualStackAddressFamily
+    &'static [&'static str], // n1's InternalIPs
+    NextHopExpect,
+);
+
+/// Rule 8 (RFC 4760 §3, RFC 2545 §3): a route of the session's own family uses the session's
+/// local address; one of the other family uses this node's InternalIP of the route's family, and
+/// is not sent at all (with a truthful reason) when the node has none. Regression rows for the
+/// bug found by e2e `dual_stack_peer_carries_an_ipv6_vip_over_the_ipv4_session`: the IPv6 VIP
+/// went out with `SessionLocal`, crates/bgp dropped it for want of an IPv6 next hop, and the
+/// report still said "announced".
+#[test]
+fn next_hop_follows_the_route_family() {
+    use NextHopExpect::*;
+    let rows: Vec<NextHopRow> = vec![
+        (
+            "IPv4 VIP to an IPv4 peer: the session's address",
+            "192.0.2.10",
+            "198.51.100.1",
+            false,
+            &["10.0.0.1", "fd00::1"],
+            Sent(NextHop::SessionLocal),
+        ),
+        (
+            "IPv6 VIP to an IPv6 peer: the session's address",
+            "2001:db8::10",
+            "2001:db8:ffff::1",
+            false,
+            &["10.0.0.1", "fd00::1"],
+            Sent(NextHop::SessionLocal),
+        ),
+        (
+            "IPv4 VIP to a dual-stack IPv4 peer: still the session's address",
+            "192.0.2.10",
+            "198.51.100.1",
+            true,
+            &[],
+            Sent(NextHop::SessionLocal),
+        ),
+        (
+            "IPv6 VIP over a dual-stack IPv4 session: the node's IPv6 InternalIP",
+            "2001:db8::10",
+            "198.51.100.1",
+            true,
+            &["10.0.0.1", "fd00::1"],
+            Sent(NextHop::Explicit(ip("fd00::1"))),
+        ),
+        (
+            "IPv4 VIP over a dual-stack IPv6 session: the node's IPv4 InternalIP",
+            "192.0.2.10",
+            "2001:db8:ffff::1",
+            true,
+            &["10.0.0.1", "fd00::1"],
+            Sent(NextHop::Explicit(ip("10.0.0.1"))),
+        ),
+        (
+            "several IPv6 InternalIPs: the lowest, skipping link-local (RFC 2545 §3: global)",
+            "2001:db8::10",
+            "198.51.100.1",
+            true,
+            &["10.0.0.1", "fe80::1", "fd00::9", "fd00::2"],
+            Sent(NextHop::Explicit(ip("fd00::2"))),
+        ),
+        (
+            "IPv6 VIP over a dual-stack IPv4 session, node without IPv6: not sent",
+            "2001:db8::10",
+            "198.51.100.1",
+            true,
+            &["10.0.0.1"],
+            Skipped(PeerSkip::NoNextHopForFamily),
+        ),
+        (
+            "IPv6 VIP over a dual-stack IPv4 session, only a link-local IPv6: not sent",
+            "2001:db8::10",
+            "198.51.100.1",
+            true,
+            &["10.0.0.1", "fe80::1"],
+            Skipped(PeerSkip::NoNextHopForFamily),
+        ),
+        (
+            "IPv4 VIP over a dual-stack IPv6 session, only a link-local IPv4: not sent",
+            "192.0.2.10",
+            "2001:db8:ffff::1",
+            true,
+            &["169.254.0.7", "fd00::1"],
+            Skipped(PeerSkip::NoNextHopForFamily),
+        ),
+        (
+            "a Node without status.addresses (synthesized standalone Node): not sent",
+            "2001:db8::10",
+            "198.51.100.1",
+            true,
+            &[],
+            Skipped(PeerSkip::NoNextHopForFamily),
+        ),
+    ];
+    for (name, vip, peer_address, dual_stack, addresses, expect) in &rows {
+        let mut s = base();
+        s.web().ips = vec![ip(vip)];
+        let mut r1 = peer("r1", peer_address, 64501);
+        r1.dual_stack_address_family = *dual_stack;
+        s.config.bgp_peers.insert("r1".into(), r1);
+        let mut internal: Vec<_> = addresses.iter().map(|a| ip(a)).collect();
+        // input.rs: `internal_addresses` is sorted, as from_k8s builds it.
+        internal.sort();
+        s.n1().internal_addresses = internal;
+        let plan = s.plan();
+        let routes = &plan.desired.peers["r1"].routes;
+        let Some(ServiceStatus::Vips(vips)) = plan.services.get(&key("web")) else {
+            panic!("{name}: expected per-VIP status, got {:?}", plan.services);
+        };
+        let status = vips.get(&ip(vip));
+        match expect {
+            Sent(next_hop) => {
+                let host = net(&format!(
+                    "{vip}/{}",
+                    if vip.contains(':') { 128 } else { 32 }
+                ));
+                assert_eq!(
+                    routes.keys().collect::<Vec<_>>(),
+                    vec![&host],
+                    "{name}: routes"
+                );
+                assert_eq!(&routes[&host].next_hop, next_hop, "{name}: next hop");
+                assert!(
+                    matches!(status, Some(VipStatus::Announced { peers, .. })
+                        if peers == &BTreeSet::from(["r1".to_string()])),
+                    "{name}: {status:?}"
+                );
+            }
+            Skipped(skip) => {
+                assert!(routes.is_empty(), "{name}: routes {routes:?}");
+                assert_eq!(
+                    status,
+                    Some(&VipStatus::NotAnnounced {
+                        reason: SkipReason::NoPeer,
+                        skipped_peers: BTreeMap::from([("r1".to_string(), *skip)]),
+                    }),
+                    "{name}"
+                );
+                assert_eq!(
+                    plan.services[&key("web")].peers(),
+                    BTreeSet::new(),
+                    "{name}: the report must not claim the VIP is announced"
+                );
+            }
+        }
+    }
+}
+
+/// A node without an IPv6 InternalIP still announces the IPv6 VIP to its IPv6 peer; only the
+/// dual-stack IPv4 peer is skipped, and the report names it with the reason.
+#[test]
+fn a_missing_next_hop_skips_only_the_cross_family_peer() {
+    let mut s = base();
+    s.web().ips = vec![ip("2001:db8::10")];
+    s.config
+        .bgp_peers
+        .get_mut("r1")
+        .expect("r1")
+        .dual_stack_address_family = true;
+    s.config
+        .bgp_peers
+        .insert("r6".into(), peer("r6", "2001:db8:ffff::1", 64502));
+    s.n1().internal_addresses = vec![ip("10.0.0.1")];
+    let plan = s.plan();
+    assert_eq!(
+        routes_of(&plan),
+        BTreeSet::from([("r6".to_string(), "2001:db8::10/128".to_string())])
+    );
+    assert_eq!(
+        attrs_of(&plan, "r6", "2001:db8::10/128").next_hop,
+        NextHop::SessionLocal
+    );
+    let Some(ServiceStatus::Vips(vips)) = plan.services.get(&key("web")) else {
+        panic!("expected per-VIP status, got {:?}", plan.services);
+    };
+    assert_eq!(
+        vips.get(&ip("2001:db8::10")),
+        Some(&VipStatus::Announced {
+            prefixes: BTreeSet::from([net("2001:db8::10/128")]),
+            peers: BTreeSet::from(["r6".to_string()]),
+            skipped_peers: BTreeMap::from([("r1".to_string(), PeerSkip::NoNextHopForFamily)]),
+        })
     );
 }

@@ -23,8 +23,14 @@
 //!    iBGP peers only (RFC 4271 §5.1.5: "MUST NOT include this attribute in UPDATE messages it
 //!    sends to external peers"), must agree. MetalLB rejects a disagreement; we keep announcing
 //!    with the highest value and report a [`RouteConflict`] so the daemon can log it.
-//! 8. The next hop is the session's local address ([`NextHop::SessionLocal`]): none of the
-//!    MetalLB CRDs configures another one.
+//! 8. The next hop is the session's local address ([`NextHop::SessionLocal`]) when the route
+//!    has the family of the session (none of the MetalLB CRDs configures another one). A route
+//!    of the other family (`dualStackAddressFamily`) cannot use it: RFC 4760 §3 wants a next hop
+//!    of the NLRI's family (for IPv6 a global address, RFC 2545 §3), so it gets
+//!    [`NextHop::Explicit`] with this Node's first non-link-local `InternalIP` of that family
+//!    (`status.addresses`, sorted). A node with none does not send the VIP to that peer
+//!    ([`PeerSkip::NoNextHopForFamily`]), so the report never claims a route the BGP layer would
+//!    drop. Unnumbered (`interface`) sessions keep the session's address (RFC 8950 territory).
 
 // Inputs come from users and the API server: no unwrap, no indexing on them.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
@@ -46,11 +52,12 @@ pub type LargeCommunity = (u32, u32, u32);
 /// The NEXT_HOP (RFC 4271 §5.1.3) or MP_REACH next hop (RFC 4760 §3) of a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum NextHop {
-    /// The local address of the BGP session's TCP connection, known only once it is up (and of
-    /// the VIP's family: the BGP backend picks the matching local address for MP-BGP).
+    /// The local address of the BGP session's TCP connection, known only once it is up. Used
+    /// only for routes of the peer address's family (rule 8).
     #[default]
     SessionLocal,
-    /// A configured address.
+    /// A given address: this node's address of the route's family when that differs from the
+    /// session's (rule 8).
     Explicit(IpAddr),
 }
 
@@ -307,13 +314,20 @@ fn announce_vip(
             skipped_peers.insert(peer.name.clone(), PeerSkip::FamilyNotCarried);
             continue;
         }
+        let next_hop = match next_hop_for(peer, node, vip) {
+            Ok(next_hop) => next_hop,
+            Err(skip) => {
+                skipped_peers.insert(peer.name.clone(), skip);
+                continue;
+            }
+        };
         let mut sent = false;
         for ad in ads
             .iter()
             .filter(|a| a.peers.is_empty() || a.peers.contains(&peer.name))
         {
             let prefix = route_prefix(ad, vip);
-            let attrs = route_attrs(ad, peer);
+            let attrs = route_attrs(ad, peer, next_hop);
             asked_local_prefs
                 .entry((peer.name.clone(), prefix))
                 .or_default()
@@ -360,6 +374,33 @@ fn carries_family(peer: &BgpPeer, vip: IpAddr) -> bool {
         || IpFamily::of(&peer.peer_address) == IpFamily::of(&vip)
 }
 
+/// Rule 8: the next hop of `vip`'s routes towards `peer`, or why the node has none.
+fn next_hop_for(peer: &BgpPeer, node: &Node, vip: IpAddr) -> Result<NextHop, PeerSkip> {
+    let family = IpFamily::of(&vip);
+    if peer.interface.is_some() || IpFamily::of(&peer.peer_address) == family {
+        return Ok(NextHop::SessionLocal);
+    }
+    // RFC 4760 §3: the next hop's family follows the NLRI's AFI, not the session's transport;
+    // RFC 2545 §3: an IPv6 next hop must carry a global address (a link-local one may only
+    // accompany it), so a link-local InternalIP is never chosen.
+    node.internal_addresses
+        .iter()
+        .find(|addr| IpFamily::of(addr) == family && !is_link_local(addr))
+        .map(|addr| NextHop::Explicit(*addr))
+        .ok_or(PeerSkip::NoNextHopForFamily)
+}
+
+/// 169.254.0.0/16 (RFC 3927) or fe80::/10 (RFC 4291 §2.5.6): unusable as a routed next hop.
+fn is_link_local(addr: &IpAddr) -> bool {
+    match addr {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => {
+            let [first, second, ..] = v6.octets();
+            first == 0xfe && (second & 0xc0) == 0x80
+        }
+    }
+}
+
 /// Rule 6: the VIP masked to the advertisement's aggregation length of its family. A length
 /// beyond the family's width (rejected by validation) is treated as a host route, never a panic.
 pub fn route_prefix(ad: &BgpAdvertisement, vip: IpAddr) -> IpNet {
@@ -373,9 +414,9 @@ pub fn route_prefix(ad: &BgpAdvertisement, vip: IpAddr) -> IpNet {
 }
 
 /// The attributes one advertisement asks for towards one peer.
-fn route_attrs(ad: &BgpAdvertisement, peer: &BgpPeer) -> RouteAttrs {
+fn route_attrs(ad: &BgpAdvertisement, peer: &BgpPeer, next_hop: NextHop) -> RouteAttrs {
     let mut attrs = RouteAttrs {
-        next_hop: NextHop::SessionLocal,
+        next_hop,
         local_pref: if peer.is_ibgp() { ad.local_pref } else { None },
         ..RouteAttrs::default()
     };

@@ -88,4 +88,9 @@ pub enum PeerSkip {
     /// The VIP's family differs from the peer address's and the BGPPeer has neither
     /// `dualStackAddressFamily` nor `interface`, so the session does not carry it.
     FamilyNotCarried,
+    /// The session carries the VIP's family over a session of the other family
+    /// (`dualStackAddressFamily`), but this Node has no `InternalIP` of the VIP's family to
+    /// send as next hop (RFC 4760 §3, RFC 2545 §3), so announcing it would be a route the peer
+    /// could not use. Add that address to the Node's `status.addresses`.
+    NoNextHopForFamily,
 }
