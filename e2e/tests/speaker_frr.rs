@@ -468,15 +468,12 @@ fn two_speakers_announce_to_frr_through_the_whole_service_lifecycle() {
 }
 
 /// `dualStackAddressFamily: true` on a BGPPeer with an IPv4 address: the IPv6 VIP goes over the
-/// IPv4 session as RFC 4760 MP_REACH_NLRI and FRR holds its /128 beside the IPv4 /32.
+/// IPv4 session as RFC 4760 MP_REACH_NLRI and FRR holds its /128 beside the IPv4 /32, with the
+/// Node's IPv6 InternalIP as next hop (RFC 2545 §3; `announce::bgp` rule 8).
 ///
-/// Fails today: the speaker asks for the session's local address as next hop
-/// (`NextHop::SessionLocal`), which is IPv4 here, so crates/bgp (`rib::attributes_for`) has no
-/// IPv6 next hop and skips the prefix (`UPDATEs sent ... skipped=1`), while the Service's report
-/// says "announced". MetalLB's FRR would send the interface's global IPv6 address (or the
-/// IPv4-mapped form, RFC 4291 §2.5.5.2) as the MP_REACH next hop (RFC 2545 §3).
+/// Regression test: the speaker used to ask for the session's local address (IPv4 here), so
+/// crates/bgp had no IPv6 next hop and skipped the prefix while the report said "announced".
 #[test]
-#[ignore = "known bug: IPv6 VIP over an IPv4 dualStackAddressFamily session is skipped (no IPv6 next hop)"]
 fn dual_stack_peer_carries_an_ipv6_vip_over_the_ipv4_session() {
     if !require_root_and_routers(&[RouterKind::Frr]) {
         return;
@@ -521,6 +518,11 @@ apiVersion: metallb.io/v1beta2
 kind: BGPPeer
 metadata: {{name: rtr, namespace: metallb-system}}
 spec: {{myASN: {AS}, peerASN: {AS}, peerAddress: "192.0.2.2", routerID: 10.255.0.1, dualStackAddressFamily: true}}
+---
+apiVersion: v1
+kind: Node
+metadata: {{name: node-a}}
+status: {{addresses: [{{type: InternalIP, address: 192.0.2.1}}, {{type: InternalIP, address: "fd00:db8::1"}}]}}
 "#
         ),
     );
@@ -566,6 +568,24 @@ spec: {{myASN: {AS}, peerASN: {AS}, peerAddress: "192.0.2.2", routerID: 10.255.0
         |p| !p.is_empty(),
     );
     assert_eq!(v6, [net("2001:db8:ff::30/128")], "{}", speaker.log());
+    // FRR may hold the path before zebra has resolved its next hop (the IPv6 address can still
+    // be tentative), so wait for it to be selected rather than reading it once.
+    let v6_next_hops = wait_until(
+        CONVERGE,
+        "FRR selects the /128 via the Node's IPv6 InternalIP",
+        || {
+            rtr.route(net("2001:db8:ff::30/128"))
+                .expect("frr route query")
+                .map(|r| r.next_hops)
+        },
+        |hops| hops.as_deref() == Some(&[ip("fd00:db8::1")][..]),
+    );
+    assert_eq!(
+        v6_next_hops,
+        Some(vec![ip("fd00:db8::1")]),
+        "{}",
+        speaker.log()
+    );
     assert_eq!(
         prefixes(Af::V4),
         [net("198.51.100.30/32")],
