@@ -23,6 +23,14 @@ trap 'rm -rf "$scratch"' EXIT
 for target in parse_frame respond; do
     echo "::: fuzz ${target} for ${seconds}s"
     mkdir -p "${scratch}/${target}"
-    RUSTC_BOOTSTRAP=1 cargo fuzz run "${target}" "${scratch}/${target}" "corpus/${target}" -- \
-        -max_total_time="${seconds}" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
+    log="${scratch}/${target}.log"
+    # libFuzzer's progress lines go to a log; on a crash its tail is shown.
+    if ! RUSTC_BOOTSTRAP=1 cargo fuzz run "${target}" "${scratch}/${target}" "corpus/${target}" -- \
+        -max_total_time="${seconds}" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+        >"$log" 2>&1; then
+        tail -40 "$log" >&2
+        echo "FAILED fuzz ${target}: crashing input in crates/arp/fuzz/artifacts/${target}/" >&2
+        exit 1
+    fi
+    grep -E "^(Done|stat::number_of_executed_units)" "$log" || true
 done
