@@ -1,0 +1,140 @@
+//! Issue 7 at scale: 10,000 LoadBalancer Services (each with an EndpointSlice) in one YAML file
+//! go through the whole standalone pipeline (load → validate → cluster → compute_bgp →
+//! advertiser) and come out as 10,000 routes. No timing assertions: how long it takes and how
+//! much it holds is printed (`--nocapture`) for docs/speaker.md; what is asserted is the result.
+//!
+//! A counting global allocator reports the live heap after each stage, so a regression that
+//! keeps a big intermediate (the parsed YAML, the k8s objects) alive shows up in the output.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use ferrolb_api::source::files::load_paths;
+use ferrolb_speaker::advertiser::testing::FakeAdvertiser;
+use ferrolb_speaker::announce::bgp::BgpDesired;
+use ferrolb_speaker::announce::SpeakerOptions;
+use ferrolb_speaker::daemon::metrics::Metrics;
+use ferrolb_speaker::daemon::reconcile::{Reconciler, SourceUpdate};
+use ferrolb_speaker::daemon::status::status_json;
+
+/// Counts live heap bytes (all threads; the test harness adds a little noise).
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards every call to `System` unchanged; only adds bookkeeping.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size, Ordering::Relaxed);
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+fn mib() -> f64 {
+    LIVE.load(Ordering::Relaxed) as f64 / (1024.0 * 1024.0)
+}
+
+const N: usize = 10_000;
+
+/// The VIP of Service `i`: 100.64.0.0/16 holds 65,536 addresses, enough for N.
+fn vip(i: usize) -> String {
+    format!("100.64.{}.{}", (i + 1) / 256, (i + 1) % 256)
+}
+
+/// One pool, one peer, one advertisement, then N Services with one ready endpoint each.
+pub fn config_yaml(n: usize) -> String {
+    let mut s = String::from(
+        "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: pool, namespace: metallb-system}\nspec: {addresses: [\"100.64.0.0/16\"]}\n---\napiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: router, namespace: metallb-system}\nspec: {myASN: 64500, peerASN: 64512, peerAddress: 127.0.0.1, routerID: 10.255.0.2}\n---\napiVersion: metallb.io/v1beta1\nkind: BGPAdvertisement\nmetadata: {name: adv, namespace: metallb-system}\nspec: {ipAddressPools: [pool]}\n",
+    );
+    for i in 0..n {
+        let ip = vip(i);
+        let _ = write!(
+            s,
+            "---\napiVersion: v1\nkind: Service\nmetadata: {{name: s{i}, namespace: default}}\nspec: {{type: LoadBalancer, externalTrafficPolicy: Cluster, ports: [{{port: 80}}]}}\nstatus: {{loadBalancer: {{ingress: [{{ip: {ip}}}]}}}}\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: s{i}-x, namespace: default, labels: {{kubernetes.io/service-name: s{i}}}}}\naddressType: IPv4\nendpoints: [{{addresses: [10.0.0.1], nodeName: node-a, conditions: {{ready: true}}}}]\n"
+        );
+    }
+    s
+}
+
+#[test]
+fn ten_thousand_services_become_ten_thousand_routes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("all.yaml"), config_yaml(N)).expect("write");
+    eprintln!("baseline live heap: {:.1} MiB", mib());
+
+    let t = Instant::now();
+    let res = load_paths(&[dir.path()]).expect("load");
+    eprintln!(
+        "load_paths: {:?}, live heap holding Resources: {:.1} MiB",
+        t.elapsed(),
+        mib()
+    );
+    assert_eq!(res.services.len(), N);
+    assert_eq!(res.endpoint_slices.len(), N);
+
+    let metrics = Arc::new(Metrics::default());
+    let mut rec: Reconciler<FakeAdvertiser<BgpDesired>> = Reconciler::new(
+        SpeakerOptions::for_node("node-a"),
+        FakeAdvertiser::default(),
+        Arc::clone(&metrics),
+    );
+    let t = Instant::now();
+    let changed = rec.apply(SourceUpdate::Snapshot(Box::new(res)));
+    eprintln!(
+        "reconcile (validate + cluster + compute_bgp + status diff): {:?}, live heap after \
+         (Resources dropped): {:.1} MiB",
+        t.elapsed(),
+        mib()
+    );
+    assert_eq!(changed.len(), N, "every Service's report is new");
+    let desired = rec.advertiser().current().expect("a desired state was set");
+    let routes = &desired.peers.get("router").expect("peer router").routes;
+    assert_eq!(routes.len(), N, "one /32 per Service");
+    assert!(routes.contains_key(&vip(N - 1).parse::<std::net::IpAddr>().expect("ip").into()));
+    assert!(!rec.is_stale());
+    let before = mib();
+    let statuses = rec.statuses().clone();
+    eprintln!("  of which per-Service statuses: {:.1} MiB", mib() - before);
+    drop(statuses);
+    let before = mib();
+    let copy = desired.clone();
+    eprintln!("  of which one BgpDesired: {:.1} MiB", mib() - before);
+    drop(copy);
+
+    let t = Instant::now();
+    let doc = status_json("node-a", false, rec.statuses());
+    let services = doc["services"].as_object().expect("services").len();
+    eprintln!(
+        "status_json: {:?}, live heap while the document exists: {:.1} MiB",
+        t.elapsed(),
+        mib()
+    );
+    assert_eq!(services, N);
+    drop(doc);
+
+    // The same snapshot again changes nothing and sends nothing new.
+    let res = load_paths(&[dir.path()]).expect("load again");
+    let t = Instant::now();
+    let changed = rec.apply(SourceUpdate::Snapshot(Box::new(res)));
+    eprintln!("unchanged snapshot reconcile: {:?}", t.elapsed());
+    assert!(changed.is_empty());
+    assert_eq!(rec.advertiser().history.len(), 1, "no second desired state");
+}
