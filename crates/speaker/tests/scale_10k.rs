@@ -18,7 +18,7 @@ use ferrolb_speaker::announce::bgp::BgpDesired;
 use ferrolb_speaker::announce::SpeakerOptions;
 use ferrolb_speaker::daemon::metrics::Metrics;
 use ferrolb_speaker::daemon::reconcile::{Reconciler, SourceUpdate};
-use ferrolb_speaker::daemon::status::status_json;
+use ferrolb_speaker::daemon::status::{status_json, write_atomically, StatusDoc};
 
 /// Counts live heap bytes (all threads; the test harness adds a little noise).
 struct Counting;
@@ -129,6 +129,19 @@ fn ten_thousand_services_become_ten_thousand_routes() {
     );
     assert_eq!(services, N);
     drop(doc);
+
+    // The daemon streams the same document to the status file, one Service at a time.
+    let path = dir.path().join("status.json");
+    let doc = StatusDoc {
+        node: "node-a",
+        stale: false,
+        services: rec.statuses(),
+    };
+    write_atomically(&path, &doc).expect("status file");
+    let back: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
+    assert_eq!(back["services"].as_object().expect("services").len(), N);
+    std::fs::remove_file(&path).expect("rm");
 
     // The same snapshot again changes nothing and sends nothing new.
     let res = load_paths(&[dir.path()]).expect("load again");

@@ -43,7 +43,11 @@ pub async fn run<A: Advertiser<Desired = BgpDesired>>(
         let stale = reconciler.is_stale();
         if let Some(path) = &status_file {
             if !changed.is_empty() || written_stale != Some(stale) {
-                let doc = status::status_json(node_name, stale, reconciler.statuses());
+                let doc = status::StatusDoc {
+                    node: node_name,
+                    stale,
+                    services: reconciler.statuses(),
+                };
                 match status::write_atomically(path, &doc) {
                     Ok(()) => written_stale = Some(stale),
                     Err(error) => {
