@@ -253,18 +253,22 @@ pub async fn watch_paths(
             _ = ticker.tick() => {}
             () = tx.closed() => return,
         }
+        // Only the cheap metadata walk runs every period; the files are read and parsed again
+        // only when the fingerprint moved (a full parse of thousands of objects every 250 ms
+        // would otherwise be the daemon's main cost).
         let p = paths.clone();
-        let Ok((fp, loaded)) = tokio::task::spawn_blocking(move || {
-            let fp = fingerprint(&p).map_err(|e| e.to_string());
-            (fp, load_paths(&p))
-        })
-        .await
+        let Ok(fp) =
+            tokio::task::spawn_blocking(move || fingerprint(&p).map_err(|e| e.to_string())).await
         else {
             return;
         };
         if last.as_ref() == Some(&fp) {
             continue;
         }
+        let p = paths.clone();
+        let Ok(loaded) = tokio::task::spawn_blocking(move || load_paths(&p)).await else {
+            return;
+        };
         last = Some(fp);
         if tx.send(std::sync::Arc::new(loaded)).is_err() {
             return;
