@@ -324,9 +324,7 @@ impl Router for Bird {
     }
 
     fn stop(&mut self) -> Result<(), Error> {
-        if let Some(mut d) = self.bird.take() {
-            d.stop();
-        }
+        super::stop_daemon(&mut self.bird);
         Ok(())
     }
 
@@ -336,21 +334,19 @@ impl Router for Bird {
     }
 
     fn kill(&mut self) {
-        if let Some(mut d) = self.bird.take() {
-            d.kill();
-        }
+        super::kill_daemon(&mut self.bird);
     }
 
     fn freeze(&self) -> Result<(), Error> {
-        self.bird.as_ref().map_or(Ok(()), Daemon::freeze)
+        super::freeze_daemon(self.bird.as_ref())
     }
 
     fn thaw(&self) -> Result<(), Error> {
-        self.bird.as_ref().map_or(Ok(()), Daemon::thaw)
+        super::thaw_daemon(self.bird.as_ref())
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("bird.log")).unwrap_or_default()
+        super::read_log(&self.dir.join("bird.log"))
     }
 
     fn pid(&self) -> Option<u32> {

@@ -433,9 +433,7 @@ impl Router for ExaBgp {
     }
 
     fn stop(&mut self) -> Result<(), Error> {
-        if let Some(mut d) = self.exabgp.take() {
-            d.stop();
-        }
+        super::stop_daemon(&mut self.exabgp);
         Ok(())
     }
 
@@ -445,21 +443,19 @@ impl Router for ExaBgp {
     }
 
     fn kill(&mut self) {
-        if let Some(mut d) = self.exabgp.take() {
-            d.kill();
-        }
+        super::kill_daemon(&mut self.exabgp);
     }
 
     fn freeze(&self) -> Result<(), Error> {
-        self.exabgp.as_ref().map_or(Ok(()), Daemon::freeze)
+        super::freeze_daemon(self.exabgp.as_ref())
     }
 
     fn thaw(&self) -> Result<(), Error> {
-        self.exabgp.as_ref().map_or(Ok(()), Daemon::thaw)
+        super::thaw_daemon(self.exabgp.as_ref())
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("exabgp.log")).unwrap_or_default()
+        super::read_log(&self.dir.join("exabgp.log"))
     }
 
     fn pid(&self) -> Option<u32> {

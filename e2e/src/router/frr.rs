@@ -362,12 +362,8 @@ impl Router for Frr {
 
     fn stop(&mut self) -> Result<(), Error> {
         // bgpd first: zebra going away first makes bgpd log noise.
-        if let Some(mut b) = self.bgpd.take() {
-            b.stop();
-        }
-        if let Some(mut z) = self.zebra.take() {
-            z.stop();
-        }
+        super::stop_daemon(&mut self.bgpd);
+        super::stop_daemon(&mut self.zebra);
         Ok(())
     }
 
@@ -377,24 +373,20 @@ impl Router for Frr {
     }
 
     fn kill(&mut self) {
-        if let Some(mut d) = self.bgpd.take() {
-            d.kill();
-        }
-        if let Some(mut d) = self.zebra.take() {
-            d.kill();
-        }
+        super::kill_daemon(&mut self.bgpd);
+        super::kill_daemon(&mut self.zebra);
     }
 
     fn freeze(&self) -> Result<(), Error> {
-        self.bgpd.as_ref().map_or(Ok(()), Daemon::freeze)
+        super::freeze_daemon(self.bgpd.as_ref())
     }
 
     fn thaw(&self) -> Result<(), Error> {
-        self.bgpd.as_ref().map_or(Ok(()), Daemon::thaw)
+        super::thaw_daemon(self.bgpd.as_ref())
     }
 
     fn log(&self) -> String {
-        let read = |f: &str| std::fs::read_to_string(self.dir.join(f)).unwrap_or_default();
+        let read = |f: &str| super::read_log(&self.dir.join(f));
         format!(
             "== bgpd ==\n{}\n== zebra ==\n{}",
             read("bgpd.log"),

@@ -342,9 +342,7 @@ impl Router for GoBgp {
     }
 
     fn stop(&mut self) -> Result<(), Error> {
-        if let Some(mut d) = self.gobgpd.take() {
-            d.stop();
-        }
+        super::stop_daemon(&mut self.gobgpd);
         Ok(())
     }
 
@@ -354,21 +352,19 @@ impl Router for GoBgp {
     }
 
     fn kill(&mut self) {
-        if let Some(mut d) = self.gobgpd.take() {
-            d.kill();
-        }
+        super::kill_daemon(&mut self.gobgpd);
     }
 
     fn freeze(&self) -> Result<(), Error> {
-        self.gobgpd.as_ref().map_or(Ok(()), Daemon::freeze)
+        super::freeze_daemon(self.gobgpd.as_ref())
     }
 
     fn thaw(&self) -> Result<(), Error> {
-        self.gobgpd.as_ref().map_or(Ok(()), Daemon::thaw)
+        super::thaw_daemon(self.gobgpd.as_ref())
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("gobgpd.log")).unwrap_or_default()
+        super::read_log(&self.dir.join("gobgpd.log"))
     }
 
     fn pid(&self) -> Option<u32> {

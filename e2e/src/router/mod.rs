@@ -474,6 +474,38 @@ pub(crate) fn parse_err(router: &'static str, query: &str, reason: &str, out: &s
     }
 }
 
+// Shared bodies of the single-daemon routers' (BIRD, GoBGP, ExaBGP)
+// `Router` lifecycle methods, acting on their `Option<Daemon>` field.
+
+/// [`Router::stop`]: stops and forgets the daemon, if running.
+fn stop_daemon(d: &mut Option<crate::Daemon>) {
+    if let Some(mut d) = d.take() {
+        d.stop();
+    }
+}
+
+/// [`Router::kill`]: SIGKILLs and forgets the daemon, if running.
+fn kill_daemon(d: &mut Option<crate::Daemon>) {
+    if let Some(mut d) = d.take() {
+        d.kill();
+    }
+}
+
+/// [`Router::freeze`]: a no-op when not running.
+fn freeze_daemon(d: Option<&crate::Daemon>) -> Result<(), Error> {
+    d.map_or(Ok(()), crate::Daemon::freeze)
+}
+
+/// [`Router::thaw`]: a no-op when not running.
+fn thaw_daemon(d: Option<&crate::Daemon>) -> Result<(), Error> {
+    d.map_or(Ok(()), crate::Daemon::thaw)
+}
+
+/// [`Router::log`]: the log file's contents, empty if unreadable.
+fn read_log(path: &std::path::Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
 /// Waits (bounded) until `ready` answers Ok, failing early if a daemon exits.
 pub(crate) fn wait_ready(
     router: &'static str,
