@@ -250,9 +250,12 @@ proptest! {
 
     #[test]
     fn validating_well_typed_garbage_never_panics(docs in prop::collection::vec(typed_document(), 1..8)) {
+        // Emitted as YAML, not JSON text: serde_json writes U+2028/U+2029 raw, which YAML reads
+        // as line breaks, so JSON text is not always valid YAML (a generated label key "\u{2028}"
+        // made this test fail on the test's own input, not on the loader).
         let text: String = docs
             .iter()
-            .map(|d| format!("---\n{}\n", serde_json::to_string(d).unwrap()))
+            .map(|d| format!("---\n{}", serde_yaml_ng::to_string(d).unwrap()))
             .collect();
         let res = load_str(&text, Path::new("fuzz.yaml"));
         prop_assert!(res.is_ok(), "{:?}", res.err());
@@ -277,4 +280,31 @@ proptest! {
             }
         }
     }
+}
+
+/// The input proptest once shrank to: label keys holding U+2028 (LINE SEPARATOR). As JSON text
+/// it is not valid YAML (YAML breaks the line there); emitted as YAML it must load and validate.
+#[test]
+fn line_separator_in_label_keys_loads_when_emitted_as_yaml() {
+    let selector = json!({
+        "matchExpressions": [{"key": "\u{2028}", "operator": "In", "values": []}],
+        "matchLabels": {"\u{2028}": "10.0.0.0/24"},
+    });
+    let doc = json!({
+        "apiVersion": "metallb.io/v1beta1", "kind": "BGPAdvertisement",
+        "metadata": {"name": "o0", "namespace": "ns"},
+        "spec": {"aggregationLength": 0, "aggregationLengthV6": 0, "communities": [],
+                 "ipAddressPoolSelectors": [selector.clone()], "ipAddressPools": [],
+                 "localPref": 0, "nodeSelectors": [selector], "peers": []},
+    });
+    let as_json = format!("---\n{}\n", serde_json::to_string(&doc).unwrap());
+    assert!(
+        load_str(&as_json, Path::new("f.yaml")).is_err(),
+        "JSON text with U+2028 is not YAML"
+    );
+    let as_yaml = format!("---\n{}", serde_yaml_ng::to_string(&doc).unwrap());
+    let res = load_str(&as_yaml, Path::new("f.yaml")).expect("YAML-emitted document loads");
+    // Invalid (In with no values, bad label key, aggregation 0): rejected with one-line errors.
+    let errs = validate(&res).expect_err("the advertisement is invalid");
+    assert!(errs.iter().all(|e| !e.to_string().contains('\n')));
 }
