@@ -57,3 +57,24 @@ fn framing_ends_the_stream_at_a_broken_marker() {
         other => panic!("expected a broken frame, got {other:?}"),
     }
 }
+
+#[test]
+fn regression_mp_reach_ipv6_with_a_4_octet_next_hop() {
+    // scripts/fuzz-smoke.sh found this in CI (2026-11-23): MP_REACH_NLRI for IPv6 unicast with
+    // a 4-octet next hop decoded, then failed to re-encode. It is now malformed (RFC 7606
+    // §7.11), so decoding fails with a NOTIFICATION and the check has nothing to round-trip.
+    let hex = concat!(
+        "00ffffffffffffffffffffffffffffffff0075020000005e800e5b0002010400",
+        "00000000000001200e010000000000001b010000000000000000003d10010000",
+        "000000000000003d108020010d0100000000000000000000000000000000003d",
+        "108020010d0100000000000000000000114002000000",
+    );
+    let data: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+        .collect();
+    checks::check_decode_message(&data);
+    let ctx = checks::ctx_of(data[0]);
+    let err = ferrolb_bgp::wire::decode_message(&data[1..], &ctx).expect_err("malformed");
+    assert_eq!(err.field, "update.path_attributes.mp");
+}

@@ -220,3 +220,31 @@ fn validate_flags_families_not_negotiated() {
     assert_eq!(findings[0].attr_type, AttrType::MP_UNREACH_NLRI);
     assert!(update.validate(&DecodeCtx::modern()).is_empty());
 }
+
+#[test]
+fn mp_reach_ipv6_with_an_ipv4_next_hop_is_malformed_and_resets_the_session() {
+    // Found by the fuzz smoke: AFI 2 SAFI 1 with a 4-octet next hop decoded, then could not be
+    // re-encoded. RFC 7606 §7.11: a next hop length inconsistent with the AFI is malformed
+    // (session reset, 3/9 with the attribute as data); RFC 2545 §3 wants 16 or 32 octets.
+    let bytes = update_with("800e0e 0002 01 04 0a000001 00 2020010db8");
+    match decode_message(&bytes, &DecodeCtx::modern()) {
+        Err(e) => {
+            let n = &e.notification;
+            assert_eq!((n.code.0, n.subcode), (3, 9), "{e}");
+            assert_eq!(e.field, "update.path_attributes.mp");
+        }
+        other => panic!("expected a session reset, got {other:?}"),
+    }
+    let ok = update_with("800e1a 0002 01 10 20010db8000000000000000000000001 00 2020010db8");
+    assert!(decode_update(&ok).mp_reach.is_some(), "a 16-octet next hop stays valid");
+}
+
+#[test]
+fn mp_reach_ipv4_with_an_ipv6_next_hop_stays_valid() {
+    // RFC 8950: IPv4 NLRI over an IPv6 next hop is legitimate.
+    let u = decode_update(&update_with(
+        "800e19 0001 01 10 20010db8000000000000000000000001 00 18c63364",
+    ));
+    assert!(u.attribute_errors.is_empty(), "{:?}", u.attribute_errors);
+    assert!(u.mp_reach.is_some());
+}

@@ -161,6 +161,13 @@ impl MpReach {
             .split_at_checked(usize::from(nh_len))
             .ok_or(MpError::Malformed)?;
         let next_hop = MpNextHop::parse(nh).ok_or(MpError::Malformed)?;
+        // RFC 7606 §7.11: a next hop length inconsistent with the AFI makes the attribute
+        // malformed. IPv6 NLRI needs a 16- or 32-octet IPv6 next hop (RFC 2545 §3; 6PE's
+        // IPv4 next hop is IPv4-mapped, 16 octets, RFC 4798 §2). The converse, IPv4 NLRI with
+        // an IPv6 next hop, is valid (RFC 8950).
+        if family.afi == Afi::IPV6 && matches!(next_hop, MpNextHop::V4(_)) {
+            return Err(MpError::Malformed);
+        }
         // RFC 4760 §3: one Reserved octet (formerly the SNPA count), ignored on receipt.
         let (_reserved, nlri) = rest.split_first().ok_or(MpError::Malformed)?;
         Ok(MpReach {
