@@ -236,7 +236,10 @@ fn mp_reach_ipv6_with_an_ipv4_next_hop_is_malformed_and_resets_the_session() {
         other => panic!("expected a session reset, got {other:?}"),
     }
     let ok = update_with("800e1a 0002 01 10 20010db8000000000000000000000001 00 2020010db8");
-    assert!(decode_update(&ok).mp_reach.is_some(), "a 16-octet next hop stays valid");
+    assert!(
+        decode_update(&ok).mp_reach.is_some(),
+        "a 16-octet next hop stays valid"
+    );
 }
 
 #[test]
