@@ -74,8 +74,11 @@ pub enum EventKind {
     Messages {
         /// Messages received.
         received: u64,
-        /// Messages sent.
+        /// Messages sent (a NOTIFICATION only when it went out).
         sent: u64,
+        /// NOTIFICATIONs that could not go out (the peer read nothing within the limit, or
+        /// the connection was gone); logged at warn each.
+        notifications_unsent: u64,
         /// Prefixes announced to us (counted, never stored).
         prefixes_received: u64,
         /// Prefixes withdrawn by the peer.

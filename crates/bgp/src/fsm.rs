@@ -131,6 +131,9 @@ pub enum Event {
     /// Event 2, ManualStop: carries the Cease NOTIFICATION to send (6/2 with RFC 9003 text,
     /// 6/3 when the peer was deconfigured).
     ManualStop(Notification),
+    /// Event 5, AutomaticStart_with_PassiveTcpEstablishment: the driver accepted a connection
+    /// while Idle (between automatic restarts); Idle → Active, where the connection is taken.
+    AutomaticStartPassive,
     /// Event 9, ConnectRetryTimer_Expires.
     ConnectRetryTimerExpired,
     /// Event 10, HoldTimer_Expires.
@@ -149,6 +152,9 @@ pub enum Event {
     NotifMsg(Notification),
     /// Event 26, KeepAliveMsg.
     KeepAliveMsg,
+    /// Event 23, OpenCollisionDump: collision detection (§6.8) decided that this connection
+    /// loses to the one the peer opened; it is closed with Cease 6/7 (RFC 4486 §4).
+    OpenCollisionDump,
     /// Event 27, UpdateMsg.
     UpdateMsg(Update),
     /// Event 28, UpdateMsgErr: an UPDATE that must reset the session (RFC 7606 session reset).
@@ -168,6 +174,7 @@ impl Event {
         match self {
             Event::ManualStart => "ManualStart",
             Event::ManualStop(_) => "ManualStop",
+            Event::AutomaticStartPassive => "AutomaticStart_with_PassiveTcpEstablishment",
             Event::ConnectRetryTimerExpired => "ConnectRetryTimer_Expires",
             Event::HoldTimerExpired => "HoldTimer_Expires",
             Event::KeepaliveTimerExpired => "KeepaliveTimer_Expires",
@@ -177,6 +184,7 @@ impl Event {
             Event::MessageError(_) => "BGPHeaderErr/BGPOpenMsgErr",
             Event::NotifMsg(_) => "NotifMsg",
             Event::KeepAliveMsg => "KeepAliveMsg",
+            Event::OpenCollisionDump => "OpenCollisionDump",
             Event::UpdateMsg(_) => "UpdateMsg",
             Event::UpdateMsgErr(_) => "UpdateMsgErr",
             Event::RouteRefreshMsg(_) => "RouteRefreshMsg",
@@ -365,8 +373,9 @@ pub fn step(cfg: &Config, state: State, event: Event) -> (State, Vec<Action>) {
         (s, E::UpdateSent) => (s, Vec::new()),
         // Idle: only a start event moves on (§8.2.2 Idle: "any other event ... ignored").
         (S::Idle, E::ManualStart) => (S::Connect, vec![Action::ArmConnectRetry, Action::Connect]),
-        // The driver accepted an incoming connection while Idle-but-started is not a thing
-        // here: Idle refuses connections (§8.2.2), so the driver never sends this.
+        // §8.2.2 Idle, Event 5: "changes its state to Active". The ConnectRetryTimer is not
+        // started: the driver hands over the accepted connection (Event 17) right after.
+        (S::Idle, E::AutomaticStartPassive) => (S::Active, Vec::new()),
         (S::Idle, _) => (S::Idle, Vec::new()),
 
         // Connect/Active (§8.2.2).
@@ -393,6 +402,7 @@ pub fn step(cfg: &Config, state: State, event: Event) -> (State, Vec<Action>) {
             (S::Idle, actions)
         }
         (S::Connect | S::Active, E::ManualStart) => (S::Connect, Vec::new()),
+        (s @ (S::Connect | S::Active), E::AutomaticStartPassive) => (s, Vec::new()),
         // Any other event in Connect/Active: "drops the TCP connection ... changes its state to
         // Idle" (§8.2.2). Stray timer expiries are ignored (the driver may race a cancel).
         (s @ (S::Connect | S::Active), E::HoldTimerExpired | E::KeepaliveTimerExpired) => {
@@ -433,9 +443,18 @@ pub fn step(cfg: &Config, state: State, event: Event) -> (State, Vec<Action>) {
         (S::OpenSent | S::OpenConfirm(_) | S::Established(_), E::UpdateMsgErr(n)) => {
             fail_with(n.clone(), DownReason::NotificationSent(n))
         }
-        (s @ (S::OpenSent | S::OpenConfirm(_) | S::Established(_)), E::ManualStart) => {
-            (s, Vec::new())
+        (
+            s @ (S::OpenSent | S::OpenConfirm(_) | S::Established(_)),
+            E::ManualStart | E::AutomaticStartPassive,
+        ) => (s, Vec::new()),
+        // §8.2.2 OpenSent/OpenConfirm, Event 23: "sends a NOTIFICATION with a Cease ... drops
+        // the TCP connection ... changes its state to Idle". Against Established the driver
+        // closes the new connection instead (§6.8), so this never reaches Established.
+        (S::OpenSent | S::OpenConfirm(_), E::OpenCollisionDump) => {
+            let n = collision_cease();
+            fail_with(n.clone(), DownReason::NotificationSent(n))
         }
+        (s @ S::Established(_), E::OpenCollisionDump) => (s, Vec::new()),
         (
             s @ (S::OpenSent | S::OpenConfirm(_) | S::Established(_)),
             E::ConnectRetryTimerExpired,

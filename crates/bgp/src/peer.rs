@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,7 +35,7 @@ use crate::event::{EventKind, SpeakerEvent};
 use crate::fsm::{self, resolve_collision, Action, CollisionWinner, Event, State, Timer};
 use crate::net::{self, NetError, SocketOptions};
 use crate::packer::{Packer, RouteAttributes};
-use crate::rib::{AdjRibOut, AttrCache, Routes, SessionView};
+use crate::rib::{AdjRibOut, AttrCache, Change, Routes, SessionView};
 use crate::wire::{
     Capability, DecodeCtx, ErrorCode, Family, GracefulRestart, GracefulRestartFamily, HoldTime,
     Message, MessageError, Notification, Open,
@@ -112,6 +112,8 @@ pub(crate) struct Shared {
     pub events: mpsc::Sender<SpeakerEvent>,
     /// False between `Speaker::defer_routes` and the next `set_routes`.
     pub routes_ready: AtomicBool,
+    /// The next [`PeerTask::id`].
+    pub next_task_id: AtomicU64,
 }
 
 /// Exponential backoff with jitter: 1 s, 2 s, 4 s ... capped at 30 s, each ±25 %.
@@ -145,12 +147,16 @@ impl Backoff {
 type Connecting = Pin<Box<dyn Future<Output = Result<TcpStream, NetError>> + Send>>;
 type Conn = Framed<TcpStream, BgpCodec>;
 type Frame = Option<Result<Result<Message, MessageError>, CodecError>>;
+/// The incoming connection of a collision (RFC 4271 §6.8), waiting for its OPEN in a future of
+/// its own while the existing connection keeps being served.
+type PendingOpen = Pin<Box<dyn Future<Output = Option<(Conn, Open)>> + Send>>;
 
 /// How long a NOTIFICATION may take to go out before we close anyway.
 const NOTIFICATION_SEND_LIMIT: Duration = Duration::from_secs(3);
 /// How long an incoming connection has to show its OPEN during collision detection.
 const COLLISION_OPEN_LIMIT: Duration = Duration::from_secs(5);
-/// A bound on events chained by one input (each action yields at most one follow-up).
+/// FSM events run per round of the run loop; follow-ups beyond this wait in the queue for the
+/// next round (after the timers and channels were looked at), never dropped.
 const MAX_CHAINED_EVENTS: usize = 16;
 
 /// Prefixes packed per round: bounds the transient copy of attributes while packing.
@@ -166,6 +172,32 @@ struct Outgoing {
     updates: usize,
 }
 
+/// The FSM events waiting to run: the input of one round and the follow-ups its actions
+/// produced (a failed send yields TcpConnectionFails, and so on).
+#[derive(Debug, Default)]
+struct EventQueue {
+    queue: VecDeque<Event>,
+}
+
+impl EventQueue {
+    fn push(&mut self, event: Event) {
+        self.queue.push_back(event);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// The next event of this round, or `None` when the round's budget is spent or nothing
+    /// waits; what is left stays queued.
+    fn next_in_round(&mut self, ran: usize) -> Option<Event> {
+        if ran >= MAX_CHAINED_EVENTS {
+            return None;
+        }
+        self.queue.pop_front()
+    }
+}
+
 /// The handles the speaker keeps for a running peer task.
 #[derive(Debug)]
 pub(crate) struct PeerTask {
@@ -173,20 +205,32 @@ pub(crate) struct PeerTask {
     pub inbound: mpsc::Sender<TcpStream>,
     pub stop: mpsc::Sender<Notification>,
     pub handle: tokio::task::JoinHandle<()>,
+    /// Tells this task from a later one at the same address.
+    pub id: u64,
+    /// Accepted from an address that is not a configured peer (collector mode).
+    pub unknown: bool,
 }
 
-/// Starts a peer task.
+/// Runs once, with the task's [`PeerTask::id`], when a peer task ends by itself (see
+/// [`spawn`]'s `on_exit`).
+pub(crate) type OnExit = Box<dyn FnOnce(u64) + Send>;
+
+/// Starts a peer task. With `on_exit` the peer is one accepted from an unknown address: it never
+/// connects out, ends with its first connection, and calls `on_exit` when it does.
 pub(crate) fn spawn(
     cfg: PeerConfig,
     shared: Arc<Shared>,
     routes: watch::Receiver<Arc<Routes>>,
+    on_exit: Option<OnExit>,
 ) -> PeerTask {
     let (inbound_tx, inbound_rx) = mpsc::channel(4);
     let (stop_tx, stop_rx) = mpsc::channel(1);
+    let id = shared.next_task_id.fetch_add(1, Ordering::Relaxed);
     let seed = {
         use std::hash::BuildHasher;
         std::collections::hash_map::RandomState::new().hash_one(cfg.addr) | 1
     };
+    let unknown = on_exit.is_some();
     let driver = Driver {
         fsm: fsm::Config {
             local_open: Open::new(
@@ -201,61 +245,79 @@ pub(crate) fn spawn(
         cfg: cfg.clone(),
         shared,
         routes,
+        inbound: inbound_rx,
+        stop: stop_rx,
         state: State::Idle,
         conn: None,
         connecting: None,
+        collision: None,
         hold: None,
         keepalive: None,
         connect_retry: None,
         restart_at: None,
         backoff: Backoff { attempt: 0, seed },
         rib: AdjRibOut::default(),
-        session: None,
-        ctx: DecodeCtx::default(),
         local_addr: None,
         restarted: false,
         initial_pending: false,
         stopping: false,
+        on_exit,
+        id,
+        had_connection: false,
+        queue: EventQueue::default(),
         received: 0,
         sent: 0,
+        notifications_unsent: 0,
         prefixes_received: 0,
         prefixes_withdrawn: 0,
     };
     // RFC-free but fixed (STYLE §5): every log line of this task sits in `peer{addr, asn}`.
     let span = tracing::info_span!("peer", addr = %cfg.addr, asn = cfg.peer_as);
-    let handle = tokio::spawn(driver.run(inbound_rx, stop_rx).instrument(span));
+    let handle = tokio::spawn(driver.run().instrument(span));
     PeerTask {
         cfg,
         inbound: inbound_tx,
         stop: stop_tx,
         handle,
+        id,
+        unknown,
     }
 }
 
+/// The peer task's state. The FSM state (`state`, with the negotiated session inside) is the
+/// only record of where the session is: the session view, codec context and hold time are
+/// read from it, never copied.
 struct Driver {
     cfg: PeerConfig,
     fsm: fsm::Config,
     shared: Arc<Shared>,
     routes: watch::Receiver<Arc<Routes>>,
+    inbound: mpsc::Receiver<TcpStream>,
+    stop: mpsc::Receiver<Notification>,
     state: State,
     conn: Option<Conn>,
     connecting: Option<Connecting>,
+    collision: Option<PendingOpen>,
     hold: Option<Instant>,
     keepalive: Option<Instant>,
     connect_retry: Option<Instant>,
     restart_at: Option<Instant>,
     backoff: Backoff,
     rib: AdjRibOut,
-    session: Option<SessionView>,
-    ctx: DecodeCtx,
     local_addr: Option<IpAddr>,
     /// Set the Restart State bit in the next OPEN (cleared after the first Established).
     restarted: bool,
     /// Established, but the initial UPDATEs and End-of-RIB wait for the first routes.
     initial_pending: bool,
     stopping: bool,
+    /// Set for a peer accepted from an unknown address: it ends with its connection.
+    on_exit: Option<OnExit>,
+    id: u64,
+    had_connection: bool,
+    queue: EventQueue,
     received: u64,
     sent: u64,
+    notifications_unsent: u64,
     prefixes_received: u64,
     prefixes_withdrawn: u64,
 }
@@ -278,6 +340,46 @@ async fn connecting(c: &mut Option<Connecting>) -> Result<TcpStream, NetError> {
     match c {
         Some(f) => f.await,
         None => std::future::pending().await,
+    }
+}
+
+async fn pending_open(c: &mut Option<PendingOpen>) -> Option<(Conn, Open)> {
+    match c {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Why a bounded write did not finish.
+#[derive(Debug)]
+enum Interrupted {
+    /// The write itself failed.
+    Failed,
+    /// The HoldTimer expired while the write waited.
+    HoldExpired,
+    /// The write took longer than its deadline.
+    Deadline,
+    /// A stop request came in (`None`: the speaker dropped the handle).
+    Stop(Option<Notification>),
+}
+
+/// Runs a write on the connection while still watching the HoldTimer, a deadline and stop
+/// requests, so a peer that stops reading (its TCP window full) cannot stall the peer task: the
+/// write is abandoned and the session fails as RFC 4271 §8 says for Event 10 (HoldTimer_Expires)
+/// or Event 18 (TcpConnectionFails). An abandoned write leaves its bytes in `Framed`'s buffer,
+/// so a NOTIFICATION sent after it still follows whole messages.
+async fn bounded<T, E>(
+    io: impl Future<Output = Result<T, E>>,
+    deadline: Instant,
+    hold: Option<Instant>,
+    stop: &mut mpsc::Receiver<Notification>,
+    watch_stop: bool,
+) -> Result<T, Interrupted> {
+    tokio::select! {
+        r = io => r.map_err(|_| Interrupted::Failed),
+        n = stop.recv(), if watch_stop => Err(Interrupted::Stop(n)),
+        () = sleep_opt(hold), if hold.is_some() => Err(Interrupted::HoldExpired),
+        () = tokio::time::sleep_until(deadline) => Err(Interrupted::Deadline),
     }
 }
 
@@ -315,6 +417,31 @@ fn log_notification(direction: &'static str, n: &Notification) {
     }
 }
 
+/// Logs a NOTIFICATION that could not be sent, and why.
+fn log_notification_unsent(n: &Notification, why: &'static str) {
+    warn!(code = n.code.0, subcode = n.subcode, name = %n.name(), why, "notification not sent");
+}
+
+/// Closes a connection that lost collision detection, or met an Established session (§6.8),
+/// with Cease 6/7 (RFC 4486 §4). In a task of its own under [`NOTIFICATION_SEND_LIMIT`], so a
+/// peer that does not read cannot hold up the peer task.
+fn refuse(mut conn: Conn) {
+    let n = fsm::collision_cease();
+    let task = async move {
+        let sent = tokio::time::timeout(
+            NOTIFICATION_SEND_LIMIT,
+            conn.send(Message::Notification(n.clone())),
+        )
+        .await;
+        match sent {
+            Ok(Ok(())) => log_notification("sent", &n),
+            Ok(Err(_)) => log_notification_unsent(&n, "write failed"),
+            Err(_) => log_notification_unsent(&n, "timed out"),
+        }
+    };
+    tokio::spawn(task.in_current_span());
+}
+
 impl Driver {
     fn emit_kind(&self, kind: EventKind) -> SpeakerEvent {
         SpeakerEvent {
@@ -335,6 +462,63 @@ impl Driver {
 
     fn ibgp(&self) -> bool {
         self.cfg.peer_as == Some(self.shared.local_as)
+    }
+
+    /// What the two OPENs agreed on, from OpenConfirm on.
+    fn negotiated(&self) -> Option<&fsm::Negotiated> {
+        match &self.state {
+            State::OpenConfirm(n) | State::Established(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// The codec context of the session (the default before the OPENs are exchanged).
+    fn ctx(&self) -> DecodeCtx {
+        self.negotiated().map_or_else(DecodeCtx::default, |n| n.ctx)
+    }
+
+    /// What the attributes of our routes depend on; `None` unless Established.
+    fn session_view(&self) -> Option<SessionView> {
+        let State::Established(n) = &self.state else {
+            return None;
+        };
+        Some(SessionView {
+            local_as: self.shared.local_as,
+            ibgp: n.remote.asn() == self.shared.local_as,
+            local_addr: self.local_addr.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            families: n.ctx.families,
+        })
+    }
+
+    /// How long one write may take: the negotiated hold time (a peer that reads nothing for that
+    /// long is as dead as one that sends nothing), else the OpenSent hold time (RFC 4271 §8.2.2).
+    fn write_deadline(&self) -> Instant {
+        let limit = match self.negotiated() {
+            Some(n) if n.hold_time > 0 => Duration::from_secs(u64::from(n.hold_time)),
+            _ => fsm::OPEN_SENT_HOLD_TIME,
+        };
+        Instant::now() + limit
+    }
+
+    /// The FSM event for a write that did not finish.
+    fn interrupted(&mut self, i: Interrupted) -> Event {
+        match i {
+            Interrupted::Failed => Event::TcpConnectionFails,
+            Interrupted::HoldExpired => {
+                self.hold = None;
+                Event::HoldTimerExpired
+            }
+            Interrupted::Deadline => {
+                warn!("write deadline passed: the peer reads nothing");
+                Event::TcpConnectionFails
+            }
+            Interrupted::Stop(n) => {
+                self.stopping = true;
+                Event::ManualStop(n.unwrap_or_else(|| {
+                    Notification::cease(crate::wire::error::cease_subcode::PEER_DECONFIGURED)
+                }))
+            }
+        }
     }
 
     fn socket_options(&self) -> SocketOptions {
@@ -424,36 +608,65 @@ impl Driver {
         )
     }
 
-    fn adopt(&mut self, stream: TcpStream) {
+    fn adopt(&mut self, conn: Conn) {
+        let stream = conn.get_ref();
         let peer = stream
             .peer_addr()
             .unwrap_or(SocketAddr::new(self.cfg.addr, self.cfg.port));
         // Best effort on accepted sockets: the SYN already came in, but our segments get the
         // TTL and GTSM checks from here on.
         let _ = net::apply_ttl(
-            &socket2::SockRef::from(&stream),
+            &socket2::SockRef::from(stream),
             peer,
             &self.socket_options(),
         );
         let _ = stream.set_nodelay(true);
         self.local_addr = stream.local_addr().ok().map(|a| a.ip());
         self.connecting = None;
-        self.conn = Some(Framed::new(stream, BgpCodec::default()));
+        self.had_connection = true;
+        self.conn = Some(conn);
         self.fsm.local_open = self.local_open();
     }
 
-    async fn run(
-        mut self,
-        mut inbound: mpsc::Receiver<TcpStream>,
-        mut stop: mpsc::Receiver<Notification>,
-    ) {
+    /// Whether the task is done: stopped, or an unknown peer whose connection is gone.
+    fn finished(&self) -> bool {
+        if !self.queue.is_empty() {
+            return false;
+        }
+        let stopped = self.stopping && self.state == State::Idle;
+        let unknown_done = self.on_exit.is_some()
+            && self.had_connection
+            && self.conn.is_none()
+            && self.collision.is_none()
+            && !matches!(
+                self.state,
+                State::OpenSent | State::OpenConfirm(_) | State::Established(_)
+            );
+        stopped || unknown_done
+    }
+
+    async fn run(mut self) {
         self.restarted = self.shared.graceful_restart.is_some_and(|gr| gr.restarted);
-        self.feed(Event::ManualStart).await;
-        // Ends when stopped; every wait below is an event, a timer or a channel.
+        if self.on_exit.is_some() {
+            // An unknown peer only has the connection it came with (Event 5: passive start).
+            self.feed(Event::AutomaticStartPassive).await;
+        } else {
+            self.feed(Event::ManualStart).await;
+        }
+        // Ends when stopped; every wait below is an event, a timer or a channel, and every
+        // write inside is bounded (see `bounded`).
         loop {
+            if self.finished() {
+                break;
+            }
+            if !self.queue.is_empty() {
+                // Follow-ups left over from the last round's budget.
+                self.drain().await;
+                continue;
+            }
             let established = matches!(self.state, State::Established(_));
             let event = tokio::select! {
-                n = stop.recv() => {
+                n = self.stop.recv() => {
                     self.stopping = true;
                     Event::ManualStop(n.unwrap_or_else(|| Notification::cease(
                         crate::wire::error::cease_subcode::PEER_DECONFIGURED,
@@ -469,7 +682,7 @@ impl Driver {
                     self.connecting = None;
                     match res {
                         Ok(stream) => {
-                            self.adopt(stream);
+                            self.adopt(Framed::new(stream, BgpCodec::default()));
                             Event::TcpConnectionConfirmed
                         }
                         Err(e) => {
@@ -478,7 +691,14 @@ impl Driver {
                         }
                     }
                 }
-                Some(stream) = inbound.recv() => {
+                res = pending_open(&mut self.collision) => {
+                    self.collision = None;
+                    if let Some((conn, open)) = res {
+                        self.on_collision_open(conn, open).await;
+                    }
+                    continue;
+                }
+                Some(stream) = self.inbound.recv() => {
                     self.on_inbound(stream).await;
                     continue;
                 }
@@ -531,76 +751,93 @@ impl Driver {
                 }
             };
             self.feed(event).await;
-            if self.stopping && self.state == State::Idle {
-                self.emit(EventKind::Messages {
-                    received: self.received,
-                    sent: self.sent,
-                    prefixes_received: self.prefixes_received,
-                    prefixes_withdrawn: self.prefixes_withdrawn,
-                })
-                .await;
-                return;
-            }
         }
+        if let Some(on_exit) = self.on_exit.take() {
+            on_exit(self.id);
+        }
+        self.emit(EventKind::Messages {
+            received: self.received,
+            sent: self.sent,
+            notifications_unsent: self.notifications_unsent,
+            prefixes_received: self.prefixes_received,
+            prefixes_withdrawn: self.prefixes_withdrawn,
+        })
+        .await;
     }
 
-    /// Runs the FSM on `event` and everything its actions trigger.
+    /// Queues `event` for the FSM and runs a round of the queue.
     async fn feed(&mut self, event: Event) {
-        let mut queue = VecDeque::from([event]);
-        let mut budget = MAX_CHAINED_EVENTS;
-        while let Some(event) = queue.pop_front() {
-            budget = budget.saturating_sub(1);
-            if budget == 0 {
-                break;
-            }
-            let was_established = matches!(self.state, State::Established(_));
-            let from = self.state.name();
-            let event_name = event.name();
-            if let Event::NotifMsg(n) = &event {
-                log_notification("received", n);
-            }
-            let state = std::mem::replace(&mut self.state, State::Idle);
-            let (next, actions) = fsm::step(&self.fsm, state, event);
-            self.state = next;
-            let to = self.state.name();
-            if from != to {
-                // The down reason says more than the event name when there is one.
-                let down = actions.iter().find_map(|a| match a {
-                    Action::Down(r) => Some(r.to_string()),
-                    _ => None,
-                });
-                info!(
-                    from,
-                    to,
-                    reason = down.as_deref().unwrap_or(event_name),
-                    "state change"
-                );
-            }
-            for action in actions {
-                if let Some(follow) = self.execute(action, was_established).await {
-                    queue.push_back(follow);
-                }
-            }
+        self.queue.push(event);
+        self.drain().await;
+    }
+
+    /// Runs queued events through the FSM, at most [`MAX_CHAINED_EVENTS`] per round; the rest
+    /// stay queued and run next round (`run` takes them before waiting for anything else).
+    async fn drain(&mut self) {
+        let mut ran = 0;
+        while let Some(event) = self.queue.next_in_round(ran) {
+            ran += 1;
+            self.step(event).await;
         }
-        if self.state == State::Idle && !self.stopping && self.restart_at.is_none() {
+        if self.queue.is_empty()
+            && self.state == State::Idle
+            && !self.stopping
+            && self.on_exit.is_none()
+            && self.restart_at.is_none()
+        {
             // Automatic restart (RFC 4271 Event 3) after a backoff.
             self.restart_at = Some(Instant::now() + self.backoff.next());
         }
     }
 
-    async fn send(&mut self, m: Message) -> Option<Event> {
-        let conn = self.conn.as_mut()?;
-        if let Message::Notification(n) = &m {
-            log_notification("sent", n);
+    /// One FSM transition; the actions' follow-up events join the queue.
+    async fn step(&mut self, event: Event) {
+        let was_established = matches!(self.state, State::Established(_));
+        let from = self.state.name();
+        let event_name = event.name();
+        if let Event::NotifMsg(n) = &event {
+            log_notification("received", n);
         }
+        let state = std::mem::replace(&mut self.state, State::Idle);
+        let (next, actions) = fsm::step(&self.fsm, state, event);
+        self.state = next;
+        let to = self.state.name();
+        if from != to {
+            // The down reason says more than the event name when there is one.
+            let down = actions.iter().find_map(|a| match a {
+                Action::Down(r) => Some(r.to_string()),
+                _ => None,
+            });
+            info!(
+                from,
+                to,
+                reason = down.as_deref().unwrap_or(event_name),
+                "state change"
+            );
+        }
+        for action in actions {
+            if let Some(follow) = self.execute(action, was_established).await {
+                self.queue.push(follow);
+            }
+        }
+    }
+
+    async fn send(&mut self, m: Message) -> Option<Event> {
+        if let Message::Notification(n) = m {
+            self.send_notification(n).await;
+            return None;
+        }
+        let deadline = self.write_deadline();
         let is_update = matches!(m, Message::Update(_));
-        let result = if matches!(m, Message::Notification(_)) {
-            tokio::time::timeout(NOTIFICATION_SEND_LIMIT, conn.send(m))
-                .await
-                .unwrap_or(Ok(()))
-        } else {
-            conn.send(m).await
-        };
+        let conn = self.conn.as_mut()?;
+        let result = bounded(
+            conn.send(m),
+            deadline,
+            self.hold,
+            &mut self.stop,
+            !self.stopping,
+        )
+        .await;
         match result {
             Ok(()) => {
                 self.sent += 1;
@@ -609,7 +846,33 @@ impl Driver {
                 }
                 None
             }
-            Err(_) => Some(Event::TcpConnectionFails),
+            Err(i) => Some(self.interrupted(i)),
+        }
+    }
+
+    /// A NOTIFICATION is the last word on a connection: best effort under
+    /// [`NOTIFICATION_SEND_LIMIT`], counted as sent only when it went out.
+    async fn send_notification(&mut self, n: Notification) {
+        let Some(conn) = self.conn.as_mut() else {
+            self.notifications_unsent += 1;
+            log_notification_unsent(&n, "no connection");
+            return;
+        };
+        let deadline = Instant::now() + NOTIFICATION_SEND_LIMIT;
+        let m = Message::Notification(n.clone());
+        match bounded(conn.send(m), deadline, None, &mut self.stop, false).await {
+            Ok(()) => {
+                self.sent += 1;
+                log_notification("sent", &n);
+            }
+            Err(i) => {
+                self.notifications_unsent += 1;
+                let why = match i {
+                    Interrupted::Deadline => "timed out: the peer reads nothing",
+                    _ => "write failed",
+                };
+                log_notification_unsent(&n, why);
+            }
         }
     }
 
@@ -628,11 +891,15 @@ impl Driver {
             Action::Send(m) => self.send(m).await,
             Action::Close => {
                 if let Some(mut c) = self.conn.take() {
-                    let _ = tokio::time::timeout(
-                        NOTIFICATION_SEND_LIMIT,
-                        SinkExt::<Message>::close(&mut c),
-                    )
-                    .await;
+                    // A write left stuck in the buffer (the peer reads nothing) is dropped with
+                    // the socket; otherwise close politely.
+                    if c.write_buffer().is_empty() {
+                        let _ = tokio::time::timeout(
+                            NOTIFICATION_SEND_LIMIT,
+                            SinkExt::<Message>::close(&mut c),
+                        )
+                        .await;
+                    }
                 }
                 self.connecting = None;
                 None
@@ -659,7 +926,6 @@ impl Driver {
                 None
             }
             Action::Negotiated(ctx) => {
-                self.ctx = ctx;
                 if let Some(c) = self.conn.as_mut() {
                     c.codec_mut().set_ctx(ctx);
                 }
@@ -669,7 +935,6 @@ impl Driver {
             Action::Down(reason) => {
                 self.initial_pending = false;
                 self.rib.clear();
-                self.session = None;
                 self.emit(EventKind::Down {
                     was_established,
                     reason,
@@ -696,16 +961,16 @@ impl Driver {
             }
             Action::RefreshRequested(_) => {
                 // RFC 2918 §4: re-advertise the Adj-RIB-Out.
-                let all: Vec<(IpNet, Arc<RouteAttributes>)> = self
-                    .rib
-                    .routes()
-                    .iter()
-                    .map(|(p, a)| (*p, Arc::clone(a)))
-                    .collect();
+                let view = self.session_view()?;
+                let all = Arc::clone(self.rib.sent());
+                let empty = AdjRibOut::default();
+                let mut cache = AttrCache::default();
                 let mut out = Outgoing::default();
                 let mut follow = None;
-                for (p, a) in all {
-                    out.announce.insert(p, a);
+                for change in empty.diff(&all, &mut cache, view) {
+                    if let Change::Announce(p, a) = change {
+                        out.announce.insert(p, a);
+                    }
                     if out.announce.len() >= CHUNK {
                         if let Err(e) = self.send_chunk(&mut out, false).await {
                             follow = Some(e);
@@ -728,19 +993,12 @@ impl Driver {
         let State::Established(n) = &self.state else {
             return None;
         };
-        let view = SessionView {
-            local_as: self.shared.local_as,
-            ibgp: n.remote.asn() == self.shared.local_as,
-            local_addr: self.local_addr.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-            families: n.ctx.families,
-        };
         let kind = EventKind::Up {
             peer_as: n.remote.asn(),
             router_id: n.remote.bgp_id,
             hold_time: n.hold_time,
             families: n.ctx.families,
         };
-        self.session = Some(view);
         self.emit(kind).await;
         if !self.shared.routes_ready.load(Ordering::Acquire) {
             // Speaker::defer_routes: the routes are still being read. The routes arm of the
@@ -748,7 +1006,6 @@ impl Driver {
             self.initial_pending = true;
             return None;
         }
-        self.routes.borrow_and_update();
         if let Some(e) = self.sync_routes().await {
             return Some(e);
         }
@@ -757,7 +1014,7 @@ impl Driver {
 
     /// RFC 4724 §2: End-of-RIB after the initial update, for each negotiated family.
     async fn send_end_of_rib(&mut self) -> Option<Event> {
-        for u in Packer::end_of_rib(self.ctx.families) {
+        for u in Packer::end_of_rib(self.ctx().families) {
             if let Some(e) = self.send(Message::Update(u)).await {
                 return Some(e);
             }
@@ -766,47 +1023,45 @@ impl Driver {
         None
     }
 
-    /// Sends the difference between the desired routes and the Adj-RIB-Out, in chunks so
-    /// that a 100k-prefix table never exists as a second full copy (the Adj-RIB-Out holds
-    /// shared attributes, one pointer per prefix).
+    /// Sends the difference between the desired routes and the Adj-RIB-Out, in chunks, so no
+    /// second full copy of a 100k-prefix table is ever built: the diff walks the two snapshots
+    /// in order and only a chunk of prefixes is packed at a time.
     async fn sync_routes(&mut self) -> Option<Event> {
-        let view = self.session?;
-        let routes = self.routes.borrow_and_update().clone();
+        let view = self.session_view()?;
+        let routes = Arc::clone(&self.routes.borrow_and_update());
+        let old = self.rib.clone();
         let mut cache = AttrCache::default();
         let mut out = Outgoing::default();
-        let mut skipped = 0;
-        for (p, r) in routes.iter() {
-            let Some(a) = cache.get(p, r, &view) else {
-                skipped += 1;
-                continue;
-            };
-            if self.rib.has(p, &a) {
-                continue;
-            }
-            out.announce.insert(*p, a);
-            if out.announce.len() >= CHUNK {
-                if let Err(e) = self.send_chunk(&mut out, false).await {
-                    return Some(e);
+        let (total, skipped) = {
+            let mut diff = old.diff(&routes, &mut cache, view);
+            for change in diff.by_ref() {
+                match change {
+                    Change::Announce(p, a) => {
+                        out.announce.insert(p, a);
+                    }
+                    Change::Withdraw(p) => {
+                        out.withdraw.insert(p);
+                    }
+                }
+                if out.announce.len() + out.withdraw.len() >= CHUNK {
+                    if let Err(e) = self.send_chunk(&mut out, false).await {
+                        return Some(e);
+                    }
                 }
             }
-        }
-        for p in self.rib.stale(&routes, &mut cache, &view) {
-            out.withdraw.insert(p);
-            if out.withdraw.len() >= CHUNK {
-                if let Err(e) = self.send_chunk(&mut out, false).await {
-                    return Some(e);
-                }
-            }
-        }
+            (diff.carried(), diff.skipped())
+        };
         if let Err(e) = self.send_chunk(&mut out, true).await {
             return Some(e);
         }
+        // Everything went out: the peer now holds what `routes` says for this session.
+        self.rib.set(routes);
         if out.announced + out.withdrawn > 0 {
             self.emit(EventKind::PrefixesSent {
                 announced: out.announced,
                 withdrawn: out.withdrawn,
                 updates: out.updates,
-                total: self.rib.len(),
+                total,
                 skipped,
             })
             .await;
@@ -826,7 +1081,7 @@ impl Driver {
             .iter()
             .map(|(p, a)| (*p, RouteAttributes::clone(a)))
             .collect();
-        let mut updates = match Packer::new(self.ctx).pack(&plain, &out.withdraw) {
+        let mut updates = match Packer::new(self.ctx()).pack(&plain, &out.withdraw) {
             Ok(u) => u,
             Err(e) => {
                 // Our own attributes failed to encode: drop the chunk, keep the session.
@@ -848,18 +1103,20 @@ impl Driver {
                 held_withdraw.extend(tail.withdrawn_prefixes());
             }
         }
+        let count = updates.len();
+        let deadline = self.write_deadline();
         let Some(conn) = self.conn.as_mut() else {
             return Err(Event::TcpConnectionFails);
         };
-        let count = updates.len();
-        for u in updates {
-            // feed() buffers and writes when the buffer fills; one flush at the end.
-            if conn.feed(Message::Update(u)).await.is_err() {
-                return Err(Event::TcpConnectionFails);
+        let io = async {
+            for u in updates {
+                // feed() buffers and writes when the buffer fills; one flush at the end.
+                conn.feed(Message::Update(u)).await?;
             }
-        }
-        if SinkExt::<Message>::flush(conn).await.is_err() {
-            return Err(Event::TcpConnectionFails);
+            SinkExt::<Message>::flush(conn).await
+        };
+        if let Err(i) = bounded(io, deadline, self.hold, &mut self.stop, !self.stopping).await {
+            return Err(self.interrupted(i));
         }
         self.sent += count as u64;
         out.updates += count;
@@ -867,22 +1124,18 @@ impl Driver {
             self.update_sent();
         }
         let announce = std::mem::take(&mut out.announce);
-        let mut sent = BTreeMap::new();
         for (p, a) in announce {
             if held_announce.contains(&p) {
                 out.announce.insert(p, a);
             } else {
-                sent.insert(p, a);
+                out.announced += 1;
             }
         }
-        out.announced += sent.len();
-        self.rib.insert_batch(&mut sent);
         let withdraw = std::mem::take(&mut out.withdraw);
         for p in withdraw {
             if held_withdraw.contains(&p) {
                 out.withdraw.insert(p);
             } else {
-                self.rib.remove(&p);
                 out.withdrawn += 1;
             }
         }
@@ -910,62 +1163,101 @@ impl Driver {
         }
         match self.state {
             State::Idle | State::Connect | State::Active => {
-                self.restart_at = None;
-                self.state = State::Active;
-                self.adopt(stream);
-                self.feed(Event::TcpConnectionConfirmed).await;
+                self.take_connection(Framed::new(stream, BgpCodec::default()), None)
+                    .await;
             }
             State::OpenSent | State::OpenConfirm(_) => {
-                // The peer sends its OPEN right after connecting; read it to learn its BGP
-                // Identifier, then keep the connection of the higher identifier.
-                let mut incoming = Framed::new(stream, BgpCodec::default());
-                let open = match tokio::time::timeout(COLLISION_OPEN_LIMIT, incoming.next()).await {
-                    Ok(Some(Ok(Ok(Message::Open(o))))) => o,
-                    _ => return,
-                };
-                let local_id = self.fsm.local_open.bgp_id;
-                match resolve_collision(local_id, open.bgp_id) {
-                    CollisionWinner::Ours => {
-                        log_notification("sent", &fsm::collision_cease());
-                        let _ = tokio::time::timeout(
-                            NOTIFICATION_SEND_LIMIT,
-                            incoming.send(Message::Notification(fsm::collision_cease())),
-                        )
-                        .await;
+                if self.collision.is_some() {
+                    // One collision at a time; the peer retries this one.
+                    return;
+                }
+                // The peer sends its OPEN right after connecting: wait for it (its BGP
+                // Identifier decides) in a future of its own, so the existing connection keeps
+                // being served meanwhile.
+                self.collision = Some(Box::pin(async move {
+                    let mut incoming = Framed::new(stream, BgpCodec::default());
+                    match tokio::time::timeout(COLLISION_OPEN_LIMIT, incoming.next()).await {
+                        Ok(Some(Ok(Ok(Message::Open(o))))) => Some((incoming, o)),
+                        _ => None,
                     }
+                }));
+            }
+            State::Established(_) => {
+                // §6.8: "collision with existing BGP connection that is in the Established
+                // state causes closing of the newly created connection".
+                refuse(Framed::new(stream, BgpCodec::default()));
+            }
+        }
+    }
+
+    /// The OPEN of a colliding connection arrived: keep the connection of the higher BGP
+    /// Identifier (RFC 4271 §6.8), through the FSM (Event 23 for our losing connection).
+    async fn on_collision_open(&mut self, conn: Conn, open: Open) {
+        if self.stopping {
+            return;
+        }
+        match self.state {
+            // Our connection went away meanwhile: no collision left, take this one.
+            State::Idle | State::Connect | State::Active => {
+                self.take_connection(conn, Some(open)).await;
+            }
+            State::OpenSent | State::OpenConfirm(_) => {
+                match resolve_collision(self.fsm.local_open.bgp_id, open.bgp_id) {
+                    CollisionWinner::Ours => refuse(conn),
                     CollisionWinner::Theirs => {
-                        let _ = self
-                            .send(Message::Notification(fsm::collision_cease()))
-                            .await;
-                        self.conn = None;
-                        self.hold = None;
-                        self.keepalive = None;
-                        self.state = State::Active;
-                        self.adopt(incoming.into_inner());
-                        self.feed(Event::TcpConnectionConfirmed).await;
-                        self.received += 1;
-                        self.feed(Event::BgpOpen(open)).await;
+                        self.feed(Event::OpenCollisionDump).await;
+                        self.take_connection(conn, Some(open)).await;
                     }
                 }
             }
-            State::Established(_) => {
-                // §6.8: a collision with an Established session closes the new connection.
-                log_notification("sent", &fsm::collision_cease());
-                let mut incoming = Framed::new(stream, BgpCodec::default());
-                let _ = tokio::time::timeout(
-                    NOTIFICATION_SEND_LIMIT,
-                    incoming.send(Message::Notification(fsm::collision_cease())),
-                )
-                .await;
-            }
+            State::Established(_) => refuse(conn),
+        }
+    }
+
+    /// Takes an accepted connection as the session, through the FSM: Event 5 out of Idle, then
+    /// Event 17 (our OPEN goes out), then the peer's OPEN if collision detection read it.
+    async fn take_connection(&mut self, conn: Conn, open: Option<Open>) {
+        self.restart_at = None;
+        if self.state == State::Idle {
+            self.feed(Event::AutomaticStartPassive).await;
+        }
+        self.adopt(conn);
+        self.feed(Event::TcpConnectionConfirmed).await;
+        if let Some(open) = open {
+            self.received += 1;
+            self.feed(Event::BgpOpen(open)).await;
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::Backoff;
+    use super::{Backoff, EventQueue, MAX_CHAINED_EVENTS};
+    use crate::fsm::Event;
     use std::time::Duration;
+
+    #[test]
+    fn event_queue_defers_events_beyond_the_round_budget_and_drops_none() {
+        let mut q = EventQueue::default();
+        let total = 2 * MAX_CHAINED_EVENTS + 3;
+        for _ in 0..total {
+            q.push(Event::KeepAliveMsg);
+        }
+        let mut rounds = Vec::new();
+        // Bounded: each round takes at least one event while any waits.
+        for _ in 0..total {
+            let mut ran = 0;
+            while q.next_in_round(ran).is_some() {
+                ran += 1;
+            }
+            if ran == 0 {
+                break;
+            }
+            rounds.push(ran);
+        }
+        assert_eq!(rounds, vec![MAX_CHAINED_EVENTS, MAX_CHAINED_EVENTS, 3]);
+        assert!(q.is_empty());
+    }
 
     #[test]
     fn backoff_grows_exponentially_with_jitter_and_stays_bounded() {

@@ -128,69 +128,146 @@ impl AttrCache {
     }
 }
 
-/// What was sent to one peer: prefix → shared attributes.
+/// What was sent to one peer (RFC 4271 §3.2 Adj-RIB-Out), kept as the desired-routes snapshot
+/// that was last sent in full: the routes the peer holds are exactly the ones of that snapshot
+/// this session can carry ([`attributes_for`]). The snapshot is the same `Arc` the speaker
+/// shares with every peer, so an Adj-RIB-Out costs one pointer, not a second table of 100k
+/// prefixes (issue 4: peak RSS at 100k; a per-prefix copy cost about 3 MiB there).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AdjRibOut {
-    sent: BTreeMap<IpNet, Arc<RouteAttributes>>,
+    sent: Arc<Routes>,
+}
+
+/// One difference between what a peer holds and what it should hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Announce (or re-announce with new attributes) this prefix.
+    Announce(IpNet, Arc<RouteAttributes>),
+    /// Withdraw this prefix.
+    Withdraw(IpNet),
 }
 
 impl AdjRibOut {
-    /// The routes sent.
-    pub fn routes(&self) -> &BTreeMap<IpNet, Arc<RouteAttributes>> {
+    /// The snapshot last sent in full.
+    pub fn sent(&self) -> &Arc<Routes> {
         &self.sent
     }
 
-    /// The attributes sent for `prefix`.
-    pub fn get(&self, prefix: &IpNet) -> Option<&Arc<RouteAttributes>> {
-        self.sent.get(prefix)
-    }
-
-    /// Whether `attrs` for `prefix` is what was sent already (the diff's test).
-    pub fn has(&self, prefix: &IpNet, attrs: &Arc<RouteAttributes>) -> bool {
-        self.sent
-            .get(prefix)
-            .is_some_and(|a| Arc::ptr_eq(a, attrs) || a == attrs)
-    }
-
-    /// Number of prefixes announced.
-    pub fn len(&self) -> usize {
-        self.sent.len()
-    }
-
-    /// Whether nothing is announced.
-    pub fn is_empty(&self) -> bool {
-        self.sent.is_empty()
-    }
-
-    /// Records an announcement.
-    pub fn insert(&mut self, prefix: IpNet, attrs: Arc<RouteAttributes>) {
-        self.sent.insert(prefix, attrs);
-    }
-
-    /// Records many announcements at once. `BTreeMap::append` rebuilds the tree from two sorted
-    /// runs with full nodes, about half the memory of one-by-one inserts of ascending keys.
-    pub fn insert_batch(&mut self, batch: &mut BTreeMap<IpNet, Arc<RouteAttributes>>) {
-        self.sent.append(batch);
-    }
-
-    /// Records a withdrawal.
-    pub fn remove(&mut self, prefix: &IpNet) {
-        self.sent.remove(prefix);
-    }
-
-    /// The prefixes sent that `routes` no longer has, or that this session can no longer
-    /// carry.
-    pub fn stale(&self, routes: &Routes, cache: &mut AttrCache, s: &SessionView) -> Vec<IpNet> {
-        self.sent
-            .keys()
-            .filter(|p| routes.get(p).and_then(|r| cache.get(p, r, s)).is_none())
-            .copied()
-            .collect()
+    /// Records that `routes` went out in full (after every change of [`AdjRibOut::diff`]).
+    pub fn set(&mut self, routes: Arc<Routes>) {
+        self.sent = routes;
     }
 
     /// Forgets everything (the session went down: the peer dropped our routes).
     pub fn clear(&mut self) {
-        self.sent.clear();
+        self.sent = Arc::default();
+    }
+
+    /// The changes that turn what the peer holds into `desired`, in prefix order, by one merge
+    /// of the two sorted maps. Prefixes whose route is the same `Arc`, or yields equal
+    /// attributes, produce nothing, so setting the same state twice sends nothing.
+    pub fn diff<'a>(
+        &'a self,
+        desired: &'a Routes,
+        cache: &'a mut AttrCache,
+        s: SessionView,
+    ) -> Diff<'a> {
+        Diff {
+            old: self.sent.iter().peekable(),
+            new: desired.iter().peekable(),
+            cache,
+            view: s,
+            carried: 0,
+            skipped: 0,
+        }
+    }
+}
+
+/// The iterator of [`AdjRibOut::diff`]; after it ends, [`Diff::carried`] and [`Diff::skipped`]
+/// count the desired prefixes this session carries and cannot carry.
+#[derive(Debug)]
+pub struct Diff<'a> {
+    old: std::iter::Peekable<std::collections::btree_map::Iter<'a, IpNet, Arc<Route>>>,
+    new: std::iter::Peekable<std::collections::btree_map::Iter<'a, IpNet, Arc<Route>>>,
+    cache: &'a mut AttrCache,
+    view: SessionView,
+    carried: usize,
+    skipped: usize,
+}
+
+impl Diff<'_> {
+    /// Desired prefixes the session carries (the Adj-RIB-Out's size once the diff is sent).
+    pub fn carried(&self) -> usize {
+        self.carried
+    }
+
+    /// Desired prefixes the session cannot carry (family or next hop missing).
+    pub fn skipped(&self) -> usize {
+        self.skipped
+    }
+}
+
+impl Iterator for Diff<'_> {
+    type Item = Change;
+
+    fn next(&mut self) -> Option<Change> {
+        // Bounded: every round consumes at least one entry of one of the two maps.
+        loop {
+            let order = match (self.old.peek(), self.new.peek()) {
+                (None, None) => return None,
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (Some((o, _)), Some((n, _))) => o.cmp(n),
+            };
+            match order {
+                std::cmp::Ordering::Less => {
+                    let (p, r) = self.old.next()?;
+                    // Only what was carried was sent, so only that needs withdrawing.
+                    if self.cache.get(p, r, &self.view).is_some() {
+                        return Some(Change::Withdraw(*p));
+                    }
+                }
+                std::cmp::Ordering::Greater => {
+                    let (p, r) = self.new.next()?;
+                    match self.cache.get(p, r, &self.view) {
+                        Some(a) => {
+                            self.carried += 1;
+                            return Some(Change::Announce(*p, a));
+                        }
+                        None => self.skipped += 1,
+                    }
+                }
+                std::cmp::Ordering::Equal => {
+                    let (p, old) = self.old.next()?;
+                    let (_, new) = self.new.next()?;
+                    if Arc::ptr_eq(old, new) {
+                        match self.cache.get(p, new, &self.view) {
+                            Some(_) => self.carried += 1,
+                            None => self.skipped += 1,
+                        }
+                        continue;
+                    }
+                    let was = self.cache.get(p, old, &self.view);
+                    match (was, self.cache.get(p, new, &self.view)) {
+                        (Some(a), Some(b)) => {
+                            self.carried += 1;
+                            if !(Arc::ptr_eq(&a, &b) || a == b) {
+                                return Some(Change::Announce(*p, b));
+                            }
+                        }
+                        (None, Some(b)) => {
+                            self.carried += 1;
+                            return Some(Change::Announce(*p, b));
+                        }
+                        (Some(_), None) => {
+                            self.skipped += 1;
+                            return Some(Change::Withdraw(*p));
+                        }
+                        (None, None) => self.skipped += 1,
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -245,20 +322,74 @@ mod tests {
         assert_eq!(i.attrs.as_path, Some(AsPath::default()));
     }
 
+    fn net(s: &str) -> IpNet {
+        s.parse().expect("net")
+    }
+
     #[test]
-    fn stale_lists_removed_prefixes_only() {
+    fn diff_from_empty_announces_what_the_session_carries() {
         let route = Arc::new(Route::default());
+        let desired: Routes = [
+            (net("198.51.100.1/32"), Arc::clone(&route)),
+            (net("2001:db8::1/128"), Arc::clone(&route)),
+        ]
+        .into();
         let mut cache = AttrCache::default();
+        let rib = AdjRibOut::default();
+        let mut d = rib.diff(&desired, &mut cache, view());
+        let changes: Vec<Change> = d.by_ref().collect();
+        assert_eq!(changes.len(), 1);
+        assert!(matches!(&changes[..], [Change::Announce(p, _)] if *p == net("198.51.100.1/32")));
+        // The IPv6 prefix has no IPv6 next hop on this IPv4 session.
+        assert_eq!((d.carried(), d.skipped()), (1, 1));
+    }
+
+    #[test]
+    fn diff_yields_withdrawals_changes_and_nothing_for_equal_routes() {
+        let plain = Arc::new(Route::default());
+        let med = Arc::new(Route {
+            med: Some(10),
+            ..Route::default()
+        });
+        let old: Routes = [
+            (net("198.51.100.1/32"), Arc::clone(&plain)),
+            (net("198.51.100.2/32"), Arc::clone(&plain)),
+            (net("198.51.100.3/32"), Arc::clone(&plain)),
+        ]
+        .into();
         let mut rib = AdjRibOut::default();
-        let p1: IpNet = "198.51.100.1/32".parse().expect("net");
-        let p2: IpNet = "198.51.100.2/32".parse().expect("net");
-        for p in [p1, p2] {
-            let a = cache.get(&p, &route, &view()).expect("carried");
-            rib.insert(p, a);
-        }
-        let routes: Routes = [(p1, Arc::clone(&route))].into();
-        assert_eq!(rib.stale(&routes, &mut cache, &view()), vec![p2]);
-        let a = cache.get(&p1, &route, &view()).expect("carried");
-        assert!(rib.has(&p1, &a));
+        rib.set(Arc::new(old));
+        let new: Routes = [
+            // Equal by value, another Arc: no change.
+            (net("198.51.100.1/32"), Arc::new(Route::default())),
+            (net("198.51.100.3/32"), Arc::clone(&med)),
+            (net("198.51.100.4/32"), Arc::clone(&plain)),
+        ]
+        .into();
+        let mut cache = AttrCache::default();
+        let mut cache2 = AttrCache::default();
+        let mut d = rib.diff(&new, &mut cache2, view());
+        let got: Vec<(IpNet, bool)> = d
+            .by_ref()
+            .map(|c| match c {
+                Change::Announce(p, _) => (p, true),
+                Change::Withdraw(p) => (p, false),
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (net("198.51.100.2/32"), false),
+                (net("198.51.100.3/32"), true),
+                (net("198.51.100.4/32"), true),
+            ]
+        );
+        assert_eq!(d.carried(), 3);
+        rib.set(Arc::new(new.clone()));
+        assert_eq!(
+            rib.diff(&new, &mut cache, view()).count(),
+            0,
+            "same state twice"
+        );
     }
 }

@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -31,6 +31,10 @@ use crate::wire::error::cease_subcode;
 use crate::wire::Notification;
 
 pub use crate::peer::{GracefulRestartConfig, PeerConfig};
+
+/// The default of [`SpeakerConfig::max_unknown_peers`]: a collector's worth of routers, while
+/// a flood of connections from random addresses cannot grow the peer map without bound.
+pub const DEFAULT_MAX_UNKNOWN_PEERS: usize = 64;
 
 /// The speaker's own settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +52,10 @@ pub struct SpeakerConfig {
     pub accept_unknown: Option<PeerConfig>,
     /// Capacity of the event channel.
     pub event_capacity: usize,
+    /// At most this many sessions from unknown addresses at once (with `accept_unknown`);
+    /// further connections are closed unanswered until one ends. Each ends with its connection
+    /// and leaves the peer map then.
+    pub max_unknown_peers: usize,
 }
 
 impl SpeakerConfig {
@@ -60,6 +68,7 @@ impl SpeakerConfig {
             graceful_restart: None,
             accept_unknown: None,
             event_capacity: 1024,
+            max_unknown_peers: DEFAULT_MAX_UNKNOWN_PEERS,
         }
     }
 }
@@ -125,6 +134,7 @@ impl Speaker {
             graceful_restart: cfg.graceful_restart,
             events: events_tx,
             routes_ready: AtomicBool::new(true),
+            next_task_id: AtomicU64::new(0),
         });
         let mut listeners = Vec::new();
         for addr in &cfg.listen {
@@ -161,6 +171,21 @@ impl Speaker {
             .iter()
             .filter_map(|l| l.local_addr().ok())
             .collect()
+    }
+
+    /// The addresses of the peers that have a task now: the configured ones and the sessions
+    /// accepted from unknown addresses that are still up.
+    pub fn peer_addrs(&self) -> Vec<IpAddr> {
+        let mut addrs: Vec<IpAddr> = self
+            .inner
+            .peers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .copied()
+            .collect();
+        addrs.sort();
+        addrs
     }
 
     /// Sets the peer list. New peers start at once; removed ones get Cease 6/3 (Peer
@@ -221,6 +246,7 @@ impl Speaker {
                 cfg,
                 Arc::clone(&self.inner.shared),
                 self.inner.routes.subscribe(),
+                None,
             );
             map.insert(addr, task);
         }
@@ -344,12 +370,33 @@ async fn accept_loop(listener: Arc<TcpListener>, inner: std::sync::Weak<Inner>) 
         let Some(template) = inner.cfg.accept_unknown.clone() else {
             continue; // dropped: not a configured peer
         };
+        let unknown = map.values().filter(|t| t.unknown).count();
+        if unknown >= inner.cfg.max_unknown_peers {
+            tracing::warn!(peer = %addr, limit = inner.cfg.max_unknown_peers,
+                "connection refused: too many sessions from unknown addresses");
+            continue;
+        }
         let cfg = PeerConfig {
             addr,
             passive: true,
             ..template
         };
-        let task = peer::spawn(cfg, Arc::clone(&inner.shared), inner.routes.subscribe());
+        // The task leaves the map when its connection ends, unless a newer task took its place.
+        let weak = Arc::downgrade(&inner);
+        let on_exit: peer::OnExit = Box::new(move |id| {
+            if let Some(inner) = weak.upgrade() {
+                let mut map = inner.peers.lock().unwrap_or_else(PoisonError::into_inner);
+                if map.get(&addr).is_some_and(|t| t.id == id) {
+                    map.remove(&addr);
+                }
+            }
+        });
+        let task = peer::spawn(
+            cfg,
+            Arc::clone(&inner.shared),
+            inner.routes.subscribe(),
+            Some(on_exit),
+        );
         let _ = task.inbound.try_send(stream);
         map.insert(addr, task);
     }

@@ -199,6 +199,9 @@ pub fn progress(e: &SpeakerEvent) -> bool {
             sent,
             prefixes_received,
             prefixes_withdrawn,
+            // Not printed: the line's format is fixed for scripts; each unsent NOTIFICATION
+            // is logged at warn (`--log-level`).
+            ..
         } => eprintln!(
             "messages peer={peer} received={received} sent={sent} \
              prefixes-received={prefixes_received} prefixes-withdrawn={prefixes_withdrawn}"
