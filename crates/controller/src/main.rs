@@ -17,6 +17,15 @@ enum Command {
     Convert { file: String },
     /// Print the CRD manifests.
     Crds,
+    /// Print the whole install (deploy/ferrolb.yaml): CRDs, RBAC, Deployment, DaemonSet.
+    Manifests {
+        /// Namespace of both daemons and of the metallb.io objects.
+        #[arg(long, default_value = ferrolb_controller::cmd::manifests::DEFAULT_NAMESPACE)]
+        namespace: String,
+        /// Image holding both daemons, REPOSITORY:TAG.
+        #[arg(long, default_value = ferrolb_controller::cmd::manifests::DEFAULT_IMAGE)]
+        image: String,
+    },
     /// Preview allocation offline: one JSON line per LoadBalancer Service, sorted.
     Allocate {
         /// Directory of YAML files with the config CRs, Namespaces and Services.
@@ -34,6 +43,12 @@ fn main() -> anyhow::Result<()> {
         Command::Validate { paths } => ferrolb_controller::cmd::validate::run(&paths)?,
         Command::Convert { file } => ferrolb_controller::cmd::convert::run(&[file])?,
         Command::Crds => ferrolb_controller::cmd::crds::run(&[])?,
+        Command::Manifests { namespace, image } => {
+            ferrolb_controller::cmd::manifests::run(&ferrolb_controller::cmd::manifests::Options {
+                namespace,
+                image,
+            })?
+        }
         Command::Allocate {
             config_dir,
             load_balancer_class,

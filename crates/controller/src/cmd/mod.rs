@@ -3,4 +3,5 @@
 pub mod allocate;
 pub mod convert;
 pub mod crds;
+pub mod manifests;
 pub mod validate;
