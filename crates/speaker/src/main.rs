@@ -8,8 +8,11 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use ferrolb_speaker::announce::SpeakerOptions;
 use ferrolb_speaker::backend::bgp::{BgpBackend, BgpBackendOptions};
-use ferrolb_speaker::daemon::{self, metrics::Metrics, reconcile::Reconciler};
-use tokio::sync::mpsc;
+use ferrolb_speaker::daemon::{
+    self, kube_events, kube_status, metrics::Metrics, reconcile::Reconciler,
+};
+use kube::runtime::events::Reporter;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Parser)]
@@ -50,6 +53,13 @@ struct Cli {
     /// restart and routers should keep our routes meanwhile.
     #[arg(long)]
     graceful_restarted: bool,
+    /// Kubernetes mode: this speaker's Pod (downward API `metadata.name`); with --pod-uid, the
+    /// owner of the ServiceBGPStatus objects it writes, and the Events' reporting instance.
+    #[arg(long, env = "POD_NAME")]
+    pod_name: Option<String>,
+    /// Kubernetes mode: this speaker's Pod UID (downward API `metadata.uid`).
+    #[arg(long, env = "POD_UID")]
+    pod_uid: Option<String>,
     /// Poll period of --config-dir, milliseconds.
     #[arg(long, default_value_t = 250)]
     poll_ms: u64,
@@ -71,6 +81,24 @@ fn init_tracing() {
         .init();
 }
 
+/// A client for the API server: from --kubeconfig, else in-cluster, else KUBECONFIG or
+/// ~/.kube/config.
+async fn kube_client(cli: &Cli) -> anyhow::Result<kube::Client> {
+    let config = match &cli.kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &Default::default())
+                .await
+                .with_context(|| format!("kubeconfig {}", path.display()))?
+        }
+        None => kube::Config::infer()
+            .await
+            .context("no kubeconfig: not in a cluster, and no KUBECONFIG or ~/.kube/config")?,
+    };
+    kube::Client::try_from(config).context("building the Kubernetes client")
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -90,34 +118,68 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
 
     let (tx, rx) = mpsc::channel(16);
-    let source = match &cli.config_dir {
+    let mut reports = daemon::Reports {
+        status_file: cli.status_file.clone(),
+        ..daemon::Reports::default()
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    match &cli.config_dir {
         Some(dir) => {
             tracing::info!(dir = %dir.display(), node = %node_name, "standalone mode");
-            tokio::spawn(daemon::standalone::watch_dir(
+            tasks.spawn(daemon::standalone::watch_dir(
                 dir.clone(),
                 std::time::Duration::from_millis(cli.poll_ms.max(10)),
                 tx,
                 cancel.clone(),
-            ))
+            ));
         }
         None => {
-            let config = match &cli.kubeconfig {
-                Some(path) => {
-                    let kc = kube::config::Kubeconfig::read_from(path)?;
-                    kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?
-                }
-                None => kube::Config::infer().await?,
-            };
-            let client = kube::Client::try_from(config)?;
+            let client = kube_client(&cli).await?;
             tracing::info!(node = %node_name, namespace = %cli.namespace, "kubernetes mode");
-            tokio::spawn(daemon::kube::watch(
-                client,
+            tasks.spawn(daemon::kube::watch(
+                client.clone(),
                 cli.namespace.clone(),
                 tx,
                 cancel.clone(),
-            ))
+            ));
+            let (statuses_tx, statuses_rx) = watch::channel(None);
+            let owner = match (&cli.pod_name, &cli.pod_uid) {
+                (Some(name), Some(uid)) => Some(kube_status::pod_owner(name, uid)),
+                _ => {
+                    tracing::info!(
+                        "POD_NAME/POD_UID not set: ServiceBGPStatus objects get no owner"
+                    );
+                    None
+                }
+            };
+            tasks.spawn(kube_status::run_writer(
+                client.clone(),
+                kube_status::WriterConfig {
+                    node: node_name.clone(),
+                    namespace: cli.namespace.clone(),
+                    owner,
+                },
+                statuses_rx,
+                Arc::clone(&metrics),
+                cancel.clone(),
+            ));
+            let (errors_tx, errors_rx) = watch::channel(Vec::new());
+            let reporter = Reporter {
+                controller: "ferrolb-speaker".into(),
+                instance: Some(cli.pod_name.clone().unwrap_or_else(|| node_name.clone())),
+            };
+            tasks.spawn(kube_events::run_publisher(
+                client,
+                reporter,
+                cli.namespace.clone(),
+                errors_rx,
+                Arc::clone(&metrics),
+                cancel.clone(),
+            ));
+            reports.bgp_statuses = Some(statuses_tx);
+            reports.config_errors = Some(errors_tx);
         }
-    };
+    }
 
     let (advertiser, backend) = BgpBackend::start(
         Arc::clone(&metrics),
@@ -147,13 +209,19 @@ async fn main() -> anyhow::Result<()> {
         rx,
         &mut reconciler,
         &node_name,
-        cli.status_file.clone(),
+        &metrics,
+        reports,
         cancel.clone(),
     )
     .await;
     cancel.cancel();
     backend.shutdown().await;
-    let _ = source.await;
+    // Every task ends on `cancel`; a panic in one is reported, not re-raised.
+    while let Some(done) = tasks.join_next().await {
+        if let Err(error) = done {
+            tracing::error!(%error, bug = true, "a daemon task panicked");
+        }
+    }
     let _ = http.await;
     signals.abort();
     tracing::info!("stopped");

@@ -59,9 +59,25 @@ pub fn route(request_line: &str, metrics: &Metrics) -> (u16, &'static str, Strin
     match path {
         "/metrics" => (200, "text/plain; version=0.0.4", metrics.render()),
         "/healthz" => (200, "text/plain", "ok\n".into()),
-        "/readyz" if metrics.ready() => (200, "text/plain", "ready\n".into()),
-        "/readyz" => (503, "text/plain", "no configuration in force yet\n".into()),
+        "/readyz" => readiness(metrics),
         _ => (404, "text/plain", "not found\n".into()),
+    }
+}
+
+/// `/readyz`: 200 once a configuration is in force and while the source can be read. During a
+/// source outage it answers 503 although every route stays announced: the speaker cannot see
+/// changes, and a DaemonSet rollout should not proceed past a node in that state.
+fn readiness(metrics: &Metrics) -> (u16, &'static str, String) {
+    if !metrics.ready() {
+        return (503, "text/plain", "no configuration in force yet\n".into());
+    }
+    match metrics.source_error() {
+        None => (200, "text/plain", "ready\n".into()),
+        Some(error) => (
+            503,
+            "text/plain",
+            format!("configuration source unavailable (announcements kept): {error}\n"),
+        ),
     }
 }
 
@@ -107,6 +123,12 @@ mod tests {
         assert_eq!(route("GET /healthz HTTP/1.1", &m).0, 200);
         assert_eq!(route("GET /readyz HTTP/1.1", &m).0, 503);
         m.set_ready();
+        assert_eq!(route("GET /readyz HTTP/1.1", &m).0, 200);
+        m.set_source_error(Some("watch failed".into()));
+        let (code, _, body) = route("GET /readyz HTTP/1.1", &m);
+        assert_eq!(code, 503);
+        assert!(body.contains("watch failed"), "{body}");
+        m.set_source_error(None);
         assert_eq!(route("GET /readyz HTTP/1.1", &m).0, 200);
         assert_eq!(route("GET /nope HTTP/1.1", &m).0, 404);
         assert_eq!(route("POST /metrics HTTP/1.1", &m).0, 405);

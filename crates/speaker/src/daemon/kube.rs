@@ -1,38 +1,148 @@
 //! Kubernetes source: the config snapshots of `ferrolb_api::source::kube` plus reflectors over
 //! Services, EndpointSlices (discovery.k8s.io/v1) and Nodes, merged into one
-//! [`SourceUpdate::Snapshot`] per change.
+//! [`SourceUpdate::Snapshot`] per burst of changes.
 //!
-//! *Guarantees*: nothing is sent before every watch finished its initial list; a watch error is
-//! sent as [`SourceUpdate::Unavailable`] (the watchers retry with backoff on their own), so
+//! ```text
+//!  config CRs + Secrets (ns) ─┐
+//!  Services ──── reflector ───┤                       ┌─ Snapshot (stores merged) ─┐
+//!  EndpointSlices reflector ──┼─ select_all ─ Merge ──┤                            ├─▶ mpsc
+//!  Nodes ─────── reflector ───┘       ▲               └─ Unavailable(error) ───────┘
+//!                       probe (LIST nodes, limit 1) while degraded
+//! ```
+//!
+//! *Guarantees*: nothing is sent before every watch finished its initial list. A watch error
+//! is sent as [`SourceUpdate::Unavailable`] (the watchers retry with backoff on their own), so
 //! losing the API server never withdraws a route; only an observed change does. The reflectors
-//! swap a re-list in whole at its end (kube-runtime `InitDone`), so a reconnect does not show a
-//! half-empty cluster.
+//! swap a re-list in whole at its end (kube-runtime `InitDone`), and the merge skips the
+//! events of a re-list in progress, so a reconnect never shows a half-empty cluster.
 //!
-//! *Caveats*: compile-checked only here (no API server in this environment); see
-//! docs/speaker.md. ServiceBGPStatus objects are not written yet.
+//! *Recovery*: a watch that resumes from its resourceVersion after an outage emits nothing
+//! until something changes, so "the API is back" has no event of its own. While degraded, the
+//! merge therefore probes the API (one LIST of at most one Node, backing off from 500 ms to
+//! 10 s) and sends a snapshot of what the stores hold once it answers; any successful change
+//! event also ends the degraded state.
+//!
+//! *Caveats*: a watch that keeps failing while the others deliver changes makes the state
+//! alternate between fresh and stale at the failing watch's retry period. Tested against the
+//! API-server test double of `ferrolb-e2e` (`e2e/tests/speaker_kube.rs`), not a real cluster.
 
 use std::fmt::Debug;
 use std::hash::Hash;
+use std::time::Duration;
 
 use ferrolb_api::source::{kube as config_source, Resources};
 use futures::stream::{self, BoxStream, StreamExt};
+use futures::FutureExt as _;
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::api::Api;
+use kube::api::{Api, ListParams};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::{self, watcher};
 use kube::runtime::WatchStreamExt;
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::reconcile::SourceUpdate;
 
-/// What woke the merge loop.
-enum Tick {
+/// The cluster watches, by index into [`Merge::listed`].
+const CLUSTER_WATCHES: [&str; 3] = ["Services", "EndpointSlices", "Nodes"];
+/// At most this many ticks already queued are folded into one snapshot.
+const MAX_BURST: usize = 256;
+const PROBE_MIN: Duration = Duration::from_millis(500);
+const PROBE_MAX: Duration = Duration::from_secs(10);
+
+/// One event of the merged watch streams.
+pub enum Tick {
+    /// A configuration snapshot (all config watches listed), or a config watch error.
     Config(Result<Box<Resources>, watcher::Error>),
-    Cluster(Result<(usize, bool), watcher::Error>),
+    /// An event of cluster watch `index`, or its error.
+    Cluster(usize, Result<Seen, watcher::Error>),
+}
+
+/// What a cluster watch saw, as far as the merge cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// An object was added, changed or deleted.
+    Change,
+    /// A (re-)list started or delivered an object; the store swaps it in at [`Seen::Listed`].
+    Listing,
+    /// A (re-)list completed.
+    Listed,
+}
+
+/// What the merge loop should do after a burst of ticks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Send a snapshot built from the stores.
+    Snapshot,
+    /// Send [`SourceUpdate::Unavailable`] with this error.
+    Unavailable(String),
+    /// Nothing to send.
+    Nothing,
+}
+
+/// The merge loop's state, kept apart from I/O so its rules are unit-tested.
+#[derive(Debug, Default)]
+pub struct Merge {
+    /// The newest configuration snapshot.
+    pub config: Option<Resources>,
+    listed: [bool; CLUSTER_WATCHES.len()],
+    degraded: Option<String>,
+    dirty: bool,
+}
+
+impl Merge {
+    /// Folds one tick in.
+    pub fn on_tick(&mut self, tick: Tick) {
+        match tick {
+            Tick::Config(Ok(res)) => {
+                self.config = Some(*res);
+                self.recovered();
+            }
+            Tick::Cluster(i, Ok(seen)) => {
+                if seen == Seen::Listed {
+                    if let Some(flag) = self.listed.get_mut(i) {
+                        *flag = true;
+                    }
+                }
+                if seen != Seen::Listing {
+                    self.recovered();
+                }
+            }
+            Tick::Config(Err(e)) => self.degraded = Some(format!("config watch: {e}")),
+            Tick::Cluster(i, Err(e)) => {
+                let what = CLUSTER_WATCHES.get(i).copied().unwrap_or("cluster");
+                self.degraded = Some(format!("{what} watch: {e}"));
+            }
+        }
+    }
+
+    /// A successful answer from the API: it is reachable again and the stores are current.
+    pub fn recovered(&mut self) {
+        self.degraded = None;
+        self.dirty = true;
+    }
+
+    /// Whether the API is known unreachable (a probe is due).
+    pub fn is_degraded(&self) -> bool {
+        self.degraded.is_some()
+    }
+
+    /// What to send after the ticks folded in since the last call.
+    pub fn decide(&mut self) -> Decision {
+        if let Some(error) = &self.degraded {
+            return Decision::Unavailable(error.clone());
+        }
+        let complete = self.config.is_some() && self.listed.iter().all(|l| *l);
+        if complete && std::mem::take(&mut self.dirty) {
+            Decision::Snapshot
+        } else {
+            Decision::Nothing
+        }
+    }
 }
 
 fn watch_into<K>(api: Api<K>, index: usize) -> (Store<K>, BoxStream<'static, Tick>)
@@ -43,7 +153,16 @@ where
     let (reader, writer) = reflector::store();
     let ticks = reflector::reflector(writer, watcher(api, watcher::Config::default()))
         .default_backoff()
-        .map(move |ev| Tick::Cluster(ev.map(|e| (index, matches!(e, watcher::Event::InitDone)))))
+        .map(move |ev| {
+            Tick::Cluster(
+                index,
+                ev.map(|e| match e {
+                    watcher::Event::Apply(_) | watcher::Event::Delete(_) => Seen::Change,
+                    watcher::Event::Init | watcher::Event::InitApply(_) => Seen::Listing,
+                    watcher::Event::InitDone => Seen::Listed,
+                }),
+            )
+        })
         .boxed();
     (reader, ticks)
 }
@@ -57,7 +176,7 @@ where
 }
 
 /// Watches the cluster through `client` (config CRs and Secrets in `namespace`) and sends
-/// snapshots on `tx` until `cancel` or until the receiver is gone.
+/// updates on `tx` until `cancel` or until the receiver is gone.
 pub async fn watch(
     client: Client,
     namespace: String,
@@ -69,45 +188,187 @@ pub async fn watch(
         .boxed();
     let (services, s0) = watch_into(Api::<Service>::all(client.clone()), 0);
     let (slices, s1) = watch_into(Api::<EndpointSlice>::all(client.clone()), 1);
+    let probe_api = Api::<Node>::all(client.clone());
     let (nodes, s2) = watch_into(Api::<Node>::all(client), 2);
     let mut ticks = stream::select_all([config, s0, s1, s2]);
-    let mut cluster_ready = [false; 3];
-    let mut last_config: Option<Resources> = None;
+    let mut merge = Merge::default();
+    let mut probe_delay = PROBE_MIN;
+    let mut probe_at: Option<Instant> = None;
     loop {
-        let tick = tokio::select! {
-            t = ticks.next() => t,
+        let wake = tokio::select! {
+            t = ticks.next() => Wake::Tick(t),
+            () = sleep_until(probe_at), if probe_at.is_some() => Wake::ProbeDue,
             () = cancel.cancelled() => return,
         };
-        let update = match tick {
-            None => return,
-            Some(Tick::Config(Err(e)) | Tick::Cluster(Err(e))) => {
-                Some(SourceUpdate::Unavailable(format!("watch: {e}")))
-            }
-            Some(Tick::Config(Ok(res))) => {
-                last_config = Some(*res);
-                None
-            }
-            Some(Tick::Cluster(Ok((i, init_done)))) => {
-                if let Some(flag) = cluster_ready.get_mut(i) {
-                    *flag |= init_done;
+        match wake {
+            Wake::Tick(None) => return, // every watch stream ended
+            Wake::Tick(Some(tick)) => {
+                merge.on_tick(tick);
+                // Fold what is already queued into the same snapshot: a re-list or a burst
+                // of edits becomes one recomputation instead of one per object.
+                for _ in 0..MAX_BURST {
+                    match ticks.next().now_or_never() {
+                        Some(Some(tick)) => merge.on_tick(tick),
+                        Some(None) | None => break,
+                    }
                 }
-                None
             }
-        };
-        let update = update.or_else(|| {
-            let config = last_config.as_ref()?;
-            cluster_ready.iter().all(|r| *r).then(|| {
+            Wake::ProbeDue => {
+                probe_at = None;
+                if probe(&probe_api).await {
+                    tracing::info!("API server answers again");
+                    merge.recovered();
+                } else {
+                    probe_delay = (probe_delay * 2).min(PROBE_MAX);
+                }
+            }
+        }
+        if merge.is_degraded() {
+            probe_at.get_or_insert_with(|| Instant::now() + jittered(probe_delay));
+        } else {
+            probe_at = None;
+            probe_delay = PROBE_MIN;
+        }
+        let update = match merge.decide() {
+            Decision::Nothing => continue,
+            Decision::Unavailable(error) => SourceUpdate::Unavailable(error),
+            Decision::Snapshot => {
+                let Some(config) = merge.config.as_ref() else {
+                    continue;
+                };
                 let mut res = config.clone();
                 res.services = all(&services);
                 res.endpoint_slices = all(&slices);
                 res.nodes = all(&nodes);
                 SourceUpdate::Snapshot(Box::new(res))
-            })
-        });
-        if let Some(update) = update {
-            if tx.send(update).await.is_err() {
-                return;
             }
+        };
+        if tx.send(update).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// What woke the merge loop.
+enum Wake {
+    Tick(Option<Tick>),
+    ProbeDue,
+}
+
+/// Sleeps until `at`, or forever when there is nothing to wait for (a disarmed timer).
+pub(crate) async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// One cheap authenticated request: does the API server answer (within [`PROBE_MAX`])?
+async fn probe(api: &Api<Node>) -> bool {
+    let params = ListParams::default().limit(1);
+    match tokio::time::timeout(PROBE_MAX, api.list_metadata(&params)).await {
+        Ok(Ok(_)) => true,
+        Ok(Err(error)) => {
+            tracing::debug!(%error, "API server probe failed");
+            false
+        }
+        Err(_) => {
+            tracing::debug!(limit = ?PROBE_MAX, "API server probe timed out");
+            false
+        }
+    }
+}
+
+/// `d` plus up to 25 % random jitter, so speakers on many nodes do not probe in step.
+pub(crate) fn jittered(d: Duration) -> Duration {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let quarter = u64::try_from(d.as_millis() / 4).unwrap_or(u64::MAX).max(1);
+    d + Duration::from_millis(random % quarter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listed_all(m: &mut Merge) {
+        m.on_tick(Tick::Config(Ok(Box::default())));
+        for i in 0..CLUSTER_WATCHES.len() {
+            m.on_tick(Tick::Cluster(i, Ok(Seen::Listing)));
+            m.on_tick(Tick::Cluster(i, Ok(Seen::Listed)));
+        }
+    }
+
+    fn error() -> watcher::Error {
+        watcher::Error::NoResourceVersion
+    }
+
+    #[test]
+    fn nothing_is_sent_before_every_watch_listed() {
+        let mut m = Merge::default();
+        m.on_tick(Tick::Config(Ok(Box::default())));
+        m.on_tick(Tick::Cluster(0, Ok(Seen::Listed)));
+        m.on_tick(Tick::Cluster(1, Ok(Seen::Listed)));
+        assert_eq!(m.decide(), Decision::Nothing, "Nodes not listed yet");
+        m.on_tick(Tick::Cluster(2, Ok(Seen::Listed)));
+        assert_eq!(m.decide(), Decision::Snapshot);
+        assert_eq!(m.decide(), Decision::Nothing, "one snapshot per burst");
+    }
+
+    #[test]
+    fn a_relist_in_progress_sends_nothing_until_it_completes() {
+        let mut m = Merge::default();
+        listed_all(&mut m);
+        assert_eq!(m.decide(), Decision::Snapshot);
+        m.on_tick(Tick::Cluster(0, Ok(Seen::Listing)));
+        assert_eq!(m.decide(), Decision::Nothing);
+        m.on_tick(Tick::Cluster(0, Ok(Seen::Listed)));
+        assert_eq!(m.decide(), Decision::Snapshot);
+    }
+
+    #[test]
+    fn a_watch_error_is_unavailable_and_names_the_watch() {
+        let mut m = Merge::default();
+        listed_all(&mut m);
+        let _ = m.decide();
+        m.on_tick(Tick::Cluster(1, Err(error())));
+        assert!(m.is_degraded());
+        match m.decide() {
+            Decision::Unavailable(e) => assert!(e.starts_with("EndpointSlices watch"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+        // Still degraded until something answers: a re-list in progress is not an answer.
+        m.on_tick(Tick::Cluster(1, Ok(Seen::Listing)));
+        assert!(matches!(m.decide(), Decision::Unavailable(_)));
+    }
+
+    #[test]
+    fn a_change_or_a_successful_probe_ends_the_outage_with_a_snapshot() {
+        let mut m = Merge::default();
+        listed_all(&mut m);
+        let _ = m.decide();
+        m.on_tick(Tick::Config(Err(error())));
+        assert!(matches!(m.decide(), Decision::Unavailable(_)));
+        m.on_tick(Tick::Cluster(2, Ok(Seen::Change)));
+        assert_eq!(m.decide(), Decision::Snapshot);
+
+        m.on_tick(Tick::Cluster(0, Err(error())));
+        assert!(matches!(m.decide(), Decision::Unavailable(_)));
+        m.recovered();
+        assert!(!m.is_degraded());
+        assert_eq!(m.decide(), Decision::Snapshot);
+    }
+
+    #[test]
+    fn jitter_stays_within_a_quarter() {
+        for _ in 0..100 {
+            let d = jittered(Duration::from_millis(400));
+            assert!(
+                d >= Duration::from_millis(400) && d < Duration::from_millis(500),
+                "{d:?}"
+            );
         }
     }
 }

@@ -21,7 +21,9 @@ pub struct PeerMetrics {
 struct State {
     config_stale: bool,
     ready: bool,
+    source_error: Option<String>,
     peers: BTreeMap<String, PeerMetrics>,
+    kube_write_errors: BTreeMap<&'static str, u64>,
 }
 
 /// Shared metrics; cheap to lock, never held across an `.await`.
@@ -53,6 +55,26 @@ impl Metrics {
     /// Whether `/readyz` answers 200.
     pub fn ready(&self) -> bool {
         self.with(|s| s.ready)
+    }
+
+    /// Records whether the configuration source (the API watches, or the directory) can be
+    /// read: `None` when it can, else why not. Sets `ferrolb_source_available` and `/readyz`.
+    pub fn set_source_error(&self, error: Option<String>) {
+        self.with(|s| s.source_error = error);
+    }
+
+    /// Why the source cannot be read, if it cannot.
+    pub fn source_error(&self) -> Option<String> {
+        self.with(|s| s.source_error.clone())
+    }
+
+    /// Counts one failed write to the Kubernetes API of `kind` (`ServiceBGPStatus`, `Event`):
+    /// `ferrolb_kubernetes_write_errors_total{kind}`.
+    pub fn count_kube_write_error(&self, kind: &'static str) {
+        self.with(|s| {
+            let n = s.kube_write_errors.entry(kind).or_default();
+            *n = n.saturating_add(1);
+        });
     }
 
     /// Updates one peer's values.
@@ -103,6 +125,18 @@ impl Metrics {
                 "# HELP ferrolb_config_stale 1 while the newest configuration is rejected or unreadable and the last good one is in force.\n# TYPE ferrolb_config_stale gauge\nferrolb_config_stale {}",
                 u8::from(s.config_stale)
             );
+            let _ = writeln!(
+                out,
+                "# HELP ferrolb_source_available 1 while the configuration source (API watches or directory) can be read; 0 during an outage, when announcements stay as they were.\n# TYPE ferrolb_source_available gauge\nferrolb_source_available {}",
+                u8::from(s.source_error.is_none())
+            );
+            let _ = writeln!(
+                out,
+                "# HELP ferrolb_kubernetes_write_errors_total Failed writes to the Kubernetes API (ServiceBGPStatus objects, Events).\n# TYPE ferrolb_kubernetes_write_errors_total counter"
+            );
+            for (kind, n) in &s.kube_write_errors {
+                let _ = writeln!(out, "ferrolb_kubernetes_write_errors_total{{kind=\"{kind}\"}} {n}");
+            }
             out
         })
     }
@@ -136,6 +170,13 @@ mod tests {
         assert!(text.contains("ferrolb_bgp_announced_prefixes{peer=\"192.0.2.1\"} 3\n"));
         assert!(text.contains("ferrolb_bgp_updates_sent_total{peer=\"192.0.2.1\"} 7\n"));
         assert!(text.contains("ferrolb_config_stale 1\n"));
+        assert!(text.contains("ferrolb_source_available 1\n"));
+        m.set_source_error(Some("gone".into()));
+        m.count_kube_write_error("Event");
+        m.count_kube_write_error("Event");
+        let text = m.render();
+        assert!(text.contains("ferrolb_source_available 0\n"), "{text}");
+        assert!(text.contains("ferrolb_kubernetes_write_errors_total{kind=\"Event\"} 2\n"));
         m.remove_peer("192.0.2.1");
         assert!(!m.render().contains("192.0.2.1"));
     }

@@ -2,13 +2,20 @@
 //!
 //! ```text
 //!  standalone::watch_dir ─┐                                  ┌─▶ backend (BGP) tasks
-//!  kube::watch ───────────┴─mpsc<SourceUpdate>─▶ run() ─ Reconciler ─┤
-//!                                                                    └─▶ status file + logs
-//!  http::serve ◀── Arc<Metrics> ◀── reconcile loop, backend event tasks
+//!  kube::watch ───────────┴─mpsc<SourceUpdate>─▶ run() ─ Reconciler ─┼─▶ status file + logs
+//!                                                        │           │  (Kubernetes mode:)
+//!                        watch<Option<DesiredStatuses>> ─┤           ├─▶ kube_status::run_writer
+//!                              watch<Vec<ConfigError>> ──┘           └─▶ kube_events::run_publisher
+//!  http::serve ◀── Arc<Metrics> ◀── reconcile loop, backend event tasks, Kubernetes writers
 //! ```
+//!
+//! The reconcile loop never waits on the API: it hands the Kubernetes writers the newest value
+//! on `watch` channels (latest wins), and they write at their own pace.
 
 pub mod http;
 pub mod kube;
+pub mod kube_events;
+pub mod kube_status;
 pub mod metrics;
 pub mod reconcile;
 pub mod standalone;
@@ -16,20 +23,35 @@ pub mod status;
 
 use std::path::PathBuf;
 
-use tokio::sync::mpsc;
+use ferrolb_api::error::ConfigError;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::advertiser::Advertiser;
 use crate::announce::bgp::BgpDesired;
+use metrics::Metrics;
 use reconcile::{Reconciler, SourceUpdate};
 
+/// Where the reconcile loop reports besides logs and metrics.
+#[derive(Debug, Default)]
+pub struct Reports {
+    /// Standalone mode: the per-Service status file, rewritten when a report changed.
+    pub status_file: Option<PathBuf>,
+    /// Kubernetes mode: the desired ServiceBGPStatus set, for [`kube_status::run_writer`].
+    pub bgp_statuses: Option<watch::Sender<Option<kube_status::DesiredStatuses>>>,
+    /// Kubernetes mode: the errors of the newest rejected configuration (empty when it is in
+    /// force), for [`kube_events::run_publisher`].
+    pub config_errors: Option<watch::Sender<Vec<ConfigError>>>,
+}
+
 /// Runs the reconcile loop until `cancel` or until the source ends. Every update is applied;
-/// the status file (if any) is rewritten whenever a Service's report changed.
+/// `reports` are refreshed whenever what they show changed.
 pub async fn run<A: Advertiser<Desired = BgpDesired>>(
     mut source: mpsc::Receiver<SourceUpdate>,
     reconciler: &mut Reconciler<A>,
     node_name: &str,
-    status_file: Option<PathBuf>,
+    metrics: &Metrics,
+    reports: Reports,
     cancel: CancellationToken,
 ) {
     let mut written_stale = None;
@@ -39,13 +61,45 @@ pub async fn run<A: Advertiser<Desired = BgpDesired>>(
             () = cancel.cancelled() => None,
         };
         let Some(update) = update else { return };
-        let snapshot = matches!(update, SourceUpdate::Snapshot(_));
+        let snapshot = match &update {
+            SourceUpdate::Snapshot(_) => true,
+            SourceUpdate::Unavailable(error) => {
+                metrics.set_source_error(Some(error.clone()));
+                false
+            }
+        };
         let changed = reconciler.apply(update);
         if snapshot {
+            metrics.set_source_error(None);
             release_freed_memory();
+            if let Some(tx) = &reports.config_errors {
+                let errors = reconciler.config_errors();
+                tx.send_if_modified(|old| {
+                    let differs = old.as_slice() != errors;
+                    if differs {
+                        *old = errors.to_vec();
+                    }
+                    differs
+                });
+            }
+            if let Some(tx) = &reports.bgp_statuses {
+                // Only once a plan exists: before it, an empty set would delete every
+                // object a previous run of this speaker wrote.
+                let unknown = tx.borrow().is_none();
+                if reconciler.applied().is_some() && (unknown || !changed.is_empty()) {
+                    let desired = kube_status::desired_from(reconciler.statuses());
+                    tx.send_if_modified(|old| {
+                        let differs = old.as_ref() != Some(&desired);
+                        if differs {
+                            *old = Some(desired);
+                        }
+                        differs
+                    });
+                }
+            }
         }
         let stale = reconciler.is_stale();
-        if let Some(path) = &status_file {
+        if let Some(path) = &reports.status_file {
             if !changed.is_empty() || written_stale != Some(stale) {
                 let doc = status::StatusDoc {
                     node: node_name,

@@ -1,0 +1,570 @@
+//! ServiceBGPStatus objects (metallb.io/v1beta1) in Kubernetes mode: one per Service this node
+//! announces, in the speaker's namespace, as MetalLB's speaker writes them
+//! (`internal/k8s/controllers/bgp_status_controller.go`):
+//!
+//! - labels `metallb.io/node`, `metallb.io/service-name`, `metallb.io/service-namespace`;
+//! - `status: {node, serviceName, serviceNamespace, peers}`, `peers` being the names of the
+//!   BGPPeers the Service is configured to be announced to from this node, sorted;
+//! - deleted when the node stops announcing the Service (no peers left, or the Service gone);
+//! - owned by the speaker Pod when `POD_NAME`/`POD_UID` are given, so they go with it.
+//!
+//! ```text
+//!  daemon::run ── watch<Option<DesiredStatuses>> ─▶ run_writer ─ plan_writes (pure) ─▶ API
+//!  reflector(ServiceBGPStatus, label metallb.io/node=<node>) ──────▲
+//! ```
+//!
+//! *Names*: MetalLB uses `generateName: bgp-`. We use `bgp-` and 16 hex digits of a SHA-256 of
+//! (node, namespace, name) instead, so a create is idempotent: a retry, a stale cache or two
+//! speaker instances during a rollout cannot make duplicates. Objects MetalLB already wrote
+//! (any name, same labels) are adopted, and extra ones for the same Service deleted, so a
+//! migration from MetalLB leaves one object per (Service, node).
+//!
+//! *Guarantees*: nothing is written before the desired set is known (the reconciler computed a
+//! plan) and the existing objects are listed, so a restart does not delete and recreate them.
+//! Writes that fail are retried, backing off with jitter from 200 ms to 30 s; while the API is
+//! unreachable, desired changes simply replace each other (latest wins).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use ferrolb_api::crd::{ServiceBGPStatus, ServiceBGPStatusStatus};
+use futures::StreamExt as _;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::runtime::reflector;
+use kube::runtime::watcher::{self, watcher};
+use kube::runtime::WatchStreamExt as _;
+use kube::Client;
+use serde_json::json;
+use sha2::{Digest as _, Sha256};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::metrics::Metrics;
+use crate::announce::bgp::ServiceStatus;
+use crate::announce::input::ServiceKey;
+
+/// Label naming the announcing node (MetalLB `LabelAnnounceNode`).
+pub const LABEL_NODE: &str = "metallb.io/node";
+/// Label naming the Service (MetalLB `LabelServiceName`).
+pub const LABEL_SERVICE_NAME: &str = "metallb.io/service-name";
+/// Label naming the Service's namespace (MetalLB `LabelServiceNamespace`).
+pub const LABEL_SERVICE_NAMESPACE: &str = "metallb.io/service-namespace";
+/// Field manager of our writes.
+pub const FIELD_MANAGER: &str = "ferrolb-speaker";
+
+const RETRY_MIN: Duration = Duration::from_millis(200);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// Per Service this node announces: the names of the BGPPeers it is announced to (never empty).
+pub type DesiredStatuses = BTreeMap<ServiceKey, BTreeSet<String>>;
+
+/// The desired ServiceBGPStatus set from the reconciler's per-Service report: Services with at
+/// least one peer.
+pub fn desired_from(statuses: &BTreeMap<ServiceKey, ServiceStatus>) -> DesiredStatuses {
+    statuses
+        .iter()
+        .filter_map(|(key, st)| {
+            let peers = st.peers();
+            (!peers.is_empty()).then(|| (key.clone(), peers))
+        })
+        .collect()
+}
+
+/// The name of node `node`'s object for `service`: `bgp-` and 16 hex digits of SHA-256 over
+/// the three names, NUL-separated (no name can contain NUL, so no two triples collide before
+/// the hash does).
+pub fn object_name(node: &str, service: &ServiceKey) -> String {
+    let mut h = Sha256::new();
+    for part in [node, &service.namespace, &service.name] {
+        h.update(part.as_bytes());
+        h.update([0u8]);
+    }
+    let digest = h.finalize();
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("bgp-{hex}")
+}
+
+/// The status node `node` writes for `service` announced to `peers`.
+pub fn status_for(
+    node: &str,
+    service: &ServiceKey,
+    peers: &BTreeSet<String>,
+) -> ServiceBGPStatusStatus {
+    ServiceBGPStatusStatus {
+        node: Some(node.to_string()),
+        service_name: Some(service.name.clone()),
+        service_namespace: Some(service.namespace.clone()),
+        peers: peers.iter().cloned().collect(),
+    }
+}
+
+/// One write to the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusWrite {
+    /// Create object `name` (labels, owner) and then set its status.
+    Create {
+        /// Object name ([`object_name`]).
+        name: String,
+        /// The Service.
+        service: ServiceKey,
+        /// Its peers.
+        peers: BTreeSet<String>,
+    },
+    /// Set the labels and status of existing object `name` (adopted or out of date).
+    Update {
+        /// Object name.
+        name: String,
+        /// The Service.
+        service: ServiceKey,
+        /// Its peers.
+        peers: BTreeSet<String>,
+        /// Whether the labels must be rewritten too (an adopted object missing one).
+        labels: bool,
+    },
+    /// Delete object `name`: its Service is no longer announced from this node, or it is a
+    /// duplicate.
+    Delete {
+        /// Object name.
+        name: String,
+    },
+}
+
+/// What [`plan_writes`] needs of an existing object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Existing {
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.labels`.
+    pub labels: BTreeMap<String, String>,
+    /// `status` (default when absent).
+    pub status: ServiceBGPStatusStatus,
+}
+
+impl From<&ServiceBGPStatus> for Existing {
+    fn from(o: &ServiceBGPStatus) -> Self {
+        Self {
+            name: o.metadata.name.clone().unwrap_or_default(),
+            labels: o.metadata.labels.clone().unwrap_or_default(),
+            status: o.status.clone().unwrap_or_default(),
+        }
+    }
+}
+
+fn labels_for(node: &str, service: &ServiceKey) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (LABEL_NODE.to_string(), node.to_string()),
+        (LABEL_SERVICE_NAME.to_string(), service.name.clone()),
+        (
+            LABEL_SERVICE_NAMESPACE.to_string(),
+            service.namespace.clone(),
+        ),
+    ])
+}
+
+/// The writes that turn `existing` into `desired` for node `node`. Pure.
+///
+/// Only objects labelled with this node count (other nodes' are theirs), and only those that
+/// carry both Service labels (MetalLB ignores the others too). Per Service, the object named
+/// [`object_name`] is kept if present, else the first by name (adopting MetalLB's); the rest
+/// are deleted. Output: creates and updates in Service order, then deletes in name order.
+pub fn plan_writes(
+    node: &str,
+    desired: &DesiredStatuses,
+    existing: &[Existing],
+) -> Vec<StatusWrite> {
+    let mut by_service: BTreeMap<ServiceKey, Vec<&Existing>> = BTreeMap::new();
+    for e in existing {
+        if e.labels.get(LABEL_NODE).map(String::as_str) != Some(node) {
+            continue;
+        }
+        let (Some(name), Some(namespace)) = (
+            e.labels.get(LABEL_SERVICE_NAME),
+            e.labels.get(LABEL_SERVICE_NAMESPACE),
+        ) else {
+            continue;
+        };
+        by_service
+            .entry(ServiceKey::new(namespace.clone(), name.clone()))
+            .or_default()
+            .push(e);
+    }
+    let mut writes = Vec::new();
+    let mut deletes = BTreeSet::new();
+    for (service, peers) in desired {
+        let own = object_name(node, service);
+        let mut objects = by_service.remove(service).unwrap_or_default();
+        objects.sort_by(|a, b| (a.name != own, &a.name).cmp(&(b.name != own, &b.name)));
+        let mut objects = objects.into_iter();
+        match objects.next() {
+            None => writes.push(StatusWrite::Create {
+                name: own,
+                service: service.clone(),
+                peers: peers.clone(),
+            }),
+            Some(keep) => {
+                let labels = labels_for(node, service)
+                    .iter()
+                    .any(|(k, v)| keep.labels.get(k) != Some(v));
+                if labels || keep.status != status_for(node, service, peers) {
+                    writes.push(StatusWrite::Update {
+                        name: keep.name.clone(),
+                        service: service.clone(),
+                        peers: peers.clone(),
+                        labels,
+                    });
+                }
+            }
+        }
+        deletes.extend(objects.map(|e| e.name.clone()));
+    }
+    deletes.extend(by_service.into_values().flatten().map(|e| e.name.clone()));
+    writes.extend(deletes.into_iter().map(|name| StatusWrite::Delete { name }));
+    writes
+}
+
+/// Who writes the objects.
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    /// This node.
+    pub node: String,
+    /// The speaker's namespace, where the objects live.
+    pub namespace: String,
+    /// The speaker Pod, set as (non-controller) owner of every object when known.
+    pub owner: Option<OwnerReference>,
+}
+
+/// An owner reference to the speaker Pod `name` with `uid` (downward API `POD_NAME`/`POD_UID`).
+pub fn pod_owner(name: &str, uid: &str) -> OwnerReference {
+    OwnerReference {
+        api_version: "v1".into(),
+        kind: "Pod".into(),
+        name: name.into(),
+        uid: uid.into(),
+        ..OwnerReference::default()
+    }
+}
+
+/// Why a write failed.
+#[derive(Debug, thiserror::Error)]
+#[error("ServiceBGPStatus {namespace}/{name}: {op} failed: {source}")]
+pub struct WriteError {
+    /// The object's namespace.
+    pub namespace: String,
+    /// The object's name.
+    pub name: String,
+    /// `create`, `patch status`, `patch labels` or `delete`.
+    pub op: &'static str,
+    /// The API error.
+    #[source]
+    pub source: kube::Error,
+}
+
+fn is_status(e: &kube::Error, code: u16) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == code)
+}
+
+async fn execute(
+    api: &Api<ServiceBGPStatus>,
+    cfg: &WriterConfig,
+    write: StatusWrite,
+) -> Result<(), WriteError> {
+    let fail = |name: &str, op, source| WriteError {
+        namespace: cfg.namespace.clone(),
+        name: name.to_string(),
+        op,
+        source,
+    };
+    let (name, service, peers, labels, create) = match write {
+        StatusWrite::Delete { name } => {
+            return match api.delete(&name, &DeleteParams::default()).await {
+                Ok(_) => Ok(()),
+                Err(e) if is_status(&e, 404) => Ok(()),
+                Err(e) => Err(fail(&name, "delete", e)),
+            };
+        }
+        StatusWrite::Create {
+            name,
+            service,
+            peers,
+        } => (name, service, peers, true, true),
+        StatusWrite::Update {
+            name,
+            service,
+            peers,
+            labels,
+        } => (name, service, peers, labels, false),
+    };
+    let meta = ObjectMeta {
+        name: Some(name.clone()),
+        namespace: Some(cfg.namespace.clone()),
+        labels: Some(labels_for(&cfg.node, &service)),
+        owner_references: cfg.owner.clone().map(|o| vec![o]),
+        ..ObjectMeta::default()
+    };
+    if create {
+        let object = ServiceBGPStatus {
+            metadata: meta,
+            spec: Default::default(),
+            status: None,
+        };
+        match api.create(&PostParams::default(), &object).await {
+            Ok(_) => {}
+            // Ours already (a retry, or our cache lagging our own create): set the status.
+            Err(e) if is_status(&e, 409) => {}
+            Err(e) => return Err(fail(&name, "create", e)),
+        }
+    } else if labels {
+        let patch = json!({"metadata": {"labels": meta.labels}});
+        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|e| fail(&name, "patch labels", e))?;
+    }
+    // A merge patch replaces `peers` whole (RFC 7386: arrays are values) and touches no other
+    // field, so concurrent writers of other fields are not overwritten.
+    let status = json!({"status": status_for(&cfg.node, &service, &peers)});
+    api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .map(|_| ())
+        .map_err(|e| fail(&name, "patch status", e))
+}
+
+/// Keeps this node's ServiceBGPStatus objects equal to the newest value of `desired` (`None`
+/// until the reconciler has a plan) until `cancel` or until the sender is gone.
+pub async fn run_writer(
+    client: Client,
+    cfg: WriterConfig,
+    mut desired: watch::Receiver<Option<DesiredStatuses>>,
+    metrics: std::sync::Arc<Metrics>,
+    cancel: CancellationToken,
+) {
+    let api: Api<ServiceBGPStatus> = Api::namespaced(client, &cfg.namespace);
+    let (store, writer) = reflector::store();
+    let selector = format!("{LABEL_NODE}={}", cfg.node);
+    let mut events = reflector::reflector(
+        writer,
+        watcher(api.clone(), watcher::Config::default().labels(&selector)),
+    )
+    .default_backoff()
+    .boxed();
+    let mut listed = false;
+    let mut retry_delay = RETRY_MIN;
+    let mut retry_at: Option<Instant> = None;
+    let mut said_watch_error = false;
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            changed = desired.changed() => if changed.is_err() { return },
+            ev = events.next() => match ev {
+                None => return,
+                Some(Ok(watcher::Event::InitDone)) => listed = true,
+                Some(Ok(watcher::Event::Init | watcher::Event::InitApply(_))) => continue,
+                Some(Ok(_)) => said_watch_error = false,
+                Some(Err(error)) => {
+                    if !said_watch_error {
+                        tracing::warn!(%error, "ServiceBGPStatus watch failed; retrying");
+                        said_watch_error = true;
+                    }
+                    continue;
+                }
+            },
+            () = super::kube::sleep_until(retry_at), if retry_at.is_some() => retry_at = None,
+        }
+        if !listed || retry_at.is_some() {
+            continue;
+        }
+        let writes = {
+            let desired = desired.borrow_and_update();
+            let Some(desired) = desired.as_ref() else {
+                continue;
+            };
+            let existing: Vec<Existing> =
+                store.state().iter().map(|o| Existing::from(&**o)).collect();
+            plan_writes(&cfg.node, desired, &existing)
+        };
+        let mut failed = None;
+        for write in writes {
+            tracing::debug!(?write, "ServiceBGPStatus write");
+            let done = tokio::select! {
+                r = execute(&api, &cfg, write) => r,
+                () = cancel.cancelled() => return,
+            };
+            if let Err(error) = done {
+                metrics.count_kube_write_error("ServiceBGPStatus");
+                failed = Some(error);
+            }
+        }
+        match failed {
+            None => retry_delay = RETRY_MIN,
+            Some(error) => {
+                tracing::warn!(%error, retry_in = ?retry_delay, "ServiceBGPStatus not written; retrying");
+                retry_at = Some(Instant::now() + super::kube::jittered(retry_delay));
+                retry_delay = (retry_delay * 2).min(RETRY_MAX);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NODE: &str = "node-a";
+
+    fn svc(name: &str) -> ServiceKey {
+        ServiceKey::new("default", name)
+    }
+
+    fn peers(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn existing(name: &str, node: &str, service: &ServiceKey, peer_names: &[&str]) -> Existing {
+        Existing {
+            name: name.into(),
+            labels: labels_for(node, service),
+            status: status_for(node, service, &peers(peer_names)),
+        }
+    }
+
+    #[test]
+    fn object_names_are_stable_distinct_and_valid() {
+        let a = object_name(NODE, &svc("a"));
+        assert_eq!(a, object_name(NODE, &svc("a")));
+        assert_ne!(a, object_name("node-b", &svc("a")));
+        assert_ne!(a, object_name(NODE, &svc("b")));
+        // "ab"/"c" and "a"/"bc" must not collide: the parts are separated.
+        assert_ne!(
+            object_name(NODE, &ServiceKey::new("ab", "c")),
+            object_name(NODE, &ServiceKey::new("a", "bc"))
+        );
+        assert!(a.starts_with("bgp-") && a.len() == 20, "{a}");
+        assert!(a
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
+    }
+
+    #[test]
+    fn a_newly_announced_service_is_created() {
+        let desired = DesiredStatuses::from([(svc("a"), peers(&["r1", "r2"]))]);
+        assert_eq!(
+            plan_writes(NODE, &desired, &[]),
+            vec![StatusWrite::Create {
+                name: object_name(NODE, &svc("a")),
+                service: svc("a"),
+                peers: peers(&["r1", "r2"]),
+            }]
+        );
+    }
+
+    #[test]
+    fn an_up_to_date_object_is_left_alone() {
+        let desired = DesiredStatuses::from([(svc("a"), peers(&["r1"]))]);
+        let have = [existing(
+            &object_name(NODE, &svc("a")),
+            NODE,
+            &svc("a"),
+            &["r1"],
+        )];
+        assert_eq!(plan_writes(NODE, &desired, &have), vec![]);
+    }
+
+    #[test]
+    fn changed_peers_update_the_status_only() {
+        let desired = DesiredStatuses::from([(svc("a"), peers(&["r1", "r2"]))]);
+        let name = object_name(NODE, &svc("a"));
+        let have = [existing(&name, NODE, &svc("a"), &["r1"])];
+        assert_eq!(
+            plan_writes(NODE, &desired, &have),
+            vec![StatusWrite::Update {
+                name,
+                service: svc("a"),
+                peers: peers(&["r1", "r2"]),
+                labels: false,
+            }]
+        );
+    }
+
+    #[test]
+    fn a_service_no_longer_announced_is_deleted() {
+        let have = [
+            existing("bgp-x", NODE, &svc("gone"), &["r1"]),
+            existing("bgp-y", NODE, &svc("kept"), &["r1"]),
+        ];
+        let desired = DesiredStatuses::from([(svc("kept"), peers(&["r1"]))]);
+        assert_eq!(
+            plan_writes(NODE, &desired, &have),
+            vec![StatusWrite::Delete {
+                name: "bgp-x".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn other_nodes_objects_and_unlabelled_ones_are_not_ours() {
+        let mut unlabelled = existing("bgp-u", NODE, &svc("a"), &["r1"]);
+        unlabelled.labels.remove(LABEL_SERVICE_NAME);
+        let have = [existing("bgp-b", "node-b", &svc("a"), &["r1"]), unlabelled];
+        assert_eq!(plan_writes(NODE, &DesiredStatuses::new(), &have), vec![]);
+    }
+
+    #[test]
+    fn metallbs_object_is_adopted_and_duplicates_deleted() {
+        // MetalLB's names come from generateName "bgp-"; ours is kept if present, else the
+        // first by name, and any other object for the same (Service, node) goes.
+        let desired = DesiredStatuses::from([(svc("a"), peers(&["r1"]))]);
+        let have = [
+            existing("bgp-zzzzz", NODE, &svc("a"), &["r1"]),
+            existing("bgp-abcde", NODE, &svc("a"), &["old"]),
+        ];
+        assert_eq!(
+            plan_writes(NODE, &desired, &have),
+            vec![
+                StatusWrite::Update {
+                    name: "bgp-abcde".into(),
+                    service: svc("a"),
+                    peers: peers(&["r1"]),
+                    labels: false,
+                },
+                StatusWrite::Delete {
+                    name: "bgp-zzzzz".into()
+                },
+            ]
+        );
+        let own = object_name(NODE, &svc("a"));
+        let have = [
+            existing("bgp-abcde", NODE, &svc("a"), &["r1"]),
+            existing(&own, NODE, &svc("a"), &["r1"]),
+        ];
+        assert_eq!(
+            plan_writes(NODE, &desired, &have),
+            vec![StatusWrite::Delete {
+                name: "bgp-abcde".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn desired_set_holds_only_services_with_peers() {
+        use crate::announce::reason::SkipReason;
+        let statuses = BTreeMap::from([
+            (
+                svc("skipped"),
+                ServiceStatus::Skipped(SkipReason::NoIpAssigned),
+            ),
+            (svc("novips"), ServiceStatus::Vips(BTreeMap::new())),
+        ]);
+        assert!(desired_from(&statuses).is_empty());
+    }
+
+    #[test]
+    fn status_matches_metallbs_field_names() {
+        let v =
+            serde_json::to_value(status_for(NODE, &svc("a"), &peers(&["r2", "r1"]))).expect("json");
+        assert_eq!(
+            v,
+            json!({"node": NODE, "serviceName": "a", "serviceNamespace": "default", "peers": ["r1", "r2"]})
+        );
+    }
+}
