@@ -19,4 +19,5 @@ pub mod demo;
 /// Layer 2 (ARP/NDP) mode.
 pub mod l2 {
     pub mod election;
+    pub mod memberlist;
 }
