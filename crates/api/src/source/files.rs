@@ -4,27 +4,52 @@
 //! - A path naming a directory is walked **recursively**; files ending in `.yaml`, `.yml` or
 //!   `.json` are read, in byte-wise path order (so the result does not depend on the file
 //!   system's listing order). Hidden entries (names starting with `.`) are skipped, which also
-//!   skips the `..data` symlink farms of mounted ConfigMaps.
+//!   skips the `..data` symlink farms of mounted ConfigMaps and `.name.tmp` files that are
+//!   about to be renamed into place.
 //! - Paths are processed in the order given; documents in file order. Empty documents are
 //!   skipped; a `kind: List` document contributes its `items`.
 //! - Documents of unknown kinds are counted in [`Resources::ignored`], not rejected.
 //! - Any unreadable file or undecodable document fails the whole load with a [`LoadError`]
 //!   naming the file, the 1-based document index and the reason.
 //!
-//! [`watch_paths`] polls the files and publishes a new snapshot when they change ("reloaded
-//! on change" without an inotify dependency; a period of a few seconds is plenty for config).
+//! **Status overlays.** A `kind: Service` document with no `spec` is a *status overlay*, not a
+//! Service: the controller's standalone mode writes one per allocated Service into
+//! `DIR/ferrolb-allocations.yaml` (apiVersion `v1`, `metadata` with name, namespace and
+//! annotations, `status.loadBalancer.ingress`). After every file is read, each overlay is merged
+//! into the Service of the same namespace/name defined elsewhere (a missing namespace means
+//! `default`): its `status`, when present, replaces the Service's; its annotations are added,
+//! overriding the Service's on the same key. Overlays are applied in file order, so of two for
+//! one Service the later wins. An overlay with no matching Service is not an error: it is
+//! dropped and counted in [`Resources::ignored`] under [`UNMATCHED_OVERLAY`] (the controller
+//! may not have seen the Service's removal yet).
+//!
+//! Watching: [`watch_paths`] (module [`watch`]) hands each new load result to a channel,
+//! reacting to inotify events within milliseconds, with a polling fallback. [`FileCache`]
+//! (module [`cache`]) re-parses only the files whose [`FileStamp`] changed.
 
 // Config input is untrusted: no panics on any of it.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
 
+use k8s_openapi::api::core::v1::Service;
 use serde::de::DeserializeOwned;
 use serde_yaml_ng::Value;
 
 use super::Resources;
 use crate::crd::bgp_peer_v1beta1;
+
+pub mod cache;
+pub mod stamp;
+pub mod watch;
+
+pub use cache::{FileCache, ReloadStats};
+pub use stamp::{fingerprint, FileStamp, Fingerprint};
+pub use watch::{watch_paths, Loaded, WatchOptions};
+
+/// The [`Resources::ignored`] key counting status overlays that matched no Service.
+pub const UNMATCHED_OVERLAY: &str = "v1/Service (status overlay without a Service)";
 
 /// Why loading failed.
 #[derive(Debug, thiserror::Error)]
@@ -52,24 +77,81 @@ pub enum LoadError {
 /// Directory nesting deeper than this is refused (guards against symlink loops).
 const MAX_DEPTH: usize = 16;
 
-/// Loads every given file or directory into one [`Resources`].
+/// Loads every given file or directory into one [`Resources`], status overlays merged.
 pub fn load_paths(paths: &[impl AsRef<Path>]) -> Result<Resources, LoadError> {
     let mut res = Resources::default();
     for file in list_files(paths)? {
-        let text = std::fs::read_to_string(&file).map_err(|source| LoadError::Io {
-            path: file.clone(),
-            source,
-        })?;
-        load_str_into(&text, &file, &mut res)?;
+        load_file_into(&file, &mut res)?;
     }
+    apply_status_overlays(&mut res);
     Ok(res)
 }
 
-/// Parses one multi-document YAML text (`origin` names it in errors) into a [`Resources`].
+/// Parses one multi-document YAML text (`origin` names it in errors) into a [`Resources`],
+/// status overlays merged.
 pub fn load_str(text: &str, origin: &Path) -> Result<Resources, LoadError> {
     let mut res = Resources::default();
     load_str_into(text, origin, &mut res)?;
+    apply_status_overlays(&mut res);
     Ok(res)
+}
+
+/// Reads and parses one file, overlays left unmerged (they may match a Service of another file).
+fn load_file_into(file: &Path, res: &mut Resources) -> Result<(), LoadError> {
+    let text = std::fs::read_to_string(file).map_err(|source| LoadError::Io {
+        path: file.to_path_buf(),
+        source,
+    })?;
+    load_str_into(&text, file, res)
+}
+
+/// Whether `svc` is a status overlay (a Service document without `spec`, module doc).
+pub fn is_status_overlay(svc: &Service) -> bool {
+    svc.spec.is_none()
+}
+
+/// Merges every status overlay of `res.services` into its Service and removes it (module doc).
+fn apply_status_overlays(res: &mut Resources) {
+    if !res.services.iter().any(is_status_overlay) {
+        return;
+    }
+    let (overlays, services): (Vec<Service>, Vec<Service>) = std::mem::take(&mut res.services)
+        .into_iter()
+        .partition(is_status_overlay);
+    res.services = services;
+    let key = |svc: &Service| {
+        (
+            svc.metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".into()),
+            svc.metadata.name.clone().unwrap_or_default(),
+        )
+    };
+    let index: BTreeMap<(String, String), usize> = res
+        .services
+        .iter()
+        .enumerate()
+        .map(|(i, svc)| (key(svc), i))
+        .collect();
+    for overlay in overlays {
+        let Some(svc) = index
+            .get(&key(&overlay))
+            .and_then(|&i| res.services.get_mut(i))
+        else {
+            *res.ignored.entry(UNMATCHED_OVERLAY.into()).or_default() += 1;
+            continue;
+        };
+        if overlay.status.is_some() {
+            svc.status = overlay.status;
+        }
+        if let Some(annotations) = overlay.metadata.annotations {
+            svc.metadata
+                .annotations
+                .get_or_insert_with(Default::default)
+                .extend(annotations);
+        }
+    }
 }
 
 /// The files [`load_paths`] reads, in the order it reads them.
@@ -215,63 +297,4 @@ fn decode<T: DeserializeOwned>(value: Value) -> Result<T, String> {
         .unwrap_or_default()
         .to_string();
     serde_yaml_ng::from_value(value).map_err(|e| format!("{kind} {name:?}: {e}"))
-}
-
-/// What changes when a watched file changes: the file list with each file's length and mtime.
-pub type Fingerprint = Vec<(PathBuf, u64, Option<SystemTime>)>;
-
-/// The current [`Fingerprint`] of `paths`.
-pub fn fingerprint(paths: &[impl AsRef<Path>]) -> Result<Fingerprint, LoadError> {
-    list_files(paths)?
-        .into_iter()
-        .map(|p| {
-            let meta = std::fs::metadata(&p).map_err(|source| LoadError::Io {
-                path: p.clone(),
-                source,
-            })?;
-            Ok((p, meta.len(), meta.modified().ok()))
-        })
-        .collect()
-}
-
-/// One published load result.
-pub type Snapshot = std::sync::Arc<Result<Resources, LoadError>>;
-
-/// Reloads `paths` whenever their [`Fingerprint`] changes, checking every `period`, and sends
-/// each new load result on `tx` (the first immediately). Returns when every receiver is gone.
-/// File reads run on the blocking pool.
-pub async fn watch_paths(
-    paths: Vec<PathBuf>,
-    period: Duration,
-    tx: tokio::sync::watch::Sender<Snapshot>,
-) {
-    let mut last: Option<Result<Fingerprint, String>> = None;
-    let mut ticker = tokio::time::interval(period);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            () = tx.closed() => return,
-        }
-        // Only the cheap metadata walk runs every period; the files are read and parsed again
-        // only when the fingerprint moved (a full parse of thousands of objects every 250 ms
-        // would otherwise be the daemon's main cost).
-        let p = paths.clone();
-        let Ok(fp) =
-            tokio::task::spawn_blocking(move || fingerprint(&p).map_err(|e| e.to_string())).await
-        else {
-            return;
-        };
-        if last.as_ref() == Some(&fp) {
-            continue;
-        }
-        let p = paths.clone();
-        let Ok(loaded) = tokio::task::spawn_blocking(move || load_paths(&p)).await else {
-            return;
-        };
-        last = Some(fp);
-        if tx.send(std::sync::Arc::new(loaded)).is_err() {
-            return;
-        }
-    }
 }

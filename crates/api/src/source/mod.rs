@@ -21,7 +21,9 @@ pub mod kube;
 /// Every object the daemons read, in source order (file order for [`files`], so the
 /// controller's first-come-first-served allocation follows the order Services appear in).
 /// v1beta1 BGPPeers are already converted to v1beta2.
-#[derive(Debug, Clone, Default, PartialEq)]
+///
+/// Serializable so the file source can cache a file's objects compactly (`files::cache`).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Resources {
     /// `IPAddressPool`s.
     pub ip_address_pools: Vec<IPAddressPool>,

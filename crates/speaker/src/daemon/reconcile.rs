@@ -17,6 +17,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use ferrolb_api::source::files::Loaded;
 use ferrolb_api::source::Resources;
 use ferrolb_api::state::{Applied, ConfigState};
 use ferrolb_api::validate::validate;
@@ -37,6 +38,16 @@ pub enum SourceUpdate {
     /// The source cannot be read (directory gone, permission denied, a file does not parse, the
     /// API watch failed). Keeps the last good state.
     Unavailable(String),
+}
+
+/// A file load: its objects, or the source unavailable.
+impl From<Loaded> for SourceUpdate {
+    fn from(loaded: Loaded) -> Self {
+        match loaded {
+            Ok(res) => SourceUpdate::Snapshot(Box::new(res)),
+            Err(error) => SourceUpdate::Unavailable(error.to_string()),
+        }
+    }
 }
 
 /// Turns the cluster objects of `res` into a [`Cluster`]. Objects that do not convert are left
@@ -107,12 +118,6 @@ impl<A: Advertiser<Desired = BgpDesired>> Reconciler<A> {
     /// The desired state last accepted by the advertiser.
     pub fn applied(&self) -> Option<&BgpDesired> {
         self.applied.as_ref()
-    }
-
-    /// Why the newest configuration was rejected (empty when it is in force). Kubernetes mode
-    /// publishes these as Events.
-    pub fn config_errors(&self) -> &[ferrolb_api::error::ConfigError] {
-        self.config.errors()
     }
 
     /// `ferrolb_config_stale`: the newest configuration is rejected or the source is unreadable.
