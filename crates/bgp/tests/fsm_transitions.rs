@@ -408,3 +408,51 @@ fn update_sent_outside_established_is_ignored_not_an_fsm_error() {
         assert!(a.is_empty(), "{s:?}: {a:?}");
     }
 }
+
+#[test]
+fn idle_automatic_start_passive_goes_active_without_connecting() {
+    // RFC 4271 §8.2.2 Idle, Event 5: the driver accepted a connection between restarts.
+    let (s, a) = step(&cfg(90, None), State::Idle, Event::AutomaticStartPassive);
+    assert_eq!(s, State::Active);
+    assert!(!a.contains(&Action::Connect), "{a:?}");
+    // Event 17 then sends our OPEN, as from Active.
+    let (s, a) = step(&cfg(90, None), s, Event::TcpConnectionConfirmed);
+    assert_eq!(s, State::OpenSent);
+    assert!(a
+        .iter()
+        .any(|a| matches!(a, Action::Send(Message::Open(_)))));
+}
+
+#[test]
+fn open_collision_dump_in_open_sent_and_open_confirm_sends_cease_6_7_and_goes_idle() {
+    // RFC 4271 §8.2.2, Event 23 (OpenCollisionDump) in OpenSent and OpenConfirm.
+    let c = cfg(90, None);
+    let (open_confirm, _) = step(
+        &c,
+        State::OpenSent,
+        Event::BgpOpen(open(65002, 90, [10, 0, 0, 2])),
+    );
+    for state in [State::OpenSent, open_confirm] {
+        let from = state.name();
+        let (s, a) = step(&c, state, Event::OpenCollisionDump);
+        assert_eq!(s, State::Idle, "from {from}");
+        let n = sent_notification(&a).expect("a NOTIFICATION");
+        assert_eq!(
+            (n.code, n.subcode),
+            (
+                ErrorCode::CEASE,
+                cease_subcode::CONNECTION_COLLISION_RESOLUTION
+            ),
+            "from {from}"
+        );
+        assert!(a.contains(&Action::Close), "from {from}");
+        assert!(
+            a.iter().any(|a| matches!(a, Action::Down(_))),
+            "from {from}"
+        );
+    }
+    // Against Established the driver closes the new connection instead (§6.8).
+    let est = established(&c, 90);
+    let (s, a) = step(&c, est.clone(), Event::OpenCollisionDump);
+    assert_eq!((s, a), (est, vec![]));
+}
