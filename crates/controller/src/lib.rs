@@ -2,6 +2,8 @@
 //!
 //! - [`alloc`]: the pure IP allocator.
 //! - [`cmd`]: the offline subcommands of `ferrolb-controller`.
+//! - [`daemon`]: Kubernetes mode and standalone mode.
 
 pub mod alloc;
 pub mod cmd;
+pub mod daemon;

@@ -2,15 +2,28 @@
 
 use clap::{Parser, Subcommand};
 
+mod run;
+use run::RunArgs;
+
 #[derive(Parser)]
-#[command(name = "ferrolb-controller", version, about = "FerroLB controller")]
+#[command(
+    name = "ferrolb-controller",
+    version,
+    about = "FerroLB controller",
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
+    /// Without a subcommand: run the controller (Kubernetes mode, or standalone with --config-dir).
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the controller (the same as no subcommand).
+    Run(RunArgs),
     /// Validate manifests offline (files or directories of multi-document YAML).
     Validate { paths: Vec<String> },
     /// Convert a legacy MetalLB v0.12 ConfigMap into metallb.io CRs.
@@ -39,20 +52,22 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let code = match cli.command {
-        Command::Validate { paths } => ferrolb_controller::cmd::validate::run(&paths)?,
-        Command::Convert { file } => ferrolb_controller::cmd::convert::run(&[file])?,
-        Command::Crds => ferrolb_controller::cmd::crds::run(&[])?,
-        Command::Manifests { namespace, image } => {
-            ferrolb_controller::cmd::manifests::run(&ferrolb_controller::cmd::manifests::Options {
-                namespace,
-                image,
-            })?
-        }
-        Command::Allocate {
-            config_dir,
-            load_balancer_class,
-        } => ferrolb_controller::cmd::allocate::run(&config_dir, load_balancer_class)?,
+    let Some(command) = cli.command else {
+        return run::run(cli.run);
     };
+    let code =
+        match command {
+            Command::Run(args) => return run::run(args),
+            Command::Validate { paths } => ferrolb_controller::cmd::validate::run(&paths)?,
+            Command::Convert { file } => ferrolb_controller::cmd::convert::run(&[file])?,
+            Command::Crds => ferrolb_controller::cmd::crds::run(&[])?,
+            Command::Manifests { namespace, image } => ferrolb_controller::cmd::manifests::run(
+                &ferrolb_controller::cmd::manifests::Options { namespace, image },
+            )?,
+            Command::Allocate {
+                config_dir,
+                load_balancer_class,
+            } => ferrolb_controller::cmd::allocate::run(&config_dir, load_balancer_class)?,
+        };
     std::process::exit(code);
 }

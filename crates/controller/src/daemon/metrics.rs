@@ -1,0 +1,184 @@
+//! The controller's metrics, rendered as Prometheus text (exposition format 0.0.4) on `/metrics`.
+//!
+//! | name | type | labels | meaning |
+//! |---|---|---|---|
+//! | `metallb_allocator_addresses_in_use_total` | gauge | `pool` | addresses held by at least one Service (MetalLB's name) |
+//! | `metallb_allocator_addresses_total` | gauge | `pool` | addresses in the pool's ranges, all families (MetalLB's name) |
+//! | `ferrolb_allocation_errors_total` | counter | `reason` | `AllocationFailed` outcomes, by [`crate::alloc::AllocError::metric_label`] |
+//! | `ferrolb_config_stale` | gauge | | 1 while the newest configuration is rejected or unreadable |
+//! | `ferrolb_leader` | gauge | | 1 while this replica holds the Lease (standalone mode: always 1) |
+//!
+//! The pool gauges are exported by the leader only (a standby holds no allocator).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::{Mutex, PoisonError};
+
+use crate::alloc::PoolUsage;
+
+#[derive(Debug, Default)]
+struct State {
+    config_stale: bool,
+    leader: bool,
+    ready: bool,
+    /// pool -> (in use, total), summed over families.
+    pools: BTreeMap<String, (u128, u128)>,
+    errors: BTreeMap<&'static str, u64>,
+}
+
+/// Shared metrics; cheap to lock, never held across an `.await`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    state: Mutex<State>,
+}
+
+impl Metrics {
+    fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        f(&mut self.state.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Sets `ferrolb_config_stale`.
+    pub fn set_config_stale(&self, stale: bool) {
+        self.with(|s| s.config_stale = stale);
+    }
+
+    /// Sets `ferrolb_leader`.
+    pub fn set_leader(&self, leader: bool) {
+        self.with(|s| s.leader = leader);
+    }
+
+    /// Marks the caches synced: `/readyz` answers 200 from now on.
+    pub fn set_ready(&self) {
+        self.with(|s| s.ready = true);
+    }
+
+    /// Whether `/readyz` answers 200.
+    pub fn ready(&self) -> bool {
+        self.with(|s| s.ready)
+    }
+
+    /// Replaces the pool gauges with `usage` (families of one pool are summed).
+    pub fn set_pools(&self, usage: &[PoolUsage]) {
+        let mut pools: BTreeMap<String, (u128, u128)> = BTreeMap::new();
+        for u in usage {
+            let e = pools.entry(u.pool.clone()).or_default();
+            e.0 = e.0.saturating_add(u.in_use);
+            e.1 = e.1.saturating_add(u.total);
+        }
+        self.with(|s| s.pools = pools);
+    }
+
+    /// Counts one allocation failure.
+    pub fn count_error(&self, reason: &'static str) {
+        self.with(|s| *s.errors.entry(reason).or_default() += 1);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        self.with(|s| {
+            let mut out = String::new();
+            let mut family = |name: &str, help: &str, kind: &str| {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            };
+            family(
+                "metallb_allocator_addresses_in_use_total",
+                "Addresses of the pool held by at least one Service.",
+                "gauge",
+            );
+            for (pool, (in_use, _)) in &s.pools {
+                let _ = writeln!(
+                    out,
+                    "metallb_allocator_addresses_in_use_total{{pool=\"{}\"}} {in_use}",
+                    escape(pool)
+                );
+            }
+            let mut family = |name: &str, help: &str, kind: &str| {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            };
+            family(
+                "metallb_allocator_addresses_total",
+                "Addresses in the pool's ranges, all families.",
+                "gauge",
+            );
+            for (pool, (_, total)) in &s.pools {
+                let _ = writeln!(
+                    out,
+                    "metallb_allocator_addresses_total{{pool=\"{}\"}} {total}",
+                    escape(pool)
+                );
+            }
+            let _ = writeln!(
+                out,
+                "# HELP ferrolb_allocation_errors_total Allocation failures (AllocationFailed), by reason.\n# TYPE ferrolb_allocation_errors_total counter"
+            );
+            for (reason, n) in &s.errors {
+                let _ = writeln!(out, "ferrolb_allocation_errors_total{{reason=\"{reason}\"}} {n}");
+            }
+            let _ = writeln!(
+                out,
+                "# HELP ferrolb_config_stale 1 while the newest configuration is rejected or unreadable and the last good one is in force.\n# TYPE ferrolb_config_stale gauge\nferrolb_config_stale {}",
+                u8::from(s.config_stale)
+            );
+            let _ = writeln!(
+                out,
+                "# HELP ferrolb_leader 1 while this replica holds the leader Lease and writes.\n# TYPE ferrolb_leader gauge\nferrolb_leader {}",
+                u8::from(s.leader)
+            );
+            out
+        })
+    }
+}
+
+/// Label value escaping (exposition format: backslash, double quote, newline).
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrolb_api::model::IpFamily;
+
+    #[test]
+    fn render_sums_families_per_pool_and_has_every_family() {
+        let m = Metrics::default();
+        m.set_pools(&[
+            PoolUsage {
+                pool: "p\"1".into(),
+                family: IpFamily::V4,
+                in_use: 2,
+                free: 252,
+                unusable: 2,
+                total: 256,
+            },
+            PoolUsage {
+                pool: "p\"1".into(),
+                family: IpFamily::V6,
+                in_use: 1,
+                free: 15,
+                unusable: 0,
+                total: 16,
+            },
+        ]);
+        m.count_error("exhausted");
+        m.count_error("exhausted");
+        m.set_config_stale(true);
+        m.set_leader(true);
+        let text = m.render();
+        assert!(
+            text.contains("metallb_allocator_addresses_in_use_total{pool=\"p\\\"1\"} 3\n"),
+            "{text}"
+        );
+        assert!(text.contains("metallb_allocator_addresses_total{pool=\"p\\\"1\"} 272\n"));
+        assert!(text.contains("ferrolb_allocation_errors_total{reason=\"exhausted\"} 2\n"));
+        assert!(text.contains("ferrolb_config_stale 1\n"));
+        assert!(text.contains("ferrolb_leader 1\n"));
+        m.set_pools(&[]);
+        m.set_leader(false);
+        let text = m.render();
+        assert!(!text.contains("pool="), "{text}");
+        assert!(text.contains("ferrolb_leader 0\n"));
+    }
+}

@@ -1,0 +1,18 @@
+//! The long-running controller: Kubernetes mode and standalone mode, and their pure cores.
+//!
+//! - [`kube`]: watches Services, Namespaces and the config CRs; the Lease holder allocates and
+//!   writes statuses, the pool annotation and Events.
+//! - [`standalone`]: watches a directory and writes `ferrolb-allocations.yaml`.
+//! - [`writes`] (pure): allocator Decision + the Service as seen -> patches and Events.
+//! - [`lease`] (pure) and [`lease_driver`]: leader election over a coordination.k8s.io/v1 Lease.
+//! - [`metrics`], [`http`]: `/metrics`, `/healthz`, `/readyz`.
+//! - [`client`]: the TLS crypto provider and the kubeconfig.
+
+pub mod client;
+pub mod http;
+pub mod kube;
+pub mod lease;
+pub mod lease_driver;
+pub mod metrics;
+pub mod standalone;
+pub mod writes;

@@ -1,0 +1,125 @@
+//! The flags of the long-running controller and its start: logging, runtime, signals, mode.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use ferrolb_controller::daemon::{client, kube, lease_driver::LeaseConfig, standalone};
+use tokio_util::sync::CancellationToken;
+
+/// Flags of `ferrolb-controller [run]`.
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Namespace of the config CRs and the Lease.
+    #[arg(long, env = "METALLB_NAMESPACE", default_value = "metallb-system")]
+    namespace: String,
+    /// Kubeconfig file (default: in-cluster, then $KUBECONFIG, then ~/.kube/config).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Address for /metrics, /healthz and /readyz (Kubernetes mode default 0.0.0.0:7472;
+    /// standalone mode serves them only when given).
+    #[arg(long)]
+    metrics_addr: Option<SocketAddr>,
+    /// Handle Services of this loadBalancerClass (default: Services without a class).
+    #[arg(long)]
+    load_balancer_class: Option<String>,
+    /// Name of the leader-election Lease.
+    #[arg(long, default_value = "ferrolb-controller")]
+    lease_name: String,
+    /// This replica's identity in the Lease (default: the host name).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// Lease duration in seconds (a standby takes over this long after the leader stops).
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    lease_duration_secs: u64,
+    /// Log filter (tracing-subscriber EnvFilter syntax), e.g. `info` or `ferrolb_controller=debug`.
+    #[arg(long, default_value = "info")]
+    log_level: String,
+    /// Standalone mode: allocate for the Services in this directory's YAML files (no Kubernetes).
+    #[arg(long)]
+    config_dir: Option<PathBuf>,
+    /// Standalone mode: where to write the allocations (default DIR/ferrolb-allocations.yaml).
+    #[arg(long, requires = "config_dir")]
+    allocations_file: Option<PathBuf>,
+    /// Standalone mode: polling fallback of the directory watcher, in milliseconds.
+    #[arg(long, default_value_t = 250, requires = "config_dir")]
+    poll_ms: u64,
+}
+
+const DEFAULT_METRICS_ADDR: &str = "0.0.0.0:7472";
+
+fn init_tracing(filter: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .with_context(|| format!("--log-level {filter:?}"))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    Ok(())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| format!("ferrolb-controller-{}", std::process::id()))
+}
+
+/// Cancels `cancel` on SIGTERM or SIGINT.
+async fn cancel_on_signal(cancel: CancellationToken) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!(signal = "SIGTERM", "shutting down"),
+            _ = int.recv() => tracing::info!(signal = "SIGINT", "shutting down"),
+        }
+        cancel.cancel();
+    });
+    Ok(())
+}
+
+/// Runs the controller until SIGTERM / SIGINT.
+pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    init_tracing(&args.log_level)?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    runtime.block_on(async move {
+        let cancel = CancellationToken::new();
+        cancel_on_signal(cancel.clone()).await?;
+        if let Some(config_dir) = args.config_dir {
+            let opts = standalone::StandaloneOptions {
+                config_dir,
+                allocations_file: args.allocations_file,
+                load_balancer_class: args.load_balancer_class,
+                metrics_addr: args.metrics_addr,
+                poll: Duration::from_millis(args.poll_ms.max(1)),
+            };
+            tracing::info!(dir = %opts.config_dir.display(), "standalone mode");
+            return standalone::run(opts, cancel).await.context("standalone mode");
+        }
+        let identity = args.identity.unwrap_or_else(hostname);
+        let config = client::config(args.kubeconfig.as_deref()).await?;
+        let client = client::client(config)?;
+        let metrics_addr = match args.metrics_addr {
+            Some(addr) => addr,
+            None => DEFAULT_METRICS_ADDR.parse().context("default metrics address")?,
+        };
+        let opts = kube::KubeOptions {
+            namespace: args.namespace,
+            load_balancer_class: args.load_balancer_class,
+            lease: LeaseConfig {
+                name: args.lease_name,
+                identity,
+                duration: Duration::from_secs(args.lease_duration_secs),
+            },
+            metrics_addr,
+        };
+        tracing::info!(namespace = %opts.namespace, identity = %opts.lease.identity, "Kubernetes mode");
+        kube::run(client, opts, cancel).await.context("Kubernetes mode")
+    })
+}
