@@ -1,0 +1,361 @@
+//! charts/ferrolb rendered without the helm binary: its templates are Go text/template run by
+//! `gtmpl`, plus the four sprig functions they use (`toYaml`, `nindent`, `default`, `quote`) and
+//! helm's `fail`, implemented below. With the default values the chart must give exactly the
+//! objects of deploy/ferrolb.yaml, less the Namespace (`helm install --create-namespace` makes it).
+//!
+//! The templates stay inside that plain subset on purpose: no `include`, `tpl`, `lookup` or
+//! `required`, so this test renders what helm renders.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use gtmpl::{Context, FuncError, Template, Value};
+use serde_yaml_ng::Value as Yaml;
+
+fn chart_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../charts/ferrolb")
+}
+
+fn deploy_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy")
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn to_gtmpl(y: &Yaml) -> Value {
+    match y {
+        Yaml::Null => Value::Nil,
+        Yaml::Bool(b) => Value::Bool(*b),
+        Yaml::Number(n) => match n.as_i64() {
+            Some(i) => Value::from(i),
+            None => Value::from(n.as_f64().unwrap_or_default()),
+        },
+        Yaml::String(s) => Value::String(s.clone()),
+        Yaml::Sequence(items) => Value::Array(items.iter().map(to_gtmpl).collect()),
+        Yaml::Mapping(m) => Value::Map(
+            m.iter()
+                .map(|(k, v)| (k.as_str().unwrap_or_default().to_owned(), to_gtmpl(v)))
+                .collect(),
+        ),
+        Yaml::Tagged(t) => to_gtmpl(&t.value),
+    }
+}
+
+fn to_yaml(v: &Value) -> Yaml {
+    match v {
+        Value::NoValue | Value::Nil | Value::Function(_) => Yaml::Null,
+        Value::Bool(b) => Yaml::Bool(*b),
+        Value::String(s) => Yaml::String(s.clone()),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => Yaml::from(i),
+            None => Yaml::from(n.as_f64().unwrap_or_default()),
+        },
+        Value::Array(items) => Yaml::Sequence(items.iter().map(to_yaml).collect()),
+        Value::Map(m) | Value::Object(m) => {
+            // Sorted keys, as helm's toYaml (Go's yaml marshals maps in key order).
+            let mut keys: Vec<_> = m.keys().collect();
+            keys.sort();
+            Yaml::Mapping(
+                keys.into_iter()
+                    .map(|k| (Yaml::String(k.clone()), to_yaml(&m[k])))
+                    .collect(),
+            )
+        }
+    }
+}
+
+/// sprig `toYaml`: the value as YAML, without the trailing newline.
+fn to_yaml_fn(args: &[Value]) -> Result<Value, FuncError> {
+    let [v] = args else {
+        return Err(FuncError::ExactlyXArgs("toYaml".into(), 1));
+    };
+    let text =
+        serde_yaml_ng::to_string(&to_yaml(v)).map_err(|e| FuncError::Generic(e.to_string()))?;
+    Ok(Value::String(text.trim_end().to_owned()))
+}
+
+/// sprig `nindent N TEXT`: a newline, then TEXT with every line indented by N spaces.
+fn nindent_fn(args: &[Value]) -> Result<Value, FuncError> {
+    let [Value::Number(n), Value::String(text)] = args else {
+        return Err(FuncError::Generic(format!("nindent N TEXT, got {args:?}")));
+    };
+    let pad = " ".repeat(n.as_u64().unwrap_or_default() as usize);
+    let body: Vec<String> = text.lines().map(|l| format!("{pad}{l}")).collect();
+    Ok(Value::String(format!("\n{}", body.join("\n"))))
+}
+
+fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::NoValue | Value::Nil => true,
+        Value::Bool(b) => !b,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Map(m) | Value::Object(m) => m.is_empty(),
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::Function(_) => false,
+    }
+}
+
+/// sprig `default DEFAULT VALUE`: VALUE unless it is empty.
+fn default_fn(args: &[Value]) -> Result<Value, FuncError> {
+    match args {
+        [d] => Ok(d.clone()),
+        [d, v] => Ok(if is_empty(v) { d.clone() } else { v.clone() }),
+        _ => Err(FuncError::AtLeastXArgs("default".into(), 1)),
+    }
+}
+
+/// sprig `quote`: the value as a double-quoted string.
+fn quote_fn(args: &[Value]) -> Result<Value, FuncError> {
+    let [v] = args else {
+        return Err(FuncError::ExactlyXArgs("quote".into(), 1));
+    };
+    let s = match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    Ok(Value::String(format!("{s:?}")))
+}
+
+/// helm `fail MESSAGE`: stops the render.
+fn fail_fn(args: &[Value]) -> Result<Value, FuncError> {
+    Err(FuncError::Generic(format!("fail: {args:?}")))
+}
+
+/// Test double for `helm template`: values.yaml merged with `overrides` (top-level keys of
+/// `overrides` replace nested maps key by key), `.Release.Namespace` = `namespace`. Returns every
+/// rendered document of templates/ and crds/, or the first render error.
+fn render(overrides: &str, namespace: &str) -> Result<Vec<Yaml>, String> {
+    let dir = chart_dir();
+    let mut values: Yaml = serde_yaml_ng::from_str(&read(&dir.join("values.yaml"))).unwrap();
+    let over: Yaml = serde_yaml_ng::from_str(overrides).unwrap();
+    merge(&mut values, over);
+    let chart: Yaml = serde_yaml_ng::from_str(&read(&dir.join("Chart.yaml"))).unwrap();
+    let mut chart_ctx = HashMap::new();
+    for (helm, ours) in [
+        ("Name", "name"),
+        ("Version", "version"),
+        ("AppVersion", "appVersion"),
+    ] {
+        chart_ctx.insert(helm.to_owned(), to_gtmpl(&chart[ours]));
+    }
+    let release = HashMap::from([
+        ("Namespace".to_owned(), Value::from(namespace.to_owned())),
+        ("Name".to_owned(), Value::from("ferrolb".to_owned())),
+        ("Service".to_owned(), Value::from("Helm".to_owned())),
+    ]);
+    let root = Value::Map(HashMap::from([
+        ("Values".to_owned(), to_gtmpl(&values)),
+        ("Chart".to_owned(), Value::Map(chart_ctx)),
+        ("Release".to_owned(), Value::Map(release)),
+    ]));
+    let mut out = Vec::new();
+    for file in sorted_files(&dir.join("templates")) {
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if !name.ends_with(".yaml") {
+            continue; // NOTES.txt is printed, not applied.
+        }
+        let mut t = Template::default();
+        t.add_funcs(&[
+            ("toYaml", to_yaml_fn as gtmpl::Func),
+            ("nindent", nindent_fn as gtmpl::Func),
+            ("default", default_fn as gtmpl::Func),
+            ("quote", quote_fn as gtmpl::Func),
+            ("fail", fail_fn as gtmpl::Func),
+        ]);
+        t.parse(read(&file))
+            .map_err(|e| format!("{name}: parse: {e}"))?;
+        let text = t
+            .render(&Context::from(root.clone()))
+            .map_err(|e| format!("{name}: render: {e}"))?;
+        assert!(
+            !text.contains("<no value>"),
+            "{name} refers to a value that does not exist:\n{text}"
+        );
+        out.extend(parse_docs(&text, name));
+    }
+    for file in sorted_files(&dir.join("crds")) {
+        out.extend(parse_docs(&read(&file), "crds"));
+    }
+    Ok(out)
+}
+
+fn merge(into: &mut Yaml, over: Yaml) {
+    match (into, over) {
+        (Yaml::Mapping(a), Yaml::Mapping(b)) => {
+            for (k, v) in b {
+                match a.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        a.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+fn sorted_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("dir entry").path())
+        .collect();
+    files.sort();
+    files
+}
+
+fn parse_docs(text: &str, origin: &str) -> Vec<Yaml> {
+    serde_yaml_ng::Deserializer::from_str(text)
+        .map(|d| {
+            serde::Deserialize::deserialize(d)
+                .unwrap_or_else(|e| panic!("{origin} renders invalid YAML: {e}\n{text}"))
+        })
+        .filter(|d: &Yaml| !d.is_null())
+        .collect()
+}
+
+fn key(doc: &Yaml) -> (String, String) {
+    let s = |v: &Yaml| v.as_str().unwrap_or_default().to_owned();
+    (s(&doc["kind"]), s(&doc["metadata"]["name"]))
+}
+
+fn by_key(mut docs: Vec<Yaml>) -> Vec<Yaml> {
+    docs.sort_by_key(key);
+    docs
+}
+
+#[test]
+fn default_values_render_exactly_deploy_ferrolb_yaml_without_its_namespace() {
+    let rendered = by_key(render("{}", "metallb-system").expect("renders"));
+    let manifest = by_key(
+        parse_docs(&read(&deploy_dir().join("ferrolb.yaml")), "deploy")
+            .into_iter()
+            .filter(|d| d["kind"] != "Namespace")
+            .collect(),
+    );
+    let keys = |d: &[Yaml]| d.iter().map(key).collect::<Vec<_>>();
+    assert_eq!(keys(&rendered), keys(&manifest));
+    for (r, m) in rendered.iter().zip(&manifest) {
+        assert!(
+            r == m,
+            "{:?} differs.\nchart:\n{}\nmanifest:\n{}",
+            key(r),
+            serde_yaml_ng::to_string(r).unwrap_or_default(),
+            serde_yaml_ng::to_string(m).unwrap_or_default()
+        );
+    }
+}
+
+#[test]
+fn chart_crds_are_the_committed_crds_byte_for_byte() {
+    let chart = sorted_files(&chart_dir().join("crds"));
+    let deploy = sorted_files(&deploy_dir().join("crds"));
+    let names = |v: &[PathBuf]| {
+        v.iter()
+            .map(|p| p.file_name().unwrap_or_default().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&chart), names(&deploy));
+    for (c, d) in chart.iter().zip(&deploy) {
+        assert!(
+            read(c) == read(d),
+            "{} is stale: cp deploy/crds/*.yaml charts/ferrolb/crds/",
+            c.display()
+        );
+    }
+}
+
+#[test]
+fn overrides_reach_the_objects() {
+    let docs = render(
+        r#"
+loadBalancerClass: example.com/lb
+image: {repository: registry.test/ferrolb, tag: "9.9.9", pullPolicy: Always}
+prometheus: {serviceMonitor: {enabled: true, interval: 30s}}
+controller: {logLevel: debug, replicas: 3, nodeSelector: {zone: a}}
+speaker:
+  tolerateMaster: false
+  ignoreExcludeLB: true
+  tolerations: [{key: dedicated, operator: Exists, effect: NoSchedule}]
+"#,
+        "lb",
+    )
+    .expect("renders");
+    let find = |kind: &str, name: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("{kind} {name} rendered"))
+            .clone()
+    };
+    let d = find("Deployment", "ferrolb-controller");
+    assert_eq!(d["spec"]["replicas"], Yaml::from(3));
+    assert_eq!(d["metadata"]["namespace"], "lb");
+    let pod = &d["spec"]["template"]["spec"];
+    assert_eq!(pod["nodeSelector"]["zone"], "a");
+    assert_eq!(pod["nodeSelector"]["kubernetes.io/os"], "linux");
+    let c = &pod["containers"][0];
+    assert_eq!(c["image"], "registry.test/ferrolb:9.9.9");
+    assert_eq!(c["imagePullPolicy"], "Always");
+    let args: Vec<_> = c["args"]
+        .as_sequence()
+        .expect("args")
+        .iter()
+        .filter_map(Yaml::as_str)
+        .collect();
+    assert!(args.contains(&"--log-level=debug"), "{args:?}");
+    assert!(args.contains(&"--namespace=lb"), "{args:?}");
+    assert!(
+        args.contains(&"--load-balancer-class=example.com/lb"),
+        "{args:?}"
+    );
+
+    let ds = find("DaemonSet", "ferrolb-speaker");
+    let pod = &ds["spec"]["template"]["spec"];
+    let tolerations = pod["tolerations"].as_sequence().expect("tolerations");
+    assert_eq!(tolerations.len(), 1, "only the user's toleration");
+    assert_eq!(tolerations[0]["key"], "dedicated");
+    let args: Vec<_> = pod["containers"][0]["args"]
+        .as_sequence()
+        .expect("args")
+        .iter()
+        .filter_map(Yaml::as_str)
+        .collect();
+    assert!(args.contains(&"--lb-class=example.com/lb"), "{args:?}");
+    assert!(args.contains(&"--ignore-exclude-lb"), "{args:?}");
+
+    for name in ["ferrolb-controller", "ferrolb-speaker"] {
+        let sm = find("ServiceMonitor", name);
+        assert_eq!(sm["spec"]["endpoints"][0]["interval"], "30s");
+        assert_eq!(sm["spec"]["endpoints"][0]["port"], "monitoring");
+        // The ServiceMonitor selects the metrics Service of the same component.
+        let svc = find("Service", &format!("{name}-metrics"));
+        assert_eq!(
+            sm["spec"]["selector"]["matchLabels"],
+            svc["metadata"]["labels"]
+        );
+    }
+}
+
+#[test]
+fn frr_modes_fail_the_render_instead_of_being_ignored() {
+    for values in ["speaker: {frr: {enabled: true}}", "frrk8s: {enabled: true}"] {
+        let err = render(values, "metallb-system").expect_err(values);
+        assert!(err.contains("speaker.yaml"), "{err}");
+        assert!(err.contains("FerroLB speaks BGP itself"), "{err}");
+    }
+}
+
+#[test]
+fn rbac_create_false_renders_no_rbac() {
+    let docs = render("rbac: {create: false}", "metallb-system").expect("renders");
+    assert!(docs
+        .iter()
+        .all(|d| !d["kind"].as_str().unwrap_or_default().contains("Role")));
+    assert!(docs.iter().any(|d| d["kind"] == "DaemonSet"));
+}
