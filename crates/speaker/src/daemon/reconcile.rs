@@ -120,6 +120,12 @@ impl<A: Advertiser<Desired = BgpDesired>> Reconciler<A> {
         self.applied.as_ref()
     }
 
+    /// Why the newest configuration was rejected (empty when it is in force). Kubernetes mode
+    /// publishes these as Events.
+    pub fn config_errors(&self) -> &[ferrolb_api::error::ConfigError] {
+        self.config.errors()
+    }
+
     /// `ferrolb_config_stale`: the newest configuration is rejected or the source is unreadable.
     pub fn is_stale(&self) -> bool {
         self.config.is_stale() || self.source_error.is_some()
