@@ -11,6 +11,7 @@
 //! Tests that need root or a daemon call [`require_root_and`] first and
 //! return early (loudly) when it says no. See `docs/e2e.md`.
 
+pub mod apiserver;
 mod error;
 mod netns;
 mod process;
