@@ -597,3 +597,290 @@ fn kubeconfig_points_a_client_at_the_double_and_wait_for_object_wakes_on_change(
         assert!(found.is_some(), "wait_for_object saw the write");
     });
 }
+
+#[tokio::test]
+async fn watch_with_a_selector_reports_objects_entering_and_leaving_it() {
+    let server = ApiServer::start().expect("start double");
+    let api: Api<Service> = Api::default_namespaced(client(&server));
+    api.create(
+        &PostParams::default(),
+        &service("web", json!({"app": "db"})),
+    )
+    .await
+    .expect("create");
+    let rv = server.resource_version().to_string();
+    let params = WatchParams::default().labels("app=web").disable_bookmarks();
+    let mut stream = api.watch(&params, &rv).await.expect("watch").boxed();
+    let relabel = |app: &str| json!({"metadata": {"labels": {"app": app}}});
+    let events = [("web", "added"), ("web", "modified"), ("db", "deleted")];
+    for (i, (app, want)) in events.into_iter().enumerate() {
+        let mut patch = relabel(app);
+        patch["metadata"]["annotations"] = json!({"step": i.to_string()});
+        api.patch("web", &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .expect("patch");
+        let got = match next(&mut stream, want).await.expect("event") {
+            WatchEvent::Added(_) => "added",
+            WatchEvent::Modified(_) => "modified",
+            WatchEvent::Deleted(_) => "deleted",
+            other => panic!("unexpected {other:?}"),
+        };
+        assert_eq!(got, want, "label app={app}");
+    }
+}
+
+#[tokio::test]
+async fn watch_ends_after_timeout_seconds() {
+    let server = ApiServer::start().expect("start double");
+    let api: Api<Service> = Api::default_namespaced(client(&server));
+    let rv = server.resource_version().to_string();
+    let mut stream = api
+        .watch(&WatchParams::default().timeout(1).disable_bookmarks(), &rv)
+        .await
+        .expect("watch")
+        .boxed();
+    let end = tokio::time::timeout(WAIT, stream.next())
+        .await
+        .expect("stream ended within WAIT");
+    assert!(end.is_none(), "no event, just the end: {end:?}");
+}
+
+#[tokio::test]
+async fn streaming_list_watcher_gets_initial_events_then_changes() {
+    let server = ApiServer::start().expect("start double");
+    server.apply(serde_json::to_value(service("pre", json!({}))).expect("json"));
+    let api: Api<Service> = Api::default_namespaced(client(&server));
+    let mut events = watcher(api.clone(), watcher::Config::default().streaming_lists()).boxed();
+    let seen = watch_until(&mut events, "initial events", |e| {
+        matches!(e, watcher::Event::InitDone)
+    })
+    .await;
+    assert_eq!(seen, ["init", "init-apply pre", "init-done"]);
+    assert!(
+        server
+            .requests()
+            .iter()
+            .any(|r| r.contains("sendInitialEvents=true")),
+        "the watcher used a streaming list"
+    );
+    api.create(&PostParams::default(), &service("web", json!({})))
+        .await
+        .expect("create");
+    let seen = watch_until(&mut events, "ADDED", |e| {
+        matches!(e, watcher::Event::Apply(_))
+    })
+    .await;
+    assert_eq!(seen, ["apply web"]);
+}
+
+#[tokio::test]
+async fn finalizers_keep_an_object_until_removed_and_watchers_see_the_deletion() {
+    let server = ApiServer::start().expect("start double");
+    let api: Api<Service> = Api::default_namespaced(client(&server));
+    let mut svc = service("web", json!({}));
+    svc.metadata.finalizers = Some(vec!["metallb.io/ip".into()]);
+    api.create(&PostParams::default(), &svc)
+        .await
+        .expect("create");
+    let rv = server.resource_version().to_string();
+    let mut stream = api
+        .watch(&WatchParams::default().disable_bookmarks(), &rv)
+        .await
+        .expect("watch")
+        .boxed();
+
+    api.delete("web", &DeleteParams::default())
+        .await
+        .expect("delete");
+    match next(&mut stream, "MODIFIED with deletionTimestamp")
+        .await
+        .expect("event")
+    {
+        WatchEvent::Modified(s) => assert!(s.metadata.deletion_timestamp.is_some()),
+        other => panic!("unexpected {other:?}"),
+    }
+    let clear = json!({"metadata": {"finalizers": null}});
+    api.patch("web", &PatchParams::default(), &Patch::Merge(&clear))
+        .await
+        .expect("remove finalizer");
+    match next(&mut stream, "DELETED").await.expect("event") {
+        WatchEvent::Deleted(s) => assert_eq!(s.metadata.name.as_deref(), Some("web")),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(api_error(api.get("web").await.expect_err("gone")).0, 404);
+}
+
+#[tokio::test]
+async fn cluster_scoped_metallb_and_discovery_resources_are_served() {
+    use k8s_openapi::api::core::v1::Node;
+    use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+
+    let server = ApiServer::start().expect("start double");
+    let client = client(&server);
+    let version = client.apiserver_version().await.expect("/version");
+    assert_eq!(version.major, "1");
+
+    let nodes: Api<Node> = Api::all(client.clone());
+    let node: Node =
+        serde_json::from_value(json!({"metadata": {"name": "n1", "labels": {"zone": "a"}}}))
+            .expect("node");
+    nodes
+        .create(&PostParams::default(), &node)
+        .await
+        .expect("create node");
+    let ready = json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}});
+    let patched = nodes
+        .patch_status("n1", &PatchParams::default(), &Patch::Merge(&ready))
+        .await
+        .expect("node status");
+    assert!(patched.status.is_some() && patched.metadata.namespace.is_none());
+
+    // BGPPeer is stored once and served in v1beta1 and v1beta2.
+    let v1beta2 = GroupVersionKind::gvk("metallb.io", "v1beta2", "BGPPeer");
+    let (resource, _caps) = kube::discovery::pinned_kind(&client, &v1beta2)
+        .await
+        .expect("discovery");
+    assert_eq!(resource.plural, "bgppeers");
+    let peers: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), "metallb-system", &resource);
+    let mut peer = DynamicObject::new("p1", &resource);
+    peer.data = json!({"spec": {"myASN": 64500, "peerASN": 64501, "peerAddress": "192.0.2.1"}});
+    peers
+        .create(&PostParams::default(), &peer)
+        .await
+        .expect("create peer");
+    let v1beta1 = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("metallb.io", "v1beta1", "BGPPeer"),
+        "bgppeers",
+    );
+    let old: Api<DynamicObject> = Api::namespaced_with(client.clone(), "metallb-system", &v1beta1);
+    let got = old.get("p1").await.expect("served in v1beta1");
+    assert_eq!(
+        got.types.map(|t| t.api_version).as_deref(),
+        Some("metallb.io/v1beta1")
+    );
+    assert_eq!(got.data["spec"]["peerASN"], 64501);
+    assert_eq!(server.list("metallb.io/v1beta2", "BGPPeer").len(), 1);
+}
+
+#[tokio::test]
+async fn malformed_requests_get_status_errors() {
+    let server = ApiServer::start().expect("start double");
+    let client = client(&server);
+    let api: Api<Service> = Api::default_namespaced(client.clone());
+    api.create(&PostParams::default(), &service("web", json!({})))
+        .await
+        .expect("create");
+    let send = |method: &str, path: &str, content_type: &str, body: &str| {
+        http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", content_type)
+            .body(body.as_bytes().to_vec())
+            .expect("request")
+    };
+    let svc_path = "/api/v1/namespaces/default/services/web";
+    let cases = [
+        (
+            send("PATCH", svc_path, "application/x-unknown", "{}"),
+            415,
+            "UnsupportedMediaType",
+        ),
+        (
+            send("PUT", svc_path, "application/json", "{not json"),
+            400,
+            "BadRequest",
+        ),
+        (
+            send("PUT", svc_path, "application/json", "[1]"),
+            422,
+            "Invalid",
+        ),
+        (
+            send(
+                "POST",
+                "/api/v1/namespaces/default/services",
+                "application/json",
+                r#"{"metadata":{}}"#,
+            ),
+            422,
+            "Invalid",
+        ),
+        (
+            send(
+                "GET",
+                "/api/v1/namespaces/default/services?labelSelector=a+in+b",
+                "application/json",
+                "",
+            ),
+            400,
+            "BadRequest",
+        ),
+        (
+            send(
+                "GET",
+                "/api/v1/namespaces/default/widgets",
+                "application/json",
+                "",
+            ),
+            404,
+            "NotFound",
+        ),
+        (
+            send(
+                "PUT",
+                svc_path,
+                "application/json",
+                r#"{"metadata":{"name":"other"}}"#,
+            ),
+            400,
+            "BadRequest",
+        ),
+    ];
+    for (req, code, reason) in cases {
+        let what = format!("{} {}", req.method(), req.uri());
+        let err = client.request::<Value>(req).await.expect_err(&what);
+        assert_eq!(api_error(err), (code, reason.to_string()), "{what}");
+    }
+}
+
+#[tokio::test]
+async fn generate_name_and_delete_collection() {
+    let server = ApiServer::start().expect("start double");
+    let api: Api<Service> = Api::default_namespaced(client(&server));
+    let mut svc = service("", json!({"app": "web"}));
+    svc.metadata.name = None;
+    svc.metadata.generate_name = Some("web-".into());
+    let a = api
+        .create(&PostParams::default(), &svc)
+        .await
+        .expect("create a");
+    let b = api
+        .create(&PostParams::default(), &svc)
+        .await
+        .expect("create b");
+    let (a, b) = (
+        a.metadata.name.expect("name"),
+        b.metadata.name.expect("name"),
+    );
+    assert!(
+        a.starts_with("web-") && b.starts_with("web-") && a != b,
+        "{a} {b}"
+    );
+    api.create(
+        &PostParams::default(),
+        &service("keep", json!({"app": "db"})),
+    )
+    .await
+    .expect("create");
+
+    api.delete_collection(
+        &DeleteParams::default(),
+        &ListParams::default().labels("app=web"),
+    )
+    .await
+    .expect("delete collection");
+    let left: Vec<_> = api.list(&ListParams::default()).await.expect("list").items;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].metadata.name.as_deref(), Some("keep"));
+}

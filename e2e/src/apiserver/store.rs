@@ -118,22 +118,26 @@ fn meta(obj: &Value, field: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
-    if !obj.is_object() {
-        *obj = Value::Object(Map::new());
+/// Sets `metadata.{field}`. Bodies are checked to be objects on entry
+/// ([`Store::check_body`]), so a non-object is left alone.
+fn set_meta(obj: &mut Value, field: &str, value: Value) {
+    if let Some(map) = obj.as_object_mut() {
+        let meta = map
+            .entry("metadata")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !meta.is_object() {
+            *meta = Value::Object(Map::new());
+        }
+        if let Some(meta) = meta.as_object_mut() {
+            meta.insert(field.to_string(), value);
+        }
     }
-    let Value::Object(map) = obj else {
-        unreachable!("made an object above")
-    };
-    let meta = map
-        .entry("metadata")
-        .or_insert_with(|| Value::Object(Map::new()));
-    if !meta.is_object() {
-        *meta = Value::Object(Map::new());
-    }
-    match meta {
-        Value::Object(m) => m,
-        _ => unreachable!("made an object above"),
+}
+
+/// Removes `metadata.{field}`.
+fn remove_meta(obj: &mut Value, field: &str) {
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove(field);
     }
 }
 
@@ -315,7 +319,14 @@ impl Store {
         self.history.push_back(change);
     }
 
-    fn check_body_identity(res: &'static Resource, obj: &Value) -> Result<(), ApiError> {
+    /// A request body must be an object of the URL's kind.
+    fn check_body(res: &'static Resource, obj: &Value) -> Result<(), ApiError> {
+        if !obj.is_object() || obj.get("metadata").is_some_and(|m| !m.is_object()) {
+            return Err(ApiError::invalid(format!(
+                "{} is invalid: the body must be a JSON object with an object `metadata`",
+                res.kind
+            )));
+        }
         if let Some(kind) = obj.get("kind").and_then(Value::as_str) {
             if kind != res.kind {
                 return Err(ApiError::bad_request(format!(
@@ -335,7 +346,7 @@ impl Store {
         ns: Option<&str>,
         mut obj: Value,
     ) -> Result<Value, ApiError> {
-        Self::check_body_identity(res, &obj)?;
+        Self::check_body(res, &obj)?;
         let ns = self.namespace_for(res, ns, &obj)?;
         let name = match meta(&obj, "name").filter(|n| !n.is_empty()) {
             Some(name) => name,
@@ -360,11 +371,7 @@ impl Store {
         if self.objects.contains_key(&key(res, &ns, &name)) {
             return Err(ApiError::already_exists(res.group, res.plural, &name));
         }
-        let m = meta_mut(&mut obj);
-        m.insert("name".into(), Value::String(name.clone()));
-        if res.namespaced {
-            m.insert("namespace".into(), Value::String(ns.clone()));
-        }
+        set_meta(&mut obj, "name", Value::String(name.clone()));
         Ok(self.commit(res, &ns, &name, obj, None, false))
     }
 
@@ -401,7 +408,7 @@ impl Store {
         obj: Value,
         part: Part,
     ) -> Result<Value, ApiError> {
-        Self::check_body_identity(res, &obj)?;
+        Self::check_body(res, &obj)?;
         let ns = self.namespace_for(res, ns, &obj)?;
         if let Some(body_name) = meta(&obj, "name").filter(|n| !n.is_empty()) {
             if body_name != name {
@@ -479,7 +486,11 @@ impl Store {
         self.objects.remove(&k);
         self.rv += 1;
         let mut gone = old;
-        meta_mut(&mut gone).insert("resourceVersion".into(), Value::String(self.rv.to_string()));
+        set_meta(
+            &mut gone,
+            "resourceVersion",
+            Value::String(self.rv.to_string()),
+        );
         self.record(Change {
             rv: self.rv,
             resource: res,
@@ -548,25 +559,24 @@ impl Store {
             );
             m.insert("kind".into(), Value::String(res.kind.into()));
         }
-        let m = meta_mut(&mut new);
-        m.insert("name".into(), Value::String(name.into()));
+        set_meta(&mut new, "name", Value::String(name.into()));
         if res.namespaced {
-            m.insert("namespace".into(), Value::String(ns.into()));
+            set_meta(&mut new, "namespace", Value::String(ns.into()));
         } else {
-            m.remove("namespace");
+            remove_meta(&mut new, "namespace");
         }
-        m.insert("uid".into(), Value::String(uid));
-        m.insert("creationTimestamp".into(), Value::String(created));
-        m.insert("resourceVersion".into(), Value::String(rv.to_string()));
-        m.insert("generation".into(), Value::from(generation));
-        m.remove("managedFields");
+        set_meta(&mut new, "uid", Value::String(uid));
+        set_meta(&mut new, "creationTimestamp", Value::String(created));
+        set_meta(&mut new, "resourceVersion", Value::String(rv.to_string()));
+        set_meta(&mut new, "generation", Value::from(generation));
+        remove_meta(&mut new, "managedFields");
         // deletionTimestamp is server-managed: kept once set, never set by a write.
-        m.remove("deletionTimestamp");
-        m.remove("deletionGracePeriodSeconds");
+        remove_meta(&mut new, "deletionTimestamp");
+        remove_meta(&mut new, "deletionGracePeriodSeconds");
         if let Some((ts, grace)) = deletion {
-            m.insert("deletionTimestamp".into(), ts);
+            set_meta(&mut new, "deletionTimestamp", ts);
             if let Some(grace) = grace {
-                m.insert("deletionGracePeriodSeconds".into(), grace);
+                set_meta(&mut new, "deletionGracePeriodSeconds", grace);
             }
         }
         let k = key(res, ns, name);
@@ -609,7 +619,7 @@ impl Store {
         };
         let mut obj = obj;
         // A fixture replaces unconditionally, whatever resourceVersion it carries.
-        meta_mut(&mut obj).remove("resourceVersion");
+        remove_meta(&mut obj, "resourceVersion");
         if self.objects.contains_key(&key(res, &ns, &name)) {
             self.update(res, Some(&ns), &name, obj, Part::Whole)
         } else {
