@@ -1,6 +1,7 @@
 //! Two instances of our own speaker over loopback (127.0.0.1 <-> 127.0.0.2): session setup,
 //! IPv4 + IPv6 over one session, only-the-difference, idempotence, graceful shutdown with an
-//! RFC 9003 message, TCP-MD5 and connection collisions. No root needed.
+//! RFC 9003 message, TCP-MD5 and connection collisions (forced on both sides through a relay).
+//! No root needed.
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -13,7 +14,9 @@ use ferrolb_bgp::rib::{Route, Routes};
 use ferrolb_bgp::speaker::{PeerConfig, Speaker, SpeakerConfig};
 use ferrolb_bgp::wire::{Community, LargeCommunity};
 use ipnet::IpNet;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::mpsc::Receiver;
+use tokio::task::JoinHandle;
 
 const A: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1));
 const B: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
@@ -217,12 +220,128 @@ async fn attributes_reach_the_peer_as_set() {
     p.b.shutdown("done", Duration::from_secs(5)).await;
 }
 
+/// Test double: a TCP relay standing in for the network between A and B. It holds each
+/// speaker's outgoing connection until both exist, so both are in OpenSent, then joins each to
+/// the other speaker's listener from the connecting speaker's own address. Each speaker then
+/// sees an incoming connection from its peer while its own is in OpenSent: a collision on both
+/// sides (RFC 4271 §6.8), every time. Returns the relay tasks of the A-initiated and the
+/// B-initiated connection; each ends when its connection closes.
+async fn colliding_pair() -> (Pair, JoinHandle<()>, JoinHandle<()>) {
+    let mut a_cfg = SpeakerConfig::new(65001);
+    a_cfg.router_id = Some(Ipv4Addr::new(10, 0, 0, 1));
+    a_cfg.listen = vec![SocketAddr::new(A, 0)];
+    let mut b_cfg = SpeakerConfig::new(65002);
+    b_cfg.router_id = Some(Ipv4Addr::new(10, 0, 0, 2));
+    b_cfg.listen = vec![SocketAddr::new(B, 0)];
+    let (a, a_rx) = Speaker::start(a_cfg).await.expect("start A");
+    let (b, b_rx) = Speaker::start(b_cfg).await.expect("start B");
+    let a_port = a.listen_addrs().first().expect("A listens").port();
+    let b_port = b.listen_addrs().first().expect("B listens").port();
+    // The relay listens on each speaker's address (another port), where the other one dials.
+    let to_a = TcpListener::bind(SocketAddr::new(A, 0))
+        .await
+        .expect("relay to A");
+    let to_b = TcpListener::bind(SocketAddr::new(B, 0))
+        .await
+        .expect("relay to B");
+
+    let mut b_peer = PeerConfig::new(A, 65001);
+    b_peer.port = to_a.local_addr().expect("addr").port();
+    b_peer.local_address = Some(B);
+    b_peer.deliver_updates = true;
+    let mut a_peer = PeerConfig::new(B, 65002);
+    a_peer.port = to_b.local_addr().expect("addr").port();
+    a_peer.local_address = Some(A);
+    a.set_peers(vec![a_peer]).expect("A peers");
+    b.set_peers(vec![b_peer]).expect("B peers");
+
+    let accept = |l: TcpListener| async move {
+        tokio::time::timeout(DEADLINE, l.accept())
+            .await
+            .expect("a speaker connects")
+            .expect("accept")
+            .0
+    };
+    let from_a = accept(to_b).await;
+    let from_b = accept(to_a).await;
+    let join = |from: IpAddr, to: SocketAddr| async move {
+        let socket = TcpSocket::new_v4().expect("socket");
+        socket.bind(SocketAddr::new(from, 0)).expect("bind");
+        socket.connect(to).await.expect("relay connect")
+    };
+    let a_out = join(A, SocketAddr::new(B, b_port)).await;
+    let b_out = join(B, SocketAddr::new(A, a_port)).await;
+    let pipe = |mut x: TcpStream, mut y: TcpStream| {
+        tokio::spawn(async move {
+            let _ = tokio::io::copy_bidirectional(&mut x, &mut y).await;
+        })
+    };
+    let a_initiated = pipe(from_a, a_out);
+    let b_initiated = pipe(from_b, b_out);
+    (Pair { a, a_rx, b, b_rx }, a_initiated, b_initiated)
+}
+
 #[tokio::test]
 async fn both_sides_connecting_end_with_one_established_session() {
-    let mut p = pair((None, None), false).await;
+    let (mut p, a_initiated, b_initiated) = colliding_pair().await;
     p.a.set_routes(routes());
-    let got = received_table(&mut p.b_rx).await;
+    // B collects the table; meanwhile count its sessions.
+    let mut got = BTreeSet::new();
+    let (mut b_ups, mut b_downs, mut eors) = (0, 0, 0);
+    wait_for(&mut p.b_rx, "the table and two End-of-RIBs", |e| {
+        match &e.kind {
+            EventKind::Up { .. } => b_ups += 1,
+            EventKind::Down {
+                was_established: true,
+                ..
+            } => b_downs += 1,
+            EventKind::UpdateReceived {
+                update: Some(u), ..
+            } => got.extend(u.announced()),
+            EventKind::EndOfRibReceived => eors += 1,
+            _ => {}
+        }
+        (eors == 2).then_some(())
+    })
+    .await;
     assert_eq!(got.len(), 3);
+    assert_eq!(
+        (b_ups, b_downs),
+        (1, 0),
+        "B: exactly one session, never lost"
+    );
+    // A sent the table, so its Up and the collision's outcome are already queued.
+    let mut a_ups = 0;
+    let mut a_lost_by_collision = 0;
+    while let Ok(e) = p.a_rx.try_recv() {
+        match e.kind {
+            EventKind::Up { .. } => a_ups += 1,
+            EventKind::Down {
+                was_established: false,
+                reason: DownReason::NotificationSent(n),
+            } if (n.code.0, n.subcode) == (6, 7) => a_lost_by_collision += 1,
+            EventKind::Down {
+                was_established: true,
+                ..
+            } => panic!("A lost an Established session"),
+            _ => {}
+        }
+    }
+    assert_eq!(a_ups, 1, "A: exactly one session");
+    // §6.8: B has the higher BGP Identifier (10.0.0.2 > 10.0.0.1), so the connection B opened
+    // survives; A closes its own with Cease 6/7 and B closes A's.
+    assert_eq!(
+        a_lost_by_collision, 1,
+        "A's own connection lost the collision"
+    );
+    tokio::time::timeout(DEADLINE, a_initiated)
+        .await
+        .expect("the A-initiated connection closes")
+        .expect("relay task");
+    assert!(
+        !b_initiated.is_finished(),
+        "the B-initiated connection carries the session"
+    );
     p.a.shutdown("done", Duration::from_secs(5)).await;
     p.b.shutdown("done", Duration::from_secs(5)).await;
 }
