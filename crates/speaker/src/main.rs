@@ -63,6 +63,18 @@ struct Cli {
     /// Poll period of --config-dir, milliseconds.
     #[arg(long, default_value_t = 250)]
     poll_ms: u64,
+    /// Layer 2: UDP port of the speakers' liveness gossip (MetalLB's memberlist port); 0
+    /// disables it and Node readiness alone decides who is alive.
+    #[arg(long, default_value_t = ferrolb_speaker::l2::memberlist::DEFAULT_PORT)]
+    memberlist_port: u16,
+    /// Layer 2: bind the gossip to this address (default: the wildcard of the node's
+    /// InternalIP family, port --memberlist-port).
+    #[arg(long)]
+    memberlist_bind: Option<SocketAddr>,
+    /// Layer 2: file with the gossip's shared secret (default: $METALLB_ML_SECRET_KEY, else
+    /// none); every datagram is authenticated with HMAC-SHA256.
+    #[arg(long)]
+    memberlist_secret_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -118,6 +130,7 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
 
     let (tx, rx) = mpsc::channel(16);
+    let l2_tx = tx.clone();
     let mut reports = daemon::Reports {
         status_file: cli.status_file.clone(),
         ..daemon::Reports::default()
@@ -192,7 +205,14 @@ async fn main() -> anyhow::Result<()> {
         ignore_exclude_lb: cli.ignore_exclude_lb,
         load_balancer_class: cli.lb_class.clone(),
     };
-    let mut reconciler = Reconciler::new(opts, advertiser, Arc::clone(&metrics));
+    let l2_settings = daemon::l2::L2Settings {
+        memberlist_port: cli.memberlist_port,
+        memberlist_bind: cli.memberlist_bind,
+        memberlist_secret_file: cli.memberlist_secret_file.clone(),
+        ..Default::default()
+    };
+    let (l2, l2_running) = daemon::l2::start(&l2_settings, opts.clone(), l2_tx, cancel.clone())?;
+    let mut reconciler = Reconciler::new(opts, advertiser, Arc::clone(&metrics)).with_l2(l2);
 
     let signals = {
         let cancel = cancel.clone();
@@ -216,6 +236,7 @@ async fn main() -> anyhow::Result<()> {
     .await;
     cancel.cancel();
     backend.shutdown().await;
+    l2_running.shutdown().await;
     // Every task ends on `cancel`; a panic in one is reported, not re-raised.
     while let Some(done) = tasks.join_next().await {
         if let Err(error) = done {

@@ -16,6 +16,7 @@ pub mod http;
 pub mod kube;
 pub mod kube_events;
 pub mod kube_status;
+pub mod l2;
 pub mod metrics;
 pub mod reconcile;
 pub mod standalone;
@@ -63,6 +64,7 @@ pub async fn run<A: Advertiser<Desired = BgpDesired>>(
         let Some(update) = update else { return };
         let snapshot = match &update {
             SourceUpdate::Snapshot(_) => true,
+            SourceUpdate::Liveness(_) => false,
             SourceUpdate::Unavailable(error) => {
                 metrics.set_source_error(Some(error.clone()));
                 false
@@ -105,6 +107,10 @@ pub async fn run<A: Advertiser<Desired = BgpDesired>>(
                     node: node_name,
                     stale,
                     services: reconciler.statuses(),
+                };
+                let doc = l2::WithL2 {
+                    doc,
+                    l2: reconciler.l2().map(l2::L2Reconciler::statuses),
                 };
                 match status::write_atomically(path, &doc) {
                     Ok(()) => written_stale = Some(stale),

@@ -38,6 +38,8 @@ pub enum SourceUpdate {
     /// The source cannot be read (directory gone, permission denied, a file does not parse, the
     /// API watch failed). Keeps the last good state.
     Unavailable(String),
+    /// Layer 2: the gossip's live set of speakers changed (see [`super::l2`]).
+    Liveness(crate::l2::memberlist::Liveness),
 }
 
 /// A file load: its objects, or the source unavailable.
@@ -88,6 +90,7 @@ pub struct Reconciler<A: Advertiser<Desired = BgpDesired>> {
     statuses: BTreeMap<ServiceKey, ServiceStatus>,
     metrics: Arc<Metrics>,
     said_synthesized: bool,
+    l2: Option<super::l2::L2Reconciler>,
 }
 
 impl<A: Advertiser<Desired = BgpDesired>> Reconciler<A> {
@@ -102,7 +105,19 @@ impl<A: Advertiser<Desired = BgpDesired>> Reconciler<A> {
             statuses: BTreeMap::new(),
             metrics,
             said_synthesized: false,
+            l2: None,
         }
+    }
+
+    /// Also runs the Layer 2 election on every snapshot and liveness change.
+    pub fn with_l2(mut self, l2: super::l2::L2Reconciler) -> Self {
+        self.l2 = Some(l2);
+        self
+    }
+
+    /// The Layer 2 part, when attached.
+    pub fn l2(&self) -> Option<&super::l2::L2Reconciler> {
+        self.l2.as_ref()
     }
 
     /// The advertiser (tests read the fake's history).
@@ -151,6 +166,11 @@ impl<A: Advertiser<Desired = BgpDesired>> Reconciler<A> {
                 }
                 self.on_snapshot(&res)
             }
+            SourceUpdate::Liveness(live) => self
+                .l2
+                .as_mut()
+                .map(|l2| l2.on_liveness(live))
+                .unwrap_or_default(),
         };
         self.metrics.set_config_stale(self.is_stale());
         changed
@@ -186,8 +206,14 @@ impl<A: Advertiser<Desired = BgpDesired>> Reconciler<A> {
             return Vec::new();
         };
         let plan: BgpPlan = compute_bgp(config, &cluster, &self.opts);
-        drop(cluster);
-        self.put_in_force(plan)
+        // Layer 2 keeps the cluster (only with an L2Advertisement) to re-elect on liveness.
+        let l2_changed = match &mut self.l2 {
+            Some(l2) => l2.on_snapshot(config, cluster),
+            None => Vec::new(),
+        };
+        let mut changed = self.put_in_force(plan);
+        changed.extend(l2_changed);
+        changed
     }
 
     fn put_in_force(&mut self, plan: BgpPlan) -> Vec<ServiceKey> {
