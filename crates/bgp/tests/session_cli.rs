@@ -166,3 +166,73 @@ fn announce_refuses_a_bad_prefixes_file_with_its_line() {
     assert!(err.contains("colour"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn log_level_sends_tracing_lines_to_stderr_and_leaves_the_documented_lines_alone() {
+    let mut listen = Proc(
+        Command::new(BIN)
+            .args(["--log-level", "info", "listen", "--listen", "127.0.0.3"])
+            .args(["--port", "0", "--local-as", "65002"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn listen"),
+    );
+    let l_err = lines(listen.0.stderr.take().expect("stderr"));
+    let l_out = lines(listen.0.stdout.take().expect("stdout"));
+    let mut l_seen = Vec::new();
+    let addr = expect_line(&l_err, "listening on", &mut l_seen);
+    let port = addr.rsplit(':').next().expect("port").to_owned();
+    let mut announce = Proc(
+        Command::new(BIN)
+            .args(["announce", "--log-level", "info", "--peer", "127.0.0.3"])
+            .args(["--port", &port, "--local-as", "65001", "--peer-as", "65002"])
+            .args([
+                "--local-address",
+                "127.0.0.1",
+                "--prefix",
+                "198.51.100.9/32",
+            ])
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn announce"),
+    );
+    let a_err = lines(announce.0.stderr.take().expect("stderr"));
+    let mut a_seen = Vec::new();
+    // The tracing subscriber is installed: the driver's state changes show at info...
+    expect_line(&a_err, "state change", &mut a_seen);
+    // ...and the documented progress lines are still whole lines of their own.
+    let est = expect_line(&a_err, "established peer=", &mut a_seen);
+    assert!(est.starts_with("established peer=127.0.0.3"), "{est}");
+    let eor = expect_line(&a_err, "end-of-rib peer=", &mut a_seen);
+    assert!(eor.starts_with("end-of-rib peer="), "{eor}");
+    // stdout stays JSON lines only: the announce line parses.
+    let mut out_seen = Vec::new();
+    let line = expect_line(&l_out, "198.51.100.9/32", &mut out_seen);
+    for l in &out_seen {
+        serde_json::from_str::<serde_json::Value>(l)
+            .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l}"));
+    }
+    assert!(line.contains("\"announce\""), "{line}");
+    signal(&announce, "TERM");
+    assert!(announce.0.wait().expect("wait announce").success());
+    signal(&listen, "TERM");
+    assert!(listen.0.wait().expect("wait listen").success());
+}
+
+#[test]
+fn a_bad_log_level_is_a_usage_error() {
+    let out = Command::new(BIN)
+        .args([
+            "--log-level",
+            "ferrolb_bgp=loud",
+            "listen",
+            "--local-as",
+            "1",
+        ])
+        .output()
+        .expect("run listen");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--log-level"), "{err}");
+}

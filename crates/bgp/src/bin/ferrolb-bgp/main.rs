@@ -4,6 +4,11 @@
 //!   contract is documented in `crates/bgp/README.md` and checked by `tests/cli_decode.rs`.
 //! - `announce`, `listen`: BGP sessions (the session layer, issue 4).
 //!
+//! Logs (`tracing`: state changes, NOTIFICATIONs, stalled writes) go to stderr through a
+//! subscriber filtered by `--log-level` (a `tracing` filter such as `info` or
+//! `ferrolb_bgp=debug`), else `RUST_LOG`, else `warn`: by default only warnings join the
+//! documented progress lines on stderr, and stdout (JSON lines) never carries logs.
+//!
 //! Exit status: 0 on success; 1 when `decode` met a malformed message; 2 for bad usage or input
 //! that is not BGP at all (not hex, unreadable file).
 
@@ -19,8 +24,27 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "ferrolb-bgp", version, about = "FerroLB's BGP-4 tool")]
 struct Cli {
+    /// Log filter for stderr (e.g. `info`, `ferrolb_bgp=debug`); default: $RUST_LOG, else `warn`.
+    #[arg(long, global = true)]
+    log_level: Option<String>,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Installs the stderr log subscriber; a bad filter is a usage error.
+fn init_logging(level: Option<&str>) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    let filter = match level {
+        Some(l) => EnvFilter::try_new(l).map_err(|e| anyhow::anyhow!("--log-level {l:?}: {e}"))?,
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("installing the log subscriber: {e}"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -36,6 +60,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = init_logging(cli.log_level.as_deref()) {
+        eprintln!("ferrolb-bgp: {e:#}");
+        return ExitCode::from(2);
+    }
     let result = match cli.command {
         Command::Decode(args) => decode::run(args),
         Command::Announce(args) => announce::run(args),
