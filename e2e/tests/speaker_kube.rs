@@ -1,0 +1,550 @@
+//! Issue 7 (Kubernetes mode) and issue 5 (a rejected config emits an Event), end to end without
+//! root: the real `ferrolb-speaker` binary with `--kubeconfig` pointed at the API-server test
+//! double (`ferrolb_e2e::apiserver`), announcing to an in-process crates/bgp listener on
+//! 127.0.0.1 (collector mode, or a configured peer with TCP-MD5).
+//!
+//! ```text
+//!  test ── ApiServer::apply/delete ──▶ double (HTTP, 127.0.0.1) ◀── list/watch ── ferrolb-speaker
+//!   │                                     ▲ ServiceBGPStatus, Events           │ BGP
+//!   ├── kube watcher (test's own view) ───┘                                    ▼
+//!   └── listener events (UPDATEs) ◀────────────────────────── ferrolb_bgp::Speaker (passive)
+//! ```
+//!
+//! Waits are on events: BGP UPDATEs from the listener, watch events for API objects. Only
+//! `/metrics` and `/readyz`, which have no event, are polled with a deadline. Skips loudly when
+//! the binary is not built (`cargo build -p ferrolb-speaker`; `scripts/test.sh` builds the
+//! workspace).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ferrolb_bgp::event::{EventKind, SpeakerEvent};
+use ferrolb_bgp::speaker::{PeerConfig, Speaker, SpeakerConfig};
+use ferrolb_e2e::apiserver::ApiServer;
+use ferrolb_e2e::workspace_bin;
+use futures::StreamExt;
+use ipnet::IpNet;
+use kube::api::{Api, ApiResource, DynamicObject};
+use kube::runtime::watcher;
+use kube::{Client, Config};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+/// Every wait is bounded by this.
+const LIMIT: Duration = Duration::from_secs(30);
+const NS: &str = "metallb-system";
+const NODE: &str = "node-a";
+const MY_AS: u32 = 64500;
+const ROUTER_AS: u32 = 64512;
+
+/// The `ferrolb-speaker` binary, or `None` (after saying so loudly) when it is not built.
+fn speaker_bin() -> Option<std::path::PathBuf> {
+    match workspace_bin("ferrolb-speaker") {
+        Ok(p) => Some(p),
+        Err(e) => {
+            eprintln!("SKIPPED: {e}");
+            None
+        }
+    }
+}
+
+/// The listener: a passive crates/bgp speaker on 127.0.0.1. With
+/// `md5`, it only talks to a configured peer 127.0.0.1 with that TCP-MD5 key (RFC 2385), so
+/// a session proves the speaker used the same password.
+async fn router(md5: Option<&str>) -> (Speaker, mpsc::Receiver<SpeakerEvent>, u16) {
+    let mut cfg = SpeakerConfig::new(ROUTER_AS);
+    cfg.router_id = Some(Ipv4Addr::new(10, 255, 0, 1));
+    let peer = PeerConfig {
+        passive: true,
+        peer_as: None,
+        deliver_updates: true,
+        md5_password: md5.map(str::to_string),
+        ..PeerConfig::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)
+    };
+    if md5.is_none() {
+        cfg.accept_unknown = Some(peer.clone());
+    }
+    // BGPPeer.spec.peerPort is at most 16384 (MetalLB's CRD), below the kernel's ephemeral
+    // range: try ports in 10000..16384 from a per-process, per-call offset.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let start = (std::process::id() as usize).wrapping_mul(31) + call * 1_009;
+    let mut started = None;
+    for i in 0..64usize {
+        let port = 10_000 + (start.wrapping_add(i * 101) % 6_384) as u16;
+        cfg.listen = vec![SocketAddr::from((Ipv4Addr::LOCALHOST, port))];
+        if let Ok(s) = Speaker::start(cfg.clone()).await {
+            started = Some(s);
+            break;
+        }
+    }
+    let (speaker, events) = started.expect("a free port for the listener in 10000..16384");
+    if md5.is_some() {
+        speaker.set_peers(vec![peer]).expect("peer with MD5");
+    }
+    let port = speaker
+        .listen_addrs()
+        .first()
+        .map(SocketAddr::port)
+        .expect("bound");
+    (speaker, events, port)
+}
+
+/// The daemon, killed on drop so a failing test leaves nothing running.
+struct Daemon {
+    child: Child,
+    metrics: SocketAddr,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `ferrolb-speaker` in Kubernetes mode and learns its metrics address from its log.
+fn spawn_speaker(bin: &Path, kubeconfig: &Path) -> Daemon {
+    let mut child = Command::new(bin)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(["--node-name", NODE, "--namespace", NS])
+        .args(["--metrics-addr", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .env_remove("POD_NAME")
+        .env_remove("POD_UID")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ferrolb-speaker");
+    let stderr = child.stderr.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("speaker: {line}");
+            if let Some(addr) = line.split("addr=").nth(1) {
+                let _ = tx.send(addr.trim().to_string());
+            }
+        }
+    });
+    let metrics = rx
+        .recv_timeout(LIMIT)
+        .expect("the speaker logs its metrics address")
+        .parse()
+        .expect("an address");
+    Daemon { child, metrics }
+}
+
+/// One lab: the double, the listener, a kubeconfig and a client of our own.
+struct Lab {
+    server: ApiServer,
+    client: Client,
+    events: mpsc::Receiver<SpeakerEvent>,
+    _router: Speaker,
+    port: u16,
+    _dir: tempfile::TempDir,
+    kubeconfig: std::path::PathBuf,
+    rib: BTreeSet<IpNet>,
+}
+
+async fn lab(md5: Option<&str>) -> Lab {
+    let server = ApiServer::start().expect("start the API-server double");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    let url = server.url().parse().expect("a URI");
+    let client = Client::try_from(Config::new(url)).expect("client");
+    let (router, events, port) = router(md5).await;
+    Lab {
+        server,
+        client,
+        events,
+        _router: router,
+        port,
+        _dir: dir,
+        kubeconfig,
+        rib: BTreeSet::new(),
+    }
+}
+
+fn config_yaml(port: u16, peer_extra: &str) -> String {
+    format!(
+        r#"apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {{name: pool, namespace: {NS}}}
+spec: {{addresses: ["198.51.100.0/24"]}}
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {{name: router, namespace: {NS}}}
+spec: {{myASN: {MY_AS}, peerASN: {ROUTER_AS}, peerAddress: 127.0.0.1, peerPort: {port}, routerID: 10.255.0.2{peer_extra}}}
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {{name: adv, namespace: {NS}}}
+spec: {{ipAddressPools: [pool]}}
+---
+apiVersion: v1
+kind: Node
+metadata: {{name: {NODE}, labels: {{kubernetes.io/hostname: {NODE}}}}}
+status: {{addresses: [{{type: InternalIP, address: 127.0.0.1}}]}}
+"#
+    )
+}
+
+/// A LoadBalancer Service with `ip` assigned and one ready endpoint on `endpoint_node`.
+fn service_yaml(name: &str, ip: &str, policy: &str, endpoint_node: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Service
+metadata: {{name: {name}, namespace: default}}
+spec: {{type: LoadBalancer, externalTrafficPolicy: {policy}, ports: [{{port: 80}}]}}
+status: {{loadBalancer: {{ingress: [{{ip: {ip}}}]}}}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: {name}-x, namespace: default, labels: {{kubernetes.io/service-name: {name}}}}}
+addressType: IPv4
+endpoints: [{{addresses: [10.0.0.1], nodeName: {endpoint_node}, conditions: {{ready: true}}}}]
+"#
+    )
+}
+
+fn set(ips: &[&str]) -> BTreeSet<IpNet> {
+    ips.iter()
+        .map(|ip| IpNet::from(ip.parse::<IpAddr>().expect("test literal")))
+        .collect()
+}
+
+impl Lab {
+    fn apply(&self, yaml: &str) {
+        self.server.apply_yaml(yaml).expect("fixture applies");
+    }
+
+    /// Applies the listener's UPDATEs until the RIB equals `want`; fails on a withdraw of any
+    /// prefix in `keep` on the way (so "stays announced" is checked by order, not by time).
+    async fn await_rib(&mut self, want: &[&str], keep: &[&str]) {
+        let (want, keep) = (set(want), set(keep));
+        let deadline = tokio::time::Instant::now() + LIMIT;
+        while self.rib != want {
+            let ev = tokio::time::timeout_at(deadline, self.events.recv())
+                .await
+                .unwrap_or_else(|_| panic!("listener holds {:?}, want {want:?}", self.rib))
+                .expect("listener events");
+            if let EventKind::UpdateReceived {
+                update: Some(u), ..
+            } = ev.kind
+            {
+                for p in u.withdrawn_prefixes() {
+                    assert!(!keep.contains(&p), "{p} withdrawn but must stay announced");
+                    self.rib.remove(&p);
+                }
+                for p in u.announced() {
+                    self.rib.insert(p);
+                }
+            }
+        }
+    }
+
+    /// Waits (on watch events) until the objects of `ar` in `namespace` satisfy `done`;
+    /// returns them by name.
+    async fn await_objects(
+        &self,
+        ar: &ApiResource,
+        namespace: &str,
+        what: &str,
+        done: impl Fn(&BTreeMap<String, Value>) -> bool,
+    ) -> BTreeMap<String, Value> {
+        let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), namespace, ar);
+        let mut stream = watcher(api, watcher::Config::default()).boxed();
+        let mut seen: BTreeMap<String, Value> = BTreeMap::new();
+        let mut listing: BTreeMap<String, Value> = BTreeMap::new();
+        let mut listed = false;
+        let watch = async {
+            while let Some(ev) = stream.next().await {
+                let to_value = |o: &DynamicObject| serde_json::to_value(o).unwrap_or_default();
+                let name = |o: &DynamicObject| o.metadata.name.clone().unwrap_or_default();
+                match ev {
+                    Ok(watcher::Event::Init) => listing.clear(),
+                    Ok(watcher::Event::InitApply(o)) => {
+                        listing.insert(name(&o), to_value(&o));
+                    }
+                    Ok(watcher::Event::InitDone) => {
+                        seen = std::mem::take(&mut listing);
+                        listed = true;
+                    }
+                    Ok(watcher::Event::Apply(o)) => {
+                        seen.insert(name(&o), to_value(&o));
+                    }
+                    Ok(watcher::Event::Delete(o)) => {
+                        seen.remove(&name(&o));
+                    }
+                    Err(e) => eprintln!("test watch of {what}: {e}"),
+                }
+                if listed && done(&seen) {
+                    return seen.clone();
+                }
+            }
+            panic!("watch of {what} ended");
+        };
+        match tokio::time::timeout(LIMIT, watch).await {
+            Ok(objects) => objects,
+            Err(_) => panic!("timed out waiting for {what}; have {seen:#?}"),
+        }
+    }
+
+    async fn await_bgp_statuses(
+        &self,
+        what: &str,
+        done: impl Fn(&BTreeMap<String, Value>) -> bool,
+    ) -> BTreeMap<String, Value> {
+        let ar = ApiResource {
+            group: "metallb.io".into(),
+            version: "v1beta1".into(),
+            api_version: "metallb.io/v1beta1".into(),
+            kind: "ServiceBGPStatus".into(),
+            plural: "servicebgpstatuses".into(),
+        };
+        self.await_objects(&ar, NS, what, done).await
+    }
+}
+
+fn get(addr: SocketAddr, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).expect("connect metrics");
+    s.set_read_timeout(Some(LIMIT)).expect("timeout");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    out
+}
+
+/// Polls `path` until its response contains `needle` (no event exists for it), with a deadline.
+async fn await_http(addr: SocketAddr, path: &'static str, needle: &str) {
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let body = tokio::task::spawn_blocking(move || get(addr, path))
+            .await
+            .expect("join");
+        if body.contains(needle) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {needle:?} in {path}:\n{body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The ServiceBGPStatus objects by Service name (`metallb.io/service-name` label).
+fn by_service(objects: &BTreeMap<String, Value>) -> BTreeMap<String, Value> {
+    objects
+        .values()
+        .filter_map(|o| {
+            let svc = o["metadata"]["labels"]["metallb.io/service-name"].as_str()?;
+            Some((svc.to_string(), o.clone()))
+        })
+        .collect()
+}
+
+fn has_peers(o: Option<&Value>, peers: &[&str]) -> bool {
+    o.is_some_and(|o| o["status"]["peers"] == serde_json::json!(peers))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_from_the_api_are_announced_reported_and_withdrawn() {
+    let Some(bin) = speaker_bin() else { return };
+    let mut lab = lab(None).await;
+    lab.apply(&config_yaml(lab.port, ""));
+    // a: Cluster policy, endpoint elsewhere: announced. b: Local, endpoint only on node-b:
+    // not announced from node-a. c: Local, endpoint here: announced.
+    lab.apply(&service_yaml("a", "198.51.100.1", "Cluster", "node-b"));
+    lab.apply(&service_yaml("b", "198.51.100.2", "Local", "node-b"));
+    lab.apply(&service_yaml("c", "198.51.100.3", "Local", NODE));
+    let speaker = spawn_speaker(&bin, &lab.kubeconfig);
+
+    lab.await_rib(&["198.51.100.1", "198.51.100.3"], &[]).await;
+    let statuses = lab
+        .await_bgp_statuses("ServiceBGPStatus for a and c", |o| {
+            let s = by_service(o);
+            s.len() == 2 && has_peers(s.get("a"), &["router"]) && has_peers(s.get("c"), &["router"])
+        })
+        .await;
+    for (name, o) in &statuses {
+        assert!(name.starts_with("bgp-"), "{name}");
+        let labels = &o["metadata"]["labels"];
+        assert_eq!(labels["metallb.io/node"], NODE, "{o:#}");
+        assert_eq!(labels["metallb.io/service-namespace"], "default", "{o:#}");
+        let svc = labels["metallb.io/service-name"].clone();
+        assert_eq!(o["status"]["serviceName"], svc, "{o:#}");
+        assert_eq!(o["status"]["serviceNamespace"], "default", "{o:#}");
+        assert_eq!(o["status"]["node"], NODE, "{o:#}");
+    }
+    await_http(
+        speaker.metrics,
+        "/metrics",
+        "ferrolb_bgp_session_up{peer=\"127.0.0.1\"} 1",
+    )
+    .await;
+    await_http(speaker.metrics, "/readyz", "HTTP/1.1 200").await;
+
+    // The endpoint of b moves here: now announced, and reported.
+    lab.apply(&service_yaml("b", "198.51.100.2", "Local", NODE));
+    lab.await_rib(
+        &["198.51.100.1", "198.51.100.2", "198.51.100.3"],
+        &["198.51.100.1", "198.51.100.3"],
+    )
+    .await;
+    lab.await_bgp_statuses("ServiceBGPStatus for b", |o| {
+        by_service(o).contains_key("b")
+    })
+    .await;
+
+    // Service a deleted: withdrawn, and its status object deleted.
+    assert!(lab.server.delete("v1", "Service", Some("default"), "a"));
+    lab.await_rib(
+        &["198.51.100.2", "198.51.100.3"],
+        &["198.51.100.2", "198.51.100.3"],
+    )
+    .await;
+    let left = lab
+        .await_bgp_statuses("a's ServiceBGPStatus deleted", |o| {
+            !by_service(o).contains_key("a")
+        })
+        .await;
+    assert_eq!(
+        by_service(&left).keys().collect::<Vec<_>>(),
+        ["b", "c"],
+        "{left:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_outage_keeps_routes_and_a_change_after_it_is_acted_on() {
+    let Some(bin) = speaker_bin() else { return };
+    let mut lab = lab(None).await;
+    lab.apply(&config_yaml(lab.port, ""));
+    lab.apply(&service_yaml("a", "198.51.100.1", "Cluster", NODE));
+    let speaker = spawn_speaker(&bin, &lab.kubeconfig);
+    lab.await_rib(&["198.51.100.1"], &[]).await;
+    await_http(speaker.metrics, "/readyz", "HTTP/1.1 200").await;
+
+    // Outage: every request 503, every watch ended. Stale and not ready, routes kept.
+    lab.server.set_available(false);
+    await_http(speaker.metrics, "/metrics", "ferrolb_source_available 0").await;
+    await_http(speaker.metrics, "/metrics", "ferrolb_config_stale 1").await;
+    await_http(speaker.metrics, "/readyz", "HTTP/1.1 503").await;
+    await_http(
+        speaker.metrics,
+        "/metrics",
+        "ferrolb_bgp_announced_prefixes{peer=\"127.0.0.1\"} 1",
+    )
+    .await;
+
+    // Back: fresh and ready again (the probe notices; nothing changed), then a change is acted
+    // on with no withdraw of a on the way (checked by order in await_rib).
+    lab.server.set_available(true);
+    await_http(speaker.metrics, "/metrics", "ferrolb_source_available 1").await;
+    await_http(speaker.metrics, "/metrics", "ferrolb_config_stale 0").await;
+    await_http(speaker.metrics, "/readyz", "HTTP/1.1 200").await;
+    lab.apply(&service_yaml("d", "198.51.100.4", "Cluster", NODE));
+    lab.await_rib(&["198.51.100.1", "198.51.100.4"], &["198.51.100.1"])
+        .await;
+
+    // Watches dropped (an API server restart): they resume and the next change arrives.
+    lab.server.drop_watches();
+    lab.apply(&service_yaml("e", "198.51.100.5", "Cluster", NODE));
+    lab.await_rib(
+        &["198.51.100.1", "198.51.100.4", "198.51.100.5"],
+        &["198.51.100.1", "198.51.100.4"],
+    )
+    .await;
+    // A history compaction on top (410 Gone on resume): a full re-list, still no withdraw.
+    lab.server.compact_history();
+    lab.server.drop_watches();
+    assert!(lab.server.delete("v1", "Service", Some("default"), "e"));
+    lab.await_rib(
+        &["198.51.100.1", "198.51.100.4"],
+        &["198.51.100.1", "198.51.100.4"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_config_keeps_the_last_good_one_and_emits_an_event() {
+    let Some(bin) = speaker_bin() else { return };
+    let mut lab = lab(None).await;
+    lab.apply(&config_yaml(lab.port, ""));
+    lab.apply(&service_yaml("a", "198.51.100.1", "Cluster", NODE));
+    let speaker = spawn_speaker(&bin, &lab.kubeconfig);
+    lab.await_rib(&["198.51.100.1"], &[]).await;
+
+    lab.apply(&format!(
+        "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {{name: bad, namespace: {NS}}}\nspec: {{addresses: [\"not-an-address\"]}}\n"
+    ));
+    let events = ApiResource {
+        group: "events.k8s.io".into(),
+        version: "v1".into(),
+        api_version: "events.k8s.io/v1".into(),
+        kind: "Event".into(),
+        plural: "events".into(),
+    };
+    let seen = lab
+        .await_objects(&events, NS, "a ConfigurationRejected Event", |o| {
+            o.values().any(|e| {
+                e["regarding"]["kind"] == "IPAddressPool" && e["regarding"]["name"] == "bad"
+            })
+        })
+        .await;
+    let event = seen
+        .values()
+        .find(|e| e["regarding"]["name"] == "bad")
+        .expect("found above");
+    assert_eq!(event["type"], "Warning", "{event:#}");
+    assert_eq!(event["reason"], "ConfigurationRejected", "{event:#}");
+    assert_eq!(event["reportingController"], "ferrolb-speaker", "{event:#}");
+    let note = event["note"].as_str().unwrap_or_default();
+    assert!(
+        note.contains("spec.addresses[0]") && note.contains("not-an-address"),
+        "the note names field and value: {note}"
+    );
+    await_http(speaker.metrics, "/metrics", "ferrolb_config_stale 1").await;
+
+    // The last good configuration stays in force: a new Service in its pool is announced,
+    // and nothing is withdrawn on the way.
+    lab.apply(&service_yaml("f", "198.51.100.6", "Cluster", NODE));
+    lab.await_rib(&["198.51.100.1", "198.51.100.6"], &["198.51.100.1"])
+        .await;
+
+    // Fixed: fresh again.
+    assert!(lab
+        .server
+        .delete("metallb.io/v1beta1", "IPAddressPool", Some(NS), "bad"));
+    await_http(speaker.metrics, "/metrics", "ferrolb_config_stale 0").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bgp_password_is_read_from_the_peers_secret() {
+    let Some(bin) = speaker_bin() else { return };
+    let mut lab = lab(Some("s3cret-from-secret")).await;
+    lab.apply(&config_yaml(
+        lab.port,
+        ", passwordSecret: {name: router-pw, namespace: metallb-system}",
+    ));
+    lab.apply(&service_yaml("a", "198.51.100.1", "Cluster", NODE));
+    let speaker = spawn_speaker(&bin, &lab.kubeconfig);
+    // Without the Secret the configuration is rejected (the reference is dangling): stale.
+    await_http(speaker.metrics, "/metrics", "ferrolb_config_stale 1").await;
+
+    // The Secret arrives (type basic-auth, as MetalLB requires): the session comes up with
+    // its password (the listener's kernel drops segments without the right MD5 signature)
+    // and the route arrives.
+    lab.apply(&format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: router-pw, namespace: {NS}}}\ntype: kubernetes.io/basic-auth\ndata: {{password: czNjcmV0LWZyb20tc2VjcmV0}}\n"
+    ));
+    lab.await_rib(&["198.51.100.1"], &[]).await;
+    await_http(speaker.metrics, "/metrics", "ferrolb_config_stale 0").await;
+}
