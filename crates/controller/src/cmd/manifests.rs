@@ -12,6 +12,8 @@
 //!   module of each daemon that makes the calls is named next to every rule).
 //!
 //! *Caveats*
+//! - The speaker writes no ServiceL2Status objects yet, so it gets no permission on them; the
+//!   rule goes in with the writer.
 //! - The memberlist Secret holds a random key, so it is not part of the output (it would differ on
 //!   every run); docs/install.md creates it with one `kubectl create secret` line, as MetalLB v0.12
 //!   did.
@@ -44,7 +46,7 @@ pub const DEFAULT_IMAGE: &str = concat!("localhost/ferrolb:", env!("CARGO_PKG_VE
 pub const DEFAULT_NAMESPACE: &str = "metallb-system";
 /// Both daemons serve /metrics, /healthz and /readyz here (MetalLB's port).
 pub const METRICS_PORT: i32 = 7472;
-/// The speakers' gossip port (TCP and UDP), as MetalLB's memberlist.
+/// The speakers' liveness gossip port (UDP), as MetalLB's memberlist.
 pub const MEMBERLIST_PORT: i32 = 7946;
 /// The Secret the speakers' gossip key is read from (MetalLB's name and key).
 pub const MEMBERLIST_SECRET: &str = "memberlist";
@@ -211,65 +213,63 @@ const CONFIG_KINDS: &[&str] = &[
     "l2advertisements",
 ];
 
-/// Cluster-wide permissions of the controller.
+/// Cluster-wide permissions of the controller (`crates/controller/src/daemon/kube.rs`).
 pub const CONTROLLER_CLUSTER_RULES: &[Rule] = &[
-    // The reconciler watches every Service and writes the allocated IP into the annotation.
-    (
-        "",
-        &["services"],
-        &["get", "list", "watch", "patch", "update"],
-        &[],
-    ),
-    // status.loadBalancer.ingress.
-    ("", &["services/status"], &["patch", "update"], &[]),
-    // IPAddressPool spec.serviceAllocation.namespaceSelectors.
+    // A reflector over every Service; the IP annotation is a merge patch, and a 409 re-reads the
+    // Service with a get.
+    ("", &["services"], &["get", "list", "watch", "patch"], &[]),
+    // status.loadBalancer.ingress, a merge patch of the status subresource.
+    ("", &["services/status"], &["patch"], &[]),
+    // IPAddressPool spec.serviceAllocation.namespaceSelectors need Namespace labels.
     ("", &["namespaces"], LIST_WATCH, &[]),
-    // IP assigned, pool exhausted, config rejected (kube-runtime's Recorder writes events.k8s.io).
-    ("", &["events"], EVENT_WRITE, &[]),
+    // IP assigned, pool exhausted, config rejected: kube-runtime's Recorder writes events.k8s.io/v1
+    // Events (create; patch when the same Event repeats as a series).
     ("events.k8s.io", &["events"], EVENT_WRITE, &[]),
 ];
 
 /// Permissions of the controller in its own namespace.
 pub const CONTROLLER_NAMESPACE_RULES: &[Rule] = &[
+    // `ferrolb_api::source::kube`: a reflector per configuration kind.
     ("metallb.io", CONFIG_KINDS, LIST_WATCH, &[]),
-    // BGPPeer passwords live in Secrets; the config source reads them with the rest.
+    // The same source reads Secrets (BGPPeer passwords) with the rest of the configuration.
     ("", &["secrets"], LIST_WATCH, &[]),
-    // Lease leader election: create needs no name, the rest is confined to our Lease.
+    // Lease leader election (`daemon/lease_driver.rs`): create cannot be limited by name; reads
+    // and renewals (a replace, i.e. update) are confined to our Lease.
     ("coordination.k8s.io", &["leases"], &["create"], &[]),
     (
         "coordination.k8s.io",
         &["leases"],
-        &["get", "update", "patch"],
+        &["get", "update"],
         &[CONTROLLER],
     ),
 ];
 
-/// Cluster-wide permissions of the speaker.
+/// Cluster-wide permissions of the speaker (`crates/speaker/src/daemon/kube.rs`).
 pub const SPEAKER_CLUSTER_RULES: &[Rule] = &[
-    ("", &["services", "nodes", "namespaces"], LIST_WATCH, &[]),
+    // Reflectors; the Node readiness probe is a list of metadata.
+    ("", &["services", "nodes"], LIST_WATCH, &[]),
     ("discovery.k8s.io", &["endpointslices"], LIST_WATCH, &[]),
-    ("", &["events"], EVENT_WRITE, &[]),
+    // Config-rejected Events (`daemon/kube_events.rs`, kube-runtime's Recorder).
     ("events.k8s.io", &["events"], EVENT_WRITE, &[]),
 ];
 
 /// Permissions of the speaker in its namespace.
 pub const SPEAKER_NAMESPACE_RULES: &[Rule] = &[
     ("metallb.io", CONFIG_KINDS, LIST_WATCH, &[]),
-    // BGPPeer passwords and the memberlist key.
+    // BGPPeer passwords.
     ("", &["secrets"], LIST_WATCH, &[]),
-    // One status object per (Service, node), written and removed by the speaker of that node.
+    // `daemon/kube_status.rs`: one ServiceBGPStatus per (Service, node), watched by label,
+    // created, relabelled by merge patch, deleted; its status is a merge patch.
     (
         "metallb.io",
-        &["servicebgpstatuses", "servicel2statuses"],
-        &[
-            "get", "list", "watch", "create", "update", "patch", "delete",
-        ],
+        &["servicebgpstatuses"],
+        &["list", "watch", "create", "patch", "delete"],
         &[],
     ),
     (
         "metallb.io",
-        &["servicebgpstatuses/status", "servicel2statuses/status"],
-        &["get", "update", "patch"],
+        &["servicebgpstatuses/status"],
+        &["patch"],
         &[],
     ),
 ];
@@ -568,22 +568,34 @@ fn speaker(opts: &Options) -> DaemonSet {
             format!("--metrics-addr=0.0.0.0:{METRICS_PORT}"),
             format!("--memberlist-port={MEMBERLIST_PORT}"),
             format!("--memberlist-secret-file={secret_file}"),
-            "--log-level=info".to_owned(),
         ]),
         env: Some(vec![
             env_from_field("NODE_NAME", "spec.nodeName"),
             env_from_field("METALLB_NAMESPACE", "metadata.namespace"),
+            // The owner of the ServiceBGPStatus objects this speaker writes, so they go with it.
+            env_from_field("POD_NAME", "metadata.name"),
+            env_from_field("POD_UID", "metadata.uid"),
+            // The speaker's log filter (tracing EnvFilter syntax).
+            EnvVar {
+                name: "RUST_LOG".to_owned(),
+                value: Some("info".to_owned()),
+                ..EnvVar::default()
+            },
         ]),
         ports: Some(vec![
             port("monitoring", METRICS_PORT, "TCP"),
-            port("memberlist-tcp", MEMBERLIST_PORT, "TCP"),
-            port("memberlist-udp", MEMBERLIST_PORT, "UDP"),
+            // The liveness gossip is UDP only.
+            port("memberlist", MEMBERLIST_PORT, "UDP"),
         ]),
         liveness_probe: Some(http_probe("/healthz")),
         readiness_probe: Some(http_probe("/readyz")),
         // Root in the pod but only NET_RAW (ARP/NDP raw sockets) and NET_ADMIN: no privileged
-        // container. Kubernetes gives a non-root user no ambient capabilities, so root it is.
-        security_context: Some(container_security(&["NET_ADMIN", "NET_RAW"], false)),
+        // container. Kubernetes gives a non-root user no ambient capabilities, so root it is,
+        // said explicitly because the image's default user is nobody (for the controller).
+        security_context: Some(SecurityContext {
+            run_as_user: Some(0),
+            ..container_security(&["NET_ADMIN", "NET_RAW"], false)
+        }),
         volume_mounts: Some(vec![VolumeMount {
             name: "memberlist".to_owned(),
             mount_path: MEMBERLIST_MOUNT.to_owned(),
