@@ -136,13 +136,10 @@ pub async fn run(
     });
     let ticks = stream::select_all([config, service_ticks, namespace_ticks]);
 
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: MANAGER.into(),
-            instance: Some(opts.lease.identity.clone()),
-        },
-    );
+    let reporter = Reporter {
+        controller: MANAGER.into(),
+        instance: Some(opts.lease.identity.clone()),
+    };
     let mut reconciler = Reconciler {
         client,
         class: opts.load_balancer_class,
@@ -154,7 +151,7 @@ pub async fn run(
         allocator: None,
         leader: leader_rx,
         metrics,
-        recorder,
+        reporter,
         pending: BTreeMap::new(),
         failed: BTreeMap::new(),
     };
@@ -229,7 +226,9 @@ struct Reconciler {
     allocator: Option<PoolAllocator>,
     leader: watch::Receiver<bool>,
     metrics: Arc<Metrics>,
-    recorder: Recorder,
+    /// A fresh [`Recorder`] per publish: a shared one would turn a second Event of the same
+    /// reason on the same Service into a series of the first, keeping the first one's note.
+    reporter: Reporter,
     pending: BTreeMap<ServiceKey, Pending>,
     /// The failure last reported per Service, so a repeat is not reported again.
     failed: BTreeMap<ServiceKey, AllocError>,
@@ -522,6 +521,8 @@ impl Reconciler {
                 self.metrics.count_error(e.metric_label());
             }
         }
+        // The allocator has already changed: the gauges say so before the (slower) writes.
+        self.update_pool_metrics();
         let plan = writes::plan(&decision, current);
         match current {
             Some(obj) => self.execute(decision, plan, obj).await,
@@ -536,7 +537,6 @@ impl Reconciler {
                 self.publish(&plan.events, &reference).await;
             }
         }
-        self.update_pool_metrics();
     }
 
     /// Publishes the plan's Events, then patches (re-planning on 409), or queues a retry.
@@ -606,6 +606,7 @@ impl Reconciler {
     }
 
     async fn publish(&self, events: &[EventNote], reference: &ObjectReference) {
+        let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
         for note in events {
             let event = KubeEvent {
                 type_: match note.severity {
@@ -624,7 +625,7 @@ impl Reconciler {
                 note = %note.note,
                 "event"
             );
-            match self.guarded(self.recorder.publish(&event, reference)).await {
+            match self.guarded(recorder.publish(&event, reference)).await {
                 None => return,
                 Some(Ok(())) => {}
                 Some(Err(error)) => {
