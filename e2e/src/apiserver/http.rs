@@ -22,7 +22,7 @@ use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use super::patch::{json_patch, merge_patch};
 use super::resources::{self, Resource, RESOURCES};
@@ -43,12 +43,34 @@ const MAX_WATCH: Duration = Duration::from_secs(30 * 60);
 /// Lines buffered per watch stream before the task waits for the client.
 const WATCH_BUFFER: usize = 64;
 
-/// Accepts connections until `stop` fires; while the double is set
-/// unavailable, closes the listener and every connection.
+/// What the handle asks of the serving loop.
+#[derive(Debug)]
+pub(super) enum Command {
+    /// Go down (false) or come back (true); the sender is told when done.
+    Available(bool, std::sync::mpsc::SyncSender<()>),
+    /// Shut down.
+    Stop,
+}
+
+/// How long going down waits for open connections to close.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// The next connection, or never when there is no listener (outage).
+async fn accept(
+    listener: Option<&tokio::net::TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)> {
+    match listener {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Serves connections until [`Command::Stop`] (or the handle is gone).
+/// While the double is unavailable it has no listener and no connections.
 pub(super) async fn serve(
     listener: std::net::TcpListener,
     shared: Arc<Shared>,
-    mut stop: oneshot::Receiver<()>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
 ) {
     let addr = listener.local_addr().ok();
     let mut listener = match tokio::net::TcpListener::from_std(listener) {
@@ -58,52 +80,48 @@ pub(super) async fn serve(
             return;
         }
     };
-    let mut available = shared.available.subscribe();
-    // Bounded by `stop`: every branch below also waits on it.
+    // Bounded by the command channel: Stop, or the handle dropped, ends it.
     loop {
-        let Some(bound) = &listener else {
-            tokio::select! {
-                _ = &mut stop => break,
-                changed = available.changed() => {
-                    if changed.is_err() {
-                        break;
-                    }
-                    if *available.borrow_and_update() {
-                        listener = rebind(addr, &mut stop).await;
-                        if listener.is_none() {
-                            break;
-                        }
-                    }
-                }
-            }
-            continue;
-        };
         let accepted = tokio::select! {
-            _ = &mut stop => break,
-            changed = available.changed() => {
-                if changed.is_err() {
-                    break;
-                }
-                if !*available.borrow_and_update() {
-                    // Outage: refuse new connections from now on.
-                    listener = None;
+            command = commands.recv() => {
+                match command {
+                    None | Some(Command::Stop) => break,
+                    Some(Command::Available(false, done)) => {
+                        // Outage: refuse new connections, close open ones
+                        // (their tasks watch `available`), then report.
+                        listener = None;
+                        shared.available.send_replace(false);
+                        shared.end_watches();
+                        let mut open = shared.connections.subscribe();
+                        let _ = tokio::time::timeout(CLOSE_WAIT, open.wait_for(|n| *n == 0)).await;
+                        let _ = done.send(());
+                    }
+                    Some(Command::Available(true, done)) => {
+                        if listener.is_none() {
+                            listener = rebind(addr).await;
+                        }
+                        shared.available.send_replace(true);
+                        let _ = done.send(());
+                    }
                 }
                 continue;
             }
-            accepted = bound.accept() => accepted,
+            accepted = accept(listener.as_ref()) => accepted,
         };
         let stream = match accepted {
             Ok((stream, _)) => stream,
             Err(e) => {
                 // Out of file descriptors and the like: back off briefly
-                // rather than spin; the loop still ends on `stop`.
+                // rather than spin; the loop still ends on Stop.
                 eprintln!("apiserver double: accept failed: {e}");
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
+        shared.connections.send_modify(|n| *n += 1);
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
+            let _open = OpenConnection(Arc::clone(&shared));
             let mut up = shared.available.subscribe();
             let service = service_fn(move |req| {
                 let shared = Arc::clone(&shared);
@@ -121,12 +139,19 @@ pub(super) async fn serve(
     }
 }
 
+/// Counts a connection as open until dropped.
+struct OpenConnection(Arc<Shared>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.connections.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
 /// Binds `addr` again after an outage, retrying a bounded number of times
-/// (the port could be taken by another process meanwhile).
-async fn rebind(
-    addr: Option<std::net::SocketAddr>,
-    stop: &mut oneshot::Receiver<()>,
-) -> Option<tokio::net::TcpListener> {
+/// (closed connections linger in TIME_WAIT; tokio sets SO_REUSEADDR, but
+/// another process could have taken the port meanwhile).
+async fn rebind(addr: Option<std::net::SocketAddr>) -> Option<tokio::net::TcpListener> {
     let addr = addr?;
     let mut last_error = None;
     for _ in 0..100 {
@@ -134,10 +159,7 @@ async fn rebind(
             Ok(l) => return Some(l),
             Err(e) => last_error = Some(e),
         }
-        tokio::select! {
-            _ = &mut *stop => return None,
-            () = tokio::time::sleep(Duration::from_millis(20)) => {}
-        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     eprintln!(
         "apiserver double: cannot bind {addr} again after the outage: {}",

@@ -87,6 +87,8 @@ struct Shared {
     /// Whether the double is reachable; false closes the listener and
     /// every connection (see [`ApiServer::set_available`]).
     available: tokio::sync::watch::Sender<bool>,
+    /// Open client connections, so going down can wait for them to close.
+    connections: tokio::sync::watch::Sender<usize>,
     control: Mutex<Control>,
 }
 
@@ -127,7 +129,7 @@ impl Shared {
 pub struct ApiServer {
     shared: Arc<Shared>,
     addr: std::net::SocketAddr,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    commands: tokio::sync::mpsc::UnboundedSender<http::Command>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -166,17 +168,18 @@ impl ApiServer {
             rv: tokio::sync::watch::Sender::new(0),
             epoch: tokio::sync::watch::Sender::new(0),
             available: tokio::sync::watch::Sender::new(true),
+            connections: tokio::sync::watch::Sender::new(0),
             control: Mutex::new(Control {
                 requests: Vec::new(),
                 faults: Vec::new(),
                 bookmark_interval: DEFAULT_BOOKMARK_INTERVAL,
             }),
         });
-        let (shutdown, stop) = tokio::sync::oneshot::channel();
+        let (commands, command_rx) = tokio::sync::mpsc::unbounded_channel();
         let served = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("apiserver-double".into())
-            .spawn(move || runtime.block_on(http::serve(listener, served, stop)))
+            .spawn(move || runtime.block_on(http::serve(listener, served, command_rx)))
             .map_err(|source| E2eError::Spawn {
                 command: "apiserver-double thread".into(),
                 source,
@@ -184,7 +187,7 @@ impl ApiServer {
         Ok(ApiServer {
             shared,
             addr,
-            shutdown: Some(shutdown),
+            commands,
             thread: Some(thread),
         })
     }
@@ -369,18 +372,27 @@ impl ApiServer {
     /// Down: the listening socket is closed (new connections are refused)
     /// and every open connection, watch streams included, is closed; a
     /// request that slips in meanwhile gets 503. Up: the same address is
-    /// bound again. Connection errors, unlike 503, are not retried inside
-    /// the kube client, so callers see the outage at once.
+    /// bound again. Returns once the change is in effect (the listener is
+    /// closed and the connections are gone, or the listener is back).
+    /// Connection errors, unlike 503, are not retried inside the kube
+    /// client, so callers see the outage at once.
     pub fn set_available(&self, up: bool) {
-        let was = self.shared.available.send_replace(up);
-        if was && !up {
-            self.shared.end_watches();
+        let (done, wait) = std::sync::mpsc::sync_channel(1);
+        if self
+            .commands
+            .send(http::Command::Available(up, done))
+            .is_ok()
+        {
+            // Bounded: the serving loop answers after at most CLOSE_WAIT
+            // (down) or its bounded rebind (up).
+            let _ = wait.recv_timeout(Duration::from_secs(30));
         }
     }
 
-    /// Drops the change history (as an etcd compaction): watches resuming
-    /// from any resourceVersion before now get 410 Expired and must re-list.
-    /// Combine with [`drop_watches`](Self::drop_watches) to force a re-list.
+    /// Drops the change history (as an etcd compaction) after advancing the
+    /// resourceVersion by one: every watch, open or resuming later, from a
+    /// resourceVersion issued before this call gets an ERROR event with
+    /// Status 410 Expired and must re-list. Open streams get it at once.
     pub fn compact_history(&self) {
         self.shared.write(Store::compact);
     }
@@ -435,9 +447,7 @@ impl ApiServer {
 
 impl Drop for ApiServer {
     fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
+        let _ = self.commands.send(http::Command::Stop);
         self.shared.end_watches();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();

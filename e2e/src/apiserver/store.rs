@@ -212,9 +212,14 @@ impl Store {
         self.rv
     }
 
-    /// Drops the whole change history, as an etcd compaction would: every
-    /// watch from an older resourceVersion now gets 410 Expired.
+    /// Drops the whole change history, as an etcd compaction would, after
+    /// advancing the resourceVersion by one (as a write to some other key
+    /// would): every watch, open or resuming, from a resourceVersion issued
+    /// before the call gets 410 Expired and must re-list. Without the bump a
+    /// watcher that had seen the latest version would resume untouched,
+    /// which is correct but makes a forced re-list depend on timing.
     pub fn compact(&mut self) {
+        self.rv += 1;
         self.history.clear();
         self.compacted = self.rv;
     }
@@ -751,8 +756,9 @@ mod tests {
         assert_eq!(s.changes_since(svc(), 0).expect_err("evicted").code, 410);
         assert_eq!(s.changes_since(svc(), 1).expect("kept").len(), 2);
         s.compact();
-        assert_eq!(s.changes_since(svc(), 2).expect_err("compacted").code, 410);
-        assert!(s.changes_since(svc(), 3).expect("current").is_empty());
+        assert_eq!(s.changes_since(svc(), 3).expect_err("compacted").code, 410);
+        assert_eq!(s.rv(), 4, "compaction advances the version");
+        assert!(s.changes_since(svc(), 4).expect("current").is_empty());
     }
 
     #[test]
