@@ -267,10 +267,16 @@ fn two_controllers_one_leader_and_takeover_after_kill() {
     // Kill the leader without a chance to release: the standby takes over within the lease
     // duration (2 s) plus its retry period, and serves new Services.
     leader.daemon.kill();
+    let killed = std::time::Instant::now();
     let taken = api.wait_for_object("coordination.k8s.io/v1", "Lease", Some(NS), LEASE, T, |l| {
         l["spec"]["holderIdentity"] == standby.identity.as_str()
     });
     assert!(taken.is_some(), "standby did not take the Lease");
+    // A measurement for docs/controller.md, not an assertion.
+    eprintln!(
+        "takeover: Lease acquired {:?} after SIGKILL",
+        killed.elapsed()
+    );
     api.apply(service("b"));
     let b = wait_ips(&api, "b", "new leader allocation");
     assert_ne!(status_ips(&b), status_ips(&a));
