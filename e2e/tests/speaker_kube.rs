@@ -108,18 +108,21 @@ impl Drop for Daemon {
 }
 
 /// Starts `ferrolb-speaker` in Kubernetes mode and learns its metrics address from its log.
-fn spawn_speaker(bin: &Path, kubeconfig: &Path) -> Daemon {
-    let mut child = Command::new(bin)
-        .arg("--kubeconfig")
+/// `pod` is (name, uid) as the downward API would set them.
+fn spawn_speaker(bin: &Path, kubeconfig: &Path, pod: Option<(&str, &str)>) -> Daemon {
+    let mut cmd = Command::new(bin);
+    cmd.arg("--kubeconfig")
         .arg(kubeconfig)
         .args(["--node-name", NODE, "--namespace", NS])
         .args(["--metrics-addr", "127.0.0.1:0"])
         .env("RUST_LOG", "info")
         .env_remove("POD_NAME")
         .env_remove("POD_UID")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ferrolb-speaker");
+        .stderr(Stdio::piped());
+    if let Some((name, uid)) = pod {
+        cmd.env("POD_NAME", name).env("POD_UID", uid);
+    }
+    let mut child = cmd.spawn().expect("spawn ferrolb-speaker");
     let stderr = child.stderr.take().expect("piped");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -364,7 +367,9 @@ async fn services_from_the_api_are_announced_reported_and_withdrawn() {
     lab.apply(&service_yaml("a", "198.51.100.1", "Cluster", "node-b"));
     lab.apply(&service_yaml("b", "198.51.100.2", "Local", "node-b"));
     lab.apply(&service_yaml("c", "198.51.100.3", "Local", NODE));
-    let speaker = spawn_speaker(&bin, &lab.kubeconfig);
+    // The first ServiceBGPStatus create fails: the writer must retry it.
+    lab.server.fail_next("POST", "/servicebgpstatuses", 500, 1);
+    let speaker = spawn_speaker(&bin, &lab.kubeconfig, Some(("speaker-x1", "uid-1234")));
 
     lab.await_rib(&["198.51.100.1", "198.51.100.3"], &[]).await;
     let statuses = lab
@@ -382,7 +387,23 @@ async fn services_from_the_api_are_announced_reported_and_withdrawn() {
         assert_eq!(o["status"]["serviceName"], svc, "{o:#}");
         assert_eq!(o["status"]["serviceNamespace"], "default", "{o:#}");
         assert_eq!(o["status"]["node"], NODE, "{o:#}");
+        let owner = &o["metadata"]["ownerReferences"][0];
+        assert_eq!(
+            (&owner["kind"], &owner["name"], &owner["uid"]),
+            (&"Pod".into(), &"speaker-x1".into(), &"uid-1234".into()),
+            "{o:#}"
+        );
     }
+    let posts = lab
+        .server
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with("POST") && r.contains("/servicebgpstatuses"))
+        .count();
+    assert!(
+        posts >= 3,
+        "two creates plus the failed one; requests: {posts}"
+    );
     await_http(
         speaker.metrics,
         "/metrics",
@@ -428,7 +449,7 @@ async fn an_api_outage_keeps_routes_and_a_change_after_it_is_acted_on() {
     let mut lab = lab(None).await;
     lab.apply(&config_yaml(lab.port, ""));
     lab.apply(&service_yaml("a", "198.51.100.1", "Cluster", NODE));
-    let speaker = spawn_speaker(&bin, &lab.kubeconfig);
+    let speaker = spawn_speaker(&bin, &lab.kubeconfig, None);
     lab.await_rib(&["198.51.100.1"], &[]).await;
     await_http(speaker.metrics, "/readyz", "HTTP/1.1 200").await;
 
@@ -479,7 +500,7 @@ async fn a_rejected_config_keeps_the_last_good_one_and_emits_an_event() {
     let mut lab = lab(None).await;
     lab.apply(&config_yaml(lab.port, ""));
     lab.apply(&service_yaml("a", "198.51.100.1", "Cluster", NODE));
-    let speaker = spawn_speaker(&bin, &lab.kubeconfig);
+    let speaker = spawn_speaker(&bin, &lab.kubeconfig, None);
     lab.await_rib(&["198.51.100.1"], &[]).await;
 
     lab.apply(&format!(
@@ -518,6 +539,14 @@ async fn a_rejected_config_keeps_the_last_good_one_and_emits_an_event() {
     lab.apply(&service_yaml("f", "198.51.100.6", "Cluster", NODE));
     lab.await_rib(&["198.51.100.1", "198.51.100.6"], &["198.51.100.1"])
         .await;
+    // That snapshot had the same errors: no second Event was created for them.
+    let event_posts = lab
+        .server
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with("POST") && r.contains("/events"))
+        .count();
+    assert_eq!(event_posts, 1, "{:#?}", lab.server.requests());
 
     // Fixed: fresh again.
     assert!(lab
@@ -535,7 +564,7 @@ async fn the_bgp_password_is_read_from_the_peers_secret() {
         ", passwordSecret: {name: router-pw, namespace: metallb-system}",
     ));
     lab.apply(&service_yaml("a", "198.51.100.1", "Cluster", NODE));
-    let speaker = spawn_speaker(&bin, &lab.kubeconfig);
+    let speaker = spawn_speaker(&bin, &lab.kubeconfig, None);
     // Without the Secret the configuration is rejected (the reference is dangling): stale.
     await_http(speaker.metrics, "/metrics", "ferrolb_config_stale 1").await;
 
