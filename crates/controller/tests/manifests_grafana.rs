@@ -1,0 +1,159 @@
+//! docs/grafana/ferrolb.json is valid JSON, and every metric its queries name is one the
+//! daemons export: the controller's from its `Metrics` renderer, the speaker's from a running
+//! `ferrolb-speaker` (standalone mode on loopback; every family prints its HELP line even with
+//! no series).
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn dashboard() -> serde_json::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/grafana/ferrolb.json");
+    let text = std::fs::read_to_string(&path).expect("docs/grafana/ferrolb.json");
+    serde_json::from_str(&text).expect("the dashboard is valid JSON")
+}
+
+fn exprs(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, v) in m {
+                match (k.as_str(), v) {
+                    ("expr", serde_json::Value::String(e)) => out.push(e.clone()),
+                    _ => exprs(v, out),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|i| exprs(i, out)),
+        _ => {}
+    }
+}
+
+/// Identifiers in a PromQL expression that look like our metric names.
+fn metric_names(expr: &str) -> BTreeSet<String> {
+    expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("ferrolb_") || w.starts_with("metallb_"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Names from `# HELP name ...` lines of a Prometheus text exposition.
+fn exported(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("# HELP "))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Kills the speaker on drop, also when the test panics.
+struct Speaker(Child);
+
+impl Drop for Speaker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn get_metrics(addr: SocketAddr) -> Option<String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    body.contains("# HELP").then_some(body)
+}
+
+fn speaker_metrics(bin: &PathBuf) -> String {
+    // A free loopback port: bind, read it back, release it for the speaker.
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _speaker = Speaker(
+        Command::new(bin)
+            .arg("--config-dir")
+            .arg(dir.path())
+            .args(["--node-name", "grafana-test", "--memberlist-port", "0"])
+            .arg("--metrics-addr")
+            .arg(addr.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start ferrolb-speaker"),
+    );
+    // The process has no readiness event to await from here: poll its port, bounded.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(body) = get_metrics(addr) {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ferrolb-speaker served no /metrics on {addr} within 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn dashboard_queries_name_only_exported_metrics() {
+    let mut all = Vec::new();
+    exprs(&dashboard(), &mut all);
+    assert!(all.len() >= 10, "only {} queries", all.len());
+    let used: BTreeSet<String> = all.iter().flat_map(|e| metric_names(e)).collect();
+
+    // Every panel that is not a row has a query.
+    let panels = dashboard()["panels"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for p in panels.iter().filter(|p| p["type"] != "row") {
+        assert!(
+            p["targets"].as_array().is_some_and(|t| !t.is_empty()),
+            "panel {} has no query",
+            p["title"]
+        );
+    }
+
+    let controller = ferrolb_controller::daemon::metrics::Metrics::default();
+    let mut known = exported(&controller.render());
+    assert!(
+        known.contains("metallb_allocator_addresses_total"),
+        "{known:?}"
+    );
+
+    let speaker =
+        PathBuf::from(env!("CARGO_BIN_EXE_ferrolb-controller")).with_file_name("ferrolb-speaker");
+    if speaker.exists() {
+        let text = speaker_metrics(&speaker);
+        let from_speaker = exported(&text);
+        assert!(from_speaker.contains("ferrolb_bgp_session_up"), "{text}");
+        known.extend(from_speaker);
+    } else {
+        eprintln!(
+            "SKIP (speaker half): {} is not built; only the controller's metrics are checked",
+            speaker.display()
+        );
+        let controller_only = |m: &String| {
+            m.starts_with("metallb_allocator")
+                || m.starts_with("ferrolb_allocation")
+                || m == "ferrolb_leader"
+        };
+        let used: Vec<_> = used.iter().filter(|m| controller_only(m)).collect();
+        assert!(
+            used.iter().all(|m| known.contains(*m)),
+            "{used:?} vs {known:?}"
+        );
+        return;
+    }
+    let unknown: Vec<_> = used.difference(&known).collect();
+    assert!(
+        unknown.is_empty(),
+        "the dashboard queries unexported metrics: {unknown:?}"
+    );
+}
