@@ -202,8 +202,31 @@ fn allocates_releases_survives_restart_and_retries_a_conflict() {
     let ip_c = status_ips(&c);
     assert_ne!(ip_c, ip_a);
 
+    // No longer a LoadBalancer: released, with the reason.
+    let mut e = service("e");
+    api.apply(e.clone());
+    let ip_e = status_ips(&wait_ips(&api, "e", "before the type change"));
+    e["spec"]["type"] = json!("ClusterIP");
+    api.apply(e);
+    wait_for(T, "IPReleased for web/e", || {
+        let all = events(&api);
+        let released = events_for(&all, "e", "IPReleased");
+        released
+            .first()
+            .filter(|ev| {
+                let note = ev["note"].as_str().unwrap_or("");
+                note.contains(&ip_e[0]) && note.contains("no longer of type LoadBalancer")
+            })
+            .map(|_| ())
+    });
+
     // Restart: a Service created while the controller is down gets a new IP; none moves.
     ctl.daemon.stop();
+    assert!(
+        ctl.daemon.log().contains("released the Lease"),
+        "SIGTERM did not release the Lease:\n{}",
+        ctl.daemon.log()
+    );
     api.apply(service("d"));
     let _ctl = start(dir.path(), "ctl-a");
     let d = wait_ips(&api, "d", "after restart");
