@@ -353,6 +353,9 @@ impl ApiServer {
     /// with exponential backoff, `Config::default_retry`), so inject 500 or
     /// 409 to make a caller see an error at once.
     pub fn fail_next(&self, method: &str, path_contains: &str, status: u16, count: usize) {
+        if count == 0 {
+            return;
+        }
         self.shared.control().faults.push(Fault {
             method: method.to_ascii_uppercase(),
             path_contains: path_contains.to_string(),

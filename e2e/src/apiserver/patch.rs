@@ -20,6 +20,10 @@ pub struct PatchError {
     pub reason: String,
 }
 
+/// Largest document a JSON Patch may produce (the API server caps stored
+/// objects near 1.5 MiB; this leaves room and stops copy amplification).
+pub const MAX_DOCUMENT: usize = 8 * 1024 * 1024;
+
 /// RFC 7386 §2 `MergePatch(Target, Patch)`: objects merge member by member,
 /// `null` removes a member, anything else replaces the target.
 ///
@@ -107,6 +111,14 @@ pub fn json_patch(doc: &mut Value, patch: &Value) -> Result<(), PatchError> {
                 let from = from()?;
                 let copied = pointer(&work, from).map_err(fail)?.clone();
                 add(&mut work, path, copied).map_err(fail)?;
+                // Copies can double the document per operation; stop before
+                // a small patch exhausts memory.
+                let size = serde_json::to_vec(&work).map_or(usize::MAX, |v| v.len());
+                if size > MAX_DOCUMENT {
+                    return Err(fail(format!(
+                        "the patched document would exceed {MAX_DOCUMENT} bytes"
+                    )));
+                }
             }
             "test" => {
                 // RFC 6902 §4.6: equal JSON values; serde_json's `==`
@@ -312,6 +324,18 @@ mod tests {
             assert!(json_patch(&mut doc, &patch).is_err(), "{patch} must fail");
             assert_eq!(doc, original, "{patch} must not change the document");
         }
+    }
+
+    #[test]
+    fn copy_amplification_is_refused() {
+        let mut doc = json!({"a": "x".repeat(1024)});
+        let mut ops = vec![json!({"op": "add", "path": "/b", "value": []})];
+        // Each pair doubles the document: 2^20 KiB unless refused.
+        for _ in 0..20 {
+            ops.push(json!({"op": "copy", "from": "", "path": "/b/-"}));
+        }
+        let err = json_patch(&mut doc, &Value::Array(ops)).expect_err("too large");
+        assert!(err.reason.contains("exceed"), "{err}");
     }
 
     #[test]

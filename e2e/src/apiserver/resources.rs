@@ -40,7 +40,7 @@ const V1: &[&str] = &["v1"];
 const V1BETA1: &[&str] = &["v1beta1"];
 
 /// Every resource the double serves.
-pub const RESOURCES: &[Resource] = &[
+pub static RESOURCES: &[Resource] = &[
     core("services", "Service", true, true),
     core("endpoints", "Endpoints", true, false),
     core("nodes", "Node", false, true),

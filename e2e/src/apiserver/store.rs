@@ -12,6 +12,7 @@
 //!   deletionTimestamp for objects with finalizers.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::ops::Bound;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
@@ -258,17 +259,27 @@ impl Store {
                 ApiError::bad_request(format!("invalid continue token `{token}`"))
             })?),
         };
+        // Keys sort by (group, plural, namespace, name): one range scan
+        // from the first possible key, not a pass over the whole store.
+        let ns = ns.filter(|_| res.namespaced);
+        let lower = match after {
+            Some((a_ns, a_name)) => {
+                Bound::Excluded((res.group, res.plural, a_ns.to_string(), a_name.to_string()))
+            }
+            None => Bound::Included((
+                res.group,
+                res.plural,
+                ns.unwrap_or_default().to_string(),
+                String::new(),
+            )),
+        };
         let matching: Vec<&Value> = self
             .objects
-            .iter()
-            .filter(|((g, p, o_ns, o_name), _)| {
-                *g == res.group
-                    && *p == res.plural
-                    && ns.is_none_or(|ns| !res.namespaced || ns == o_ns)
-                    && after.is_none_or(|(a_ns, a_name)| {
-                        (o_ns.as_str(), o_name.as_str()) > (a_ns, a_name)
-                    })
+            .range((lower, Bound::Unbounded))
+            .take_while(|((g, p, o_ns, _), _)| {
+                *g == res.group && *p == res.plural && ns.is_none_or(|ns| o_ns.as_str() <= ns)
             })
+            .filter(|((_, _, o_ns, _), _)| ns.is_none_or(|ns| o_ns == ns))
             .map(|(_, obj)| obj)
             .filter(|obj| labels.matches(obj) && fields.matches(obj))
             .collect();
@@ -307,10 +318,12 @@ impl Store {
         if since < self.compacted {
             return Err(ApiError::expired(since, self.compacted));
         }
+        // The history is in resourceVersion order: skip to the first newer change.
+        let first = self.history.partition_point(|c| c.rv <= since);
         Ok(self
             .history
-            .iter()
-            .filter(|c| c.rv > since && std::ptr::eq(c.resource, res))
+            .range(first..)
+            .filter(|c| c.resource.group == res.group && c.resource.plural == res.plural)
             .cloned()
             .collect())
     }
@@ -759,6 +772,59 @@ mod tests {
         assert_eq!(s.changes_since(svc(), 3).expect_err("compacted").code, 410);
         assert_eq!(s.rv(), 4, "compaction advances the version");
         assert!(s.changes_since(svc(), 4).expect("current").is_empty());
+    }
+
+    #[test]
+    fn list_scans_only_the_asked_resource_and_namespace() {
+        let mut s = Store::default();
+        let node = by_kind("v1", "Node").expect("Node");
+        for ns in ["a", "b", "c"] {
+            for name in ["x", "y"] {
+                s.create(svc(), Some(ns), json!({"metadata": {"name": name}}))
+                    .expect("create");
+            }
+        }
+        s.create(node, None, json!({"metadata": {"name": "n1"}}))
+            .expect("node");
+        let none = (LabelSelector::default(), FieldSelector::default());
+        let names = |ns: Option<&str>, res| -> Vec<String> {
+            s.list(res, ns, &none.0, &none.1, None, None)
+                .expect("list")
+                .items
+                .iter()
+                .map(|o| {
+                    format!(
+                        "{}/{}",
+                        o["metadata"]["namespace"].as_str().unwrap_or(""),
+                        o["metadata"]["name"].as_str().unwrap_or("")
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(names(Some("b"), svc()), ["b/x", "b/y"]);
+        assert_eq!(names(Some("zz"), svc()), Vec::<String>::new());
+        assert_eq!(names(None, svc()).len(), 6);
+        assert_eq!(names(None, node), ["/n1"]);
+        assert_eq!(
+            names(Some("b"), node),
+            ["/n1"],
+            "namespace ignored for cluster scope"
+        );
+        let page = s
+            .list(svc(), Some("b"), &none.0, &none.1, Some(1), None)
+            .expect("page");
+        let next = s
+            .list(
+                svc(),
+                Some("b"),
+                &none.0,
+                &none.1,
+                Some(1),
+                page.continue_token.as_deref(),
+            )
+            .expect("next page");
+        assert_eq!(next.items[0]["metadata"]["name"], "y");
+        assert!(next.continue_token.is_none());
     }
 
     #[test]
