@@ -365,3 +365,34 @@ fn invalid_config_keeps_the_last_good_one_with_an_event_and_stale_metric() {
         .unwrap_or_default()
         .starts_with("HTTP/1.1 200"));
 }
+
+#[test]
+fn a_relist_after_dropped_watches_moves_no_ip_and_repeats_no_event() {
+    let (api, dir) = setup();
+    let _ctl = start(dir.path(), "ctl-r");
+    api.apply(service("a"));
+    let a = wait_ips(&api, "a", "first allocation");
+
+    // Watches end and the history is gone: every watch gets 410 and re-lists, and the
+    // controller resyncs the allocator from the new lists.
+    api.compact_history();
+    api.drop_watches();
+    api.apply(service("b"));
+    let b = wait_ips(&api, "b", "allocation after the re-list");
+    assert_ne!(status_ips(&b), status_ips(&a));
+    let after = api.get("v1", "Service", Some("web"), "a").expect("a");
+    assert_eq!(status_ips(&after), status_ips(&a), "a moved on re-list");
+    let all = events(&api);
+    assert_eq!(events_for(&all, "a", "IPAllocated").len(), 1, "{all:#?}");
+    assert!(events_for(&all, "a", "IPReleased").is_empty(), "{all:#?}");
+    let lists = api
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with("GET /api/v1/services") && !r.contains("watch=true"))
+        .count();
+    assert!(
+        lists >= 2,
+        "the Services were not re-listed: {:#?}",
+        api.requests()
+    );
+}
