@@ -396,3 +396,43 @@ fn a_relist_after_dropped_watches_moves_no_ip_and_repeats_no_event() {
         api.requests()
     );
 }
+
+#[test]
+fn labelling_a_namespace_opens_a_pool_restricted_by_namespace_selector() {
+    let api = ApiServer::start().expect("start the API-server double");
+    let dir = tempfile::tempdir().expect("tempdir");
+    api.write_kubeconfig(&dir.path().join("kubeconfig"))
+        .expect("kubeconfig");
+    api.apply_yaml(
+        r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: web}
+---
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: team-x, namespace: metallb-system}
+spec:
+  addresses: [198.51.100.8/29]
+  serviceAllocation:
+    namespaceSelectors: [{matchLabels: {team: x}}]
+"#,
+    )
+    .expect("fixtures");
+    let _ctl = start(dir.path(), "ctl-n");
+    api.apply(service("a"));
+    wait_for(T, "AllocationFailed for web/a", || {
+        let all = events(&api);
+        events_for(&all, "a", "AllocationFailed")
+            .first()
+            .filter(|e| e["type"] == "Warning")
+            .map(|_| ())
+    });
+    api.apply(json!({
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": "web", "labels": {"team": "x"}},
+    }));
+    let a = wait_ips(&api, "a", "after labelling the namespace");
+    assert!(status_ips(&a)[0].starts_with("198.51.100."), "{a}");
+}
