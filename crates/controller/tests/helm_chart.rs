@@ -359,3 +359,29 @@ fn rbac_create_false_renders_no_rbac() {
         .all(|d| !d["kind"].as_str().unwrap_or_default().contains("Role")));
     assert!(docs.iter().any(|d| d["kind"] == "DaemonSet"));
 }
+
+#[test]
+fn memberlist_disabled_drops_the_secret_and_turns_the_gossip_off() {
+    let docs =
+        render("speaker: {memberlist: {enabled: false}}", "metallb-system").expect("renders");
+    let ds = docs
+        .iter()
+        .find(|d| d["kind"] == "DaemonSet")
+        .expect("DaemonSet");
+    let pod = &ds["spec"]["template"]["spec"];
+    assert!(pod["volumes"].is_null(), "{:?}", pod["volumes"]);
+    let c = &pod["containers"][0];
+    assert!(c["volumeMounts"].is_null());
+    let args: Vec<_> = c["args"]
+        .as_sequence()
+        .expect("args")
+        .iter()
+        .filter_map(Yaml::as_str)
+        .collect();
+    assert!(args.contains(&"--memberlist-port=0"), "{args:?}");
+    assert!(!args
+        .iter()
+        .any(|a| a.starts_with("--memberlist-secret-file")));
+    let ports = c["ports"].as_sequence().expect("ports");
+    assert_eq!(ports.len(), 1, "only the metrics port: {ports:?}");
+}
