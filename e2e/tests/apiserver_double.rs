@@ -884,3 +884,79 @@ async fn generate_name_and_delete_collection() {
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].metadata.name.as_deref(), Some("keep"));
 }
+
+/// Scale figures for docs/apiserver-double.md (printed, never asserted):
+/// `cargo test -p ferrolb-e2e --test apiserver_double -- --ignored --nocapture scale`.
+#[tokio::test]
+#[ignore = "measurement, run by hand"]
+async fn scale_10k_services_figures() {
+    const N: usize = 10_000;
+    let server = ApiServer::start().expect("start double");
+    let api: Api<Service> = Api::all(client(&server));
+    let mut events = watcher(api.clone(), watcher::Config::default()).boxed();
+    watch_until(&mut events, "empty initial list", |e| {
+        matches!(e, watcher::Event::InitDone)
+    })
+    .await;
+
+    let start = std::time::Instant::now();
+    for i in 0..N {
+        let mut svc = serde_json::to_value(service(&format!("s{i:05}"), json!({"app": "web"})))
+            .expect("json");
+        svc["metadata"]["namespace"] = json!(format!("ns{}", i % 10));
+        server.apply(svc);
+    }
+    let fixtures = start.elapsed();
+
+    let start = std::time::Instant::now();
+    let mut seen = 0;
+    // Bounded: N events, each within WAIT.
+    while seen < N {
+        if let Ok(watcher::Event::Apply(_)) = next(&mut events, "watch event").await {
+            seen += 1;
+        }
+    }
+    let watched = start.elapsed();
+
+    let start = std::time::Instant::now();
+    let mut listed = 0;
+    let mut params = ListParams::default().limit(500);
+    for _ in 0..=N / 500 {
+        let page = api.list(&params).await.expect("list page");
+        listed += page.items.len();
+        match page.metadata.continue_ {
+            Some(token) => params = params.continue_token(&token),
+            None => break,
+        }
+    }
+    assert_eq!(listed, N);
+    let paged = start.elapsed();
+
+    let start = std::time::Instant::now();
+    let namespaced: Api<Service> = Api::namespaced(client(&server), "ns3");
+    let page = namespaced
+        .list(&ListParams::default())
+        .await
+        .expect("list ns3");
+    assert_eq!(page.items.len(), N / 10);
+    let one_ns = start.elapsed();
+
+    let start = std::time::Instant::now();
+    let default: Api<Service> = Api::namespaced(client(&server), "ns0");
+    let rounds = 200;
+    for _ in 0..rounds {
+        let patch = json!({"status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.1"}]}}});
+        default
+            .patch_status("s00000", &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .expect("patch");
+    }
+    let per_patch = start.elapsed() / rounds;
+
+    eprintln!(
+        "scale: {N} fixture applies {fixtures:?}; {N} watch events delivered {watched:?}; \
+         paged list (500/page) {paged:?}; list of one namespace ({}) {one_ns:?}; \
+         status patch round trip {per_patch:?}",
+        N / 10
+    );
+}

@@ -118,6 +118,9 @@ pub(super) async fn serve(
                 continue;
             }
         };
+        // Responses are written as they are ready (watch lines one by one);
+        // Nagle's algorithm would hold small writes back for an ACK.
+        let _ = stream.set_nodelay(true);
         shared.connections.send_modify(|n| *n += 1);
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
