@@ -504,7 +504,7 @@ async fn a_rejected_config_keeps_the_last_good_one_and_emits_an_event() {
     lab.await_rib(&["198.51.100.1"], &[]).await;
 
     lab.apply(&format!(
-        "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {{name: bad, namespace: {NS}}}\nspec: {{addresses: [\"not-an-address\"]}}\n"
+        "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {{name: bad, namespace: {NS}}}\nspec: {{addresses: [\"not-an-address\", \"10.9.9.9/33\"]}}\n"
     ));
     let events = ApiResource {
         group: "events.k8s.io".into(),
@@ -514,23 +514,32 @@ async fn a_rejected_config_keeps_the_last_good_one_and_emits_an_event() {
         plural: "events".into(),
     };
     let seen = lab
-        .await_objects(&events, NS, "a ConfigurationRejected Event", |o| {
-            o.values().any(|e| {
+        .await_objects(&events, NS, "two ConfigurationRejected Events", |o| {
+            let about_bad = |e: &&Value| {
                 e["regarding"]["kind"] == "IPAddressPool" && e["regarding"]["name"] == "bad"
-            })
+            };
+            o.values().filter(about_bad).count() == 2
         })
         .await;
-    let event = seen
+    // One Event per error, each naming its own field and value (two errors on one object
+    // must not collapse into one Event series with the first note).
+    let mut notes: Vec<&str> = seen
         .values()
-        .find(|e| e["regarding"]["name"] == "bad")
-        .expect("found above");
-    assert_eq!(event["type"], "Warning", "{event:#}");
-    assert_eq!(event["reason"], "ConfigurationRejected", "{event:#}");
-    assert_eq!(event["reportingController"], "ferrolb-speaker", "{event:#}");
-    let note = event["note"].as_str().unwrap_or_default();
+        .inspect(|e| {
+            assert_eq!(e["type"], "Warning", "{e:#}");
+            assert_eq!(e["reason"], "ConfigurationRejected", "{e:#}");
+            assert_eq!(e["reportingController"], "ferrolb-speaker", "{e:#}");
+        })
+        .filter_map(|e| e["note"].as_str())
+        .collect();
+    notes.sort();
     assert!(
-        note.contains("spec.addresses[0]") && note.contains("not-an-address"),
-        "the note names field and value: {note}"
+        notes[0].contains("spec.addresses[0]") && notes[0].contains("not-an-address"),
+        "the note names field and value: {notes:?}"
+    );
+    assert!(
+        notes[1].contains("spec.addresses[1]") && notes[1].contains("10.9.9.9/33"),
+        "the note names field and value: {notes:?}"
     );
     await_http(speaker.metrics, "/metrics", "ferrolb_config_stale 1").await;
 
@@ -539,14 +548,14 @@ async fn a_rejected_config_keeps_the_last_good_one_and_emits_an_event() {
     lab.apply(&service_yaml("f", "198.51.100.6", "Cluster", NODE));
     lab.await_rib(&["198.51.100.1", "198.51.100.6"], &["198.51.100.1"])
         .await;
-    // That snapshot had the same errors: no second Event was created for them.
+    // That snapshot had the same errors: no further Event was created for them.
     let event_posts = lab
         .server
         .requests()
         .iter()
         .filter(|r| r.starts_with("POST") && r.contains("/events"))
         .count();
-    assert_eq!(event_posts, 1, "{:#?}", lab.server.requests());
+    assert_eq!(event_posts, 2, "{:#?}", lab.server.requests());
 
     // Fixed: fresh again.
     assert!(lab

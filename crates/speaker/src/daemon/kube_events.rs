@@ -130,7 +130,6 @@ pub async fn run_publisher(
     metrics: std::sync::Arc<Metrics>,
     cancel: CancellationToken,
 ) {
-    let recorder = Recorder::new(client, reporter);
     let mut published: Vec<ConfigError> = Vec::new();
     let mut retry_delay = RETRY_MIN;
     let mut retry_at: Option<Instant> = None;
@@ -153,6 +152,11 @@ pub async fn run_publisher(
         }
         let mut failed = None;
         for (event, reference) in events_for(&current, &namespace) {
+            // A fresh Recorder per Event: a Recorder keys its series cache by (reason, action,
+            // object), not by note, so a shared one would turn a second error on the same
+            // object, or a later different rejection, into a count bump of the first Event
+            // with the first note. Repeats are already suppressed above.
+            let recorder = Recorder::new(client.clone(), reporter.clone());
             let done = tokio::select! {
                 r = recorder.publish(&event, &reference) => r,
                 () = cancel.cancelled() => return,
