@@ -570,7 +570,7 @@ mod tests {
                 svc("skipped"),
                 ServiceStatus::Skipped(SkipReason::NoIpAssigned),
             ),
-            (svc("novips"), ServiceStatus::Vips(BTreeMap::new())),
+            (svc("novips"), ServiceStatus::Vips(Default::default())),
         ]);
         assert!(desired_from(&statuses).is_empty());
     }
