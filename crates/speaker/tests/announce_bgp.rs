@@ -2,12 +2,12 @@
 
 mod announce_fixtures;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use announce_fixtures::*;
 use ferrolb_api::model::{BgpCommunity, Config, PeerAsn};
 use ferrolb_speaker::announce::bgp::{
-    compute_bgp, BgpPlan, NextHop, RouteAttrs, ServiceStatus, VipStatus,
+    compute_bgp, BgpPlan, NextHop, PeerName, RouteAttrs, ServiceStatus, VipStatus,
 };
 use ferrolb_speaker::announce::input::{Cluster, TrafficPolicy, LABEL_EXCLUDE_FROM_LB};
 use ferrolb_speaker::announce::reason::{PeerSkip, SkipReason};
@@ -589,14 +589,14 @@ fn skipped_peers_say_why() {
     else {
         panic!("expected announced, got {vips:?}");
     };
-    assert_eq!(peers, &BTreeSet::from(["r2".to_string()]));
-    assert_eq!(prefixes, &BTreeSet::from([net("2001:db8::10/128")]));
+    assert_eq!(names(peers), ["r2"]);
+    assert_eq!(&prefixes[..], [net("2001:db8::10/128")]);
     assert_eq!(
-        skipped_peers,
-        &BTreeMap::from([
-            ("r1".to_string(), PeerSkip::FamilyNotCarried),
-            ("r3".to_string(), PeerSkip::NotInAdvertisementPeers),
-        ])
+        skips(skipped_peers),
+        [
+            ("r1", PeerSkip::FamilyNotCarried),
+            ("r3", PeerSkip::NotInAdvertisementPeers),
+        ]
     );
 }
 
@@ -893,7 +893,7 @@ fn next_hop_follows_the_route_family() {
                 assert_eq!(&routes[&host].next_hop, next_hop, "{name}: next hop");
                 assert!(
                     matches!(status, Some(VipStatus::Announced { peers, .. })
-                        if peers == &BTreeSet::from(["r1".to_string()])),
+                        if names(peers) == ["r1"]),
                     "{name}: {status:?}"
                 );
             }
@@ -903,7 +903,7 @@ fn next_hop_follows_the_route_family() {
                     status,
                     Some(&VipStatus::NotAnnounced {
                         reason: SkipReason::NoPeer,
-                        skipped_peers: BTreeMap::from([("r1".to_string(), *skip)]),
+                        skipped_peers: Box::new([("r1".into(), *skip)]),
                     }),
                     "{name}"
                 );
@@ -947,9 +947,19 @@ fn a_missing_next_hop_skips_only_the_cross_family_peer() {
     assert_eq!(
         vips.get(&ip("2001:db8::10")),
         Some(&VipStatus::Announced {
-            prefixes: BTreeSet::from([net("2001:db8::10/128")]),
-            peers: BTreeSet::from(["r6".to_string()]),
-            skipped_peers: BTreeMap::from([("r1".to_string(), PeerSkip::NoNextHopForFamily)]),
+            prefixes: Box::new([net("2001:db8::10/128")]),
+            peers: Box::new(["r6".into()]),
+            skipped_peers: Box::new([("r1".into(), PeerSkip::NoNextHopForFamily)]),
         })
     );
+}
+
+/// Peer names of a report as plain strings.
+fn names(peers: &[PeerName]) -> Vec<&str> {
+    peers.iter().map(|p| &**p).collect()
+}
+
+/// Skipped peers of a report with plain-string names.
+fn skips(skipped: &[(PeerName, PeerSkip)]) -> Vec<(&str, PeerSkip)> {
+    skipped.iter().map(|(p, why)| (&**p, *why)).collect()
 }

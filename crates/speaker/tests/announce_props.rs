@@ -327,7 +327,7 @@ proptest! {
                     if let VipStatus::Announced { prefixes, peers, .. } = st {
                         prop_assert!(prefixes.iter().all(|p| p.contains(vip)));
                         for peer in peers {
-                            let routes = &plan.desired.peers[peer].routes;
+                            let routes = &plan.desired.peers[&**peer].routes;
                             prop_assert!(routes.keys().any(|p| p.contains(vip)));
                         }
                     }

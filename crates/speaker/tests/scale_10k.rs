@@ -7,14 +7,14 @@
 //! keeps a big intermediate (the parsed YAML, the k8s objects) alive shows up in the output.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use ferrolb_api::source::files::load_paths;
+use ferrolb_api::source::files::{fingerprint, load_paths, FileCache};
 use ferrolb_speaker::advertiser::testing::FakeAdvertiser;
 use ferrolb_speaker::announce::bgp::BgpDesired;
+use ferrolb_speaker::announce::input::ServiceKey;
 use ferrolb_speaker::announce::SpeakerOptions;
 use ferrolb_speaker::daemon::metrics::Metrics;
 use ferrolb_speaker::daemon::reconcile::{Reconciler, SourceUpdate};
@@ -65,13 +65,17 @@ pub fn config_yaml(n: usize) -> String {
         "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: pool, namespace: metallb-system}\nspec: {addresses: [\"100.64.0.0/16\"]}\n---\napiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: router, namespace: metallb-system}\nspec: {myASN: 64500, peerASN: 64512, peerAddress: 127.0.0.1, routerID: 10.255.0.2}\n---\napiVersion: metallb.io/v1beta1\nkind: BGPAdvertisement\nmetadata: {name: adv, namespace: metallb-system}\nspec: {ipAddressPools: [pool]}\n",
     );
     for i in 0..n {
-        let ip = vip(i);
-        let _ = write!(
-            s,
-            "---\napiVersion: v1\nkind: Service\nmetadata: {{name: s{i}, namespace: default}}\nspec: {{type: LoadBalancer, externalTrafficPolicy: Cluster, ports: [{{port: 80}}]}}\nstatus: {{loadBalancer: {{ingress: [{{ip: {ip}}}]}}}}\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: s{i}-x, namespace: default, labels: {{kubernetes.io/service-name: s{i}}}}}\naddressType: IPv4\nendpoints: [{{addresses: [10.0.0.1], nodeName: node-a, conditions: {{ready: true}}}}]\n"
-        );
+        s.push_str(&service_yaml(i));
     }
     s
+}
+
+/// Service `i` and its EndpointSlice (one ready endpoint on node-a).
+pub fn service_yaml(i: usize) -> String {
+    let ip = vip(i);
+    format!(
+        "---\napiVersion: v1\nkind: Service\nmetadata: {{name: s{i}, namespace: default}}\nspec: {{type: LoadBalancer, externalTrafficPolicy: Cluster, ports: [{{port: 80}}]}}\nstatus: {{loadBalancer: {{ingress: [{{ip: {ip}}}]}}}}\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: s{i}-x, namespace: default, labels: {{kubernetes.io/service-name: s{i}}}}}\naddressType: IPv4\nendpoints: [{{addresses: [10.0.0.1], nodeName: node-a, conditions: {{ready: true}}}}]\n"
+    )
 }
 
 #[test]
@@ -80,13 +84,19 @@ fn ten_thousand_services_become_ten_thousand_routes() {
     std::fs::write(dir.path().join("all.yaml"), config_yaml(N)).expect("write");
     eprintln!("baseline live heap: {:.1} MiB", mib());
 
+    let mut cache = FileCache::new();
     let t = Instant::now();
-    let res = load_paths(&[dir.path()]).expect("load");
+    let res = cache
+        .load(&fingerprint(&[dir.path()]).expect("fingerprint"))
+        .expect("load");
     eprintln!(
-        "load_paths: {:?}, live heap holding Resources: {:.1} MiB",
+        "first load (every file parsed): {:?}, live heap holding Resources and the file cache: \
+         {:.1} MiB, of which the cache {:.1} MiB",
         t.elapsed(),
-        mib()
+        mib(),
+        cache.last_stats().cached_bytes as f64 / (1024.0 * 1024.0)
     );
+    assert_eq!(cache.last_stats().parsed, 1);
     assert_eq!(res.services.len(), N);
     assert_eq!(res.endpoint_slices.len(), N);
 
@@ -150,4 +160,28 @@ fn ten_thousand_services_become_ten_thousand_routes() {
     eprintln!("unchanged snapshot reconcile: {:?}", t.elapsed());
     assert!(changed.is_empty());
     assert_eq!(rec.advertiser().history.len(), 1, "no second desired state");
+
+    // One more Service in a file of its own: only that file is parsed; the big one is decoded
+    // from the cache.
+    std::fs::write(dir.path().join("extra.yaml"), service_yaml(N)).expect("write");
+    let t = Instant::now();
+    let res = cache
+        .load(&fingerprint(&[dir.path()]).expect("fingerprint"))
+        .expect("reload");
+    let reload = t.elapsed();
+    assert_eq!(cache.last_stats().parsed, 1, "only extra.yaml parsed");
+    assert_eq!(cache.last_stats().reused, 1, "all.yaml from the cache");
+    let t = Instant::now();
+    let changed = rec.apply(SourceUpdate::Snapshot(Box::new(res)));
+    eprintln!(
+        "one Service file added: incremental load {reload:?}, reconcile {:?}",
+        t.elapsed()
+    );
+    assert_eq!(changed, [ServiceKey::new("default", format!("s{N}"))]);
+    let desired = rec.advertiser().current().expect("desired");
+    assert_eq!(desired.peers["router"].routes.len(), N + 1);
+    let t = Instant::now();
+    let full = load_paths(&[dir.path()]).expect("full load");
+    eprintln!("the same load without the cache: {:?}", t.elapsed());
+    assert_eq!(full.services.len(), N + 1);
 }

@@ -37,6 +37,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ferrolb_api::model::{BgpAdvertisement, BgpCommunity, BgpPeer, Config, IpFamily};
 use ferrolb_api::selector::any_matches;
@@ -86,29 +87,114 @@ pub struct PeerAnnouncement {
 
 /// The desired BGP state of this node: peer name -> session and routes. This is the value the BGP
 /// [`crate::advertiser::Advertiser`] is given; it replaces the previous one whole.
+///
+/// Each peer's announcement sits behind an `Arc`, so the copy the reconciler keeps to compare
+/// against and the one the backend converges to share their route maps (at 10k VIPs one copy
+/// is ~1.8 MiB; docs/speaker.md). Cloning a `BgpDesired` copies only the peer names.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct BgpDesired {
-    pub peers: BTreeMap<String, PeerAnnouncement>,
+    pub peers: BTreeMap<String, Arc<PeerAnnouncement>>,
 }
 
+/// A peer's name as the statuses hold it: one allocation per peer, shared by every VIP's report.
+pub type PeerName = Arc<str>;
+
 /// What happened to one VIP of a Service on this node.
+///
+/// Compact on purpose: one per announced VIP is kept for as long as the Service exists, so
+/// lists are boxed slices sorted by name, not B-trees (a one-element B-tree allocates a whole
+/// 11-slot node; that made the reports 16.6 MiB at 10k Services, docs/speaker.md).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VipStatus {
-    /// Announced to `peers` (by name) as `prefix`.
+    /// Announced to `peers` (by name) as `prefixes`.
     Announced {
         /// The announced prefix: the VIP itself or its aggregate (several when advertisements
-        /// differ in aggregation length).
-        prefixes: BTreeSet<IpNet>,
-        peers: BTreeSet<String>,
-        /// Applying peers that do not get it, and why.
-        skipped_peers: BTreeMap<String, PeerSkip>,
+        /// differ in aggregation length). Sorted, no duplicates.
+        prefixes: Box<[IpNet]>,
+        /// Sorted, no duplicates.
+        peers: Box<[PeerName]>,
+        /// Applying peers that do not get it, and why; sorted by peer name.
+        skipped_peers: Box<[(PeerName, PeerSkip)]>,
     },
     /// Not announced to any peer.
     NotAnnounced {
         reason: SkipReason,
-        /// Filled for [`SkipReason::NoPeer`]: each applying peer and why it was skipped.
-        skipped_peers: BTreeMap<String, PeerSkip>,
+        /// Filled for [`SkipReason::NoPeer`]: each applying peer and why it was skipped, sorted
+        /// by peer name.
+        skipped_peers: Box<[(PeerName, PeerSkip)]>,
     },
+}
+
+impl VipStatus {
+    /// The peers it is announced to (empty when not announced).
+    pub fn peers(&self) -> &[PeerName] {
+        match self {
+            VipStatus::Announced { peers, .. } => peers,
+            VipStatus::NotAnnounced { .. } => &[],
+        }
+    }
+
+    /// The applying peers that do not get it, and why.
+    pub fn skipped_peers(&self) -> &[(PeerName, PeerSkip)] {
+        match self {
+            VipStatus::Announced { skipped_peers, .. }
+            | VipStatus::NotAnnounced { skipped_peers, .. } => skipped_peers,
+        }
+    }
+}
+
+/// Per-VIP reports of one Service, sorted by VIP (a small sorted list, see [`VipStatus`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct VipStatuses(Box<[(IpAddr, VipStatus)]>);
+
+impl VipStatuses {
+    /// The report of `vip`.
+    pub fn get(&self, vip: &IpAddr) -> Option<&VipStatus> {
+        self.0
+            .binary_search_by(|(ip, _)| ip.cmp(vip))
+            .ok()
+            .and_then(|i| self.0.get(i))
+            .map(|(_, status)| status)
+    }
+
+    /// `(vip, report)` in VIP order.
+    pub fn iter(&self) -> impl Iterator<Item = (&IpAddr, &VipStatus)> {
+        self.0.iter().map(|(ip, status)| (ip, status))
+    }
+
+    /// The reports in VIP order.
+    pub fn values(&self) -> impl Iterator<Item = &VipStatus> {
+        self.0.iter().map(|(_, status)| status)
+    }
+
+    /// Number of VIPs.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// No VIP.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl FromIterator<(IpAddr, VipStatus)> for VipStatuses {
+    /// Sorted by VIP; of two reports for one VIP the last is kept.
+    fn from_iter<I: IntoIterator<Item = (IpAddr, VipStatus)>>(iter: I) -> Self {
+        let map: BTreeMap<IpAddr, VipStatus> = iter.into_iter().collect();
+        Self(map.into_iter().collect())
+    }
+}
+
+impl<'a> IntoIterator for &'a VipStatuses {
+    type Item = (&'a IpAddr, &'a VipStatus);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (IpAddr, VipStatus)>,
+        fn(&'a (IpAddr, VipStatus)) -> (&'a IpAddr, &'a VipStatus),
+    >;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(ip, status)| (ip, status))
+    }
 }
 
 /// What happened to one Service on this node, for ServiceBGPStatus and logs.
@@ -117,7 +203,7 @@ pub enum ServiceStatus {
     /// Nothing of the Service is announced, for one reason that covers all its VIPs.
     Skipped(SkipReason),
     /// Decided per VIP.
-    Vips(BTreeMap<IpAddr, VipStatus>),
+    Vips(VipStatuses),
 }
 
 impl ServiceStatus {
@@ -127,11 +213,8 @@ impl ServiceStatus {
             ServiceStatus::Skipped(_) => BTreeSet::new(),
             ServiceStatus::Vips(vips) => vips
                 .values()
-                .filter_map(|v| match v {
-                    VipStatus::Announced { peers, .. } => Some(peers.iter().cloned()),
-                    VipStatus::NotAnnounced { .. } => None,
-                })
-                .flatten()
+                .flat_map(VipStatus::peers)
+                .map(|name| name.to_string())
                 .collect(),
         }
     }
@@ -167,20 +250,25 @@ pub fn compute_bgp(config: &Config, cluster: &Cluster, opts: &SpeakerOptions) ->
         return plan;
     };
 
-    let peers: Vec<&BgpPeer> = config
+    let peers: Vec<ApplyingPeer<'_>> = config
         .bgp_peers
         .values()
         .filter(|p| any_matches(&p.node_selectors, &node.labels))
+        .map(|peer| ApplyingPeer {
+            peer,
+            name: PeerName::from(peer.name.as_str()),
+        })
         .collect();
-    for peer in &peers {
-        plan.desired.peers.insert(
-            peer.name.clone(),
-            PeerAnnouncement {
-                session: (*peer).clone(),
+    let mut announcements: BTreeMap<String, PeerAnnouncement> = peers
+        .iter()
+        .map(|p| {
+            let announcement = PeerAnnouncement {
+                session: p.peer.clone(),
                 routes: BTreeMap::new(),
-            },
-        );
-    }
+            };
+            (p.peer.name.clone(), announcement)
+        })
+        .collect();
 
     // Local-preference values asked for per (peer, prefix), to detect disagreements.
     let mut asked_local_prefs: BTreeMap<(String, IpNet), BTreeSet<Option<u32>>> = BTreeMap::new();
@@ -191,25 +279,30 @@ pub fn compute_bgp(config: &Config, cluster: &Cluster, opts: &SpeakerOptions) ->
             .and_then(|()| endpoints_gate(&endpoints, svc, &opts.node_name))
         {
             Err(reason) => ServiceStatus::Skipped(reason),
-            Ok(()) => {
-                let mut vips = BTreeMap::new();
-                for vip in &svc.ips {
-                    let status = announce_vip(
-                        config,
-                        node,
-                        svc,
-                        *vip,
-                        &peers,
-                        &mut plan.desired,
-                        &mut asked_local_prefs,
-                    );
-                    vips.insert(*vip, status);
-                }
-                ServiceStatus::Vips(vips)
-            }
+            Ok(()) => ServiceStatus::Vips(
+                svc.ips
+                    .iter()
+                    .map(|vip| {
+                        let status = announce_vip(
+                            config,
+                            node,
+                            svc,
+                            *vip,
+                            &peers,
+                            &mut announcements,
+                            &mut asked_local_prefs,
+                        );
+                        (*vip, status)
+                    })
+                    .collect(),
+            ),
         };
         plan.services.insert(key.clone(), status);
     }
+    plan.desired.peers = announcements
+        .into_iter()
+        .map(|(name, announcement)| (name, Arc::new(announcement)))
+        .collect();
 
     for ((peer, prefix), asked) in asked_local_prefs {
         if asked.len() > 1 {
@@ -286,14 +379,20 @@ fn applying_advertisements<'c>(
     Ok(for_service)
 }
 
-/// Rules 5-7 for one VIP: adds its routes to `desired` and says what happened.
+/// A BGPPeer that applies to this node, with its name shared by every status that names it.
+struct ApplyingPeer<'c> {
+    peer: &'c BgpPeer,
+    name: PeerName,
+}
+
+/// Rules 5-7 for one VIP: adds its routes to `announcements` and says what happened.
 fn announce_vip(
     config: &Config,
     node: &Node,
     svc: &Service,
     vip: IpAddr,
-    peers: &[&BgpPeer],
-    desired: &mut BgpDesired,
+    peers: &[ApplyingPeer<'_>],
+    announcements: &mut BTreeMap<String, PeerAnnouncement>,
     asked_local_prefs: &mut BTreeMap<(String, IpNet), BTreeSet<Option<u32>>>,
 ) -> VipStatus {
     let ads = match applying_advertisements(config, node, svc, vip) {
@@ -301,7 +400,7 @@ fn announce_vip(
         Err(reason) => {
             return VipStatus::NotAnnounced {
                 reason,
-                skipped_peers: BTreeMap::new(),
+                skipped_peers: Box::default(),
             }
         }
     };
@@ -309,15 +408,15 @@ fn announce_vip(
     let mut prefixes = BTreeSet::new();
     let mut announced_to = BTreeSet::new();
     let mut skipped_peers = BTreeMap::new();
-    for peer in peers {
+    for ApplyingPeer { peer, name } in peers {
         if !carries_family(peer, vip) {
-            skipped_peers.insert(peer.name.clone(), PeerSkip::FamilyNotCarried);
+            skipped_peers.insert(name.clone(), PeerSkip::FamilyNotCarried);
             continue;
         }
         let next_hop = match next_hop_for(peer, node, vip) {
             Ok(next_hop) => next_hop,
             Err(skip) => {
-                skipped_peers.insert(peer.name.clone(), skip);
+                skipped_peers.insert(name.clone(), skip);
                 continue;
             }
         };
@@ -332,7 +431,7 @@ fn announce_vip(
                 .entry((peer.name.clone(), prefix))
                 .or_default()
                 .insert(attrs.local_pref);
-            if let Some(announcement) = desired.peers.get_mut(&peer.name) {
+            if let Some(announcement) = announcements.get_mut(&peer.name) {
                 announcement
                     .routes
                     .entry(prefix)
@@ -343,12 +442,14 @@ fn announce_vip(
             sent = true;
         }
         if sent {
-            announced_to.insert(peer.name.clone());
+            announced_to.insert(name.clone());
         } else {
-            skipped_peers.insert(peer.name.clone(), PeerSkip::NotInAdvertisementPeers);
+            skipped_peers.insert(name.clone(), PeerSkip::NotInAdvertisementPeers);
         }
     }
 
+    // Sets and maps above keep the lists sorted and unique; the report keeps plain slices.
+    let skipped_peers = skipped_peers.into_iter().collect();
     if announced_to.is_empty() {
         VipStatus::NotAnnounced {
             reason: SkipReason::NoPeer,
@@ -356,8 +457,8 @@ fn announce_vip(
         }
     } else {
         VipStatus::Announced {
-            prefixes,
-            peers: announced_to,
+            prefixes: prefixes.into_iter().collect(),
+            peers: announced_to.into_iter().collect(),
             skipped_peers,
         }
     }

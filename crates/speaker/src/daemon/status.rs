@@ -38,31 +38,25 @@ pub fn service_json(status: &ServiceStatus) -> Value {
 }
 
 fn vip_json(v: &VipStatus) -> Value {
-    let skipped = |s: &BTreeMap<String, crate::announce::reason::PeerSkip>| -> Value {
-        s.iter()
-            .map(|(peer, why)| (peer.clone(), Value::String(format!("{why:?}"))))
-            .collect::<serde_json::Map<_, _>>()
-            .into()
-    };
+    let skipped: serde_json::Map<String, Value> = v
+        .skipped_peers()
+        .iter()
+        .map(|(peer, why)| (peer.to_string(), Value::String(format!("{why:?}"))))
+        .collect();
     match v {
         VipStatus::Announced {
-            prefixes,
-            peers,
-            skipped_peers,
+            prefixes, peers, ..
         } => json!({
             "announced": true,
             "prefixes": prefixes.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            "peers": peers,
-            "skippedPeers": skipped(skipped_peers),
+            "peers": peers.iter().map(|p| &**p).collect::<Vec<&str>>(),
+            "skippedPeers": skipped,
         }),
-        VipStatus::NotAnnounced {
-            reason,
-            skipped_peers,
-        } => json!({
+        VipStatus::NotAnnounced { reason, .. } => json!({
             "announced": false,
             "reason": reason.to_string(),
             "reasonCode": reason.label(),
-            "skippedPeers": skipped(skipped_peers),
+            "skippedPeers": skipped,
         }),
     }
 }
@@ -177,7 +171,7 @@ mod tests {
         );
         services.insert(
             ServiceKey::new("other", "b"),
-            ServiceStatus::Vips(BTreeMap::new()),
+            ServiceStatus::Vips(Default::default()),
         );
         let doc = StatusDoc {
             node: "node-a",
