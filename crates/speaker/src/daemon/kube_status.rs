@@ -21,6 +21,8 @@
 //!
 //! *Guarantees*: nothing is written before the desired set is known (the reconciler computed a
 //! plan) and the existing objects are listed, so a restart does not delete and recreate them.
+//! Objects are created with POST (409 means ours already, e.g. a retry), then their status and
+//! any missing labels are server-side applied under the field manager `ferrolb-speaker`.
 //! Writes that fail are retried, backing off with jitter from 200 ms to 30 s; while the API is
 //! unreachable, desired changes simply replace each other (latest wins).
 
@@ -254,11 +256,20 @@ pub struct WriteError {
     pub namespace: String,
     /// The object's name.
     pub name: String,
-    /// `create`, `patch status`, `patch labels` or `delete`.
+    /// `create`, `apply status`, `apply labels` or `delete`.
     pub op: &'static str,
     /// The API error.
     #[source]
     pub source: kube::Error,
+}
+
+const API_VERSION: &str = "metallb.io/v1beta1";
+const KIND: &str = "ServiceBGPStatus";
+
+/// Server-side apply as [`FIELD_MANAGER`], taking over fields another manager set (an adopted
+/// MetalLB object's status).
+fn apply_params() -> PatchParams {
+    PatchParams::apply(FIELD_MANAGER).force()
 }
 
 fn is_status(e: &kube::Error, code: u16) -> bool {
@@ -316,18 +327,24 @@ async fn execute(
             Err(e) => return Err(fail(&name, "create", e)),
         }
     } else if labels {
-        let patch = json!({"metadata": {"labels": meta.labels}});
-        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        let patch = json!({
+            "apiVersion": API_VERSION, "kind": KIND,
+            "metadata": {"labels": meta.labels},
+        });
+        api.patch(&name, &apply_params(), &Patch::Apply(&patch))
             .await
-            .map_err(|e| fail(&name, "patch labels", e))?;
+            .map_err(|e| fail(&name, "apply labels", e))?;
     }
-    // A merge patch replaces `peers` whole (RFC 7386: arrays are values) and touches no other
-    // field, so concurrent writers of other fields are not overwritten.
-    let status = json!({"status": status_for(&cfg.node, &service, &peers)});
-    api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+    // Server-side apply under one field manager: we own `status`; `peers` has no
+    // x-kubernetes-list-type in the CRD, so it is atomic and replaced whole.
+    let status = json!({
+        "apiVersion": API_VERSION, "kind": KIND,
+        "status": status_for(&cfg.node, &service, &peers),
+    });
+    api.patch_status(&name, &apply_params(), &Patch::Apply(&status))
         .await
         .map(|_| ())
-        .map_err(|e| fail(&name, "patch status", e))
+        .map_err(|e| fail(&name, "apply status", e))
 }
 
 /// Keeps this node's ServiceBGPStatus objects equal to the newest value of `desired` (`None`
