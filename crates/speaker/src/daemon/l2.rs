@@ -343,7 +343,9 @@ pub fn start(
 ) -> Result<(L2Reconciler, L2Running), L2StartError> {
     let (advertiser, backend) = L2Backend::start(settings.backend.clone());
     if settings.memberlist_port == 0 {
-        tracing::info!("memberlist disabled (--memberlist-port 0): L2 liveness from Node readiness");
+        tracing::info!(
+            "memberlist disabled (--memberlist-port 0): L2 liveness from Node readiness"
+        );
         let reconciler = L2Reconciler::new(opts, advertiser, None);
         return Ok((
             reconciler,
