@@ -441,6 +441,39 @@ async fn services_from_the_api_are_announced_reported_and_withdrawn() {
         ["b", "c"],
         "{left:#?}"
     );
+
+    // A restarted speaker (a new Pod) keeps the objects: same names, nothing deleted and
+    // recreated; it only takes them over as owner (else the garbage collector would delete
+    // them with the old Pod). After it reports one more Service, exactly one object was
+    // created and none deleted.
+    drop(speaker);
+    let status_writes = |server: &ApiServer| {
+        server
+            .requests()
+            .iter()
+            .filter(|r| {
+                (r.starts_with("POST") || r.starts_with("DELETE"))
+                    && r.contains("/servicebgpstatuses")
+            })
+            .count()
+    };
+    let before = status_writes(&lab.server);
+    let _speaker = spawn_speaker(&bin, &lab.kubeconfig, Some(("speaker-x2", "uid-5678")));
+    lab.apply(&service_yaml("g", "198.51.100.7", "Cluster", NODE));
+    lab.await_bgp_statuses("b, c, g owned by the new Pod", |o| {
+        let s = by_service(o);
+        s.len() == 3
+            && s.contains_key("g")
+            && s.values()
+                .all(|o| o["metadata"]["ownerReferences"][0]["uid"] == "uid-5678")
+    })
+    .await;
+    assert_eq!(
+        status_writes(&lab.server) - before,
+        1,
+        "{:#?}",
+        lab.server.requests()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,8 +21,11 @@
 //!
 //! *Guarantees*: nothing is written before the desired set is known (the reconciler computed a
 //! plan) and the existing objects are listed, so a restart does not delete and recreate them.
-//! Objects are created with POST (409 means ours already, e.g. a retry), then their status and
-//! any missing labels are server-side applied under the field manager `ferrolb-speaker`.
+//! Objects are created with POST (409 means ours already, e.g. a retry), then their status is
+//! server-side applied under the field manager `ferrolb-speaker`. An object with a missing
+//! label or another owner (an adopted one, or one from this speaker's previous Pod, which the
+//! garbage collector would otherwise delete with that Pod) gets a merge patch of its labels and
+//! `ownerReferences` (a merge patch replaces the list: exactly this Pod).
 //! Writes that fail are retried, backing off with jitter from 200 ms to 30 s; while the API is
 //! unreachable, desired changes simply replace each other (latest wins).
 
@@ -114,7 +117,7 @@ pub enum StatusWrite {
         /// Its peers.
         peers: BTreeSet<String>,
     },
-    /// Set the labels and status of existing object `name` (adopted or out of date).
+    /// Set the status, and the labels and owner if needed, of existing object `name`.
     Update {
         /// Object name.
         name: String,
@@ -122,8 +125,8 @@ pub enum StatusWrite {
         service: ServiceKey,
         /// Its peers.
         peers: BTreeSet<String>,
-        /// Whether the labels must be rewritten too (an adopted object missing one).
-        labels: bool,
+        /// Whether labels and owner must be rewritten too (a label missing, or another owner).
+        metadata: bool,
     },
     /// Delete object `name`: its Service is no longer announced from this node, or it is a
     /// duplicate.
@@ -140,6 +143,8 @@ pub struct Existing {
     pub name: String,
     /// `metadata.labels`.
     pub labels: BTreeMap<String, String>,
+    /// UIDs of `metadata.ownerReferences`.
+    pub owner_uids: Vec<String>,
     /// `status` (default when absent).
     pub status: ServiceBGPStatusStatus,
 }
@@ -149,6 +154,13 @@ impl From<&ServiceBGPStatus> for Existing {
         Self {
             name: o.metadata.name.clone().unwrap_or_default(),
             labels: o.metadata.labels.clone().unwrap_or_default(),
+            owner_uids: o
+                .metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .map(|r| r.uid.clone())
+                .collect(),
             status: o.status.clone().unwrap_or_default(),
         }
     }
@@ -165,7 +177,8 @@ fn labels_for(node: &str, service: &ServiceKey) -> BTreeMap<String, String> {
     ])
 }
 
-/// The writes that turn `existing` into `desired` for node `node`. Pure.
+/// The writes that turn `existing` into `desired` for node `node`, whose objects should be
+/// owned by exactly the Pod with UID `owner_uid` when given. Pure.
 ///
 /// Only objects labelled with this node count (other nodes' are theirs), and only those that
 /// carry both Service labels (MetalLB ignores the others too). Per Service, the object named
@@ -173,6 +186,7 @@ fn labels_for(node: &str, service: &ServiceKey) -> BTreeMap<String, String> {
 /// are deleted. Output: creates and updates in Service order, then deletes in name order.
 pub fn plan_writes(
     node: &str,
+    owner_uid: Option<&str>,
     desired: &DesiredStatuses,
     existing: &[Existing],
 ) -> Vec<StatusWrite> {
@@ -209,12 +223,14 @@ pub fn plan_writes(
                 let labels = labels_for(node, service)
                     .iter()
                     .any(|(k, v)| keep.labels.get(k) != Some(v));
-                if labels || keep.status != status_for(node, service, peers) {
+                let owner = owner_uid.is_some_and(|uid| keep.owner_uids != [uid]);
+                let metadata = labels || owner;
+                if metadata || keep.status != status_for(node, service, peers) {
                     writes.push(StatusWrite::Update {
                         name: keep.name.clone(),
                         service: service.clone(),
                         peers: peers.clone(),
-                        labels,
+                        metadata,
                     });
                 }
             }
@@ -256,7 +272,7 @@ pub struct WriteError {
     pub namespace: String,
     /// The object's name.
     pub name: String,
-    /// `create`, `apply status`, `apply labels` or `delete`.
+    /// `create`, `apply status`, `patch metadata` or `delete`.
     pub op: &'static str,
     /// The API error.
     #[source]
@@ -287,7 +303,7 @@ async fn execute(
         op,
         source,
     };
-    let (name, service, peers, labels, create) = match write {
+    let (name, service, peers, metadata, create) = match write {
         StatusWrite::Delete { name } => {
             return match api.delete(&name, &DeleteParams::default()).await {
                 Ok(_) => Ok(()),
@@ -304,8 +320,8 @@ async fn execute(
             name,
             service,
             peers,
-            labels,
-        } => (name, service, peers, labels, false),
+            metadata,
+        } => (name, service, peers, metadata, false),
     };
     let meta = ObjectMeta {
         name: Some(name.clone()),
@@ -326,14 +342,14 @@ async fn execute(
             Err(e) if is_status(&e, 409) => {}
             Err(e) => return Err(fail(&name, "create", e)),
         }
-    } else if labels {
-        let patch = json!({
-            "apiVersion": API_VERSION, "kind": KIND,
-            "metadata": {"labels": meta.labels},
-        });
-        api.patch(&name, &apply_params(), &Patch::Apply(&patch))
+    } else if metadata {
+        let mut patch = json!({"metadata": {"labels": meta.labels}});
+        if let Some(owners) = &meta.owner_references {
+            patch["metadata"]["ownerReferences"] = json!(owners);
+        }
+        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
-            .map_err(|e| fail(&name, "apply labels", e))?;
+            .map_err(|e| fail(&name, "patch metadata", e))?;
     }
     // Server-side apply under one field manager: we own `status`; `peers` has no
     // x-kubernetes-list-type in the CRD, so it is atomic and replaced whole.
@@ -398,7 +414,8 @@ pub async fn run_writer(
             };
             let existing: Vec<Existing> =
                 store.state().iter().map(|o| Existing::from(&**o)).collect();
-            plan_writes(&cfg.node, desired, &existing)
+            let owner_uid = cfg.owner.as_ref().map(|o| o.uid.as_str());
+            plan_writes(&cfg.node, owner_uid, desired, &existing)
         };
         let mut failed = None;
         for write in writes {
@@ -441,6 +458,7 @@ mod tests {
         Existing {
             name: name.into(),
             labels: labels_for(node, service),
+            owner_uids: Vec::new(),
             status: status_for(node, service, &peers(peer_names)),
         }
     }
@@ -466,7 +484,7 @@ mod tests {
     fn a_newly_announced_service_is_created() {
         let desired = DesiredStatuses::from([(svc("a"), peers(&["r1", "r2"]))]);
         assert_eq!(
-            plan_writes(NODE, &desired, &[]),
+            plan_writes(NODE, None, &desired, &[]),
             vec![StatusWrite::Create {
                 name: object_name(NODE, &svc("a")),
                 service: svc("a"),
@@ -484,7 +502,7 @@ mod tests {
             &svc("a"),
             &["r1"],
         )];
-        assert_eq!(plan_writes(NODE, &desired, &have), vec![]);
+        assert_eq!(plan_writes(NODE, None, &desired, &have), vec![]);
     }
 
     #[test]
@@ -493,12 +511,12 @@ mod tests {
         let name = object_name(NODE, &svc("a"));
         let have = [existing(&name, NODE, &svc("a"), &["r1"])];
         assert_eq!(
-            plan_writes(NODE, &desired, &have),
+            plan_writes(NODE, None, &desired, &have),
             vec![StatusWrite::Update {
                 name,
                 service: svc("a"),
                 peers: peers(&["r1", "r2"]),
-                labels: false,
+                metadata: false,
             }]
         );
     }
@@ -511,7 +529,7 @@ mod tests {
         ];
         let desired = DesiredStatuses::from([(svc("kept"), peers(&["r1"]))]);
         assert_eq!(
-            plan_writes(NODE, &desired, &have),
+            plan_writes(NODE, None, &desired, &have),
             vec![StatusWrite::Delete {
                 name: "bgp-x".into()
             }]
@@ -523,7 +541,10 @@ mod tests {
         let mut unlabelled = existing("bgp-u", NODE, &svc("a"), &["r1"]);
         unlabelled.labels.remove(LABEL_SERVICE_NAME);
         let have = [existing("bgp-b", "node-b", &svc("a"), &["r1"]), unlabelled];
-        assert_eq!(plan_writes(NODE, &DesiredStatuses::new(), &have), vec![]);
+        assert_eq!(
+            plan_writes(NODE, None, &DesiredStatuses::new(), &have),
+            vec![]
+        );
     }
 
     #[test]
@@ -536,13 +557,13 @@ mod tests {
             existing("bgp-abcde", NODE, &svc("a"), &["old"]),
         ];
         assert_eq!(
-            plan_writes(NODE, &desired, &have),
+            plan_writes(NODE, None, &desired, &have),
             vec![
                 StatusWrite::Update {
                     name: "bgp-abcde".into(),
                     service: svc("a"),
                     peers: peers(&["r1"]),
-                    labels: false,
+                    metadata: false,
                 },
                 StatusWrite::Delete {
                     name: "bgp-zzzzz".into()
@@ -555,11 +576,32 @@ mod tests {
             existing(&own, NODE, &svc("a"), &["r1"]),
         ];
         assert_eq!(
-            plan_writes(NODE, &desired, &have),
+            plan_writes(NODE, None, &desired, &have),
             vec![StatusWrite::Delete {
                 name: "bgp-abcde".into()
             }]
         );
+    }
+
+    #[test]
+    fn an_object_of_another_pod_gets_this_pod_as_owner() {
+        let desired = DesiredStatuses::from([(svc("a"), peers(&["r1"]))]);
+        let name = object_name(NODE, &svc("a"));
+        let mut have = existing(&name, NODE, &svc("a"), &["r1"]);
+        have.owner_uids = vec!["old-pod".into()];
+        let update = StatusWrite::Update {
+            name: name.clone(),
+            service: svc("a"),
+            peers: peers(&["r1"]),
+            metadata: true,
+        };
+        let have = [have];
+        assert_eq!(
+            plan_writes(NODE, Some("new-pod"), &desired, &have),
+            vec![update]
+        );
+        assert_eq!(plan_writes(NODE, Some("old-pod"), &desired, &have), vec![]);
+        assert_eq!(plan_writes(NODE, None, &desired, &have), vec![]);
     }
 
     #[test]
