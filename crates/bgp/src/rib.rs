@@ -110,6 +110,9 @@ pub fn attributes_for(prefix: &IpNet, route: &Route, s: &SessionView) -> Option<
 pub struct AttrCache {
     /// Keyed by the route's value and the prefix family; values shared.
     map: HashMap<(Arc<Route>, bool), Option<Arc<RouteAttributes>>>,
+    /// The last lookup: consecutive prefixes usually share one `Arc<Route>` (100k prefixes, a
+    /// few attribute sets), and a pointer comparison is cheaper than hashing the route.
+    last: Option<(Arc<Route>, bool, Option<Arc<RouteAttributes>>)>,
 }
 
 impl AttrCache {
@@ -120,11 +123,19 @@ impl AttrCache {
         route: &Arc<Route>,
         s: &SessionView,
     ) -> Option<Arc<RouteAttributes>> {
-        let key = (Arc::clone(route), matches!(prefix, IpNet::V4(_)));
-        self.map
-            .entry(key)
+        let v4 = matches!(prefix, IpNet::V4(_));
+        if let Some((r, family, attrs)) = &self.last {
+            if *family == v4 && Arc::ptr_eq(r, route) {
+                return attrs.clone();
+            }
+        }
+        let attrs = self
+            .map
+            .entry((Arc::clone(route), v4))
             .or_insert_with(|| attributes_for(prefix, route, s).map(Arc::new))
-            .clone()
+            .clone();
+        self.last = Some((Arc::clone(route), v4, attrs.clone()));
+        attrs
     }
 }
 
