@@ -157,8 +157,11 @@ fn render(overrides: &str, namespace: &str) -> Result<Vec<Yaml>, String> {
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or_default();
-        if !name.ends_with(".yaml") {
-            continue; // NOTES.txt is printed, not applied.
+        // NOTES.txt is rendered (a template error there fails `helm install`) but printed, not
+        // applied.
+        let is_notes = name == "NOTES.txt";
+        if !name.ends_with(".yaml") && !is_notes {
+            continue;
         }
         let mut t = Template::default();
         t.add_funcs(&[
@@ -177,6 +180,10 @@ fn render(overrides: &str, namespace: &str) -> Result<Vec<Yaml>, String> {
             !text.contains("<no value>"),
             "{name} refers to a value that does not exist:\n{text}"
         );
+        if is_notes {
+            assert!(text.contains(namespace), "{text}");
+            continue;
+        }
         out.extend(parse_docs(&text, name));
     }
     for file in sorted_files(&dir.join("crds")) {
