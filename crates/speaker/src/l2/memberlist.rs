@@ -324,6 +324,14 @@ async fn run(
             }
             () = tokio::time::sleep_until(settle_at), if !driver.settled => {
                 driver.settled = true;
+                let others = nodes.borrow().len().saturating_sub(1);
+                if others > 0 && driver.swim.num_members() == 0 {
+                    // Alone by choice of the others (all dead) or by mistake (port, secret,
+                    // firewall): both look the same from here, and this speaker now answers
+                    // for every VIP it is eligible for.
+                    tracing::warn!(others, counters = ?driver.counters.snapshot(),
+                        "memberlist: no other speaker answered; acting as the only live one");
+                }
             }
             changed = nodes.changed() => {
                 if changed.is_err() {
