@@ -23,7 +23,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ferrolb_bgp::event::{EventKind, SpeakerEvent};
+use ferrolb_bgp::fsm::DownReason;
 use ferrolb_bgp::speaker::{PeerConfig, Speaker, SpeakerConfig};
+use ferrolb_bgp::wire::error::{cease_subcode, ErrorCode};
 use ferrolb_e2e::apiserver::ApiServer;
 use ferrolb_e2e::workspace_bin;
 use futures::StreamExt;
@@ -529,6 +531,34 @@ async fn an_api_outage_keeps_routes_and_a_change_after_it_is_acted_on() {
         &["198.51.100.1", "198.51.100.4"],
     )
     .await;
+
+    // SIGTERM during another outage (API probes and write retries in flight): the speaker
+    // still sends Cease 6/2 (RFC 4486 §4) and exits 0.
+    lab.server.set_available(false);
+    await_http(speaker.metrics, "/metrics", "ferrolb_source_available 0").await;
+    let mut speaker = speaker;
+    ferrolb_e2e::signal(speaker.child.id(), "TERM").expect("kill -TERM");
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    let reason = loop {
+        let ev = tokio::time::timeout_at(deadline, lab.events.recv())
+            .await
+            .expect("session down in time")
+            .expect("listener events");
+        if let EventKind::Down { reason, .. } = ev.kind {
+            break reason;
+        }
+    };
+    match reason {
+        DownReason::NotificationReceived(n) => {
+            assert_eq!(n.code, ErrorCode::CEASE, "{n}");
+            assert_eq!(n.subcode, cease_subcode::ADMINISTRATIVE_SHUTDOWN, "{n}");
+        }
+        other => panic!("expected a Cease 6/2, got {other}"),
+    }
+    let status = tokio::task::spawn_blocking(move || speaker.child.wait().expect("wait"))
+        .await
+        .expect("join");
+    assert!(status.success(), "exit status {status:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

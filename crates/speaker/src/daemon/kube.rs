@@ -215,7 +215,11 @@ pub async fn watch(
             }
             Wake::ProbeDue => {
                 probe_at = None;
-                if probe(&probe_api).await {
+                let answered = tokio::select! {
+                    ok = probe(&probe_api) => ok,
+                    () = cancel.cancelled() => return,
+                };
+                if answered {
                     tracing::info!("API server answers again");
                     merge.recovered();
                 } else {
