@@ -590,9 +590,16 @@ async fn a_rejected_config_keeps_the_last_good_one_and_emits_an_event() {
         .await;
     // One Event per error, each naming its own field and value (two errors on one object
     // must not collapse into one Event series with the first note).
+    let pool_uid = lab
+        .server
+        .get("metallb.io/v1beta1", "IPAddressPool", Some(NS), "bad")
+        .map(|p| p["metadata"]["uid"].clone())
+        .expect("the pool exists");
     let mut notes: Vec<&str> = seen
         .values()
         .inspect(|e| {
+            // kubectl describe lists an object's Events by its UID.
+            assert_eq!(e["regarding"]["uid"], pool_uid, "{e:#}");
             assert_eq!(e["type"], "Warning", "{e:#}");
             assert_eq!(e["reason"], "ConfigurationRejected", "{e:#}");
             assert_eq!(e["reportingController"], "ferrolb-speaker", "{e:#}");

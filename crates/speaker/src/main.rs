@@ -176,7 +176,7 @@ async fn main() -> anyhow::Result<()> {
                 Arc::clone(&metrics),
                 cancel.clone(),
             ));
-            let (errors_tx, errors_rx) = watch::channel(Vec::new());
+            let (errors_tx, errors_rx) = watch::channel(kube_events::Rejection::default());
             let reporter = Reporter {
                 controller: "ferrolb-speaker".into(),
                 instance: Some(cli.pod_name.clone().unwrap_or_else(|| node_name.clone())),

@@ -4,8 +4,11 @@
 //! reason, and saying that the last good configuration stays in force.
 //!
 //! ```text
-//!  daemon::run ── watch<Vec<ConfigError>> ─▶ run_publisher ─ events_for (pure) ─▶ Recorder
+//!  daemon::run ── watch<Rejection> ─▶ run_publisher ─ events_for (pure) ─▶ Recorder
 //! ```
+//!
+//! Each Event's `regarding` carries the object's UID (from the same snapshot), which
+//! `kubectl describe` needs to list it under the object.
 //!
 //! *Guarantees*: a rejection is published once per distinct error list (the reconciler sees
 //! every snapshot; the Events do not repeat while the same errors persist). A failed publish is
@@ -13,12 +16,15 @@
 //! one. *Caveats*: at most [`MAX_EVENTS`] Events per rejection, the last of them saying how
 //! many errors were left out; an accepted configuration emits no Event.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ferrolb_api::error::ConfigError;
+use ferrolb_api::source::Resources;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::Client;
+use kube::ResourceExt as _;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -36,6 +42,41 @@ const MAX_NOTE: usize = 1024;
 
 const RETRY_MIN: Duration = Duration::from_millis(200);
 const RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// An object by (kind, namespace, name), as a [`ConfigError`] names it.
+pub type ObjectKey = (String, String, String);
+
+/// The newest configuration's errors (empty when it is in force) and the UIDs of the objects
+/// they may name.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rejection {
+    /// The errors.
+    pub errors: Vec<ConfigError>,
+    /// UID of each configuration object and Secret of the snapshot the errors came from.
+    pub uids: BTreeMap<ObjectKey, String>,
+}
+
+/// The UIDs of the configuration objects and Secrets of `res` (a few dozen objects; Services
+/// and the like are not configuration and are left out).
+pub fn config_uids(res: &Resources) -> BTreeMap<ObjectKey, String> {
+    fn add<K: kube::Resource>(out: &mut BTreeMap<ObjectKey, String>, kind: &str, objects: &[K]) {
+        for o in objects {
+            if let Some(uid) = o.uid() {
+                let ns = o.namespace().unwrap_or_default();
+                out.insert((kind.to_string(), ns, o.name_any()), uid);
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    add(&mut out, "IPAddressPool", &res.ip_address_pools);
+    add(&mut out, "BGPPeer", &res.bgp_peers);
+    add(&mut out, "BGPAdvertisement", &res.bgp_advertisements);
+    add(&mut out, "L2Advertisement", &res.l2_advertisements);
+    add(&mut out, "Community", &res.communities);
+    add(&mut out, "BFDProfile", &res.bfd_profiles);
+    add(&mut out, "Secret", &res.secrets);
+    out
+}
 
 /// `apiVersion` of a kind a [`ConfigError`] can name (those FerroLB validates).
 fn api_version(kind: &str) -> Option<&'static str> {
@@ -63,10 +104,11 @@ fn truncate(mut s: String, max: usize) -> String {
     s
 }
 
-/// The Events of one rejection, each with the object it is about. Objects without a namespace
-/// (none of the validated kinds is cluster-scoped, but a bad reference might name one) get
-/// `namespace`, the speaker's. Pure.
-pub fn events_for(errors: &[ConfigError], namespace: &str) -> Vec<(Event, ObjectReference)> {
+/// The Events of `rejection`, each with the object it is about (with its UID when known).
+/// Objects without a namespace (none of the validated kinds is cluster-scoped, but a bad
+/// reference might name one) get `namespace`, the speaker's. Pure.
+pub fn events_for(rejection: &Rejection, namespace: &str) -> Vec<(Event, ObjectReference)> {
+    let errors = rejection.errors.as_slice();
     let shown = if errors.len() > MAX_EVENTS {
         MAX_EVENTS - 1
     } else {
@@ -77,7 +119,9 @@ pub fn events_for(errors: &[ConfigError], namespace: &str) -> Vec<(Event, Object
         .take(shown)
         .map(|e| {
             let note = format!("{e}; the last good configuration stays in force");
+            let key = (e.kind.clone(), e.namespace.clone(), e.name.clone());
             let reference = ObjectReference {
+                uid: rejection.uids.get(&key).cloned(),
                 api_version: api_version(&e.kind).map(str::to_string),
                 kind: Some(e.kind.clone()),
                 name: Some(e.name.clone()),
@@ -126,7 +170,7 @@ pub async fn run_publisher(
     client: Client,
     reporter: Reporter,
     namespace: String,
-    mut errors: watch::Receiver<Vec<ConfigError>>,
+    mut errors: watch::Receiver<Rejection>,
     metrics: std::sync::Arc<Metrics>,
     cancel: CancellationToken,
 ) {
@@ -143,11 +187,11 @@ pub async fn run_publisher(
             continue;
         }
         let current = errors.borrow_and_update().clone();
-        if current == published {
+        if current.errors == published {
             continue;
         }
-        if current.is_empty() {
-            published = current;
+        if current.errors.is_empty() {
+            published = current.errors;
             continue;
         }
         let mut failed = None;
@@ -168,7 +212,7 @@ pub async fn run_publisher(
         }
         match failed {
             None => {
-                published = current;
+                published = current.errors;
                 retry_delay = RETRY_MIN;
             }
             Some(error) => {
@@ -196,9 +240,20 @@ mod tests {
         }
     }
 
+    fn rejection(errors: Vec<ConfigError>) -> Rejection {
+        Rejection {
+            errors,
+            uids: BTreeMap::from([(
+                ("BGPPeer".into(), "metallb-system".into(), "r1".into()),
+                "uid-r1".into(),
+            )]),
+        }
+    }
+
     #[test]
     fn each_error_is_a_warning_about_its_object_naming_field_and_reason() {
-        let events = events_for(&[error("BGPPeer", "r1", "spec.peerASN")], "metallb-system");
+        let r = rejection(vec![error("BGPPeer", "r1", "spec.peerASN")]);
+        let events = events_for(&r, "metallb-system");
         assert_eq!(events.len(), 1);
         let (event, reference) = &events[0];
         assert_eq!(event.type_, EventType::Warning);
@@ -213,6 +268,16 @@ mod tests {
         assert_eq!(reference.api_version.as_deref(), Some("metallb.io/v1beta2"));
         assert_eq!(reference.name.as_deref(), Some("r1"));
         assert_eq!(reference.namespace.as_deref(), Some("metallb-system"));
+        assert_eq!(
+            reference.uid.as_deref(),
+            Some("uid-r1"),
+            "kubectl describe needs it"
+        );
+        let other = events_for(&rejection(vec![error("BGPPeer", "r2", "spec")]), "x");
+        assert_eq!(
+            other[0].1.uid, None,
+            "unknown object: no uid rather than a wrong one"
+        );
     }
 
     #[test]
@@ -220,7 +285,7 @@ mod tests {
         let errors: Vec<_> = (0..40)
             .map(|i| error("IPAddressPool", &format!("p{i}"), "spec.addresses[0]"))
             .collect();
-        let events = events_for(&errors, "metallb-system");
+        let events = events_for(&rejection(errors), "metallb-system");
         assert_eq!(events.len(), MAX_EVENTS);
         let last = events[MAX_EVENTS - 1].0.note.clone().unwrap_or_default();
         assert!(

@@ -5,7 +5,7 @@
 //!  kube::watch ───────────┴─mpsc<SourceUpdate>─▶ run() ─ Reconciler ─┼─▶ status file + logs
 //!                                                        │           │  (Kubernetes mode:)
 //!                        watch<Option<DesiredStatuses>> ─┤           ├─▶ kube_status::run_writer
-//!                              watch<Vec<ConfigError>> ──┘           └─▶ kube_events::run_publisher
+//!                          watch<kube_events::Rejection> ┘           └─▶ kube_events::run_publisher
 //!  http::serve ◀── Arc<Metrics> ◀── reconcile loop, backend event tasks, Kubernetes writers
 //! ```
 //!
@@ -24,7 +24,6 @@ pub mod status;
 
 use std::path::PathBuf;
 
-use ferrolb_api::error::ConfigError;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -42,7 +41,7 @@ pub struct Reports {
     pub bgp_statuses: Option<watch::Sender<Option<kube_status::DesiredStatuses>>>,
     /// Kubernetes mode: the errors of the newest rejected configuration (empty when it is in
     /// force), for [`kube_events::run_publisher`].
-    pub config_errors: Option<watch::Sender<Vec<ConfigError>>>,
+    pub config_errors: Option<watch::Sender<kube_events::Rejection>>,
 }
 
 /// Runs the reconcile loop until `cancel` or until the source ends. Every update is applied;
@@ -62,6 +61,12 @@ pub async fn run<A: Advertiser<Desired = BgpDesired>>(
             () = cancel.cancelled() => None,
         };
         let Some(update) = update else { return };
+        // The UIDs of the configuration objects, for the Events' `regarding` (the snapshot is
+        // consumed by `apply`); only in Kubernetes mode, a few dozen objects.
+        let uids = match (&update, &reports.config_errors) {
+            (SourceUpdate::Snapshot(res), Some(_)) => kube_events::config_uids(res),
+            _ => Default::default(),
+        };
         let snapshot = match &update {
             SourceUpdate::Snapshot(_) => true,
             SourceUpdate::Liveness(_) => false,
@@ -77,9 +82,12 @@ pub async fn run<A: Advertiser<Desired = BgpDesired>>(
             if let Some(tx) = &reports.config_errors {
                 let errors = reconciler.config_errors();
                 tx.send_if_modified(|old| {
-                    let differs = old.as_slice() != errors;
+                    let differs = old.errors.as_slice() != errors;
                     if differs {
-                        *old = errors.to_vec();
+                        *old = kube_events::Rejection {
+                            errors: errors.to_vec(),
+                            uids,
+                        };
                     }
                     differs
                 });
