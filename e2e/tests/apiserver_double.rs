@@ -836,6 +836,67 @@ async fn malformed_requests_get_status_errors() {
             400,
             "BadRequest",
         ),
+        (
+            send(
+                "POST",
+                "/api/v1/namespaces/default/services",
+                "application/json",
+                r#"{"metadata":{"name":"x","namespace":"other"}}"#,
+            ),
+            400,
+            "BadRequest",
+        ),
+        (
+            send(
+                "POST",
+                "/api/v1/services",
+                "application/json",
+                r#"{"metadata":{"name":"x"}}"#,
+            ),
+            405,
+            "MethodNotAllowed",
+        ),
+        (
+            send(
+                "DELETE",
+                svc_path,
+                "application/json",
+                r#"{"preconditions":{"resourceVersion":"999"}}"#,
+            ),
+            409,
+            "Conflict",
+        ),
+        (
+            send(
+                "GET",
+                "/api/v1/namespaces/default/services?watch=true&resourceVersion=abc",
+                "application/json",
+                "",
+            ),
+            400,
+            "BadRequest",
+        ),
+        (
+            // fieldManager given, but no apiVersion/kind in the body.
+            send(
+                "PATCH",
+                "/api/v1/namespaces/default/services/web?fieldManager=t",
+                "application/apply-patch+yaml",
+                "metadata: {name: web}",
+            ),
+            400,
+            "BadRequest",
+        ),
+        (
+            send(
+                "GET",
+                "/api/v1/namespaces/default/services?dryRun=All",
+                "application/json",
+                "",
+            ),
+            400,
+            "BadRequest",
+        ),
     ];
     for (req, code, reason) in cases {
         let what = format!("{} {}", req.method(), req.uri());
