@@ -1,0 +1,390 @@
+//! deploy/ferrolb.yaml's RBAC against what the daemons really do: the real `ferrolb-controller`
+//! and `ferrolb-speaker` run against the API-server test double (one double each, so every
+//! request is known to come from one daemon), through allocation, a status write, Events and a
+//! rejected configuration; every request they made must be allowed by the Role and ClusterRole
+//! bound to their ServiceAccount. Rules no request needed are printed, not asserted (a short
+//! scenario does not exercise every path, e.g. deleting a ServiceBGPStatus).
+//!
+//! No root needed: everything is on 127.0.0.1.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use ferrolb_e2e::apiserver::ApiServer;
+use ferrolb_e2e::{wait_for, workspace_bin};
+use serde_yaml_ng::Value as Yaml;
+
+const NS: &str = "metallb-system";
+const NODE: &str = "node-a";
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// One RBAC rule of the manifest.
+#[derive(Debug, Clone)]
+struct Rule {
+    groups: Vec<String>,
+    resources: Vec<String>,
+    verbs: Vec<String>,
+    names: Vec<String>,
+}
+
+/// One API request as RBAC sees it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Access {
+    verb: String,
+    group: String,
+    resource: String,
+    namespace: Option<String>,
+    name: Option<String>,
+}
+
+fn manifest() -> Vec<Yaml> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/ferrolb.yaml");
+    let text = std::fs::read_to_string(path).expect("deploy/ferrolb.yaml");
+    text.split("\n---\n")
+        .map(|d| serde_yaml_ng::from_str::<Yaml>(d).expect("YAML document"))
+        .filter(|d| !d.is_null())
+        .collect()
+}
+
+fn strings(v: &Yaml) -> Vec<String> {
+    v.as_sequence()
+        .map(|s| {
+            s.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// (cluster rules, namespace rules) bound to ServiceAccount `account`.
+fn rules_of(docs: &[Yaml], account: &str) -> (Vec<Rule>, Vec<Rule>) {
+    let bound = |binding_kind: &str, role_kind: &str| -> Vec<Rule> {
+        let role_names: Vec<String> = docs
+            .iter()
+            .filter(|d| d["kind"] == binding_kind)
+            .filter(|d| {
+                d["subjects"]
+                    .as_sequence()
+                    .is_some_and(|s| s.iter().any(|s| s["name"] == account))
+            })
+            .filter_map(|d| d["roleRef"]["name"].as_str().map(str::to_owned))
+            .collect();
+        docs.iter()
+            .filter(|d| d["kind"] == role_kind)
+            .filter(|d| {
+                d["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|n| role_names.iter().any(|r| r == n))
+            })
+            .flat_map(|d| d["rules"].as_sequence().cloned().unwrap_or_default())
+            .map(|r| Rule {
+                groups: strings(&r["apiGroups"]),
+                resources: strings(&r["resources"]),
+                verbs: strings(&r["verbs"]),
+                names: strings(&r["resourceNames"]),
+            })
+            .collect()
+    };
+    (
+        bound("ClusterRoleBinding", "ClusterRole"),
+        bound("RoleBinding", "Role"),
+    )
+}
+
+/// `"METHOD /path?query"` as RBAC attributes; `None` for discovery paths.
+fn access(request: &str) -> Option<Access> {
+    let (method, target) = request.split_once(' ')?;
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, rest) = match segs.as_slice() {
+        ["api", "v1", rest @ ..] => ("", rest),
+        ["apis", group, _version, rest @ ..] => (*group, rest),
+        _ => return None,
+    };
+    let (namespace, rest) = match rest {
+        ["namespaces", ns, rest @ ..] if !rest.is_empty() => (Some((*ns).to_owned()), rest),
+        _ => (None, rest),
+    };
+    let (resource, name, sub) = match rest {
+        [res] => (*res, None, None),
+        [res, name] => (*res, Some((*name).to_owned()), None),
+        [res, name, sub] => (*res, Some((*name).to_owned()), Some(*sub)),
+        _ => return None,
+    };
+    let watch = query
+        .split('&')
+        .any(|kv| kv == "watch=true" || kv == "watch=1");
+    let verb = match (method, name.is_some()) {
+        ("GET", _) if watch => "watch",
+        ("GET", true) => "get",
+        ("GET", false) => "list",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("PATCH", _) => "patch",
+        ("DELETE", true) => "delete",
+        ("DELETE", false) => "deletecollection",
+        _ => return None,
+    };
+    Some(Access {
+        verb: verb.to_owned(),
+        group: group.to_owned(),
+        resource: match sub {
+            Some(sub) => format!("{resource}/{sub}"),
+            None => resource.to_owned(),
+        },
+        namespace,
+        name,
+    })
+}
+
+fn allows(rule: &Rule, a: &Access) -> bool {
+    rule.groups.contains(&a.group)
+        && rule.resources.contains(&a.resource)
+        && rule.verbs.contains(&a.verb)
+        && (rule.names.is_empty() || a.name.as_ref().is_some_and(|n| rule.names.contains(n)))
+}
+
+/// Every request the daemon made is allowed; returns the rules never used.
+fn check(server: &ApiServer, account: &str) -> Vec<Rule> {
+    let docs = manifest();
+    let (cluster, local) = rules_of(&docs, account);
+    assert!(
+        !cluster.is_empty() && !local.is_empty(),
+        "{account} has RBAC"
+    );
+    let accesses: BTreeSet<Access> = server.requests().iter().filter_map(|r| access(r)).collect();
+    assert!(!accesses.is_empty(), "{account} made no request");
+    let mut denied = Vec::new();
+    let mut used = vec![false; cluster.len() + local.len()];
+    for a in &accesses {
+        let by_cluster = cluster.iter().position(|r| allows(r, a));
+        let by_local = (a.namespace.as_deref() == Some(NS))
+            .then(|| local.iter().position(|r| allows(r, a)))
+            .flatten();
+        match (by_cluster, by_local) {
+            (Some(i), _) => used[i] = true,
+            (None, Some(i)) => used[cluster.len() + i] = true,
+            (None, None) => denied.push(a.clone()),
+        }
+    }
+    assert!(
+        denied.is_empty(),
+        "{account}: RBAC in deploy/ferrolb.yaml denies {denied:#?}"
+    );
+    cluster
+        .into_iter()
+        .chain(local)
+        .zip(used)
+        .filter_map(|(r, u)| (!u).then_some(r))
+        .collect()
+}
+
+/// Kills the daemon on drop, also when the test panics.
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn bins() -> Option<(PathBuf, PathBuf)> {
+    match (
+        workspace_bin("ferrolb-controller"),
+        workspace_bin("ferrolb-speaker"),
+    ) {
+        (Ok(c), Ok(s)) => Some((c, s)),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("SKIPPED: {e}");
+            None
+        }
+    }
+}
+
+const CONFIG: &str = r#"apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: pool, namespace: metallb-system}
+spec: {addresses: ["198.51.100.0/24"]}
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {name: router, namespace: metallb-system}
+spec: {myASN: 64500, peerASN: 64512, peerAddress: 127.0.0.1, peerPort: 9, routerID: 10.255.0.2}
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: adv, namespace: metallb-system}
+spec: {ipAddressPools: [pool]}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: default}
+---
+apiVersion: v1
+kind: Node
+metadata: {name: node-a, labels: {kubernetes.io/hostname: node-a}}
+status: {addresses: [{type: InternalIP, address: 127.0.0.1}]}
+"#;
+
+const INVALID_POOL: &str = r#"apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: broken, namespace: metallb-system}
+spec: {addresses: ["198.51.100.0/33"]}
+"#;
+
+fn service(with_ip: bool) -> String {
+    let status = if with_ip {
+        "status: {loadBalancer: {ingress: [{ip: 198.51.100.7}]}}"
+    } else {
+        ""
+    };
+    format!(
+        r#"apiVersion: v1
+kind: Service
+metadata: {{name: web, namespace: default}}
+spec: {{type: LoadBalancer, ports: [{{port: 80, protocol: TCP}}], selector: {{app: web}}}}
+{status}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: web-1, namespace: default, labels: {{kubernetes.io/service-name: web}}}}
+addressType: IPv4
+endpoints: [{{addresses: [10.0.0.5], nodeName: {NODE}, conditions: {{ready: true}}}}]
+ports: [{{port: 80, protocol: TCP}}]
+"#
+    )
+}
+
+fn lab() -> (ApiServer, tempfile::TempDir, PathBuf) {
+    let server = ApiServer::start().expect("start the API-server double");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    server.apply_yaml(CONFIG).expect("config");
+    (server, dir, kubeconfig)
+}
+
+fn event_with_reason(server: &ApiServer, reason: &str) -> bool {
+    server
+        .list("events.k8s.io/v1", "Event")
+        .iter()
+        .any(|e| e["reason"] == reason)
+}
+
+#[test]
+fn the_controller_needs_nothing_its_rbac_does_not_grant() {
+    let Some((controller, _)) = bins() else {
+        return;
+    };
+    let (server, _dir, kubeconfig) = lab();
+    server.apply_yaml(&service(false)).expect("service");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let _daemon = Daemon(
+        Command::new(controller)
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["--namespace", NS, "--identity", "controller-0"])
+            .args(["--lease-duration-secs", "2"])
+            .arg(format!("--metrics-addr=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn ferrolb-controller"),
+    );
+    let svc = server.wait_for_object("v1", "Service", Some("default"), "web", LIMIT, |s| {
+        s["status"]["loadBalancer"]["ingress"][0]["ip"].is_string()
+    });
+    assert!(svc.is_some(), "the controller allocated no IP");
+    wait_for(LIMIT, "an IPAllocated Event", || {
+        event_with_reason(&server, "IPAllocated").then_some(())
+    });
+    server.apply_yaml(INVALID_POOL).expect("invalid pool");
+    wait_for(LIMIT, "an InvalidConfiguration Event", || {
+        event_with_reason(&server, "InvalidConfiguration").then_some(())
+    });
+    for rule in check(&server, "ferrolb-controller") {
+        eprintln!("controller rule not exercised by this scenario: {rule:?}");
+    }
+}
+
+#[test]
+fn the_speaker_needs_nothing_its_rbac_does_not_grant() {
+    let Some((_, speaker)) = bins() else {
+        return;
+    };
+    let (server, _dir, kubeconfig) = lab();
+    server.apply_yaml(&service(true)).expect("service");
+    let _daemon = Daemon(
+        Command::new(speaker)
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["--node-name", NODE, "--namespace", NS])
+            .args(["--metrics-addr", "127.0.0.1:0", "--memberlist-port", "0"])
+            .env("POD_NAME", "ferrolb-speaker-abcde")
+            .env("POD_UID", "0f0f0f0f-0000-4000-8000-000000000001")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn ferrolb-speaker"),
+    );
+    wait_for(LIMIT, "the speaker's first ServiceBGPStatus", || {
+        (!server
+            .list("metallb.io/v1beta1", "ServiceBGPStatus")
+            .is_empty())
+        .then_some(())
+    });
+    server.apply_yaml(INVALID_POOL).expect("invalid pool");
+    wait_for(LIMIT, "a ConfigurationRejected Event", || {
+        event_with_reason(&server, "ConfigurationRejected").then_some(())
+    });
+    for rule in check(&server, "ferrolb-speaker") {
+        eprintln!("speaker rule not exercised by this scenario: {rule:?}");
+    }
+}
+
+#[test]
+fn request_lines_map_to_rbac_attributes() {
+    let a = |r: &str| access(r).map(|a| (a.verb, a.group, a.resource, a.namespace, a.name));
+    let s = |v: &str| v.to_owned();
+    assert_eq!(
+        a("GET /api/v1/services?watch=true&resourceVersion=5"),
+        Some((s("watch"), s(""), s("services"), None, None))
+    );
+    assert_eq!(
+        a("PATCH /api/v1/namespaces/default/services/web/status"),
+        Some((
+            s("patch"),
+            s(""),
+            s("services/status"),
+            Some(s("default")),
+            Some(s("web"))
+        ))
+    );
+    assert_eq!(
+        a("GET /apis/coordination.k8s.io/v1/namespaces/metallb-system/leases/ferrolb-controller"),
+        Some((
+            s("get"),
+            s("coordination.k8s.io"),
+            s("leases"),
+            Some(s(NS)),
+            Some(s("ferrolb-controller"))
+        ))
+    );
+    assert_eq!(
+        a("GET /api/v1/namespaces"),
+        Some((s("list"), s(""), s("namespaces"), None, None))
+    );
+    assert_eq!(
+        a("GET /api/v1/namespaces/default"),
+        Some((s("get"), s(""), s("namespaces"), None, Some(s("default"))))
+    );
+    assert_eq!(a("GET /version"), None);
+    assert_eq!(a("GET /apis"), None);
+}
