@@ -1,15 +1,9 @@
 //! The HTTP layer: routing, handlers and watch streams, on hyper 1.
 //!
 //! Every handler takes the store lock once, so each request is atomic with
-//! respect to every other (read-modify-write for PATCH included).
-//!
-//! Watch streams: one task per stream feeds a bounded channel that the
-//! response body drains. The task wakes on the store's resourceVersion
-//! channel, on its BOOKMARK timer, on its deadline (`timeoutSeconds`), on
-//! the epoch channel ([`ApiServer::drop_watches`](super::ApiServer::drop_watches))
-//! and when the client goes away.
+//! respect to every other (read-modify-write for PATCH included). Watch
+//! streams live in `watch.rs`, discovery documents in `discovery.rs`.
 
-use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,31 +11,28 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Full, Limited, StreamBody};
-use hyper::body::{Frame, Incoming};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
+use super::discovery::{group_list, no_such_path, resource_list, version_info};
 use super::patch::{json_patch, merge_patch};
-use super::resources::{self, Resource, RESOURCES};
+use super::resources::{self, Resource};
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::ApiError;
-use super::store::{present, Change, EventType, Part, Store};
+use super::store::{present, Part, Store};
+use super::watch::Watch;
 use super::Shared;
 
-type Body = UnsyncBoxBody<Bytes, Infallible>;
+pub(super) type Body = UnsyncBoxBody<Bytes, Infallible>;
 
 /// Largest request body accepted (the real server's default is 3 MiB).
 const MAX_BODY: usize = 3 * 1024 * 1024;
 /// Requests kept in the log; older ones are dropped in blocks.
 const MAX_REQUEST_LOG: usize = 100_000;
-/// Longest watch when the client sets no `timeoutSeconds` (the real server
-/// picks 30–60 minutes).
-const MAX_WATCH: Duration = Duration::from_secs(30 * 60);
-/// Lines buffered per watch stream before the task waits for the client.
-const WATCH_BUFFER: usize = 64;
 
 /// What the handle asks of the serving loop.
 #[derive(Debug)]
@@ -214,7 +205,7 @@ fn percent_decode(s: &str) -> String {
 
 /// Query parameters; the last occurrence of a name wins.
 #[derive(Debug, Default)]
-struct Query(Vec<(String, String)>);
+pub(super) struct Query(Vec<(String, String)>);
 
 impl Query {
     fn parse(q: &str) -> Self {
@@ -229,7 +220,7 @@ impl Query {
         )
     }
 
-    fn get(&self, name: &str) -> Option<&str> {
+    pub(super) fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
             .rev()
@@ -237,11 +228,11 @@ impl Query {
             .map(|(_, v)| v.as_str())
     }
 
-    fn flag(&self, name: &str) -> bool {
+    pub(super) fn flag(&self, name: &str) -> bool {
         matches!(self.get(name), Some("true" | "1"))
     }
 
-    fn number(&self, name: &str) -> Result<Option<u64>, ApiError> {
+    pub(super) fn number(&self, name: &str) -> Result<Option<u64>, ApiError> {
         match self.get(name) {
             None | Some("") => Ok(None),
             Some(v) => v.parse().map(Some).map_err(|_| {
@@ -250,7 +241,7 @@ impl Query {
         }
     }
 
-    fn selectors(&self) -> Result<(LabelSelector, FieldSelector), ApiError> {
+    pub(super) fn selectors(&self) -> Result<(LabelSelector, FieldSelector), ApiError> {
         let labels = LabelSelector::parse(self.get("labelSelector").unwrap_or_default())
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
         let fields = FieldSelector::parse(self.get("fieldSelector").unwrap_or_default())
@@ -281,10 +272,6 @@ enum Route {
         name: String,
         status: bool,
     },
-}
-
-fn no_such_path() -> ApiError {
-    ApiError::new(404, "the server could not find the requested resource")
 }
 
 fn route(path: &str) -> Result<Route, ApiError> {
@@ -755,306 +742,6 @@ fn patch(
         }
         s.update(res, ns, name, new, part).map(|o| (200, o))
     })
-}
-
-fn version_info() -> Value {
-    json!({
-        "major": "1",
-        "minor": "33",
-        "gitVersion": "v1.33.0-ferrolb-apiserver-double",
-        "gitCommit": "0000000000000000000000000000000000000000",
-        "gitTreeState": "clean",
-        "buildDate": "2026-01-01T00:00:00Z",
-        "goVersion": "none",
-        "compiler": "none",
-        "platform": "linux/amd64",
-    })
-}
-
-fn group_list() -> Value {
-    let groups: BTreeSet<&str> = RESOURCES
-        .iter()
-        .map(|r| r.group)
-        .filter(|g| !g.is_empty())
-        .collect();
-    let groups: Vec<Value> = groups
-        .into_iter()
-        .map(|group| {
-            let versions: BTreeSet<&str> = RESOURCES
-                .iter()
-                .filter(|r| r.group == group)
-                .flat_map(|r| r.versions.iter().copied())
-                .collect();
-            let versions: Vec<Value> = versions
-                .into_iter()
-                .rev()
-                .map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v}))
-                .collect();
-            let preferred = versions.first().cloned().unwrap_or(Value::Null);
-            json!({"name": group, "versions": versions, "preferredVersion": preferred})
-        })
-        .collect();
-    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
-}
-
-fn resource_list(group: &str, version: &str) -> Result<Value, ApiError> {
-    let verbs = [
-        "create",
-        "delete",
-        "deletecollection",
-        "get",
-        "list",
-        "patch",
-        "update",
-        "watch",
-    ];
-    let mut entries = Vec::new();
-    for r in RESOURCES
-        .iter()
-        .filter(|r| r.group == group && r.versions.contains(&version))
-    {
-        entries.push(json!({
-            "name": r.plural,
-            "singularName": r.kind.to_ascii_lowercase(),
-            "namespaced": r.namespaced,
-            "kind": r.kind,
-            "verbs": verbs,
-        }));
-        if r.status_subresource {
-            entries.push(json!({
-                "name": format!("{}/status", r.plural),
-                "singularName": "",
-                "namespaced": r.namespaced,
-                "kind": r.kind,
-                "verbs": ["get", "patch", "update"],
-            }));
-        }
-    }
-    if entries.is_empty() {
-        return Err(no_such_path());
-    }
-    let group_version = if group.is_empty() {
-        version.to_string()
-    } else {
-        format!("{group}/{version}")
-    };
-    Ok(
-        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": entries}),
-    )
-}
-
-/// Where a watch starts.
-#[derive(Debug)]
-enum Start {
-    /// Synthetic ADDED events for the current state first (resourceVersion
-    /// unset or "0", or `sendInitialEvents=true`).
-    Current,
-    /// Changes after this resourceVersion.
-    After(u64),
-}
-
-/// A parsed watch request.
-struct Watch {
-    res: &'static Resource,
-    version: String,
-    ns: Option<String>,
-    labels: LabelSelector,
-    fields: FieldSelector,
-    start: Start,
-    bookmarks: bool,
-    initial_events_end: bool,
-    timeout: Duration,
-}
-
-impl Watch {
-    fn new(
-        res: &'static Resource,
-        version: String,
-        ns: Option<String>,
-        query: &Query,
-    ) -> Result<Self, ApiError> {
-        let (labels, fields) = query.selectors()?;
-        let send_initial = query.flag("sendInitialEvents");
-        let start =
-            match query.get("resourceVersion") {
-                _ if send_initial => Start::Current,
-                None | Some("" | "0") => Start::Current,
-                Some(rv) => Start::After(rv.parse().map_err(|_| {
-                    ApiError::bad_request(format!("invalid resourceVersion `{rv}`"))
-                })?),
-            };
-        let timeout = query
-            .number("timeoutSeconds")?
-            .map(Duration::from_secs)
-            .filter(|t| !t.is_zero())
-            .map_or(MAX_WATCH, |t| t.min(MAX_WATCH));
-        let bookmarks = query.flag("allowWatchBookmarks");
-        Ok(Self {
-            res,
-            version,
-            ns,
-            labels,
-            fields,
-            start,
-            bookmarks,
-            initial_events_end: send_initial && bookmarks,
-            timeout,
-        })
-    }
-
-    /// Spawns the stream's task and returns the streaming response.
-    fn start(self, shared: Arc<Shared>) -> Response<Body> {
-        let (tx, rx) = mpsc::channel::<Bytes>(WATCH_BUFFER);
-        tokio::spawn(self.run(shared, tx));
-        let stream = futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv()
-                .await
-                .map(|line| (Ok::<_, Infallible>(Frame::data(line)), rx))
-        });
-        let mut resp = Response::new(StreamBody::new(stream).boxed_unsync());
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            header::HeaderValue::from_static("application/json"),
-        );
-        resp
-    }
-
-    fn visible(&self, obj: &Value) -> bool {
-        let ns_ok = match (&self.ns, self.res.namespaced) {
-            (Some(ns), true) => {
-                obj.pointer("/metadata/namespace").and_then(Value::as_str) == Some(ns.as_str())
-            }
-            _ => true,
-        };
-        ns_ok && self.labels.matches(obj) && self.fields.matches(obj)
-    }
-
-    /// The event this watch reports for a change, if any. With selectors, an
-    /// object that starts or stops matching appears as ADDED or DELETED, as
-    /// the API server's watch cache does.
-    fn event_for(&self, change: &Change) -> Option<(EventType, Value)> {
-        let now = self.visible(&change.object);
-        let kind = match change.kind {
-            EventType::Added | EventType::Deleted if now => change.kind,
-            EventType::Modified => {
-                match (change.old.as_ref().is_some_and(|o| self.visible(o)), now) {
-                    (true, true) => EventType::Modified,
-                    (false, true) => EventType::Added,
-                    (true, false) => EventType::Deleted,
-                    (false, false) => return None,
-                }
-            }
-            _ => return None,
-        };
-        Some((kind, change.object.clone()))
-    }
-
-    fn line(&self, kind: &str, object: Value) -> Bytes {
-        let object = if kind == "ERROR" {
-            object
-        } else {
-            present(object, self.res, &self.version)
-        };
-        let mut text = json!({"type": kind, "object": object}).to_string();
-        text.push('\n');
-        Bytes::from(text)
-    }
-
-    fn bookmark(&self, rv: u64, initial_events_end: bool) -> Bytes {
-        let mut meta = json!({"resourceVersion": rv.to_string()});
-        if initial_events_end {
-            if let Some(m) = meta.as_object_mut() {
-                m.insert(
-                    "annotations".into(),
-                    json!({"k8s.io/initial-events-end": "true"}),
-                );
-            }
-        }
-        self.line("BOOKMARK", json!({"metadata": meta}))
-    }
-
-    async fn run(self, shared: Arc<Shared>, tx: mpsc::Sender<Bytes>) {
-        // Subscribe before reading the store so no write slips between.
-        let mut rv_rx = shared.rv.subscribe();
-        let mut epoch_rx = shared.epoch.subscribe();
-        let deadline = tokio::time::Instant::now() + self.timeout;
-        let interval = shared.control().bookmark_interval;
-        let mut bookmark_timer =
-            tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
-
-        // Sends one line unless the stream is being ended.
-        macro_rules! send {
-            ($line:expr) => {{
-                let line = $line;
-                let sent = tokio::select! {
-                    sent = tx.send(line) => sent.is_ok(),
-                    _ = epoch_rx.changed() => false,
-                    () = tokio::time::sleep_until(deadline) => false,
-                };
-                if !sent {
-                    return;
-                }
-            }};
-        }
-
-        let mut last = match self.start {
-            Start::After(rv) => rv,
-            Start::Current => {
-                let page = shared.store().list(
-                    self.res,
-                    self.ns.as_deref(),
-                    &self.labels,
-                    &self.fields,
-                    None,
-                    None,
-                );
-                let page = match page {
-                    Ok(page) => page,
-                    Err(e) => {
-                        send!(self.line("ERROR", e.to_status()));
-                        return;
-                    }
-                };
-                for obj in page.items {
-                    send!(self.line(EventType::Added.as_str(), obj));
-                }
-                if self.initial_events_end {
-                    send!(self.bookmark(page.rv, true));
-                }
-                page.rv
-            }
-        };
-        // Bounded by `deadline`: every wait below also ends there.
-        loop {
-            let drained = {
-                let store = shared.store();
-                store.changes_since(self.res, last).map(|c| (c, store.rv()))
-            };
-            let (changes, now) = match drained {
-                Ok(drained) => drained,
-                Err(gone) => {
-                    // RFC-less but API-conventions-documented: an expired
-                    // resourceVersion ends the watch with an ERROR event
-                    // carrying Status 410, and the client re-lists.
-                    send!(self.line("ERROR", gone.to_status()));
-                    return;
-                }
-            };
-            for change in &changes {
-                if let Some((kind, obj)) = self.event_for(change) {
-                    send!(self.line(kind.as_str(), obj));
-                }
-            }
-            last = last.max(now);
-            tokio::select! {
-                changed = rv_rx.changed() => if changed.is_err() { return },
-                _ = bookmark_timer.tick(), if self.bookmarks => send!(self.bookmark(last, false)),
-                () = tokio::time::sleep_until(deadline) => return,
-                _ = epoch_rx.changed() => return,
-                () = tx.closed() => return,
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -34,12 +34,14 @@
 //!        +-- Condvar <- notify on write -+  epoch watch -> ends every stream
 //! ```
 
+mod discovery;
 mod http;
 pub mod patch;
 pub mod resources;
 pub mod selector;
 pub mod status;
 pub mod store;
+mod watch;
 
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
