@@ -55,6 +55,6 @@ t0=$(now)
 mv "$W/extra.tmp" "$W/cfg/extra.yaml"
 for ((t = 0; t < 2000; t++)); do grep -q "\"$want\"" "$W/routes" && break; sleep 0.01; done
 t1=$(now)
-echo "one Service added on top of $N: file -> route $(((t1 - t0) / 1000000)) ms (poll 250 ms; 10 ms sampling)"
+echo "one Service added on top of $N: file -> route $(((t1 - t0) / 1000000)) ms (inotify; 10 ms sampling)"
 sleep 1
 echo "RSS 1 s after that reload: $(awk '/VmRSS/ {print $2, $3}' /proc/$SP/status)"

@@ -1,11 +1,13 @@
 //! Measurement, not a test (`#[ignore]`; timings are never assertions): time from a Service
 //! file appearing in `--config-dir` to its route arriving at a loopback BGP listener, over 100
-//! Services added one at a time. Prints p50/p99 for docs/speaker.md.
+//! Services added one at a time. Prints p50/p99 for docs/speaker.md. Changes reach the daemon
+//! through inotify; `FERROLB_POLL_MS` (default 250, the daemon's default) sets the fallback
+//! poll period.
 //!
 //! ```sh
 //! cargo build --release -p ferrolb-speaker
-//! FERROLB_SPEAKER_BIN=target/release/ferrolb-speaker FERROLB_POLL_MS=250 \
-//!   cargo test --release -p ferrolb-speaker --test standalone_latency -- --ignored --nocapture
+//! FERROLB_SPEAKER_BIN=target/release/ferrolb-speaker \
+//!   cargo test -p ferrolb-speaker --test standalone_latency -- --ignored --nocapture
 //! ```
 
 use std::net::{IpAddr, Ipv4Addr};
