@@ -92,6 +92,8 @@ where
 {
     let (event_tx, mut events) = mpsc::channel::<()>(1);
     let mut watcher: Option<notify::RecommendedWatcher> = None;
+    // Logged once: without inotify every tick would try again and say so.
+    let mut said_polling = false;
     let mut cache = FileCache::new();
     let mut last: Option<Result<Fingerprint, String>> = None;
     let mut ticker = tokio::time::interval(opts.poll.max(Duration::from_millis(1)));
@@ -100,7 +102,7 @@ where
     let mut recheck = false;
     loop {
         if watcher.is_none() {
-            watcher = arm(&paths, event_tx.clone());
+            watcher = arm(&paths, event_tx.clone(), &mut said_polling);
         }
         if !std::mem::take(&mut recheck) {
             tokio::select! {
@@ -132,7 +134,7 @@ where
                     // that was missing, or on a removed inode. Close it first, watch anew,
                     // and look once more for what changed before the new watch existed.
                     drop(watcher.take());
-                    watcher = arm(&paths, event_tx.clone());
+                    watcher = arm(&paths, event_tx.clone(), &mut said_polling);
                     recheck = true;
                 }
                 let (back, loaded) = match tokio::task::spawn_blocking(move || {
@@ -180,8 +182,12 @@ async fn settle(events: &mut mpsc::Receiver<()>, quiet: Duration) {
 
 /// An inotify watch on `paths`: directories recursively, a file through its parent directory
 /// (an atomic rename replaces the file's inode, so a watch on the file itself would be lost).
-/// `None` when it cannot be set up; polling then covers.
-fn arm(paths: &[PathBuf], events: mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
+/// `None` when it cannot be set up; polling then covers (said once, at warn).
+fn arm(
+    paths: &[PathBuf],
+    events: mpsc::Sender<()>,
+    said_polling: &mut bool,
+) -> Option<notify::RecommendedWatcher> {
     let handler = move |event: notify::Result<notify::Event>| {
         // Our own reads (open, close without write) are not changes.
         if let Ok(event) = &event {
@@ -195,7 +201,9 @@ fn arm(paths: &[PathBuf], events: mpsc::Sender<()>) -> Option<notify::Recommende
     let mut watcher = match notify::recommended_watcher(handler) {
         Ok(watcher) => watcher,
         Err(error) => {
-            tracing::warn!(%error, "no file system notifications; polling only");
+            if !std::mem::replace(said_polling, true) {
+                tracing::warn!(%error, "no file system notifications; polling only");
+            }
             return None;
         }
     };
