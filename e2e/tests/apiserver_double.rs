@@ -156,8 +156,13 @@ async fn server_side_apply_creates_then_merges_and_needs_a_field_manager() {
         "kind": "Service",
         "metadata": {"name": "web", "annotations": {"metallb.io/address-pool": "p"}},
     });
+    // Another manager's apply merges: the first manager's labels stay.
     let merged = api
-        .patch("web", &params, &Patch::Apply(&partial))
+        .patch(
+            "web",
+            &PatchParams::apply("annotator").force(),
+            &Patch::Apply(&partial),
+        )
         .await
         .expect("apply merges");
     assert_eq!(
@@ -181,6 +186,43 @@ async fn server_side_apply_creates_then_merges_and_needs_a_field_manager() {
         .patch("web", &PatchParams::default(), &Patch::Apply(&partial))
         .await;
     assert_eq!(api_error(no_manager.expect_err("no fieldManager")).0, 400);
+}
+
+#[tokio::test]
+async fn server_side_apply_removes_fields_the_same_manager_stops_applying() {
+    let server = ApiServer::start().expect("start double");
+    let api: Api<Service> = Api::default_namespaced(client(&server));
+    api.create(
+        &PostParams::default(),
+        &service("web", json!({"app": "web"})),
+    )
+    .await
+    .expect("create");
+    let apply = |status: Value| json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"}, "status": status});
+    let ctl = PatchParams::apply("ferrolb-controller").force();
+    let other = PatchParams::apply("someone-else").force();
+    let ingress = json!({"loadBalancer": {"ingress": [{"ip": "192.0.2.1"}]}, "conditions": []});
+    api.patch_status("web", &ctl, &Patch::Apply(apply(ingress)))
+        .await
+        .expect("apply ingress");
+    let theirs = json!({"extra": "kept"});
+    api.patch_status("web", &other, &Patch::Apply(apply(theirs)))
+        .await
+        .expect("other manager");
+    // The controller releases the IP by no longer applying loadBalancer.
+    let released = api
+        .patch_status("web", &ctl, &Patch::Apply(apply(json!({"conditions": []}))))
+        .await
+        .expect("apply without ingress");
+    let stored = server
+        .get("v1", "Service", Some("default"), "web")
+        .expect("stored");
+    assert!(stored["status"].get("loadBalancer").is_none(), "{stored:#}");
+    assert_eq!(
+        stored["status"]["extra"], "kept",
+        "another manager's field stays"
+    );
+    assert!(released.metadata.labels.is_some_and(|l| l["app"] == "web"));
 }
 
 #[tokio::test]

@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use super::discovery::{group_list, no_such_path, resource_list, version_info};
-use super::patch::{json_patch, merge_patch};
+use super::patch::{json_patch, merge_patch, prune_unapplied};
 use super::resources::{self, Resource};
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::ApiError;
@@ -715,6 +715,7 @@ fn patch(
         }
         Kind::Merge | Kind::Json => parse_json(body)?,
     };
+    let manager = query.get("fieldManager").unwrap_or_default();
     shared.write(|s| {
         let Some(current) = s.get(res, ns, name).cloned() else {
             if let (Kind::Apply, Part::Main) = (&kind, part) {
@@ -727,20 +728,33 @@ fn patch(
                             .or_insert_with(|| Value::String(name.to_string()));
                     }
                 }
-                return s.create(res, ns, obj).map(|o| (201, o));
+                let created = s.create(res, ns, obj.clone())?;
+                s.remember_applied(res, ns, name, manager, false, obj);
+                return Ok((201, created));
             }
             return Err(ApiError::not_found(res.group, res.plural, name));
         };
         let mut new = current;
+        let status = part == Part::Status;
         match kind {
             // Patches check a resourceVersion they carry: merge leaves the
             // patch's value in place of the current one, so update() sees it.
-            Kind::Merge | Kind::Apply => merge_patch(&mut new, &patch),
+            Kind::Merge => merge_patch(&mut new, &patch),
+            Kind::Apply => {
+                if let Some(previous) = s.last_applied(res, ns, name, manager, status) {
+                    prune_unapplied(&mut new, previous, &patch);
+                }
+                merge_patch(&mut new, &patch);
+            }
             Kind::Json => {
                 json_patch(&mut new, &patch).map_err(|e| ApiError::invalid(e.to_string()))?
             }
         }
-        s.update(res, ns, name, new, part).map(|o| (200, o))
+        let updated = s.update(res, ns, name, new, part)?;
+        if let Kind::Apply = kind {
+            s.remember_applied(res, ns, name, manager, status, patch);
+        }
+        Ok((200, updated))
     })
 }
 

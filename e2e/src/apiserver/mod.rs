@@ -21,7 +21,8 @@
 //!
 //! # What it does not
 //! No authentication or authorization, no admission or schema validation,
-//! no field ownership for server-side apply (an apply is a merge patch),
+//! no field ownership for server-side apply (an apply is a merge patch that
+//! also removes what the same manager applied before and now leaves out),
 //! no strategic-merge list semantics (a strategic merge patch is a merge
 //! patch), no OpenAPI, no garbage collection or namespace cascading, no
 //! `dryRun`, lists always read the latest state.

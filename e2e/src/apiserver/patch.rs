@@ -49,6 +49,32 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
     }
 }
 
+/// Server-side apply's one ownership rule the double keeps: a field the
+/// same manager applied last time and leaves out now is removed
+/// (Kubernetes "Server-Side Apply", "Field management"). Walks objects
+/// present in all three documents; lists are atomic (replaced by the merge).
+/// Fields set by other writers are not tracked, so they are never removed
+/// by omission and never conflict.
+pub fn prune_unapplied(target: &mut Value, previous: &Value, applied: &Value) {
+    let (Value::Object(target), Value::Object(previous), Value::Object(applied)) =
+        (target, previous, applied)
+    else {
+        return;
+    };
+    for (name, before) in previous {
+        match applied.get(name) {
+            None => {
+                target.remove(name);
+            }
+            Some(now) => {
+                if let Some(child) = target.get_mut(name) {
+                    prune_unapplied(child, before, now);
+                }
+            }
+        }
+    }
+}
+
 /// Applies an RFC 6902 JSON Patch (`add`, `remove`, `replace`, `move`,
 /// `copy`, `test`) to `doc`. On error `doc` is left unchanged (RFC 6902 §5:
 /// the whole patch fails).
@@ -324,6 +350,16 @@ mod tests {
             assert!(json_patch(&mut doc, &patch).is_err(), "{patch} must fail");
             assert_eq!(doc, original, "{patch} must not change the document");
         }
+    }
+
+    #[test]
+    fn apply_removes_only_what_the_manager_dropped() {
+        let mut target = json!({"spec": {"a": 1, "b": 2, "other": 3}, "status": {"x": [1]}});
+        let previous = json!({"spec": {"a": 1, "b": 2}, "status": {"x": [1]}});
+        let applied = json!({"spec": {"a": 5}});
+        prune_unapplied(&mut target, &previous, &applied);
+        merge_patch(&mut target, &applied);
+        assert_eq!(target, json!({"spec": {"a": 5, "other": 3}}));
     }
 
     #[test]

@@ -91,6 +91,9 @@ pub struct Store {
     compacted: u64,
     uids: u64,
     names: u64,
+    /// Server-side apply: the last configuration each field manager applied
+    /// to each object, per (object, manager, status subresource).
+    applied: BTreeMap<(Key, String, bool), Value>,
 }
 
 impl Default for Store {
@@ -205,6 +208,7 @@ impl Store {
             compacted: 0,
             uids: 0,
             names: 0,
+            applied: BTreeMap::new(),
         }
     }
 
@@ -223,6 +227,50 @@ impl Store {
         self.rv += 1;
         self.history.clear();
         self.compacted = self.rv;
+    }
+
+    /// What `manager` last applied to the object (server-side apply).
+    pub fn last_applied(
+        &self,
+        res: &'static Resource,
+        ns: Option<&str>,
+        name: &str,
+        manager: &str,
+        status: bool,
+    ) -> Option<&Value> {
+        let k = key(res, &Self::scope(res, ns), name);
+        self.applied.get(&(k, manager.to_string(), status))
+    }
+
+    /// Records what `manager` applied, for the next apply's pruning.
+    pub fn remember_applied(
+        &mut self,
+        res: &'static Resource,
+        ns: Option<&str>,
+        name: &str,
+        manager: &str,
+        status: bool,
+        applied: Value,
+    ) {
+        let k = key(res, &Self::scope(res, ns), name);
+        if self.objects.contains_key(&k) {
+            self.applied
+                .insert((k, manager.to_string(), status), applied);
+        }
+    }
+
+    /// Removes an object and what was applied to it.
+    fn remove_object(&mut self, k: &Key) {
+        self.objects.remove(k);
+        let owned: Vec<_> = self
+            .applied
+            .range((k.clone(), String::new(), false)..)
+            .take_while(|((key, _, _), _)| key == k)
+            .map(|(entry, _)| entry.clone())
+            .collect();
+        for entry in owned {
+            self.applied.remove(&entry);
+        }
     }
 
     /// The namespace an object of `res` lives in: `ns` for namespaced kinds
@@ -501,7 +549,7 @@ impl Store {
             let new = old.clone();
             return Ok(self.commit(res, &ns, name, new, Some(old), true));
         }
-        self.objects.remove(&k);
+        self.remove_object(&k);
         self.rv += 1;
         let mut gone = old;
         set_meta(
@@ -600,7 +648,7 @@ impl Store {
         let k = key(res, ns, name);
         if meta(&new, "deletionTimestamp").is_some() && !has_finalizers(&new) {
             // The last finalizer is gone: the pending deletion completes.
-            self.objects.remove(&k);
+            self.remove_object(&k);
             self.record(Change {
                 rv,
                 resource: res,
