@@ -1108,17 +1108,22 @@ impl Driver {
         let Some(conn) = self.conn.as_mut() else {
             return Err(Event::TcpConnectionFails);
         };
+        // Counted as they are handed to the framing, so an abandoned write still counts what
+        // reached it (at most one buffer's worth of that may never leave).
+        let mut fed: u64 = 0;
         let io = async {
             for u in updates {
                 // feed() buffers and writes when the buffer fills; one flush at the end.
                 conn.feed(Message::Update(u)).await?;
+                fed += 1;
             }
             SinkExt::<Message>::flush(conn).await
         };
-        if let Err(i) = bounded(io, deadline, self.hold, &mut self.stop, !self.stopping).await {
+        let result = bounded(io, deadline, self.hold, &mut self.stop, !self.stopping).await;
+        self.sent += fed;
+        if let Err(i) = result {
             return Err(self.interrupted(i));
         }
-        self.sent += count as u64;
         out.updates += count;
         if count > 0 {
             self.update_sent();
