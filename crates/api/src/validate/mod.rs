@@ -21,7 +21,10 @@ use crate::model::Config;
 use crate::selector::{self, LabelSelector, Labels};
 use crate::source::Resources;
 
+pub use ignored::{ignored_fields, IgnoredField, IgnoredFieldsReport};
+
 mod advertisements;
+pub mod ignored;
 mod peers;
 mod pools;
 pub(crate) mod selectors;
