@@ -23,7 +23,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the controller (the same as no subcommand).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Validate manifests offline (files or directories of multi-document YAML).
     Validate { paths: Vec<String> },
     /// Convert a legacy MetalLB v0.12 ConfigMap into metallb.io CRs.
@@ -57,7 +57,7 @@ fn main() -> anyhow::Result<()> {
     };
     let code =
         match command {
-            Command::Run(args) => return run::run(args),
+            Command::Run(args) => return run::run(*args),
             Command::Validate { paths } => ferrolb_controller::cmd::validate::run(&paths)?,
             Command::Convert { file } => ferrolb_controller::cmd::convert::run(&[file])?,
             Command::Crds => ferrolb_controller::cmd::crds::run(&[])?,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use ferrolb_controller::daemon::{client, kube, lease_driver::LeaseConfig, standalone};
+use ferrolb_controller::daemon::{client, kube, lease_driver::LeaseConfig, memberlist, standalone};
 use tokio_util::sync::CancellationToken;
 
 /// Flags of `ferrolb-controller [run]`.
@@ -34,6 +34,11 @@ pub struct RunArgs {
     /// Lease duration in seconds (a standby takes over this long after the leader stops).
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
     lease_duration_secs: u64,
+    /// The speakers' memberlist Secret in --namespace (key `secretkey`); the leader creates it
+    /// with a random key when missing and never changes an existing one.
+    #[arg(long, default_value = memberlist::DEFAULT_SECRET_NAME,
+          value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    ml_secret_name: String,
     /// Log filter (tracing-subscriber EnvFilter syntax), e.g. `info` or `ferrolb_controller=debug`.
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -118,6 +123,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 duration: Duration::from_secs(args.lease_duration_secs),
             },
             metrics_addr,
+            ml_secret_name: args.ml_secret_name,
         };
         tracing::info!(namespace = %opts.namespace, identity = %opts.lease.identity, "Kubernetes mode");
         kube::run(client, opts, cancel).await.context("Kubernetes mode")

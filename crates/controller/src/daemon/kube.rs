@@ -41,6 +41,7 @@ use std::time::Duration;
 
 use ferrolb_api::source::Resources;
 use ferrolb_api::state::{Applied, ConfigState};
+use ferrolb_api::validate::IgnoredFieldsReport;
 use futures::stream::{self, BoxStream, StreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, ObjectReference, Service};
@@ -85,6 +86,9 @@ pub struct KubeOptions {
     pub lease: LeaseConfig,
     /// Where `/metrics`, `/healthz` and `/readyz` are served.
     pub metrics_addr: SocketAddr,
+    /// The speakers' memberlist Secret, created by the leader when missing
+    /// ([`super::memberlist`]).
+    pub ml_secret_name: String,
 }
 
 /// Why Kubernetes mode could not start.
@@ -125,6 +129,14 @@ pub async fn run(
         lease_cancel.clone(),
     ));
 
+    let ml_secret = tokio::spawn(super::memberlist::run(
+        Api::namespaced(client.clone(), &opts.namespace),
+        opts.namespace.clone(),
+        opts.ml_secret_name.clone(),
+        leader_rx.clone(),
+        cancel.clone(),
+    ));
+
     let config = ferrolb_api::source::kube::snapshots(client.clone(), &opts.namespace)
         .map(|r| Tick::Config(r.map(Box::new)))
         .boxed();
@@ -147,6 +159,7 @@ pub async fn run(
         namespaces,
         config: ConfigState::new(),
         reported: Vec::new(),
+        ignored: IgnoredFieldsReport::new(),
         synced: Synced::default(),
         allocator: None,
         leader: leader_rx,
@@ -157,6 +170,7 @@ pub async fn run(
     };
     reconciler.run(ticks, cancel.clone()).await;
     lease_cancel.cancel();
+    let _ = ml_secret.await;
     let _ = lease.await;
     let _ = http.await;
     Ok(())
@@ -221,6 +235,8 @@ struct Reconciler {
     config: ConfigState,
     /// The config errors already reported as Events (reported once per distinct set).
     reported: Vec<String>,
+    /// Accepted-but-ignored fields already logged (issue 9).
+    ignored: IgnoredFieldsReport,
     synced: Synced,
     /// `Some` only while leading with synced caches and a valid configuration.
     allocator: Option<PoolAllocator>,
@@ -325,6 +341,9 @@ impl Reconciler {
         self.synced.config = true;
         let applied = self.config.apply(ferrolb_api::validate::validate(res));
         self.metrics.set_config_stale(self.config.is_stale());
+        for ignored in self.ignored.to_report(applied, res) {
+            tracing::warn!(%ignored, "configuration field accepted but ignored");
+        }
         match applied {
             Applied::Rejected => {
                 for error in self.config.errors() {

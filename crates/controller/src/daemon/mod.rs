@@ -5,6 +5,7 @@
 //! - [`standalone`]: watches a directory and writes `ferrolb-allocations.yaml`.
 //! - [`writes`] (pure): allocator Decision + the Service as seen -> patches and Events.
 //! - [`lease`] (pure) and [`lease_driver`]: leader election over a coordination.k8s.io/v1 Lease.
+//! - [`memberlist`]: the leader creates the speakers' memberlist Secret when it is missing.
 //! - [`metrics`], [`http`]: `/metrics`, `/healthz`, `/readyz`.
 //! - [`client`]: the TLS crypto provider and the kubeconfig.
 
@@ -13,6 +14,7 @@ pub mod http;
 pub mod kube;
 pub mod lease;
 pub mod lease_driver;
+pub mod memberlist;
 pub mod metrics;
 pub mod standalone;
 pub mod writes;
