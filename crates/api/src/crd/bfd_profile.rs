@@ -39,6 +39,7 @@ use super::EmptyStatus;
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[serde(remote = "Self")]
 pub struct BFDProfileSpec {
     /// Detection time multiplier, 2..=255.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -67,3 +68,5 @@ pub struct BFDProfileSpec {
     #[schemars(range(min = 10, max = 60000))]
     pub transmit_interval: Option<u32>,
 }
+
+spec_default_when_absent!(BFDProfileSpec);

@@ -38,6 +38,7 @@ use super::EmptyStatus;
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[serde(remote = "Self")]
 pub struct BGPAdvertisementSpec {
     /// Aggregation prefix length for IPv4 (default 32).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -73,3 +74,5 @@ pub struct BGPAdvertisementSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub service_selectors: Vec<LabelSelector>,
 }
+
+spec_default_when_absent!(BGPAdvertisementSpec);

@@ -32,6 +32,7 @@ use super::EmptyStatus;
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[serde(remote = "Self")]
 pub struct BGPPeerSpec {
     /// AS number to use for the local end of the session.
     #[serde(rename = "myASN")]
@@ -112,6 +113,8 @@ pub struct BGPPeerSpec {
     #[schemars(extend("default" = false))]
     pub dual_stack_address_family: Option<bool>,
 }
+
+spec_default_when_absent!(BGPPeerSpec);
 
 /// `spec.dynamicASN` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -34,6 +34,7 @@ use super::EmptyStatus;
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[serde(remote = "Self")]
 pub struct BGPPeerSpec {
     /// AS number to use for the local end of the session.
     #[serde(rename = "myASN")]
@@ -76,6 +77,8 @@ pub struct BGPPeerSpec {
     )]
     pub ebgp_multi_hop: Option<bool>,
 }
+
+spec_default_when_absent!(BGPPeerSpec);
 
 /// v1beta1 node selector.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

@@ -19,11 +19,14 @@ use super::EmptyStatus;
     derive = "Default",
     doc = "Community is a collection of aliases for communities. Users can define named aliases to be used in the BGPPeer CRD."
 )]
+#[serde(remote = "Self")]
 pub struct CommunitySpec {
     /// The aliases.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub communities: Vec<CommunityAlias>,
 }
+
+spec_default_when_absent!(CommunitySpec);
 
 /// One alias: `name` stands for `value` in `BGPAdvertisement.spec.communities`.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

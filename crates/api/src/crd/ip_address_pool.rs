@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
     printcolumn(name = "Addresses", type_ = "string", json_path = ".spec.addresses")
 )]
 #[serde(rename_all = "camelCase")]
+#[serde(remote = "Self")]
 pub struct IPAddressPoolSpec {
     /// A list of IP address ranges over which FerroLB has authority. Each range is either a CIDR
     /// prefix or an explicit `start-end` range of IPs.
@@ -49,6 +50,8 @@ pub struct IPAddressPoolSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_allocation: Option<ServiceAllocation>,
 }
+
+spec_default_when_absent!(IPAddressPoolSpec);
 
 /// `spec.serviceAllocation` of an `IPAddressPool`.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

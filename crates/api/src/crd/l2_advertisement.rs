@@ -38,6 +38,7 @@ use super::EmptyStatus;
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[serde(remote = "Self")]
 pub struct L2AdvertisementSpec {
     /// Pools announced by this advertisement, by name. Both this and the selectors empty = all.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -58,6 +59,8 @@ pub struct L2AdvertisementSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub interfaces: Vec<String>,
 }
+
+spec_default_when_absent!(L2AdvertisementSpec);
 
 /// One entry of `spec.preferredNodeSelectors`.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

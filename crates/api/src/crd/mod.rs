@@ -13,6 +13,50 @@
 // duplicated attributes.
 #![allow(clippy::duplicated_attributes)]
 
+/// Serde for a spec whose object may come without `spec` at all: every field is optional in
+/// MetalLB's CRD and `spec` is not in the root's `required`, so the API server stores
+/// `{"apiVersion", "kind", "metadata"}` as is, and one such object must not fail the whole list
+/// of a watch (that left the speaker on a stale config). kube's derive gives the root struct a
+/// plain `spec` field with no `#[serde(default)]` hook, but serde deserializes a missing field
+/// through `deserialize_option`, so answering `None` (and `null`) with `Default` makes the
+/// field optional without changing the schema. The spec type carries
+/// `#[serde(remote = "Self")]`, which turns its derived serde code into inherent functions that
+/// these impls call.
+macro_rules! spec_default_when_absent {
+    ($ty:ty) => {
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                <$ty>::serialize(self, s)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct OrDefault;
+                impl<'de> serde::de::Visitor<'de> for OrDefault {
+                    type Value = $ty;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str("a spec object, null, or nothing")
+                    }
+                    fn visit_none<E: serde::de::Error>(self) -> Result<$ty, E> {
+                        Ok(<$ty>::default())
+                    }
+                    fn visit_unit<E: serde::de::Error>(self) -> Result<$ty, E> {
+                        Ok(<$ty>::default())
+                    }
+                    fn visit_some<D2: serde::Deserializer<'de>>(
+                        self,
+                        d: D2,
+                    ) -> Result<$ty, D2::Error> {
+                        <$ty>::deserialize(d)
+                    }
+                }
+                d.deserialize_option(OrDefault)
+            }
+        }
+    };
+}
+
 pub mod bfd_profile;
 pub mod bgp_advertisement;
 pub mod bgp_peer;
@@ -48,3 +92,62 @@ pub const GROUP: &str = "metallb.io";
     serde::Serialize, serde::Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema,
 )]
 pub struct EmptyStatus {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `spec` is optional in every MetalLB CRD's root schema; an object without one must read
+    /// as the default spec (it failed the Kubernetes-mode list before) and `spec: null` too.
+    #[test]
+    fn objects_without_a_spec_deserialize_with_the_default_spec() {
+        fn check<K>(kind: &str, api_version: &str)
+        where
+            K: serde::de::DeserializeOwned + kube::core::object::HasSpec,
+            K::Spec: Default + PartialEq + std::fmt::Debug,
+        {
+            let meta = serde_json::json!({"name": "x", "namespace": "metallb-system"});
+            for extra in [None, Some(serde_json::Value::Null)] {
+                let mut v =
+                    serde_json::json!({"apiVersion": api_version, "kind": kind, "metadata": meta});
+                if let Some(null) = &extra {
+                    v["spec"] = null.clone();
+                }
+                let k: K = serde_json::from_value(v.clone())
+                    .unwrap_or_else(|e| panic!("{kind} from {v}: {e}"));
+                assert_eq!(k.spec(), &K::Spec::default(), "{kind}");
+            }
+        }
+        check::<L2Advertisement>("L2Advertisement", "metallb.io/v1beta1");
+        check::<BGPAdvertisement>("BGPAdvertisement", "metallb.io/v1beta1");
+        check::<BFDProfile>("BFDProfile", "metallb.io/v1beta1");
+        check::<Community>("Community", "metallb.io/v1beta1");
+        check::<IPAddressPool>("IPAddressPool", "metallb.io/v1beta1");
+        check::<BGPPeer>("BGPPeer", "metallb.io/v1beta2");
+        check::<bgp_peer_v1beta1::BGPPeer>("BGPPeer", "metallb.io/v1beta1");
+        check::<ServiceL2Status>("ServiceL2Status", "metallb.io/v1beta1");
+        check::<ServiceBGPStatus>("ServiceBGPStatus", "metallb.io/v1beta1");
+    }
+
+    #[test]
+    fn a_present_spec_still_deserializes_and_round_trips() {
+        let v = serde_json::json!({
+            "apiVersion": "metallb.io/v1beta1", "kind": "L2Advertisement",
+            "metadata": {"name": "x"},
+            "spec": {"ipAddressPools": ["p"], "interfaces": ["eth0"]},
+        });
+        let l2: L2Advertisement = serde_json::from_value(v.clone()).expect("deserializes");
+        assert_eq!(l2.spec.ip_address_pools, ["p"]);
+        assert_eq!(l2.spec.interfaces, ["eth0"]);
+        assert_eq!(
+            serde_json::to_value(&l2).expect("serializes")["spec"],
+            v["spec"]
+        );
+        // A wrong type inside the spec is still an error, not a silent default.
+        let bad = serde_json::json!({
+            "apiVersion": "metallb.io/v1beta1", "kind": "L2Advertisement",
+            "metadata": {"name": "x"}, "spec": {"interfaces": 3},
+        });
+        assert!(serde_json::from_value::<L2Advertisement>(bad).is_err());
+    }
+}

@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
         json_path = ".status.serviceNamespace"
     )
 )]
+#[serde(remote = "Self")]
 pub struct ServiceBGPStatusSpec {}
 
 /// Status of a `ServiceBGPStatus`.
@@ -47,3 +48,5 @@ pub struct ServiceBGPStatusStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub peers: Vec<String>,
 }
+
+spec_default_when_absent!(ServiceBGPStatusSpec);

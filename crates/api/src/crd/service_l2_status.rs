@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
         json_path = ".status.serviceNamespace"
     )
 )]
+#[serde(remote = "Self")]
 pub struct ServiceL2StatusSpec {}
 
 /// Status of a `ServiceL2Status`.
@@ -47,6 +48,8 @@ pub struct ServiceL2StatusStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub interfaces: Vec<InterfaceInfo>,
 }
+
+spec_default_when_absent!(ServiceL2StatusSpec);
 
 /// One announcing interface.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
