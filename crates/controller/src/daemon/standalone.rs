@@ -29,6 +29,7 @@ use ferrolb_api::selector::Labels;
 use ferrolb_api::source::files::{watch_paths, Loaded, WatchOptions};
 use ferrolb_api::source::Resources;
 use ferrolb_api::state::{Applied, ConfigState};
+use ferrolb_api::validate::IgnoredFieldsReport;
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -133,6 +134,8 @@ struct Standalone {
     allocator: PoolAllocator,
     config: ConfigState,
     reported: Vec<String>,
+    /// Accepted-but-ignored fields already logged (issue 9).
+    ignored: IgnoredFieldsReport,
     path: PathBuf,
     written: Option<String>,
     metrics: Arc<Metrics>,
@@ -150,6 +153,9 @@ impl Standalone {
         };
         let applied = self.config.apply(ferrolb_api::validate::validate(&res));
         self.metrics.set_config_stale(self.config.is_stale());
+        for ignored in self.ignored.to_report(applied, &res) {
+            tracing::warn!(%ignored, "configuration field accepted but ignored");
+        }
         if applied == Applied::Rejected {
             let texts: Vec<String> = self
                 .config
@@ -297,6 +303,7 @@ pub async fn run(
         allocator: PoolAllocator::new(opts.load_balancer_class.clone()),
         config: ConfigState::new(),
         reported: Vec::new(),
+        ignored: IgnoredFieldsReport::new(),
         written: std::fs::read_to_string(&path).ok(),
         path,
         metrics,

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use ferrolb_api::source::files::Loaded;
 use ferrolb_api::source::Resources;
 use ferrolb_api::state::{Applied, ConfigState};
-use ferrolb_api::validate::validate;
+use ferrolb_api::validate::{validate, IgnoredFieldsReport};
 
 use super::metrics::Metrics;
 use super::status;
@@ -90,6 +90,7 @@ pub struct Reconciler<A: Advertiser<Desired = BgpDesired>> {
     statuses: BTreeMap<ServiceKey, ServiceStatus>,
     metrics: Arc<Metrics>,
     said_synthesized: bool,
+    ignored: IgnoredFieldsReport,
     l2: Option<super::l2::L2Reconciler>,
 }
 
@@ -105,6 +106,7 @@ impl<A: Advertiser<Desired = BgpDesired>> Reconciler<A> {
             statuses: BTreeMap::new(),
             metrics,
             said_synthesized: false,
+            ignored: IgnoredFieldsReport::new(),
             l2: None,
         }
     }
@@ -177,7 +179,12 @@ impl<A: Advertiser<Desired = BgpDesired>> Reconciler<A> {
     }
 
     fn on_snapshot(&mut self, res: &Resources) -> Vec<ServiceKey> {
-        match self.config.apply(validate(res)) {
+        let applied = self.config.apply(validate(res));
+        // Issue 9: accepted-but-ignored fields are said once per configuration change.
+        for ignored in self.ignored.to_report(applied, res) {
+            tracing::warn!(%ignored, "configuration field accepted but ignored");
+        }
+        match applied {
             Applied::Changed => tracing::info!(
                 generation = self.config.generation(),
                 "configuration put in force"
