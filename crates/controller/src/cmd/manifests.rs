@@ -15,8 +15,8 @@
 //! - The speaker writes no ServiceL2Status objects yet, so it gets no permission on them; the
 //!   rule goes in with the writer.
 //! - The memberlist Secret holds a random key, so it is not part of the output (it would differ on
-//!   every run); docs/install.md creates it with one `kubectl create secret` line, as MetalLB v0.12
-//!   did.
+//!   every run); the controller's leader creates it when missing (`daemon/memberlist.rs`), as
+//!   MetalLB's controller does.
 
 use std::collections::BTreeMap;
 
@@ -233,6 +233,9 @@ pub const CONTROLLER_NAMESPACE_RULES: &[Rule] = &[
     ("metallb.io", CONFIG_KINDS, LIST_WATCH, &[]),
     // The same source reads Secrets (BGPPeer passwords) with the rest of the configuration.
     ("", &["secrets"], LIST_WATCH, &[]),
+    // The leader creates the speakers' memberlist Secret when missing (`daemon/memberlist.rs`);
+    // create cannot be limited by name, and an existing Secret is never read or changed.
+    ("", &["secrets"], &["create"], &[]),
     // Lease leader election (`daemon/lease_driver.rs`): create cannot be limited by name; reads
     // and renewals (a replace, i.e. update) are confined to our Lease.
     ("coordination.k8s.io", &["leases"], &["create"], &[]),
@@ -480,6 +483,7 @@ fn controller(opts: &Options) -> Deployment {
             format!("--namespace={}", opts.namespace),
             format!("--metrics-addr=0.0.0.0:{METRICS_PORT}"),
             format!("--lease-name={CONTROLLER}"),
+            format!("--ml-secret-name={MEMBERLIST_SECRET}"),
             "--log-level=info".to_owned(),
         ]),
         // --identity: the Lease holder is the pod, so a restarted pod is a new candidate.
