@@ -212,6 +212,9 @@ async fn main() -> anyhow::Result<()> {
         ..Default::default()
     };
     let (l2, l2_running) = daemon::l2::start(&l2_settings, opts.clone(), l2_tx, cancel.clone())?;
+    if let Some(reader) = l2_running.memberlist_counters() {
+        metrics.set_memberlist_counters(reader);
+    }
     let mut reconciler = Reconciler::new(opts, advertiser, Arc::clone(&metrics)).with_l2(l2);
 
     let signals = {

@@ -89,6 +89,30 @@ impl L2Reconciler {
         &self.statuses
     }
 
+    /// The VIPs this node answers for, per Service, for `metallb_speaker_announced`.
+    pub fn announced(&self) -> std::collections::BTreeSet<super::metrics::L2Announced> {
+        self.statuses
+            .iter()
+            .filter_map(|(key, st)| match st {
+                L2ServiceStatus::Vips(vips) => Some((key, vips)),
+                L2ServiceStatus::Skipped(_) => None,
+            })
+            .flat_map(|(key, vips)| {
+                vips.iter()
+                    .filter(|(_, (_, st))| matches!(st, L2VipStatus::Owner { .. }))
+                    .map(move |(ip, _)| super::metrics::L2Announced {
+                        service: format!("{}/{}", key.namespace, key.name),
+                        ip: *ip,
+                    })
+            })
+            .collect()
+    }
+
+    /// How many speakers the gossip sees alive (`None`: gossip off or not settled).
+    pub fn live_members(&self) -> Option<usize> {
+        self.live.as_ref().map(std::collections::BTreeSet::len)
+    }
+
     /// The desired state last accepted by the advertiser.
     pub fn applied(&self) -> Option<&L2Desired> {
         self.applied.as_ref()
@@ -321,6 +345,13 @@ pub struct L2Running {
 }
 
 impl L2Running {
+    /// The gossip's counters for `/metrics`, when gossip runs.
+    pub fn memberlist_counters(&self) -> Option<super::metrics::CountersReader> {
+        self.memberlist
+            .as_ref()
+            .map(|m| Box::new(m.counters_reader()) as super::metrics::CountersReader)
+    }
+
     /// Leaves the gossip (the others move our VIPs at once) and closes the ARP/NDP sockets.
     pub async fn shutdown(self) {
         if let Some(f) = self.forwarder {

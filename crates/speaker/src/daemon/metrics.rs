@@ -1,10 +1,25 @@
 //! The daemon's metrics: a small shared state rendered as Prometheus text (exposition format
 //! 0.0.4) on `/metrics`. Written by the reconcile loop (config staleness, readiness) and by the
-//! BGP backend's event tasks (sessions, prefixes, UPDATEs).
+//! BGP backend's event tasks (sessions, prefixes, UPDATEs); the Layer 2 gossip's counters are
+//! read when rendered, and the L2 announcement state is set after each reconcile.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::sync::{Mutex, PoisonError};
+
+use crate::l2::memberlist::MemberlistCounters;
+
+/// Reads the gossip's counters at render time.
+pub type CountersReader = Box<dyn Fn() -> MemberlistCounters + Send + Sync>;
+
+/// One VIP this node answers ARP/NDP for: MetalLB's `metallb_speaker_announced` labels.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct L2Announced {
+    /// `namespace/name` of the Service (MetalLB's `service` label).
+    pub service: String,
+    /// The VIP.
+    pub ip: std::net::IpAddr,
+}
 
 /// Counters and gauges of one BGP peer, labelled `peer="<address>"` like MetalLB's.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -24,12 +39,30 @@ struct State {
     source_error: Option<String>,
     peers: BTreeMap<String, PeerMetrics>,
     kube_write_errors: BTreeMap<&'static str, u64>,
+    node: String,
+    l2_announced: BTreeSet<L2Announced>,
+    members: Option<usize>,
 }
 
 /// Shared metrics; cheap to lock, never held across an `.await`.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Metrics {
     state: Mutex<State>,
+    memberlist: Mutex<Option<CountersReader>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let gossip = self
+            .memberlist
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some();
+        f.debug_struct("Metrics")
+            .field("state", &self.state)
+            .field("memberlist_counters", &gossip)
+            .finish()
+    }
 }
 
 impl Metrics {
@@ -77,6 +110,24 @@ impl Metrics {
         });
     }
 
+    /// Exports the gossip's counters (`ferrolb_memberlist_*`), read at each render.
+    pub fn set_memberlist_counters(&self, reader: CountersReader) {
+        *self
+            .memberlist
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(reader);
+    }
+
+    /// Sets the Layer 2 state of node `node`: the VIPs it answers for and the number of live
+    /// speakers the gossip sees (`None` when gossip is off or has not settled).
+    pub fn set_l2(&self, node: &str, announced: BTreeSet<L2Announced>, members: Option<usize>) {
+        self.with(|s| {
+            node.clone_into(&mut s.node);
+            s.l2_announced = announced;
+            s.members = members;
+        });
+    }
+
     /// Updates one peer's values.
     pub fn update_peer(&self, peer: &str, f: impl FnOnce(&mut PeerMetrics)) {
         self.with(|s| f(s.peers.entry(peer.to_string()).or_default()));
@@ -94,7 +145,7 @@ impl Metrics {
 
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
-        self.with(|s| {
+        let mut text = self.with(|s| {
             let mut out = String::new();
             let mut family = |name: &str, kind: &str, help: &str, value: &dyn Fn(&PeerMetrics) -> String| {
                 let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -137,9 +188,61 @@ impl Metrics {
             for (kind, n) in &s.kube_write_errors {
                 let _ = writeln!(out, "ferrolb_kubernetes_write_errors_total{{kind=\"{kind}\"}} {n}");
             }
+            // MetalLB's name and labels (internal/speaker: `metallb_speaker_announced{service,
+            // protocol, node, ip}`), so its dashboards and alerts work unchanged.
+            let _ = writeln!(
+                out,
+                "# HELP metallb_speaker_announced Services being announced from this node (desired state; ARP/NDP answering may still be starting).\n# TYPE metallb_speaker_announced gauge"
+            );
+            for a in &s.l2_announced {
+                let _ = writeln!(
+                    out,
+                    "metallb_speaker_announced{{service=\"{}\",protocol=\"layer2\",node=\"{}\",ip=\"{}\"}} 1",
+                    escape(&a.service),
+                    escape(&s.node),
+                    a.ip
+                );
+            }
+            if let Some(n) = s.members {
+                let _ = writeln!(
+                    out,
+                    "# HELP ferrolb_memberlist_members Live speakers in the gossip, this one included.\n# TYPE ferrolb_memberlist_members gauge\nferrolb_memberlist_members {n}"
+                );
+            }
             out
-        })
+        });
+        let reader = self
+            .memberlist
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(c) = reader.as_ref().map(|read| read()) {
+            render_memberlist(&mut text, &c);
+        }
+        text
     }
+}
+
+fn render_memberlist(out: &mut String, c: &MemberlistCounters) {
+    let _ = writeln!(
+        out,
+        "# HELP ferrolb_memberlist_datagrams_received_total Gossip datagrams accepted.\n# TYPE ferrolb_memberlist_datagrams_received_total counter\nferrolb_memberlist_datagrams_received_total {}",
+        c.received
+    );
+    let _ = writeln!(
+        out,
+        "# HELP ferrolb_memberlist_datagrams_sent_total Gossip datagrams sent.\n# TYPE ferrolb_memberlist_datagrams_sent_total counter\nferrolb_memberlist_datagrams_sent_total {}",
+        c.sent
+    );
+    let _ = writeln!(
+        out,
+        "# HELP ferrolb_memberlist_datagrams_dropped_total Gossip datagrams dropped: bad or missing authentication tag (unauthenticated), or undecodable (malformed).\n# TYPE ferrolb_memberlist_datagrams_dropped_total counter\nferrolb_memberlist_datagrams_dropped_total{{reason=\"unauthenticated\"}} {}\nferrolb_memberlist_datagrams_dropped_total{{reason=\"malformed\"}} {}",
+        c.dropped_unauthenticated, c.dropped_malformed
+    );
+    let _ = writeln!(
+        out,
+        "# HELP ferrolb_memberlist_send_errors_total Gossip datagrams that could not be sent.\n# TYPE ferrolb_memberlist_send_errors_total counter\nferrolb_memberlist_send_errors_total {}",
+        c.send_errors
+    );
 }
 
 /// Label value escaping (exposition format: backslash, double quote, newline).
@@ -179,6 +282,44 @@ mod tests {
         assert!(text.contains("ferrolb_kubernetes_write_errors_total{kind=\"Event\"} 2\n"));
         m.remove_peer("192.0.2.1");
         assert!(!m.render().contains("192.0.2.1"));
+    }
+
+    #[test]
+    fn l2_announcements_and_gossip_counters_are_rendered() {
+        let m = Metrics::default();
+        let text = m.render();
+        assert!(!text.contains("ferrolb_memberlist_members"), "{text}");
+        assert!(!text.contains("ferrolb_memberlist_datagrams"), "{text}");
+        let ip: std::net::IpAddr = "192.0.2.10".parse().expect("ip");
+        m.set_l2(
+            "node-a",
+            BTreeSet::from([L2Announced {
+                service: "default/web".into(),
+                ip,
+            }]),
+            Some(3),
+        );
+        m.set_memberlist_counters(Box::new(|| MemberlistCounters {
+            received: 5,
+            sent: 6,
+            dropped_unauthenticated: 2,
+            dropped_malformed: 1,
+            send_errors: 0,
+        }));
+        let text = m.render();
+        for line in [
+            "metallb_speaker_announced{service=\"default/web\",protocol=\"layer2\",node=\"node-a\",ip=\"192.0.2.10\"} 1\n",
+            "ferrolb_memberlist_members 3\n",
+            "ferrolb_memberlist_datagrams_received_total 5\n",
+            "ferrolb_memberlist_datagrams_sent_total 6\n",
+            "ferrolb_memberlist_datagrams_dropped_total{reason=\"unauthenticated\"} 2\n",
+            "ferrolb_memberlist_datagrams_dropped_total{reason=\"malformed\"} 1\n",
+            "ferrolb_memberlist_send_errors_total 0\n",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+        m.set_l2("node-a", BTreeSet::new(), None);
+        assert!(!m.render().contains("metallb_speaker_announced{"));
     }
 
     #[test]

@@ -108,6 +108,9 @@ pub async fn run<A: Advertiser<Desired = BgpDesired>>(
                 }
             }
         }
+        if let Some(l2) = reconciler.l2() {
+            metrics.set_l2(node_name, l2.announced(), l2.live_members());
+        }
         let stale = reconciler.is_stale();
         if let Some(path) = &reports.status_file {
             if !changed.is_empty() || written_stale != Some(stale) {

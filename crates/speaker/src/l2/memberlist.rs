@@ -201,6 +201,12 @@ impl Memberlist {
         self.counters.snapshot()
     }
 
+    /// A reader of the counters that outlives this handle's borrow (for `/metrics`).
+    pub fn counters_reader(&self) -> impl Fn() -> MemberlistCounters + Send + Sync + 'static {
+        let counters = Arc::clone(&self.counters);
+        move || counters.snapshot()
+    }
+
     /// Graceful stop: tells a few members we leave (so they move our VIPs at once instead of
     /// after the suspicion timeout), then ends the task.
     pub async fn leave(self) {
