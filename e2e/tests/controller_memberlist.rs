@@ -115,6 +115,15 @@ fn an_existing_memberlist_secret_is_left_untouched() {
         tried.iter().all(|r| r.starts_with("POST")),
         "only creates expected: {tried:?}"
     );
+    // The 409 counts as success (no retry loop): the controller says so at debug level.
+    let log = dir.path().join("ctl-a.log");
+    wait_for(T, "the controller to accept the existing Secret", || {
+        std::fs::read_to_string(&log)
+            .ok()
+            .filter(|l| l.contains("memberlist Secret exists; left as is"))
+    });
+    let posts = secret_requests(&api);
+    assert_eq!(posts.len(), 1, "one create, then nothing: {posts:?}");
     // Same object: not replaced, patched or recreated.
     let after = api
         .get("v1", "Secret", Some(NS), "gossip")
