@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use ferrolb_api::crd::{ServiceBGPStatus, ServiceL2Status};
 use ferrolb_speaker::announce::SpeakerOptions;
 use ferrolb_speaker::backend::bgp::{BgpBackend, BgpBackendOptions};
 use ferrolb_speaker::daemon::{
@@ -160,22 +161,32 @@ async fn main() -> anyhow::Result<()> {
                 (Some(name), Some(uid)) => Some(kube_status::pod_owner(name, uid)),
                 _ => {
                     tracing::info!(
-                        "POD_NAME/POD_UID not set: ServiceBGPStatus objects get no owner"
+                        "POD_NAME/POD_UID not set: ServiceBGPStatus/ServiceL2Status objects get no owner"
                     );
                     None
                 }
             };
-            tasks.spawn(kube_status::run_writer(
+            let writer = kube_status::WriterConfig {
+                node: node_name.clone(),
+                namespace: cli.namespace.clone(),
+                owner,
+            };
+            tasks.spawn(kube_status::run_writer::<ServiceBGPStatus>(
                 client.clone(),
-                kube_status::WriterConfig {
-                    node: node_name.clone(),
-                    namespace: cli.namespace.clone(),
-                    owner,
-                },
+                writer.clone(),
                 statuses_rx,
                 Arc::clone(&metrics),
                 cancel.clone(),
             ));
+            let (l2_statuses_tx, l2_statuses_rx) = watch::channel(None);
+            tasks.spawn(kube_status::run_writer::<ServiceL2Status>(
+                client.clone(),
+                writer,
+                l2_statuses_rx,
+                Arc::clone(&metrics),
+                cancel.clone(),
+            ));
+            reports.l2_statuses = Some(l2_statuses_tx);
             let (errors_tx, errors_rx) = watch::channel(kube_events::Rejection::default());
             let reporter = Reporter {
                 controller: "ferrolb-speaker".into(),

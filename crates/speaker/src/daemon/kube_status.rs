@@ -1,6 +1,8 @@
-//! ServiceBGPStatus objects (metallb.io/v1beta1) in Kubernetes mode: one per Service this node
-//! announces, in the speaker's namespace, as MetalLB's speaker writes them
-//! (`internal/k8s/controllers/bgp_status_controller.go`):
+//! ServiceBGPStatus and ServiceL2Status objects (metallb.io/v1beta1) in Kubernetes mode: one
+//! per Service this node announces, in the speaker's namespace, as MetalLB's speaker writes
+//! them (`internal/k8s/controllers/{bgp,layer2}_status_controller.go`). One planner and one
+//! writer serve both kinds through [`StatusKind`]; what differs is the name prefix and the
+//! status body (BGP: the peers; L2: the interfaces). Described for BGP:
 //!
 //! - labels `metallb.io/node`, `metallb.io/service-name`, `metallb.io/service-namespace`;
 //! - `status: {node, serviceName, serviceNamespace, peers}`, `peers` being the names of the
@@ -32,9 +34,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use ferrolb_api::crd::{ServiceBGPStatus, ServiceBGPStatusStatus};
+use ferrolb_api::crd::{
+    InterfaceInfo, ServiceBGPStatus, ServiceBGPStatusStatus, ServiceL2Status, ServiceL2StatusStatus,
+};
 use futures::StreamExt as _;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::NamespaceResourceScope;
 use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::reflector;
 use kube::runtime::watcher::{self, watcher};
@@ -47,8 +52,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::metrics::Metrics;
+use crate::advertiser::Interfaces;
 use crate::announce::bgp::ServiceStatus;
 use crate::announce::input::ServiceKey;
+use crate::l2::election::{L2ServiceStatus, L2VipStatus};
 
 /// Label naming the announcing node (MetalLB `LabelAnnounceNode`).
 pub const LABEL_NODE: &str = "metallb.io/node";
@@ -62,8 +69,78 @@ pub const FIELD_MANAGER: &str = "ferrolb-speaker";
 const RETRY_MIN: Duration = Duration::from_millis(200);
 const RETRY_MAX: Duration = Duration::from_secs(30);
 
-/// Per Service this node announces: the names of the BGPPeers it is announced to (never empty).
+/// Per Service this node announces: the names of the BGPPeers it is announced to (never empty),
+/// or for L2 the interfaces it is announced from (empty: every interface on the VIP's subnet).
 pub type DesiredStatuses = BTreeMap<ServiceKey, BTreeSet<String>>;
+
+/// A status kind the speaker writes, one object per (Service, node).
+pub trait StatusKind:
+    kube::Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + std::fmt::Debug
+    + serde::Serialize
+    + serde::de::DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+    /// The `status` type.
+    type Status: serde::Serialize + Clone + Default + PartialEq + std::fmt::Debug;
+    /// Prefix of [`object_name`] (MetalLB's `generateName`).
+    const NAME_PREFIX: &'static str;
+    /// The status node `node` writes for `service` with `report` (peers or interfaces).
+    fn status_for(node: &str, service: &ServiceKey, report: &BTreeSet<String>) -> Self::Status;
+    /// The object's status, default when absent.
+    fn current_status(&self) -> Self::Status;
+    /// A new object with `meta` and no status.
+    fn from_meta(meta: ObjectMeta) -> Self;
+}
+
+impl StatusKind for ServiceBGPStatus {
+    type Status = ServiceBGPStatusStatus;
+    const NAME_PREFIX: &'static str = "bgp-";
+    fn status_for(node: &str, service: &ServiceKey, peers: &BTreeSet<String>) -> Self::Status {
+        status_for(node, service, peers)
+    }
+    fn current_status(&self) -> Self::Status {
+        self.status.clone().unwrap_or_default()
+    }
+    fn from_meta(metadata: ObjectMeta) -> Self {
+        Self {
+            metadata,
+            spec: Default::default(),
+            status: None,
+        }
+    }
+}
+
+impl StatusKind for ServiceL2Status {
+    type Status = ServiceL2StatusStatus;
+    const NAME_PREFIX: &'static str = "l2-";
+    fn status_for(node: &str, service: &ServiceKey, interfaces: &BTreeSet<String>) -> Self::Status {
+        ServiceL2StatusStatus {
+            node: Some(node.to_string()),
+            service_name: Some(service.name.clone()),
+            service_namespace: Some(service.namespace.clone()),
+            interfaces: interfaces
+                .iter()
+                .map(|name| InterfaceInfo {
+                    name: Some(name.clone()),
+                })
+                .collect(),
+        }
+    }
+    fn current_status(&self) -> Self::Status {
+        self.status.clone().unwrap_or_default()
+    }
+    fn from_meta(metadata: ObjectMeta) -> Self {
+        Self {
+            metadata,
+            spec: Default::default(),
+            status: None,
+        }
+    }
+}
 
 /// The desired ServiceBGPStatus set from the reconciler's per-Service report: Services with at
 /// least one peer.
@@ -77,10 +154,40 @@ pub fn desired_from(statuses: &BTreeMap<ServiceKey, ServiceStatus>) -> DesiredSt
         .collect()
 }
 
-/// The name of node `node`'s object for `service`: `bgp-` and 16 hex digits of SHA-256 over
+/// The desired ServiceL2Status set from the L2 election's per-Service report: Services with
+/// at least one VIP this node owns, with the interfaces named by the L2Advertisements (empty
+/// when any applies to every interface, as the set is then decided by subnet at answer time).
+pub fn desired_from_l2(statuses: &BTreeMap<ServiceKey, L2ServiceStatus>) -> DesiredStatuses {
+    statuses
+        .iter()
+        .filter_map(|(key, st)| {
+            let L2ServiceStatus::Vips(vips) = st else {
+                return None;
+            };
+            let mut owned = false;
+            let mut all = false;
+            let mut names = BTreeSet::new();
+            for (_, vip) in vips.values() {
+                if let L2VipStatus::Owner { interfaces } = vip {
+                    owned = true;
+                    match interfaces {
+                        Interfaces::All => all = true,
+                        Interfaces::Only(only) => names.extend(only.iter().cloned()),
+                    }
+                }
+            }
+            if all {
+                names.clear();
+            }
+            owned.then(|| (key.clone(), names))
+        })
+        .collect()
+}
+
+/// The name of node `node`'s object for `service`: the kind's prefix (`bgp-`, `l2-`) and 16 hex digits of SHA-256 over
 /// the three names, NUL-separated (no name can contain NUL, so no two triples collide before
 /// the hash does).
-pub fn object_name(node: &str, service: &ServiceKey) -> String {
+pub fn object_name<K: StatusKind>(node: &str, service: &ServiceKey) -> String {
     let mut h = Sha256::new();
     for part in [node, &service.namespace, &service.name] {
         h.update(part.as_bytes());
@@ -88,7 +195,7 @@ pub fn object_name(node: &str, service: &ServiceKey) -> String {
     }
     let digest = h.finalize();
     let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-    format!("bgp-{hex}")
+    format!("{}{hex}", K::NAME_PREFIX)
 }
 
 /// The status node `node` writes for `service` announced to `peers`.
@@ -138,7 +245,7 @@ pub enum StatusWrite {
 
 /// What [`plan_writes`] needs of an existing object.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Existing {
+pub struct Existing<S> {
     /// `metadata.name`.
     pub name: String,
     /// `metadata.labels`.
@@ -146,22 +253,22 @@ pub struct Existing {
     /// UIDs of `metadata.ownerReferences`.
     pub owner_uids: Vec<String>,
     /// `status` (default when absent).
-    pub status: ServiceBGPStatusStatus,
+    pub status: S,
 }
 
-impl From<&ServiceBGPStatus> for Existing {
-    fn from(o: &ServiceBGPStatus) -> Self {
+impl<S> Existing<S> {
+    fn of<K: StatusKind<Status = S>>(o: &K) -> Self {
+        let meta = o.meta();
         Self {
-            name: o.metadata.name.clone().unwrap_or_default(),
-            labels: o.metadata.labels.clone().unwrap_or_default(),
-            owner_uids: o
-                .metadata
+            name: meta.name.clone().unwrap_or_default(),
+            labels: meta.labels.clone().unwrap_or_default(),
+            owner_uids: meta
                 .owner_references
                 .iter()
                 .flatten()
                 .map(|r| r.uid.clone())
                 .collect(),
-            status: o.status.clone().unwrap_or_default(),
+            status: o.current_status(),
         }
     }
 }
@@ -184,13 +291,13 @@ fn labels_for(node: &str, service: &ServiceKey) -> BTreeMap<String, String> {
 /// carry both Service labels (MetalLB ignores the others too). Per Service, the object named
 /// [`object_name`] is kept if present, else the first by name (adopting MetalLB's); the rest
 /// are deleted. Output: creates and updates in Service order, then deletes in name order.
-pub fn plan_writes(
+pub fn plan_writes<K: StatusKind>(
     node: &str,
     owner_uid: Option<&str>,
     desired: &DesiredStatuses,
-    existing: &[Existing],
+    existing: &[Existing<K::Status>],
 ) -> Vec<StatusWrite> {
-    let mut by_service: BTreeMap<ServiceKey, Vec<&Existing>> = BTreeMap::new();
+    let mut by_service: BTreeMap<ServiceKey, Vec<&Existing<K::Status>>> = BTreeMap::new();
     for e in existing {
         if e.labels.get(LABEL_NODE).map(String::as_str) != Some(node) {
             continue;
@@ -209,7 +316,7 @@ pub fn plan_writes(
     let mut writes = Vec::new();
     let mut deletes = BTreeSet::new();
     for (service, peers) in desired {
-        let own = object_name(node, service);
+        let own = object_name::<K>(node, service);
         let mut objects = by_service.remove(service).unwrap_or_default();
         objects.sort_by(|a, b| (a.name != own, &a.name).cmp(&(b.name != own, &b.name)));
         let mut objects = objects.into_iter();
@@ -225,7 +332,7 @@ pub fn plan_writes(
                     .any(|(k, v)| keep.labels.get(k) != Some(v));
                 let owner = owner_uid.is_some_and(|uid| keep.owner_uids != [uid]);
                 let metadata = labels || owner;
-                if metadata || keep.status != status_for(node, service, peers) {
+                if metadata || keep.status != K::status_for(node, service, peers) {
                     writes.push(StatusWrite::Update {
                         name: keep.name.clone(),
                         service: service.clone(),
@@ -266,8 +373,10 @@ pub fn pod_owner(name: &str, uid: &str) -> OwnerReference {
 
 /// Why a write failed.
 #[derive(Debug, thiserror::Error)]
-#[error("ServiceBGPStatus {namespace}/{name}: {op} failed: {source}")]
+#[error("{kind} {namespace}/{name}: {op} failed: {source}")]
 pub struct WriteError {
+    /// `ServiceBGPStatus` or `ServiceL2Status`.
+    pub kind: String,
     /// The object's namespace.
     pub namespace: String,
     /// The object's name.
@@ -279,9 +388,6 @@ pub struct WriteError {
     pub source: kube::Error,
 }
 
-const API_VERSION: &str = "metallb.io/v1beta1";
-const KIND: &str = "ServiceBGPStatus";
-
 /// Server-side apply as [`FIELD_MANAGER`], taking over fields another manager set (an adopted
 /// MetalLB object's status).
 fn apply_params() -> PatchParams {
@@ -292,12 +398,13 @@ fn is_status(e: &kube::Error, code: u16) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == code)
 }
 
-async fn execute(
-    api: &Api<ServiceBGPStatus>,
+async fn execute<K: StatusKind>(
+    api: &Api<K>,
     cfg: &WriterConfig,
     write: StatusWrite,
 ) -> Result<(), WriteError> {
     let fail = |name: &str, op, source| WriteError {
+        kind: K::kind(&()).into_owned(),
         namespace: cfg.namespace.clone(),
         name: name.to_string(),
         op,
@@ -331,11 +438,7 @@ async fn execute(
         ..ObjectMeta::default()
     };
     if create {
-        let object = ServiceBGPStatus {
-            metadata: meta,
-            spec: Default::default(),
-            status: None,
-        };
+        let object = K::from_meta(meta);
         match api.create(&PostParams::default(), &object).await {
             Ok(_) => {}
             // Ours already (a retry, or our cache lagging our own create): set the status.
@@ -354,8 +457,8 @@ async fn execute(
     // Server-side apply under one field manager: we own `status`; `peers` has no
     // x-kubernetes-list-type in the CRD, so it is atomic and replaced whole.
     let status = json!({
-        "apiVersion": API_VERSION, "kind": KIND,
-        "status": status_for(&cfg.node, &service, &peers),
+        "apiVersion": K::api_version(&()), "kind": K::kind(&()),
+        "status": K::status_for(&cfg.node, &service, &peers),
     });
     api.patch_status(&name, &apply_params(), &Patch::Apply(&status))
         .await
@@ -363,16 +466,17 @@ async fn execute(
         .map_err(|e| fail(&name, "apply status", e))
 }
 
-/// Keeps this node's ServiceBGPStatus objects equal to the newest value of `desired` (`None`
+/// Keeps this node's objects of kind `K` equal to the newest value of `desired` (`None`
 /// until the reconciler has a plan) until `cancel` or until the sender is gone.
-pub async fn run_writer(
+pub async fn run_writer<K: StatusKind>(
     client: Client,
     cfg: WriterConfig,
     mut desired: watch::Receiver<Option<DesiredStatuses>>,
     metrics: std::sync::Arc<Metrics>,
     cancel: CancellationToken,
 ) {
-    let api: Api<ServiceBGPStatus> = Api::namespaced(client, &cfg.namespace);
+    let api: Api<K> = Api::namespaced(client, &cfg.namespace);
+    let kind = K::kind(&()).into_owned();
     let (store, writer) = reflector::store();
     let selector = format!("{LABEL_NODE}={}", cfg.node);
     let mut events = reflector::reflector(
@@ -396,7 +500,7 @@ pub async fn run_writer(
                 Some(Ok(_)) => said_watch_error = false,
                 Some(Err(error)) => {
                     if !said_watch_error {
-                        tracing::warn!(%error, "ServiceBGPStatus watch failed; retrying");
+                        tracing::warn!(%error, %kind, "status watch failed; retrying");
                         said_watch_error = true;
                     }
                     continue;
@@ -412,31 +516,39 @@ pub async fn run_writer(
             let Some(desired) = desired.as_ref() else {
                 continue;
             };
-            let existing: Vec<Existing> =
-                store.state().iter().map(|o| Existing::from(&**o)).collect();
+            let existing: Vec<Existing<K::Status>> =
+                store.state().iter().map(|o| Existing::of(&**o)).collect();
             let owner_uid = cfg.owner.as_ref().map(|o| o.uid.as_str());
-            plan_writes(&cfg.node, owner_uid, desired, &existing)
+            plan_writes::<K>(&cfg.node, owner_uid, desired, &existing)
         };
         let mut failed = None;
         for write in writes {
-            tracing::debug!(?write, "ServiceBGPStatus write");
+            tracing::debug!(?write, %kind, "status write");
             let done = tokio::select! {
                 r = execute(&api, &cfg, write) => r,
                 () = cancel.cancelled() => return,
             };
             if let Err(error) = done {
-                metrics.count_kube_write_error("ServiceBGPStatus");
+                metrics.count_kube_write_error(kind_label(&kind));
                 failed = Some(error);
             }
         }
         match failed {
             None => retry_delay = RETRY_MIN,
             Some(error) => {
-                tracing::warn!(%error, retry_in = ?retry_delay, "ServiceBGPStatus not written; retrying");
+                tracing::warn!(%error, retry_in = ?retry_delay, "status not written; retrying");
                 retry_at = Some(Instant::now() + super::kube::jittered(retry_delay));
                 retry_delay = (retry_delay * 2).min(RETRY_MAX);
             }
         }
+    }
+}
+
+/// The metric label of a kind (a `&'static str`, as the metric keeps it).
+fn kind_label(kind: &str) -> &'static str {
+    match kind {
+        "ServiceL2Status" => "ServiceL2Status",
+        _ => "ServiceBGPStatus",
     }
 }
 
@@ -454,7 +566,12 @@ mod tests {
         names.iter().map(|s| s.to_string()).collect()
     }
 
-    fn existing(name: &str, node: &str, service: &ServiceKey, peer_names: &[&str]) -> Existing {
+    fn existing(
+        name: &str,
+        node: &str,
+        service: &ServiceKey,
+        peer_names: &[&str],
+    ) -> Existing<ServiceBGPStatusStatus> {
         Existing {
             name: name.into(),
             labels: labels_for(node, service),
@@ -465,14 +582,14 @@ mod tests {
 
     #[test]
     fn object_names_are_stable_distinct_and_valid() {
-        let a = object_name(NODE, &svc("a"));
-        assert_eq!(a, object_name(NODE, &svc("a")));
-        assert_ne!(a, object_name("node-b", &svc("a")));
-        assert_ne!(a, object_name(NODE, &svc("b")));
+        let a = object_name::<ServiceBGPStatus>(NODE, &svc("a"));
+        assert_eq!(a, object_name::<ServiceBGPStatus>(NODE, &svc("a")));
+        assert_ne!(a, object_name::<ServiceBGPStatus>("node-b", &svc("a")));
+        assert_ne!(a, object_name::<ServiceBGPStatus>(NODE, &svc("b")));
         // "ab"/"c" and "a"/"bc" must not collide: the parts are separated.
         assert_ne!(
-            object_name(NODE, &ServiceKey::new("ab", "c")),
-            object_name(NODE, &ServiceKey::new("a", "bc"))
+            object_name::<ServiceBGPStatus>(NODE, &ServiceKey::new("ab", "c")),
+            object_name::<ServiceBGPStatus>(NODE, &ServiceKey::new("a", "bc"))
         );
         assert!(a.starts_with("bgp-") && a.len() == 20, "{a}");
         assert!(a
@@ -484,9 +601,9 @@ mod tests {
     fn a_newly_announced_service_is_created() {
         let desired = DesiredStatuses::from([(svc("a"), peers(&["r1", "r2"]))]);
         assert_eq!(
-            plan_writes(NODE, None, &desired, &[]),
+            plan_writes::<ServiceBGPStatus>(NODE, None, &desired, &[]),
             vec![StatusWrite::Create {
-                name: object_name(NODE, &svc("a")),
+                name: object_name::<ServiceBGPStatus>(NODE, &svc("a")),
                 service: svc("a"),
                 peers: peers(&["r1", "r2"]),
             }]
@@ -497,21 +614,24 @@ mod tests {
     fn an_up_to_date_object_is_left_alone() {
         let desired = DesiredStatuses::from([(svc("a"), peers(&["r1"]))]);
         let have = [existing(
-            &object_name(NODE, &svc("a")),
+            &object_name::<ServiceBGPStatus>(NODE, &svc("a")),
             NODE,
             &svc("a"),
             &["r1"],
         )];
-        assert_eq!(plan_writes(NODE, None, &desired, &have), vec![]);
+        assert_eq!(
+            plan_writes::<ServiceBGPStatus>(NODE, None, &desired, &have),
+            vec![]
+        );
     }
 
     #[test]
     fn changed_peers_update_the_status_only() {
         let desired = DesiredStatuses::from([(svc("a"), peers(&["r1", "r2"]))]);
-        let name = object_name(NODE, &svc("a"));
+        let name = object_name::<ServiceBGPStatus>(NODE, &svc("a"));
         let have = [existing(&name, NODE, &svc("a"), &["r1"])];
         assert_eq!(
-            plan_writes(NODE, None, &desired, &have),
+            plan_writes::<ServiceBGPStatus>(NODE, None, &desired, &have),
             vec![StatusWrite::Update {
                 name,
                 service: svc("a"),
@@ -529,7 +649,7 @@ mod tests {
         ];
         let desired = DesiredStatuses::from([(svc("kept"), peers(&["r1"]))]);
         assert_eq!(
-            plan_writes(NODE, None, &desired, &have),
+            plan_writes::<ServiceBGPStatus>(NODE, None, &desired, &have),
             vec![StatusWrite::Delete {
                 name: "bgp-x".into()
             }]
@@ -542,7 +662,7 @@ mod tests {
         unlabelled.labels.remove(LABEL_SERVICE_NAME);
         let have = [existing("bgp-b", "node-b", &svc("a"), &["r1"]), unlabelled];
         assert_eq!(
-            plan_writes(NODE, None, &DesiredStatuses::new(), &have),
+            plan_writes::<ServiceBGPStatus>(NODE, None, &DesiredStatuses::new(), &have),
             vec![]
         );
     }
@@ -557,7 +677,7 @@ mod tests {
             existing("bgp-abcde", NODE, &svc("a"), &["old"]),
         ];
         assert_eq!(
-            plan_writes(NODE, None, &desired, &have),
+            plan_writes::<ServiceBGPStatus>(NODE, None, &desired, &have),
             vec![
                 StatusWrite::Update {
                     name: "bgp-abcde".into(),
@@ -570,13 +690,13 @@ mod tests {
                 },
             ]
         );
-        let own = object_name(NODE, &svc("a"));
+        let own = object_name::<ServiceBGPStatus>(NODE, &svc("a"));
         let have = [
             existing("bgp-abcde", NODE, &svc("a"), &["r1"]),
             existing(&own, NODE, &svc("a"), &["r1"]),
         ];
         assert_eq!(
-            plan_writes(NODE, None, &desired, &have),
+            plan_writes::<ServiceBGPStatus>(NODE, None, &desired, &have),
             vec![StatusWrite::Delete {
                 name: "bgp-abcde".into()
             }]
@@ -586,7 +706,7 @@ mod tests {
     #[test]
     fn an_object_of_another_pod_gets_this_pod_as_owner() {
         let desired = DesiredStatuses::from([(svc("a"), peers(&["r1"]))]);
-        let name = object_name(NODE, &svc("a"));
+        let name = object_name::<ServiceBGPStatus>(NODE, &svc("a"));
         let mut have = existing(&name, NODE, &svc("a"), &["r1"]);
         have.owner_uids = vec!["old-pod".into()];
         let update = StatusWrite::Update {
@@ -597,11 +717,17 @@ mod tests {
         };
         let have = [have];
         assert_eq!(
-            plan_writes(NODE, Some("new-pod"), &desired, &have),
+            plan_writes::<ServiceBGPStatus>(NODE, Some("new-pod"), &desired, &have),
             vec![update]
         );
-        assert_eq!(plan_writes(NODE, Some("old-pod"), &desired, &have), vec![]);
-        assert_eq!(plan_writes(NODE, None, &desired, &have), vec![]);
+        assert_eq!(
+            plan_writes::<ServiceBGPStatus>(NODE, Some("old-pod"), &desired, &have),
+            vec![]
+        );
+        assert_eq!(
+            plan_writes::<ServiceBGPStatus>(NODE, None, &desired, &have),
+            vec![]
+        );
     }
 
     #[test]
@@ -625,5 +751,137 @@ mod tests {
             v,
             json!({"node": NODE, "serviceName": "a", "serviceNamespace": "default", "peers": ["r1", "r2"]})
         );
+    }
+
+    mod l2 {
+        use super::*;
+        use crate::announce::reason::SkipReason;
+        use crate::l2::election::Election;
+
+        fn l2_existing(
+            name: &str,
+            service: &ServiceKey,
+            ifs: &[&str],
+        ) -> Existing<ServiceL2StatusStatus> {
+            Existing {
+                name: name.into(),
+                labels: labels_for(NODE, service),
+                owner_uids: Vec::new(),
+                status: ServiceL2Status::status_for(NODE, service, &peers(ifs)),
+            }
+        }
+
+        fn vip(ip: &str, status: L2VipStatus) -> (std::net::IpAddr, (Election, L2VipStatus)) {
+            let winner = match status {
+                L2VipStatus::Owner { .. } => NODE,
+                L2VipStatus::NotOwner(_) => "node-b",
+            };
+            (
+                ip.parse().expect("ip"),
+                (
+                    Election {
+                        ranking: vec![winner.into()],
+                    },
+                    status,
+                ),
+            )
+        }
+
+        #[test]
+        fn only_services_with_a_vip_owned_here_are_desired_with_their_interfaces() {
+            let statuses = BTreeMap::from([
+                (
+                    svc("skipped"),
+                    L2ServiceStatus::Skipped(SkipReason::NoIpAssigned),
+                ),
+                (
+                    svc("elsewhere"),
+                    L2ServiceStatus::Vips(BTreeMap::from([vip(
+                        "192.0.2.1",
+                        L2VipStatus::NotOwner(SkipReason::NoIpAssigned),
+                    )])),
+                ),
+                (
+                    svc("named"),
+                    L2ServiceStatus::Vips(BTreeMap::from([
+                        vip(
+                            "192.0.2.2",
+                            L2VipStatus::Owner {
+                                interfaces: Interfaces::Only(peers(&["eth1", "eth0"])),
+                            },
+                        ),
+                        vip(
+                            "2001:db8::2",
+                            L2VipStatus::Owner {
+                                interfaces: Interfaces::Only(peers(&["eth2"])),
+                            },
+                        ),
+                    ])),
+                ),
+                (
+                    svc("all"),
+                    L2ServiceStatus::Vips(BTreeMap::from([vip(
+                        "192.0.2.3",
+                        L2VipStatus::Owner {
+                            interfaces: Interfaces::All,
+                        },
+                    )])),
+                ),
+            ]);
+            assert_eq!(
+                desired_from_l2(&statuses),
+                DesiredStatuses::from([
+                    (svc("all"), BTreeSet::new()),
+                    (svc("named"), peers(&["eth0", "eth1", "eth2"])),
+                ])
+            );
+        }
+
+        #[test]
+        fn l2_objects_are_created_updated_and_deleted_under_their_own_prefix() {
+            let own = object_name::<ServiceL2Status>(NODE, &svc("a"));
+            assert!(own.starts_with("l2-") && own.len() == 19, "{own}");
+            assert_ne!(own, object_name::<ServiceBGPStatus>(NODE, &svc("a")));
+            let desired =
+                DesiredStatuses::from([(svc("a"), peers(&["eth0"])), (svc("b"), peers(&[]))]);
+            let have = [
+                l2_existing(&own, &svc("a"), &["eth1"]),
+                l2_existing("l2-gone", &svc("gone"), &[]),
+            ];
+            assert_eq!(
+                plan_writes::<ServiceL2Status>(NODE, None, &desired, &have),
+                vec![
+                    StatusWrite::Update {
+                        name: own,
+                        service: svc("a"),
+                        peers: peers(&["eth0"]),
+                        metadata: false,
+                    },
+                    StatusWrite::Create {
+                        name: object_name::<ServiceL2Status>(NODE, &svc("b")),
+                        service: svc("b"),
+                        peers: peers(&[]),
+                    },
+                    StatusWrite::Delete {
+                        name: "l2-gone".into()
+                    },
+                ]
+            );
+        }
+
+        #[test]
+        fn l2_status_matches_metallbs_field_names() {
+            let v = serde_json::to_value(ServiceL2Status::status_for(
+                NODE,
+                &svc("a"),
+                &peers(&["eth0"]),
+            ))
+            .expect("json");
+            assert_eq!(
+                v,
+                json!({"node": NODE, "serviceName": "a", "serviceNamespace": "default",
+                       "interfaces": [{"name": "eth0"}]})
+            );
+        }
     }
 }

@@ -39,6 +39,8 @@ pub struct Reports {
     pub status_file: Option<PathBuf>,
     /// Kubernetes mode: the desired ServiceBGPStatus set, for [`kube_status::run_writer`].
     pub bgp_statuses: Option<watch::Sender<Option<kube_status::DesiredStatuses>>>,
+    /// Kubernetes mode: the desired ServiceL2Status set, for [`kube_status::run_writer`].
+    pub l2_statuses: Option<watch::Sender<Option<kube_status::DesiredStatuses>>>,
     /// Kubernetes mode: the errors of the newest rejected configuration (empty when it is in
     /// force), for [`kube_events::run_publisher`].
     pub config_errors: Option<watch::Sender<kube_events::Rejection>>,
@@ -110,6 +112,18 @@ pub async fn run<A: Advertiser<Desired = BgpDesired>>(
         }
         if let Some(l2) = reconciler.l2() {
             metrics.set_l2(node_name, l2.announced(), l2.live_members());
+            // As for BGP: only once a plan exists, else a restart would delete every object.
+            // Liveness changes move VIPs too, so this runs on every update.
+            if let (Some(tx), Some(_)) = (&reports.l2_statuses, reconciler.applied()) {
+                let desired = kube_status::desired_from_l2(l2.statuses());
+                tx.send_if_modified(|old| {
+                    let differs = old.as_ref() != Some(&desired);
+                    if differs {
+                        *old = Some(desired);
+                    }
+                    differs
+                });
+            }
         }
         let stale = reconciler.is_stale();
         if let Some(path) = &reports.status_file {
