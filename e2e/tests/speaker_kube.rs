@@ -112,8 +112,19 @@ impl Drop for Daemon {
 /// Starts `ferrolb-speaker` in Kubernetes mode and learns its metrics address from its log.
 /// `pod` is (name, uid) as the downward API would set them.
 fn spawn_speaker(bin: &Path, kubeconfig: &Path, pod: Option<(&str, &str)>) -> Daemon {
+    spawn_speaker_with(bin, kubeconfig, pod, &[])
+}
+
+/// [`spawn_speaker`] with `extra` arguments.
+fn spawn_speaker_with(
+    bin: &Path,
+    kubeconfig: &Path,
+    pod: Option<(&str, &str)>,
+    extra: &[&str],
+) -> Daemon {
     let mut cmd = Command::new(bin);
-    cmd.arg("--kubeconfig")
+    cmd.args(extra)
+        .arg("--kubeconfig")
         .arg(kubeconfig)
         .args(["--node-name", NODE, "--namespace", NS])
         .args(["--metrics-addr", "127.0.0.1:0"])
@@ -316,6 +327,23 @@ impl Lab {
             api_version: "metallb.io/v1beta1".into(),
             kind: "ServiceBGPStatus".into(),
             plural: "servicebgpstatuses".into(),
+        };
+        self.await_objects(&ar, NS, what, done).await
+    }
+}
+
+impl Lab {
+    async fn await_l2_statuses(
+        &self,
+        what: &str,
+        done: impl Fn(&BTreeMap<String, Value>) -> bool,
+    ) -> BTreeMap<String, Value> {
+        let ar = ApiResource {
+            group: "metallb.io".into(),
+            version: "v1beta1".into(),
+            api_version: "metallb.io/v1beta1".into(),
+            kind: "ServiceL2Status".into(),
+            plural: "servicel2statuses".into(),
         };
         self.await_objects(&ar, NS, what, done).await
     }
@@ -692,4 +720,55 @@ async fn api_to_route_latency_over_100_services() {
         pick(99),
         took[took.len() - 1]
     );
+}
+
+/// Layer 2 in Kubernetes mode: the election's result is reported as a ServiceL2Status (with
+/// MetalLB's labels and status fields) and on /metrics, and the object goes when the Service
+/// does. The L2Advertisement has no `spec` at all (valid for MetalLB; it used to fail the whole
+/// watch list). Gossip is off (`--memberlist-port 0`, liveness from Node readiness); without
+/// root the ARP/NDP responder cannot open its sockets, which must not stop the report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_l2_owner_is_reported_as_a_service_l2_status() {
+    let Some(bin) = speaker_bin() else { return };
+    let lab = lab(None).await;
+    lab.apply(&config_yaml(lab.port, ""));
+    lab.apply(&format!(
+        r#"apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {{name: l2, namespace: {NS}}}
+---
+apiVersion: v1
+kind: Node
+metadata: {{name: {NODE}, labels: {{kubernetes.io/hostname: {NODE}}}}}
+status:
+  addresses: [{{type: InternalIP, address: 127.0.0.1}}]
+  conditions: [{{type: Ready, status: "True"}}]
+"#
+    ));
+    lab.apply(&service_yaml("web", "198.51.100.7", "Cluster", NODE));
+    let daemon = spawn_speaker_with(&bin, &lab.kubeconfig, None, &["--memberlist-port", "0"]);
+    let objects = lab
+        .await_l2_statuses("ServiceL2Status for web", |o| {
+            o.values().any(|v| v["status"]["serviceName"] == "web")
+        })
+        .await;
+    assert_eq!(objects.len(), 1, "{objects:#?}");
+    let (name, o) = objects.iter().next().expect("one object");
+    assert!(name.starts_with("l2-"), "{name}");
+    assert_eq!(o["status"]["node"], NODE, "{o:#}");
+    assert_eq!(o["status"]["serviceNamespace"], "default", "{o:#}");
+    let labels = &o["metadata"]["labels"];
+    assert_eq!(labels["metallb.io/node"], NODE, "{o:#}");
+    assert_eq!(labels["metallb.io/service-name"], "web", "{o:#}");
+    assert_eq!(labels["metallb.io/service-namespace"], "default", "{o:#}");
+    await_http(
+        daemon.metrics,
+        "/metrics",
+        "metallb_speaker_announced{service=\"default/web\",protocol=\"layer2\",node=\"node-a\",ip=\"198.51.100.7\"} 1",
+    )
+    .await;
+
+    assert!(lab.server.delete("v1", "Service", Some("default"), "web"));
+    lab.await_l2_statuses("web's ServiceL2Status deleted", |o| o.is_empty())
+        .await;
 }
