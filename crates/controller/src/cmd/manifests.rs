@@ -261,17 +261,18 @@ pub const SPEAKER_NAMESPACE_RULES: &[Rule] = &[
     ("metallb.io", CONFIG_KINDS, LIST_WATCH, &[]),
     // BGPPeer passwords.
     ("", &["secrets"], LIST_WATCH, &[]),
-    // `daemon/kube_status.rs`: one ServiceBGPStatus per (Service, node), watched by label,
+    // `daemon/kube_status.rs`: one ServiceBGPStatus per (Service, node) and one ServiceL2Status
+    // per Service this node answers for, watched by label,
     // created, relabelled by merge patch, deleted; its status is a merge patch.
     (
         "metallb.io",
-        &["servicebgpstatuses"],
+        &["servicebgpstatuses", "servicel2statuses"],
         &["list", "watch", "create", "patch", "delete"],
         &[],
     ),
     (
         "metallb.io",
-        &["servicebgpstatuses/status"],
+        &["servicebgpstatuses/status", "servicel2statuses/status"],
         &["patch"],
         &[],
     ),
