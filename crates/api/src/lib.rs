@@ -11,6 +11,7 @@
 //! - [`annotations`]: the Service-facing annotations (`metallb.io/...`).
 //! - [`legacy`]: conversion of MetalLB v0.12 ConfigMaps to CRs.
 //! - [`parse`]: pure parsers for addresses, communities and durations.
+//! - [`ops_http`]: the daemons' `/metrics`, `/healthz`, `/readyz` server.
 #![warn(missing_docs)]
 
 pub mod annotations;
@@ -18,6 +19,7 @@ pub mod crd;
 pub mod error;
 pub mod legacy;
 pub mod model;
+pub mod ops_http;
 pub mod parse;
 pub mod selector;
 pub mod source;
