@@ -23,6 +23,14 @@ pub trait Endpoints: Send + Sync + 'static {
     fn readiness(&self) -> Result<(), String>;
 }
 
+/// Escapes a label value for the Prometheus text exposition format (backslash, double quote,
+/// newline), so a pool or Service name can never break a metrics line.
+pub fn escape_label_value(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
 /// Binds `addr` and serves until `cancel`. Returns the bound address (port 0 resolved) and the
 /// serving task.
 pub async fn serve<E: Endpoints>(
@@ -142,6 +150,12 @@ mod tests {
         assert_eq!(route("POST /metrics HTTP/1.1", &f).0, 405);
         assert_eq!(route("", &f).0, 405);
         assert_eq!(route("GET /metrics HTTP/1.1", &f).2, "fake_metric 1\n");
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape_label_value("a\\b\"c\nd"), "a\\\\b\\\"c\\nd");
+        assert_eq!(escape_label_value("plain"), "plain");
     }
 
     #[tokio::test]

@@ -10,6 +10,7 @@
 //!
 //! The pool gauges are exported by the leader only (a standby holds no allocator).
 
+use ferrolb_api::ops_http::escape_label_value;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::{Mutex, PoisonError};
@@ -89,7 +90,7 @@ impl Metrics {
                 let _ = writeln!(
                     out,
                     "metallb_allocator_addresses_in_use_total{{pool=\"{}\"}} {in_use}",
-                    escape(pool)
+                    escape_label_value(pool)
                 );
             }
             let mut family = |name: &str, help: &str, kind: &str| {
@@ -104,7 +105,7 @@ impl Metrics {
                 let _ = writeln!(
                     out,
                     "metallb_allocator_addresses_total{{pool=\"{}\"}} {total}",
-                    escape(pool)
+                    escape_label_value(pool)
                 );
             }
             let _ = writeln!(
@@ -127,13 +128,6 @@ impl Metrics {
             out
         })
     }
-}
-
-/// Label value escaping (exposition format: backslash, double quote, newline).
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 #[cfg(test)]

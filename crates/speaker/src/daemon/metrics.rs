@@ -3,6 +3,7 @@
 //! BGP backend's event tasks (sessions, prefixes, UPDATEs); the Layer 2 gossip's counters are
 //! read when rendered, and the L2 announcement state is set after each reconcile.
 
+use ferrolb_api::ops_http::escape_label_value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::sync::{Mutex, PoisonError};
@@ -150,7 +151,7 @@ impl Metrics {
             let mut family = |name: &str, kind: &str, help: &str, value: &dyn Fn(&PeerMetrics) -> String| {
                 let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
                 for (peer, m) in &s.peers {
-                    let _ = writeln!(out, "{name}{{peer=\"{}\"}} {}", escape(peer), value(m));
+                    let _ = writeln!(out, "{name}{{peer=\"{}\"}} {}", escape_label_value(peer), value(m));
                 }
             };
             family(
@@ -198,8 +199,8 @@ impl Metrics {
                 let _ = writeln!(
                     out,
                     "metallb_speaker_announced{{service=\"{}\",protocol=\"layer2\",node=\"{}\",ip=\"{}\"}} 1",
-                    escape(&a.service),
-                    escape(&s.node),
+                    escape_label_value(&a.service),
+                    escape_label_value(&s.node),
                     a.ip
                 );
             }
@@ -243,13 +244,6 @@ fn render_memberlist(out: &mut String, c: &MemberlistCounters) {
         "# HELP ferrolb_memberlist_send_errors_total Gossip datagrams that could not be sent.\n# TYPE ferrolb_memberlist_send_errors_total counter\nferrolb_memberlist_send_errors_total {}",
         c.send_errors
     );
-}
-
-/// Label value escaping (exposition format: backslash, double quote, newline).
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -324,6 +318,6 @@ mod tests {
 
     #[test]
     fn label_values_are_escaped() {
-        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        assert_eq!(escape_label_value("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }
 }
