@@ -8,7 +8,7 @@ N=${1:-10000}
 PORT=${PORT:-11790}
 BIN=${BIN:-target/release}
 W=$(mktemp -d)
-cleanup() { kill "${SP:-}" "${LP:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$W"; }
+cleanup() { kill "${SP:-}" "${LP:-}" 2>/dev/null || true; wait 2>/dev/null || true; [ -n "${KEEP_LOG:-}" ] && cp "$W/speaker.log" "$KEEP_LOG"; rm -rf "$W"; }
 trap cleanup EXIT
 mkdir "$W/cfg"
 svc() { # svc I: one Service with its EndpointSlice; VIPs from 100.64.0.0/16
@@ -39,7 +39,7 @@ LP=$!
 sleep 0.3
 now() { date +%s%N; }
 t0=$(now)
-RUST_LOG=warn "$BIN/ferrolb-speaker" --config-dir "$W/cfg" --node-name node-a \
+env RUST_LOG=warn ${PRELOAD:+LD_PRELOAD=$PRELOAD} "$BIN/ferrolb-speaker" --config-dir "$W/cfg" --node-name node-a \
   --metrics-addr 127.0.0.1:0 2> "$W/speaker.log" &
 SP=$!
 count() { grep -c '"event":"announce"' "$W/routes" || true; }
@@ -48,6 +48,12 @@ t1=$(now)
 echo "announced $(count)/$N routes $(((t1 - t0) / 1000000)) ms after start (load + reconcile + BGP)"
 sleep 2
 echo "RSS with $N announced: $(awk '/VmRSS/ {print $2, $3}' /proc/$SP/status); peak (VmHWM): $(awk '/VmHWM/ {print $2, $3}' /proc/$SP/status)"
+if [ -n "${MALLOC_STATS:-}" ] && command -v gdb >/dev/null; then
+  # glibc's own accounting: "in use bytes" is the live heap, "system bytes" what it holds.
+  gdb -p "$SP" -batch -ex 'call (void) malloc_stats()' >/dev/null 2>&1 || true
+  echo "  glibc malloc_stats (total): $(grep -A3 '^Total' "$W/speaker.log" | tr '\n' ' ')"
+fi
+echo "  of which: $(awk '/^(Anonymous|Rss|Pss_File|Pss_Anon):/ {printf "%s %s kB; ", $1, $2}' /proc/$SP/smaps_rollup) threads $(awk '/Threads/ {print $2}' /proc/$SP/status)"
 # One more Service in its own file: file write -> route at the listener.
 svc "$N" > "$W/extra.tmp"
 want="100.64.$(((N + 1) / 256)).$(((N + 1) % 256))/32"

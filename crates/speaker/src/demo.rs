@@ -294,7 +294,7 @@ pub async fn run() -> Result<(), DemoError> {
         Arc::clone(&metrics),
     );
     println!("speaker: node demo-node, AS64500, peering with 127.0.0.1:{port}");
-    speaker.apply(SourceUpdate::Snapshot(Box::new(res.clone())));
+    speaker.apply(SourceUpdate::snapshot(res.clone()));
     for (key, st) in speaker.statuses() {
         println!("speaker: {key:<10} {}", crate::daemon::status::summary(st));
     }
@@ -305,7 +305,7 @@ pub async fn run() -> Result<(), DemoError> {
     println!("demo: deleting Service demo/{gone}");
     res.services
         .retain(|s| s.metadata.name.as_deref() != Some(gone));
-    speaker.apply(SourceUpdate::Snapshot(Box::new(res.clone())));
+    speaker.apply(SourceUpdate::snapshot(res.clone()));
     await_rib(&mut events, &mut rib, &prefixes(&res), "the withdraw").await?;
 
     println!(

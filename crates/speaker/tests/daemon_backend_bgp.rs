@@ -87,3 +87,35 @@ fn routes_keep_next_hop_communities_and_local_pref() {
     assert_eq!(r6.next_hop, Some("2001:db8::9".parse().expect("ip")));
     assert!(r6.communities.is_empty());
 }
+
+#[test]
+fn routes_with_equal_attributes_share_one_route() {
+    let plain = RouteAttrs::default();
+    let tagged = RouteAttrs {
+        communities: BTreeSet::from([(64500 << 16) | 1]),
+        ..RouteAttrs::default()
+    };
+    let want: BTreeMap<IpNet, RouteAttrs> = (1..=4u8)
+        .map(|i| {
+            let prefix: IpNet = format!("198.51.100.{i}/32").parse().expect("prefix");
+            (
+                prefix,
+                if i % 2 == 0 {
+                    tagged.clone()
+                } else {
+                    plain.clone()
+                },
+            )
+        })
+        .collect();
+    let got = routes(&want);
+    let at = |i: u8| {
+        let prefix: IpNet = format!("198.51.100.{i}/32").parse().expect("prefix");
+        std::sync::Arc::clone(&got[&prefix])
+    };
+    assert!(std::sync::Arc::ptr_eq(&at(1), &at(3)));
+    assert!(std::sync::Arc::ptr_eq(&at(2), &at(4)));
+    assert!(!std::sync::Arc::ptr_eq(&at(1), &at(2)));
+    assert_eq!(at(2).communities, vec![Community((64500 << 16) | 1)]);
+    assert!(at(1).communities.is_empty());
+}

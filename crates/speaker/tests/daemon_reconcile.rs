@@ -58,7 +58,7 @@ endpoints: [{{addresses: [10.0.0.1], nodeName: node-a, conditions: {{ready: true
 
 fn snapshot(text: &str) -> SourceUpdate {
     let res: Resources = load_str(text, Path::new("test")).expect("test YAML");
-    SourceUpdate::Snapshot(Box::new(res))
+    SourceUpdate::snapshot(res)
 }
 
 fn prefixes(d: &BgpDesired) -> Vec<String> {

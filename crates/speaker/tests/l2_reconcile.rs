@@ -109,7 +109,7 @@ endpoints: [{}]
             .join(", ")
     ));
     let res: Resources = load_str(&text, Path::new("test")).expect("test YAML");
-    SourceUpdate::Snapshot(Box::new(res))
+    SourceUpdate::snapshot(res)
 }
 
 struct Speaker {

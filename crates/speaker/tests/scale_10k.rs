@@ -16,6 +16,7 @@ use ferrolb_speaker::advertiser::testing::FakeAdvertiser;
 use ferrolb_speaker::announce::bgp::BgpDesired;
 use ferrolb_speaker::announce::input::ServiceKey;
 use ferrolb_speaker::announce::SpeakerOptions;
+use ferrolb_speaker::daemon::inputs::Inputs;
 use ferrolb_speaker::daemon::metrics::Metrics;
 use ferrolb_speaker::daemon::reconcile::{Reconciler, SourceUpdate};
 use ferrolb_speaker::daemon::status::{status_json, write_atomically, StatusDoc};
@@ -24,11 +25,17 @@ use ferrolb_speaker::daemon::status::{status_json, write_atomically, StatusDoc};
 struct Counting;
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+fn grew(size: usize) {
+    let now = LIVE.fetch_add(size, Ordering::Relaxed) + size;
+    PEAK.fetch_max(now, Ordering::Relaxed);
+}
 
 // SAFETY: forwards every call to `System` unchanged; only adds bookkeeping.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        grew(layout.size());
         // SAFETY: same contract as the caller's.
         unsafe { System.alloc(layout) }
     }
@@ -38,7 +45,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size, Ordering::Relaxed);
+        grew(new_size);
         LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
         // SAFETY: same contract as the caller's.
         unsafe { System.realloc(ptr, layout, new_size) }
@@ -50,6 +57,12 @@ static ALLOC: Counting = Counting;
 
 fn mib() -> f64 {
     LIVE.load(Ordering::Relaxed) as f64 / (1024.0 * 1024.0)
+}
+
+/// The highest live heap since the last call, and starts a new period.
+fn peak_mib() -> f64 {
+    let peak = PEAK.swap(LIVE.load(Ordering::Relaxed), Ordering::Relaxed);
+    peak as f64 / (1024.0 * 1024.0)
 }
 
 const N: usize = 10_000;
@@ -83,36 +96,43 @@ fn ten_thousand_services_become_ten_thousand_routes() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("all.yaml"), config_yaml(N)).expect("write");
     eprintln!("baseline live heap: {:.1} MiB", mib());
+    peak_mib();
 
-    let mut cache = FileCache::new();
+    // The daemon's model: Services and EndpointSlices reduced document by document.
+    let mut cache = FileCache::<Inputs>::default();
     let t = Instant::now();
-    let res = cache
+    let inputs = cache
         .load(&fingerprint(&[dir.path()]).expect("fingerprint"))
         .expect("load");
     eprintln!(
-        "first load (every file parsed): {:?}, live heap holding Resources and the file cache: \
-         {:.1} MiB, of which the cache {:.1} MiB",
+        "first load (every file parsed): {:?}, live heap holding the inputs (shared with the \
+         file cache): {:.1} MiB, peak during the load {:.1} MiB",
         t.elapsed(),
         mib(),
-        cache.last_stats().cached_bytes as f64 / (1024.0 * 1024.0)
+        peak_mib()
     );
     assert_eq!(cache.last_stats().parsed, 1);
-    assert_eq!(res.services.len(), N);
-    assert_eq!(res.endpoint_slices.len(), N);
+    assert_eq!(inputs.service_count(), N);
 
     let metrics = Arc::new(Metrics::default());
     let mut rec: Reconciler<FakeAdvertiser<BgpDesired>> = Reconciler::new(
         SpeakerOptions::for_node("node-a"),
         FakeAdvertiser::default(),
         Arc::clone(&metrics),
-    );
+    )
+    .with_l2(ferrolb_speaker::daemon::l2::L2Reconciler::new(
+        SpeakerOptions::for_node("node-a"),
+        FakeAdvertiser::<ferrolb_speaker::advertiser::L2Desired>::default(),
+        None,
+    ));
     let t = Instant::now();
-    let changed = rec.apply(SourceUpdate::Snapshot(Box::new(res)));
+    let changed = rec.apply(SourceUpdate::Snapshot(Box::new(inputs)));
     eprintln!(
         "reconcile (validate + cluster + compute_bgp + status diff): {:?}, live heap after \
-         (Resources dropped): {:.1} MiB",
+         (snapshot dropped, cache kept): {:.1} MiB, peak during the reconcile {:.1} MiB",
         t.elapsed(),
-        mib()
+        mib(),
+        peak_mib()
     );
     assert_eq!(changed.len(), N, "every Service's report is new");
     let desired = rec.advertiser().current().expect("a desired state was set");
@@ -151,37 +171,47 @@ fn ten_thousand_services_become_ten_thousand_routes() {
     let back: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
     assert_eq!(back["services"].as_object().expect("services").len(), N);
+    drop(back);
     std::fs::remove_file(&path).expect("rm");
 
     // The same snapshot again changes nothing and sends nothing new.
     let res = load_paths(&[dir.path()]).expect("load again");
     let t = Instant::now();
-    let changed = rec.apply(SourceUpdate::Snapshot(Box::new(res)));
+    let changed = rec.apply(SourceUpdate::snapshot(res));
     eprintln!("unchanged snapshot reconcile: {:?}", t.elapsed());
     assert!(changed.is_empty());
     assert_eq!(rec.advertiser().history.len(), 1, "no second desired state");
 
-    // One more Service in a file of its own: only that file is parsed; the big one is decoded
-    // from the cache.
+    // One more Service in a file of its own: only that file is parsed; the big one's reduced
+    // objects come from the cache.
     std::fs::write(dir.path().join("extra.yaml"), service_yaml(N)).expect("write");
+    peak_mib();
     let t = Instant::now();
-    let res = cache
+    let inputs = cache
         .load(&fingerprint(&[dir.path()]).expect("fingerprint"))
         .expect("reload");
     let reload = t.elapsed();
     assert_eq!(cache.last_stats().parsed, 1, "only extra.yaml parsed");
     assert_eq!(cache.last_stats().reused, 1, "all.yaml from the cache");
     let t = Instant::now();
-    let changed = rec.apply(SourceUpdate::Snapshot(Box::new(res)));
+    let changed = rec.apply(SourceUpdate::Snapshot(Box::new(inputs)));
     eprintln!(
-        "one Service file added: incremental load {reload:?}, reconcile {:?}",
-        t.elapsed()
+        "one Service file added: incremental load {reload:?}, reconcile {:?}, live heap after \
+         {:.1} MiB, peak during load and reconcile {:.1} MiB",
+        t.elapsed(),
+        mib(),
+        peak_mib()
     );
     assert_eq!(changed, [ServiceKey::new("default", format!("s{N}"))]);
     let desired = rec.advertiser().current().expect("desired");
     assert_eq!(desired.peers["router"].routes.len(), N + 1);
     let t = Instant::now();
     let full = load_paths(&[dir.path()]).expect("full load");
-    eprintln!("the same load without the cache: {:?}", t.elapsed());
+    eprintln!(
+        "the same load without the cache, as whole k8s objects (Resources): {:?}, live heap \
+         holding them {:.1} MiB",
+        t.elapsed(),
+        mib()
+    );
     assert_eq!(full.services.len(), N + 1);
 }

@@ -37,16 +37,16 @@ use k8s_openapi::api::core::v1::Service;
 use serde::de::DeserializeOwned;
 use serde_yaml_ng::Value;
 
-use super::Resources;
+use super::{Collect, Object, Resources};
 use crate::crd::bgp_peer_v1beta1;
 
 pub mod cache;
 pub mod stamp;
 pub mod watch;
 
-pub use cache::{FileCache, ReloadStats};
+pub use cache::{FileCache, FileModel, KeptResources, ReloadStats};
 pub use stamp::{fingerprint, FileStamp, Fingerprint};
-pub use watch::{watch_paths, Loaded, WatchOptions};
+pub use watch::{watch_files, watch_paths, Loaded, WatchOptions};
 
 /// The [`Resources::ignored`] key counting status overlays that matched no Service.
 pub const UNMATCHED_OVERLAY: &str = "v1/Service (status overlay without a Service)";
@@ -83,7 +83,7 @@ pub fn load_paths(paths: &[impl AsRef<Path>]) -> Result<Resources, LoadError> {
     for file in list_files(paths)? {
         load_file_into(&file, &mut res)?;
     }
-    apply_status_overlays(&mut res);
+    merge_status_overlays(&mut res);
     Ok(res)
 }
 
@@ -92,12 +92,14 @@ pub fn load_paths(paths: &[impl AsRef<Path>]) -> Result<Resources, LoadError> {
 pub fn load_str(text: &str, origin: &Path) -> Result<Resources, LoadError> {
     let mut res = Resources::default();
     load_str_into(text, origin, &mut res)?;
-    apply_status_overlays(&mut res);
+    merge_status_overlays(&mut res);
     Ok(res)
 }
 
-/// Reads and parses one file, overlays left unmerged (they may match a Service of another file).
-fn load_file_into(file: &Path, res: &mut Resources) -> Result<(), LoadError> {
+/// Reads and parses one file into `res`, one document at a time, overlays left unmerged (they
+/// may match a Service of another file): the caller merges them ([`merge_status_overlays`]
+/// for a [`Resources`]).
+pub fn load_file_into(file: &Path, res: &mut impl Collect) -> Result<(), LoadError> {
     let text = std::fs::read_to_string(file).map_err(|source| LoadError::Io {
         path: file.to_path_buf(),
         source,
@@ -111,7 +113,7 @@ pub fn is_status_overlay(svc: &Service) -> bool {
 }
 
 /// Merges every status overlay of `res.services` into its Service and removes it (module doc).
-fn apply_status_overlays(res: &mut Resources) {
+pub fn merge_status_overlays(res: &mut Resources) {
     if !res.services.iter().any(is_status_overlay) {
         return;
     }
@@ -206,7 +208,7 @@ fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<(), LoadErro
     Ok(())
 }
 
-fn load_str_into(text: &str, origin: &Path, res: &mut Resources) -> Result<(), LoadError> {
+fn load_str_into(text: &str, origin: &Path, res: &mut impl Collect) -> Result<(), LoadError> {
     for (i, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
         let document = i + 1;
         let err = |reason: String| LoadError::Parse {
@@ -227,16 +229,16 @@ fn load_str_into(text: &str, origin: &Path, res: &mut Resources) -> Result<(), L
                 .cloned()
                 .unwrap_or_default();
             for (j, item) in items.into_iter().enumerate() {
-                add_object(item, res).map_err(|e| err(format!("items[{j}]: {e}")))?;
+                res.collect(decode_object(item).map_err(|e| err(format!("items[{j}]: {e}")))?);
             }
             continue;
         }
-        add_object(value, res).map_err(err)?;
+        res.collect(decode_object(value).map_err(err)?);
     }
     Ok(())
 }
 
-fn add_object(mut value: Value, res: &mut Resources) -> Result<(), String> {
+fn decode_object(mut value: Value) -> Result<Object, String> {
     let api_version = value
         .get("apiVersion")
         .and_then(Value::as_str)
@@ -257,31 +259,26 @@ fn add_object(mut value: Value, res: &mut Resources) -> Result<(), String> {
             }
         }
     }
-    match (api_version.as_str(), kind.as_str()) {
-        ("metallb.io/v1beta1", "IPAddressPool") => res.ip_address_pools.push(decode(value)?),
-        ("metallb.io/v1beta2", "BGPPeer") => res.bgp_peers.push(decode(value)?),
-        ("metallb.io/v1beta1", "BGPPeer") => res
-            .bgp_peers
-            .push(decode::<bgp_peer_v1beta1::BGPPeer>(value)?.to_v1beta2()),
-        ("metallb.io/v1beta1", "BGPAdvertisement") => res.bgp_advertisements.push(decode(value)?),
-        ("metallb.io/v1beta1", "L2Advertisement") => res.l2_advertisements.push(decode(value)?),
-        ("metallb.io/v1beta1", "Community") => res.communities.push(decode(value)?),
-        ("metallb.io/v1beta1", "BFDProfile") => res.bfd_profiles.push(decode(value)?),
-        ("metallb.io/v1beta1", "ServiceL2Status") => res.service_l2_statuses.push(decode(value)?),
-        ("metallb.io/v1beta1", "ServiceBGPStatus") => res.service_bgp_statuses.push(decode(value)?),
-        ("v1", "Secret") => res.secrets.push(decode(value)?),
-        ("v1", "Namespace") => res.namespaces.push(decode(value)?),
-        ("v1", "Node") => res.nodes.push(decode(value)?),
-        ("v1", "Service") => res.services.push(decode(value)?),
-        ("v1", "ConfigMap") => res.config_maps.push(decode(value)?),
-        ("discovery.k8s.io/v1", "EndpointSlice") => res.endpoint_slices.push(decode(value)?),
-        _ => {
-            *res.ignored
-                .entry(format!("{api_version}/{kind}"))
-                .or_default() += 1
+    Ok(match (api_version.as_str(), kind.as_str()) {
+        ("metallb.io/v1beta1", "IPAddressPool") => Object::IpAddressPool(decode(value)?),
+        ("metallb.io/v1beta2", "BGPPeer") => Object::BgpPeer(decode(value)?),
+        ("metallb.io/v1beta1", "BGPPeer") => {
+            Object::BgpPeer(decode::<bgp_peer_v1beta1::BGPPeer>(value)?.to_v1beta2())
         }
-    }
-    Ok(())
+        ("metallb.io/v1beta1", "BGPAdvertisement") => Object::BgpAdvertisement(decode(value)?),
+        ("metallb.io/v1beta1", "L2Advertisement") => Object::L2Advertisement(decode(value)?),
+        ("metallb.io/v1beta1", "Community") => Object::Community(decode(value)?),
+        ("metallb.io/v1beta1", "BFDProfile") => Object::BfdProfile(decode(value)?),
+        ("metallb.io/v1beta1", "ServiceL2Status") => Object::ServiceL2Status(decode(value)?),
+        ("metallb.io/v1beta1", "ServiceBGPStatus") => Object::ServiceBgpStatus(decode(value)?),
+        ("v1", "Secret") => Object::Secret(decode(value)?),
+        ("v1", "Namespace") => Object::Namespace(decode(value)?),
+        ("v1", "Node") => Object::Node(decode(value)?),
+        ("v1", "Service") => Object::Service(decode(value)?),
+        ("v1", "ConfigMap") => Object::ConfigMap(decode(value)?),
+        ("discovery.k8s.io/v1", "EndpointSlice") => Object::EndpointSlice(decode(value)?),
+        _ => Object::Ignored(format!("{api_version}/{kind}")),
+    })
 }
 
 fn decode<T: DeserializeOwned>(value: Value) -> Result<T, String> {

@@ -73,4 +73,113 @@ impl Resources {
     pub fn ignored_count(&self) -> usize {
         self.ignored.values().sum()
     }
+
+    /// Appends every object of `other` after those of `self`, keeping source order.
+    pub fn append(&mut self, other: Resources) {
+        // Destructured whole so a new field of `Resources` fails to compile here until handled.
+        let Resources {
+            ip_address_pools,
+            bgp_peers,
+            bgp_advertisements,
+            l2_advertisements,
+            communities,
+            bfd_profiles,
+            service_l2_statuses,
+            service_bgp_statuses,
+            secrets,
+            namespaces,
+            nodes,
+            services,
+            endpoint_slices,
+            config_maps,
+            ignored,
+        } = other;
+        self.ip_address_pools.extend(ip_address_pools);
+        self.bgp_peers.extend(bgp_peers);
+        self.bgp_advertisements.extend(bgp_advertisements);
+        self.l2_advertisements.extend(l2_advertisements);
+        self.communities.extend(communities);
+        self.bfd_profiles.extend(bfd_profiles);
+        self.service_l2_statuses.extend(service_l2_statuses);
+        self.service_bgp_statuses.extend(service_bgp_statuses);
+        self.secrets.extend(secrets);
+        self.namespaces.extend(namespaces);
+        self.nodes.extend(nodes);
+        self.services.extend(services);
+        self.endpoint_slices.extend(endpoint_slices);
+        self.config_maps.extend(config_maps);
+        for (kind, n) in ignored {
+            *self.ignored.entry(kind).or_default() += n;
+        }
+    }
+}
+
+/// One decoded object of a source, by kind. v1beta1 BGPPeers arrive converted to v1beta2.
+///
+/// The unit a [`Collect`] receives: a consumer that needs only a few fields of the numerous
+/// kinds (Services, EndpointSlices) reduces each object as it arrives, so a load never holds a
+/// whole source's worth of k8s-openapi objects (about 3 KiB each in memory).
+// Variants differ in size (a Node is large); an Object lives only from its document's decode
+// to its collector, so boxing each would buy nothing but allocations.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Object {
+    /// `metallb.io/v1beta1` IPAddressPool.
+    IpAddressPool(IPAddressPool),
+    /// `metallb.io` BGPPeer (v1beta2).
+    BgpPeer(BGPPeer),
+    /// `metallb.io/v1beta1` BGPAdvertisement.
+    BgpAdvertisement(BGPAdvertisement),
+    /// `metallb.io/v1beta1` L2Advertisement.
+    L2Advertisement(L2Advertisement),
+    /// `metallb.io/v1beta1` Community.
+    Community(Community),
+    /// `metallb.io/v1beta1` BFDProfile.
+    BfdProfile(BFDProfile),
+    /// `metallb.io/v1beta1` ServiceL2Status.
+    ServiceL2Status(ServiceL2Status),
+    /// `metallb.io/v1beta1` ServiceBGPStatus.
+    ServiceBgpStatus(ServiceBGPStatus),
+    /// `v1` Secret.
+    Secret(Secret),
+    /// `v1` Namespace.
+    Namespace(Namespace),
+    /// `v1` Node.
+    Node(Node),
+    /// `v1` Service (a status overlay too: no `spec`, see `files`).
+    Service(Box<Service>),
+    /// `discovery.k8s.io/v1` EndpointSlice.
+    EndpointSlice(Box<EndpointSlice>),
+    /// `v1` ConfigMap.
+    ConfigMap(ConfigMap),
+    /// A document of a kind no daemon reads, by `apiVersion/kind`.
+    Ignored(String),
+}
+
+/// Receives a source's objects one at a time, in source order.
+pub trait Collect {
+    /// Takes the next object.
+    fn collect(&mut self, object: Object);
+}
+
+impl Collect for Resources {
+    fn collect(&mut self, object: Object) {
+        match object {
+            Object::IpAddressPool(o) => self.ip_address_pools.push(o),
+            Object::BgpPeer(o) => self.bgp_peers.push(o),
+            Object::BgpAdvertisement(o) => self.bgp_advertisements.push(o),
+            Object::L2Advertisement(o) => self.l2_advertisements.push(o),
+            Object::Community(o) => self.communities.push(o),
+            Object::BfdProfile(o) => self.bfd_profiles.push(o),
+            Object::ServiceL2Status(o) => self.service_l2_statuses.push(o),
+            Object::ServiceBgpStatus(o) => self.service_bgp_statuses.push(o),
+            Object::Secret(o) => self.secrets.push(o),
+            Object::Namespace(o) => self.namespaces.push(o),
+            Object::Node(o) => self.nodes.push(o),
+            Object::Service(o) => self.services.push(*o),
+            Object::EndpointSlice(o) => self.endpoint_slices.push(*o),
+            Object::ConfigMap(o) => self.config_maps.push(o),
+            Object::Ignored(kind) => *self.ignored.entry(kind).or_default() += 1,
+        }
+    }
 }

@@ -14,6 +14,8 @@ use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::discovery::v1 as discovery;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
+use ferrolb_api::selector::Labels;
+
 use super::input::{Endpoint, EndpointSlice, Node, Service, ServiceKey, SliceKey, TrafficPolicy};
 
 /// The label that ties an EndpointSlice to its Service (`discovery.k8s.io/v1`).
@@ -60,25 +62,134 @@ fn object_name(meta: &ObjectMeta) -> String {
 }
 
 fn namespaced(meta: &ObjectMeta, kind: &'static str) -> Result<(String, String), FromK8sError> {
-    let missing = |field| FromK8sError::MissingField {
+    namespaced_parts(meta.namespace.as_deref(), meta.name.as_deref(), kind)
+}
+
+fn namespaced_parts(
+    namespace: Option<&str>,
+    name: Option<&str>,
+    kind: &'static str,
+) -> Result<(String, String), FromK8sError> {
+    let name = name.ok_or_else(|| FromK8sError::MissingField {
         kind,
-        object: object_name(meta),
-        field,
-    };
-    let name = meta.name.clone().ok_or_else(|| missing("metadata.name"))?;
+        object: "<unnamed>".to_string(),
+        field: "metadata.name",
+    })?;
     // Objects read from a standalone YAML file may omit the namespace; the API server would put
     // them in "default".
-    let namespace = meta
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".to_string());
-    Ok((namespace, name))
+    Ok((namespace.unwrap_or("default").to_string(), name.to_string()))
+}
+
+/// The fields of a `v1/Service` document the speaker reads, kept as written.
+///
+/// Why raw rather than converted: in standalone mode a Service's status may come from a
+/// *status overlay* in another file (the controller's `ferrolb-allocations.yaml`), merged after
+/// all files are read. Keeping the raw fields of both and converting after the merge gives
+/// exactly what converting the merged k8s-openapi object gives (an unparsable IP in a status
+/// that an overlay replaces is not an error), at a tenth of the memory of the k8s object.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ServiceFields {
+    /// `metadata.name`.
+    pub name: Option<String>,
+    /// `metadata.namespace`.
+    pub namespace: Option<String>,
+    /// `metadata.labels`.
+    pub labels: Labels,
+    /// `spec`; `None` for a status overlay, which has none.
+    pub spec: Option<ServiceSpecFields>,
+    /// `status.loadBalancer.ingress[*].ip` (`None` for a hostname-only entry); `None` when
+    /// the document has no `status`.
+    pub ingress: Option<Vec<Option<String>>>,
+}
+
+/// The fields of a Service's `spec` the speaker reads.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ServiceSpecFields {
+    /// `spec.type`.
+    pub type_: Option<String>,
+    /// `spec.externalTrafficPolicy`.
+    pub external_traffic_policy: Option<String>,
+    /// `spec.loadBalancerClass`.
+    pub load_balancer_class: Option<String>,
+}
+
+impl ServiceFields {
+    /// Takes the fields out of a parsed Service, dropping the rest.
+    pub fn from_k8s(svc: core::Service) -> Self {
+        let ingress = svc.status.map(|status| {
+            status
+                .load_balancer
+                .and_then(|lb| lb.ingress)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|entry| entry.ip)
+                .collect()
+        });
+        Self {
+            name: svc.metadata.name,
+            namespace: svc.metadata.namespace,
+            labels: svc.metadata.labels.unwrap_or_default(),
+            spec: svc.spec.map(|spec| ServiceSpecFields {
+                type_: spec.type_,
+                external_traffic_policy: spec.external_traffic_policy,
+                load_balancer_class: spec.load_balancer_class,
+            }),
+            ingress,
+        }
+    }
+
+    /// The same as [`Self::from_k8s`] for a borrowed Service (a reflector store's).
+    pub fn of(svc: &core::Service) -> Self {
+        let ingress = svc.status.as_ref().map(|status| {
+            status
+                .load_balancer
+                .as_ref()
+                .and_then(|lb| lb.ingress.as_deref())
+                .unwrap_or_default()
+                .iter()
+                .map(|entry| entry.ip.clone())
+                .collect()
+        });
+        Self {
+            name: svc.metadata.name.clone(),
+            namespace: svc.metadata.namespace.clone(),
+            labels: svc.metadata.labels.clone().unwrap_or_default(),
+            spec: svc.spec.as_ref().map(|spec| ServiceSpecFields {
+                type_: spec.type_.clone(),
+                external_traffic_policy: spec.external_traffic_policy.clone(),
+                load_balancer_class: spec.load_balancer_class.clone(),
+            }),
+            ingress,
+        }
+    }
+
+    /// Whether this is a status overlay (no `spec`), as `ferrolb_api::source::files` defines.
+    pub fn is_status_overlay(&self) -> bool {
+        self.spec.is_none()
+    }
+
+    /// `(namespace or "default", name or "")`: the key status overlays are matched by.
+    pub fn overlay_key(&self) -> (&str, &str) {
+        (
+            self.namespace.as_deref().unwrap_or("default"),
+            self.name.as_deref().unwrap_or_default(),
+        )
+    }
 }
 
 /// Converts a `v1/Service`.
 pub fn service_from_k8s(svc: &core::Service) -> Result<Service, FromK8sError> {
+    service_from_fields(&ServiceFields::of(svc), None)
+}
+
+/// Converts a Service from its [`ServiceFields`]; `status_ingress`, when given, replaces the
+/// document's own status (a status overlay's, merged).
+pub fn service_from_fields(
+    svc: &ServiceFields,
+    status_ingress: Option<&[Option<String>]>,
+) -> Result<Service, FromK8sError> {
     const KIND: &str = "Service";
-    let (namespace, name) = namespaced(&svc.metadata, KIND)?;
+    let (namespace, name) = namespaced_parts(svc.namespace.as_deref(), svc.name.as_deref(), KIND)?;
     let object = format!("{namespace}/{name}");
     let spec = svc.spec.as_ref();
     let is_load_balancer = spec.and_then(|s| s.type_.as_deref()) == Some("LoadBalancer");
@@ -95,16 +206,13 @@ pub fn service_from_k8s(svc: &core::Service) -> Result<Service, FromK8sError> {
             })
         }
     };
-    let ingress = svc
-        .status
-        .as_ref()
-        .and_then(|s| s.load_balancer.as_ref())
-        .and_then(|lb| lb.ingress.as_deref())
+    let ingress = status_ingress
+        .or(svc.ingress.as_deref())
         .unwrap_or_default();
     let mut ips = Vec::new();
     for (i, entry) in ingress.iter().enumerate() {
         // Hostname-only entries come from other load balancers; they name no VIP of ours.
-        let Some(ip) = entry.ip.as_deref() else {
+        let Some(ip) = entry.as_deref() else {
             continue;
         };
         let parsed: IpAddr = ip.parse().map_err(|_| FromK8sError::BadValue {
@@ -120,7 +228,7 @@ pub fn service_from_k8s(svc: &core::Service) -> Result<Service, FromK8sError> {
     }
     Ok(Service {
         key: ServiceKey::new(namespace, name),
-        labels: svc.metadata.labels.clone().unwrap_or_default(),
+        labels: svc.labels.clone(),
         is_load_balancer,
         load_balancer_class: spec.and_then(|s| s.load_balancer_class.clone()),
         traffic_policy,

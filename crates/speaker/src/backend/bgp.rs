@@ -145,36 +145,44 @@ pub fn peer_config(peer: &BgpPeer) -> PeerConfig {
 
 /// The routes of one peer in crates/bgp's terms.
 pub fn routes(routes: &BTreeMap<IpNet, RouteAttrs>) -> Routes {
+    // Routes with equal attributes share one `Arc<Route>`: VIPs of one pool and advertisement
+    // all carry the same attributes, so 10k routes hold a handful of attribute sets instead of
+    // 10k copies (~1.3 MiB at 10k, docs/speaker.md). crates/bgp packs such routes into common
+    // UPDATEs anyway (RFC 4271 §4.3: one set of path attributes per UPDATE).
+    let mut shared: BTreeMap<&RouteAttrs, Arc<Route>> = BTreeMap::new();
     routes
         .iter()
         .map(|(prefix, a)| {
-            let route = Route {
-                next_hop: match a.next_hop {
-                    // crates/bgp uses the session's local address of the prefix's family.
-                    NextHop::SessionLocal => None,
-                    NextHop::Explicit(ip) => Some(ip),
-                },
-                communities: a.communities.iter().map(|c| Community(*c)).collect(),
-                large_communities: a
-                    .large_communities
-                    .iter()
-                    .map(
-                        |&(global_admin, local_data_1, local_data_2)| LargeCommunity {
-                            global_admin,
-                            local_data_1,
-                            local_data_2,
-                        },
-                    )
-                    .collect(),
-                // RFC 4271 §5.1.5: sent to iBGP only; crates/bgp drops it towards eBGP and
-                // defaults it to 100 towards iBGP.
-                local_pref: a.local_pref,
-                med: None,
-            };
-            // `into` keeps this independent of how crates/bgp stores a route (plain or Arc).
-            (*prefix, route.into())
+            let route = shared.entry(a).or_insert_with(|| Arc::new(route_of(a)));
+            (*prefix, Arc::clone(route))
         })
         .collect()
+}
+
+fn route_of(a: &RouteAttrs) -> Route {
+    Route {
+        next_hop: match a.next_hop {
+            // crates/bgp uses the session's local address of the prefix's family.
+            NextHop::SessionLocal => None,
+            NextHop::Explicit(ip) => Some(ip),
+        },
+        communities: a.communities.iter().map(|c| Community(*c)).collect(),
+        large_communities: a
+            .large_communities
+            .iter()
+            .map(
+                |&(global_admin, local_data_1, local_data_2)| LargeCommunity {
+                    global_admin,
+                    local_data_1,
+                    local_data_2,
+                },
+            )
+            .collect(),
+        // RFC 4271 §5.1.5: sent to iBGP only; crates/bgp drops it towards eBGP and
+        // defaults it to 100 towards iBGP.
+        local_pref: a.local_pref,
+        med: None,
+    }
 }
 
 /// The `peer` label of a session: its address, like MetalLB's metrics.

@@ -45,6 +45,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::inputs::{InputPart, Inputs};
 use super::reconcile::SourceUpdate;
 
 /// The cluster watches, by index into [`Merge::listed`].
@@ -167,14 +168,6 @@ where
     (reader, ticks)
 }
 
-fn all<K>(store: &Store<K>) -> Vec<K>
-where
-    K: Resource + Clone + 'static,
-    K::DynamicType: Eq + Hash + Clone,
-{
-    store.state().iter().map(|k| (**k).clone()).collect()
-}
-
 /// Watches the cluster through `client` (config CRs and Secrets in `namespace`) and sends
 /// updates on `tx` until `cancel` or until the receiver is gone.
 pub async fn watch(
@@ -240,11 +233,15 @@ pub async fn watch(
                 let Some(config) = merge.config.as_ref() else {
                     continue;
                 };
-                let mut res = config.clone();
-                res.services = all(&services);
-                res.endpoint_slices = all(&slices);
-                res.nodes = all(&nodes);
-                SourceUpdate::Snapshot(Box::new(res))
+                // Reduced straight from the stores: no clone of the Services and
+                // EndpointSlices as k8s objects (docs/speaker.md, issue 7).
+                let part = InputPart::from_cluster(
+                    config.clone(),
+                    services.state().iter().map(|s| &**s),
+                    slices.state().iter().map(|s| &**s),
+                    nodes.state().iter().map(|n| &**n),
+                );
+                SourceUpdate::Snapshot(Box::new(Inputs::from_part(part)))
             }
         };
         if tx.send(update).await.is_err() {

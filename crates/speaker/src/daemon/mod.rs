@@ -13,6 +13,7 @@
 //! on `watch` channels (latest wins), and they write at their own pace.
 
 pub mod http;
+pub mod inputs;
 pub mod kube;
 pub mod kube_events;
 pub mod kube_status;
@@ -66,7 +67,7 @@ pub async fn run<A: Advertiser<Desired = BgpDesired>>(
         // The UIDs of the configuration objects, for the Events' `regarding` (the snapshot is
         // consumed by `apply`); only in Kubernetes mode, a few dozen objects.
         let uids = match (&update, &reports.config_errors) {
-            (SourceUpdate::Snapshot(res), Some(_)) => kube_events::config_uids(res),
+            (SourceUpdate::Snapshot(inputs), Some(_)) => kube_events::config_uids(inputs.config()),
             _ => Default::default(),
         };
         let snapshot = match &update {

@@ -17,24 +17,23 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use ferrolb_api::source::files::Loaded;
 use ferrolb_api::source::Resources;
 use ferrolb_api::state::{Applied, ConfigState};
 use ferrolb_api::validate::{validate, IgnoredFieldsReport};
 
+use super::inputs::{Inputs, LoadedInputs};
 use super::metrics::Metrics;
 use super::status;
 use crate::advertiser::Advertiser;
 use crate::announce::bgp::{compute_bgp, BgpDesired, BgpPlan, ServiceStatus};
-use crate::announce::from_k8s::{endpoint_slice_from_k8s, node_from_k8s, service_from_k8s};
-use crate::announce::input::{Cluster, Node, ServiceKey};
+use crate::announce::input::{Cluster, ServiceKey};
 use crate::announce::SpeakerOptions;
 
 /// What a source reports.
 #[derive(Debug, Clone)]
 pub enum SourceUpdate {
-    /// Everything the source holds now.
-    Snapshot(Box<Resources>),
+    /// Everything the source holds now, as the speaker keeps it.
+    Snapshot(Box<Inputs>),
     /// The source cannot be read (directory gone, permission denied, a file does not parse, the
     /// API watch failed). Keeps the last good state.
     Unavailable(String),
@@ -42,42 +41,28 @@ pub enum SourceUpdate {
     Liveness(crate::l2::memberlist::Liveness),
 }
 
+impl SourceUpdate {
+    /// A snapshot of whole objects (the demo, tests), reduced to [`Inputs`].
+    pub fn snapshot(res: Resources) -> Self {
+        SourceUpdate::Snapshot(Box::new(Inputs::from_resources(res)))
+    }
+}
+
 /// A file load: its objects, or the source unavailable.
-impl From<Loaded> for SourceUpdate {
-    fn from(loaded: Loaded) -> Self {
+impl From<LoadedInputs> for SourceUpdate {
+    fn from(loaded: LoadedInputs) -> Self {
         match loaded {
-            Ok(res) => SourceUpdate::Snapshot(Box::new(res)),
+            Ok(inputs) => SourceUpdate::Snapshot(Box::new(inputs)),
             Err(error) => SourceUpdate::Unavailable(error.to_string()),
         }
     }
 }
 
-/// Turns the cluster objects of `res` into a [`Cluster`]. Objects that do not convert are left
-/// out and described in the returned warnings. When `node_name` has no Node object, one with no
-/// labels is synthesized (standalone hosts rarely write their own Node); the flag says so.
+/// Turns the cluster objects of `res` into a [`Cluster`] ([`Inputs::cluster`] of the same
+/// objects): the Cluster, warnings for objects left out, whether this node's Node was
+/// synthesized.
 pub fn cluster_from_resources(res: &Resources, node_name: &str) -> (Cluster, Vec<String>, bool) {
-    let mut warnings = Vec::new();
-    let services: Vec<_> = keep_ok(res.services.iter().map(service_from_k8s), &mut warnings);
-    let slices: Vec<_> = keep_ok(
-        res.endpoint_slices.iter().map(endpoint_slice_from_k8s),
-        &mut warnings,
-    );
-    let nodes: Vec<_> = keep_ok(res.nodes.iter().map(node_from_k8s), &mut warnings);
-    let mut cluster = Cluster::from_objects(services, slices, nodes);
-    let synthesized = !cluster.nodes.contains_key(node_name);
-    if synthesized {
-        cluster.upsert_node(Node::new(node_name, Default::default()));
-    }
-    (cluster, warnings, synthesized)
-}
-
-fn keep_ok<T>(
-    items: impl Iterator<Item = Result<T, crate::announce::from_k8s::FromK8sError>>,
-    warnings: &mut Vec<String>,
-) -> Vec<T> {
-    items
-        .filter_map(|r| r.map_err(|e| warnings.push(e.to_string())).ok())
-        .collect()
+    Inputs::from_resources(res.clone()).cluster(node_name)
 }
 
 /// Holds the last good inputs and drives one [`Advertiser`].
@@ -178,7 +163,8 @@ impl<A: Advertiser<Desired = BgpDesired>> Reconciler<A> {
         changed
     }
 
-    fn on_snapshot(&mut self, res: &Resources) -> Vec<ServiceKey> {
+    fn on_snapshot(&mut self, inputs: &Inputs) -> Vec<ServiceKey> {
+        let res = inputs.config();
         let applied = self.config.apply(validate(res));
         // Issue 9: accepted-but-ignored fields are said once per configuration change.
         for ignored in self.ignored.to_report(applied, res) {
@@ -196,7 +182,7 @@ impl<A: Advertiser<Desired = BgpDesired>> Reconciler<A> {
                 }
             }
         }
-        let (cluster, warnings, synthesized) = cluster_from_resources(res, &self.opts.node_name);
+        let (cluster, warnings, synthesized) = inputs.cluster(&self.opts.node_name);
         for warning in warnings {
             tracing::warn!(%warning, "object ignored");
         }

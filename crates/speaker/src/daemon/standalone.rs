@@ -1,7 +1,9 @@
 //! Standalone source: a directory of Kubernetes YAML, watched by the file watcher shared with
 //! the controller, [`ferrolb_api::source::files::watch_paths`]: inotify events reload within
 //! milliseconds (a burst of writes gives one reload), `--poll-ms` is the fallback period, and
-//! only the files whose stamp changed are parsed again.
+//! only the files whose stamp changed are parsed again. Loads build the speaker's
+//! [`Inputs`]: Services and EndpointSlices are reduced document by document, and the cache
+//! keeps the reduced objects.
 //!
 //! Each load is handed to the reconcile loop and not kept here. Any failure to list or read the
 //! directory or to parse a file becomes [`SourceUpdate::Unavailable`], which keeps the last good
@@ -10,10 +12,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ferrolb_api::source::files::{watch_paths, WatchOptions};
+use ferrolb_api::source::files::{watch_files, WatchOptions};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::inputs::Inputs;
 use super::reconcile::SourceUpdate;
 
 /// Watches `dir` until `cancel` or until the receiver is gone; `poll` is the fallback period.
@@ -28,7 +31,7 @@ pub async fn watch_dir(
         ..WatchOptions::default()
     };
     tokio::select! {
-        () = watch_paths(vec![dir], opts, tx) => {}
+        () = watch_files::<Inputs, _>(vec![dir], opts, tx) => {}
         () = cancel.cancelled() => {}
     }
 }

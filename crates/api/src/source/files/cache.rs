@@ -1,5 +1,10 @@
 //! Incremental loading: re-parse only the files whose [`FileStamp`] changed.
 //!
+//! What is kept of a file and how files combine into a load's result is the [`FileModel`]'s
+//! business. The model both daemons' full loads use is [`Resources`], described below; the
+//! speaker has its own (`ferrolb_speaker::daemon::inputs`) that keeps only the few fields of
+//! Services and EndpointSlices it reads, reduced as each document is decoded.
+//!
 //! Parsing YAML into k8s-openapi objects is the slow part of a load (about 0.5 s for 10k
 //! Services with their EndpointSlices, 4.6 MB of YAML, docs/speaker.md), and keeping the parsed
 //! objects costs about 31 MiB at that size. [`FileCache`] keeps instead, per file, its objects
@@ -17,21 +22,102 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use super::{apply_status_overlays, load_file_into, FileStamp, Fingerprint, LoadError};
-use crate::source::Resources;
+use super::{load_file_into, merge_status_overlays, FileStamp, Fingerprint, LoadError};
+use crate::source::{Collect, Resources};
+
+/// How a load's result is built from files: what a file's documents are collected into, what
+/// [`FileCache`] keeps of a file between loads, and how the files' parts combine.
+pub trait FileModel: Sized {
+    /// A file's objects, collected as its documents are decoded (overlays unmerged).
+    type Collected: Collect + Default;
+    /// What the cache keeps of a file between loads.
+    type Kept;
+    /// A file's contribution to one load's result.
+    type Part;
+    /// Splits a freshly parsed file into what is kept and this load's part.
+    fn keep(collected: Self::Collected) -> (Self::Kept, Self::Part);
+    /// This load's part of an unchanged file; `None` parses the file again.
+    fn reuse(kept: &Self::Kept) -> Option<Self::Part>;
+    /// The load's result from every file's part, in file order.
+    fn merge(parts: Vec<Self::Part>) -> Self;
+    /// Bytes a kept file holds, as far as cheaply known, for [`ReloadStats::cached_bytes`].
+    fn kept_bytes(_kept: &Self::Kept) -> usize {
+        0
+    }
+}
+
+/// What the cache keeps of a file for a [`Resources`] load.
+#[derive(Debug)]
+pub enum KeptResources {
+    /// The file's objects as compact JSON (the usual case).
+    Json(Box<[u8]>),
+    /// The objects themselves, when they would not encode (never seen; a fallback).
+    Plain(Box<Resources>),
+}
+
+impl KeptResources {
+    fn len(&self) -> usize {
+        match self {
+            KeptResources::Json(json) => json.len(),
+            KeptResources::Plain(_) => 0,
+        }
+    }
+}
+
+impl FileModel for Resources {
+    type Collected = Resources;
+    type Kept = KeptResources;
+    type Part = Resources;
+
+    fn keep(collected: Resources) -> (KeptResources, Resources) {
+        let kept = match serde_json::to_vec(&collected) {
+            Ok(json) => KeptResources::Json(json.into_boxed_slice()),
+            Err(_) => KeptResources::Plain(Box::new(collected.clone())),
+        };
+        (kept, collected)
+    }
+
+    fn reuse(kept: &KeptResources) -> Option<Resources> {
+        match kept {
+            KeptResources::Json(json) => serde_json::from_slice(json).ok(),
+            KeptResources::Plain(res) => Some((**res).clone()),
+        }
+    }
+
+    fn merge(parts: Vec<Resources>) -> Resources {
+        let mut all = Resources::default();
+        for part in parts {
+            all.append(part);
+        }
+        merge_status_overlays(&mut all);
+        all
+    }
+
+    fn kept_bytes(kept: &KeptResources) -> usize {
+        kept.len()
+    }
+}
 
 /// Per-file parse results of earlier loads.
-#[derive(Debug, Default)]
-pub struct FileCache {
-    entries: BTreeMap<PathBuf, Entry>,
+#[derive(Debug)]
+pub struct FileCache<M: FileModel = Resources> {
+    entries: BTreeMap<PathBuf, Entry<M::Kept>>,
     last: ReloadStats,
 }
 
+impl<M: FileModel> Default for FileCache<M> {
+    fn default() -> Self {
+        Self {
+            entries: BTreeMap::new(),
+            last: ReloadStats::default(),
+        }
+    }
+}
+
 #[derive(Debug)]
-struct Entry {
+struct Entry<K> {
     stamp: FileStamp,
-    /// The file's [`Resources`] (overlays unmerged) as JSON.
-    json: Box<[u8]>,
+    kept: K,
 }
 
 /// What the last [`FileCache::load`] did.
@@ -41,26 +127,28 @@ pub struct ReloadStats {
     pub parsed: usize,
     /// Files decoded from the cache.
     pub reused: usize,
-    /// Bytes the cache holds after the load.
+    /// Bytes the cache holds after the load, as far as the model knows ([`FileModel::kept_bytes`]).
     pub cached_bytes: usize,
 }
 
-impl FileCache {
-    /// An empty cache: the first load parses every file.
+impl FileCache<Resources> {
+    /// An empty cache for [`Resources`] loads: the first load parses every file.
     pub fn new() -> Self {
         Self::default()
     }
+}
 
+impl<M: FileModel> FileCache<M> {
     /// What the last load did.
     pub fn last_stats(&self) -> ReloadStats {
         self.last
     }
 
     /// Loads the files of `fingerprint` in its order, parsing only those whose stamp differs
-    /// from the cached one, and merges status overlays. Entries of files no longer listed are
-    /// dropped. On an error the entries of the files that did load are kept, so fixing the
-    /// broken file re-parses only that file.
-    pub fn load(&mut self, fingerprint: &Fingerprint) -> Result<Resources, LoadError> {
+    /// from the cached one. Entries of files no longer listed are dropped. On an error the
+    /// entries of the files that did load are kept, so fixing the broken file re-parses only
+    /// that file.
+    pub fn load(&mut self, fingerprint: &Fingerprint) -> Result<M, LoadError> {
         let mut kept = BTreeMap::new();
         let mut stats = ReloadStats::default();
         let result = self.load_into(fingerprint, &mut kept, &mut stats);
@@ -68,7 +156,7 @@ impl FileCache {
             kept.append(&mut self.entries);
         }
         self.entries = kept;
-        stats.cached_bytes = self.entries.values().map(|e| e.json.len()).sum();
+        stats.cached_bytes = self.entries.values().map(|e| M::kept_bytes(&e.kept)).sum();
         self.last = stats;
         result
     }
@@ -76,84 +164,38 @@ impl FileCache {
     fn load_into(
         &mut self,
         fingerprint: &Fingerprint,
-        kept: &mut BTreeMap<PathBuf, Entry>,
+        kept: &mut BTreeMap<PathBuf, Entry<M::Kept>>,
         stats: &mut ReloadStats,
-    ) -> Result<Resources, LoadError> {
-        let mut all = Resources::default();
+    ) -> Result<M, LoadError> {
+        let mut parts = Vec::with_capacity(fingerprint.len());
         for (path, stamp) in fingerprint {
             let cached = self
                 .entries
                 .remove(path)
                 .filter(|entry| entry.stamp == *stamp)
-                .and_then(|entry| {
-                    let res = serde_json::from_slice::<Resources>(&entry.json).ok()?;
-                    Some((entry, res))
-                });
-            let (entry, res) = match cached {
+                .and_then(|entry| Some((M::reuse(&entry.kept)?, entry)));
+            let (part, entry) = match cached {
                 Some(hit) => {
                     stats.reused += 1;
                     hit
                 }
                 None => {
-                    let mut res = Resources::default();
-                    load_file_into(path, &mut res)?;
+                    let mut collected = M::Collected::default();
+                    load_file_into(path, &mut collected)?;
                     stats.parsed += 1;
-                    // Encoding our own typed objects cannot fail in practice; if it did, the
-                    // file is simply parsed again next time.
-                    let Ok(json) = serde_json::to_vec(&res) else {
-                        append(&mut all, res);
-                        continue;
-                    };
-                    let entry = Entry {
-                        stamp: *stamp,
-                        json: json.into_boxed_slice(),
-                    };
-                    (entry, res)
+                    let (k, part) = M::keep(collected);
+                    (
+                        part,
+                        Entry {
+                            stamp: *stamp,
+                            kept: k,
+                        },
+                    )
                 }
             };
             kept.insert(path.clone(), entry);
-            append(&mut all, res);
+            parts.push(part);
         }
-        apply_status_overlays(&mut all);
-        Ok(all)
-    }
-}
-
-/// Appends every object of `other` after those of `into`, keeping file order.
-fn append(into: &mut Resources, other: Resources) {
-    // Destructured whole so a new field of `Resources` fails to compile here until handled.
-    let Resources {
-        ip_address_pools,
-        bgp_peers,
-        bgp_advertisements,
-        l2_advertisements,
-        communities,
-        bfd_profiles,
-        service_l2_statuses,
-        service_bgp_statuses,
-        secrets,
-        namespaces,
-        nodes,
-        services,
-        endpoint_slices,
-        config_maps,
-        ignored,
-    } = other;
-    into.ip_address_pools.extend(ip_address_pools);
-    into.bgp_peers.extend(bgp_peers);
-    into.bgp_advertisements.extend(bgp_advertisements);
-    into.l2_advertisements.extend(l2_advertisements);
-    into.communities.extend(communities);
-    into.bfd_profiles.extend(bfd_profiles);
-    into.service_l2_statuses.extend(service_l2_statuses);
-    into.service_bgp_statuses.extend(service_bgp_statuses);
-    into.secrets.extend(secrets);
-    into.namespaces.extend(namespaces);
-    into.nodes.extend(nodes);
-    into.services.extend(services);
-    into.endpoint_slices.extend(endpoint_slices);
-    into.config_maps.extend(config_maps);
-    for (kind, n) in ignored {
-        *into.ignored.entry(kind).or_default() += n;
+        Ok(M::merge(parts))
     }
 }

@@ -39,11 +39,11 @@ use notify::{EventKind, RecursiveMode, Watcher as _};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::{fingerprint, FileCache, Fingerprint, LoadError};
+use super::{fingerprint, FileCache, FileModel, Fingerprint, LoadError};
 use crate::source::Resources;
 
 /// One load result: the whole current content, or why the source is unavailable.
-pub type Loaded = Result<Resources, LoadError>;
+pub type Loaded<M = Resources> = Result<M, LoadError>;
 
 /// A burst of events longer than this still reloads (once per `MAX_SETTLE`): config management
 /// writing files continuously must not starve the reload.
@@ -90,11 +90,22 @@ pub async fn watch_paths<T>(paths: Vec<PathBuf>, opts: WatchOptions, tx: mpsc::S
 where
     T: From<Loaded> + Send + 'static,
 {
+    watch_files::<Resources, T>(paths, opts, tx).await
+}
+
+/// [`watch_paths`] for any [`FileModel`]: each load builds an `M` (the speaker's reduced
+/// inputs, say) instead of a [`Resources`].
+pub async fn watch_files<M, T>(paths: Vec<PathBuf>, opts: WatchOptions, tx: mpsc::Sender<T>)
+where
+    M: FileModel + Send + 'static,
+    M::Kept: Send + 'static,
+    T: From<Loaded<M>> + Send + 'static,
+{
     let (event_tx, mut events) = mpsc::channel::<()>(1);
     let mut watcher: Option<notify::RecommendedWatcher> = None;
     // Logged once: without inotify every tick would try again and say so.
     let mut said_polling = false;
-    let mut cache = FileCache::new();
+    let mut cache = FileCache::<M>::default();
     let mut last: Option<Result<Fingerprint, String>> = None;
     let mut ticker = tokio::time::interval(opts.poll.max(Duration::from_millis(1)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -149,7 +160,7 @@ where
                         tracing::error!(bug = true, error = %join, "file load task failed");
                         last = None;
                         (
-                            FileCache::new(),
+                            FileCache::default(),
                             Err(LoadError::Io {
                                 path: paths.first().cloned().unwrap_or_default(),
                                 source: std::io::Error::other(join.to_string()),

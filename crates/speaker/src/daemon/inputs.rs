@@ -1,0 +1,212 @@
+//! What the speaker keeps of a source snapshot: the configuration objects whole, Services and
+//! EndpointSlices reduced to the fields the announcement computation reads.
+//!
+//! ```text
+//!  YAML document ─▶ k8s-openapi object ─▶ InputPart (per file, cached as Arc) ─┐
+//!  (one at a time)                          config CRs, Secrets, Nodes: whole   ├─▶ Inputs
+//!                                           Services: ServiceFields             │   (parts in
+//!                                           EndpointSlices: converted           │   file order)
+//!  reflector stores (Kubernetes mode) ─────────────────────── one InputPart ───┘
+//! ```
+//!
+//! Why: a k8s-openapi Service or EndpointSlice takes about 1.5 KiB in memory before its
+//! strings; holding 10k of each for one load peaked at ~64 MB and glibc kept most of it
+//! (docs/speaker.md, issue 7). Reduced as each document is decoded, a load holds one k8s
+//! object at a time, and the file cache keeps the reduced objects themselves (shared with the
+//! snapshot by `Arc`, nothing to decode on reuse).
+//!
+//! *Guarantees*: the [`Cluster`] built from [`Inputs`] equals the one built from the whole
+//! [`Resources`] of the same files (status overlays merged the same way; tested in
+//! `tests/daemon_inputs.rs`), and the configuration is the same [`Resources`] minus Services
+//! and EndpointSlices, which validation does not read.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use ferrolb_api::source::files::{FileModel, Loaded};
+use ferrolb_api::source::{Collect, Object, Resources};
+use k8s_openapi::api::core::v1 as core;
+use k8s_openapi::api::discovery::v1 as discovery;
+
+use crate::announce::from_k8s::{
+    endpoint_slice_from_k8s, node_from_k8s, service_from_fields, FromK8sError, ServiceFields,
+};
+use crate::announce::input::{Cluster, EndpointSlice, Node};
+
+/// One file's objects (or the API's), as the speaker keeps them.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct InputPart {
+    /// Everything but Services and EndpointSlices: the metallb.io objects, Secrets,
+    /// Namespaces, Nodes, ConfigMaps and the counts of ignored kinds.
+    pub config: Resources,
+    /// Services and status overlays, in source order.
+    pub services: Vec<ServiceFields>,
+    /// EndpointSlices, converted (or why not), in source order.
+    pub slices: Vec<Result<EndpointSlice, FromK8sError>>,
+}
+
+impl Collect for InputPart {
+    fn collect(&mut self, object: Object) {
+        match object {
+            Object::Service(svc) => self.services.push(ServiceFields::from_k8s(*svc)),
+            Object::EndpointSlice(slice) => self.slices.push(endpoint_slice_from_k8s(&slice)),
+            other => self.config.collect(other),
+        }
+    }
+}
+
+impl InputPart {
+    /// The part of cluster objects read from the API (reflector stores).
+    pub fn from_cluster<'a>(
+        config: Resources,
+        services: impl IntoIterator<Item = &'a core::Service>,
+        slices: impl IntoIterator<Item = &'a discovery::EndpointSlice>,
+        nodes: impl IntoIterator<Item = &'a core::Node>,
+    ) -> Self {
+        let mut config = config;
+        config.services.clear();
+        config.endpoint_slices.clear();
+        config.nodes = nodes.into_iter().cloned().collect();
+        Self {
+            config,
+            services: services.into_iter().map(ServiceFields::of).collect(),
+            slices: slices.into_iter().map(endpoint_slice_from_k8s).collect(),
+        }
+    }
+}
+
+/// What the speaker reads of one source snapshot: the parts of every file, in file order.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Inputs {
+    parts: Vec<Arc<InputPart>>,
+    /// Every part's configuration objects, appended in order (a few dozen objects and the
+    /// Nodes; cloned once per load so validation gets one [`Resources`]).
+    config: Resources,
+}
+
+impl Inputs {
+    /// Inputs of one part.
+    pub fn from_part(part: InputPart) -> Self {
+        Self::merge(vec![Arc::new(part)])
+    }
+
+    /// Reduces a whole [`Resources`] (the demo, tests, anything holding one already).
+    pub fn from_resources(res: Resources) -> Self {
+        let mut part = InputPart::default();
+        let Resources {
+            services,
+            endpoint_slices,
+            ..
+        } = &res;
+        part.services = services.iter().map(ServiceFields::of).collect();
+        part.slices = endpoint_slices
+            .iter()
+            .map(endpoint_slice_from_k8s)
+            .collect();
+        let mut config = res;
+        config.services = Vec::new();
+        config.endpoint_slices = Vec::new();
+        part.config = config;
+        Self::from_part(part)
+    }
+
+    /// The configuration objects (Services and EndpointSlices left out), for validation.
+    pub fn config(&self) -> &Resources {
+        &self.config
+    }
+
+    /// Number of Services (status overlays not counted).
+    pub fn service_count(&self) -> usize {
+        self.services().filter(|s| !s.is_status_overlay()).count()
+    }
+
+    fn services(&self) -> impl Iterator<Item = &ServiceFields> {
+        self.parts.iter().flat_map(|p| p.services.iter())
+    }
+
+    /// The cluster objects as the computation reads them, status overlays merged exactly as
+    /// `ferrolb_api::source::files` merges them into Services. Objects that do not convert are
+    /// left out and described in the returned warnings. When `node_name` has no Node object,
+    /// one with no labels is synthesized (standalone hosts rarely write their own Node); the
+    /// flag says so.
+    pub fn cluster(&self, node_name: &str) -> (Cluster, Vec<String>, bool) {
+        let mut warnings = Vec::new();
+        // Overlays in order, so of two for one Service the later wins; an overlay without a
+        // status changes nothing the speaker reads (annotations only).
+        let mut overlays: BTreeMap<(&str, &str), &[Option<String>]> = BTreeMap::new();
+        for svc in self.services().filter(|s| s.is_status_overlay()) {
+            if let Some(ingress) = &svc.ingress {
+                overlays.insert(svc.overlay_key(), ingress);
+            }
+        }
+        // Of two Services with one key the overlay goes to the last, as in the file source.
+        let mut last_of_key: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+        let services: Vec<&ServiceFields> =
+            self.services().filter(|s| !s.is_status_overlay()).collect();
+        for (i, svc) in services.iter().enumerate() {
+            last_of_key.insert(svc.overlay_key(), i);
+        }
+        let mut converted = Vec::with_capacity(services.len());
+        for (i, svc) in services.iter().enumerate() {
+            let key = svc.overlay_key();
+            let status = (last_of_key.get(&key) == Some(&i))
+                .then(|| overlays.get(&key).copied())
+                .flatten();
+            match service_from_fields(svc, status) {
+                Ok(s) => converted.push(s),
+                Err(e) => warnings.push(e.to_string()),
+            }
+        }
+        let slices: Vec<EndpointSlice> = self
+            .parts
+            .iter()
+            .flat_map(|p| p.slices.iter())
+            .filter_map(|r| match r {
+                Ok(slice) => Some(slice.clone()),
+                Err(e) => {
+                    warnings.push(e.to_string());
+                    None
+                }
+            })
+            .collect();
+        let mut nodes = Vec::with_capacity(self.config.nodes.len());
+        for node in &self.config.nodes {
+            match node_from_k8s(node) {
+                Ok(n) => nodes.push(n),
+                Err(e) => warnings.push(e.to_string()),
+            }
+        }
+        let mut cluster = Cluster::from_objects(converted, slices, nodes);
+        let synthesized = !cluster.nodes.contains_key(node_name);
+        if synthesized {
+            cluster.upsert_node(Node::new(node_name, Default::default()));
+        }
+        (cluster, warnings, synthesized)
+    }
+}
+
+impl FileModel for Inputs {
+    type Collected = InputPart;
+    type Kept = Arc<InputPart>;
+    type Part = Arc<InputPart>;
+
+    fn keep(collected: InputPart) -> (Arc<InputPart>, Arc<InputPart>) {
+        let part = Arc::new(collected);
+        (Arc::clone(&part), part)
+    }
+
+    fn reuse(kept: &Arc<InputPart>) -> Option<Arc<InputPart>> {
+        Some(Arc::clone(kept))
+    }
+
+    fn merge(parts: Vec<Arc<InputPart>>) -> Self {
+        let mut config = Resources::default();
+        for part in &parts {
+            config.append(part.config.clone());
+        }
+        Self { parts, config }
+    }
+}
+
+/// A file load of the speaker's model.
+pub type LoadedInputs = Loaded<Inputs>;

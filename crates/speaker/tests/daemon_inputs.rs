@@ -1,0 +1,242 @@
+//! The speaker's reduced inputs (`daemon::inputs`) give exactly the cluster that the whole
+//! k8s objects give: the same Services, EndpointSlices and Nodes, the same warnings, status
+//! overlays merged the same way, whatever file the overlay or the Service is in. The reference
+//! is computed here from `load_paths`' whole `Resources` with the per-object conversions.
+
+use std::path::Path;
+
+use ferrolb_api::source::files::{fingerprint, load_paths, FileCache};
+use ferrolb_api::source::Resources;
+use ferrolb_speaker::announce::from_k8s::{
+    endpoint_slice_from_k8s, node_from_k8s, service_from_k8s,
+};
+use ferrolb_speaker::announce::input::{Cluster, Node};
+use ferrolb_speaker::daemon::inputs::Inputs;
+
+/// The cluster as the speaker computed it before reducing: every whole object converted.
+fn reference(res: &Resources, node_name: &str) -> (Cluster, Vec<String>, bool) {
+    let mut warnings = Vec::new();
+    let mut keep = |r: Result<_, ferrolb_speaker::announce::from_k8s::FromK8sError>| {
+        r.map_err(|e| warnings.push(e.to_string())).ok()
+    };
+    let services: Vec<_> = res
+        .services
+        .iter()
+        .filter_map(|s| keep(service_from_k8s(s)))
+        .collect();
+    let mut keep_slice = |r: Result<_, ferrolb_speaker::announce::from_k8s::FromK8sError>| {
+        r.map_err(|e| warnings.push(e.to_string())).ok()
+    };
+    let slices: Vec<_> = res
+        .endpoint_slices
+        .iter()
+        .filter_map(|s| keep_slice(endpoint_slice_from_k8s(s)))
+        .collect();
+    let mut keep_node = |r: Result<_, ferrolb_speaker::announce::from_k8s::FromK8sError>| {
+        r.map_err(|e| warnings.push(e.to_string())).ok()
+    };
+    let nodes: Vec<_> = res
+        .nodes
+        .iter()
+        .filter_map(|n| keep_node(node_from_k8s(n)))
+        .collect();
+    let mut cluster = Cluster::from_objects(services, slices, nodes);
+    let synthesized = !cluster.nodes.contains_key(node_name);
+    if synthesized {
+        cluster.upsert_node(Node::new(node_name, Default::default()));
+    }
+    (cluster, warnings, synthesized)
+}
+
+/// Writes `files` into a fresh directory and checks the reduced load against the reference,
+/// for a fresh cache and for a cache reusing every file.
+fn check(files: &[(&str, &str)]) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).expect("write");
+    }
+    let res = load_paths(&[dir.path()]).expect("whole load");
+    let mut cache = FileCache::<Inputs>::default();
+    let fp = fingerprint(&[dir.path()]).expect("fingerprint");
+    let inputs = cache.load(&fp).expect("reduced load");
+    let again = cache.load(&fp).expect("reduced load from the cache");
+    assert_eq!(cache.last_stats().reused, files.len());
+    for node in ["node-a", "node-x"] {
+        let want = reference(&res, node);
+        assert_eq!(inputs.cluster(node), want, "{files:?}");
+        assert_eq!(again.cluster(node), want, "{files:?} (cached)");
+    }
+    // Validation reads the configuration: everything but Services and EndpointSlices.
+    let mut config = res.clone();
+    config.services.clear();
+    config.endpoint_slices.clear();
+    // Unmatched overlays are counted by the whole load only.
+    config.ignored.clear();
+    let mut got = inputs.config().clone();
+    got.ignored.clear();
+    assert_eq!(got, config);
+    // And a whole `Resources` reduces to the same.
+    assert_eq!(
+        Inputs::from_resources(res.clone()).cluster("node-a"),
+        reference(&res, "node-a")
+    );
+}
+
+const CONFIG: &str = r#"
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: pool, namespace: metallb-system}
+spec: {addresses: ["198.51.100.0/24"]}
+---
+apiVersion: v1
+kind: Node
+metadata: {name: node-a, labels: {zone: a}}
+status:
+  conditions: [{type: Ready, status: "True"}]
+  addresses: [{type: InternalIP, address: 10.0.0.1}]
+---
+apiVersion: v1
+kind: Node
+metadata: {name: node-b}
+status: {addresses: [{type: InternalIP, address: not-an-ip}]}
+"#;
+
+fn service(name: &str, ns: Option<&str>, policy: &str, status: &str) -> String {
+    let ns = ns.map(|n| format!(", namespace: {n}")).unwrap_or_default();
+    format!(
+        "---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}{ns}, labels: {{app: {name}}}}}\nspec: {{type: LoadBalancer, externalTrafficPolicy: {policy}, loadBalancerClass: x/y}}\n{status}\n"
+    )
+}
+
+fn overlay(name: &str, ns: Option<&str>, status: &str) -> String {
+    let ns = ns.map(|n| format!(", namespace: {n}")).unwrap_or_default();
+    format!(
+        "---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}{ns}, annotations: {{a: b}}}}\n{status}\n"
+    )
+}
+
+const SLICES: &str = r#"
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: web-1, namespace: default, labels: {kubernetes.io/service-name: web}}
+addressType: IPv4
+endpoints:
+- {addresses: [10.1.0.1], nodeName: node-a, conditions: {ready: true}}
+- {addresses: [10.1.0.2], nodeName: node-b, conditions: {ready: false, serving: true, terminating: false}}
+- {addresses: [10.1.0.3]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: orphan, namespace: default}
+addressType: IPv4
+endpoints: [{addresses: [10.1.0.9], nodeName: node-a}]
+"#;
+
+#[test]
+fn services_slices_and_nodes_convert_as_whole_objects_do() {
+    let lb = "status: {loadBalancer: {ingress: [{ip: 198.51.100.1}, {hostname: h.example}, {ip: 198.51.100.1}]}}";
+    let text = [
+        CONFIG.to_string(),
+        service("web", None, "Cluster", lb),
+        service("local", Some("prod"), "Local", "status: {}"),
+        service("bad-ip", None, "Cluster", "status: {loadBalancer: {ingress: [{ip: nope}]}}"),
+        service("bad-policy", None, "Sideways", ""),
+        "---\napiVersion: v1\nkind: Service\nmetadata: {namespace: default}\nspec: {type: LoadBalancer}\n"
+            .to_string(),
+        "---\napiVersion: v1\nkind: Service\nmetadata: {name: plain}\nspec: {}\n".to_string(),
+        SLICES.to_string(),
+    ]
+    .concat();
+    check(&[("all.yaml", &text)]);
+}
+
+#[test]
+fn status_overlays_merge_as_in_the_file_source() {
+    let ip = |a: &str| format!("status: {{loadBalancer: {{ingress: [{{ip: {a}}}]}}}}");
+    let services = [
+        CONFIG.to_string(),
+        // An overlay replaces the status, even a broken one.
+        service(
+            "web",
+            None,
+            "Cluster",
+            "status: {loadBalancer: {ingress: [{ip: nope}]}}",
+        ),
+        service("kept", Some("prod"), "Local", &ip("198.51.100.7")),
+        // Two Services with one key: the overlay goes to the last.
+        service("twice", None, "Cluster", ""),
+        service("twice", Some("default"), "Local", ""),
+    ]
+    .concat();
+    let overlays = [
+        overlay("web", Some("default"), &ip("198.51.100.1")),
+        // Without a status an overlay changes nothing the speaker reads.
+        overlay("kept", Some("prod"), ""),
+        // Of two overlays for one Service the later wins.
+        overlay("twice", None, &ip("198.51.100.2")),
+        overlay("twice", None, &ip("198.51.100.3")),
+        // An overlay for no Service is dropped.
+        overlay("gone", None, &ip("198.51.100.4")),
+    ]
+    .concat();
+    // The overlay file sorts before and after the Services' file.
+    check(&[
+        ("a-allocations.yaml", &overlays),
+        ("b-services.yaml", &services),
+    ]);
+    check(&[
+        ("a-services.yaml", &services),
+        ("z-allocations.yaml", &overlays),
+    ]);
+    check(&[("one.yaml", &[services.as_str(), overlays.as_str()].concat())]);
+}
+
+#[test]
+fn every_metallb_sample_reduces_to_its_whole_load() {
+    let samples =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/metallb/configsamples");
+    if !samples.is_dir() {
+        eprintln!("SKIP: MetalLB samples not found at {}", samples.display());
+        return;
+    }
+    let mut files = Vec::new();
+    for entry in walk(&samples) {
+        let text = std::fs::read_to_string(&entry).expect("read");
+        // Only documents the file source accepts: samples that fail a whole load are not ours.
+        if ferrolb_api::source::files::load_str(&text, &entry).is_ok() {
+            files.push((entry, text));
+        }
+    }
+    assert!(!files.is_empty());
+    for (path, text) in &files {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("x.yaml");
+        let name = if name.ends_with(".yaml") || name.ends_with(".yml") {
+            name.to_string()
+        } else {
+            format!("{name}.yaml")
+        };
+        check(&[(name.as_str(), text.as_str())]);
+    }
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    // Bounded by the sample tree's size.
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if matches!(p.extension().and_then(|x| x.to_str()), Some("yaml" | "yml")) {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
