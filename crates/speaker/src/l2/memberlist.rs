@@ -31,10 +31,9 @@
 //! with another member (or [`MemberlistConfig::settle`]) the live set is `None` so a starting
 //! speaker does not claim every VIP while it knows only itself.
 
-pub mod auth;
-pub mod identity;
-pub mod timers;
-pub mod tuning;
+// The pure pieces live in ferrolb-gossip (no Kubernetes, so it fuzzes cheaply); their old
+// paths under this module keep working.
+pub use ferrolb_gossip::{auth, identity, timers, tuning};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -42,9 +41,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use foca::{AccumulatingRuntime, Foca, OwnedNotification, PostcardCodec, Timer};
-use rand::rngs::SmallRng;
-use rand::SeedableRng;
+use ferrolb_gossip::foca::{AccumulatingRuntime, OwnedNotification, Timer};
+use ferrolb_gossip::{new_swim, Swim};
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -222,8 +220,6 @@ impl Memberlist {
     }
 }
 
-type Swim = Foca<MemberId, PostcardCodec, SmallRng, foca::NoCustomBroadcast>;
-
 /// Upper bound on datagrams read per wake-up before timers get a turn.
 const RECV_BUDGET: usize = 64;
 /// Receive buffer: foca's 1400-octet packets plus the envelope; larger datagrams arrive
@@ -286,12 +282,7 @@ async fn run(
     let seed = generation ^ u64::from(std::process::id()).rotate_left(32);
     let size = nodes.borrow().len().max(1);
     let mut driver = Driver {
-        swim: Foca::new(
-            identity,
-            tuning::foca_config(size),
-            SmallRng::seed_from_u64(seed),
-            PostcardCodec,
-        ),
+        swim: new_swim(identity, size, seed),
         runtime: AccumulatingRuntime::new(),
         timers: TimerQueue::default(),
         socket,
