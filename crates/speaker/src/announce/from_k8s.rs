@@ -117,13 +117,15 @@ impl ServiceFields {
     /// Takes the fields out of a parsed Service, dropping the rest.
     pub fn from_k8s(svc: core::Service) -> Self {
         let ingress = svc.status.map(|status| {
-            status
+            let entries = status
                 .load_balancer
                 .and_then(|lb| lb.ingress)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|entry| entry.ip)
-                .collect()
+                .unwrap_or_default();
+            // Not `into_iter().map().collect()`: that reuses the k8s entries' buffer (96 bytes
+            // an entry) for the 24-byte results, and the cache would keep it (~1 MiB at 10k).
+            let mut ips = Vec::with_capacity(entries.len());
+            ips.extend(entries.into_iter().map(|entry| entry.ip));
+            ips
         });
         Self {
             name: svc.metadata.name,

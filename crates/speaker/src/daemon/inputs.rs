@@ -190,7 +190,11 @@ impl FileModel for Inputs {
     type Kept = Arc<InputPart>;
     type Part = Arc<InputPart>;
 
-    fn keep(collected: InputPart) -> (Arc<InputPart>, Arc<InputPart>) {
+    fn keep(mut collected: InputPart) -> (Arc<InputPart>, Arc<InputPart>) {
+        // Kept until the file changes: drop the growth slack (up to half of each vector,
+        // ~1.8 MiB at 10k Services).
+        collected.services.shrink_to_fit();
+        collected.slices.shrink_to_fit();
         let part = Arc::new(collected);
         (Arc::clone(&part), part)
     }
