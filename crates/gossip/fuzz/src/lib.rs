@@ -1,9 +1,11 @@
 //! The harness behind the gossip fuzz targets and the seed generator: one speaker ("a") runs
-//! the receive path of `ferrolb_speaker::l2::memberlist` on fuzzed datagrams.
+//! the gossip receive path on fuzzed datagrams, built from `ferrolb_gossip` alone.
 //!
-//! The receive path mirrors the memberlist task's `Driver`: `auth::open` strips and checks the
-//! envelope, foca's `handle_data` decodes with the `PostcardCodec` and `MemberId` the speaker
-//! uses, and a flush queues foca's timers, drains its notifications and seals what it sends.
+//! The receive path mirrors the memberlist task's `Driver` (`ferrolb_speaker::l2::memberlist`,
+//! which is not a dependency here: it pulls in Kubernetes): `auth::open` strips and checks the
+//! envelope, `ferrolb_gossip::Swim` (the speaker's foca: `PostcardCodec`, `MemberId`,
+//! `tuning::foca_config`) decodes in `handle_data`, and a flush queues foca's timers, drains its
+//! notifications and seals what it sends.
 //! Time is virtual (a `Duration` clock), so due timers fire without sleeping and every run is
 //! deterministic.
 //!
@@ -25,13 +27,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use ferrolb_speaker::l2::memberlist::auth::{self, SecretKey, HEADER_LEN, TAG_LEN};
-use ferrolb_speaker::l2::memberlist::identity::{live_nodes, MemberId};
-use ferrolb_speaker::l2::memberlist::timers::TimerQueue;
-use ferrolb_speaker::l2::memberlist::tuning;
-use foca::{AccumulatingRuntime, Foca, Member, NoCustomBroadcast, PostcardCodec, Timer};
-use rand::rngs::SmallRng;
-use rand::SeedableRng;
+use ferrolb_gossip::auth::{self, SecretKey, HEADER_LEN, TAG_LEN};
+use ferrolb_gossip::foca::{AccumulatingRuntime, Member, Timer};
+use ferrolb_gossip::identity::{live_nodes, MemberId};
+use ferrolb_gossip::timers::TimerQueue;
+use ferrolb_gossip::{new_swim, tuning, Swim};
 
 /// The shared secret of the keyed modes.
 pub const KEY: &[u8] = b"fuzz-memberlist-secret";
@@ -47,9 +47,6 @@ pub const MAX_TIMER_EVENTS: usize = 64;
 pub const DATAGRAM_SPACING: Duration = Duration::from_millis(10);
 /// Nodes in the cluster the speaker believes in (sizes foca's config as the task does).
 pub const CLUSTER_SIZE: usize = 3;
-
-/// The gossip type of the memberlist task (`memberlist::Swim`, private there).
-pub type Swim = Foca<MemberId, PostcardCodec, SmallRng, NoCustomBroadcast>;
 
 /// The secret as the speaker holds it.
 pub fn key() -> SecretKey {
@@ -117,12 +114,7 @@ impl Node {
     /// A node configured as the memberlist task configures foca for `CLUSTER_SIZE` nodes.
     pub fn new(id: MemberId, key: Option<SecretKey>, rng_seed: u64) -> Self {
         Node {
-            swim: Foca::new(
-                id.clone(),
-                tuning::foca_config(CLUSTER_SIZE),
-                SmallRng::seed_from_u64(rng_seed),
-                PostcardCodec,
-            ),
+            swim: new_swim(id.clone(), CLUSTER_SIZE, rng_seed),
             id,
             runtime: AccumulatingRuntime::new(),
             timers: TimerQueue::default(),

@@ -1,6 +1,6 @@
 //! Writes the seed corpus of the gossip fuzz targets (see corpus/README.md).
 //!
-//! Run from crates/speaker/fuzz: `cargo run --example gen_corpus`. A three-speaker cluster
+//! Run from crates/gossip/fuzz: `cargo run --example gen_corpus`. A three-speaker cluster
 //! (a, b, c, all with the secret) gossips on a virtual clock through a join, lossy links that
 //! force indirect probes, a crash and a graceful leave; every datagram that reaches "a" (the
 //! speaker the targets fuzz) becomes a seed, a few per foca message kind. Deterministic:
@@ -12,12 +12,12 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use ferrolb_speaker::l2::memberlist::auth;
-use ferrolb_speaker::l2::memberlist::identity::MemberId;
-use ferrolb_speaker_fuzz::{
+use ferrolb_gossip::auth;
+use ferrolb_gossip::foca::{Codec, PostcardCodec};
+use ferrolb_gossip::identity::MemberId;
+use ferrolb_gossip_fuzz::{
     encode_input, key, known_peer, stranger, us, Node, MODE_KEYED, MODE_SEAL,
 };
-use foca::{Codec, PostcardCodec};
 
 const STEP: Duration = Duration::from_millis(10);
 const END: Duration = Duration::from_secs(3);
