@@ -146,13 +146,48 @@ impl Merge {
     }
 }
 
+/// Drops what the speaker never reads from a watched object before the store keeps it:
+/// `managedFields` and annotations (often a whole `last-applied-configuration` copy) on every
+/// kind, and a Node's `status.images` (the image list, commonly tens of KiB per Node). The
+/// fields the conversions and validation read (labels, spec, conditions, addresses, ingress)
+/// stay; `tests` below check the conversions see no difference.
+pub trait Trim {
+    /// Removes the unread fields in place.
+    fn trim(&mut self);
+}
+
+impl Trim for Service {
+    fn trim(&mut self) {
+        self.metadata.managed_fields = None;
+        self.metadata.annotations = None;
+    }
+}
+
+impl Trim for EndpointSlice {
+    fn trim(&mut self) {
+        self.metadata.managed_fields = None;
+        self.metadata.annotations = None;
+    }
+}
+
+impl Trim for Node {
+    fn trim(&mut self) {
+        self.metadata.managed_fields = None;
+        self.metadata.annotations = None;
+        if let Some(status) = &mut self.status {
+            status.images = None;
+        }
+    }
+}
+
 fn watch_into<K>(api: Api<K>, index: usize) -> (Store<K>, BoxStream<'static, Tick>)
 where
-    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + Trim + 'static,
     K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
 {
     let (reader, writer) = reflector::store();
-    let ticks = reflector::reflector(writer, watcher(api, watcher::Config::default()))
+    let watch = watcher(api, watcher::Config::default()).modify(K::trim);
+    let ticks = reflector::reflector(writer, watch)
         .default_backoff()
         .map(move |ev| {
             Tick::Cluster(
@@ -293,6 +328,67 @@ pub(crate) fn jittered(d: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::announce::from_k8s::{endpoint_slice_from_k8s, node_from_k8s, ServiceFields};
+
+    /// A whole object as the API server sends it: read fields plus the unread ones.
+    fn from_json<K: DeserializeOwned>(kind_and_fields: serde_json::Value) -> K {
+        serde_json::from_value(kind_and_fields).expect("object")
+    }
+
+    fn noisy_meta(name: &str, labels: serde_json::Value) -> serde_json::Value {
+        serde_json::json!({
+            "name": name, "namespace": "default", "labels": labels,
+            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{...}"},
+            "managedFields": [{"manager": "kubectl", "operation": "Apply"}]
+        })
+    }
+
+    #[test]
+    fn trimming_keeps_everything_the_speaker_reads() {
+        let mut svc: Service = from_json(serde_json::json!({
+            "metadata": noisy_meta("web", serde_json::json!({"app": "web"})),
+            "spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local",
+                     "loadBalancerClass": "x/y", "ports": [{"port": 80}]},
+            "status": {"loadBalancer": {"ingress": [{"ip": "198.51.100.1"}]}}
+        }));
+        let before = ServiceFields::of(&svc);
+        svc.trim();
+        assert_eq!(ServiceFields::of(&svc), before);
+        assert!(svc.metadata.managed_fields.is_none() && svc.metadata.annotations.is_none());
+
+        let mut slice: EndpointSlice = from_json(serde_json::json!({
+            "metadata": noisy_meta("web-1", serde_json::json!({"kubernetes.io/service-name": "web"})),
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": ["10.1.0.1"], "nodeName": "node-a",
+                           "conditions": {"ready": false, "serving": true, "terminating": false}}]
+        }));
+        let before = endpoint_slice_from_k8s(&slice);
+        slice.trim();
+        assert_eq!(endpoint_slice_from_k8s(&slice), before);
+        assert!(slice.metadata.managed_fields.is_none());
+
+        let mut node: Node = from_json(serde_json::json!({
+            "metadata": noisy_meta("node-a", serde_json::json!({"zone": "a"})),
+            "spec": {"unschedulable": true},
+            "status": {
+                "conditions": [{"type": "Ready", "status": "True"},
+                               {"type": "NetworkUnavailable", "status": "False"}],
+                "addresses": [{"type": "InternalIP", "address": "10.0.0.1"}],
+                "images": [{"names": ["registry.example/big:1"], "sizeBytes": 1}]
+            }
+        }));
+        let before = node_from_k8s(&node);
+        let addresses = node.status.as_ref().and_then(|s| s.addresses.clone());
+        node.trim();
+        assert_eq!(node_from_k8s(&node), before);
+        // Validation reads a Node's labels and addresses.
+        assert_eq!(
+            node.status.as_ref().and_then(|s| s.addresses.clone()),
+            addresses
+        );
+        assert!(node.status.as_ref().is_some_and(|s| s.images.is_none()));
+        assert!(node.metadata.labels.is_some());
+    }
 
     fn listed_all(m: &mut Merge) {
         m.on_tick(Tick::Config(Ok(Box::default())));
