@@ -26,6 +26,12 @@
 //! Watching: [`watch_paths`] (module [`watch`]) hands each new load result to a channel,
 //! reacting to inotify events within milliseconds, with a polling fallback. [`FileCache`]
 //! (module [`cache`]) re-parses only the files whose [`FileStamp`] changed.
+//!
+//! **Streaming.** Documents are decoded one at a time and handed to a
+//! [`Collect`] sink as [`Object`]s; [`Resources`] is one sink. A
+//! consumer that needs a few fields of many objects (the speaker) collects them reduced
+//! through its own [`FileModel`] and [`watch_files`], so a load never holds every whole object
+//! of a big file at once.
 
 // Config input is untrusted: no panics on any of it.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
