@@ -772,3 +772,59 @@ status:
     lab.await_l2_statuses("web's ServiceL2Status deleted", |o| o.is_empty())
         .await;
 }
+
+/// Measurement, not a test (issue 7): the speaker's RSS in Kubernetes mode with 10k announced
+/// VIPs, against the API-server double. Run with
+/// `FERROLB_SPEAKER_BIN=target/release/ferrolb-speaker cargo test -p ferrolb-e2e --test
+/// speaker_kube -- --ignored --nocapture kubernetes_mode_rss`; the figure goes to
+/// docs/speaker.md. Nothing about the size is asserted; that every route arrives is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement; see the doc comment"]
+async fn kubernetes_mode_rss_with_10k_services() {
+    let bin = match std::env::var_os("FERROLB_SPEAKER_BIN") {
+        Some(p) => std::path::PathBuf::from(p),
+        None => match speaker_bin() {
+            Some(p) => p,
+            None => return,
+        },
+    };
+    const N: usize = 10_000;
+    let mut lab = lab(None).await;
+    let config = config_yaml(lab.port, "").replace("198.51.100.0/24", "100.64.0.0/16");
+    lab.apply(&config);
+    let mut yaml = String::new();
+    let mut want = Vec::with_capacity(N);
+    for i in 0..N {
+        let ip = format!("100.64.{}.{}", (i + 1) / 256, (i + 1) % 256);
+        yaml.push_str("---\n");
+        yaml.push_str(&service_yaml(&format!("s{i}"), &ip, "Cluster", NODE));
+        want.push(ip);
+    }
+    lab.apply(&yaml);
+    let start = Instant::now();
+    let mut cmd_bin = bin.clone();
+    if !cmd_bin.is_absolute() {
+        cmd_bin = std::env::current_dir().expect("cwd").join(cmd_bin);
+    }
+    let speaker = spawn_speaker_with(&cmd_bin, &lab.kubeconfig, None, &["--memberlist-port", "0"]);
+    lab.await_rib(&as_refs(&want), &[]).await;
+    let took = start.elapsed();
+    // Let the ServiceBGPStatus writer and the allocator settle before reading.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", speaker.child.id())).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .map(|l| l.trim_start_matches(name).trim().to_string())
+            .unwrap_or_default()
+    };
+    eprintln!(
+        "MEASURED Kubernetes mode, {N} Services: all routes {took:?} after start; VmRSS {}, \
+         VmHWM {} ({})",
+        field("VmRSS:"),
+        field("VmHWM:"),
+        bin.display()
+    );
+}
