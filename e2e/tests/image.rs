@@ -132,32 +132,16 @@ impl PrivateStore {
             "FROM scratch\nCOPY probe /probe\n",
         )
         .map_err(|e| e.to_string())?;
-        let out = self
-            .buildah()
-            .args(["build", "--quiet", "--isolation", "chroot"])
-            .args(["-t", "localhost/ferrolb-e2e-probe:test", "-f"])
-            .arg(ctx.path().join("Containerfile"))
-            .arg(ctx.path())
-            .output()
-            .map_err(|e| format!("buildah did not start: {e}"))?;
+        let out = build_in(
+            self.buildah(),
+            "localhost/ferrolb-e2e-probe:test",
+            ctx.path(),
+        )
+        .map_err(|e| format!("buildah did not start: {e}"))?;
         if !out.status.success() {
             return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
         }
         Ok(())
-    }
-
-    fn inspect(&self, image: &str) -> serde_json::Value {
-        let out = self
-            .buildah()
-            .args(["inspect", "--type", "image", image])
-            .output()
-            .expect("buildah inspect");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).expect("inspect JSON")
     }
 }
 
@@ -181,8 +165,20 @@ impl Drop for ImageGuard {
     }
 }
 
-fn inspect(image: &str) -> serde_json::Value {
-    let out = Command::new("buildah")
+/// `buildah build` of `ctx/Containerfile` tagged `tag`, through `buildah` (the system store's
+/// command or a [`PrivateStore`]'s). Chroot isolation: the final stage runs nothing, and the
+/// full build's RUN steps need no more than a chroot.
+fn build_in(mut buildah: Command, tag: &str, ctx: &Path) -> std::io::Result<std::process::Output> {
+    buildah
+        .args(["build", "--quiet", "--isolation", "chroot", "-t", tag, "-f"])
+        .arg(ctx.join("Containerfile"))
+        .arg(ctx)
+        .output()
+}
+
+/// `buildah inspect` of `image` through `buildah`, as JSON; panics with buildah's words.
+fn inspect_in(mut buildah: Command, image: &str) -> serde_json::Value {
+    let out = buildah
         .args(["inspect", "--type", "image", image])
         .output()
         .expect("buildah inspect");
@@ -235,19 +231,13 @@ fn final_stage_builds_around_the_workspace_binaries() {
     std::fs::write(ctx.path().join("Containerfile"), &file).expect("write");
 
     let tag = "localhost/ferrolb-e2e-image:test";
-    let out = store
-        .buildah()
-        .args(["build", "--quiet", "--isolation", "chroot", "-t", tag, "-f"])
-        .arg(ctx.path().join("Containerfile"))
-        .arg(ctx.path())
-        .output()
-        .expect("buildah build");
+    let out = build_in(store.buildah(), tag, ctx.path()).expect("buildah build");
     assert!(
         out.status.success(),
         "buildah build failed:\n{file}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let info = store.inspect(tag);
+    let info = inspect_in(store.buildah(), tag);
     let config = &info["OCIv1"]["config"];
     assert_eq!(config["User"], "65534:65534", "{config}");
     assert_eq!(
@@ -287,18 +277,13 @@ fn full_multi_stage_build_when_the_builder_image_is_at_hand() {
     assert!(program_exists("buildah"));
     let tag = format!("localhost/ferrolb-e2e-full:{}", std::process::id());
     let guard = ImageGuard(tag.clone());
-    let out = Command::new("buildah")
-        .args(["build", "--quiet", "-t", &tag, "-f"])
-        .arg(repo().join("Containerfile"))
-        .arg(repo())
-        .output()
-        .expect("buildah build");
+    let out = build_in(Command::new("buildah"), &tag, &repo()).expect("buildah build");
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let info = inspect(&guard.0);
+    let info = inspect_in(Command::new("buildah"), &guard.0);
     assert_eq!(info["OCIv1"]["config"]["User"], "65534:65534");
     // The size goes to docs/install.md; printed, never asserted.
     eprintln!("image {tag}: {}", info["ImageAnnotations"]);
