@@ -114,33 +114,8 @@ pub struct ServiceSpecFields {
 }
 
 impl ServiceFields {
-    /// Takes the fields out of a parsed Service, dropping the rest.
-    pub fn from_k8s(svc: core::Service) -> Self {
-        let ingress = svc.status.map(|status| {
-            let entries = status
-                .load_balancer
-                .and_then(|lb| lb.ingress)
-                .unwrap_or_default();
-            // Not `into_iter().map().collect()`: that reuses the k8s entries' buffer (96 bytes
-            // an entry) for the 24-byte results, and the cache would keep it (~1 MiB at 10k).
-            let mut ips = Vec::with_capacity(entries.len());
-            ips.extend(entries.into_iter().map(|entry| entry.ip));
-            ips
-        });
-        Self {
-            name: svc.metadata.name,
-            namespace: svc.metadata.namespace,
-            labels: svc.metadata.labels.unwrap_or_default(),
-            spec: svc.spec.map(|spec| ServiceSpecFields {
-                type_: spec.type_,
-                external_traffic_policy: spec.external_traffic_policy,
-                load_balancer_class: spec.load_balancer_class,
-            }),
-            ingress,
-        }
-    }
-
-    /// The same as [`Self::from_k8s`] for a borrowed Service (a reflector store's).
+    /// Copies the read fields out of a Service (a parsed document's, a reflector store's). The
+    /// copies are sized to what they hold: nothing of the k8s object's buffers stays alive.
     pub fn of(svc: &core::Service) -> Self {
         let ingress = svc.status.as_ref().map(|status| {
             status

@@ -48,7 +48,7 @@ pub struct InputPart {
 impl Collect for InputPart {
     fn collect(&mut self, object: Object) {
         match object {
-            Object::Service(svc) => self.services.push(ServiceFields::from_k8s(*svc)),
+            Object::Service(svc) => self.services.push(ServiceFields::of(&svc)),
             Object::EndpointSlice(slice) => self.slices.push(endpoint_slice_from_k8s(&slice)),
             other => self.config.collect(other),
         }
@@ -56,7 +56,7 @@ impl Collect for InputPart {
 }
 
 impl InputPart {
-    /// The part of cluster objects read from the API (reflector stores).
+    /// A part from whole objects: the reflector stores' (Kubernetes mode) or a [`Resources`]'.
     pub fn from_cluster<'a>(
         config: Resources,
         services: impl IntoIterator<Item = &'a core::Service>,
@@ -91,23 +91,11 @@ impl Inputs {
     }
 
     /// Reduces a whole [`Resources`] (the demo, tests, anything holding one already).
-    pub fn from_resources(res: Resources) -> Self {
-        let mut part = InputPart::default();
-        let Resources {
-            services,
-            endpoint_slices,
-            ..
-        } = &res;
-        part.services = services.iter().map(ServiceFields::of).collect();
-        part.slices = endpoint_slices
-            .iter()
-            .map(endpoint_slice_from_k8s)
-            .collect();
-        let mut config = res;
-        config.services = Vec::new();
-        config.endpoint_slices = Vec::new();
-        part.config = config;
-        Self::from_part(part)
+    pub fn from_resources(mut res: Resources) -> Self {
+        let services = std::mem::take(&mut res.services);
+        let slices = std::mem::take(&mut res.endpoint_slices);
+        let nodes = std::mem::take(&mut res.nodes);
+        Self::from_part(InputPart::from_cluster(res, &services, &slices, &nodes))
     }
 
     /// The configuration objects (Services and EndpointSlices left out), for validation.
