@@ -156,24 +156,26 @@ pub trait Trim {
     fn trim(&mut self);
 }
 
+fn trim_metadata(meta: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) {
+    meta.managed_fields = None;
+    meta.annotations = None;
+}
+
 impl Trim for Service {
     fn trim(&mut self) {
-        self.metadata.managed_fields = None;
-        self.metadata.annotations = None;
+        trim_metadata(&mut self.metadata);
     }
 }
 
 impl Trim for EndpointSlice {
     fn trim(&mut self) {
-        self.metadata.managed_fields = None;
-        self.metadata.annotations = None;
+        trim_metadata(&mut self.metadata);
     }
 }
 
 impl Trim for Node {
     fn trim(&mut self) {
-        self.metadata.managed_fields = None;
-        self.metadata.annotations = None;
+        trim_metadata(&mut self.metadata);
         if let Some(status) = &mut self.status {
             status.images = None;
         }
