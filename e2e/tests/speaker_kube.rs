@@ -321,20 +321,21 @@ impl Lab {
         what: &str,
         done: impl Fn(&BTreeMap<String, Value>) -> bool,
     ) -> BTreeMap<String, Value> {
-        let ar = ApiResource {
-            group: "metallb.io".into(),
-            version: "v1beta1".into(),
-            api_version: "metallb.io/v1beta1".into(),
-            kind: "ServiceBGPStatus".into(),
-            plural: "servicebgpstatuses".into(),
-        };
-        self.await_objects(&ar, NS, what, done).await
+        self.await_statuses("ServiceBGPStatus", what, done).await
     }
-}
 
-impl Lab {
     async fn await_l2_statuses(
         &self,
+        what: &str,
+        done: impl Fn(&BTreeMap<String, Value>) -> bool,
+    ) -> BTreeMap<String, Value> {
+        self.await_statuses("ServiceL2Status", what, done).await
+    }
+
+    /// The metallb.io/v1beta1 status objects of `kind` in the FerroLB namespace, once `done`.
+    async fn await_statuses(
+        &self,
+        kind: &str,
         what: &str,
         done: impl Fn(&BTreeMap<String, Value>) -> bool,
     ) -> BTreeMap<String, Value> {
@@ -342,8 +343,8 @@ impl Lab {
             group: "metallb.io".into(),
             version: "v1beta1".into(),
             api_version: "metallb.io/v1beta1".into(),
-            kind: "ServiceL2Status".into(),
-            plural: "servicel2statuses".into(),
+            kind: kind.into(),
+            plural: format!("{}es", kind.to_lowercase()),
         };
         self.await_objects(&ar, NS, what, done).await
     }
