@@ -2,6 +2,8 @@
 # Measurement, not a test: RSS of a release ferrolb-speaker announcing N VIPs (default 10000,
 # one YAML file) to a loopback `ferrolb-bgp listen`, the time from start to the last route,
 # and the file-to-route latency of one more Service added on top. Loopback only; cleans up.
+# Diagnostics (env): MALLOC_STATS=1 glibc's malloc_stats via gdb; TRIM_PROBE=1 the RSS after an
+# external malloc_trim(0) (how much is free memory glibc holds); SMAPS=1 the big mappings.
 #   cargo build --release -p ferrolb-speaker -p ferrolb-bgp && scripts/measure-speaker.sh [N]
 set -euo pipefail
 N=${1:-10000}
@@ -52,6 +54,13 @@ if [ -n "${MALLOC_STATS:-}" ] && command -v gdb >/dev/null; then
   # glibc's own accounting: "in use bytes" is the live heap, "system bytes" what it holds.
   gdb -p "$SP" -batch -ex 'call (void) malloc_stats()' >/dev/null 2>&1 || true
   echo "  glibc malloc_stats (total): $(grep -A3 '^Total' "$W/speaker.log" | tr '\n' ' ')"
+fi
+if [ -n "${TRIM_PROBE:-}" ] && command -v gdb >/dev/null; then
+  gdb -p "$SP" -batch -ex 'call (int) malloc_trim(0)' >/dev/null 2>&1 || true
+  echo "  after an external malloc_trim(0): $(awk '/VmRSS/ {print $2, $3}' /proc/$SP/status)"
+fi
+if [ -n "${SMAPS:-}" ]; then # the mappings holding more than 200 kB resident
+  awk '/^[0-9a-f]+-[0-9a-f]+ / {name = $6; perm = $2} /^Rss:/ && $2 > 200 {print "   ", $2, "kB", perm, name}' "/proc/$SP/smaps"
 fi
 echo "  of which: $(awk '/^(Anonymous|Rss|Pss_File|Pss_Anon):/ {printf "%s %s kB; ", $1, $2}' /proc/$SP/smaps_rollup) threads $(awk '/Threads/ {print $2}' /proc/$SP/status)"
 # One more Service in its own file: file write -> route at the listener.

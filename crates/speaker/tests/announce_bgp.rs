@@ -601,7 +601,7 @@ fn skipped_peers_say_why() {
 }
 
 fn attrs_of(plan: &BgpPlan, peer: &str, prefix: &str) -> RouteAttrs {
-    plan.desired.peers[peer].routes[&net(prefix)].clone()
+    RouteAttrs::clone(&plan.desired.peers[peer].routes[&net(prefix)])
 }
 
 #[test]
@@ -962,4 +962,22 @@ fn names(peers: &[PeerName]) -> Vec<&str> {
 /// Skipped peers of a report with plain-string names.
 fn skips(skipped: &[(PeerName, PeerSkip)]) -> Vec<(&str, PeerSkip)> {
     skipped.iter().map(|(p, why)| (&**p, *why)).collect()
+}
+
+#[test]
+fn routes_with_equal_attributes_share_one_allocation_in_the_plan() {
+    let mut s = base();
+    s.adv().communities = vec![BgpCommunity::Standard(7)];
+    s.cluster.upsert_service(svc("api", &["192.0.2.20"]));
+    s.cluster
+        .upsert_endpoint_slice(slice("api", "a", vec![ep("10.0.0.3", "n2")]));
+    let plan = s.plan();
+    let routes = &plan.desired.peers["r1"].routes;
+    let web = &routes[&net("192.0.2.10/32")];
+    let api = &routes[&net("192.0.2.20/32")];
+    assert_eq!(web.communities, BTreeSet::from([7]));
+    assert!(
+        std::sync::Arc::ptr_eq(web, api),
+        "one attribute set, one allocation"
+    );
 }

@@ -83,8 +83,8 @@ fn arb_endpoint() -> impl Strategy<Value = Endpoint> {
         prop::option::of(any::<bool>()),
     )
         .prop_map(|(addr, node_name, ready, serving, terminating)| Endpoint {
-            addresses: vec![format!("10.0.0.{addr}")],
-            node_name: node_name.map(str::to_string),
+            addresses: vec![format!("10.0.0.{addr}").into()],
+            node_name: node_name.map(Into::into),
             ready,
             serving,
             terminating,

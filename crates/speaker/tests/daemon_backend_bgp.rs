@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::Arc;
 
 use ferrolb_api::model::BgpPeer;
 use ferrolb_api::source::files::load_str;
@@ -76,7 +77,10 @@ fn routes_keep_next_hop_communities_and_local_pref() {
         next_hop: NextHop::Explicit("2001:db8::9".parse().expect("ip")),
         ..RouteAttrs::default()
     };
-    let out = routes(&BTreeMap::from([(v4, attrs), (v6, explicit)]));
+    let out = routes(&BTreeMap::from([
+        (v4, Arc::new(attrs)),
+        (v6, Arc::new(explicit)),
+    ]));
     let r4 = out.get(&v4).expect("v4 route");
     assert_eq!(r4.next_hop, None, "session local address");
     assert_eq!(r4.communities, vec![Community((64500 << 16) | 100)]);
@@ -95,27 +99,28 @@ fn routes_with_equal_attributes_share_one_route() {
         communities: BTreeSet::from([(64500 << 16) | 1]),
         ..RouteAttrs::default()
     };
-    let want: BTreeMap<IpNet, RouteAttrs> = (1..=4u8)
+    // Equal attributes in separate allocations still share one route.
+    let want: BTreeMap<IpNet, Arc<RouteAttrs>> = (1..=4u8)
         .map(|i| {
             let prefix: IpNet = format!("198.51.100.{i}/32").parse().expect("prefix");
             (
                 prefix,
-                if i % 2 == 0 {
+                Arc::new(if i % 2 == 0 {
                     tagged.clone()
                 } else {
                     plain.clone()
-                },
+                }),
             )
         })
         .collect();
     let got = routes(&want);
     let at = |i: u8| {
         let prefix: IpNet = format!("198.51.100.{i}/32").parse().expect("prefix");
-        std::sync::Arc::clone(&got[&prefix])
+        Arc::clone(&got[&prefix])
     };
-    assert!(std::sync::Arc::ptr_eq(&at(1), &at(3)));
-    assert!(std::sync::Arc::ptr_eq(&at(2), &at(4)));
-    assert!(!std::sync::Arc::ptr_eq(&at(1), &at(2)));
+    assert!(Arc::ptr_eq(&at(1), &at(3)));
+    assert!(Arc::ptr_eq(&at(2), &at(4)));
+    assert!(!Arc::ptr_eq(&at(1), &at(2)));
     assert_eq!(at(2).communities, vec![Community((64500 << 16) | 1)]);
     assert!(at(1).communities.is_empty());
 }

@@ -35,6 +35,7 @@
 // Inputs come from users and the API server: no unwrap, no indexing on them.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -82,7 +83,11 @@ pub struct PeerAnnouncement {
     /// The BGPPeer as configured (address, ASNs, timers, password, ...).
     pub session: BgpPeer,
     /// Every prefix this node sends to the peer. Anything not here must be withdrawn.
-    pub routes: BTreeMap<IpNet, RouteAttrs>,
+    ///
+    /// Routes with equal attributes share one `Arc`: the VIPs of one pool and advertisement
+    /// all carry the same attributes, so 10k routes hold a handful of sets, and an entry is a
+    /// prefix and a pointer (inline attributes made this map ~1.8 MiB at 10k; docs/speaker.md).
+    pub routes: BTreeMap<IpNet, Arc<RouteAttrs>>,
 }
 
 /// The desired BGP state of this node: peer name -> session and routes. This is the value the BGP
@@ -244,7 +249,7 @@ pub struct BgpPlan {
 /// Computes the BGP plan of node `opts.node_name`. Pure and total: never fails, never panics.
 pub fn compute_bgp(config: &Config, cluster: &Cluster, opts: &SpeakerOptions) -> BgpPlan {
     let mut plan = BgpPlan::default();
-    let Some(node) = cluster.nodes.get(&opts.node_name) else {
+    let Some(node) = cluster.nodes.get(opts.node_name.as_str()) else {
         // MetalLB starts no session before it has seen its Node's labels.
         plan.services = skip_all(cluster, SkipReason::NodeNotFound);
         return plan;
@@ -259,7 +264,7 @@ pub fn compute_bgp(config: &Config, cluster: &Cluster, opts: &SpeakerOptions) ->
             name: PeerName::from(peer.name.as_str()),
         })
         .collect();
-    let mut announcements: BTreeMap<String, PeerAnnouncement> = peers
+    let announcements: BTreeMap<String, PeerAnnouncement> = peers
         .iter()
         .map(|p| {
             let announcement = PeerAnnouncement {
@@ -270,8 +275,11 @@ pub fn compute_bgp(config: &Config, cluster: &Cluster, opts: &SpeakerOptions) ->
         })
         .collect();
 
-    // Local-preference values asked for per (peer, prefix), to detect disagreements.
-    let mut asked_local_prefs: BTreeMap<(String, IpNet), BTreeSet<Option<u32>>> = BTreeMap::new();
+    let mut table = PeerRoutes {
+        announcements,
+        asked_local_prefs: BTreeMap::new(),
+        attr_sets: BTreeSet::new(),
+    };
     let endpoints = cluster.endpoint_index();
     for (key, svc) in &cluster.services {
         let status = match service_gate(svc, opts)
@@ -283,15 +291,7 @@ pub fn compute_bgp(config: &Config, cluster: &Cluster, opts: &SpeakerOptions) ->
                 svc.ips
                     .iter()
                     .map(|vip| {
-                        let status = announce_vip(
-                            config,
-                            node,
-                            svc,
-                            *vip,
-                            &peers,
-                            &mut announcements,
-                            &mut asked_local_prefs,
-                        );
+                        let status = announce_vip(config, node, svc, *vip, &peers, &mut table);
                         (*vip, status)
                     })
                     .collect(),
@@ -299,6 +299,11 @@ pub fn compute_bgp(config: &Config, cluster: &Cluster, opts: &SpeakerOptions) ->
         };
         plan.services.insert(key.clone(), status);
     }
+    let PeerRoutes {
+        announcements,
+        asked_local_prefs,
+        ..
+    } = table;
     plan.desired.peers = announcements
         .into_iter()
         .map(|(name, announcement)| (name, Arc::new(announcement)))
@@ -392,8 +397,7 @@ fn announce_vip(
     svc: &Service,
     vip: IpAddr,
     peers: &[ApplyingPeer<'_>],
-    announcements: &mut BTreeMap<String, PeerAnnouncement>,
-    asked_local_prefs: &mut BTreeMap<(String, IpNet), BTreeSet<Option<u32>>>,
+    table: &mut PeerRoutes,
 ) -> VipStatus {
     let ads = match applying_advertisements(config, node, svc, vip) {
         Ok(ads) => ads,
@@ -426,18 +430,7 @@ fn announce_vip(
             .filter(|a| a.peers.is_empty() || a.peers.contains(&peer.name))
         {
             let prefix = route_prefix(ad, vip);
-            let attrs = route_attrs(ad, peer, next_hop);
-            asked_local_prefs
-                .entry((peer.name.clone(), prefix))
-                .or_default()
-                .insert(attrs.local_pref);
-            if let Some(announcement) = announcements.get_mut(&peer.name) {
-                announcement
-                    .routes
-                    .entry(prefix)
-                    .and_modify(|existing| merge_attrs(existing, &attrs))
-                    .or_insert(attrs);
-            }
+            table.add(&peer.name, prefix, route_attrs(ad, peer, next_hop));
             prefixes.insert(prefix);
             sent = true;
         }
@@ -531,6 +524,51 @@ fn route_attrs(ad: &BgpAdvertisement, peer: &BgpPeer, next_hop: NextHop) -> Rout
             }
         }
     }
+    attrs
+}
+
+/// The routes of every applying peer while a plan is computed.
+struct PeerRoutes {
+    announcements: BTreeMap<String, PeerAnnouncement>,
+    /// LOCAL_PREF values asked for per (peer, prefix) that more than one advertisement sends,
+    /// to report disagreements; a route asked for once cannot disagree with itself.
+    asked_local_prefs: BTreeMap<(String, IpNet), BTreeSet<Option<u32>>>,
+    /// The distinct attribute sets of the plan, each allocated once.
+    attr_sets: BTreeSet<Arc<RouteAttrs>>,
+}
+
+impl PeerRoutes {
+    /// Rule 7: one more advertisement asks for `prefix` towards `peer` with `attrs`.
+    fn add(&mut self, peer: &str, prefix: IpNet, attrs: RouteAttrs) {
+        let Some(announcement) = self.announcements.get_mut(peer) else {
+            return;
+        };
+        match announcement.routes.entry(prefix) {
+            Entry::Vacant(slot) => {
+                slot.insert(shared(&mut self.attr_sets, attrs));
+            }
+            Entry::Occupied(mut slot) => {
+                // Until a second advertisement asks for this route, the route holds exactly
+                // the first one's LOCAL_PREF.
+                self.asked_local_prefs
+                    .entry((peer.to_string(), prefix))
+                    .or_insert_with(|| BTreeSet::from([slot.get().local_pref]))
+                    .insert(attrs.local_pref);
+                let mut merged = RouteAttrs::clone(slot.get());
+                merge_attrs(&mut merged, &attrs);
+                slot.insert(shared(&mut self.attr_sets, merged));
+            }
+        }
+    }
+}
+
+/// `attrs` as the one allocation of its value in `sets`.
+fn shared(sets: &mut BTreeSet<Arc<RouteAttrs>>, attrs: RouteAttrs) -> Arc<RouteAttrs> {
+    if let Some(existing) = sets.get(&attrs) {
+        return Arc::clone(existing);
+    }
+    let attrs = Arc::new(attrs);
+    sets.insert(Arc::clone(&attrs));
     attrs
 }
 

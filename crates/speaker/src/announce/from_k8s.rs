@@ -16,7 +16,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use ferrolb_api::selector::Labels;
 
-use super::input::{Endpoint, EndpointSlice, Node, Service, ServiceKey, SliceKey, TrafficPolicy};
+use super::input::{
+    Endpoint, EndpointSlice, Node, Service, ServiceKey, SliceKey, SmolStr, TrafficPolicy,
+};
 
 /// The label that ties an EndpointSlice to its Service (`discovery.k8s.io/v1`).
 pub const LABEL_SERVICE_NAME: &str = "kubernetes.io/service-name";
@@ -61,7 +63,7 @@ fn object_name(meta: &ObjectMeta) -> String {
     }
 }
 
-fn namespaced(meta: &ObjectMeta, kind: &'static str) -> Result<(String, String), FromK8sError> {
+fn namespaced(meta: &ObjectMeta, kind: &'static str) -> Result<(SmolStr, SmolStr), FromK8sError> {
     namespaced_parts(meta.namespace.as_deref(), meta.name.as_deref(), kind)
 }
 
@@ -69,7 +71,7 @@ fn namespaced_parts(
     namespace: Option<&str>,
     name: Option<&str>,
     kind: &'static str,
-) -> Result<(String, String), FromK8sError> {
+) -> Result<(SmolStr, SmolStr), FromK8sError> {
     let name = name.ok_or_else(|| FromK8sError::MissingField {
         kind,
         object: "<unnamed>".to_string(),
@@ -77,7 +79,10 @@ fn namespaced_parts(
     })?;
     // Objects read from a standalone YAML file may omit the namespace; the API server would put
     // them in "default".
-    Ok((namespace.unwrap_or("default").to_string(), name.to_string()))
+    Ok((
+        SmolStr::new(namespace.unwrap_or("default")),
+        SmolStr::new(name),
+    ))
 }
 
 /// The fields of a `v1/Service` document the speaker reads, kept as written.
@@ -90,27 +95,27 @@ fn namespaced_parts(
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ServiceFields {
     /// `metadata.name`.
-    pub name: Option<String>,
+    pub name: Option<SmolStr>,
     /// `metadata.namespace`.
-    pub namespace: Option<String>,
+    pub namespace: Option<SmolStr>,
     /// `metadata.labels`.
     pub labels: Labels,
     /// `spec`; `None` for a status overlay, which has none.
     pub spec: Option<ServiceSpecFields>,
     /// `status.loadBalancer.ingress[*].ip` (`None` for a hostname-only entry); `None` when
     /// the document has no `status`.
-    pub ingress: Option<Vec<Option<String>>>,
+    pub ingress: Option<Vec<Option<SmolStr>>>,
 }
 
 /// The fields of a Service's `spec` the speaker reads.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ServiceSpecFields {
     /// `spec.type`.
-    pub type_: Option<String>,
+    pub type_: Option<SmolStr>,
     /// `spec.externalTrafficPolicy`.
-    pub external_traffic_policy: Option<String>,
+    pub external_traffic_policy: Option<SmolStr>,
     /// `spec.loadBalancerClass`.
-    pub load_balancer_class: Option<String>,
+    pub load_balancer_class: Option<SmolStr>,
 }
 
 impl ServiceFields {
@@ -124,17 +129,17 @@ impl ServiceFields {
                 .and_then(|lb| lb.ingress.as_deref())
                 .unwrap_or_default()
                 .iter()
-                .map(|entry| entry.ip.clone())
+                .map(|entry| small(&entry.ip))
                 .collect()
         });
         Self {
-            name: svc.metadata.name.clone(),
-            namespace: svc.metadata.namespace.clone(),
+            name: small(&svc.metadata.name),
+            namespace: small(&svc.metadata.namespace),
             labels: svc.metadata.labels.clone().unwrap_or_default(),
             spec: svc.spec.as_ref().map(|spec| ServiceSpecFields {
-                type_: spec.type_.clone(),
-                external_traffic_policy: spec.external_traffic_policy.clone(),
-                load_balancer_class: spec.load_balancer_class.clone(),
+                type_: small(&spec.type_),
+                external_traffic_policy: small(&spec.external_traffic_policy),
+                load_balancer_class: small(&spec.load_balancer_class),
             }),
             ingress,
         }
@@ -154,6 +159,10 @@ impl ServiceFields {
     }
 }
 
+fn small(s: &Option<String>) -> Option<SmolStr> {
+    s.as_deref().map(SmolStr::new)
+}
+
 /// Converts a `v1/Service`.
 pub fn service_from_k8s(svc: &core::Service) -> Result<Service, FromK8sError> {
     service_from_fields(&ServiceFields::of(svc), None)
@@ -163,11 +172,12 @@ pub fn service_from_k8s(svc: &core::Service) -> Result<Service, FromK8sError> {
 /// document's own status (a status overlay's, merged).
 pub fn service_from_fields(
     svc: &ServiceFields,
-    status_ingress: Option<&[Option<String>]>,
+    status_ingress: Option<&[Option<SmolStr>]>,
 ) -> Result<Service, FromK8sError> {
     const KIND: &str = "Service";
     let (namespace, name) = namespaced_parts(svc.namespace.as_deref(), svc.name.as_deref(), KIND)?;
-    let object = format!("{namespace}/{name}");
+    // Only for error messages: built when one is, not for every Service of every reconcile.
+    let object = || format!("{namespace}/{name}");
     let spec = svc.spec.as_ref();
     let is_load_balancer = spec.and_then(|s| s.type_.as_deref()) == Some("LoadBalancer");
     let traffic_policy = match spec.and_then(|s| s.external_traffic_policy.as_deref()) {
@@ -176,7 +186,7 @@ pub fn service_from_fields(
         Some(other) => {
             return Err(FromK8sError::BadValue {
                 kind: KIND,
-                object,
+                object: object(),
                 field: "spec.externalTrafficPolicy".into(),
                 value: other.into(),
                 reason: "expected Cluster or Local",
@@ -194,7 +204,7 @@ pub fn service_from_fields(
         };
         let parsed: IpAddr = ip.parse().map_err(|_| FromK8sError::BadValue {
             kind: KIND,
-            object: object.clone(),
+            object: object(),
             field: format!("status.loadBalancer.ingress[{i}].ip"),
             value: ip.into(),
             reason: "not an IP address",
@@ -236,8 +246,8 @@ pub fn endpoint_slice_from_k8s(
         .map(|ep| {
             let conditions = ep.conditions.clone().unwrap_or_default();
             Endpoint {
-                addresses: ep.addresses.clone(),
-                node_name: ep.node_name.clone(),
+                addresses: ep.addresses.iter().map(SmolStr::new).collect(),
+                node_name: small(&ep.node_name),
                 ready: conditions.ready,
                 serving: conditions.serving,
                 terminating: conditions.terminating,
@@ -245,7 +255,7 @@ pub fn endpoint_slice_from_k8s(
         })
         .collect();
     Ok(EndpointSlice {
-        service: ServiceKey::new(namespace.clone(), service_name.clone()),
+        service: ServiceKey::new(namespace.clone(), service_name.as_str()),
         key: SliceKey { namespace, name },
         endpoints,
     })
@@ -307,6 +317,6 @@ pub fn node_from_k8s(node: &core::Node) -> Result<Node, FromK8sError> {
             .unwrap_or(false),
         network_unavailable: condition("NetworkUnavailable") == Some(true),
         internal_addresses,
-        name,
+        name: name.into(),
     })
 }

@@ -51,7 +51,7 @@ pub(crate) fn service_gate(svc: &Service, opts: &SpeakerOptions) -> Result<(), S
     }
     // MetalLB: a Service with a class is ours only if it names our class, and a speaker with a
     // class serves no class-less Service.
-    if svc.load_balancer_class != opts.load_balancer_class {
+    if svc.load_balancer_class.as_deref() != opts.load_balancer_class.as_deref() {
         return Err(SkipReason::LoadBalancerClassMismatch);
     }
     if svc.ips.is_empty() {

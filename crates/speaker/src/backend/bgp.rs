@@ -144,7 +144,7 @@ pub fn peer_config(peer: &BgpPeer) -> PeerConfig {
 }
 
 /// The routes of one peer in crates/bgp's terms.
-pub fn routes(routes: &BTreeMap<IpNet, RouteAttrs>) -> Routes {
+pub fn routes(routes: &BTreeMap<IpNet, Arc<RouteAttrs>>) -> Routes {
     // Routes with equal attributes share one `Arc<Route>`: VIPs of one pool and advertisement
     // all carry the same attributes, so 10k routes hold a handful of attribute sets instead of
     // 10k copies (~1.3 MiB at 10k, docs/speaker.md). crates/bgp packs such routes into common
@@ -153,7 +153,7 @@ pub fn routes(routes: &BTreeMap<IpNet, RouteAttrs>) -> Routes {
     routes
         .iter()
         .map(|(prefix, a)| {
-            let route = shared.entry(a).or_insert_with(|| Arc::new(route_of(a)));
+            let route = shared.entry(&**a).or_insert_with(|| Arc::new(route_of(a)));
             (*prefix, Arc::clone(route))
         })
         .collect()

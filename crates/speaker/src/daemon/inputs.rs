@@ -31,7 +31,7 @@ use k8s_openapi::api::discovery::v1 as discovery;
 use crate::announce::from_k8s::{
     endpoint_slice_from_k8s, node_from_k8s, service_from_fields, FromK8sError, ServiceFields,
 };
-use crate::announce::input::{Cluster, EndpointSlice, Node};
+use crate::announce::input::{Cluster, EndpointSlice, Node, SmolStr};
 
 /// One file's objects (or the API's), as the speaker keeps them.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -121,7 +121,7 @@ impl Inputs {
         let mut warnings = Vec::new();
         // Overlays in order, so of two for one Service the later wins; an overlay without a
         // status changes nothing the speaker reads (annotations only).
-        let mut overlays: BTreeMap<(&str, &str), &[Option<String>]> = BTreeMap::new();
+        let mut overlays: BTreeMap<(&str, &str), &[Option<SmolStr>]> = BTreeMap::new();
         for svc in self.services().filter(|s| s.is_status_overlay()) {
             if let Some(ingress) = &svc.ingress {
                 overlays.insert(svc.overlay_key(), ingress);

@@ -120,8 +120,8 @@ impl StatusKind for ServiceL2Status {
     fn status_for(node: &str, service: &ServiceKey, interfaces: &BTreeSet<String>) -> Self::Status {
         ServiceL2StatusStatus {
             node: Some(node.to_string()),
-            service_name: Some(service.name.clone()),
-            service_namespace: Some(service.namespace.clone()),
+            service_name: Some(service.name.to_string()),
+            service_namespace: Some(service.namespace.to_string()),
             interfaces: interfaces
                 .iter()
                 .map(|name| InterfaceInfo {
@@ -206,8 +206,8 @@ pub fn status_for(
 ) -> ServiceBGPStatusStatus {
     ServiceBGPStatusStatus {
         node: Some(node.to_string()),
-        service_name: Some(service.name.clone()),
-        service_namespace: Some(service.namespace.clone()),
+        service_name: Some(service.name.to_string()),
+        service_namespace: Some(service.namespace.to_string()),
         peers: peers.iter().cloned().collect(),
     }
 }
@@ -276,10 +276,10 @@ impl<S> Existing<S> {
 fn labels_for(node: &str, service: &ServiceKey) -> BTreeMap<String, String> {
     BTreeMap::from([
         (LABEL_NODE.to_string(), node.to_string()),
-        (LABEL_SERVICE_NAME.to_string(), service.name.clone()),
+        (LABEL_SERVICE_NAME.to_string(), service.name.to_string()),
         (
             LABEL_SERVICE_NAMESPACE.to_string(),
-            service.namespace.clone(),
+            service.namespace.to_string(),
         ),
     ])
 }

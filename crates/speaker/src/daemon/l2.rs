@@ -125,7 +125,7 @@ impl L2Reconciler {
             let nodes: NodeAddrs = cluster
                 .nodes
                 .values()
-                .map(|n| (n.name.clone(), n.internal_addresses.clone()))
+                .map(|n| (n.name.to_string(), n.internal_addresses.clone()))
                 .collect();
             tx.send_if_modified(|cur| {
                 let changed = *cur != nodes;

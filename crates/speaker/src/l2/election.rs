@@ -36,7 +36,7 @@ use ferrolb_api::selector::any_matches;
 use sha2::{Digest, Sha256};
 
 use crate::advertiser::{Interfaces, L2Desired, L2Vip};
-use crate::announce::input::{Cluster, Node, Service, ServiceKey, TrafficPolicy};
+use crate::announce::input::{Cluster, Node, Service, ServiceKey, SmolStr, TrafficPolicy};
 use crate::announce::reason::SkipReason;
 use crate::announce::{node_gate, service_gate, SpeakerOptions};
 
@@ -146,7 +146,7 @@ pub fn compute_l2(
 }
 
 /// Rule 1: some endpoint, anywhere, can serve.
-fn any_endpoint(serving: &BTreeSet<Option<String>>) -> Result<(), SkipReason> {
+fn any_endpoint(serving: &BTreeSet<Option<SmolStr>>) -> Result<(), SkipReason> {
     if serving.is_empty() {
         return Err(SkipReason::NoEndpoints);
     }
@@ -160,7 +160,7 @@ struct ElectionCtx<'a> {
     opts: &'a SpeakerOptions,
     live_speakers: Option<&'a BTreeSet<String>>,
     /// Nodes with a serving endpoint of the Service.
-    serving: &'a BTreeSet<Option<String>>,
+    serving: &'a BTreeSet<Option<SmolStr>>,
 }
 
 fn elect_vip(ctx: &ElectionCtx<'_>, svc: &Service, vip: IpAddr) -> (Election, L2VipStatus) {
@@ -192,7 +192,7 @@ fn elect_vip(ctx: &ElectionCtx<'_>, svc: &Service, vip: IpAddr) -> (Election, L2
                 || serving.contains(&Some(node.name.clone())))
     });
     let election = Election {
-        ranking: rank_nodes(eligible.map(|n| n.name.clone()), vip),
+        ranking: rank_nodes(eligible.map(|n| n.name.to_string()), vip),
     };
     let status = match election.winner() {
         None => L2VipStatus::NotOwner(SkipReason::NoEligibleNode),
@@ -245,7 +245,7 @@ fn applying_advertisements<'c>(
 }
 
 fn alive(node: &Node, live_speakers: Option<&BTreeSet<String>>) -> bool {
-    node.ready != Some(false) && live_speakers.is_none_or(|live| live.contains(&node.name))
+    node.ready != Some(false) && live_speakers.is_none_or(|live| live.contains(node.name.as_str()))
 }
 
 /// Rule 5.

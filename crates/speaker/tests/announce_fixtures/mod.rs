@@ -150,7 +150,7 @@ pub fn slice(service: &str, suffix: &str, endpoints: Vec<Endpoint>) -> EndpointS
     EndpointSlice {
         key: SliceKey {
             namespace: "ns".into(),
-            name: format!("{service}-{suffix}"),
+            name: format!("{service}-{suffix}").into(),
         },
         service: key(service),
         endpoints,
