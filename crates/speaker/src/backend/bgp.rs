@@ -291,6 +291,9 @@ async fn converge(
     }
 }
 
+/// Prefixes in one batch of UPDATEs above which the memory freed after it is returned.
+const BIG_BATCH: usize = 1000;
+
 /// Turns a speaker's events into metrics and logs (at info for state changes).
 async fn drain_events(mut rx: mpsc::Receiver<SpeakerEvent>, metrics: Arc<Metrics>, label: String) {
     while let Some(ev) = rx.recv().await {
@@ -342,6 +345,11 @@ async fn drain_events(mut rx: mpsc::Receiver<SpeakerEvent>, metrics: Arc<Metrics
                     m.announced_prefixes = total;
                     m.updates_sent = m.updates_sent.saturating_add(updates as u64);
                 });
+                // A big batch (a first table, a pool added or removed) encoded its UPDATEs
+                // into buffers that are free now; glibc would keep them resident.
+                if announced + withdrawn >= BIG_BATCH {
+                    crate::daemon::release_freed_memory();
+                }
             }
             other => tracing::trace!(event = ?other, "bgp event"),
         }

@@ -81,7 +81,6 @@ pub async fn run<A: Advertiser<Desired = BgpDesired>>(
         let changed = reconciler.apply(update);
         if snapshot {
             metrics.set_source_error(None);
-            release_freed_memory();
             if let Some(tx) = &reports.config_errors {
                 let errors = reconciler.config_errors();
                 tx.send_if_modified(|old| {
@@ -146,13 +145,18 @@ pub async fn run<A: Advertiser<Desired = BgpDesired>>(
                 }
             }
         }
+        if snapshot {
+            // Last, after the reports too: their serialisation is transient as well.
+            release_freed_memory();
+        }
     }
 }
 
 /// Hands the heap freed after a snapshot back to the OS. A snapshot of 10k Services parses to
 /// ~31 MiB that is dropped once the plan is computed; glibc keeps such freed peaks mapped, so
-/// RSS stayed at the peak (docs/speaker.md, "10k VIPs"). Runs once per changed snapshot only.
-fn release_freed_memory() {
+/// RSS stayed at the peak (docs/speaker.md, "10k VIPs"). Runs once per snapshot and after a
+/// big batch of UPDATEs, not per event: it walks every free chunk.
+pub(crate) fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only releases free heap pages; it touches no live allocation and is
     // thread-safe in glibc.
