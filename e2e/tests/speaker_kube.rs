@@ -821,11 +821,24 @@ async fn kubernetes_mode_rss_with_10k_services() {
             .map(|l| l.trim_start_matches(name).trim().to_string())
             .unwrap_or_default()
     };
+    // How the RSS splits: heap and stacks (anonymous) against code pages (file-backed).
+    let rollup = std::fs::read_to_string(format!("/proc/{}/smaps_rollup", speaker.child.id()))
+        .unwrap_or_default();
+    let kb = |name: &str| {
+        rollup
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or_default()
+    };
     eprintln!(
         "MEASURED Kubernetes mode, {N} Services: all routes {took:?} after start; VmRSS {}, \
-         VmHWM {} ({})",
+         VmHWM {} (anonymous {} kB, file-backed {} kB; {})",
         field("VmRSS:"),
         field("VmHWM:"),
+        kb("Anonymous:"),
+        kb("Rss:").saturating_sub(kb("Anonymous:")),
         bin.display()
     );
 }

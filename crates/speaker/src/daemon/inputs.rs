@@ -63,14 +63,29 @@ impl InputPart {
         slices: impl IntoIterator<Item = &'a discovery::EndpointSlice>,
         nodes: impl IntoIterator<Item = &'a core::Node>,
     ) -> Self {
+        Self::from_reduced(
+            config,
+            services.into_iter().map(ServiceFields::of).collect(),
+            slices.into_iter().map(endpoint_slice_from_k8s).collect(),
+            nodes,
+        )
+    }
+
+    /// A part from Services and EndpointSlices already reduced (Kubernetes mode's stores).
+    pub fn from_reduced<'a>(
+        config: Resources,
+        services: Vec<ServiceFields>,
+        slices: Vec<Result<EndpointSlice, FromK8sError>>,
+        nodes: impl IntoIterator<Item = &'a core::Node>,
+    ) -> Self {
         let mut config = config;
         config.services.clear();
         config.endpoint_slices.clear();
         config.nodes = nodes.into_iter().cloned().collect();
         Self {
             config,
-            services: services.into_iter().map(ServiceFields::of).collect(),
-            slices: slices.into_iter().map(endpoint_slice_from_k8s).collect(),
+            services,
+            slices,
         }
     }
 }

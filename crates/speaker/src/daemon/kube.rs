@@ -1,14 +1,18 @@
-//! Kubernetes source: the config snapshots of `ferrolb_api::source::kube` plus reflectors over
+//! Kubernetes source: the config snapshots of `ferrolb_api::source::kube` plus watches of
 //! Services, EndpointSlices (discovery.k8s.io/v1) and Nodes, merged into one
 //! [`SourceUpdate::Snapshot`] per burst of changes.
 //!
 //! ```text
-//!  config CRs + Secrets (ns) ─┐
-//!  Services ──── reflector ───┤                       ┌─ Snapshot (stores merged) ─┐
-//!  EndpointSlices reflector ──┼─ select_all ─ Merge ──┤                            ├─▶ mpsc
-//!  Nodes ─────── reflector ───┘       ▲               └─ Unavailable(error) ───────┘
+//!  config CRs + Secrets (ns) ───────┐
+//!  Services ──────── ReducedStore ──┤                       ┌─ Snapshot (stores merged) ─┐
+//!  EndpointSlices ── ReducedStore ──┼─ select_all ─ Merge ──┤                            ├─▶ mpsc
+//!  Nodes ─────────── reflector ─────┘       ▲               └─ Unavailable(error) ───────┘
 //!                       probe (LIST nodes, limit 1) while degraded
 //! ```
+//!
+//! Services and EndpointSlices are kept reduced ([`ReducedStore`]): a reflector would keep
+//! every k8s object whole, ~30 MB at 10k Services (docs/speaker.md, issue 7). Nodes are few
+//! and validation reads them whole, so they stay in a kube-runtime reflector (trimmed).
 //!
 //! *Guarantees*: nothing is sent before every watch finished its initial list. A watch error
 //! is sent as [`SourceUpdate::Unavailable`] (the watchers retry with backoff on their own), so
@@ -26,8 +30,10 @@
 //! alternate between fresh and stale at the failing watch's retry period. Tested against the
 //! API-server test double of `ferrolb-e2e` (`e2e/tests/speaker_kube.rs`), not a real cluster.
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::hash::Hash;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use ferrolb_api::source::{kube as config_source, Resources};
@@ -47,6 +53,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::inputs::{InputPart, Inputs};
 use super::reconcile::SourceUpdate;
+use crate::announce::from_k8s::{endpoint_slice_from_k8s, FromK8sError, ServiceFields};
+use crate::announce::input::{self, SmolStr};
 
 /// The cluster watches, by index into [`Merge::listed`].
 const CLUSTER_WATCHES: [&str; 3] = ["Services", "EndpointSlices", "Nodes"];
@@ -146,11 +154,11 @@ impl Merge {
     }
 }
 
-/// Drops what the speaker never reads from a watched object before the store keeps it:
-/// `managedFields` and annotations (often a whole `last-applied-configuration` copy) on every
-/// kind, and a Node's `status.images` (the image list, commonly tens of KiB per Node). The
-/// fields the conversions and validation read (labels, spec, conditions, addresses, ingress)
-/// stay; `tests` below check the conversions see no difference.
+/// Drops what the speaker never reads from a watched Node before the reflector keeps it:
+/// `managedFields` and annotations (often a whole `last-applied-configuration` copy), and
+/// `status.images` (the image list, commonly tens of KiB per Node). The fields the conversion
+/// and validation read (labels, spec, conditions, addresses) stay; `tests` below check the
+/// conversion sees no difference.
 pub trait Trim {
     /// Removes the unread fields in place.
     fn trim(&mut self);
@@ -161,24 +169,20 @@ fn trim_metadata(meta: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::Obje
     meta.annotations = None;
 }
 
-impl Trim for Service {
-    fn trim(&mut self) {
-        trim_metadata(&mut self.metadata);
-    }
-}
-
-impl Trim for EndpointSlice {
-    fn trim(&mut self) {
-        trim_metadata(&mut self.metadata);
-    }
-}
-
 impl Trim for Node {
     fn trim(&mut self) {
         trim_metadata(&mut self.metadata);
         if let Some(status) = &mut self.status {
             status.images = None;
         }
+    }
+}
+
+fn seen<K>(event: &watcher::Event<K>) -> Seen {
+    match event {
+        watcher::Event::Apply(_) | watcher::Event::Delete(_) => Seen::Change,
+        watcher::Event::Init | watcher::Event::InitApply(_) => Seen::Listing,
+        watcher::Event::InitDone => Seen::Listed,
     }
 }
 
@@ -191,18 +195,111 @@ where
     let watch = watcher(api, watcher::Config::default()).modify(K::trim);
     let ticks = reflector::reflector(writer, watch)
         .default_backoff()
+        .map(move |ev| Tick::Cluster(index, ev.map(|e| seen(&e))))
+        .boxed();
+    (reader, ticks)
+}
+
+/// `(namespace, name)` of a watched object.
+type ObjectKey = (SmolStr, SmolStr);
+
+/// What a watch keeps of its objects: each one reduced as it arrives, by namespace and name.
+///
+/// Folds kube-runtime watcher events the way its reflector does, so the guarantees in the
+/// module doc hold: an applied object replaces the one of its key, a deleted one goes, and a
+/// (re-)list is collected aside from `Init` on and swapped in whole at `InitDone`, so the
+/// store never shows a half-listed cluster.
+#[derive(Debug)]
+pub struct ReducedStore<V> {
+    objects: BTreeMap<ObjectKey, V>,
+    relist: Option<BTreeMap<ObjectKey, V>>,
+}
+
+impl<V> Default for ReducedStore<V> {
+    fn default() -> Self {
+        Self {
+            objects: BTreeMap::new(),
+            relist: None,
+        }
+    }
+}
+
+impl<V> ReducedStore<V> {
+    /// Folds one watcher event in, reducing any object it carries with `reduce`.
+    pub fn apply<K: Resource>(&mut self, event: &watcher::Event<K>, reduce: impl Fn(&K) -> V) {
+        let key = |obj: &K| -> ObjectKey {
+            let meta = obj.meta();
+            (
+                SmolStr::new(meta.namespace.as_deref().unwrap_or_default()),
+                SmolStr::new(meta.name.as_deref().unwrap_or_default()),
+            )
+        };
+        match event {
+            watcher::Event::Apply(obj) => {
+                self.objects.insert(key(obj), reduce(obj));
+            }
+            watcher::Event::Delete(obj) => {
+                self.objects.remove(&key(obj));
+            }
+            watcher::Event::Init => self.relist = Some(BTreeMap::new()),
+            watcher::Event::InitApply(obj) => {
+                self.relist
+                    .get_or_insert_with(BTreeMap::new)
+                    .insert(key(obj), reduce(obj));
+            }
+            watcher::Event::InitDone => {
+                if let Some(listed) = self.relist.take() {
+                    // Rebuilt in one go: the list arrives in key order, and a B-tree filled
+                    // in order keeps its nodes half full (~2 MB more at 10k Services).
+                    self.objects = listed.into_iter().collect();
+                }
+            }
+        }
+    }
+
+    /// The reduced objects in key order.
+    pub fn values(&self) -> impl Iterator<Item = &V> {
+        self.objects.values()
+    }
+}
+
+type Shared<V> = Arc<Mutex<ReducedStore<V>>>;
+
+fn lock<V>(store: &Shared<V>) -> std::sync::MutexGuard<'_, ReducedStore<V>> {
+    // A panic while folding an event leaves a consistent map (each event is one insert,
+    // remove or swap), so a poisoned lock is still usable.
+    store.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn watch_reduced<K, V>(
+    api: Api<K>,
+    index: usize,
+    reduce: fn(&K) -> V,
+) -> (Shared<V>, BoxStream<'static, Tick>)
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+    K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
+    V: Send + 'static,
+{
+    let store: Shared<V> = Arc::default();
+    let writer = Arc::clone(&store);
+    let ticks = watcher(api, watcher::Config::default())
+        .default_backoff()
         .map(move |ev| {
             Tick::Cluster(
                 index,
-                ev.map(|e| match e {
-                    watcher::Event::Apply(_) | watcher::Event::Delete(_) => Seen::Change,
-                    watcher::Event::Init | watcher::Event::InitApply(_) => Seen::Listing,
-                    watcher::Event::InitDone => Seen::Listed,
+                ev.map(|e| {
+                    lock(&writer).apply(&e, reduce);
+                    seen(&e)
                 }),
             )
         })
         .boxed();
-    (reader, ticks)
+    (store, ticks)
+}
+
+fn reduce_slice(slice: &EndpointSlice) -> Result<input::EndpointSlice, FromK8sError> {
+    endpoint_slice_from_k8s(slice)
 }
 
 /// Watches the cluster through `client` (config CRs and Secrets in `namespace`) and sends
@@ -216,8 +313,8 @@ pub async fn watch(
     let config = config_source::snapshots(client.clone(), &namespace)
         .map(|r| Tick::Config(r.map(Box::new)))
         .boxed();
-    let (services, s0) = watch_into(Api::<Service>::all(client.clone()), 0);
-    let (slices, s1) = watch_into(Api::<EndpointSlice>::all(client.clone()), 1);
+    let (services, s0) = watch_reduced(Api::<Service>::all(client.clone()), 0, ServiceFields::of);
+    let (slices, s1) = watch_reduced(Api::<EndpointSlice>::all(client.clone()), 1, reduce_slice);
     let probe_api = Api::<Node>::all(client.clone());
     let (nodes, s2) = watch_into(Api::<Node>::all(client), 2);
     let mut ticks = stream::select_all([config, s0, s1, s2]);
@@ -270,12 +367,10 @@ pub async fn watch(
                 let Some(config) = merge.config.as_ref() else {
                     continue;
                 };
-                // Reduced straight from the stores: no clone of the Services and
-                // EndpointSlices as k8s objects (docs/speaker.md, issue 7).
-                let part = InputPart::from_cluster(
+                let part = InputPart::from_reduced(
                     config.clone(),
-                    services.state().iter().map(|s| &**s),
-                    slices.state().iter().map(|s| &**s),
+                    lock(&services).values().cloned().collect(),
+                    lock(&slices).values().cloned().collect(),
                     nodes.state().iter().map(|n| &**n),
                 );
                 SourceUpdate::Snapshot(Box::new(Inputs::from_part(part)))
@@ -330,7 +425,7 @@ pub(crate) fn jittered(d: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::announce::from_k8s::{endpoint_slice_from_k8s, node_from_k8s, ServiceFields};
+    use crate::announce::from_k8s::node_from_k8s;
 
     /// A whole object as the API server sends it: read fields plus the unread ones.
     fn from_json<K: DeserializeOwned>(kind_and_fields: serde_json::Value) -> K {
@@ -346,29 +441,7 @@ mod tests {
     }
 
     #[test]
-    fn trimming_keeps_everything_the_speaker_reads() {
-        let mut svc: Service = from_json(serde_json::json!({
-            "metadata": noisy_meta("web", serde_json::json!({"app": "web"})),
-            "spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local",
-                     "loadBalancerClass": "x/y", "ports": [{"port": 80}]},
-            "status": {"loadBalancer": {"ingress": [{"ip": "198.51.100.1"}]}}
-        }));
-        let before = ServiceFields::of(&svc);
-        svc.trim();
-        assert_eq!(ServiceFields::of(&svc), before);
-        assert!(svc.metadata.managed_fields.is_none() && svc.metadata.annotations.is_none());
-
-        let mut slice: EndpointSlice = from_json(serde_json::json!({
-            "metadata": noisy_meta("web-1", serde_json::json!({"kubernetes.io/service-name": "web"})),
-            "addressType": "IPv4",
-            "endpoints": [{"addresses": ["10.1.0.1"], "nodeName": "node-a",
-                           "conditions": {"ready": false, "serving": true, "terminating": false}}]
-        }));
-        let before = endpoint_slice_from_k8s(&slice);
-        slice.trim();
-        assert_eq!(endpoint_slice_from_k8s(&slice), before);
-        assert!(slice.metadata.managed_fields.is_none());
-
+    fn trimming_a_node_keeps_everything_the_speaker_reads() {
         let mut node: Node = from_json(serde_json::json!({
             "metadata": noisy_meta("node-a", serde_json::json!({"zone": "a"})),
             "spec": {"unschedulable": true},
@@ -390,6 +463,98 @@ mod tests {
         );
         assert!(node.status.as_ref().is_some_and(|s| s.images.is_none()));
         assert!(node.metadata.labels.is_some());
+    }
+
+    fn svc(name: &str, ip: &str) -> Service {
+        from_json(serde_json::json!({
+            "metadata": noisy_meta(name, serde_json::json!({"app": name})),
+            "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]},
+            "status": {"loadBalancer": {"ingress": [{"ip": ip}]}}
+        }))
+    }
+
+    fn names(store: &ReducedStore<ServiceFields>) -> Vec<(String, String)> {
+        store
+            .values()
+            .map(|f| {
+                let ip = f
+                    .ingress
+                    .as_ref()
+                    .and_then(|i| i.first().cloned().flatten());
+                (
+                    f.name.as_deref().unwrap_or_default().to_string(),
+                    ip.as_deref().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_reduced_store_keeps_the_read_fields_of_applied_objects() {
+        let mut store = ReducedStore::default();
+        store.apply(
+            &watcher::Event::Apply(svc("web", "198.51.100.1")),
+            ServiceFields::of,
+        );
+        store.apply(
+            &watcher::Event::Apply(svc("api", "198.51.100.2")),
+            ServiceFields::of,
+        );
+        // The same key again replaces; a delete removes.
+        store.apply(
+            &watcher::Event::Apply(svc("web", "198.51.100.9")),
+            ServiceFields::of,
+        );
+        assert_eq!(
+            names(&store),
+            pairs(&[("api", "198.51.100.2"), ("web", "198.51.100.9")])
+        );
+        let kept = store.values().next().cloned().expect("api");
+        assert_eq!(kept, ServiceFields::of(&svc("api", "198.51.100.2")));
+        store.apply(&watcher::Event::Delete(svc("api", "")), ServiceFields::of);
+        assert_eq!(names(&store), pairs(&[("web", "198.51.100.9")]));
+    }
+
+    #[test]
+    fn a_relist_is_swapped_in_whole_at_its_end() {
+        let mut store = ReducedStore::default();
+        store.apply(
+            &watcher::Event::Apply(svc("old", "198.51.100.1")),
+            ServiceFields::of,
+        );
+        store.apply(
+            &watcher::Event::Apply(svc("kept", "198.51.100.2")),
+            ServiceFields::of,
+        );
+        store.apply(&watcher::Event::<Service>::Init, ServiceFields::of);
+        store.apply(
+            &watcher::Event::InitApply(svc("kept", "198.51.100.3")),
+            ServiceFields::of,
+        );
+        // Mid-list the store still shows the previous list, not a half-empty one.
+        assert_eq!(
+            names(&store),
+            pairs(&[("kept", "198.51.100.2"), ("old", "198.51.100.1")])
+        );
+        store.apply(
+            &watcher::Event::InitApply(svc("new", "198.51.100.4")),
+            ServiceFields::of,
+        );
+        store.apply(&watcher::Event::<Service>::InitDone, ServiceFields::of);
+        // "old" was deleted while the watch was down: gone with the new list.
+        assert_eq!(
+            names(&store),
+            pairs(&[("kept", "198.51.100.3"), ("new", "198.51.100.4")])
+        );
+        // A second InitDone without a list in progress changes nothing.
+        store.apply(&watcher::Event::<Service>::InitDone, ServiceFields::of);
+        assert_eq!(names(&store).len(), 2);
     }
 
     fn listed_all(m: &mut Merge) {

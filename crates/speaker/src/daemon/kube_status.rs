@@ -12,7 +12,7 @@
 //!
 //! ```text
 //!  daemon::run ── watch<Option<DesiredStatuses>> ─▶ run_writer ─ plan_writes (pure) ─▶ API
-//!  reflector(ServiceBGPStatus, label metallb.io/node=<node>) ──────▲
+//!  watch(ServiceBGPStatus, label metallb.io/node=<node>) ─ ReducedStore ─▲
 //! ```
 //!
 //! *Names*: MetalLB uses `generateName: bgp-`. We use `bgp-` and 16 hex digits of a SHA-256 of
@@ -41,7 +41,6 @@ use futures::StreamExt as _;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::NamespaceResourceScope;
 use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
-use kube::runtime::reflector;
 use kube::runtime::watcher::{self, watcher};
 use kube::runtime::WatchStreamExt as _;
 use kube::Client;
@@ -51,6 +50,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::kube::ReducedStore;
 use super::metrics::Metrics;
 use crate::advertiser::Interfaces;
 use crate::announce::bgp::ServiceStatus;
@@ -291,12 +291,15 @@ fn labels_for(node: &str, service: &ServiceKey) -> BTreeMap<String, String> {
 /// carry both Service labels (MetalLB ignores the others too). Per Service, the object named
 /// [`object_name`] is kept if present, else the first by name (adopting MetalLB's); the rest
 /// are deleted. Output: creates and updates in Service order, then deletes in name order.
-pub fn plan_writes<K: StatusKind>(
+pub fn plan_writes<'a, K: StatusKind>(
     node: &str,
     owner_uid: Option<&str>,
     desired: &DesiredStatuses,
-    existing: &[Existing<K::Status>],
-) -> Vec<StatusWrite> {
+    existing: impl IntoIterator<Item = &'a Existing<K::Status>>,
+) -> Vec<StatusWrite>
+where
+    K::Status: 'a,
+{
     let mut by_service: BTreeMap<ServiceKey, Vec<&Existing<K::Status>>> = BTreeMap::new();
     for e in existing {
         if e.labels.get(LABEL_NODE).map(String::as_str) != Some(node) {
@@ -477,14 +480,13 @@ pub async fn run_writer<K: StatusKind>(
 ) {
     let api: Api<K> = Api::namespaced(client, &cfg.namespace);
     let kind = K::kind(&()).into_owned();
-    let (store, writer) = reflector::store();
+    // The existing objects as plan_writes reads them, not whole: at 10k Services a reflector
+    // held 10k objects with their managedFields (docs/speaker.md, issue 7).
+    let mut store = ReducedStore::default();
     let selector = format!("{LABEL_NODE}={}", cfg.node);
-    let mut events = reflector::reflector(
-        writer,
-        watcher(api.clone(), watcher::Config::default().labels(&selector)),
-    )
-    .default_backoff()
-    .boxed();
+    let mut events = watcher(api.clone(), watcher::Config::default().labels(&selector))
+        .default_backoff()
+        .boxed();
     let mut listed = false;
     let mut retry_delay = RETRY_MIN;
     let mut retry_at: Option<Instant> = None;
@@ -495,9 +497,16 @@ pub async fn run_writer<K: StatusKind>(
             changed = desired.changed() => if changed.is_err() { return },
             ev = events.next() => match ev {
                 None => return,
-                Some(Ok(watcher::Event::InitDone)) => listed = true,
-                Some(Ok(watcher::Event::Init | watcher::Event::InitApply(_))) => continue,
-                Some(Ok(_)) => said_watch_error = false,
+                Some(Ok(event)) => {
+                    store.apply(&event, |o: &K| Existing::of(o));
+                    match event {
+                        watcher::Event::InitDone => listed = true,
+                        watcher::Event::Init | watcher::Event::InitApply(_) => continue,
+                        watcher::Event::Apply(_) | watcher::Event::Delete(_) => {
+                            said_watch_error = false
+                        }
+                    }
+                }
                 Some(Err(error)) => {
                     if !said_watch_error {
                         tracing::warn!(%error, %kind, "status watch failed; retrying");
@@ -516,10 +525,8 @@ pub async fn run_writer<K: StatusKind>(
             let Some(desired) = desired.as_ref() else {
                 continue;
             };
-            let existing: Vec<Existing<K::Status>> =
-                store.state().iter().map(|o| Existing::of(&**o)).collect();
             let owner_uid = cfg.owner.as_ref().map(|o| o.uid.as_str());
-            plan_writes::<K>(&cfg.node, owner_uid, desired, &existing)
+            plan_writes::<K>(&cfg.node, owner_uid, desired, store.values())
         };
         let mut failed = None;
         for write in writes {
