@@ -495,21 +495,25 @@ mod tests {
             .collect()
     }
 
+    use watcher::Event::{Apply, Delete, Init, InitApply, InitDone};
+
+    fn fold(store: &mut ReducedStore<ServiceFields>, events: Vec<watcher::Event<Service>>) {
+        for event in &events {
+            store.apply(event, ServiceFields::of);
+        }
+    }
+
     #[test]
     fn the_reduced_store_keeps_the_read_fields_of_applied_objects() {
         let mut store = ReducedStore::default();
-        store.apply(
-            &watcher::Event::Apply(svc("web", "198.51.100.1")),
-            ServiceFields::of,
-        );
-        store.apply(
-            &watcher::Event::Apply(svc("api", "198.51.100.2")),
-            ServiceFields::of,
-        );
-        // The same key again replaces; a delete removes.
-        store.apply(
-            &watcher::Event::Apply(svc("web", "198.51.100.9")),
-            ServiceFields::of,
+        fold(
+            &mut store,
+            vec![
+                Apply(svc("web", "198.51.100.1")),
+                Apply(svc("api", "198.51.100.2")),
+                // The same key again replaces.
+                Apply(svc("web", "198.51.100.9")),
+            ],
         );
         assert_eq!(
             names(&store),
@@ -517,43 +521,38 @@ mod tests {
         );
         let kept = store.values().next().cloned().expect("api");
         assert_eq!(kept, ServiceFields::of(&svc("api", "198.51.100.2")));
-        store.apply(&watcher::Event::Delete(svc("api", "")), ServiceFields::of);
+        fold(&mut store, vec![Delete(svc("api", ""))]);
         assert_eq!(names(&store), pairs(&[("web", "198.51.100.9")]));
     }
 
     #[test]
     fn a_relist_is_swapped_in_whole_at_its_end() {
         let mut store = ReducedStore::default();
-        store.apply(
-            &watcher::Event::Apply(svc("old", "198.51.100.1")),
-            ServiceFields::of,
-        );
-        store.apply(
-            &watcher::Event::Apply(svc("kept", "198.51.100.2")),
-            ServiceFields::of,
-        );
-        store.apply(&watcher::Event::<Service>::Init, ServiceFields::of);
-        store.apply(
-            &watcher::Event::InitApply(svc("kept", "198.51.100.3")),
-            ServiceFields::of,
+        fold(
+            &mut store,
+            vec![
+                Apply(svc("old", "198.51.100.1")),
+                Apply(svc("kept", "198.51.100.2")),
+                Init,
+                InitApply(svc("kept", "198.51.100.3")),
+            ],
         );
         // Mid-list the store still shows the previous list, not a half-empty one.
         assert_eq!(
             names(&store),
             pairs(&[("kept", "198.51.100.2"), ("old", "198.51.100.1")])
         );
-        store.apply(
-            &watcher::Event::InitApply(svc("new", "198.51.100.4")),
-            ServiceFields::of,
+        fold(
+            &mut store,
+            vec![InitApply(svc("new", "198.51.100.4")), InitDone],
         );
-        store.apply(&watcher::Event::<Service>::InitDone, ServiceFields::of);
         // "old" was deleted while the watch was down: gone with the new list.
         assert_eq!(
             names(&store),
             pairs(&[("kept", "198.51.100.3"), ("new", "198.51.100.4")])
         );
         // A second InitDone without a list in progress changes nothing.
-        store.apply(&watcher::Event::<Service>::InitDone, ServiceFields::of);
+        fold(&mut store, vec![InitDone]);
         assert_eq!(names(&store).len(), 2);
     }
 
