@@ -54,7 +54,7 @@ use super::kube::ReducedStore;
 use super::metrics::Metrics;
 use crate::advertiser::Interfaces;
 use crate::announce::bgp::ServiceStatus;
-use crate::announce::input::ServiceKey;
+use crate::announce::input::{ServiceKey, SmolStr};
 use crate::l2::election::{L2ServiceStatus, L2VipStatus};
 
 /// Label naming the announcing node (MetalLB `LabelAnnounceNode`).
@@ -71,7 +71,33 @@ const RETRY_MAX: Duration = Duration::from_secs(30);
 
 /// Per Service this node announces: the names of the BGPPeers it is announced to (never empty),
 /// or for L2 the interfaces it is announced from (empty: every interface on the VIP's subnet).
-pub type DesiredStatuses = BTreeMap<ServiceKey, BTreeSet<String>>;
+pub type DesiredStatuses = BTreeMap<ServiceKey, Names>;
+
+/// A sorted set of names without duplicates, as compact as a list: one is kept per announced
+/// Service, and 10k one-element `BTreeSet<String>`s took ~3 MB (docs/speaker.md).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Names(Box<[SmolStr]>);
+
+impl Names {
+    /// The names in order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(SmolStr::as_str)
+    }
+
+    /// No name.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<T: Into<SmolStr>> FromIterator<T> for Names {
+    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
+        let mut names: Vec<SmolStr> = iter.into_iter().map(Into::into).collect();
+        names.sort();
+        names.dedup();
+        Self(names.into_boxed_slice())
+    }
+}
 
 /// A status kind the speaker writes, one object per (Service, node).
 pub trait StatusKind:
@@ -89,7 +115,7 @@ pub trait StatusKind:
     /// Prefix of [`object_name`] (MetalLB's `generateName`).
     const NAME_PREFIX: &'static str;
     /// The status node `node` writes for `service` with `report` (peers or interfaces).
-    fn status_for(node: &str, service: &ServiceKey, report: &BTreeSet<String>) -> Self::Status;
+    fn status_for(node: &str, service: &ServiceKey, report: &Names) -> Self::Status;
     /// The object's status, default when absent.
     fn current_status(&self) -> Self::Status;
     /// A new object with `meta` and no status.
@@ -99,7 +125,7 @@ pub trait StatusKind:
 impl StatusKind for ServiceBGPStatus {
     type Status = ServiceBGPStatusStatus;
     const NAME_PREFIX: &'static str = "bgp-";
-    fn status_for(node: &str, service: &ServiceKey, peers: &BTreeSet<String>) -> Self::Status {
+    fn status_for(node: &str, service: &ServiceKey, peers: &Names) -> Self::Status {
         status_for(node, service, peers)
     }
     fn current_status(&self) -> Self::Status {
@@ -117,7 +143,7 @@ impl StatusKind for ServiceBGPStatus {
 impl StatusKind for ServiceL2Status {
     type Status = ServiceL2StatusStatus;
     const NAME_PREFIX: &'static str = "l2-";
-    fn status_for(node: &str, service: &ServiceKey, interfaces: &BTreeSet<String>) -> Self::Status {
+    fn status_for(node: &str, service: &ServiceKey, interfaces: &Names) -> Self::Status {
         ServiceL2StatusStatus {
             node: Some(node.to_string()),
             service_name: Some(service.name.to_string()),
@@ -125,7 +151,7 @@ impl StatusKind for ServiceL2Status {
             interfaces: interfaces
                 .iter()
                 .map(|name| InterfaceInfo {
-                    name: Some(name.clone()),
+                    name: Some(name.to_string()),
                 })
                 .collect(),
         }
@@ -149,7 +175,7 @@ pub fn desired_from(statuses: &BTreeMap<ServiceKey, ServiceStatus>) -> DesiredSt
         .iter()
         .filter_map(|(key, st)| {
             let peers = st.peers();
-            (!peers.is_empty()).then(|| (key.clone(), peers))
+            (!peers.is_empty()).then(|| (key.clone(), peers.into_iter().collect()))
         })
         .collect()
 }
@@ -179,7 +205,7 @@ pub fn desired_from_l2(statuses: &BTreeMap<ServiceKey, L2ServiceStatus>) -> Desi
             if all {
                 names.clear();
             }
-            owned.then(|| (key.clone(), names))
+            owned.then(|| (key.clone(), names.into_iter().collect()))
         })
         .collect()
 }
@@ -199,16 +225,12 @@ pub fn object_name<K: StatusKind>(node: &str, service: &ServiceKey) -> String {
 }
 
 /// The status node `node` writes for `service` announced to `peers`.
-pub fn status_for(
-    node: &str,
-    service: &ServiceKey,
-    peers: &BTreeSet<String>,
-) -> ServiceBGPStatusStatus {
+pub fn status_for(node: &str, service: &ServiceKey, peers: &Names) -> ServiceBGPStatusStatus {
     ServiceBGPStatusStatus {
         node: Some(node.to_string()),
         service_name: Some(service.name.to_string()),
         service_namespace: Some(service.namespace.to_string()),
-        peers: peers.iter().cloned().collect(),
+        peers: peers.iter().map(str::to_string).collect(),
     }
 }
 
@@ -222,7 +244,7 @@ pub enum StatusWrite {
         /// The Service.
         service: ServiceKey,
         /// Its peers.
-        peers: BTreeSet<String>,
+        peers: Names,
     },
     /// Set the status, and the labels and owner if needed, of existing object `name`.
     Update {
@@ -231,7 +253,7 @@ pub enum StatusWrite {
         /// The Service.
         service: ServiceKey,
         /// Its peers.
-        peers: BTreeSet<String>,
+        peers: Names,
         /// Whether labels and owner must be rewritten too (a label missing, or another owner).
         metadata: bool,
     },
@@ -243,13 +265,46 @@ pub enum StatusWrite {
     },
 }
 
-/// What [`plan_writes`] needs of an existing object.
+/// The labels of ours on a status object (MetalLB's), as read; no others are kept.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OwnLabels {
+    /// [`LABEL_NODE`].
+    pub node: Option<SmolStr>,
+    /// [`LABEL_SERVICE_NAME`].
+    pub service_name: Option<SmolStr>,
+    /// [`LABEL_SERVICE_NAMESPACE`].
+    pub service_namespace: Option<SmolStr>,
+}
+
+impl OwnLabels {
+    /// Ours of `labels`.
+    pub fn of(labels: &BTreeMap<String, String>) -> Self {
+        let get = |key: &str| labels.get(key).map(SmolStr::new);
+        Self {
+            node: get(LABEL_NODE),
+            service_name: get(LABEL_SERVICE_NAME),
+            service_namespace: get(LABEL_SERVICE_NAMESPACE),
+        }
+    }
+
+    /// What node `node`'s object for `service` carries.
+    pub fn for_service(node: &str, service: &ServiceKey) -> Self {
+        Self {
+            node: Some(node.into()),
+            service_name: Some(service.name.clone()),
+            service_namespace: Some(service.namespace.clone()),
+        }
+    }
+}
+
+/// What [`plan_writes`] needs of an existing object: one is kept per object of this node, so
+/// only what is compared (10k whole objects with their managedFields took ~10 MB).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Existing<S> {
     /// `metadata.name`.
-    pub name: String,
-    /// `metadata.labels`.
-    pub labels: BTreeMap<String, String>,
+    pub name: SmolStr,
+    /// Our labels of `metadata.labels`.
+    pub labels: OwnLabels,
     /// UIDs of `metadata.ownerReferences`.
     pub owner_uids: Vec<String>,
     /// `status` (default when absent).
@@ -260,8 +315,8 @@ impl<S> Existing<S> {
     fn of<K: StatusKind<Status = S>>(o: &K) -> Self {
         let meta = o.meta();
         Self {
-            name: meta.name.clone().unwrap_or_default(),
-            labels: meta.labels.clone().unwrap_or_default(),
+            name: SmolStr::new(meta.name.as_deref().unwrap_or_default()),
+            labels: meta.labels.as_ref().map(OwnLabels::of).unwrap_or_default(),
             owner_uids: meta
                 .owner_references
                 .iter()
@@ -302,13 +357,11 @@ where
 {
     let mut by_service: BTreeMap<ServiceKey, Vec<&Existing<K::Status>>> = BTreeMap::new();
     for e in existing {
-        if e.labels.get(LABEL_NODE).map(String::as_str) != Some(node) {
+        if e.labels.node.as_deref() != Some(node) {
             continue;
         }
-        let (Some(name), Some(namespace)) = (
-            e.labels.get(LABEL_SERVICE_NAME),
-            e.labels.get(LABEL_SERVICE_NAMESPACE),
-        ) else {
+        let (Some(name), Some(namespace)) = (&e.labels.service_name, &e.labels.service_namespace)
+        else {
             continue;
         };
         by_service
@@ -330,14 +383,12 @@ where
                 peers: peers.clone(),
             }),
             Some(keep) => {
-                let labels = labels_for(node, service)
-                    .iter()
-                    .any(|(k, v)| keep.labels.get(k) != Some(v));
+                let labels = keep.labels != OwnLabels::for_service(node, service);
                 let owner = owner_uid.is_some_and(|uid| keep.owner_uids != [uid]);
                 let metadata = labels || owner;
                 if metadata || keep.status != K::status_for(node, service, peers) {
                     writes.push(StatusWrite::Update {
-                        name: keep.name.clone(),
+                        name: keep.name.to_string(),
                         service: service.clone(),
                         peers: peers.clone(),
                         metadata,
@@ -348,7 +399,9 @@ where
         deletes.extend(objects.map(|e| e.name.clone()));
     }
     deletes.extend(by_service.into_values().flatten().map(|e| e.name.clone()));
-    writes.extend(deletes.into_iter().map(|name| StatusWrite::Delete { name }));
+    writes.extend(deletes.into_iter().map(|name| StatusWrite::Delete {
+        name: name.to_string(),
+    }));
     writes
 }
 
@@ -569,7 +622,11 @@ mod tests {
         ServiceKey::new("default", name)
     }
 
-    fn peers(names: &[&str]) -> BTreeSet<String> {
+    fn peers(names: &[&str]) -> Names {
+        names.iter().copied().collect()
+    }
+
+    fn set(names: &[&str]) -> BTreeSet<String> {
         names.iter().map(|s| s.to_string()).collect()
     }
 
@@ -581,7 +638,7 @@ mod tests {
     ) -> Existing<ServiceBGPStatusStatus> {
         Existing {
             name: name.into(),
-            labels: labels_for(node, service),
+            labels: OwnLabels::for_service(node, service),
             owner_uids: Vec::new(),
             status: status_for(node, service, &peers(peer_names)),
         }
@@ -664,9 +721,49 @@ mod tests {
     }
 
     #[test]
+    fn names_are_sorted_and_unique() {
+        let names: Names = ["r2", "r1", "r2"].into_iter().collect();
+        assert_eq!(names.iter().collect::<Vec<_>>(), ["r1", "r2"]);
+    }
+
+    #[test]
+    fn only_our_labels_are_read_and_they_say_whose_object_it_is() {
+        let mut labels = labels_for(NODE, &svc("a"));
+        labels.insert("app".into(), "x".into());
+        assert_eq!(
+            OwnLabels::of(&labels),
+            OwnLabels::for_service(NODE, &svc("a"))
+        );
+        let mut stale = existing("bgp-a", NODE, &svc("a"), &["r1"]);
+        stale.labels.node = Some(NODE.into());
+        stale.labels.service_namespace = Some("default".into());
+        let desired = DesiredStatuses::from([(svc("a"), peers(&["r1"]))]);
+        assert_eq!(
+            plan_writes::<ServiceBGPStatus>(NODE, None, &desired, &[stale.clone()]),
+            vec![],
+            "labels as written: nothing to do"
+        );
+        // Same node and name, another namespace label: that object is another Service's.
+        stale.labels.service_namespace = Some("other".into());
+        assert_eq!(
+            plan_writes::<ServiceBGPStatus>(NODE, None, &desired, &[stale]),
+            vec![
+                StatusWrite::Create {
+                    name: object_name::<ServiceBGPStatus>(NODE, &svc("a")),
+                    service: svc("a"),
+                    peers: peers(&["r1"]),
+                },
+                StatusWrite::Delete {
+                    name: "bgp-a".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
     fn other_nodes_objects_and_unlabelled_ones_are_not_ours() {
         let mut unlabelled = existing("bgp-u", NODE, &svc("a"), &["r1"]);
-        unlabelled.labels.remove(LABEL_SERVICE_NAME);
+        unlabelled.labels.service_name = None;
         let have = [existing("bgp-b", "node-b", &svc("a"), &["r1"]), unlabelled];
         assert_eq!(
             plan_writes::<ServiceBGPStatus>(NODE, None, &DesiredStatuses::new(), &have),
@@ -772,7 +869,7 @@ mod tests {
         ) -> Existing<ServiceL2StatusStatus> {
             Existing {
                 name: name.into(),
-                labels: labels_for(NODE, service),
+                labels: OwnLabels::for_service(NODE, service),
                 owner_uids: Vec::new(),
                 status: ServiceL2Status::status_for(NODE, service, &peers(ifs)),
             }
@@ -814,13 +911,13 @@ mod tests {
                         vip(
                             "192.0.2.2",
                             L2VipStatus::Owner {
-                                interfaces: Interfaces::Only(peers(&["eth1", "eth0"])),
+                                interfaces: Interfaces::Only(set(&["eth1", "eth0"])),
                             },
                         ),
                         vip(
                             "2001:db8::2",
                             L2VipStatus::Owner {
-                                interfaces: Interfaces::Only(peers(&["eth2"])),
+                                interfaces: Interfaces::Only(set(&["eth2"])),
                             },
                         ),
                     ])),
@@ -838,7 +935,7 @@ mod tests {
             assert_eq!(
                 desired_from_l2(&statuses),
                 DesiredStatuses::from([
-                    (svc("all"), BTreeSet::new()),
+                    (svc("all"), Names::default()),
                     (svc("named"), peers(&["eth0", "eth1", "eth2"])),
                 ])
             );
