@@ -8,6 +8,7 @@
 # cargo-fuzz needs nightly-only rustc flags (-Zsanitizer); only a stable toolchain is available
 # here, and RUSTC_BOOTSTRAP=1 lets stable rustc accept them. Skips (exit 0, loudly) when
 # cargo-fuzz is not installed: `cargo install cargo-fuzz`.
+# The bounded run itself is scripts/fuzz-run-targets.sh, shared by the three smokes.
 set -euo pipefail
 cd "$(dirname "$0")/../crates/arp/fuzz"
 seconds="${FUZZ_SECONDS:-20}"
@@ -17,20 +18,4 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     exit 0
 fi
 
-scratch="$(mktemp -d)"
-trap 'rm -rf "$scratch"' EXIT
-
-for target in parse_frame respond; do
-    echo "::: fuzz ${target} for ${seconds}s"
-    mkdir -p "${scratch}/${target}"
-    log="${scratch}/${target}.log"
-    # libFuzzer's progress lines go to a log; on a crash its tail is shown.
-    if ! RUSTC_BOOTSTRAP=1 cargo fuzz run "${target}" "${scratch}/${target}" "corpus/${target}" -- \
-        -max_total_time="${seconds}" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-        >"$log" 2>&1; then
-        tail -40 "$log" >&2
-        echo "FAILED fuzz ${target}: crashing input in crates/arp/fuzz/artifacts/${target}/" >&2
-        exit 1
-    fi
-    grep -E "^(Done|stat::number_of_executed_units)" "$log" || true
-done
+exec ../../../scripts/fuzz-run-targets.sh crates/arp "$seconds" "" parse_frame respond

@@ -8,6 +8,7 @@
 # cargo-fuzz passes nightly-only rustc flags (-Zsanitizer); only a stable toolchain exists here,
 # and RUSTC_BOOTSTRAP=1 lets stable rustc accept them. Installs cargo-fuzz when missing; skips
 # (exit 0, loudly) if it cannot be installed or a target cannot be built.
+# The bounded run itself is scripts/fuzz-run-targets.sh, shared by the three smokes.
 set -euo pipefail
 cd "$(dirname "$0")/../crates/bgp/fuzz"
 seconds="${FUZZ_SECONDS:-25}"
@@ -29,19 +30,4 @@ if ! cargo fuzz build >/dev/null 2>build.log; then
 fi
 rm -f build.log
 
-scratch="$(mktemp -d)"
-trap 'rm -rf "$scratch"' EXIT
-
-for target in decode_message framing; do
-    echo "::: fuzz ${target} for ${seconds}s (crates/bgp)"
-    mkdir -p "${scratch}/${target}"
-    log="${scratch}/${target}.log"
-    if ! cargo fuzz run "${target}" "${scratch}/${target}" "corpus/${target}" -- \
-        -max_total_time="${seconds}" -timeout=10 -rss_limit_mb=2048 -max_len=70000 \
-        -print_final_stats=1 >"$log" 2>&1; then
-        tail -40 "$log" >&2
-        echo "FAILED fuzz ${target}: crashing input in crates/bgp/fuzz/artifacts/${target}/" >&2
-        exit 1
-    fi
-    grep -E "^(Done|stat::number_of_executed_units)" "$log" || true
-done
+exec ../../../scripts/fuzz-run-targets.sh crates/bgp "$seconds" 70000 decode_message framing
