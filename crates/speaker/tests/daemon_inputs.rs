@@ -8,38 +8,29 @@ use std::path::Path;
 use ferrolb_api::source::files::{fingerprint, load_paths, FileCache};
 use ferrolb_api::source::Resources;
 use ferrolb_speaker::announce::from_k8s::{
-    endpoint_slice_from_k8s, node_from_k8s, service_from_k8s,
+    endpoint_slice_from_k8s, node_from_k8s, service_from_k8s, FromK8sError,
 };
 use ferrolb_speaker::announce::input::{Cluster, Node};
 use ferrolb_speaker::daemon::inputs::Inputs;
 
+/// `convert` of each item; the ones that do not convert are described in `warnings`.
+fn converted<T, U>(
+    items: &[T],
+    convert: fn(&T) -> Result<U, FromK8sError>,
+    warnings: &mut Vec<String>,
+) -> Vec<U> {
+    items
+        .iter()
+        .filter_map(|item| convert(item).map_err(|e| warnings.push(e.to_string())).ok())
+        .collect()
+}
+
 /// The cluster as the speaker computed it before reducing: every whole object converted.
 fn reference(res: &Resources, node_name: &str) -> (Cluster, Vec<String>, bool) {
     let mut warnings = Vec::new();
-    let mut keep = |r: Result<_, ferrolb_speaker::announce::from_k8s::FromK8sError>| {
-        r.map_err(|e| warnings.push(e.to_string())).ok()
-    };
-    let services: Vec<_> = res
-        .services
-        .iter()
-        .filter_map(|s| keep(service_from_k8s(s)))
-        .collect();
-    let mut keep_slice = |r: Result<_, ferrolb_speaker::announce::from_k8s::FromK8sError>| {
-        r.map_err(|e| warnings.push(e.to_string())).ok()
-    };
-    let slices: Vec<_> = res
-        .endpoint_slices
-        .iter()
-        .filter_map(|s| keep_slice(endpoint_slice_from_k8s(s)))
-        .collect();
-    let mut keep_node = |r: Result<_, ferrolb_speaker::announce::from_k8s::FromK8sError>| {
-        r.map_err(|e| warnings.push(e.to_string())).ok()
-    };
-    let nodes: Vec<_> = res
-        .nodes
-        .iter()
-        .filter_map(|n| keep_node(node_from_k8s(n)))
-        .collect();
+    let services = converted(&res.services, service_from_k8s, &mut warnings);
+    let slices = converted(&res.endpoint_slices, endpoint_slice_from_k8s, &mut warnings);
+    let nodes = converted(&res.nodes, node_from_k8s, &mut warnings);
     let mut cluster = Cluster::from_objects(services, slices, nodes);
     let synthesized = !cluster.nodes.contains_key(node_name);
     if synthesized {

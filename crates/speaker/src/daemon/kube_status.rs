@@ -24,10 +24,11 @@
 //! *Guarantees*: nothing is written before the desired set is known (the reconciler computed a
 //! plan) and the existing objects are listed, so a restart does not delete and recreate them.
 //! Objects are created with POST (409 means ours already, e.g. a retry), then their status is
-//! server-side applied under the field manager `ferrolb-speaker`. An object with a missing
-//! label or another owner (an adopted one, or one from this speaker's previous Pod, which the
-//! garbage collector would otherwise delete with that Pod) gets a merge patch of its labels and
-//! `ownerReferences` (a merge patch replaces the list: exactly this Pod).
+//! server-side applied under the field manager `ferrolb-speaker`. An object of another owner
+//! (an adopted one, or one from this speaker's previous Pod, which the garbage collector would
+//! otherwise delete with that Pod) gets a merge patch of its labels and `ownerReferences` (a
+//! merge patch replaces the list: exactly this Pod). An object without all three labels is not
+//! ours and is left alone, as MetalLB leaves it.
 //! Writes that fail are retried, backing off with jitter from 200 ms to 30 s; while the API is
 //! unreachable, desired changes simply replace each other (latest wins).
 
@@ -383,9 +384,8 @@ where
                 peers: peers.clone(),
             }),
             Some(keep) => {
-                let labels = keep.labels != OwnLabels::for_service(node, service);
-                let owner = owner_uid.is_some_and(|uid| keep.owner_uids != [uid]);
-                let metadata = labels || owner;
+                // Its labels are right: it was found by them. Only its owner can be wrong.
+                let metadata = owner_uid.is_some_and(|uid| keep.owner_uids != [uid]);
                 if metadata || keep.status != K::status_for(node, service, peers) {
                     writes.push(StatusWrite::Update {
                         name: keep.name.to_string(),
