@@ -11,6 +11,7 @@
 //! - [`annotations`]: the Service-facing annotations (`metallb.io/...`).
 //! - [`legacy`]: conversion of MetalLB v0.12 ConfigMaps to CRs.
 //! - [`parse`]: pure parsers for addresses, communities and durations.
+//! - [`service_key`]: [`ServiceKey`], the `namespace/name` every per-Service map is keyed by.
 //! - [`ops_http`]: the daemons' `/metrics`, `/healthz`, `/readyz` server.
 #![warn(missing_docs)]
 
@@ -22,10 +23,12 @@ pub mod model;
 pub mod ops_http;
 pub mod parse;
 pub mod selector;
+pub mod service_key;
 pub mod source;
 pub mod state;
 pub mod validate;
 
 pub use error::{ConfigError, Reason};
+pub use service_key::ServiceKey;
 pub use source::Resources;
 pub use state::ConfigState;

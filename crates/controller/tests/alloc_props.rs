@@ -169,7 +169,7 @@ fn pool_allows(pool: &Pool, s: &Service, ip: &IpAddr) -> bool {
         return false;
     }
     if let Some(sa) = &pool.service_allocation {
-        let by_name = sa.namespaces.contains(&s.key.namespace);
+        let by_name = sa.namespaces.contains(s.key.namespace.as_str());
         let by_labels = sa
             .namespace_selectors
             .iter()

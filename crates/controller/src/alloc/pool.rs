@@ -205,13 +205,13 @@ pub(crate) fn may_use(pool: &Pool, svc: &Service) -> Result<(), PoolRejection> {
         return Ok(());
     };
     let restricts_ns = !sa.namespaces.is_empty() || !sa.namespace_selectors.is_empty();
-    let by_name = sa.namespaces.contains(&svc.key.namespace);
+    let by_name = sa.namespaces.contains(svc.key.namespace.as_str());
     // `any_matches` is true for an empty list, hence the emptiness guard.
     let by_labels = !sa.namespace_selectors.is_empty()
         && any_matches(&sa.namespace_selectors, &svc.namespace_labels);
     if restricts_ns && !by_name && !by_labels {
         return Err(PoolRejection::Namespace {
-            namespace: svc.key.namespace.clone(),
+            namespace: svc.key.namespace.to_string(),
         });
     }
     if !any_matches(&sa.service_selectors, &svc.labels) {

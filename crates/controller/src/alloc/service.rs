@@ -8,30 +8,8 @@ use std::net::IpAddr;
 use ferrolb_api::model::IpFamily;
 use ferrolb_api::selector::Labels;
 
-/// `namespace/name` of a Service; orders by namespace, then name (the `allocate` output order).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct ServiceKey {
-    /// `metadata.namespace` (`default` when a manifest leaves it out).
-    pub namespace: String,
-    /// `metadata.name`.
-    pub name: String,
-}
-
-impl ServiceKey {
-    /// Builds a key from its two parts.
-    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
-        Self {
-            namespace: namespace.into(),
-            name: name.into(),
-        }
-    }
-}
-
-impl fmt::Display for ServiceKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
-    }
-}
+/// `namespace/name` of a Service, shared with the speaker.
+pub use ferrolb_api::ServiceKey;
 
 /// `spec.type`. Only `LoadBalancer` Services get an address. `Default` is `LoadBalancer` (not
 /// Kubernetes' `ClusterIP`) so that `Service { ..Default::default() }` is one the allocator handles;

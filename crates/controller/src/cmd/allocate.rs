@@ -70,7 +70,7 @@ pub fn run(config_dir: &Path, load_balancer_class: Option<String>) -> anyhow::Re
             eprintln!("warning: skipping a Service without metadata.name");
             continue;
         };
-        let labels = ns_labels.get(&key.namespace).unwrap_or(&no_labels);
+        let labels = ns_labels.get(key.namespace.as_str()).unwrap_or(&no_labels);
         match service_from_k8s(raw, labels) {
             Ok(svc) => services.push(svc),
             Err(e) => {
@@ -96,8 +96,8 @@ pub fn run(config_dir: &Path, load_balancer_class: Option<String>) -> anyhow::Re
         let key = decision.service;
         let line = match decision.state {
             ServiceState::Assigned(a) => Line {
-                namespace: key.namespace.clone(),
-                name: key.name.clone(),
+                namespace: key.namespace.to_string(),
+                name: key.name.to_string(),
                 ips: Some(a.ips.iter().map(ToString::to_string).collect()),
                 pool: Some(a.pool),
                 error: None,
@@ -120,8 +120,8 @@ pub fn run(config_dir: &Path, load_balancer_class: Option<String>) -> anyhow::Re
 
 fn error_line(key: &ServiceKey, error: String) -> Line {
     Line {
-        namespace: key.namespace.clone(),
-        name: key.name.clone(),
+        namespace: key.namespace.to_string(),
+        name: key.name.to_string(),
         ips: None,
         pool: None,
         error: Some(error),

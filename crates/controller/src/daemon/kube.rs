@@ -549,8 +549,8 @@ impl Reconciler {
                 let reference = ObjectReference {
                     api_version: Some("v1".into()),
                     kind: Some("Service".into()),
-                    namespace: Some(decision.service.namespace.clone()),
-                    name: Some(decision.service.name.clone()),
+                    namespace: Some(decision.service.namespace.to_string()),
+                    name: Some(decision.service.name.to_string()),
                     ..ObjectReference::default()
                 };
                 self.publish(&plan.events, &reference).await;

@@ -230,7 +230,7 @@ fn services_of(res: &Resources) -> Vec<crate::alloc::Service> {
     let mut out = Vec::with_capacity(res.services.len());
     for raw in &res.services {
         let Some(key) = key_of(raw) else { continue };
-        match service_from_k8s(raw, ns_labels.get(&key.namespace).unwrap_or(&none)) {
+        match service_from_k8s(raw, ns_labels.get(key.namespace.as_str()).unwrap_or(&none)) {
             Ok(svc) => out.push(svc),
             Err(error) => tracing::warn!(service = %key, %error, "cannot read the Service"),
         }

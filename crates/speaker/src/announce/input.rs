@@ -24,28 +24,8 @@ pub use smol_str::SmolStr;
 /// skips a node carrying this label, whatever its value, unless run with `--ignore-exclude-lb`.
 pub const LABEL_EXCLUDE_FROM_LB: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
 
-/// `namespace/name` of a Service.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ServiceKey {
-    pub namespace: SmolStr,
-    pub name: SmolStr,
-}
-
-impl ServiceKey {
-    /// Builds a key from its two parts.
-    pub fn new(namespace: impl Into<SmolStr>, name: impl Into<SmolStr>) -> Self {
-        Self {
-            namespace: namespace.into(),
-            name: name.into(),
-        }
-    }
-}
-
-impl fmt::Display for ServiceKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
-    }
-}
+/// `namespace/name` of a Service, shared with the controller and the allocator.
+pub use ferrolb_api::ServiceKey;
 
 /// `spec.externalTrafficPolicy` of a Service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
