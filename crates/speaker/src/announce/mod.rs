@@ -13,6 +13,7 @@
 //! prove Kubernetes mode. Inputs come from [`input`], built by [`from_k8s`] in the daemons.
 
 pub mod bgp;
+pub mod change;
 pub mod from_k8s;
 pub mod input;
 pub mod reason;
