@@ -10,7 +10,6 @@
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::net::IpAddr;
 
 use ferrolb_api::selector::Labels;
