@@ -918,3 +918,89 @@ mod props {
         }
     }
 }
+
+/// MetalLB's CRD schema bounds (`minimum`/`maximum` in shared/metallb/crd), one row each: the
+/// value at each edge is accepted and the value just past it rejected with the field's path.
+#[test]
+fn crd_numeric_bounds_accept_the_edges_and_reject_one_past() {
+    let bfd = |field: &str, v: i64| {
+        format!("---\napiVersion: metallb.io/v1beta1\nkind: BFDProfile\nmetadata: {{name: b}}\nspec: {{{field}: {v}}}\n")
+    };
+    let adv = |field: &str, v: i64| {
+        pool("p", &["0.0.0.0/1", "::/0"]) + &bgp_adv("a", &format!("  {field}: {v}\n"))
+    };
+    let weight = |v: i64| {
+        pool("p", &["10.0.0.0/24"])
+            + &l2_adv(
+                "l",
+                &format!("  preferredNodeSelectors:\n  - weight: {v}\n    preference: {{matchLabels: {{a: b}}}}\n"),
+            )
+    };
+    let peer_port = |v: i64| peer("p", &format!("{BASIC_PEER}  peerPort: {v}\n"));
+    type Build = Box<dyn Fn(i64) -> String>;
+    let rows: Vec<(&str, Build, i64, i64)> = vec![
+        (
+            "spec.detectMultiplier",
+            Box::new(move |v| bfd("detectMultiplier", v)),
+            2,
+            255,
+        ),
+        (
+            "spec.receiveInterval",
+            Box::new(move |v| bfd("receiveInterval", v)),
+            10,
+            60000,
+        ),
+        (
+            "spec.transmitInterval",
+            Box::new(move |v| bfd("transmitInterval", v)),
+            10,
+            60000,
+        ),
+        (
+            "spec.echoInterval",
+            Box::new(move |v| bfd("echoInterval", v)),
+            10,
+            60000,
+        ),
+        (
+            "spec.minimumTtl",
+            Box::new(move |v| bfd("minimumTtl", v)),
+            1,
+            254,
+        ),
+        (
+            "spec.aggregationLength",
+            Box::new(move |v| adv("aggregationLength", v)),
+            1,
+            32,
+        ),
+        (
+            "spec.aggregationLengthV6",
+            Box::new(move |v| adv("aggregationLengthV6", v)),
+            0,
+            128,
+        ),
+        (
+            "spec.preferredNodeSelectors[0].weight",
+            Box::new(weight),
+            1,
+            100,
+        ),
+        ("spec.peerPort", Box::new(peer_port), 1, 16384),
+    ];
+    for (path, build, min, max) in &rows {
+        ok(&build(*min));
+        ok(&build(*max));
+        let below = errs(&build(min - 1));
+        let above = errs(&build(max + 1));
+        for (v, all) in [(min - 1, below), (max + 1, above)] {
+            assert!(
+                all.iter()
+                    .any(|e| e.path == *path && e.value == v.to_string()),
+                "{path} = {v}: want an error at the path, got:\n{}",
+                lines(&all)
+            );
+        }
+    }
+}
