@@ -75,14 +75,6 @@ pub enum Reason {
         /// The other range and where it is defined.
         other: String,
     },
-    /// A pool range contains a node's own address.
-    #[error("contains the address {ip} of node {node}")]
-    ContainsNodeIp {
-        /// Node name.
-        node: String,
-        /// The node address.
-        ip: String,
-    },
     /// Not a valid IP address.
     #[error("invalid IP address")]
     BadIp,
@@ -184,9 +176,17 @@ pub enum Reason {
     /// Not a valid network interface name.
     #[error("invalid interface name: {0}")]
     BadInterface(&'static str),
-    /// `localPref` on an advertisement whose named peers are all eBGP.
-    #[error("localPref is only sent to iBGP peers, but every peer in spec.peers is eBGP")]
-    LocalPrefWithoutIbgp,
+    /// A duration with a fraction of a second where only whole seconds are valid (MetalLB's
+    /// CRD rule for `connectTime`).
+    #[error("must be a whole number of seconds")]
+    NotWholeSeconds,
+    /// `serviceSelectors` together with an aggregation length other than the default (MetalLB's
+    /// CRD rule: a prefix rolled up from several Services cannot follow one Service's labels).
+    #[error("must be the default {default} when spec.serviceSelectors is set")]
+    ServiceSelectorsWithAggregation {
+        /// The default length: 32 (IPv4) or 128 (IPv6).
+        default: u8,
+    },
     /// An IPv6 pool advertised to a peer whose BFD profile enables echo mode (BFD echo is
     /// IPv4-only in FRR; MetalLB `validateConfig`).
     #[error("advertises IPv6 pool {pool} to BGPPeer {peer}, whose BFD profile enables echo mode")]
@@ -211,7 +211,6 @@ impl Reason {
             Reason::DuplicateEntry { .. } => "duplicate_entry",
             Reason::BadAddresses(_) => "bad_addresses",
             Reason::Overlap { .. } => "overlap",
-            Reason::ContainsNodeIp { .. } => "contains_node_ip",
             Reason::BadIp => "bad_ip",
             Reason::BadRouterId => "bad_router_id",
             Reason::OutOfRange { .. } => "out_of_range",
@@ -232,7 +231,8 @@ impl Reason {
             Reason::MissingReference { .. } => "missing_reference",
             Reason::DuplicatePeer { .. } => "duplicate_peer",
             Reason::BadInterface(_) => "bad_interface",
-            Reason::LocalPrefWithoutIbgp => "local_pref_without_ibgp",
+            Reason::NotWholeSeconds => "not_whole_seconds",
+            Reason::ServiceSelectorsWithAggregation { .. } => "service_selectors_with_aggregation",
             Reason::BfdEchoWithIpv6 { .. } => "bfd_echo_with_ipv6",
             Reason::Unsupported(_) => "unsupported",
         }

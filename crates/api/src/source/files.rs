@@ -299,5 +299,15 @@ fn decode<T: DeserializeOwned>(value: Value) -> Result<T, String> {
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
-    serde_yaml_ng::from_value(value).map_err(|e| format!("{kind} {name:?}: {e}"))
+    // A type error names the field (`spec.holdTime: invalid type: integer `90`, expected a
+    // string`), not only the document: the operator has to find it in a long manifest.
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." || path.is_empty() {
+            format!("{kind} {name:?}: {inner}")
+        } else {
+            format!("{kind} {name:?}: {path}: {inner}")
+        }
+    })
 }

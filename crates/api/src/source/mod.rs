@@ -45,7 +45,7 @@ pub struct Resources {
     pub secrets: Vec<Secret>,
     /// Namespaces (for `serviceAllocation.namespaceSelectors`).
     pub namespaces: Vec<Namespace>,
-    /// Nodes (node selectors; pools must not contain node addresses).
+    /// Nodes (node selectors).
     pub nodes: Vec<Node>,
     /// Services.
     pub services: Vec<Service>,

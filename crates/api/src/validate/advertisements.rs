@@ -82,7 +82,6 @@ fn selected_pools(
 pub(super) fn validate_bgp_advertisements(
     res: &Resources,
     pools: &BTreeMap<String, Pool>,
-    peers: &BTreeMap<String, BgpPeer>,
     communities: &BTreeMap<String, BgpCommunity>,
     nodes: &NodeIndex,
     errors: &mut Vec<ConfigError>,
@@ -151,12 +150,22 @@ pub(super) fn validate_bgp_advertisements(
             }
         }
 
-        // "localPref only meaningful for iBGP": when the advertisement is limited to named
-        // peers and every one of them that exists is eBGP, the value would never be sent.
-        if let Some(lp) = s.local_pref {
-            let named: Vec<&BgpPeer> = s.peers.iter().filter_map(|n| peers.get(n)).collect();
-            if !named.is_empty() && named.iter().all(|p| !p.is_ibgp()) {
-                errors.push(obj.err("spec.localPref", lp, Reason::LocalPrefWithoutIbgp));
+        // localPref towards eBGP peers only is valid in MetalLB: it is simply not sent
+        // (RFC 4271 §5.1.5). `ignored_fields` warns about it instead.
+
+        // MetalLB's CRD rule: serviceSelectors only with the default aggregation lengths.
+        if !s.service_selectors.is_empty() {
+            for (field, length, default) in [
+                ("spec.aggregationLength", s.aggregation_length, 32u8),
+                ("spec.aggregationLengthV6", s.aggregation_length_v6, 128),
+            ] {
+                if let Some(length) = length.filter(|l| *l != i32::from(default)) {
+                    errors.push(obj.err(
+                        field,
+                        length,
+                        Reason::ServiceSelectorsWithAggregation { default },
+                    ));
+                }
             }
         }
 

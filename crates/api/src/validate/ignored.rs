@@ -1,5 +1,6 @@
 //! Fields FerroLB accepts (and validates) but does not act on, so the daemons can say so in
-//! their logs (issue 9). `docs/configuration.md` marks the same fields **ignored**; keep the
+//! their logs: an operator migrating from MetalLB must see what has no effect here rather than
+//! find out in production. `docs/configuration.md` marks the same fields **ignored**; keep the
 //! two lists equal.
 //!
 //! Pure: [`ignored_fields`] reads the raw objects, because some of these fields (an
@@ -63,6 +64,12 @@ const NO_BFD_PROFILE: &str =
     "FerroLB runs no BFD (RFC 5880); no field of a BFDProfile has an effect";
 const NO_VRF: &str = "the session is made in the speaker's (host's) default VRF";
 const NO_CONNECT_TIME: &str = "the speaker's own reconnect backoff applies";
+const NO_UNNUMBERED: &str = "unnumbered BGP (spec.interface without spec.peerAddress) is not \
+     supported yet; no session is opened for this peer";
+const NO_LOCAL_ASN: &str = "a per-peer local AS (FRR local-as) is not supported yet; no session \
+     is opened for this peer";
+const LOCAL_PREF_EBGP: &str = "LOCAL_PREF is sent to iBGP peers only (RFC 4271 §5.1.5) and every \
+     peer of this advertisement is eBGP";
 const NO_PREFERRED: &str =
     "the Layer 2 election does not use node preferences; any selected node may answer";
 
@@ -93,6 +100,32 @@ pub fn ignored_fields(res: &Resources) -> Vec<IgnoredField> {
         if is_set(&spec.vrf) {
             out.push(IgnoredField::new("BGPPeer", meta, "spec.vrf", NO_VRF));
         }
+        if is_set(&spec.interface) && !is_set(&spec.peer_address) {
+            out.push(IgnoredField::new(
+                "BGPPeer",
+                meta,
+                "spec.interface",
+                NO_UNNUMBERED,
+            ));
+        }
+        if spec.local_asn.is_some() {
+            out.push(IgnoredField::new(
+                "BGPPeer",
+                meta,
+                "spec.localASN",
+                NO_LOCAL_ASN,
+            ));
+        }
+    }
+    for adv in &res.bgp_advertisements {
+        if adv.spec.local_pref.is_some() && only_ebgp_peers(res, &adv.spec.peers) {
+            out.push(IgnoredField::new(
+                "BGPAdvertisement",
+                &adv.metadata,
+                "spec.localPref",
+                LOCAL_PREF_EBGP,
+            ));
+        }
     }
     for adv in &res.l2_advertisements {
         if !adv.spec.preferred_node_selectors.is_empty() {
@@ -114,6 +147,25 @@ pub fn ignored_fields(res: &Resources) -> Vec<IgnoredField> {
         ));
     }
     out
+}
+
+/// Whether the BGPPeers an advertisement applies to (those named, or all when none is named)
+/// exist and are all eBGP: myASN differs from a fixed peerASN, or dynamicASN is `external`.
+fn only_ebgp_peers(res: &Resources, named: &[String]) -> bool {
+    let mut applying = res
+        .bgp_peers
+        .iter()
+        .filter(|p| named.is_empty() || named.iter().any(|n| p.metadata.name.as_ref() == Some(n)))
+        .peekable();
+    applying.peek().is_some()
+        && applying.all(|p| {
+            let s = &p.spec;
+            match (s.peer_asn.filter(|a| *a != 0), s.dynamic_asn.as_deref()) {
+                (Some(asn), _) => asn != s.my_asn,
+                (None, Some(mode)) => mode == "external",
+                (None, None) => false,
+            }
+        })
 }
 
 fn is_set(value: &Option<String>) -> bool {

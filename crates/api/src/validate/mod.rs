@@ -78,18 +78,12 @@ impl ObjRef {
 pub fn validate(res: &Resources) -> Result<Config, Vec<ConfigError>> {
     let mut errors = Vec::new();
     let nodes = NodeIndex::new(&res.nodes);
-    let pools = pools::validate_pools(res, &nodes, &mut errors);
+    let pools = pools::validate_pools(res, &mut errors);
     let bfd_profiles = peers::validate_bfd_profiles(res, &mut errors);
     let bgp_peers = peers::validate_peers(res, &bfd_profiles, &nodes, &mut errors);
     let communities = advertisements::validate_communities(res, &mut errors);
-    let bgp_advertisements = advertisements::validate_bgp_advertisements(
-        res,
-        &pools,
-        &bgp_peers,
-        &communities,
-        &nodes,
-        &mut errors,
-    );
+    let bgp_advertisements =
+        advertisements::validate_bgp_advertisements(res, &pools, &communities, &nodes, &mut errors);
     let l2_advertisements = advertisements::validate_l2_advertisements(res, &pools, &mut errors);
     advertisements::check_bfd_echo_ipv6(
         res,
@@ -146,9 +140,9 @@ pub(crate) fn check_unique(
     }
 }
 
-/// Known Nodes with their labels and addresses, to evaluate node selectors.
+/// Known Nodes with their labels, to evaluate node selectors.
 pub(crate) struct NodeIndex {
-    nodes: Vec<(String, Labels, Vec<String>)>,
+    nodes: Vec<(String, Labels)>,
 }
 
 impl NodeIndex {
@@ -158,18 +152,7 @@ impl NodeIndex {
             .map(|n| {
                 let name = n.metadata.name.clone().unwrap_or_default();
                 let labels: Labels = n.metadata.labels.clone().unwrap_or_default();
-                let addrs = n
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.addresses.as_ref())
-                    .map(|a| {
-                        a.iter()
-                            .filter(|a| a.type_ == "InternalIP" || a.type_ == "ExternalIP")
-                            .map(|a| a.address.clone())
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                (name, labels, addrs)
+                (name, labels)
             })
             .collect();
         Self { nodes }
@@ -184,15 +167,8 @@ impl NodeIndex {
     pub(crate) fn selected(&self, selectors: &[LabelSelector]) -> Vec<&str> {
         self.nodes
             .iter()
-            .filter(|(_, labels, _)| selector::any_matches(selectors, labels))
-            .map(|(name, _, _)| name.as_str())
+            .filter(|(_, labels)| selector::any_matches(selectors, labels))
+            .map(|(name, _)| name.as_str())
             .collect()
-    }
-
-    /// `(node, address)` pairs of every node address.
-    pub(crate) fn addresses(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.nodes
-            .iter()
-            .flat_map(|(n, _, addrs)| addrs.iter().map(move |a| (n.as_str(), a.as_str())))
     }
 }

@@ -199,15 +199,11 @@ fn peer(
             None
         }
     };
-    if let Some(local) = s.local_asn {
-        errors.push(obj.err(
-            "spec.localASN",
-            local,
-            Reason::Unsupported(
-                "localASN (FRR local-as; MetalLB rejects it in native BGP mode too)",
-            ),
-        ));
-    }
+    // localASN (FRR's `neighbor X local-as N`) is valid in MetalLB's FRR mode. FerroLB does not
+    // implement it yet: the configuration is accepted, this peer opens no session (announcing
+    // with spec.myASN instead would put the wrong AS in the OPEN and the AS_PATH), and
+    // `ignored_fields` warns about it.
+    let unsupported = s.local_asn.is_some();
     let ibgp = match peer_asn {
         Some(PeerAsn::Fixed(a)) => a == s.my_asn,
         Some(PeerAsn::Internal) => true,
@@ -230,14 +226,9 @@ fn peer(
             ));
             None
         }
-        (false, true) => {
-            errors.push(obj.err(
-                "spec.interface",
-                s.interface.clone().unwrap_or_default(),
-                Reason::Unsupported("unnumbered BGP (spec.interface without spec.peerAddress)"),
-            ));
-            None
-        }
+        // Unnumbered BGP (spec.interface without spec.peerAddress) is valid in MetalLB's FRR
+        // mode; like localASN it is accepted, opens no session yet and is warned about.
+        (false, true) => None,
         (false, false) => {
             errors.push(obj.err(
                 "spec.peerAddress",
@@ -276,13 +267,17 @@ fn peer(
         timers(obj, s.hold_time.as_ref(), s.keepalive_time.as_ref(), errors);
     let connect_time = duration(obj, "spec.connectTime", s.connect_time.as_ref(), errors);
     if let Some(ct) = connect_time {
-        // MetalLB's webhook bounds connectTime to 1s..65535s (the FRR timer range).
+        // MetalLB's CRD (CEL): "connect time should be between 1 seconds to 65535" and
+        // "should contain a whole number of seconds" (the FRR timer is in seconds).
+        let text = s.connect_time.clone().unwrap_or_default();
         if ct < Duration::from_secs(1) || ct.as_secs() > 65535 {
             errors.push(obj.err(
                 "spec.connectTime",
-                s.connect_time.clone().unwrap_or_default(),
+                &text,
                 Reason::OutOfRange { min: 1, max: 65535 },
             ));
+        } else if ct.subsec_nanos() != 0 {
+            errors.push(obj.err("spec.connectTime", &text, Reason::NotWholeSeconds));
         }
     }
 
@@ -298,6 +293,10 @@ fn peer(
     }
     let node_selectors = selectors::selectors(obj, "spec.nodeSelectors", &s.node_selectors, errors);
 
+    let has_addr_only = has_addr && !has_iface;
+    if unsupported || !has_addr_only {
+        return None;
+    }
     Some(BgpPeer {
         name: String::new(),
         my_asn: s.my_asn,

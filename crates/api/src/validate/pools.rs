@@ -1,12 +1,12 @@
 //! IPAddressPool rules: addresses as CIDR or `a-b` (same family, ordered), no overlap within or
-//! across pools, no node address inside a pool, and `serviceAllocation` well-formed.
+//! across pools, and `serviceAllocation` well-formed. A pool may hold a node's own address, as
+//! in MetalLB (which added that rejection and reverted it).
 //! `avoidBuggyIPs` needs no check: it only removes `.0`/`.255` IPv4 addresses from allocation
 //! (MetalLB accepts it on any pool, IPv6 included, where it has no effect).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
 
-use super::{check_name, selectors, NodeIndex, ObjRef};
+use super::{check_name, selectors, ObjRef};
 use crate::error::{ConfigError, Reason};
 use crate::model::{AddressRange, Pool, ServiceAllocation};
 use crate::parse::{parse_address_range, ranges_overlap};
@@ -22,7 +22,6 @@ struct Placed {
 
 pub(super) fn validate_pools(
     res: &Resources,
-    nodes: &NodeIndex,
     errors: &mut Vec<ConfigError>,
 ) -> BTreeMap<String, Pool> {
     let mut out = BTreeMap::new();
@@ -61,18 +60,8 @@ pub(super) fn validate_pools(
                 };
                 errors.push(obj.err(&path, text, Reason::Overlap { other }));
             }
-            for (node, addr) in nodes.addresses() {
-                if addr.parse::<IpAddr>().is_ok_and(|ip| range.contains(&ip)) {
-                    errors.push(obj.err(
-                        &path,
-                        text,
-                        Reason::ContainsNodeIp {
-                            node: node.to_string(),
-                            ip: addr.to_string(),
-                        },
-                    ));
-                }
-            }
+            // A pool may contain a node's own address: MetalLB added that rejection and
+            // reverted it, because existing clusters relied on such pools.
             placed.push(Placed {
                 range,
                 pool: pool_name.clone(),

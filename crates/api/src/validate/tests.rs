@@ -157,15 +157,11 @@ fn pool_names_must_be_unique() {
 }
 
 #[test]
-fn pool_must_not_contain_a_node_address() {
+fn pool_may_contain_a_node_address_as_in_metallb() {
+    // MetalLB added this rejection and reverted it: existing clusters relied on such pools.
     let node = "---\napiVersion: v1\nkind: Node\nmetadata: {name: n1}\nstatus:\n  addresses:\n  - {type: InternalIP, address: 10.0.0.7}\n";
-    let e = one(
-        &(pool("a", &["10.0.0.0/24"]) + node),
-        "spec.addresses[0]",
-        "contains_node_ip",
-    );
-    assert!(e.to_string().contains("n1"));
-    ok(&(pool("a", &["10.0.1.0/24"]) + node));
+    let c = ok(&(pool("a", &["10.0.0.0/24"]) + node));
+    assert!(c.pools.contains_key("a"));
 }
 
 #[test]
@@ -298,7 +294,7 @@ fn peer_asn_and_dynamic_asn_are_exclusive_and_one_is_required() {
 }
 
 #[test]
-fn peer_address_must_be_an_ip_and_interface_is_unsupported() {
+fn peer_address_must_be_an_ip_and_interface_excludes_it() {
     one(
         &peer("p", "  myASN: 1\n  peerASN: 2\n  peerAddress: 10.1.0.300\n"),
         "spec.peerAddress",
@@ -308,11 +304,6 @@ fn peer_address_must_be_an_ip_and_interface_is_unsupported() {
         &peer("p", "  myASN: 1\n  peerASN: 2\n"),
         "spec.peerAddress",
         "one_of_required",
-    );
-    one(
-        &peer("p", "  myASN: 1\n  peerASN: 2\n  interface: eth0\n"),
-        "spec.interface",
-        "unsupported",
     );
     one(
         &peer(
@@ -403,6 +394,13 @@ fn keepalive_must_not_exceed_hold_time() {
 #[test]
 fn connect_time_is_a_bounded_duration() {
     ok(&peer("p", &format!("{BASIC_PEER}  connectTime: 120s\n")));
+    ok(&peer("p", &format!("{BASIC_PEER}  connectTime: 1s\n")));
+    ok(&peer("p", &format!("{BASIC_PEER}  connectTime: 65535s\n")));
+    one(
+        &peer("p", &format!("{BASIC_PEER}  connectTime: 65536s\n")),
+        "spec.connectTime",
+        "out_of_range",
+    );
     one(
         &peer("p", &format!("{BASIC_PEER}  connectTime: 10ms\n")),
         "spec.connectTime",
@@ -514,12 +512,50 @@ fn ipv6_pools_must_not_be_advertised_to_peers_with_bfd_echo() {
 }
 
 #[test]
-fn local_asn_is_unsupported_natively() {
-    one(
-        &peer("p", &format!("{BASIC_PEER}  localASN: 65000\n")),
-        "spec.localASN",
-        "unsupported",
+fn connect_time_must_be_whole_seconds() {
+    // MetalLB's CRD: "connect time should contain a whole number of seconds".
+    let e = one(
+        &peer("p", &format!("{BASIC_PEER}  connectTime: 1500ms\n")),
+        "spec.connectTime",
+        "not_whole_seconds",
     );
+    assert!(e.to_string().contains("1500ms"), "{e}");
+    ok(&peer("p", &format!("{BASIC_PEER}  connectTime: 2000ms\n")));
+}
+
+#[test]
+fn frr_mode_peer_fields_are_accepted_and_open_no_session_yet() {
+    // Valid in MetalLB's FRR mode: the configuration is accepted (never rejected whole), the
+    // peer opens no session, and `ignored_fields` warns.
+    for (spec, path) in [
+        (format!("{BASIC_PEER}  localASN: 65000\n"), "spec.localASN"),
+        (
+            "  myASN: 1\n  peerASN: 2\n  interface: eth0\n".to_string(),
+            "spec.interface",
+        ),
+        (
+            "  myASN: 1\n  dynamicASN: external\n  interface: eth0\n".to_string(),
+            "spec.interface",
+        ),
+    ] {
+        let yaml = peer("p", &spec)
+            + &peer(
+                "other",
+                "  myASN: 1\n  peerASN: 3\n  peerAddress: 10.9.0.1\n",
+            );
+        let c = ok(&yaml);
+        assert!(!c.bgp_peers.contains_key("p"), "{spec}");
+        assert!(
+            c.bgp_peers.contains_key("other"),
+            "other peers are unaffected"
+        );
+        let warned: Vec<&str> = super::ignored_fields(&load(&yaml))
+            .into_iter()
+            .filter(|f| f.name == "p")
+            .map(|f| f.path)
+            .collect();
+        assert_eq!(warned, [path], "{spec}");
+    }
 }
 
 #[test]
@@ -658,19 +694,66 @@ fn advertisement_pools_resolve_by_name_and_label_and_default_to_all() {
 }
 
 #[test]
-fn local_pref_needs_an_ibgp_peer() {
+fn local_pref_towards_ebgp_only_is_accepted_and_warned() {
+    // Valid in MetalLB: LOCAL_PREF is simply not sent to eBGP peers (RFC 4271 §5.1.5).
     let ebgp = peer("e", BASIC_PEER);
     let ibgp = peer(
         "i",
         "  myASN: 64512\n  peerASN: 64512\n  peerAddress: 10.1.0.2\n",
     );
-    ok(&(ebgp.clone() + &ibgp + &bgp_adv("a", "  localPref: 150\n  peers: [e, i]\n")));
-    ok(&(ebgp.clone() + &bgp_adv("a", "  localPref: 150\n")));
-    one(
-        &(ebgp + &bgp_adv("a", "  localPref: 150\n  peers: [e]\n")),
-        "spec.localPref",
-        "local_pref_without_ibgp",
+    let warned = |yaml: &str| -> Vec<String> {
+        super::ignored_fields(&load(yaml))
+            .iter()
+            .filter(|f| f.kind == "BGPAdvertisement")
+            .map(|f| format!("{} {}", f.name, f.path))
+            .collect()
+    };
+    let mixed = ebgp.clone() + &ibgp + &bgp_adv("a", "  localPref: 150\n  peers: [e, i]\n");
+    ok(&mixed);
+    assert!(warned(&mixed).is_empty(), "an iBGP peer gets the value");
+    let only_ebgp = ebgp.clone() + &bgp_adv("a", "  localPref: 150\n  peers: [e]\n");
+    let c = ok(&only_ebgp);
+    assert_eq!(c.bgp_advertisements["a"].local_pref, Some(150));
+    assert_eq!(warned(&only_ebgp), ["a spec.localPref"]);
+    let all_peers_ebgp = ebgp + &bgp_adv("a", "  localPref: 150\n");
+    ok(&all_peers_ebgp);
+    assert_eq!(warned(&all_peers_ebgp), ["a spec.localPref"]);
+}
+
+#[test]
+fn service_selectors_need_the_default_aggregation_lengths() {
+    // MetalLB's CRD rule: "serviceSelectors and aggregationLength are mutually exclusive, can
+    // only be used together with default aggregationLength (32) and aggregationLengthV6 (128)".
+    let base = pool("p", &["10.0.0.0/24", "2001:db8::/64"]);
+    let sel = "  serviceSelectors:\n  - matchLabels: {app: web}\n";
+    ok(&(base.clone() + &bgp_adv("a", sel)));
+    ok(&(base.clone()
+        + &bgp_adv(
+            "a",
+            &format!("{sel}  aggregationLength: 32\n  aggregationLengthV6: 128\n"),
+        )));
+    ok(&(base.clone() + &bgp_adv("a", "  aggregationLength: 24\n")));
+    let e = one(
+        &(base.clone() + &bgp_adv("a", &format!("{sel}  aggregationLength: 24\n"))),
+        "spec.aggregationLength",
+        "service_selectors_with_aggregation",
     );
+    assert!(e.to_string().contains("24"), "{e}");
+    one(
+        &(base + &bgp_adv("a", &format!("{sel}  aggregationLengthV6: 64\n"))),
+        "spec.aggregationLengthV6",
+        "service_selectors_with_aggregation",
+    );
+}
+
+#[test]
+fn a_type_error_names_the_field() {
+    let yaml = peer("p", &format!("{BASIC_PEER}  holdTime: 90\n"));
+    let err =
+        load_str(&yaml, Path::new("test.yaml")).expect_err("an integer is not a duration string");
+    let text = err.to_string();
+    assert!(text.contains("spec.holdTime"), "{text}");
+    assert!(text.contains("BGPPeer"), "{text}");
 }
 
 #[test]
@@ -832,6 +915,92 @@ mod props {
                     prop_assert!(errs.iter().all(|e| e.reason.metric_label() == "overlap"));
                 }
             }
+        }
+    }
+}
+
+/// MetalLB's CRD schema bounds (`minimum`/`maximum` in shared/metallb/crd), one row each: the
+/// value at each edge is accepted and the value just past it rejected with the field's path.
+#[test]
+fn crd_numeric_bounds_accept_the_edges_and_reject_one_past() {
+    let bfd = |field: &str, v: i64| {
+        format!("---\napiVersion: metallb.io/v1beta1\nkind: BFDProfile\nmetadata: {{name: b}}\nspec: {{{field}: {v}}}\n")
+    };
+    let adv = |field: &str, v: i64| {
+        pool("p", &["0.0.0.0/1", "::/0"]) + &bgp_adv("a", &format!("  {field}: {v}\n"))
+    };
+    let weight = |v: i64| {
+        pool("p", &["10.0.0.0/24"])
+            + &l2_adv(
+                "l",
+                &format!("  preferredNodeSelectors:\n  - weight: {v}\n    preference: {{matchLabels: {{a: b}}}}\n"),
+            )
+    };
+    let peer_port = |v: i64| peer("p", &format!("{BASIC_PEER}  peerPort: {v}\n"));
+    type Build = Box<dyn Fn(i64) -> String>;
+    let rows: Vec<(&str, Build, i64, i64)> = vec![
+        (
+            "spec.detectMultiplier",
+            Box::new(move |v| bfd("detectMultiplier", v)),
+            2,
+            255,
+        ),
+        (
+            "spec.receiveInterval",
+            Box::new(move |v| bfd("receiveInterval", v)),
+            10,
+            60000,
+        ),
+        (
+            "spec.transmitInterval",
+            Box::new(move |v| bfd("transmitInterval", v)),
+            10,
+            60000,
+        ),
+        (
+            "spec.echoInterval",
+            Box::new(move |v| bfd("echoInterval", v)),
+            10,
+            60000,
+        ),
+        (
+            "spec.minimumTtl",
+            Box::new(move |v| bfd("minimumTtl", v)),
+            1,
+            254,
+        ),
+        (
+            "spec.aggregationLength",
+            Box::new(move |v| adv("aggregationLength", v)),
+            1,
+            32,
+        ),
+        (
+            "spec.aggregationLengthV6",
+            Box::new(move |v| adv("aggregationLengthV6", v)),
+            0,
+            128,
+        ),
+        (
+            "spec.preferredNodeSelectors[0].weight",
+            Box::new(weight),
+            1,
+            100,
+        ),
+        ("spec.peerPort", Box::new(peer_port), 1, 16384),
+    ];
+    for (path, build, min, max) in &rows {
+        ok(&build(*min));
+        ok(&build(*max));
+        let below = errs(&build(min - 1));
+        let above = errs(&build(max + 1));
+        for (v, all) in [(min - 1, below), (max + 1, above)] {
+            assert!(
+                all.iter()
+                    .any(|e| e.path == *path && e.value == v.to_string()),
+                "{path} = {v}: want an error at the path, got:\n{}",
+                lines(&all)
+            );
         }
     }
 }
