@@ -382,6 +382,8 @@ impl Reconciler {
             return;
         }
         self.metrics.set_ready();
+        // Also when no configuration was ever valid: a leader reports the rejection it synced.
+        self.report_config_errors();
         if !self.is_leader() {
             return;
         }
@@ -415,7 +417,6 @@ impl Reconciler {
         }
         let mut decisions = allocator.resync(readable);
         self.allocator = Some(allocator);
-        self.report_config_errors();
         // Unreadable Services were forgotten by the resync; say why instead of "deleted".
         for (obj, error) in unreadable {
             let Some(key) = key_of(&obj) else { continue };
