@@ -9,10 +9,16 @@
 //!   rejected pool; apart from the reporting controller they must be equal, and `regarding`
 //!   must carry the pool's UID.
 //!
+//! - The ops port of the real speaker (the daemon that hit `EMFILE` before the port was
+//!   hardened), run with a 1024 open-files limit, under a bounded loopback flood: `/metrics`
+//!   answers, a configuration change is applied, and RSS comes back to within 2 MiB. (The
+//!   controller's twin is `crates/controller/tests/ops_flood.rs`.)
+//!
 //! Needs the workspace binaries (`cargo build -p ferrolb-controller -p ferrolb-speaker`);
 //! skips loudly without them. No root, loopback only.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -304,4 +310,175 @@ fn kubernetes_daemons_post_the_same_rejection_events() {
             "{e:#}"
         );
     }
+}
+
+/// Connections of the flood.
+const FLOOD: usize = 2_000;
+/// The speaker's open-files limit during the flood test.
+const DAEMON_NOFILE: u32 = 1024;
+/// The ops port's default connection cap (a quarter of 1024 too).
+const CAP: usize = 256;
+/// RSS allowed above the level before the flood.
+const RSS_SLACK_KB: u64 = 2 * 1024;
+
+/// One GET; `None` when the connection is refused, closed unanswered or times out.
+fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    text.starts_with("HTTP/1.1 200").then_some(text)
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("status")
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+fn metric(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// This process's soft open-files limit, from `/proc/self/limits`.
+fn own_nofile() -> u64 {
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("Max open files"))
+                .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn pool_yaml(cidr: &str) -> String {
+    format!(
+        "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {{name: lab, namespace: metallb-system}}\nspec: {{addresses: [{cidr}]}}\n"
+    )
+}
+
+#[test]
+fn the_speaker_ops_port_survives_a_bounded_flood() {
+    let Some((_, speaker)) = bins() else {
+        return;
+    };
+    let own = own_nofile();
+    if own < (FLOOD as u64) + 256 {
+        eprintln!("SKIPPED: this process may open only {own} files; the flood needs more");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("config");
+    std::fs::create_dir(&config).expect("config dir");
+    write(&config, "pool.yaml", &pool_yaml("192.0.2.0/28"));
+    // `ulimit -n` in sh sets the soft and the hard limit; `exec` keeps the PID for /proc.
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("ulimit -n {DAEMON_NOFILE} && exec \"$0\" \"$@\""))
+        .arg(speaker)
+        .arg("--config-dir")
+        .arg(&config)
+        .args([
+            "--node-name",
+            "node-a",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--memberlist-port",
+            "0",
+            "--poll-ms",
+            "50",
+        ]);
+    cmd.env("RUST_LOG", "info");
+    let (daemon, rx) = spawn_logged(cmd, "speaker");
+    let pid = daemon.0.id();
+    let addr: SocketAddr = wait_for(LIMIT, "the metrics address", || {
+        let line = rx.recv_timeout(Duration::from_millis(100)).ok()?;
+        line.contains("serving /metrics")
+            .then(|| {
+                line.split("addr=")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .flatten()
+    });
+    config_lines(&rx, "configuration put in force", 1);
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+    assert!(
+        limits.lines().any(|l| l.starts_with("Max open files")
+            && l.split_whitespace().nth(3) == Some("1024")),
+        "the speaker runs with the 1024 limit:\n{limits}"
+    );
+    for _ in 0..20 {
+        http_get(addr, "/metrics").expect("a scrape before the flood");
+    }
+    let rss_before = rss_kb(pid);
+    let fds_before = open_fds(pid);
+
+    let flood_deadline = Instant::now() + LIMIT;
+    let mut held = Vec::with_capacity(FLOOD);
+    for i in 0..FLOOD {
+        if Instant::now() >= flood_deadline {
+            break;
+        }
+        if let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+            if i % 2 == 1 {
+                let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n");
+            }
+            held.push(s);
+        }
+    }
+    eprintln!("flood: {} of {FLOOD} connections held", held.len());
+    assert!(
+        held.len() > CAP * 2,
+        "the flood exceeds the cap: {}",
+        held.len()
+    );
+    let during = wait_for(LIMIT, "/metrics during the flood", || {
+        http_get(addr, "/metrics")
+    });
+    assert!(during.contains("ferrolb_config_stale 0"), "{during}");
+    let fds_during = open_fds(pid);
+    assert!(
+        fds_during <= fds_before + CAP + 16,
+        "the flood holds at most the cap: {fds_during} open, {fds_before} before"
+    );
+    // The configuration source is still readable: a change is put in force.
+    write(&config, "pool.yaml", &pool_yaml("192.0.2.16/28"));
+    let reloaded = config_lines(&rx, "configuration put in force", 1);
+    assert!(
+        reloaded.iter().any(|l| l.ends_with("generation=2")),
+        "{reloaded:#?}"
+    );
+    let rss_peak = rss_kb(pid);
+
+    drop(held);
+    wait_for(LIMIT, "the flood's connections closed", || {
+        let text = http_get(addr, "/metrics")?;
+        (metric(&text, "ferrolb_ops_http_connections") == Some(1)).then_some(())
+    });
+    let rss_after = wait_for(LIMIT, "RSS back near its level before the flood", || {
+        http_get(addr, "/healthz")?;
+        let rss = rss_kb(pid);
+        (rss <= rss_before + RSS_SLACK_KB).then_some(rss)
+    });
+    eprintln!(
+        "speaker VmRSS: {rss_before} kB before, {rss_peak} kB during, {rss_after} kB after the flood; descriptors {fds_before} before, {fds_during} during"
+    );
 }
