@@ -59,7 +59,8 @@ pub struct RunArgs {
           value_parser = clap::value_parser!(u64).range(1..))]
     ops_max_connections: u64,
     /// Time a client of the --metrics-addr port has to send its request head, milliseconds.
-    #[arg(long, env = ops_http::ENV_HEADER_TIMEOUT_MS, default_value_t = 5000,
+    #[arg(long, env = ops_http::ENV_HEADER_TIMEOUT_MS,
+          default_value_t = ops_http::DEFAULT_HEADER_TIMEOUT_MS,
           value_parser = clap::value_parser!(u64).range(1..))]
     ops_header_timeout_ms: u64,
 }

@@ -38,8 +38,10 @@ pub use ferrolb_api::ops_http::escape_label_value;
 pub const MAX_HEAD: usize = 8 * 1024;
 /// Default of [`OpsLimits::max_connections`].
 pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+/// Default of [`OpsLimits::header_timeout`], in milliseconds.
+pub const DEFAULT_HEADER_TIMEOUT_MS: u64 = 5_000;
 /// Default of [`OpsLimits::header_timeout`].
-pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_millis(DEFAULT_HEADER_TIMEOUT_MS);
 /// Default of [`OpsLimits::write_timeout`].
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Environment variable overriding [`OpsLimits::max_connections`].
