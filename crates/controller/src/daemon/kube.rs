@@ -33,7 +33,10 @@
 //!
 //! *Caveats*: a new leader trusts its cache; a status write of the previous leader that the
 //! watch has not delivered yet (within the lease duration) is not seen. Writes are sequential,
-//! so the first resync of N Services that all need a write takes N round trips.
+//! so the first resync of N Services that all need a write takes N round trips. The rejection
+//! Events are posted by their own task ([`events::run_publisher`]), so a round already being
+//! posted when leadership is lost is finished (at most [`events::MAX_EVENTS`] posts) rather
+//! than abandoned like the Service writes.
 
 use std::collections::BTreeMap;
 use std::future::Future;
