@@ -305,8 +305,8 @@ fn the_controller_needs_nothing_its_rbac_does_not_grant() {
         event_with_reason(&server, "IPAllocated").then_some(())
     });
     server.apply_yaml(INVALID_POOL).expect("invalid pool");
-    wait_for(LIMIT, "an InvalidConfiguration Event", || {
-        event_with_reason(&server, "InvalidConfiguration").then_some(())
+    wait_for(LIMIT, "a ConfigurationRejected Event", || {
+        event_with_reason(&server, "ConfigurationRejected").then_some(())
     });
     for rule in check(&server, "ferrolb-controller") {
         eprintln!("controller rule not exercised by this scenario: {rule:?}");

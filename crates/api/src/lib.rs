@@ -12,7 +12,8 @@
 //! - [`legacy`]: conversion of MetalLB v0.12 ConfigMaps to CRs.
 //! - [`parse`]: pure parsers for addresses, communities and durations.
 //! - [`service_key`]: [`ServiceKey`], the `namespace/name` every per-Service map is keyed by.
-//! - [`ops_http`]: the daemons' `/metrics`, `/healthz`, `/readyz` server.
+//! - [`ops_http`]: the Prometheus label escaper of both daemons' metrics (the ops HTTP server
+//!   itself is in `ferrolb_runtime::ops_http`).
 #![warn(missing_docs)]
 
 pub mod annotations;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use ferrolb_controller::daemon::{client, kube, lease_driver::LeaseConfig, memberlist, standalone};
+use ferrolb_runtime::ops_http::{self, OpsLimits};
 use tokio_util::sync::CancellationToken;
 
 /// Flags of `ferrolb-controller [run]`.
@@ -51,6 +52,27 @@ pub struct RunArgs {
     /// Standalone mode: polling fallback of the directory watcher, in milliseconds.
     #[arg(long, default_value_t = 250, requires = "config_dir")]
     poll_ms: u64,
+    /// Most connections open at once on the --metrics-addr port (also at most a quarter of the
+    /// open-files limit); at the cap the oldest idle connection is closed to make room.
+    #[arg(long, env = ops_http::ENV_MAX_CONNECTIONS,
+          default_value_t = ops_http::DEFAULT_MAX_CONNECTIONS as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    ops_max_connections: u64,
+    /// Time a client of the --metrics-addr port has to send its request head, milliseconds.
+    #[arg(long, env = ops_http::ENV_HEADER_TIMEOUT_MS,
+          default_value_t = ops_http::DEFAULT_HEADER_TIMEOUT_MS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    ops_header_timeout_ms: u64,
+}
+
+impl RunArgs {
+    fn ops_limits(&self) -> OpsLimits {
+        OpsLimits {
+            max_connections: usize::try_from(self.ops_max_connections).unwrap_or(usize::MAX),
+            header_timeout: Duration::from_millis(self.ops_header_timeout_ms),
+            ..OpsLimits::default()
+        }
+    }
 }
 
 const DEFAULT_METRICS_ADDR: &str = "0.0.0.0:7472";
@@ -92,6 +114,9 @@ async fn cancel_on_signal(cancel: CancellationToken) -> anyhow::Result<()> {
 /// Runs the controller until SIGTERM / SIGINT.
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     init_tracing(&args.log_level)?;
+    // Before anything opens a descriptor: the ops port, watches and writes share the limit.
+    ferrolb_runtime::process::raise_nofile_limit_logged();
+    let ops_limits = args.ops_limits();
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     runtime.block_on(async move {
         let cancel = CancellationToken::new();
@@ -102,6 +127,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 allocations_file: args.allocations_file,
                 load_balancer_class: args.load_balancer_class,
                 metrics_addr: args.metrics_addr,
+                ops_limits,
                 poll: Duration::from_millis(args.poll_ms.max(1)),
             };
             tracing::info!(dir = %opts.config_dir.display(), "standalone mode");
@@ -123,6 +149,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 duration: Duration::from_secs(args.lease_duration_secs),
             },
             metrics_addr,
+            ops_limits,
             ml_secret_name: args.ml_secret_name,
         };
         tracing::info!(namespace = %opts.namespace, identity = %opts.lease.identity, "Kubernetes mode");

@@ -112,7 +112,7 @@ fn controller_warns_once_per_configuration_change_about_ignored_fields() {
         }
     });
 
-    let first = lines_until(&rx, "configuration in force");
+    let first = lines_until(&rx, "configuration put in force");
     let want = vec![
         "BGPPeer metallb-system/router: spec.vrf",
         "L2Advertisement metallb-system/l2: spec.preferredNodeSelectors",
@@ -135,6 +135,6 @@ fn controller_warns_once_per_configuration_change_about_ignored_fields() {
 
     // A configuration change: said again, once.
     write(dir.path(), "config.yaml", &config_yaml("192.0.2.0/28"));
-    let third = lines_until(&rx, "configuration in force");
+    let third = lines_until(&rx, "configuration put in force");
     assert_eq!(warnings(&third), want, "{}", third.join("\n"));
 }

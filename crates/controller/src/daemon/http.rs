@@ -1,21 +1,22 @@
-//! The controller's `/metrics`, `/healthz` and `/readyz`, served by [`ferrolb_api::ops_http`].
+//! The controller's `/metrics`, `/healthz` and `/readyz`, served by [`ferrolb_runtime::ops_http`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use ferrolb_api::ops_http::{self, Endpoints};
+use ferrolb_runtime::ops_http::{self, Endpoints, OpsLimits};
 use tokio_util::sync::CancellationToken;
 
 use super::metrics::Metrics;
 
-/// Binds `addr` and serves until `cancel`. Returns the bound address (port 0 resolved) and the
-/// serving task.
+/// Binds `addr` and serves until `cancel`, within `limits`. Returns the bound address (port 0
+/// resolved) and the serving task.
 pub async fn serve(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
+    limits: OpsLimits,
     cancel: CancellationToken,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    ops_http::serve(addr, metrics, cancel).await
+    ops_http::serve_with(addr, metrics, limits, cancel).await
 }
 
 impl Endpoints for Metrics {
@@ -36,7 +37,7 @@ impl Endpoints for Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferrolb_api::ops_http::route;
+    use ferrolb_runtime::ops_http::route;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;
 
@@ -57,9 +58,14 @@ mod tests {
         let cancel = CancellationToken::new();
         let m = Arc::new(Metrics::default());
         m.set_leader(true);
-        let (addr, task) = serve("127.0.0.1:0".parse().expect("addr"), m, cancel.clone())
-            .await
-            .expect("bind");
+        let (addr, task) = serve(
+            "127.0.0.1:0".parse().expect("addr"),
+            m,
+            OpsLimits::default(),
+            cancel.clone(),
+        )
+        .await
+        .expect("bind");
         let mut s = TcpStream::connect(addr).await.expect("connect");
         s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
             .await

@@ -26,12 +26,17 @@
 //! - A 409 on a patch re-reads the Service and re-plans against it (at most
 //!   [`MAX_CONFLICT_RETRIES`] times); other failures are retried with exponential backoff up to
 //!   [`MAX_BACKOFF`], until a newer Decision for the Service replaces the pending one.
-//! - A rejected configuration keeps the last good one: logged, one Warning Event per error on
-//!   the offending object (once per distinct error set), `ferrolb_config_stale 1`.
+//! - A rejected configuration keeps the last good one: logged and reported as Events by
+//!   [`ferrolb_runtime`] exactly as the speaker does (reason `ConfigurationRejected`, one
+//!   Warning Event per error on the offending object, once per distinct error list, only by the
+//!   leader), `ferrolb_config_stale 1`.
 //!
 //! *Caveats*: a new leader trusts its cache; a status write of the previous leader that the
 //! watch has not delivered yet (within the lease duration) is not seen. Writes are sequential,
-//! so the first resync of N Services that all need a write takes N round trips.
+//! so the first resync of N Services that all need a write takes N round trips. The rejection
+//! Events are posted by their own task ([`events::run_publisher`]), so a round already being
+//! posted when leadership is lost is finished (at most [`events::MAX_EVENTS`] posts) rather
+//! than abandoned like the Service writes.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -40,8 +45,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferrolb_api::source::Resources;
-use ferrolb_api::state::{Applied, ConfigState};
-use ferrolb_api::validate::IgnoredFieldsReport;
+use ferrolb_api::state::Applied;
+use ferrolb_runtime::events::{self, Rejection};
+use ferrolb_runtime::ops_http::OpsLimits;
+use ferrolb_runtime::{sleep_until, Backoff, ConfigApplier};
 use futures::stream::{self, BoxStream, StreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, ObjectReference, Service};
@@ -68,12 +75,12 @@ use crate::alloc::{
 pub const MAX_CONFLICT_RETRIES: u32 = 5;
 /// Ceiling of the retry backoff for failed writes.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Retries of failed writes: doubling from 100 ms up to [`MAX_BACKOFF`], with jitter.
+const RETRY: Backoff = Backoff::new(Duration::from_millis(100), MAX_BACKOFF);
 /// Limit on one API call; a hung API server must not stall the loop.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Field manager and Event reporter name.
 pub const MANAGER: &str = "ferrolb-controller";
-/// At most this many Events per rejected configuration.
-const MAX_CONFIG_EVENTS: usize = 20;
 
 /// What Kubernetes mode needs besides the client.
 #[derive(Debug, Clone)]
@@ -86,6 +93,8 @@ pub struct KubeOptions {
     pub lease: LeaseConfig,
     /// Where `/metrics`, `/healthz` and `/readyz` are served.
     pub metrics_addr: SocketAddr,
+    /// The ops server's connection cap and timeouts.
+    pub ops_limits: OpsLimits,
     /// The speakers' memberlist Secret, created by the leader when missing
     /// ([`super::memberlist`]).
     pub ml_secret_name: String,
@@ -111,12 +120,17 @@ pub async fn run(
     cancel: CancellationToken,
 ) -> Result<(), KubeModeError> {
     let metrics = Arc::new(Metrics::default());
-    let (addr, http) = super::http::serve(opts.metrics_addr, Arc::clone(&metrics), cancel.clone())
-        .await
-        .map_err(|source| KubeModeError::Bind {
-            addr: opts.metrics_addr,
-            source,
-        })?;
+    let (addr, http) = super::http::serve(
+        opts.metrics_addr,
+        Arc::clone(&metrics),
+        opts.ops_limits,
+        cancel.clone(),
+    )
+    .await
+    .map_err(|source| KubeModeError::Bind {
+        addr: opts.metrics_addr,
+        source,
+    })?;
     tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
 
     let (leader_tx, leader_rx) = watch::channel(false);
@@ -152,14 +166,23 @@ pub async fn run(
         controller: MANAGER.into(),
         instance: Some(opts.lease.identity.clone()),
     };
+    let (rejections, rejections_rx) = watch::channel(Rejection::default());
+    let publisher = tokio::spawn(events::run_publisher(
+        client.clone(),
+        reporter.clone(),
+        opts.namespace.clone(),
+        rejections_rx,
+        // The publisher logs each failure; the controller has no Event-failure metric.
+        |_: &kube::Error| {},
+        cancel.clone(),
+    ));
     let mut reconciler = Reconciler {
         client,
         class: opts.load_balancer_class,
         services,
         namespaces,
-        config: ConfigState::new(),
-        reported: Vec::new(),
-        ignored: IgnoredFieldsReport::new(),
+        config: ConfigApplier::new(),
+        rejections,
         synced: Synced::default(),
         allocator: None,
         leader: leader_rx,
@@ -170,6 +193,7 @@ pub async fn run(
     };
     reconciler.run(ticks, cancel.clone()).await;
     lease_cancel.cancel();
+    let _ = publisher.await;
     let _ = ml_secret.await;
     let _ = lease.await;
     let _ = http.await;
@@ -232,11 +256,11 @@ struct Reconciler {
     class: Option<String>,
     services: Store<Service>,
     namespaces: Store<Namespace>,
-    config: ConfigState,
-    /// The config errors already reported as Events (reported once per distinct set).
-    reported: Vec<String>,
-    /// Accepted-but-ignored fields already logged (issue 9).
-    ignored: IgnoredFieldsReport,
+    /// The configuration in force and what was logged about it (shared with the speaker).
+    config: ConfigApplier,
+    /// The rejection to report as Events ([`events::run_publisher`]): the newest one while
+    /// leading with synced caches, else empty.
+    rejections: watch::Sender<Rejection>,
     synced: Synced,
     /// `Some` only while leading with synced caches and a valid configuration.
     allocator: Option<PoolAllocator>,
@@ -271,7 +295,7 @@ impl Reconciler {
                     Some(tick) => self.on_tick(tick).await,
                     None => return,
                 },
-                () = sleep_until_opt(next_retry) => self.retry_due().await,
+                () = sleep_until(next_retry) => self.retry_due().await,
             }
         }
     }
@@ -283,8 +307,8 @@ impl Reconciler {
     async fn on_leadership(&mut self) {
         let lead = self.is_leader();
         self.metrics.set_leader(lead);
+        self.report_config_errors();
         if lead {
-            self.reported.clear();
             self.start().await;
         } else {
             self.allocator = None;
@@ -339,33 +363,18 @@ impl Reconciler {
 
     async fn on_config(&mut self, res: &Resources) {
         self.synced.config = true;
-        let applied = self.config.apply(ferrolb_api::validate::validate(res));
+        let applied = self.config.apply(res);
         self.metrics.set_config_stale(self.config.is_stale());
-        for ignored in self.ignored.to_report(applied, res) {
-            tracing::warn!(%ignored, "configuration field accepted but ignored");
-        }
+        self.report_config_errors();
         match applied {
-            Applied::Rejected => {
-                for error in self.config.errors() {
-                    tracing::warn!(%error, "configuration rejected; the last good one stays in force");
+            Applied::Rejected | Applied::Unchanged => {}
+            Applied::Changed => match (&mut self.allocator, self.config.config()) {
+                (Some(allocator), Some(config)) => {
+                    let decisions = allocator.set_config(config);
+                    self.write_all(decisions).await;
                 }
-                self.report_config_errors().await;
-            }
-            Applied::Changed => {
-                tracing::info!(
-                    generation = self.config.generation(),
-                    "configuration in force"
-                );
-                self.reported.clear();
-                match (&mut self.allocator, self.config.config()) {
-                    (Some(allocator), Some(config)) => {
-                        let decisions = allocator.set_config(config);
-                        self.write_all(decisions).await;
-                    }
-                    _ => self.start().await,
-                }
-            }
-            Applied::Unchanged => self.reported.clear(),
+                _ => self.start().await,
+            },
         }
     }
 
@@ -376,6 +385,8 @@ impl Reconciler {
             return;
         }
         self.metrics.set_ready();
+        // Also when no configuration was ever valid: a leader reports the rejection it synced.
+        self.report_config_errors();
         if !self.is_leader() {
             return;
         }
@@ -409,7 +420,6 @@ impl Reconciler {
         }
         let mut decisions = allocator.resync(readable);
         self.allocator = Some(allocator);
-        self.report_config_errors().await;
         // Unreadable Services were forgotten by the resync; say why instead of "deleted".
         for (obj, error) in unreadable {
             let Some(key) = key_of(&obj) else { continue };
@@ -571,9 +581,7 @@ impl Reconciler {
 
     fn queue_retry(&mut self, mut decision: Decision, attempts: u32) {
         decision.events.clear();
-        let backoff = Duration::from_millis(100)
-            .saturating_mul(1u32 << attempts.min(16))
-            .min(MAX_BACKOFF);
+        let backoff = RETRY.delay(attempts);
         tracing::info!(service = %decision.service, attempts, ?backoff, "write failed; will retry");
         let key = decision.service.clone();
         self.pending.insert(
@@ -713,66 +721,23 @@ impl Reconciler {
         Outcome::Retry
     }
 
-    /// One Warning Event per error of a rejected configuration, on the offending object, once
-    /// per distinct error set, and only by the leader.
-    async fn report_config_errors(&mut self) {
-        if !self.is_leader() || !self.synced.all() {
-            return;
-        }
-        let texts: Vec<String> = self
-            .config
-            .errors()
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        if texts.is_empty() || texts == self.reported {
-            return;
-        }
-        let notes: Vec<(ObjectReference, EventNote)> = self
-            .config
-            .errors()
-            .iter()
-            .take(MAX_CONFIG_EVENTS)
-            .map(|e| {
-                let reference = config_object_ref(&e.kind, &e.namespace, &e.name);
-                let note = EventNote {
-                    severity: Severity::Warning,
-                    reason: "InvalidConfiguration",
-                    note: writes::truncate(format!(
-                        "{e}; the last valid configuration stays in force"
-                    )),
-                };
-                (reference, note)
-            })
-            .collect();
-        for (reference, note) in notes {
-            self.publish(std::slice::from_ref(&note), &reference).await;
-        }
-        self.reported = texts;
-    }
-}
-
-/// A reference to the config object an error names; without a name, its Namespace.
-fn config_object_ref(kind: &str, namespace: &str, name: &str) -> ObjectReference {
-    if name.is_empty() {
-        return ObjectReference {
-            api_version: Some("v1".into()),
-            kind: Some("Namespace".into()),
-            name: Some(namespace.to_string()),
-            ..ObjectReference::default()
+    /// Hands the rejection to the Event publisher: the newest configuration's errors while
+    /// leading with synced caches (only the leader reports, as it alone writes), else nothing.
+    /// The publisher posts each distinct error list once; an empty list in between (a valid
+    /// configuration, a lost term) makes the next one news again.
+    fn report_config_errors(&mut self) {
+        let rejection = if self.is_leader() && self.synced.all() {
+            self.config.rejection()
+        } else {
+            Rejection::default()
         };
-    }
-    let api_version = if kind == "BGPPeer" {
-        "metallb.io/v1beta2"
-    } else {
-        "metallb.io/v1beta1"
-    };
-    ObjectReference {
-        api_version: Some(api_version.into()),
-        kind: Some(kind.to_string()),
-        namespace: Some(namespace.to_string()),
-        name: Some(name.to_string()),
-        ..ObjectReference::default()
+        self.rejections.send_if_modified(|old| {
+            let differs = old.errors != rejection.errors;
+            if differs {
+                *old = rejection;
+            }
+            differs
+        });
     }
 }
 
@@ -807,29 +772,10 @@ impl CallError {
     }
 }
 
-async fn sleep_until_opt(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::alloc::ReleaseReason;
-
-    #[test]
-    fn config_errors_point_at_the_offending_object() {
-        let r = config_object_ref("BGPPeer", "metallb-system", "p");
-        assert_eq!(r.api_version.as_deref(), Some("metallb.io/v1beta2"));
-        let r = config_object_ref("IPAddressPool", "metallb-system", "pool");
-        assert_eq!(r.api_version.as_deref(), Some("metallb.io/v1beta1"));
-        assert_eq!(r.kind.as_deref(), Some("IPAddressPool"));
-        let r = config_object_ref("", "metallb-system", "");
-        assert_eq!(r.kind.as_deref(), Some("Namespace"));
-        assert_eq!(r.name.as_deref(), Some("metallb-system"));
-    }
 
     #[test]
     fn released_ips_are_collected_from_release_events() {

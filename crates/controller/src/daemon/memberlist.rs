@@ -12,7 +12,8 @@
 //!   speakers survive every controller restart.
 //! - Only the leader creates; a new leader tries again, so a deleted Secret comes back at the
 //!   next change of leader.
-//! - A failed create is retried with exponential backoff up to [`MAX_BACKOFF`] while leading.
+//! - A failed create is retried with exponential backoff up to [`MAX_BACKOFF`] (plus jitter)
+//!   while leading.
 //!
 //! *Caveats*: unlike MetalLB, no owner reference to the controller Deployment is set, so
 //! uninstalling leaves the Secret behind (`kubectl delete secret memberlist`).
@@ -20,6 +21,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use ferrolb_runtime::Backoff;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::ByteString;
@@ -154,12 +156,13 @@ pub async fn ensure(
     }
 }
 
-/// The delay before retry number `attempt` (0-based): doubling from 500 ms, at most
-/// [`MAX_BACKOFF`].
+/// The retry policy: doubling from 500 ms up to [`MAX_BACKOFF`], with jitter.
+pub const RETRY: Backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
+
+/// The delay before retry number `attempt` (0-based) without its jitter: doubling from 500 ms,
+/// at most [`MAX_BACKOFF`].
 pub fn backoff(attempt: u32) -> Duration {
-    FIRST_BACKOFF
-        .saturating_mul(2u32.saturating_pow(attempt))
-        .min(MAX_BACKOFF)
+    RETRY.base(attempt)
 }
 
 /// Each time this replica becomes leader, ensures the Secret exists (retrying while leading),
@@ -193,7 +196,7 @@ pub async fn run(
                     break;
                 }
                 Err(error) => {
-                    let delay = backoff(attempt);
+                    let delay = RETRY.delay(attempt);
                     attempt = attempt.saturating_add(1);
                     tracing::warn!(%error, retry_in = ?delay, "memberlist Secret not ensured");
                     tokio::select! {

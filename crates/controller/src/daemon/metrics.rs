@@ -10,7 +10,7 @@
 //!
 //! The pool gauges are exported by the leader only (a standby holds no allocator).
 
-use ferrolb_api::ops_http::escape_label_value;
+use ferrolb_runtime::ops_http::escape_label_value;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::{Mutex, PoisonError};

@@ -12,8 +12,9 @@
 //! - The file is replaced atomically (a hidden temporary file in the same directory, fsynced,
 //!   renamed over) and only when its content changes; our own write is seen by the watcher,
 //!   reloads to the same allocations and writes nothing, so there is no loop.
-//! - A rejected configuration keeps the last good one (logged, `ferrolb_config_stale 1`); an
-//!   unreadable directory changes nothing.
+//! - A rejected configuration keeps the last good one (logged by [`ferrolb_runtime::config`]
+//!   exactly as the speaker logs it, once per distinct error list, `ferrolb_config_stale 1`);
+//!   an unreadable directory changes nothing.
 //!
 //! *Assumptions*: one controller per directory (there is no Lease here). An allocations file
 //! outside `DIR` is created empty at start so it can be watched with `DIR`.
@@ -28,8 +29,9 @@ use std::time::Duration;
 use ferrolb_api::selector::Labels;
 use ferrolb_api::source::files::{watch_paths, Loaded, WatchOptions};
 use ferrolb_api::source::Resources;
-use ferrolb_api::state::{Applied, ConfigState};
-use ferrolb_api::validate::IgnoredFieldsReport;
+use ferrolb_api::state::Applied;
+use ferrolb_runtime::ops_http::OpsLimits;
+use ferrolb_runtime::ConfigApplier;
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -57,6 +59,8 @@ pub struct StandaloneOptions {
     pub load_balancer_class: Option<String>,
     /// Serve `/metrics`, `/healthz`, `/readyz` here, if given.
     pub metrics_addr: Option<SocketAddr>,
+    /// The ops server's connection cap and timeouts.
+    pub ops_limits: OpsLimits,
     /// Polling fallback of the directory watcher.
     pub poll: Duration,
 }
@@ -132,10 +136,8 @@ pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
 /// The allocator and what it last wrote.
 struct Standalone {
     allocator: PoolAllocator,
-    config: ConfigState,
-    reported: Vec<String>,
-    /// Accepted-but-ignored fields already logged (issue 9).
-    ignored: IgnoredFieldsReport,
+    /// The configuration in force and what was logged about it (shared with the speaker).
+    config: ConfigApplier,
     path: PathBuf,
     written: Option<String>,
     metrics: Arc<Metrics>,
@@ -151,35 +153,14 @@ impl Standalone {
                 return Ok(());
             }
         };
-        let applied = self.config.apply(ferrolb_api::validate::validate(&res));
+        // Our own allocations-file write reloads the directory: a rejected configuration comes
+        // back unchanged and is (by the applier's rule) not logged again.
+        let applied = self.config.apply(&res);
         self.metrics.set_config_stale(self.config.is_stale());
-        for ignored in self.ignored.to_report(applied, &res) {
-            tracing::warn!(%ignored, "configuration field accepted but ignored");
-        }
-        if applied == Applied::Rejected {
-            let texts: Vec<String> = self
-                .config
-                .errors()
-                .iter()
-                .map(ToString::to_string)
-                .collect();
-            if texts != self.reported {
-                for error in &texts {
-                    tracing::warn!(%error, "configuration rejected; the last good one stays in force");
-                }
-                self.reported = texts;
-            }
-        } else {
-            self.reported.clear();
-        }
         let Some(config) = self.config.config() else {
             return Ok(());
         };
         if applied == Applied::Changed {
-            tracing::info!(
-                generation = self.config.generation(),
-                "configuration in force"
-            );
             let decisions = self.allocator.set_config(config);
             log_decisions(&decisions);
         }
@@ -284,9 +265,10 @@ pub async fn run(
     metrics.set_leader(true);
     let http = match opts.metrics_addr {
         Some(addr) => {
-            let (bound, task) = super::http::serve(addr, Arc::clone(&metrics), cancel.clone())
-                .await
-                .map_err(|source| StandaloneError::Bind { addr, source })?;
+            let (bound, task) =
+                super::http::serve(addr, Arc::clone(&metrics), opts.ops_limits, cancel.clone())
+                    .await
+                    .map_err(|source| StandaloneError::Bind { addr, source })?;
             tracing::info!(addr = %bound, "serving /metrics, /healthz and /readyz");
             Some(task)
         }
@@ -301,9 +283,7 @@ pub async fn run(
     }
     let mut state = Standalone {
         allocator: PoolAllocator::new(opts.load_balancer_class.clone()),
-        config: ConfigState::new(),
-        reported: Vec::new(),
-        ignored: IgnoredFieldsReport::new(),
+        config: ConfigApplier::new(),
         written: std::fs::read_to_string(&path).ok(),
         path,
         metrics,
@@ -407,6 +387,7 @@ mod tests {
             allocations_file: None,
             load_balancer_class: None,
             metrics_addr: None,
+            ops_limits: OpsLimits::default(),
             poll: Duration::from_millis(100),
         };
         let (path, watched) = paths(&opts);

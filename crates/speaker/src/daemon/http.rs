@@ -1,21 +1,27 @@
-//! The speaker's `/metrics`, `/healthz` and `/readyz`, served by [`ferrolb_api::ops_http`].
+//! The speaker's `/metrics`, `/healthz` and `/readyz`, served by [`ferrolb_runtime::ops_http`]
+//! within [`OpsLimits::from_env`] (`FERROLB_OPS_MAX_CONNECTIONS`,
+//! `FERROLB_OPS_HEADER_TIMEOUT_MS`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use ferrolb_api::ops_http::{self, Endpoints};
+use ferrolb_runtime::ops_http::{self, Endpoints, OpsLimits};
 use tokio_util::sync::CancellationToken;
 
 use super::metrics::Metrics;
 
 /// Binds `addr` and serves until `cancel`. Returns the bound address (port 0 resolved) and the
 /// serving task.
+///
+/// The speaker serves this port first thing at start, so this is also where it raises its soft
+/// open-files limit to the hard one (the cap of the ops port is a quarter of that limit).
 pub async fn serve(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
     cancel: CancellationToken,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    ops_http::serve(addr, metrics, cancel).await
+    ferrolb_runtime::process::raise_nofile_limit_logged();
+    ops_http::serve_with(addr, metrics, OpsLimits::from_env(), cancel).await
 }
 
 impl Endpoints for Metrics {
@@ -42,7 +48,7 @@ impl Endpoints for Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferrolb_api::ops_http::route;
+    use ferrolb_runtime::ops_http::route;
 
     #[test]
     fn routes() {

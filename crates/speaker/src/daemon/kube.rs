@@ -388,13 +388,9 @@ enum Wake {
     ProbeDue,
 }
 
-/// Sleeps until `at`, or forever when there is nothing to wait for (a disarmed timer).
-pub(crate) async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
+/// Sleeps until `at`, or forever when there is nothing to wait for (a disarmed timer); the
+/// runtime's, shared with the controller.
+pub(crate) use ferrolb_runtime::sleep_until;
 
 /// One cheap authenticated request: does the API server answer (within [`PROBE_MAX`])?
 async fn probe(api: &Api<Node>) -> bool {

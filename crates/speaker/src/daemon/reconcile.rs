@@ -18,8 +18,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use ferrolb_api::source::Resources;
-use ferrolb_api::state::{Applied, ConfigState};
-use ferrolb_api::validate::{validate, IgnoredFieldsReport};
+use ferrolb_api::state::ConfigState;
+use ferrolb_api::validate::IgnoredFieldsReport;
 
 use super::inputs::{Inputs, LoadedInputs};
 use super::metrics::Metrics;
@@ -164,24 +164,13 @@ impl<A: Advertiser<Desired = BgpDesired>> Reconciler<A> {
     }
 
     fn on_snapshot(&mut self, inputs: &Inputs) -> Vec<ServiceKey> {
-        let res = inputs.config();
-        let applied = self.config.apply(validate(res));
-        // Issue 9: accepted-but-ignored fields are said once per configuration change.
-        for ignored in self.ignored.to_report(applied, res) {
-            tracing::warn!(%ignored, "configuration field accepted but ignored");
-        }
-        match applied {
-            Applied::Changed => tracing::info!(
-                generation = self.config.generation(),
-                "configuration put in force"
-            ),
-            Applied::Unchanged => {}
-            Applied::Rejected => {
-                for error in self.config.errors() {
-                    tracing::error!(%error, "configuration rejected; the last good one stays in force");
-                }
-            }
-        }
+        // Validated, put in force or rejected, and logged exactly as the controller does it
+        // (accepted-but-ignored fields once per configuration change, each rejection once).
+        ferrolb_runtime::config::apply_and_log(
+            &mut self.config,
+            &mut self.ignored,
+            inputs.config(),
+        );
         let (cluster, warnings, synthesized) = inputs.cluster(&self.opts.node_name);
         for warning in warnings {
             tracing::warn!(%warning, "object ignored");

@@ -313,7 +313,7 @@ async fn run(
                     }
                 }
             }
-            () = sleep_until_opt(next_timer) => {
+            () = ferrolb_runtime::sleep_until(next_timer) => {
                 let now = Instant::now();
                 while let Some(timer) = driver.timers.pop_due(now) {
                     driver.on_timer(timer);
@@ -350,13 +350,6 @@ async fn run(
     }
     driver.flush().await;
     tracing::info!("memberlist stopped");
-}
-
-async fn sleep_until_opt(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }
 
 /// The state of the gossip task apart from its select loop.
