@@ -728,9 +728,18 @@ impl SessionTask {
         let now = Instant::now();
         for a in actions {
             match a {
-                Action::Send(p) => self.send(&p).await,
-                Action::ArmTx(d) => self.tx_at = Some(now + d),
-                Action::ArmDetection(d) => self.detect_at = Some(now + d),
+                Action::Send(p) => {
+                    tracing::trace!(state = %p.state, poll = p.poll, final_ = p.final_, "send");
+                    self.send(&p).await
+                }
+                Action::ArmTx(d) => {
+                    tracing::trace!(?d, "arm tx");
+                    self.tx_at = Some(now + d)
+                }
+                Action::ArmDetection(d) => {
+                    tracing::trace!(?d, "arm detection");
+                    self.detect_at = Some(now + d)
+                }
                 Action::CancelDetection => self.detect_at = None,
                 Action::StateChanged { from, to, diag } => {
                     info!(from = %from, to = %to, diag = %diag, remote_diag = %self.session.remote_diag, "session state changed");

@@ -121,6 +121,9 @@ pub struct Session {
     pub rx_required_in_effect: Duration,
     /// The transmit interval the periodic timer was last armed with.
     pub armed_tx_interval: Option<Duration>,
+    /// Timers (DesiredMinTx, RequiredMinRx, DetectMult) changed during an outstanding Poll
+    /// Sequence, advertised once it ends.
+    pub queued: Option<(Duration, Duration, u8)>,
     rng: u64,
 }
 
@@ -191,6 +194,7 @@ impl Session {
             tx_desired_in_effect: desired_min_tx,
             rx_required_in_effect: params.required_min_rx,
             armed_tx_interval: None,
+            queued: None,
             rng: jitter_seed,
         }
     }
@@ -290,31 +294,37 @@ impl Session {
         self.rx_required_in_effect = self.required_min_rx;
     }
 
-    /// Advertises `desired`/`required`/`mult`; starts a Poll Sequence if one changed while
-    /// Up (RFC 5880 §6.8.3: "If either bfd.DesiredMinTxInterval is changed or
-    /// bfd.RequiredMinRxInterval is changed, a Poll Sequence MUST be initiated"), and
+    /// Advertises `desired`/`required`/`mult`; returns true if that starts a Poll Sequence
+    /// (a change while Up, RFC 5880 §6.8.3: "If either bfd.DesiredMinTxInterval is changed
+    /// or bfd.RequiredMinRxInterval is changed, a Poll Sequence MUST be initiated"), and
     /// applies at once what needs no acknowledgement.
+    ///
+    /// A change while a Poll Sequence is outstanding waits for its Final and then starts
+    /// its own: packets carry no sequence number, so a Final arriving after the change may
+    /// answer a Poll that carried the old values, and taking it as acknowledging the new
+    /// ones could let the peer's Detection Time run out.
     fn advertise(&mut self, desired: Duration, required: Duration, mult: u8) -> bool {
-        let changed = desired != self.desired_min_tx
-            || required != self.required_min_rx
-            || mult != self.detect_mult;
+        let current = (self.desired_min_tx, self.required_min_rx, self.detect_mult);
+        if self.state == State::UP && self.polling {
+            self.queued =
+                ((desired, required, mult) != current).then_some((desired, required, mult));
+            return false;
+        }
+        self.queued = None;
+        let changed = (desired, required, mult) != current;
         self.desired_min_tx = desired;
         self.required_min_rx = required;
         self.detect_mult = mult;
-        if self.state == State::UP {
-            if changed {
-                self.polling = true;
-            }
+        if self.state == State::UP && changed {
+            self.polling = true;
             // Sending faster and detecting later are safe before the peer acknowledges.
             self.tx_desired_in_effect = self.tx_desired_in_effect.min(desired);
             self.rx_required_in_effect = self.rx_required_in_effect.max(required);
-            if !self.polling {
-                self.end_poll();
-            }
+            true
         } else {
             self.end_poll();
+            false
         }
-        changed
     }
 
     fn receive(&mut self, p: ControlPacket, out: &mut Vec<Action>) {
@@ -336,6 +346,12 @@ impl Session {
         // in the received packet is set, the Poll Sequence MUST be terminated."
         if self.polling && p.final_ {
             self.end_poll();
+            // A change made during that Poll Sequence gets its own, started at once.
+            if let Some((d, r, m)) = self.queued.take() {
+                if self.advertise(d, r, m) {
+                    out.push(Action::Send(self.packet(false)));
+                }
+            }
         }
         // "Update the transmit interval as described in section 6.8.2."
         self.rearm_tx_if_changed(out);
@@ -486,10 +502,8 @@ pub fn step(mut s: Session, event: Event) -> (Session, Vec<Action>) {
             } else {
                 p.desired_min_tx.max(SLOW_TX)
             };
-            let was_polling = s.polling;
-            let changed = s.advertise(desired, p.required_min_rx, p.detect_mult.max(1));
             // Start the Poll Sequence at once (§6.5) rather than at the next periodic packet.
-            if changed && s.polling && !was_polling {
+            if s.advertise(desired, p.required_min_rx, p.detect_mult.max(1)) {
                 s.send_now(&mut out);
             }
             if let (Some(t), State::INIT | State::UP) = (s.detection_time(), s.state) {

@@ -406,6 +406,53 @@ fn a_reduced_required_rx_shortens_detection_only_after_the_final() {
 }
 
 #[test]
+fn a_change_during_a_poll_waits_for_its_final_then_polls_again() {
+    // Up, with the Up Poll still outstanding.
+    let (s, _) = step(session(), Event::Start);
+    let (s, _) = receive(s, from_peer(State::INIT));
+    assert!(s.polling);
+    let slower = SessionParams {
+        desired_min_tx: MS(800),
+        ..params()
+    };
+    let (s, a) = step(s, Event::SetParams(slower));
+    assert!(
+        sent(&a).is_empty(),
+        "no second Poll while one is outstanding"
+    );
+    assert_eq!(
+        s.packet(false).desired_min_tx_us,
+        300_000,
+        "old values until the Final"
+    );
+    // The Final may answer a Poll with the old values: it ends that Poll only.
+    let (s, a) = receive(
+        s,
+        ControlPacket {
+            final_: true,
+            ..from_peer(State::UP)
+        },
+    );
+    assert!(s.polling, "a new Poll Sequence for the queued change");
+    let p = sent(&a);
+    assert_eq!((p[0].poll, p[0].desired_min_tx_us), (true, 800_000));
+    assert_eq!(
+        s.tx_desired_in_effect,
+        MS(300),
+        "the increase waits for its own Final"
+    );
+    let (s, _) = receive(
+        s,
+        ControlPacket {
+            final_: true,
+            ..from_peer(State::UP)
+        },
+    );
+    assert!(!s.polling);
+    assert_eq!(s.tx_desired_in_effect, MS(800));
+}
+
+#[test]
 fn an_increased_required_rx_lengthens_detection_at_once() {
     let (s, a) = step(
         up_session(),
