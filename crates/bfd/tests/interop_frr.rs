@@ -13,16 +13,15 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use ferrolb_e2e::{require_root_and, wait_until, Daemon, Netns, FRR_RUN_DIR};
 use serde_json::Value;
 
-const OURS: [&str; 2] = ["192.0.2.1", "fd00:db8::1"];
-const FRRS: [&str; 2] = ["192.0.2.2", "fd00:db8::2"];
+mod common;
+use common::{start_ours, wait_ours, OURS, THEIRS as FRRS, WAIT};
+
 const BFDD: &str = "/usr/lib/frr/bfdd";
 const ZEBRA: &str = "/usr/lib/frr/zebra";
-const WAIT: Duration = Duration::from_secs(30);
 
 /// FRR's bfdd.conf: profile "fast" (50 ms × 3) and one single-hop peer per family.
 fn bfdd_conf(ns: &str) -> String {
@@ -109,40 +108,6 @@ impl FrrBfd {
             .and_then(|ps| ps.into_iter().find(|p| p["peer"] == addr))
             .unwrap_or(Value::Null)
     }
-}
-
-/// Our tool for one address family, in the `bfd` namespace.
-fn start_ours(ns: &Netns, af: usize, extra: &[&str]) -> Daemon {
-    let mut args = vec![
-        env!("CARGO_BIN_EXE_ferrolb-bfd"),
-        "--local",
-        OURS[af],
-        "--peer",
-        FRRS[af],
-        "--rx-ms",
-        "50",
-        "--tx-ms",
-        "50",
-        "--mult",
-        "3",
-    ];
-    args.extend(extra);
-    ns.spawn(&format!("ferrolb-bfd-{af}"), &args)
-        .expect("ferrolb-bfd starts")
-}
-
-/// The last status line our tool printed.
-fn our_status(d: &Daemon) -> Value {
-    d.log()
-        .lines()
-        .rev()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|v| v.get("state").is_some())
-        .unwrap_or(Value::Null)
-}
-
-fn wait_ours(d: &Daemon, what: &str, done: impl FnMut(&Value) -> bool) -> Value {
-    wait_until(WAIT, what, || our_status(d), done)
 }
 
 fn wait_frr(frr: &FrrBfd, addr: &str, what: &str, done: impl FnMut(&Value) -> bool) -> Value {
