@@ -20,7 +20,8 @@
 //! The transmit timer lives in the session's own task, so nothing else (a long BGP table
 //! write in the speaker, another session) delays it; the receive task only decodes and
 //! forwards. Dropping a [`BfdSession`] sends one AdminDown packet (RFC 5880 §6.8.16, diag
-//! 7) and ends the task; the receive task ends with its last session.
+//! 7) and ends the task. Receive sockets stay open while the [`Bfd`] lives (each session
+//! task holds a clone), so re-adding a peer never races the old socket for the port.
 
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -192,7 +193,16 @@ struct Listener {
 struct Inner {
     listeners: Mutex<HashMap<ListenerKey, Listener>>,
     discriminators: Mutex<HashSet<u32>>,
-    drops: DropCounters,
+    drops: Arc<DropCounters>,
+}
+
+impl Drop for Inner {
+    /// The receive tasks end with the last `Bfd` handle (session tasks hold one each).
+    fn drop(&mut self) {
+        for l in lock(&self.listeners).values() {
+            l.cancel.cancel();
+        }
+    }
 }
 
 /// Datagrams dropped by the receive tasks, per [`DropReason::metric_label`].
@@ -462,8 +472,13 @@ impl Bfd {
                 let cancel = CancellationToken::new();
                 let span = tracing::info_span!("bfd_rx", local = %config.local, port);
                 tokio::spawn(
-                    receive_loop(socket, table.clone(), self.inner.clone(), cancel.clone())
-                        .instrument(span),
+                    receive_loop(
+                        socket,
+                        table.clone(),
+                        self.inner.drops.clone(),
+                        cancel.clone(),
+                    )
+                    .instrument(span),
                 );
                 listeners.insert(
                     lkey,
@@ -489,16 +504,12 @@ impl Bfd {
         Ok(table)
     }
 
+    /// Removes a session from its receive socket's table. The socket stays open while the
+    /// `Bfd` lives: closing it with its last session would race a session added right after
+    /// (a config change removing and re-adding a peer) for the port.
     fn unregister(&self, listener: &ListenerKey, discr: u32) {
-        let mut listeners = lock(&self.inner.listeners);
-        if let Some(l) = listeners.get(listener) {
-            let mut t = lock(&l.table);
-            t.remove(discr);
-            if t.is_empty() {
-                drop(t);
-                l.cancel.cancel();
-                listeners.remove(listener);
-            }
+        if let Some(l) = lock(&self.inner.listeners).get(listener) {
+            lock(&l.table).remove(discr);
         }
         lock(&self.inner.discriminators).remove(&discr);
     }
@@ -595,7 +606,7 @@ fn bind_tx(config: &SessionConfig) -> Result<UdpSocket, DriverError> {
 async fn receive_loop(
     socket: UdpSocket,
     table: Table,
-    inner: Arc<Inner>,
+    drops: Arc<DropCounters>,
     cancel: CancellationToken,
 ) {
     // Larger than any Control packet (24 octets, 24 + auth section): anything longer is
@@ -609,7 +620,7 @@ async fn receive_loop(
         let d = match got {
             Ok(d) => d,
             Err(e) => {
-                inner.drops.count("socket_error");
+                drops.count("socket_error");
                 warn!(error = %e, "receive failed");
                 // A persistent socket error must not spin: yield to the timer wheel.
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -626,7 +637,7 @@ async fn receive_loop(
                 e.target.try_send(p).map_err(|_| DropReason::QueueFull)
             });
         if let Err(reason) = result {
-            inner.drops.count(reason.metric_label());
+            drops.count(reason.metric_label());
             debug!(%src, reason = %reason, label = reason.metric_label(), "dropped datagram");
         }
     }

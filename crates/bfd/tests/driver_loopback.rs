@@ -264,3 +264,43 @@ async fn a_second_session_to_the_same_peer_is_refused() {
         "{r:?}"
     );
 }
+
+#[tokio::test]
+async fn multihop_sessions_come_up_on_port_4784() {
+    let cfg = |local, peer| SessionConfig {
+        peer: addr(peer),
+        local: addr(local),
+        device: None,
+        multihop: true,
+        profile: BfdProfile {
+            minimum_ttl: 250,
+            ..fast()
+        },
+    };
+    let a = Bfd::new().add_session(cfg(81, 82)).await.expect("a starts");
+    let b = Bfd::new().add_session(cfg(82, 81)).await.expect("b starts");
+    wait_state(&a, State::UP).await;
+    wait_state(&b, State::UP).await;
+    // Port 4784 is taken by b's receive socket (RFC 5883 §5), not 3784.
+    assert!(std::net::UdpSocket::bind((addr(82), 4784)).is_err());
+    assert!(std::net::UdpSocket::bind((addr(82), 3784)).is_ok());
+}
+
+#[tokio::test]
+async fn a_peer_removed_and_added_again_comes_back_up() {
+    let bfd = Bfd::new();
+    let b = session(&Bfd::new(), 92, 91, fast()).await;
+    let a = session(&bfd, 91, 92, fast()).await;
+    wait_state(&a, State::UP).await;
+    a.shutdown().await;
+    let a = session(&bfd, 91, 92, fast()).await;
+    wait_state(&a, State::UP).await;
+    wait_state(&b, State::UP).await;
+}
+
+#[test]
+fn handles_can_move_between_tasks() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Bfd>();
+    send_sync::<BfdSession>();
+}
