@@ -402,7 +402,7 @@ impl Bfd {
             }
         };
         let params = SessionParams::from(&config.profile);
-        let session = Session::new(discr, params, rand::random());
+        let session = Session::new(discr, params, random_u64());
         let (status_tx, status_rx) = watch::channel(status_of(&session, 0, 0));
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
         let counters = Arc::new(AtomicCounters::default());
@@ -442,7 +442,7 @@ impl Bfd {
         // RFC 5880 §6.8.1: bfd.LocalDiscr "MUST be unique across all BFD sessions on this
         // system, and nonzero. It SHOULD be set to a random (but still unique) value".
         loop {
-            let d: u32 = rand::random();
+            let d = random_u64() as u32;
             if d != 0 && used.insert(d) {
                 return d;
             }
@@ -515,6 +515,22 @@ impl Bfd {
     }
 }
 
+/// Random bits from the OS (discriminators, source ports, jitter seeds: unpredictability, not
+/// secrecy). If the OS has no entropy to give, std's per-process random hash keys stand in.
+fn random_u64() -> u64 {
+    use rand::TryRng;
+    rand::rngs::SysRng.try_next_u64().unwrap_or_else(|_| {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        h.finish()
+    })
+}
+
 fn min_ttl(config: &SessionConfig) -> u8 {
     if config.multihop {
         config.profile.minimum_ttl
@@ -577,7 +593,7 @@ fn bind_rx(config: &SessionConfig, port: u16) -> Result<UdpSocket, DriverError> 
 /// §4: the same for the whole session, "SHOULD be unique among all BFD sessions"), TTL 255.
 fn bind_tx(config: &SessionConfig) -> Result<UdpSocket, DriverError> {
     let span = u32::from(SOURCE_PORTS.end() - SOURCE_PORTS.start()) + 1;
-    let first: u32 = rand::random::<u32>() % span;
+    let first = (random_u64() as u32) % span;
     let mut last_err = None;
     for i in 0..BIND_ATTEMPTS {
         let port = *SOURCE_PORTS.start() + u16::try_from((first + i * 7919) % span).unwrap_or(0);
