@@ -380,13 +380,8 @@ impl Bfd {
         } else {
             SINGLE_HOP_PORT
         };
-        let peer_addr = match config.peer {
-            IpAddr::V6(a) if is_link_local(a) => {
-                SocketAddr::V6(SocketAddrV6::new(a, port, 0, ifindex.unwrap_or(0)))
-            }
-            a => SocketAddr::new(a, port),
-        };
-        let tx = bind_tx(&config)?;
+        let peer_addr = bind_addr(config.peer, port, ifindex);
+        let tx = bind_tx(&config, ifindex)?;
         let discr = self.allocate_discriminator();
         let (queue_tx, queue_rx) = mpsc::channel(SESSION_QUEUE);
         let min_ttl = min_ttl(&config);
@@ -467,7 +462,7 @@ impl Bfd {
         let table = match listeners.get(&lkey) {
             Some(l) => l.table.clone(),
             None => {
-                let socket = bind_rx(config, port)?;
+                let socket = bind_rx(config, port, key.ifindex)?;
                 let table: Table = Arc::default();
                 let cancel = CancellationToken::new();
                 let span = tracing::info_span!("bfd_rx", local = %config.local, port);
@@ -562,6 +557,17 @@ fn ifindex(device: &str) -> Result<u32, DriverError> {
         .map_err(|e| err(io::Error::new(io::ErrorKind::InvalidData, e)))
 }
 
+/// `ip:port`, with the interface as scope for an IPv6 link-local address (Linux refuses to
+/// bind one without an interface).
+fn bind_addr(ip: IpAddr, port: u16, ifindex: Option<u32>) -> SocketAddr {
+    match ip {
+        IpAddr::V6(a) if is_link_local(a) => {
+            SocketAddr::V6(SocketAddrV6::new(a, port, 0, ifindex.unwrap_or(0)))
+        }
+        a => SocketAddr::new(a, port),
+    }
+}
+
 fn new_socket(addr: SocketAddr, device: Option<&str>) -> Result<socket2::Socket, DriverError> {
     let domain = socket2::Domain::for_address(addr);
     let s = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))
@@ -580,8 +586,12 @@ fn new_socket(addr: SocketAddr, device: Option<&str>) -> Result<socket2::Socket,
 }
 
 /// The receive socket: local address and port 3784/4784, TTL and packet info reported.
-fn bind_rx(config: &SessionConfig, port: u16) -> Result<UdpSocket, DriverError> {
-    let addr = SocketAddr::new(config.local, port);
+fn bind_rx(
+    config: &SessionConfig,
+    port: u16,
+    ifindex: Option<u32>,
+) -> Result<UdpSocket, DriverError> {
+    let addr = bind_addr(config.local, port, ifindex);
     let s = new_socket(addr, config.device.as_deref())?;
     sys::enable_recv_info(s.as_fd(), addr.is_ipv6())
         .map_err(io_err("setsockopt(IP_RECVTTL/IPV6_RECVHOPLIMIT)", addr))?;
@@ -591,13 +601,13 @@ fn bind_rx(config: &SessionConfig, port: u16) -> Result<UdpSocket, DriverError> 
 
 /// The session's own transmit socket: local address, a source port in 49152-65535 (RFC 5881
 /// §4: the same for the whole session, "SHOULD be unique among all BFD sessions"), TTL 255.
-fn bind_tx(config: &SessionConfig) -> Result<UdpSocket, DriverError> {
+fn bind_tx(config: &SessionConfig, ifindex: Option<u32>) -> Result<UdpSocket, DriverError> {
     let span = u32::from(SOURCE_PORTS.end() - SOURCE_PORTS.start()) + 1;
     let first = (random_u64() as u32) % span;
     let mut last_err = None;
     for i in 0..BIND_ATTEMPTS {
         let port = *SOURCE_PORTS.start() + u16::try_from((first + i * 7919) % span).unwrap_or(0);
-        let addr = SocketAddr::new(config.local, port);
+        let addr = bind_addr(config.local, port, ifindex);
         let s = new_socket(addr, config.device.as_deref())?;
         if addr.is_ipv6() {
             s.set_unicast_hops_v6(TX_TTL)
