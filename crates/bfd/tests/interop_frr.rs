@@ -23,15 +23,17 @@ use common::{start_ours, wait_ours, OURS, THEIRS as FRRS, WAIT};
 const BFDD: &str = "/usr/lib/frr/bfdd";
 const ZEBRA: &str = "/usr/lib/frr/zebra";
 
-/// FRR's bfdd.conf: profile "fast" (50 ms × 3) and one single-hop peer per family.
-fn bfdd_conf(ns: &str) -> String {
+/// FRR's bfdd.conf: profile "fast" (50 ms × 3) and one peer per family, single hop or
+/// (RFC 5883) multihop.
+fn bfdd_conf(ns: &str, multihop: bool) -> String {
+    let mh = if multihop { " multihop" } else { "" };
     let mut s = format!("frr defaults traditional\nhostname {ns}\n!\nbfd\n");
     s.push_str(
         " profile fast\n  receive-interval 50\n  transmit-interval 50\n  detect-multiplier 3\n !\n",
     );
     for (ours, frr) in OURS.iter().zip(FRRS) {
         s.push_str(&format!(
-            " peer {ours} local-address {frr}\n  profile fast\n !\n"
+            " peer {ours}{mh} local-address {frr}\n  profile fast\n !\n"
         ));
     }
     s.push_str("!\n");
@@ -46,10 +48,10 @@ struct FrrBfd {
 }
 
 impl FrrBfd {
-    fn start(ns: &Netns) -> FrrBfd {
+    fn start(ns: &Netns, multihop: bool) -> FrrBfd {
         let dir = ns.dir().join("frr");
         std::fs::create_dir_all(&dir).expect("frr dir");
-        std::fs::write(dir.join("bfdd.conf"), bfdd_conf(ns.name())).expect("bfdd.conf");
+        std::fs::write(dir.join("bfdd.conf"), bfdd_conf(ns.name(), multihop)).expect("bfdd.conf");
         std::fs::write(dir.join("zebra.conf"), "frr defaults traditional\n").expect("zebra.conf");
         let run = Path::new(FRR_RUN_DIR).join(ns.name());
         std::fs::create_dir_all(&run).expect("frr run dir");
@@ -120,7 +122,7 @@ fn frr_bfdd_interop_up_timers_and_down_both_ways() {
         return;
     }
     let (ours_ns, frr_ns) = Netns::pair("bfd", "frr").expect("lab");
-    let frr = FrrBfd::start(&frr_ns);
+    let frr = FrrBfd::start(&frr_ns, false);
     let mut v4 = start_ours(&ours_ns, 0, &["--usr1-rx-ms", "200", "--usr1-tx-ms", "100"]);
     let v6 = start_ours(&ours_ns, 1, &[]);
 
@@ -197,4 +199,33 @@ fn frr_bfdd_interop_up_timers_and_down_both_ways() {
     });
     assert_eq!(p["remote-diagnostic"], "administratively down", "{p:#}");
     let _ = &frr.zebra;
+}
+
+#[test]
+fn frr_bfdd_multihop_interop_comes_up_on_port_4784() {
+    if !require_root_and(&[BFDD, ZEBRA, "vtysh"]) {
+        return;
+    }
+    let (ours_ns, frr_ns) = Netns::pair("bfdmh", "frrmh").expect("lab");
+    let frr = FrrBfd::start(&frr_ns, true);
+    let v4 = start_ours(&ours_ns, 0, &["--multihop", "--min-ttl", "250"]);
+    let v6 = start_ours(&ours_ns, 1, &["--multihop", "--min-ttl", "250"]);
+    for (af, d) in [(0, &v4), (1, &v6)] {
+        wait_ours(d, "our multihop session Up at 50 ms", |s| {
+            s["state"] == "Up" && s["tx_interval_us"] == 50_000
+        });
+        let p = wait_frr(&frr, OURS[af], "FRR's multihop peer up", |p| {
+            p["status"] == "up"
+        });
+        assert_eq!(p["multihop"], true, "{p:#}");
+    }
+    // FRR stops sending: our multihop sessions detect it too.
+    frr.bfdd.freeze().expect("SIGSTOP bfdd");
+    for d in [&v4, &v6] {
+        let s = wait_ours(d, "our session Down after FRR froze", |s| {
+            s["state"] == "Down"
+        });
+        assert_eq!(s["local_diag"], 1, "{s}");
+    }
+    frr.bfdd.thaw().expect("SIGCONT bfdd");
 }
