@@ -422,6 +422,9 @@ impl Bfd {
             detect_at: None,
         };
         let span = tracing::info_span!("bfd", peer = %config.peer, local = %config.local, discr);
+        if config.profile.echo_mode {
+            span.in_scope(|| warn!("echoMode is not implemented; the session runs without Echo"));
+        }
         tokio::spawn(task.run().instrument(span));
         Ok(BfdSession {
             status: status_rx,
