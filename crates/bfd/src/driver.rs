@@ -100,6 +100,19 @@ pub struct SessionStatus {
     pub down_events: u64,
 }
 
+impl SessionStatus {
+    /// True if the session is not Up for a reason that means the forwarding path failed:
+    /// not when we or the peer took it administratively down (RFC 5882 §3.2: a session
+    /// going Down because the remote system signalled AdminDown is an administrative
+    /// action, not a path failure, and should not take the client protocol down; FRR's
+    /// bgpd behaves so). The speaker closes BGP only on this.
+    pub fn is_path_failure(&self) -> bool {
+        self.state != State::UP
+            && self.state != State::ADMIN_DOWN
+            && self.remote_state != State::ADMIN_DOWN
+    }
+}
+
 /// Per-session counters, as MetalLB exports them per peer (`metallb_bfd_*`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counters {
@@ -307,8 +320,9 @@ impl BfdSession {
     }
 
     /// Resolves at the next transition out of Up after this call (Detection Time expired,
-    /// the peer signalled Down or AdminDown), with the status then; the speaker closes the
-    /// BGP session on it. Cancel-safe. Returns `None` if the session task ended.
+    /// the peer signalled Down or AdminDown), with the status then. The speaker closes the
+    /// BGP session when [`SessionStatus::is_path_failure`] says so (not on the peer's
+    /// AdminDown, RFC 5882 §3.2). Cancel-safe. Returns `None` if the session task ended.
     pub async fn down(&self) -> Option<SessionStatus> {
         let mut rx = self.status.clone();
         let seen = rx.borrow_and_update().down_events;

@@ -85,6 +85,10 @@ async fn shutting_one_side_down_takes_the_other_down_with_diag_3() {
     assert_eq!(st.state, State::DOWN);
     assert_eq!(st.local_diag, Diag::NEIGHBOR_SIGNALED_SESSION_DOWN);
     assert_eq!(st.remote_state, State::ADMIN_DOWN);
+    assert!(
+        !st.is_path_failure(),
+        "RFC 5882 §3.2: the peer's AdminDown is no path failure"
+    );
     assert_eq!(b.counters().session_down_events, 1);
 }
 
@@ -213,6 +217,7 @@ async fn a_silent_peer_takes_the_session_down_with_diag_1() {
         .expect("task alive");
     assert_eq!(st.local_diag, Diag::CONTROL_DETECTION_TIME_EXPIRED);
     assert_eq!(st.remote_discr, 0, "RFC 5880 §6.8.1");
+    assert!(st.is_path_failure());
 }
 
 #[tokio::test]
