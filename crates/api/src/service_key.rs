@@ -39,7 +39,7 @@ mod tests {
 
     #[test]
     fn orders_by_namespace_then_name_and_prints_with_a_slash() {
-        let mut keys = vec![
+        let mut keys = [
             ServiceKey::new("b", "a"),
             ServiceKey::new("a", "z"),
             ServiceKey::new("a", "b"),

@@ -441,6 +441,91 @@ mod tests {
         rx
     }
 
+    fn stamp(len: u64) -> FileStamp {
+        FileStamp {
+            len,
+            modified: None,
+            inode: len,
+        }
+    }
+
+    fn fp(files: &[(&str, u64)]) -> Fingerprint {
+        files
+            .iter()
+            .map(|(p, len)| (PathBuf::from(p), stamp(*len)))
+            .collect()
+    }
+
+    fn held(files: &[(&str, u64)]) -> BTreeMap<PathBuf, FileStamp> {
+        fp(files).into_iter().collect()
+    }
+
+    const S: Duration = Duration::from_millis(500);
+
+    #[test]
+    fn before_the_first_load_everything_is_loaded_at_once() {
+        let mut s = Settler::new(S);
+        let now = Instant::now();
+        let cur = fp(&[("/d/a.yaml", 1)]);
+        assert_eq!(s.effective(&[], &cur, &held(&[]), now), cur);
+        assert!(!s.waiting());
+    }
+
+    #[test]
+    fn a_changed_file_counts_as_its_older_version_until_its_new_stamp_held_for_settle() {
+        let roots = [PathBuf::from("/d")];
+        let mut s = Settler::new(S);
+        s.loaded();
+        let t0 = Instant::now();
+        let old = held(&[("/d/a.yaml", 1), ("/d/b.yaml", 1)]);
+        let partial = fp(&[("/d/a.yaml", 1), ("/d/b.yaml", 2)]);
+        let whole = fp(&[("/d/a.yaml", 1), ("/d/b.yaml", 3)]);
+        let older = fp(&[("/d/a.yaml", 1), ("/d/b.yaml", 1)]);
+        assert_eq!(s.effective(&roots, &partial, &old, t0), older);
+        assert_eq!(s.due(t0), Some(t0 + S));
+        // Completed 100 ms later: the window starts again.
+        let t1 = t0 + Duration::from_millis(100);
+        assert_eq!(s.effective(&roots, &whole, &old, t1), older);
+        assert_eq!(s.effective(&roots, &whole, &old, t0 + S), older);
+        assert_eq!(s.due(t0 + S), Some(t1 + S));
+        assert_eq!(s.effective(&roots, &whole, &old, t1 + S), whole);
+        assert_eq!(s.due(t1 + S), None, "settled: nothing more to wake for");
+    }
+
+    #[test]
+    fn a_removal_is_applied_after_settle_and_a_quick_recreation_is_a_change() {
+        let roots = [PathBuf::from("/d")];
+        let mut s = Settler::new(S);
+        s.loaded();
+        let t0 = Instant::now();
+        let old = held(&[("/d/a.yaml", 1), ("/d/b.yaml", 1), ("/d/c.yaml", 1)]);
+        let all = fp(&[("/d/a.yaml", 1), ("/d/b.yaml", 1), ("/d/c.yaml", 1)]);
+        let without_b = fp(&[("/d/a.yaml", 1), ("/d/c.yaml", 1)]);
+        // Still there, in its place, during the window.
+        assert_eq!(s.effective(&roots, &without_b, &old, t0), all);
+        let t1 = t0 + Duration::from_millis(200);
+        let recreated = fp(&[("/d/a.yaml", 1), ("/d/b.yaml", 2), ("/d/c.yaml", 1)]);
+        assert_eq!(s.effective(&roots, &recreated, &old, t1), all);
+        assert_eq!(s.effective(&roots, &recreated, &old, t1 + S), recreated);
+        // A removal that lasts is applied once settled.
+        let mut s = Settler::new(S);
+        s.loaded();
+        assert_eq!(s.effective(&roots, &without_b, &old, t0), all);
+        assert_eq!(s.effective(&roots, &without_b, &old, t0 + S), without_b);
+    }
+
+    #[test]
+    fn a_new_file_is_left_out_until_settled() {
+        let mut s = Settler::new(S);
+        s.loaded();
+        let t0 = Instant::now();
+        let old = held(&[("/d/a.yaml", 1)]);
+        let cur = fp(&[("/d/a.yaml", 1), ("/d/b.yaml", 7)]);
+        assert_eq!(s.effective(&[], &cur, &old, t0), fp(&[("/d/a.yaml", 1)]));
+        assert!(s.waiting());
+        assert_eq!(s.effective(&[], &cur, &old, t0 + S), cur);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn settle_waits_for_the_burst_to_go_quiet() {
         let mut rx = burst(&[0, 5, 10, 15]);
