@@ -59,6 +59,10 @@ pub struct StandaloneOptions {
     pub metrics_addr: Option<SocketAddr>,
     /// Polling fallback of the directory watcher.
     pub poll: Duration,
+    /// How long a changed file must hold still before it is applied ([`WatchOptions::settle`]).
+    pub settle: Duration,
+    /// Size limits of the directory's files.
+    pub limits: ferrolb_api::source::files::Limits,
 }
 
 /// Why standalone mode stopped.
@@ -311,6 +315,8 @@ pub async fn run(
     let (tx, mut rx) = mpsc::channel::<Loaded>(1);
     let watch_opts = WatchOptions {
         poll: opts.poll,
+        settle: opts.settle,
+        limits: opts.limits,
         ..WatchOptions::default()
     };
     let watcher = tokio::spawn(watch_paths(watched, watch_opts, tx));
@@ -408,6 +414,8 @@ mod tests {
             load_balancer_class: None,
             metrics_addr: None,
             poll: Duration::from_millis(100),
+            settle: Duration::from_millis(100),
+            limits: Default::default(),
         };
         let (path, watched) = paths(&opts);
         assert_eq!(path, cfg.join(ALLOCATIONS_FILE));
