@@ -331,7 +331,7 @@ pub struct Scan {
 }
 
 /// The files [`load_paths`] reads, in the order it reads them. Skipped symlink loops are
-/// logged at WARN (each call: this is for one-shot loads; the watcher uses [`scan`]).
+/// logged at WARN (each call: this is for one-shot loads; the watcher uses [`scan`] through [`fingerprint_scan`]).
 pub fn list_files(paths: &[impl AsRef<Path>]) -> Result<Vec<PathBuf>, LoadError> {
     let scan = scan(paths)?;
     for l in &scan.loops {

@@ -14,7 +14,7 @@
 //!
 //! *Expected flow*: the first load is sent at once. Afterwards a file system event (create,
 //! write, rename, delete; our own reads are ignored) starts a short debounce so a burst of
-//! writes gives one check; then the cheap [`fingerprint`] tells which files changed. A file
+//! writes gives one check; then the cheap [`fingerprint`](super::fingerprint) tells which files changed. A file
 //! whose stamp changed (or that appeared, or disappeared) is *pending* until its new state has
 //! been seen unchanged for `settle`; meanwhile a load uses the version it loaded last (kept in
 //! the [`FileCache`]), a new file is left out and a removed one stays. Once settled,
