@@ -46,6 +46,8 @@
 //! *Caveats*: the first load is not settled (there is no older version to hand out). A file
 //! written more slowly than `settle` between two writes (a pause longer than `settle` in the
 //! middle) can still be loaded half-written: a parse error, or valid but partial YAML.
+//! A file rewritten more often than every `settle` is never loaded again: its last loaded
+//! version stays (other files still apply; [`MAX_SETTLE`] only bounds the event debounce).
 //! A file that changes again between its last check and its read is read in its newer state
 //! and loaded again on the next check (never a stale result).
 
