@@ -25,7 +25,15 @@ enum Command {
     /// Run the controller (the same as no subcommand).
     Run(Box<RunArgs>),
     /// Validate manifests offline (files or directories of multi-document YAML).
-    Validate { paths: Vec<String> },
+    Validate {
+        paths: Vec<String>,
+        /// The largest file read, bytes.
+        #[arg(long, default_value_t = ferrolb_api::source::files::Limits::DEFAULT_MAX_FILE_BYTES)]
+        max_file_bytes: u64,
+        /// The most bytes read, all files together.
+        #[arg(long, default_value_t = ferrolb_api::source::files::Limits::DEFAULT_MAX_DIR_BYTES)]
+        max_dir_bytes: u64,
+    },
     /// Convert a legacy MetalLB v0.12 ConfigMap into metallb.io CRs.
     Convert { file: String },
     /// Print the CRD manifests.
@@ -58,7 +66,17 @@ fn main() -> anyhow::Result<()> {
     let code =
         match command {
             Command::Run(args) => return run::run(*args),
-            Command::Validate { paths } => ferrolb_controller::cmd::validate::run(&paths)?,
+            Command::Validate {
+                paths,
+                max_file_bytes,
+                max_dir_bytes,
+            } => ferrolb_controller::cmd::validate::run_limited(
+                &paths,
+                &ferrolb_api::source::files::Limits {
+                    max_file_bytes,
+                    max_dir_bytes,
+                },
+            )?,
             Command::Convert { file } => ferrolb_controller::cmd::convert::run(&[file])?,
             Command::Crds => ferrolb_controller::cmd::crds::run(&[])?,
             Command::Manifests { namespace, image } => ferrolb_controller::cmd::manifests::run(

@@ -63,6 +63,16 @@ pub struct RunArgs {
           default_value_t = ops_http::DEFAULT_HEADER_TIMEOUT_MS,
           value_parser = clap::value_parser!(u64).range(1..))]
     ops_header_timeout_ms: u64,
+    /// Standalone mode: a changed, new or removed file is applied once unchanged this long,
+    /// milliseconds (a file rewritten in place is never read half-written).
+    #[arg(long, default_value_t = ferrolb_api::source::files::WatchOptions::DEFAULT_SETTLE_MS, requires = "config_dir")]
+    settle_ms: u64,
+    /// Standalone mode: the largest file read from --config-dir, bytes.
+    #[arg(long, default_value_t = ferrolb_api::source::files::Limits::DEFAULT_MAX_FILE_BYTES, requires = "config_dir")]
+    max_file_bytes: u64,
+    /// Standalone mode: the most bytes read from --config-dir, all files together.
+    #[arg(long, default_value_t = ferrolb_api::source::files::Limits::DEFAULT_MAX_DIR_BYTES, requires = "config_dir")]
+    max_dir_bytes: u64,
 }
 
 impl RunArgs {
@@ -129,6 +139,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 metrics_addr: args.metrics_addr,
                 ops_limits,
                 poll: Duration::from_millis(args.poll_ms.max(1)),
+                settle: Duration::from_millis(args.settle_ms),
+                limits: ferrolb_api::source::files::Limits {
+                    max_file_bytes: args.max_file_bytes,
+                    max_dir_bytes: args.max_dir_bytes,
+                },
             };
             tracing::info!(dir = %opts.config_dir.display(), "standalone mode");
             return standalone::run(opts, cancel).await.context("standalone mode");

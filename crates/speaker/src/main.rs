@@ -64,6 +64,16 @@ struct Cli {
     /// Poll period of --config-dir, milliseconds.
     #[arg(long, default_value_t = 250)]
     poll_ms: u64,
+    /// Standalone mode: a changed, new or removed file is applied once unchanged this long,
+    /// milliseconds (a file rewritten in place is never read half-written).
+    #[arg(long, default_value_t = ferrolb_api::source::files::WatchOptions::DEFAULT_SETTLE_MS)]
+    settle_ms: u64,
+    /// Standalone mode: the largest file read from --config-dir, bytes.
+    #[arg(long, default_value_t = ferrolb_api::source::files::Limits::DEFAULT_MAX_FILE_BYTES)]
+    max_file_bytes: u64,
+    /// Standalone mode: the most bytes read from --config-dir, all files together.
+    #[arg(long, default_value_t = ferrolb_api::source::files::Limits::DEFAULT_MAX_DIR_BYTES)]
+    max_dir_bytes: u64,
     /// Layer 2: UDP port of the speakers' liveness gossip (MetalLB's memberlist port); 0
     /// disables it and Node readiness alone decides who is alive.
     #[arg(long, default_value_t = ferrolb_speaker::l2::memberlist::DEFAULT_PORT)]
@@ -142,7 +152,15 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(dir = %dir.display(), node = %node_name, "standalone mode");
             tasks.spawn(daemon::standalone::watch_dir(
                 dir.clone(),
-                std::time::Duration::from_millis(cli.poll_ms.max(10)),
+                ferrolb_api::source::files::WatchOptions {
+                    poll: std::time::Duration::from_millis(cli.poll_ms.max(10)),
+                    settle: std::time::Duration::from_millis(cli.settle_ms),
+                    limits: ferrolb_api::source::files::Limits {
+                        max_file_bytes: cli.max_file_bytes,
+                        max_dir_bytes: cli.max_dir_bytes,
+                    },
+                    ..Default::default()
+                },
                 tx,
                 cancel.clone(),
             ));

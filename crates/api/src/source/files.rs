@@ -23,6 +23,16 @@
 //! dropped and counted in [`Resources::ignored`] under [`UNMATCHED_OVERLAY`] (the controller
 //! may not have seen the Service's removal yet).
 //!
+//! **Size limits** ([`Limits`]). A file longer than [`Limits::max_file_bytes`], or files whose
+//! lengths add up to more than [`Limits::max_dir_bytes`], fail the load with
+//! [`LoadError::FileTooLarge`] / [`LoadError::DirTooLarge`] before anything is read: the length
+//! comes from the file's metadata. Reading is bounded too, so a file that grows while it is
+//! read fails the same way instead of being read to its end.
+//!
+//! **Symlink loops.** A symlink that resolves to itself (`ELOOP`), or a directory symlink to
+//! one of its own ancestors, is skipped and reported in [`Scan::loops`]; [`list_files`] logs
+//! each at WARN, the watcher once per path until the link changes.
+//!
 //! Watching: [`watch_paths`] (module [`watch`]) hands each new load result to a channel,
 //! reacting to inotify events within milliseconds, with a polling fallback. [`FileCache`]
 //! (module [`cache`]) re-parses only the files whose [`FileStamp`] changed.
@@ -51,7 +61,7 @@ pub mod stamp;
 pub mod watch;
 
 pub use cache::{FileCache, FileModel, KeptResources, ReloadStats};
-pub use stamp::{fingerprint, FileStamp, Fingerprint};
+pub use stamp::{fingerprint, fingerprint_scan, FileStamp, Fingerprint};
 pub use watch::{watch_files, watch_paths, Loaded, WatchOptions};
 
 /// The [`Resources::ignored`] key counting status overlays that matched no Service.
@@ -68,6 +78,34 @@ pub enum LoadError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A file is longer than [`Limits::max_file_bytes`] (from its metadata, or while reading
+    /// it: it grew).
+    #[error(
+        "{path}: {len} bytes, more than the limit of {limit} bytes per file (--max-file-bytes)"
+    )]
+    FileTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its length in bytes (while reading: the bytes read so far, limit + 1).
+        len: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The files of a load add up to more than [`Limits::max_dir_bytes`].
+    #[error(
+        "{path}: the files add up to {total} bytes, more than the limit of {limit} bytes \
+         per directory (--max-dir-bytes); the file reaching it is {largest}"
+    )]
+    DirTooLarge {
+        /// The watched path (directory) the file that reached the limit is under.
+        path: PathBuf,
+        /// The file whose length took the sum over the limit.
+        largest: PathBuf,
+        /// The sum of the lengths of every file of the load.
+        total: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// A document is not valid YAML or does not match its kind's schema.
     #[error("{path}: document {document}: {reason}")]
     Parse {
@@ -80,14 +118,98 @@ pub enum LoadError {
     },
 }
 
+/// How much configuration input a load may read.
+///
+/// The defaults are about 3.5x (per file) and 14x (in all) the 10k-Service test set (4.6 MB of
+/// YAML, docs/speaker.md): far above a real configuration, far below what would exhaust a
+/// node's memory while parsing (a YAML `Value` costs several times its text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The longest file read, in bytes.
+    pub max_file_bytes: u64,
+    /// The most bytes read by one load, all files together.
+    pub max_dir_bytes: u64,
+}
+
+impl Limits {
+    /// Default of [`Limits::max_file_bytes`]: 16 MiB.
+    pub const DEFAULT_MAX_FILE_BYTES: u64 = 16 << 20;
+    /// Default of [`Limits::max_dir_bytes`]: 64 MiB.
+    pub const DEFAULT_MAX_DIR_BYTES: u64 = 64 << 20;
+
+    /// Checks the lengths of `files` (from their stamps) against the limits, before reading.
+    /// `roots` are the watched paths, one of which a [`LoadError::DirTooLarge`] names (else the
+    /// file's directory).
+    pub fn check(
+        &self,
+        roots: &[impl AsRef<Path>],
+        files: &[(PathBuf, FileStamp)],
+    ) -> Result<(), LoadError> {
+        let mut total: u64 = 0;
+        for (path, stamp) in files {
+            if stamp.len > self.max_file_bytes {
+                return Err(LoadError::FileTooLarge {
+                    path: path.clone(),
+                    len: stamp.len,
+                    limit: self.max_file_bytes,
+                });
+            }
+            total = total.saturating_add(stamp.len);
+            if total > self.max_dir_bytes {
+                let root = roots
+                    .iter()
+                    .map(AsRef::as_ref)
+                    .find(|r| path.starts_with(r))
+                    .or_else(|| path.parent())
+                    .unwrap_or(path.as_path());
+                return Err(LoadError::DirTooLarge {
+                    path: root.to_path_buf(),
+                    largest: path.clone(),
+                    total: files
+                        .iter()
+                        .map(|(_, s)| s.len)
+                        .fold(0, u64::saturating_add),
+                    limit: self.max_dir_bytes,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The most bytes one file may be read to: both limits bound it.
+    fn read_bound(&self) -> u64 {
+        self.max_file_bytes.min(self.max_dir_bytes)
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_file_bytes: Self::DEFAULT_MAX_FILE_BYTES,
+            max_dir_bytes: Self::DEFAULT_MAX_DIR_BYTES,
+        }
+    }
+}
+
 /// Directory nesting deeper than this is refused (guards against symlink loops).
 const MAX_DEPTH: usize = 16;
 
-/// Loads every given file or directory into one [`Resources`], status overlays merged.
+/// Loads every given file or directory into one [`Resources`], status overlays merged, within
+/// the default [`Limits`].
 pub fn load_paths(paths: &[impl AsRef<Path>]) -> Result<Resources, LoadError> {
+    load_paths_limited(paths, &Limits::default())
+}
+
+/// [`load_paths`] within `limits`: every file's length is checked before any is read.
+pub fn load_paths_limited(
+    paths: &[impl AsRef<Path>],
+    limits: &Limits,
+) -> Result<Resources, LoadError> {
+    let fp = fingerprint(paths)?;
+    limits.check(paths, &fp)?;
     let mut res = Resources::default();
-    for file in list_files(paths)? {
-        load_file_into(&file, &mut res)?;
+    for (file, _) in &fp {
+        load_file_limited(file, &mut res, limits)?;
     }
     merge_status_overlays(&mut res);
     Ok(res)
@@ -106,10 +228,38 @@ pub fn load_str(text: &str, origin: &Path) -> Result<Resources, LoadError> {
 /// may match a Service of another file): the caller merges them ([`merge_status_overlays`]
 /// for a [`Resources`]).
 pub fn load_file_into(file: &Path, res: &mut impl Collect) -> Result<(), LoadError> {
-    let text = std::fs::read_to_string(file).map_err(|source| LoadError::Io {
+    load_file_limited(file, res, &Limits::default())
+}
+
+/// [`load_file_into`] reading at most [`Limits::max_file_bytes`] (and
+/// [`Limits::max_dir_bytes`]): a longer file, even one that grows while it is read, is
+/// [`LoadError::FileTooLarge`] and is not parsed.
+pub fn load_file_limited(
+    file: &Path,
+    res: &mut impl Collect,
+    limits: &Limits,
+) -> Result<(), LoadError> {
+    use std::io::Read as _;
+    let io = |source| LoadError::Io {
         path: file.to_path_buf(),
         source,
-    })?;
+    };
+    let bound = limits.read_bound();
+    let f = std::fs::File::open(file).map_err(io)?;
+    let hint = f.metadata().map(|m| m.len()).unwrap_or(0).min(bound);
+    let mut text = String::with_capacity(usize::try_from(hint).unwrap_or(0));
+    // One byte past the bound tells "exactly at the limit" from "longer".
+    f.take(bound.saturating_add(1))
+        .read_to_string(&mut text)
+        .map_err(io)?;
+    let read = u64::try_from(text.len()).unwrap_or(u64::MAX);
+    if read > bound {
+        return Err(LoadError::FileTooLarge {
+            path: file.to_path_buf(),
+            len: read,
+            limit: bound,
+        });
+    }
     load_str_into(&text, file, res)
 }
 
@@ -162,9 +312,46 @@ pub fn merge_status_overlays(res: &mut Resources) {
     }
 }
 
-/// The files [`load_paths`] reads, in the order it reads them.
+/// A symlink skipped because it leads back to itself or to an ancestor directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SymlinkLoop {
+    /// The symlink.
+    pub path: PathBuf,
+    /// What it points to (as written in the link), so a changed link is told apart.
+    pub target: PathBuf,
+}
+
+/// What a walk of the watched paths found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scan {
+    /// The files a load reads, in the order it reads them.
+    pub files: Vec<PathBuf>,
+    /// Symlinks skipped because they loop.
+    pub loops: Vec<SymlinkLoop>,
+}
+
+/// The files [`load_paths`] reads, in the order it reads them. Skipped symlink loops are
+/// logged at WARN (each call: this is for one-shot loads; the watcher uses [`scan`] through [`fingerprint_scan`]).
 pub fn list_files(paths: &[impl AsRef<Path>]) -> Result<Vec<PathBuf>, LoadError> {
-    let mut out = Vec::new();
+    let scan = scan(paths)?;
+    for l in &scan.loops {
+        warn_loop(l);
+    }
+    Ok(scan.files)
+}
+
+/// Logs a skipped symlink loop.
+pub(crate) fn warn_loop(l: &SymlinkLoop) {
+    tracing::warn!(
+        path = %l.path.display(),
+        target = %l.target.display(),
+        "symlink loop in the configuration directory: skipped"
+    );
+}
+
+/// [`list_files`] without logging: the files, and the symlink loops skipped.
+pub fn scan(paths: &[impl AsRef<Path>]) -> Result<Scan, LoadError> {
+    let mut out = Scan::default();
     for p in paths {
         let p = p.as_ref();
         let meta = std::fs::metadata(p).map_err(|source| LoadError::Io {
@@ -172,23 +359,50 @@ pub fn list_files(paths: &[impl AsRef<Path>]) -> Result<Vec<PathBuf>, LoadError>
             source,
         })?;
         if meta.is_dir() {
-            let mut found = Vec::new();
-            walk(p, 0, &mut found)?;
-            found.sort();
-            out.extend(found);
+            let mut found = Scan::default();
+            let mut ancestors = vec![dir_id(&meta)];
+            walk(p, &mut ancestors, &mut found)?;
+            found.files.sort();
+            out.files.extend(found.files);
+            out.loops.extend(found.loops);
         } else {
-            out.push(p.to_path_buf());
+            out.files.push(p.to_path_buf());
         }
     }
     Ok(out)
 }
 
-fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
+/// Identifies a directory (device, inode) to recognise an ancestor reached again via a
+/// symlink; `None` off Unix, where only [`MAX_DEPTH`] guards.
+fn dir_id(meta: &std::fs::Metadata) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        Some((meta.dev(), meta.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        None
+    }
+}
+
+/// Whether `error` says a symlink chain loops (`ELOOP`, "Too many levels of symbolic links").
+fn is_loop(error: &std::io::Error) -> bool {
+    // ELOOP is 40 on Linux (asm-generic/errno.h); std has no stable ErrorKind for it.
+    cfg!(target_os = "linux") && error.raw_os_error() == Some(40)
+}
+
+fn walk(
+    dir: &Path,
+    ancestors: &mut Vec<Option<(u64, u64)>>,
+    out: &mut Scan,
+) -> Result<(), LoadError> {
     let io = |source| LoadError::Io {
         path: dir.to_path_buf(),
         source,
     };
-    if depth > MAX_DEPTH {
+    if ancestors.len() > MAX_DEPTH + 1 {
         return Err(io(std::io::Error::other(format!(
             "directories nested deeper than {MAX_DEPTH} levels"
         ))));
@@ -202,13 +416,33 @@ fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<(), LoadErro
         if hidden {
             continue;
         }
-        if path.is_dir() {
-            walk(&path, depth + 1, out)?;
-        } else if matches!(
-            path.extension().and_then(|e| e.to_str()),
-            Some("yaml" | "yml" | "json")
-        ) {
-            out.push(path);
+        let looped = || SymlinkLoop {
+            target: std::fs::read_link(&path).unwrap_or_default(),
+            path: path.clone(),
+        };
+        match std::fs::metadata(&path) {
+            Err(e) if is_loop(&e) => out.loops.push(looped()),
+            Ok(meta) if meta.is_dir() => {
+                let id = dir_id(&meta);
+                if id.is_some() && ancestors.contains(&id) {
+                    // A symlink to an ancestor: walking it would list the same files again
+                    // until MAX_DEPTH.
+                    out.loops.push(looped());
+                    continue;
+                }
+                ancestors.push(id);
+                let walked = walk(&path, ancestors, out);
+                ancestors.pop();
+                walked?;
+            }
+            _ => {
+                if matches!(
+                    path.extension().and_then(|e| e.to_str()),
+                    Some("yaml" | "yml" | "json")
+                ) {
+                    out.files.push(path);
+                }
+            }
         }
     }
     Ok(())

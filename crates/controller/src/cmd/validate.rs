@@ -5,20 +5,26 @@
 //! stdout (`Kind namespace/name: path = "value": reason`). Other kinds (Secret, Namespace,
 //! Node, Service, ...) are read for references and otherwise ignored.
 //!
-//! Exit code: 0 when valid, 1 on any error (including unreadable files). References to
+//! Exit code: 0 when valid, 1 on any error (including unreadable files, and files over
+//! `--max-file-bytes` or adding up to more than `--max-dir-bytes`, checked before reading). References to
 //! Secrets that are not among the given files are only warnings (stderr): Secrets usually
 //! live only in the cluster, and MetalLB treats a missing one as transient too.
 
-use ferrolb_api::source::files::load_paths;
+use ferrolb_api::source::files::{load_paths_limited, Limits};
 use ferrolb_api::validate::validate;
 
-/// Runs the command; returns the process exit code.
+/// Runs the command within the default [`Limits`]; returns the process exit code.
 pub fn run(paths: &[String]) -> anyhow::Result<i32> {
+    run_limited(paths, &Limits::default())
+}
+
+/// Runs the command, reading no more than `limits`; returns the process exit code.
+pub fn run_limited(paths: &[String], limits: &Limits) -> anyhow::Result<i32> {
     if paths.is_empty() {
         eprintln!("validate: give at least one file or directory");
         return Ok(1);
     }
-    let res = match load_paths(paths) {
+    let res = match load_paths_limited(paths, limits) {
         Ok(r) => r,
         Err(e) => {
             println!("{e}");

@@ -63,6 +63,10 @@ pub struct StandaloneOptions {
     pub ops_limits: OpsLimits,
     /// Polling fallback of the directory watcher.
     pub poll: Duration,
+    /// How long a changed file must hold still before it is applied ([`WatchOptions::settle`]).
+    pub settle: Duration,
+    /// Size limits of the directory's files.
+    pub limits: ferrolb_api::source::files::Limits,
 }
 
 /// Why standalone mode stopped.
@@ -291,6 +295,8 @@ pub async fn run(
     let (tx, mut rx) = mpsc::channel::<Loaded>(1);
     let watch_opts = WatchOptions {
         poll: opts.poll,
+        settle: opts.settle,
+        limits: opts.limits,
         ..WatchOptions::default()
     };
     let watcher = tokio::spawn(watch_paths(watched, watch_opts, tx));
@@ -389,6 +395,8 @@ mod tests {
             metrics_addr: None,
             ops_limits: OpsLimits::default(),
             poll: Duration::from_millis(100),
+            settle: Duration::from_millis(100),
+            limits: Default::default(),
         };
         let (path, watched) = paths(&opts);
         assert_eq!(path, cfg.join(ALLOCATIONS_FILE));

@@ -1,7 +1,9 @@
 //! Standalone source: a directory of Kubernetes YAML, watched by the file watcher shared with
 //! the controller, [`ferrolb_api::source::files::watch_paths`]: inotify events reload within
-//! milliseconds (a burst of writes gives one reload), `--poll-ms` is the fallback period, and
-//! only the files whose stamp changed are parsed again. Loads build the speaker's
+//! milliseconds (a burst of writes gives one reload), `--poll-ms` is the fallback period, a
+//! changed file is applied once it held still for `--settle-ms`, files over `--max-file-bytes`
+//! / `--max-dir-bytes` are a source error, and only the files whose stamp changed are parsed
+//! again. Loads build the speaker's
 //! [`Inputs`]: Services and EndpointSlices are reduced document by document, and the cache
 //! keeps the reduced objects.
 //!
@@ -10,7 +12,6 @@
 //! state: only a readable directory that no longer holds an object withdraws it.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use ferrolb_api::source::files::{watch_files, WatchOptions};
 use tokio::sync::mpsc;
@@ -19,17 +20,13 @@ use tokio_util::sync::CancellationToken;
 use super::inputs::Inputs;
 use super::reconcile::SourceUpdate;
 
-/// Watches `dir` until `cancel` or until the receiver is gone; `poll` is the fallback period.
+/// Watches `dir` with `opts` until `cancel` or until the receiver is gone.
 pub async fn watch_dir(
     dir: PathBuf,
-    poll: Duration,
+    opts: WatchOptions,
     tx: mpsc::Sender<SourceUpdate>,
     cancel: CancellationToken,
 ) {
-    let opts = WatchOptions {
-        poll,
-        ..WatchOptions::default()
-    };
     tokio::select! {
         () = watch_files::<Inputs, _>(vec![dir], opts, tx) => {}
         () = cancel.cancelled() => {}

@@ -22,7 +22,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use super::{load_file_into, merge_status_overlays, FileStamp, Fingerprint, LoadError};
+use super::{load_file_limited, merge_status_overlays, FileStamp, Fingerprint, Limits, LoadError};
 use crate::source::{Collect, Resources};
 
 /// How a load's result is built from files: what a file's documents are collected into, what
@@ -103,6 +103,7 @@ impl FileModel for Resources {
 pub struct FileCache<M: FileModel = Resources> {
     entries: BTreeMap<PathBuf, Entry<M::Kept>>,
     last: ReloadStats,
+    limits: Limits,
 }
 
 impl<M: FileModel> Default for FileCache<M> {
@@ -110,6 +111,7 @@ impl<M: FileModel> Default for FileCache<M> {
         Self {
             entries: BTreeMap::new(),
             last: ReloadStats::default(),
+            limits: Limits::default(),
         }
     }
 }
@@ -139,6 +141,22 @@ impl FileCache<Resources> {
 }
 
 impl<M: FileModel> FileCache<M> {
+    /// An empty cache whose loads stay within `limits` (the default: [`Limits::default`]).
+    pub fn with_limits(limits: Limits) -> Self {
+        Self {
+            limits,
+            ..Self::default()
+        }
+    }
+
+    /// The stamp of every file the cache holds.
+    pub fn stamps(&self) -> BTreeMap<PathBuf, FileStamp> {
+        self.entries
+            .iter()
+            .map(|(path, entry)| (path.clone(), entry.stamp))
+            .collect()
+    }
+
     /// What the last load did.
     pub fn last_stats(&self) -> ReloadStats {
         self.last
@@ -147,7 +165,9 @@ impl<M: FileModel> FileCache<M> {
     /// Loads the files of `fingerprint` in its order, parsing only those whose stamp differs
     /// from the cached one. Entries of files no longer listed are dropped. On an error the
     /// entries of the files that did load are kept, so fixing the broken file re-parses only
-    /// that file.
+    /// that file, and so is the older entry of the file that failed (the watcher may still
+    /// hand that version out while a new one settles). The [`Limits`] are checked on the
+    /// stamps before any file is read.
     pub fn load(&mut self, fingerprint: &Fingerprint) -> Result<M, LoadError> {
         let mut kept = BTreeMap::new();
         let mut stats = ReloadStats::default();
@@ -167,21 +187,32 @@ impl<M: FileModel> FileCache<M> {
         kept: &mut BTreeMap<PathBuf, Entry<M::Kept>>,
         stats: &mut ReloadStats,
     ) -> Result<M, LoadError> {
+        let no_roots: &[PathBuf] = &[];
+        self.limits.check(no_roots, fingerprint)?;
         let mut parts = Vec::with_capacity(fingerprint.len());
         for (path, stamp) in fingerprint {
-            let cached = self
-                .entries
-                .remove(path)
-                .filter(|entry| entry.stamp == *stamp)
-                .and_then(|entry| Some((M::reuse(&entry.kept)?, entry)));
+            let old = self.entries.remove(path);
+            let cached = match old {
+                Some(entry) if entry.stamp == *stamp => match M::reuse(&entry.kept) {
+                    Some(part) => Ok((part, entry)),
+                    None => Err(Some(entry)),
+                },
+                other => Err(other),
+            };
             let (part, entry) = match cached {
-                Some(hit) => {
+                Ok(hit) => {
                     stats.reused += 1;
                     hit
                 }
-                None => {
+                Err(old) => {
                     let mut collected = M::Collected::default();
-                    load_file_into(path, &mut collected)?;
+                    if let Err(e) = load_file_limited(path, &mut collected, &self.limits) {
+                        // Put the older version back: `load` keeps it after an error.
+                        if let Some(old) = old {
+                            self.entries.insert(path.clone(), old);
+                        }
+                        return Err(e);
+                    }
                     stats.parsed += 1;
                     let (k, part) = M::keep(collected);
                     (

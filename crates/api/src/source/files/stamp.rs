@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use super::{list_files, LoadError};
+use super::{list_files, scan, LoadError, SymlinkLoop};
 
 /// The metadata of one file that changes whenever the file does.
 ///
@@ -43,7 +43,21 @@ pub type Fingerprint = Vec<(PathBuf, FileStamp)>;
 /// [`super::load_paths`] takes them). Any listing or metadata error is returned: an
 /// unreadable source is "unavailable", never "empty".
 pub fn fingerprint(paths: &[impl AsRef<Path>]) -> Result<Fingerprint, LoadError> {
-    list_files(paths)?
+    stamps(list_files(paths)?)
+}
+
+/// [`fingerprint`] without logging, with the symlink loops the walk skipped (the watcher logs
+/// each once per path until it changes).
+pub fn fingerprint_scan(
+    paths: &[impl AsRef<Path>],
+) -> Result<(Fingerprint, Vec<SymlinkLoop>), LoadError> {
+    let scan = scan(paths)?;
+    let fp = stamps(scan.files)?;
+    Ok((fp, scan.loops))
+}
+
+fn stamps(files: Vec<PathBuf>) -> Result<Fingerprint, LoadError> {
+    files
         .into_iter()
         .map(|path| match std::fs::metadata(&path) {
             Ok(meta) => Ok((path, FileStamp::of(&meta))),
