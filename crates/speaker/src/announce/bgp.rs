@@ -44,9 +44,13 @@ use ferrolb_api::model::{BgpAdvertisement, BgpCommunity, BgpPeer, Config, IpFami
 use ferrolb_api::selector::any_matches;
 use ipnet::IpNet;
 
-use super::input::{Cluster, EndpointIndex, Node, Service, ServiceKey, TrafficPolicy};
+use super::input::{Cluster, Node, Service, ServiceKey, SmolStr, TrafficPolicy};
 use super::reason::{PeerSkip, SkipReason};
 use super::{node_gate, service_gate, SpeakerOptions};
+
+mod announcer;
+pub(crate) use announcer::changed_statuses;
+pub use announcer::BgpAnnouncer;
 
 /// An RFC 8092 large community `global:local1:local2`.
 pub type LargeCommunity = (u32, u32, u32);
@@ -247,24 +251,19 @@ pub struct BgpPlan {
 }
 
 /// Computes the BGP plan of node `opts.node_name`. Pure and total: never fails, never panics.
+///
+/// The reference computation: [`BgpAnnouncer`] keeps the same plan up to date one Service at a
+/// time and must always agree with it (`tests/announce_incremental.rs`).
 pub fn compute_bgp(config: &Config, cluster: &Cluster, opts: &SpeakerOptions) -> BgpPlan {
     let mut plan = BgpPlan::default();
-    let Some(node) = cluster.nodes.get(opts.node_name.as_str()) else {
+    let Some(ctx) = PlanCtx::new(config, cluster, opts, &[]) else {
         // MetalLB starts no session before it has seen its Node's labels.
         plan.services = skip_all(cluster, SkipReason::NodeNotFound);
         return plan;
     };
 
-    let peers: Vec<ApplyingPeer<'_>> = config
-        .bgp_peers
-        .values()
-        .filter(|p| any_matches(&p.node_selectors, &node.labels))
-        .map(|peer| ApplyingPeer {
-            peer,
-            name: PeerName::from(peer.name.as_str()),
-        })
-        .collect();
-    let announcements: BTreeMap<String, PeerAnnouncement> = peers
+    let announcements: BTreeMap<String, PeerAnnouncement> = ctx
+        .peers
         .iter()
         .map(|p| {
             let announcement = PeerAnnouncement {
@@ -285,21 +284,11 @@ pub fn compute_bgp(config: &Config, cluster: &Cluster, opts: &SpeakerOptions) ->
     // half full, and these maps are kept until the next snapshot (~0.8 MiB at 10k).
     let mut services = Vec::with_capacity(cluster.services.len());
     for (key, svc) in &cluster.services {
-        let status = match service_gate(svc, opts)
-            .and_then(|()| node_gate(node, opts))
-            .and_then(|()| endpoints_gate(&endpoints, svc, &opts.node_name))
-        {
-            Err(reason) => ServiceStatus::Skipped(reason),
-            Ok(()) => ServiceStatus::Vips(
-                svc.ips
-                    .iter()
-                    .map(|vip| {
-                        let status = announce_vip(config, node, svc, *vip, &peers, &mut table);
-                        (*vip, status)
-                    })
-                    .collect(),
-            ),
-        };
+        let status = ctx.service_status(
+            svc,
+            || endpoints.serving_nodes(&svc.key),
+            &mut |_, peer, prefix, attrs| table.add(&peer.peer.name, prefix, attrs),
+        );
         services.push((key.clone(), status));
     }
     plan.services = services.into_iter().collect();
@@ -332,6 +321,76 @@ pub fn compute_bgp(config: &Config, cluster: &Cluster, opts: &SpeakerOptions) ->
     plan
 }
 
+/// Where the routes of one Service go as they are decided: the index of the peer in
+/// [`PlanCtx::peers`], the peer, the prefix and the attributes one advertisement asks for.
+pub(crate) type RouteSink<'s, 'c> = dyn FnMut(usize, &ApplyingPeer<'c>, IpNet, RouteAttrs) + 's;
+
+/// What every Service's decision reads besides the Service itself: the parts of the plan that
+/// change only with the configuration or this node's Node object.
+pub(crate) struct PlanCtx<'c> {
+    config: &'c Config,
+    node: &'c Node,
+    opts: &'c SpeakerOptions,
+    /// Rule 1: the BGPPeers that apply to this node, in name order.
+    pub(crate) peers: Vec<ApplyingPeer<'c>>,
+}
+
+impl<'c> PlanCtx<'c> {
+    /// The context of `opts.node_name`, or `None` while its Node is unknown. Peer names equal
+    /// to one in `known_names` reuse that allocation, so statuses computed at different times
+    /// still share one name per peer.
+    pub(crate) fn new(
+        config: &'c Config,
+        cluster: &'c Cluster,
+        opts: &'c SpeakerOptions,
+        known_names: &[PeerName],
+    ) -> Option<Self> {
+        let node = cluster.nodes.get(opts.node_name.as_str())?;
+        let peers = config
+            .bgp_peers
+            .values()
+            .filter(|p| any_matches(&p.node_selectors, &node.labels))
+            .map(|peer| ApplyingPeer {
+                peer,
+                name: known_names
+                    .iter()
+                    .find(|known| ***known == *peer.name)
+                    .cloned()
+                    .unwrap_or_else(|| PeerName::from(peer.name.as_str())),
+            })
+            .collect();
+        Some(Self {
+            config,
+            node,
+            opts,
+            peers,
+        })
+    }
+
+    /// Rules 2-8 for one Service: its report, and each route it asks for handed to `add`.
+    /// `serving` (the nodes with an endpoint of the Service that can serve) is only called
+    /// when the earlier gates pass.
+    pub(crate) fn service_status(
+        &self,
+        svc: &Service,
+        serving: impl FnOnce() -> BTreeSet<Option<SmolStr>>,
+        add: &mut RouteSink<'_, 'c>,
+    ) -> ServiceStatus {
+        match service_gate(svc, self.opts)
+            .and_then(|()| node_gate(self.node, self.opts))
+            .and_then(|()| endpoints_gate(&serving(), svc, &self.opts.node_name))
+        {
+            Err(reason) => ServiceStatus::Skipped(reason),
+            Ok(()) => ServiceStatus::Vips(
+                svc.ips
+                    .iter()
+                    .map(|vip| (*vip, self.announce_vip(svc, *vip, add)))
+                    .collect(),
+            ),
+        }
+    }
+}
+
 /// Every Service skipped for one node-wide reason.
 pub(crate) fn skip_all(
     cluster: &Cluster,
@@ -346,11 +405,10 @@ pub(crate) fn skip_all(
 
 /// Rule 4: MetalLB `ShouldAnnounce`: Local needs a serving endpoint here, Cluster one anywhere.
 fn endpoints_gate(
-    endpoints: &EndpointIndex<'_>,
+    serving: &BTreeSet<Option<SmolStr>>,
     svc: &Service,
     node_name: &str,
 ) -> Result<(), SkipReason> {
-    let serving = endpoints.serving_nodes(&svc.key);
     match svc.traffic_policy {
         TrafficPolicy::Local if !serving.iter().any(|n| n.as_deref() == Some(node_name)) => {
             Err(SkipReason::NoLocalEndpoints)
@@ -394,74 +452,71 @@ fn applying_advertisements<'c>(
 }
 
 /// A BGPPeer that applies to this node, with its name shared by every status that names it.
-struct ApplyingPeer<'c> {
-    peer: &'c BgpPeer,
-    name: PeerName,
+pub(crate) struct ApplyingPeer<'c> {
+    pub(crate) peer: &'c BgpPeer,
+    pub(crate) name: PeerName,
 }
 
-/// Rules 5-7 for one VIP: adds its routes to `announcements` and says what happened.
-fn announce_vip(
-    config: &Config,
-    node: &Node,
-    svc: &Service,
-    vip: IpAddr,
-    peers: &[ApplyingPeer<'_>],
-    table: &mut PeerRoutes,
-) -> VipStatus {
-    let ads = match applying_advertisements(config, node, svc, vip) {
-        Ok(ads) => ads,
-        Err(reason) => {
-            return VipStatus::NotAnnounced {
-                reason,
-                skipped_peers: Box::default(),
-            }
-        }
-    };
-
-    let mut prefixes = BTreeSet::new();
-    let mut announced_to = BTreeSet::new();
-    let mut skipped_peers = BTreeMap::new();
-    for ApplyingPeer { peer, name } in peers {
-        if !carries_family(peer, vip) {
-            skipped_peers.insert(name.clone(), PeerSkip::FamilyNotCarried);
-            continue;
-        }
-        let next_hop = match next_hop_for(peer, node, vip) {
-            Ok(next_hop) => next_hop,
-            Err(skip) => {
-                skipped_peers.insert(name.clone(), skip);
-                continue;
+impl<'c> PlanCtx<'c> {
+    /// Rules 5-7 for one VIP: hands its routes to `add` and says what happened.
+    fn announce_vip(&self, svc: &Service, vip: IpAddr, add: &mut RouteSink<'_, 'c>) -> VipStatus {
+        let (config, node) = (self.config, self.node);
+        let ads = match applying_advertisements(config, node, svc, vip) {
+            Ok(ads) => ads,
+            Err(reason) => {
+                return VipStatus::NotAnnounced {
+                    reason,
+                    skipped_peers: Box::default(),
+                }
             }
         };
-        let mut sent = false;
-        for ad in ads
-            .iter()
-            .filter(|a| a.peers.is_empty() || a.peers.contains(&peer.name))
-        {
-            let prefix = route_prefix(ad, vip);
-            table.add(&peer.name, prefix, route_attrs(ad, peer, next_hop));
-            prefixes.insert(prefix);
-            sent = true;
-        }
-        if sent {
-            announced_to.insert(name.clone());
-        } else {
-            skipped_peers.insert(name.clone(), PeerSkip::NotInAdvertisementPeers);
-        }
-    }
 
-    // Sets and maps above keep the lists sorted and unique; the report keeps plain slices.
-    let skipped_peers = skipped_peers.into_iter().collect();
-    if announced_to.is_empty() {
-        VipStatus::NotAnnounced {
-            reason: SkipReason::NoPeer,
-            skipped_peers,
+        let mut prefixes = BTreeSet::new();
+        let mut announced_to = BTreeSet::new();
+        let mut skipped_peers = BTreeMap::new();
+        for (index, applying) in self.peers.iter().enumerate() {
+            let ApplyingPeer { peer, name } = applying;
+            if !carries_family(peer, vip) {
+                skipped_peers.insert(name.clone(), PeerSkip::FamilyNotCarried);
+                continue;
+            }
+            let next_hop = match next_hop_for(peer, node, vip) {
+                Ok(next_hop) => next_hop,
+                Err(skip) => {
+                    skipped_peers.insert(name.clone(), skip);
+                    continue;
+                }
+            };
+            let mut sent = false;
+            for ad in ads
+                .iter()
+                .filter(|a| a.peers.is_empty() || a.peers.contains(&peer.name))
+            {
+                let prefix = route_prefix(ad, vip);
+                add(index, applying, prefix, route_attrs(ad, peer, next_hop));
+                prefixes.insert(prefix);
+                sent = true;
+            }
+            if sent {
+                announced_to.insert(name.clone());
+            } else {
+                skipped_peers.insert(name.clone(), PeerSkip::NotInAdvertisementPeers);
+            }
         }
-    } else {
-        VipStatus::Announced {
-            prefixes: prefixes.into_iter().collect(),
-            peers: announced_to.into_iter().collect(),
-            skipped_peers,
+
+        // Sets and maps above keep the lists sorted and unique; the report keeps plain slices.
+        let skipped_peers = skipped_peers.into_iter().collect();
+        if announced_to.is_empty() {
+            VipStatus::NotAnnounced {
+                reason: SkipReason::NoPeer,
+                skipped_peers,
+            }
+        } else {
+            VipStatus::Announced {
+                prefixes: prefixes.into_iter().collect(),
+                peers: announced_to.into_iter().collect(),
+                skipped_peers,
+            }
         }
     }
 }
@@ -572,7 +627,7 @@ impl PeerRoutes {
 }
 
 /// `attrs` as the one allocation of its value in `sets`.
-fn shared(sets: &mut BTreeSet<Arc<RouteAttrs>>, attrs: RouteAttrs) -> Arc<RouteAttrs> {
+pub(crate) fn shared(sets: &mut BTreeSet<Arc<RouteAttrs>>, attrs: RouteAttrs) -> Arc<RouteAttrs> {
     if let Some(existing) = sets.get(&attrs) {
         return Arc::clone(existing);
     }
@@ -582,7 +637,7 @@ fn shared(sets: &mut BTreeSet<Arc<RouteAttrs>>, attrs: RouteAttrs) -> Arc<RouteA
 }
 
 /// Rule 7: union of communities, highest LOCAL_PREF (a conflict is reported separately).
-fn merge_attrs(existing: &mut RouteAttrs, other: &RouteAttrs) {
+pub(crate) fn merge_attrs(existing: &mut RouteAttrs, other: &RouteAttrs) {
     existing
         .communities
         .extend(other.communities.iter().copied());

@@ -204,9 +204,28 @@ impl Cluster {
         EndpointIndex { by_service }
     }
 
-    /// [`EndpointIndex::serving_nodes`] for one Service (scans every slice; for one-off use).
+    /// [`EndpointIndex::serving_nodes`] for one Service, without building an index.
     pub fn serving_nodes(&self, service: &ServiceKey) -> BTreeSet<Option<SmolStr>> {
-        self.endpoint_index().serving_nodes(service)
+        serving_nodes(self.slices_of(service))
+    }
+
+    /// The EndpointSlices of `service`. A slice lives in its Service's namespace (Kubernetes
+    /// ties them through the `kubernetes.io/service-name` label, which names a Service of the
+    /// slice's own namespace; [`EndpointSlice::service`]), so only that namespace's slices are
+    /// looked at: one Service's endpoints cost a scan of its namespace, not of the cluster.
+    pub fn slices_of<'a>(
+        &'a self,
+        service: &'a ServiceKey,
+    ) -> impl Iterator<Item = &'a EndpointSlice> + 'a {
+        let from = SliceKey {
+            namespace: service.namespace.clone(),
+            name: SmolStr::default(),
+        };
+        self.endpoint_slices
+            .range(from..)
+            .take_while(move |(k, _)| k.namespace == service.namespace)
+            .map(|(_, slice)| slice)
+            .filter(move |slice| slice.service == *service)
     }
 }
 
@@ -222,29 +241,29 @@ impl EndpointIndex<'_> {
     /// across the Service's slices can serve ("false takes precedence"), so an address reported
     /// unready in any slice is unready. Endpoints without a node name appear under `None`.
     pub fn serving_nodes(&self, service: &ServiceKey) -> BTreeSet<Option<SmolStr>> {
-        let endpoints = self
-            .by_service
-            .get(service)
-            .into_iter()
-            .flatten()
-            .flat_map(|slice| slice.endpoints.iter());
-        // (node, address) -> all occurrences can serve
-        let mut by_address: BTreeMap<(&Option<SmolStr>, &str), bool> = BTreeMap::new();
-        for ep in endpoints {
-            let serves = ep.can_serve();
-            for addr in &ep.addresses {
-                by_address
-                    .entry((&ep.node_name, addr.as_str()))
-                    .and_modify(|ok| *ok &= serves)
-                    .or_insert(serves);
-            }
-        }
-        by_address
-            .into_iter()
-            .filter(|(_, ok)| *ok)
-            .map(|((node, _), _)| node.clone())
-            .collect()
+        serving_nodes(self.by_service.get(service).into_iter().flatten().copied())
     }
+}
+
+/// [`EndpointIndex::serving_nodes`] over the given slices of one Service.
+fn serving_nodes<'a>(slices: impl Iterator<Item = &'a EndpointSlice>) -> BTreeSet<Option<SmolStr>> {
+    let endpoints = slices.flat_map(|slice| slice.endpoints.iter());
+    // (node, address) -> all occurrences can serve
+    let mut by_address: BTreeMap<(&Option<SmolStr>, &str), bool> = BTreeMap::new();
+    for ep in endpoints {
+        let serves = ep.can_serve();
+        for addr in &ep.addresses {
+            by_address
+                .entry((&ep.node_name, addr.as_str()))
+                .and_modify(|ok| *ok &= serves)
+                .or_insert(serves);
+        }
+    }
+    by_address
+        .into_iter()
+        .filter(|(_, ok)| *ok)
+        .map(|((node, _), _)| node.clone())
+        .collect()
 }
 
 #[cfg(test)]

@@ -8,6 +8,11 @@
 //!          └─▶ l2::election::compute_l2 ─▶ L2Plan { desired: L2Desired, vips, services }
 //! ```
 //!
+//! The same plans are kept up to date incrementally by [`bgp::BgpAnnouncer`] and
+//! [`crate::l2::election::L2Announcer`]: given a [`change::ChangeSet`], a change to one Service
+//! decides that Service again instead of the whole cluster (docs/speaker.md, "Incremental
+//! reconcile"). The full computations stay the reference the engines are tested against.
+//!
 //! No I/O, no clock, no randomness: the same inputs give the same plan on every node, which is
 //! what lets every speaker pick the same L2 owner independently, and lets standalone-mode tests
 //! prove Kubernetes mode. Inputs come from [`input`], built by [`from_k8s`] in the daemons.

@@ -36,6 +36,8 @@ use ferrolb_api::selector::any_matches;
 use sha2::{Digest, Sha256};
 
 use crate::advertiser::{Interfaces, L2Desired, L2Vip};
+use crate::announce::bgp::changed_statuses;
+use crate::announce::change::ChangeSet;
 use crate::announce::input::{Cluster, Node, Service, ServiceKey, SmolStr, TrafficPolicy};
 use crate::announce::reason::SkipReason;
 use crate::announce::{node_gate, service_gate, SpeakerOptions};
@@ -104,6 +106,9 @@ pub fn rank_nodes(nodes: impl IntoIterator<Item = String>, ip: IpAddr) -> Vec<St
 ///
 /// `live_speakers`: nodes whose speaker is known to run, when the caller tracks it; `None`
 /// trusts the Nodes' Ready conditions alone.
+///
+/// The reference computation: [`L2Announcer`] keeps the same plan up to date one Service at a
+/// time and must always agree with it (`tests/announce_incremental.rs`).
 pub fn compute_l2(
     config: &Config,
     cluster: &Cluster,
@@ -113,36 +118,192 @@ pub fn compute_l2(
     let mut plan = L2Plan::default();
     let endpoints = cluster.endpoint_index();
     for (key, svc) in &cluster.services {
-        let serving = endpoints.serving_nodes(&svc.key);
-        let status = match service_gate(svc, opts).and_then(|()| any_endpoint(&serving)) {
-            Err(reason) => L2ServiceStatus::Skipped(reason),
-            Ok(()) => {
-                let ctx = ElectionCtx {
-                    config,
-                    cluster,
-                    opts,
-                    live_speakers,
-                    serving: &serving,
-                };
-                let mut vips = BTreeMap::new();
-                for vip in &svc.ips {
-                    let outcome = elect_vip(&ctx, svc, *vip);
-                    if let (_, L2VipStatus::Owner { interfaces }) = &outcome {
-                        let entry = plan.desired.vips.entry(*vip).or_insert_with(|| L2Vip {
-                            interfaces: interfaces.clone(),
-                            services: BTreeSet::new(),
-                        });
-                        entry.interfaces = union(&entry.interfaces, interfaces);
-                        entry.services.insert(key.clone());
-                    }
-                    vips.insert(*vip, outcome);
-                }
-                L2ServiceStatus::Vips(vips)
-            }
-        };
+        let status = service_status(
+            config,
+            cluster,
+            opts,
+            live_speakers,
+            svc,
+            &endpoints.serving_nodes(&svc.key),
+        );
+        for (vip, interfaces) in owned(&status) {
+            add_owner(&mut plan.desired, key, vip, interfaces);
+        }
         plan.services.insert(key.clone(), status);
     }
     plan
+}
+
+/// Rules 1-5 for one Service, whose serving endpoints are on the nodes `serving`.
+fn service_status(
+    config: &Config,
+    cluster: &Cluster,
+    opts: &SpeakerOptions,
+    live_speakers: Option<&BTreeSet<String>>,
+    svc: &Service,
+    serving: &BTreeSet<Option<SmolStr>>,
+) -> L2ServiceStatus {
+    match service_gate(svc, opts).and_then(|()| any_endpoint(serving)) {
+        Err(reason) => L2ServiceStatus::Skipped(reason),
+        Ok(()) => {
+            let ctx = ElectionCtx {
+                config,
+                cluster,
+                opts,
+                live_speakers,
+                serving,
+            };
+            L2ServiceStatus::Vips(
+                svc.ips
+                    .iter()
+                    .map(|vip| (*vip, elect_vip(&ctx, svc, *vip)))
+                    .collect(),
+            )
+        }
+    }
+}
+
+/// The VIPs this node owns in `status`, with their interfaces.
+fn owned(status: &L2ServiceStatus) -> impl Iterator<Item = (IpAddr, &Interfaces)> {
+    let vips = match status {
+        L2ServiceStatus::Vips(vips) => Some(vips),
+        L2ServiceStatus::Skipped(_) => None,
+    };
+    vips.into_iter()
+        .flatten()
+        .filter_map(|(vip, (_, st))| match st {
+            L2VipStatus::Owner { interfaces } => Some((*vip, interfaces)),
+            L2VipStatus::NotOwner(_) => None,
+        })
+}
+
+/// `key` owns `vip` on `interfaces`: a Service more for the VIP, and the union of interfaces
+/// (rule 5 across Services sharing the VIP).
+fn add_owner(desired: &mut L2Desired, key: &ServiceKey, vip: IpAddr, interfaces: &Interfaces) {
+    let entry = desired.vips.entry(vip).or_insert_with(|| L2Vip {
+        interfaces: interfaces.clone(),
+        services: BTreeSet::new(),
+    });
+    entry.interfaces = union(&entry.interfaces, interfaces);
+    entry.services.insert(key.clone());
+}
+
+/// The Layer 2 plan of this node, kept up to date by [`update`](Self::update) with what changed.
+///
+/// After any sequence of updates, [`desired`](Self::desired) and [`statuses`](Self::statuses)
+/// equal the [`L2Plan`] that [`compute_l2`] gives for the last inputs, provided every change was
+/// reported: the configuration, Nodes and the live speakers as [`ChangeSet::all`], a Service or
+/// its EndpointSlices by naming the Service.
+///
+/// Per VIP the desired state lists the Services that own it, so removing one Service keeps a
+/// VIP another Service sharing it still owns, and its interfaces are merged again from the
+/// remaining owners' reports.
+#[derive(Debug, Clone)]
+pub struct L2Announcer {
+    opts: SpeakerOptions,
+    /// A full computation has been done; until then every update is one.
+    built: bool,
+    desired: L2Desired,
+    statuses: BTreeMap<ServiceKey, L2ServiceStatus>,
+}
+
+impl L2Announcer {
+    /// An announcer with nothing computed yet; the first [`update`](Self::update) should say
+    /// [`ChangeSet::all`].
+    pub fn new(opts: SpeakerOptions) -> Self {
+        Self {
+            opts,
+            built: false,
+            desired: L2Desired::default(),
+            statuses: BTreeMap::new(),
+        }
+    }
+
+    /// Brings the plan up to date with (`config`, `cluster`, `live_speakers`, as
+    /// [`compute_l2`] takes them) given what changed since the last call; returns the Services
+    /// whose status changed (added, removed or different), in key order.
+    pub fn update(
+        &mut self,
+        config: &Config,
+        cluster: &Cluster,
+        live_speakers: Option<&BTreeSet<String>>,
+        changed: &ChangeSet,
+    ) -> Vec<ServiceKey> {
+        if changed.all || !self.built {
+            let plan = compute_l2(config, cluster, &self.opts, live_speakers);
+            let out = changed_statuses(&self.statuses, &plan.services);
+            self.desired = plan.desired;
+            self.statuses = plan.services;
+            self.built = true;
+            return out;
+        }
+        let mut out = Vec::new();
+        for key in &changed.services {
+            let status = cluster.services.get(key).map(|svc| {
+                service_status(
+                    config,
+                    cluster,
+                    &self.opts,
+                    live_speakers,
+                    svc,
+                    &cluster.serving_nodes(key),
+                )
+            });
+            let old = match status {
+                Some(status) => self.statuses.insert(key.clone(), status),
+                None => self.statuses.remove(key),
+            };
+            if old.as_ref() == self.statuses.get(key) {
+                continue;
+            }
+            out.push(key.clone());
+            if let Some(old) = &old {
+                for (vip, _) in owned(old) {
+                    self.withdraw_owner(key, vip);
+                }
+            }
+            if let Some(new) = self.statuses.get(key) {
+                for (vip, interfaces) in owned(new) {
+                    add_owner(&mut self.desired, key, vip, interfaces);
+                }
+            }
+        }
+        out
+    }
+
+    /// `key` no longer owns `vip`: the VIP goes with its last owner, otherwise its interfaces
+    /// are merged again from the owners left.
+    fn withdraw_owner(&mut self, key: &ServiceKey, vip: IpAddr) {
+        let Some(entry) = self.desired.vips.get_mut(&vip) else {
+            return;
+        };
+        entry.services.remove(key);
+        let statuses = &self.statuses;
+        let mut remaining = entry
+            .services
+            .iter()
+            .filter_map(|other| statuses.get(other))
+            .flat_map(|st| owned(st).filter(|(v, _)| *v == vip).map(|(_, i)| i));
+        match remaining.next() {
+            None => {
+                self.desired.vips.remove(&vip);
+            }
+            Some(first) => {
+                let merged = remaining.fold(first.clone(), |acc, i| union(&acc, i));
+                entry.interfaces = merged;
+            }
+        }
+    }
+
+    /// The VIPs this node must answer for, as [`L2Plan::desired`].
+    pub fn desired(&self) -> &L2Desired {
+        &self.desired
+    }
+
+    /// Every Service of the cluster and what happened to it, as [`L2Plan::services`].
+    pub fn statuses(&self) -> &BTreeMap<ServiceKey, L2ServiceStatus> {
+        &self.statuses
+    }
 }
 
 /// Rule 1: some endpoint, anywhere, can serve.
