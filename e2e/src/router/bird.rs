@@ -16,8 +16,8 @@ use std::process::Command;
 use ipnet::IpNet;
 
 use super::{
-    parse_err, wait_ready, write_file, Af, ReceivedRoute, Router, RouterConfig, RouterKind,
-    SessionState,
+    create_dir, parse_err, wait_ready, write_file, Af, ReceivedRoute, Router, RouterConfig,
+    RouterKind, SessionState,
 };
 use crate::{process, Daemon, Error, Netns};
 
@@ -37,11 +37,7 @@ impl Bird {
     /// Neighbor `i` of the config is protocol `n<i>`.
     pub fn start(ns: &Netns, cfg: RouterConfig) -> Result<Bird, Error> {
         let dir = ns.dir().join("bird");
-        std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
-            op: "create dir",
-            path: dir.clone(),
-            source,
-        })?;
+        create_dir(&dir)?;
         write_file(&dir.join("bird.conf"), &bird_conf(&cfg))?;
         let mut b = Bird {
             ns: ns.name().to_owned(),
@@ -49,7 +45,7 @@ impl Bird {
             cfg,
             bird: None,
         };
-        b.launch()?;
+        b.start_processes()?;
         Ok(b)
     }
 
@@ -64,7 +60,7 @@ impl Bird {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    fn launch(&mut self) -> Result<(), Error> {
+    fn start_processes(&mut self) -> Result<(), Error> {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.ns, "bird", "-f", "-c"])
             .arg(self.dir.join("bird.conf"))
@@ -323,40 +319,20 @@ impl Router for Bird {
         Ok(count_imported(&out, af))
     }
 
-    fn stop(&mut self) -> Result<(), Error> {
-        super::stop_daemon(&mut self.bird);
-        Ok(())
+    fn processes(&mut self) -> Vec<&mut Option<Daemon>> {
+        vec![&mut self.bird]
     }
 
-    fn restart(&mut self) -> Result<(), Error> {
-        self.stop()?;
-        self.launch()
+    fn bgp_process(&self) -> Option<&Daemon> {
+        self.bird.as_ref()
     }
 
-    fn kill(&mut self) {
-        super::kill_daemon(&mut self.bird);
+    fn launch(&mut self) -> Result<(), Error> {
+        self.start_processes()
     }
 
-    fn freeze(&self) -> Result<(), Error> {
-        super::freeze_daemon(self.bird.as_ref())
-    }
-
-    fn thaw(&self) -> Result<(), Error> {
-        super::thaw_daemon(self.bird.as_ref())
-    }
-
-    fn log(&self) -> String {
-        super::read_log(&self.dir.join("bird.log"))
-    }
-
-    fn pid(&self) -> Option<u32> {
-        self.bird.as_ref().map(Daemon::pid)
-    }
-}
-
-impl Drop for Bird {
-    fn drop(&mut self) {
-        let _ = self.stop();
+    fn log_files(&self) -> Vec<(&'static str, PathBuf)> {
+        vec![("bird", self.dir.join("bird.log"))]
     }
 }
 

@@ -27,8 +27,8 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use super::{
-    parse_err, wait_ready, write_file, Af, Announcement, ReceivedRoute, Router, RouterConfig,
-    RouterKind, SessionState,
+    create_dir, parse_err, wait_ready, write_file, Af, Announcement, ReceivedRoute, Router,
+    RouterConfig, RouterKind, SessionState,
 };
 use crate::{Daemon, Error, Netns};
 
@@ -126,11 +126,7 @@ impl ExaBgp {
     /// `local_address`; passive neighbors are [`Error::Unsupported`].
     pub fn start(ns: &Netns, cfg: RouterConfig) -> Result<ExaBgp, Error> {
         let dir = ns.dir().join("exabgp");
-        std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
-            op: "create dir",
-            path: dir.clone(),
-            source,
-        })?;
+        create_dir(&dir)?;
         write_file(&dir.join("flb-exabgp-api.py"), HELPER)?;
         write_file(&dir.join("exabgp.conf"), &exabgp_conf(&cfg, &dir)?)?;
         let announced = cfg.announce.iter().map(|a| (a.prefix, a.clone())).collect();
@@ -142,7 +138,7 @@ impl ExaBgp {
             seq: 0,
             announced,
         };
-        e.launch()?;
+        e.start_processes()?;
         Ok(e)
     }
 
@@ -150,15 +146,11 @@ impl ExaBgp {
         self.dir.join("cmd")
     }
 
-    fn launch(&mut self) -> Result<(), Error> {
+    fn start_processes(&mut self) -> Result<(), Error> {
         let cmd_dir = self.cmd_dir();
         // A fresh command queue and no stale neighbor states.
         let _ = std::fs::remove_dir_all(&cmd_dir);
-        std::fs::create_dir_all(&cmd_dir).map_err(|source| Error::Io {
-            op: "create dir",
-            path: cmd_dir.clone(),
-            source,
-        })?;
+        create_dir(&cmd_dir)?;
         self.seq = 0;
         // Queue what is announced before ExaBGP starts: the helper hands it
         // over at once and ExaBGP sends it when each session comes up.
@@ -432,34 +424,20 @@ impl Router for ExaBgp {
         parse_rib(&v, af).map_err(|r| parse_err(NAME, "rib.json", &r, &text))
     }
 
-    fn stop(&mut self) -> Result<(), Error> {
-        super::stop_daemon(&mut self.exabgp);
-        Ok(())
+    fn processes(&mut self) -> Vec<&mut Option<Daemon>> {
+        vec![&mut self.exabgp]
     }
 
-    fn restart(&mut self) -> Result<(), Error> {
-        self.stop()?;
-        self.launch()
+    fn bgp_process(&self) -> Option<&Daemon> {
+        self.exabgp.as_ref()
     }
 
-    fn kill(&mut self) {
-        super::kill_daemon(&mut self.exabgp);
+    fn launch(&mut self) -> Result<(), Error> {
+        self.start_processes()
     }
 
-    fn freeze(&self) -> Result<(), Error> {
-        super::freeze_daemon(self.exabgp.as_ref())
-    }
-
-    fn thaw(&self) -> Result<(), Error> {
-        super::thaw_daemon(self.exabgp.as_ref())
-    }
-
-    fn log(&self) -> String {
-        super::read_log(&self.dir.join("exabgp.log"))
-    }
-
-    fn pid(&self) -> Option<u32> {
-        self.exabgp.as_ref().map(Daemon::pid)
+    fn log_files(&self) -> Vec<(&'static str, PathBuf)> {
+        vec![("exabgp", self.dir.join("exabgp.log"))]
     }
 
     fn announce(&mut self, routes: &[Announcement]) -> Result<(), Error> {
@@ -477,12 +455,6 @@ impl Router for ExaBgp {
             let _ = writeln!(s, "withdraw route {p} next-hop self");
         }
         self.send(&s)
-    }
-}
-
-impl Drop for ExaBgp {
-    fn drop(&mut self) {
-        let _ = self.stop();
     }
 }
 

@@ -18,8 +18,8 @@ use ipnet::IpNet;
 use serde_json::Value;
 
 use super::{
-    parse_err, wait_ready, write_file, Af, ReceivedRoute, Router, RouterConfig, RouterKind,
-    SessionState,
+    create_dir, parse_err, wait_ready, write_file, Af, ReceivedRoute, Router, RouterConfig,
+    RouterKind, SessionState,
 };
 use crate::{process, Daemon, Error, Netns, FRR_RUN_DIR};
 
@@ -36,8 +36,10 @@ pub struct Frr {
     ns: String,
     dir: PathBuf,
     cfg: RouterConfig,
-    zebra: Option<Daemon>,
+    // bgpd first: fields drop in order, and zebra going away first makes
+    // bgpd log noise.
     bgpd: Option<Daemon>,
+    zebra: Option<Daemon>,
 }
 
 impl Frr {
@@ -46,11 +48,7 @@ impl Frr {
     /// line FRR rejects is an [`Error::Config`].
     pub fn start(ns: &Netns, cfg: RouterConfig) -> Result<Frr, Error> {
         let dir = ns.dir().join("frr");
-        std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
-            op: "create dir",
-            path: dir.clone(),
-            source,
-        })?;
+        create_dir(&dir)?;
         write_file(&dir.join("bgpd.conf"), &bgpd_conf(ns.name(), &cfg))?;
         write_file(
             &dir.join("zebra.conf"),
@@ -60,10 +58,10 @@ impl Frr {
             ns: ns.name().to_owned(),
             dir,
             cfg,
-            zebra: None,
             bgpd: None,
+            zebra: None,
         };
-        frr.launch()?;
+        frr.start_processes()?;
         Ok(frr)
     }
 
@@ -84,13 +82,9 @@ impl Frr {
         serde_json::from_str(&out).map_err(|e| parse_err(NAME, command, &e.to_string(), &out))
     }
 
-    fn launch(&mut self) -> Result<(), Error> {
+    fn start_processes(&mut self) -> Result<(), Error> {
         let run = Path::new(FRR_RUN_DIR).join(&self.ns);
-        std::fs::create_dir_all(&run).map_err(|source| Error::Io {
-            op: "create dir",
-            path: run.clone(),
-            source,
-        })?;
+        create_dir(&run)?;
         process::run(Command::new("chown").args(["frr:frr"]).arg(&run))?;
         let zlog = self.dir.join("zebra.log");
         let blog = self.dir.join("bgpd.log");
@@ -360,48 +354,23 @@ impl Router for Frr {
             .fold(0usize, usize::saturating_add))
     }
 
-    fn stop(&mut self) -> Result<(), Error> {
-        // bgpd first: zebra going away first makes bgpd log noise.
-        super::stop_daemon(&mut self.bgpd);
-        super::stop_daemon(&mut self.zebra);
-        Ok(())
+    fn processes(&mut self) -> Vec<&mut Option<Daemon>> {
+        vec![&mut self.bgpd, &mut self.zebra]
     }
 
-    fn restart(&mut self) -> Result<(), Error> {
-        self.stop()?;
-        self.launch()
+    fn bgp_process(&self) -> Option<&Daemon> {
+        self.bgpd.as_ref()
     }
 
-    fn kill(&mut self) {
-        super::kill_daemon(&mut self.bgpd);
-        super::kill_daemon(&mut self.zebra);
+    fn launch(&mut self) -> Result<(), Error> {
+        self.start_processes()
     }
 
-    fn freeze(&self) -> Result<(), Error> {
-        super::freeze_daemon(self.bgpd.as_ref())
-    }
-
-    fn thaw(&self) -> Result<(), Error> {
-        super::thaw_daemon(self.bgpd.as_ref())
-    }
-
-    fn log(&self) -> String {
-        let read = |f: &str| super::read_log(&self.dir.join(f));
-        format!(
-            "== bgpd ==\n{}\n== zebra ==\n{}",
-            read("bgpd.log"),
-            read("zebra.log")
-        )
-    }
-
-    fn pid(&self) -> Option<u32> {
-        self.bgpd.as_ref().map(Daemon::pid)
-    }
-}
-
-impl Drop for Frr {
-    fn drop(&mut self) {
-        let _ = self.stop();
+    fn log_files(&self) -> Vec<(&'static str, PathBuf)> {
+        vec![
+            ("bgpd", self.dir.join("bgpd.log")),
+            ("zebra", self.dir.join("zebra.log")),
+        ]
     }
 }
 

@@ -15,8 +15,8 @@ use ipnet::IpNet;
 use serde_json::Value;
 
 use super::{
-    community_string, parse_err, wait_ready, write_file, Af, ReceivedRoute, Router, RouterConfig,
-    RouterKind, SessionState,
+    community_string, create_dir, parse_err, wait_ready, write_file, Af, ReceivedRoute, Router,
+    RouterConfig, RouterKind, SessionState,
 };
 use crate::{process, Daemon, Error, Netns};
 
@@ -36,11 +36,7 @@ impl GoBgp {
     /// Writes `gobgpd.toml`, starts gobgpd and returns once `gobgp` answers.
     pub fn start(ns: &Netns, cfg: RouterConfig) -> Result<GoBgp, Error> {
         let dir = ns.dir().join("gobgp");
-        std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
-            op: "create dir",
-            path: dir.clone(),
-            source,
-        })?;
+        create_dir(&dir)?;
         write_file(&dir.join("gobgpd.toml"), &gobgpd_toml(&cfg))?;
         let mut g = GoBgp {
             ns: ns.name().to_owned(),
@@ -48,7 +44,7 @@ impl GoBgp {
             cfg,
             gobgpd: None,
         };
-        g.launch()?;
+        g.start_processes()?;
         Ok(g)
     }
 
@@ -72,7 +68,7 @@ impl GoBgp {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    fn launch(&mut self) -> Result<(), Error> {
+    fn start_processes(&mut self) -> Result<(), Error> {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.ns, "gobgpd", "-f"])
             .arg(self.dir.join("gobgpd.toml"))
@@ -341,40 +337,20 @@ impl Router for GoBgp {
             .fold(0usize, usize::saturating_add))
     }
 
-    fn stop(&mut self) -> Result<(), Error> {
-        super::stop_daemon(&mut self.gobgpd);
-        Ok(())
+    fn processes(&mut self) -> Vec<&mut Option<Daemon>> {
+        vec![&mut self.gobgpd]
     }
 
-    fn restart(&mut self) -> Result<(), Error> {
-        self.stop()?;
-        self.launch()
+    fn bgp_process(&self) -> Option<&Daemon> {
+        self.gobgpd.as_ref()
     }
 
-    fn kill(&mut self) {
-        super::kill_daemon(&mut self.gobgpd);
+    fn launch(&mut self) -> Result<(), Error> {
+        self.start_processes()
     }
 
-    fn freeze(&self) -> Result<(), Error> {
-        super::freeze_daemon(self.gobgpd.as_ref())
-    }
-
-    fn thaw(&self) -> Result<(), Error> {
-        super::thaw_daemon(self.gobgpd.as_ref())
-    }
-
-    fn log(&self) -> String {
-        super::read_log(&self.dir.join("gobgpd.log"))
-    }
-
-    fn pid(&self) -> Option<u32> {
-        self.gobgpd.as_ref().map(Daemon::pid)
-    }
-}
-
-impl Drop for GoBgp {
-    fn drop(&mut self) {
-        let _ = self.stop();
+    fn log_files(&self) -> Vec<(&'static str, PathBuf)> {
+        vec![("gobgpd", self.dir.join("gobgpd.log"))]
     }
 }
 
