@@ -137,18 +137,37 @@ impl FlbCommand {
     }
 
     /// Starts it in the test's own network namespace (loopback), output to
-    /// `<log_dir>/<name>.log`; killed when the [`Daemon`] drops.
+    /// a new log file in `log_dir` ([`fresh_log`]); killed when the
+    /// [`Daemon`] drops.
     pub fn spawn(&self, name: &str, log_dir: &Path) -> Result<Daemon, Error> {
         let cmd = self.command(Command::new(&self.program));
-        Daemon::spawn(name, cmd, &log_dir.join(format!("{name}.log"))).map(Daemon::kill_on_drop)
+        Daemon::spawn(name, cmd, &fresh_log(log_dir, name)).map(Daemon::kill_on_drop)
     }
 
-    /// Starts it inside `ns`, output to `<ns dir>/<name>.log`; killed when
-    /// the [`Daemon`] drops (and at the latest when the namespace does).
+    /// Starts it inside `ns`, output to a new log file in the namespace's
+    /// directory ([`fresh_log`]); killed when the [`Daemon`] drops (and at
+    /// the latest when the namespace does).
     pub fn spawn_in(&self, ns: &Netns, name: &str) -> Result<Daemon, Error> {
         let cmd = self.command(ns.command(&self.program));
-        Daemon::spawn(name, cmd, &ns.dir().join(format!("{name}.log"))).map(Daemon::kill_on_drop)
+        Daemon::spawn(name, cmd, &fresh_log(ns.dir(), name)).map(Daemon::kill_on_drop)
     }
+}
+
+/// How many restarts under one name get a log file of their own.
+const LOG_GENERATIONS: u32 = 1000;
+
+/// `<dir>/<name>.log`, or `<name>.2.log`, `<name>.3.log`, ... if taken: a
+/// restarted daemon gets a log of its own, so waiting for a log line never
+/// finds its predecessor's (the metrics address of a dead process).
+pub fn fresh_log(dir: &Path, name: &str) -> PathBuf {
+    let first = dir.join(format!("{name}.log"));
+    if !first.exists() {
+        return first;
+    }
+    (2..LOG_GENERATIONS)
+        .map(|n| dir.join(format!("{name}.{n}.log")))
+        .find(|p| !p.exists())
+        .unwrap_or(first)
 }
 
 /// `GET path` over HTTP/1.1 to `addr`; the whole response (status line,
