@@ -110,6 +110,27 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// An [`Error::Timeout`] with `last` as its last observation; any other
+    /// error unchanged.
+    pub fn with_last(self, last: String) -> Error {
+        match self {
+            Error::Timeout {
+                what,
+                waited,
+                probes,
+                ..
+            } => Error::Timeout {
+                what,
+                waited,
+                probes,
+                last: Some(last),
+            },
+            other => other,
+        }
+    }
+}
+
 /// The tail of an [`Error::Timeout`] message.
 fn last_observed(last: &Option<String>) -> String {
     last.as_ref()

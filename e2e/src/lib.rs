@@ -21,6 +21,7 @@ pub mod router;
 mod wait;
 
 use std::path::Path;
+use std::time::Duration;
 
 pub use error::Error;
 pub use netns::{
@@ -34,6 +35,26 @@ pub use router::{
 pub use wait::{
     assert_holds, try_wait_for, try_wait_until, wait_for, wait_until, POLL_MAX, POLL_MIN,
 };
+
+/// How long a test lets a BGP session take to come up: generous, since
+/// GoBGP and BIRD take about a second, FRR's first UPDATE waits for its 1 s
+/// coalesce timer, and the machine is shared.
+pub const UP: Duration = Duration::from_secs(30);
+
+/// How long a test lets routes take to converge after a change.
+pub const CONVERGE: Duration = Duration::from_secs(20);
+
+/// A test's literal address; panics on a typo.
+pub fn ip(s: &str) -> std::net::IpAddr {
+    s.parse()
+        .unwrap_or_else(|e| panic!("test address {s:?}: {e}"))
+}
+
+/// A test's literal prefix; panics on a typo.
+pub fn net(s: &str) -> ipnet::IpNet {
+    s.parse()
+        .unwrap_or_else(|e| panic!("test prefix {s:?}: {e}"))
+}
 
 /// True if this process runs as root and every program in `programs` exists
 /// (a name on `PATH`, or an absolute path). Otherwise prints

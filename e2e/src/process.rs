@@ -192,24 +192,8 @@ impl Daemon {
     /// Adds the log's tail to a timeout, so the message shows what the
     /// daemon said instead of what it did not.
     fn with_log_tail(&self, e: Error) -> Error {
-        match e {
-            Error::Timeout {
-                what,
-                waited,
-                probes,
-                ..
-            } => Error::Timeout {
-                what,
-                waited,
-                probes,
-                last: Some(format!(
-                    "log tail of {}:\n{}",
-                    self.name,
-                    crate::error::tail(&self.log(), 30)
-                )),
-            },
-            other => other,
-        }
+        let tail = crate::error::tail(&self.log(), 30);
+        e.with_last(format!("log tail of {}:\n{tail}", self.name))
     }
 
     /// `Some(status)` once the process has exited (it is reaped then).

@@ -115,19 +115,9 @@ pub fn try_wait_until<O: Debug>(
             None
         }
     });
-    found.map_err(|e| match e {
-        Error::Timeout {
-            what,
-            waited,
-            probes,
-            ..
-        } => Error::Timeout {
-            what,
-            waited,
-            probes,
-            last: last.map(|o| format!("{o:#?}")),
-        },
-        other => other,
+    found.map_err(|e| match last {
+        Some(o) => e.with_last(format!("{o:#?}")),
+        None => e,
     })
 }
 

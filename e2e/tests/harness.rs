@@ -11,34 +11,19 @@
 //! ```
 
 use std::collections::BTreeSet;
-use std::net::IpAddr;
 use std::time::Duration;
 
 use ferrolb_e2e::{
-    assert_holds, list_flb_namespaces, require_root_and_routers, wait_until, Af, Announcement,
-    Neighbor, Netns, ReceivedRoute, Router, RouterConfig, RouterKind, SessionState, Switch,
-    FRR_RUN_DIR,
+    assert_holds, ip, list_flb_namespaces, net, require_root_and_routers, wait_until, Af,
+    Announcement, Neighbor, Netns, ReceivedRoute, Router, RouterConfig, RouterKind, SessionState,
+    Switch, CONVERGE, FRR_RUN_DIR, UP,
 };
-use ipnet::IpNet;
 
 const EXA4: &str = "192.0.2.1";
 const RTR4: &str = "192.0.2.2";
 const EXA6: &str = "fd00:db8::1";
 const RTR6: &str = "fd00:db8::2";
 const RTR_AS: u32 = 65000;
-
-/// Generous: GoBGP and BIRD take ~1 s to establish, FRR's first UPDATE waits
-/// for its 1 s coalesce timer; the machine is shared.
-const UP: Duration = Duration::from_secs(30);
-const CONVERGE: Duration = Duration::from_secs(20);
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().expect("test address")
-}
-
-fn net(s: &str) -> IpNet {
-    s.parse().expect("test prefix")
-}
 
 struct Lab {
     // Routers first: they stop before their namespaces go.

@@ -25,16 +25,14 @@ use std::time::{Duration, Instant};
 use ferrolb_e2e::fixture::{self, yaml};
 use ferrolb_e2e::ours::FlbCommand;
 use ferrolb_e2e::{
-    assert_holds, require_root_and_routers, wait_for, wait_until, Af, Daemon, Frr, Neighbor, Netns,
-    ReceivedRoute, Router, RouterConfig, RouterKind, Switch,
+    assert_holds, ip, net, require_root_and_routers, wait_for, wait_until, Af, Daemon, Frr,
+    Neighbor, Netns, ReceivedRoute, Router, RouterConfig, RouterKind, Switch, CONVERGE, UP,
 };
 use ipnet::IpNet;
 
 const RTR4: &str = "192.0.2.254";
 const RTR6: &str = "fd00:db8::fe";
 const AS: u32 = 65000;
-const UP: Duration = Duration::from_secs(30);
-const CONVERGE: Duration = Duration::from_secs(20);
 /// The speakers poll their directory every 50 ms; this window covers 20 polls.
 const HOLD_WINDOW: Duration = Duration::from_secs(1);
 
@@ -53,14 +51,6 @@ const NODES: [(&str, &str, &str, &str); 2] = [
     ("node-a", "192.0.2.1", "fd00:db8::1", "10.255.0.1"),
     ("node-b", "192.0.2.2", "fd00:db8::2", "10.255.0.2"),
 ];
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().expect("test address")
-}
-
-fn net(s: &str) -> IpNet {
-    s.parse().expect("test prefix")
-}
 
 /// Pools, advertisements and the two BGPPeers of one node. `pool` gets communities and
 /// LOCAL_PREF; `agg` is announced aggregated to /24; `pool6` is IPv6.

@@ -247,22 +247,6 @@ impl Lab {
         }
     }
 
-    async fn await_bgp_statuses(
-        &self,
-        what: &str,
-        done: impl Fn(&BTreeMap<String, Value>) -> bool,
-    ) -> BTreeMap<String, Value> {
-        self.await_statuses("ServiceBGPStatus", what, done).await
-    }
-
-    async fn await_l2_statuses(
-        &self,
-        what: &str,
-        done: impl Fn(&BTreeMap<String, Value>) -> bool,
-    ) -> BTreeMap<String, Value> {
-        self.await_statuses("ServiceL2Status", what, done).await
-    }
-
     /// The metallb.io/v1beta1 status objects of `kind` in the FerroLB namespace, once `done`.
     async fn await_statuses(
         &self,
@@ -323,7 +307,7 @@ async fn services_from_the_api_are_announced_reported_and_withdrawn() {
 
     lab.await_rib(&["198.51.100.1", "198.51.100.3"], &[]).await;
     let statuses = lab
-        .await_bgp_statuses("ServiceBGPStatus for a and c", |o| {
+        .await_statuses("ServiceBGPStatus", "ServiceBGPStatus for a and c", |o| {
             let s = by_service(o);
             s.len() == 2 && has_peers(s.get("a"), &["router"]) && has_peers(s.get("c"), &["router"])
         })
@@ -369,7 +353,7 @@ async fn services_from_the_api_are_announced_reported_and_withdrawn() {
         &["198.51.100.1", "198.51.100.3"],
     )
     .await;
-    lab.await_bgp_statuses("ServiceBGPStatus for b", |o| {
+    lab.await_statuses("ServiceBGPStatus", "ServiceBGPStatus for b", |o| {
         by_service(o).contains_key("b")
     })
     .await;
@@ -382,7 +366,7 @@ async fn services_from_the_api_are_announced_reported_and_withdrawn() {
     )
     .await;
     let left = lab
-        .await_bgp_statuses("a's ServiceBGPStatus deleted", |o| {
+        .await_statuses("ServiceBGPStatus", "a's ServiceBGPStatus deleted", |o| {
             !by_service(o).contains_key("a")
         })
         .await;
@@ -410,7 +394,7 @@ async fn services_from_the_api_are_announced_reported_and_withdrawn() {
     let before = status_writes(&lab.server);
     let _speaker = spawn_speaker(&bin, &lab, Some(("speaker-x2", "uid-5678")), &[]);
     lab.apply(&service_yaml("g", "198.51.100.7", "Cluster", NODE));
-    lab.await_bgp_statuses("b, c, g owned by the new Pod", |o| {
+    lab.await_statuses("ServiceBGPStatus", "b, c, g owned by the new Pod", |o| {
         let s = by_service(o);
         s.len() == 3
             && s.contains_key("g")
@@ -671,7 +655,7 @@ async fn the_l2_owner_is_reported_as_a_service_l2_status() {
     lab.apply(&service_yaml("web", "198.51.100.7", "Cluster", NODE));
     let (_daemon, metrics) = spawn_speaker(&bin, &lab, None, &["--memberlist-port", "0"]);
     let objects = lab
-        .await_l2_statuses("ServiceL2Status for web", |o| {
+        .await_statuses("ServiceL2Status", "ServiceL2Status for web", |o| {
             o.values().any(|v| v["status"]["serviceName"] == "web")
         })
         .await;
@@ -692,8 +676,10 @@ async fn the_l2_owner_is_reported_as_a_service_l2_status() {
     .await;
 
     assert!(lab.server.delete("v1", "Service", Some("default"), "web"));
-    lab.await_l2_statuses("web's ServiceL2Status deleted", |o| o.is_empty())
-        .await;
+    lab.await_statuses("ServiceL2Status", "web's ServiceL2Status deleted", |o| {
+        o.is_empty()
+    })
+    .await;
 }
 
 /// Measurement, not a test: the speaker's RSS in Kubernetes mode with 10k announced

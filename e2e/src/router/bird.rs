@@ -45,7 +45,7 @@ impl Bird {
             cfg,
             bird: None,
         };
-        b.start_processes()?;
+        b.launch()?;
         Ok(b)
     }
 
@@ -58,20 +58,6 @@ impl Bird {
                 .args(args),
         )?;
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
-    fn start_processes(&mut self) -> Result<(), Error> {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.ns, "bird", "-f", "-c"])
-            .arg(self.dir.join("bird.conf"))
-            .arg("-s")
-            .arg(self.dir.join("bird.ctl"));
-        let mut d = Daemon::spawn("bird", cmd, &self.dir.join("bird.log"))?;
-        let ready = wait_ready(NAME, &self.ns, &mut [&mut d], || {
-            self.birdc(&["show", "status"]).is_ok()
-        });
-        self.bird = Some(d);
-        ready
     }
 }
 
@@ -328,7 +314,17 @@ impl Router for Bird {
     }
 
     fn launch(&mut self) -> Result<(), Error> {
-        self.start_processes()
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.ns, "bird", "-f", "-c"])
+            .arg(self.dir.join("bird.conf"))
+            .arg("-s")
+            .arg(self.dir.join("bird.ctl"));
+        let mut d = Daemon::spawn("bird", cmd, &self.dir.join("bird.log"))?;
+        let ready = wait_ready(NAME, &self.ns, &mut [&mut d], || {
+            self.birdc(&["show", "status"]).is_ok()
+        });
+        self.bird = Some(d);
+        ready
     }
 
     fn log_files(&self) -> Vec<(&'static str, PathBuf)> {

@@ -138,44 +138,12 @@ impl ExaBgp {
             seq: 0,
             announced,
         };
-        e.start_processes()?;
+        e.launch()?;
         Ok(e)
     }
 
     fn cmd_dir(&self) -> PathBuf {
         self.dir.join("cmd")
-    }
-
-    fn start_processes(&mut self) -> Result<(), Error> {
-        let cmd_dir = self.cmd_dir();
-        // A fresh command queue and no stale neighbor states.
-        let _ = std::fs::remove_dir_all(&cmd_dir);
-        create_dir(&cmd_dir)?;
-        self.seq = 0;
-        // Queue what is announced before ExaBGP starts: the helper hands it
-        // over at once and ExaBGP sends it when each session comes up.
-        let all: Vec<Announcement> = self.announced.values().cloned().collect();
-        if !all.is_empty() {
-            self.queue(&announce_lines(&all))?;
-        }
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.ns, "env"])
-            .args([
-                "exabgp.daemon.user=root",
-                "exabgp.daemon.drop=false",
-                "exabgp.daemon.daemonize=false",
-                "exabgp.api.ack=false",
-                "exabgp.api.cli=false",
-                "exabgp.log.level=INFO",
-                "exabgp.log.destination=stdout",
-            ])
-            .arg("exabgp")
-            .arg(self.dir.join("exabgp.conf"));
-        let mut d = Daemon::spawn("exabgp", cmd, &self.dir.join("exabgp.log"))?;
-        let ready_file = cmd_dir.join("ready");
-        let ready = wait_ready(NAME, &self.ns, &mut [&mut d], || ready_file.exists());
-        self.exabgp = Some(d);
-        ready
     }
 
     /// Drops one command file for the helper.
@@ -433,7 +401,35 @@ impl Router for ExaBgp {
     }
 
     fn launch(&mut self) -> Result<(), Error> {
-        self.start_processes()
+        let cmd_dir = self.cmd_dir();
+        // A fresh command queue and no stale neighbor states.
+        let _ = std::fs::remove_dir_all(&cmd_dir);
+        create_dir(&cmd_dir)?;
+        self.seq = 0;
+        // Queue what is announced before ExaBGP starts: the helper hands it
+        // over at once and ExaBGP sends it when each session comes up.
+        let all: Vec<Announcement> = self.announced.values().cloned().collect();
+        if !all.is_empty() {
+            self.queue(&announce_lines(&all))?;
+        }
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.ns, "env"])
+            .args([
+                "exabgp.daemon.user=root",
+                "exabgp.daemon.drop=false",
+                "exabgp.daemon.daemonize=false",
+                "exabgp.api.ack=false",
+                "exabgp.api.cli=false",
+                "exabgp.log.level=INFO",
+                "exabgp.log.destination=stdout",
+            ])
+            .arg("exabgp")
+            .arg(self.dir.join("exabgp.conf"));
+        let mut d = Daemon::spawn("exabgp", cmd, &self.dir.join("exabgp.log"))?;
+        let ready_file = cmd_dir.join("ready");
+        let ready = wait_ready(NAME, &self.ns, &mut [&mut d], || ready_file.exists());
+        self.exabgp = Some(d);
+        ready
     }
 
     fn log_files(&self) -> Vec<(&'static str, PathBuf)> {

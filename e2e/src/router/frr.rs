@@ -61,7 +61,7 @@ impl Frr {
             bgpd: None,
             zebra: None,
         };
-        frr.start_processes()?;
+        frr.launch()?;
         Ok(frr)
     }
 
@@ -80,49 +80,6 @@ impl Frr {
     pub fn vtysh_json(&self, command: &str) -> Result<Value, Error> {
         let out = self.vtysh(command)?;
         serde_json::from_str(&out).map_err(|e| parse_err(NAME, command, &e.to_string(), &out))
-    }
-
-    fn start_processes(&mut self) -> Result<(), Error> {
-        let run = Path::new(FRR_RUN_DIR).join(&self.ns);
-        create_dir(&run)?;
-        process::run(Command::new("chown").args(["frr:frr"]).arg(&run))?;
-        let zlog = self.dir.join("zebra.log");
-        let blog = self.dir.join("bgpd.log");
-        let zconf = self.dir.join("zebra.conf");
-        let bconf = self.dir.join("bgpd.conf");
-        let mut zcmd = netns_command(&self.ns, ZEBRA);
-        zcmd.args(["-N", &self.ns, "-f"]).arg(&zconf).args([
-            "-P",
-            "0",
-            "--log",
-            "stdout",
-            "--log-level",
-            "info",
-        ]);
-        let mut zebra = Daemon::spawn("zebra", zcmd, &zlog)?;
-        let zsock = run.join("zserv.api");
-        wait_ready(NAME, &self.ns, &mut [&mut zebra], || zsock.exists())?;
-        let port = self.cfg.listen_port.to_string();
-        let mut bcmd = netns_command(&self.ns, BGPD);
-        bcmd.args(["-N", &self.ns, "-f"]).arg(&bconf).args([
-            "-P",
-            "0",
-            "-p",
-            &port,
-            "-n",
-            "--log",
-            "stdout",
-            "--log-level",
-            "info",
-        ]);
-        let mut bgpd = Daemon::spawn("bgpd", bcmd, &blog)?;
-        let ready = wait_ready(NAME, &self.ns, &mut [&mut zebra, &mut bgpd], || {
-            self.vtysh("show bgp summary json").is_ok()
-        });
-        self.zebra = Some(zebra);
-        self.bgpd = Some(bgpd);
-        ready?;
-        self.check_config()
     }
 
     /// bgpd logs each configuration line it refuses while reading the file.
@@ -363,7 +320,46 @@ impl Router for Frr {
     }
 
     fn launch(&mut self) -> Result<(), Error> {
-        self.start_processes()
+        let run = Path::new(FRR_RUN_DIR).join(&self.ns);
+        create_dir(&run)?;
+        process::run(Command::new("chown").args(["frr:frr"]).arg(&run))?;
+        let zlog = self.dir.join("zebra.log");
+        let blog = self.dir.join("bgpd.log");
+        let zconf = self.dir.join("zebra.conf");
+        let bconf = self.dir.join("bgpd.conf");
+        let mut zcmd = netns_command(&self.ns, ZEBRA);
+        zcmd.args(["-N", &self.ns, "-f"]).arg(&zconf).args([
+            "-P",
+            "0",
+            "--log",
+            "stdout",
+            "--log-level",
+            "info",
+        ]);
+        let mut zebra = Daemon::spawn("zebra", zcmd, &zlog)?;
+        let zsock = run.join("zserv.api");
+        wait_ready(NAME, &self.ns, &mut [&mut zebra], || zsock.exists())?;
+        let port = self.cfg.listen_port.to_string();
+        let mut bcmd = netns_command(&self.ns, BGPD);
+        bcmd.args(["-N", &self.ns, "-f"]).arg(&bconf).args([
+            "-P",
+            "0",
+            "-p",
+            &port,
+            "-n",
+            "--log",
+            "stdout",
+            "--log-level",
+            "info",
+        ]);
+        let mut bgpd = Daemon::spawn("bgpd", bcmd, &blog)?;
+        let ready = wait_ready(NAME, &self.ns, &mut [&mut zebra, &mut bgpd], || {
+            self.vtysh("show bgp summary json").is_ok()
+        });
+        self.zebra = Some(zebra);
+        self.bgpd = Some(bgpd);
+        ready?;
+        self.check_config()
     }
 
     fn log_files(&self) -> Vec<(&'static str, PathBuf)> {

@@ -44,7 +44,7 @@ impl GoBgp {
             cfg,
             gobgpd: None,
         };
-        g.start_processes()?;
+        g.launch()?;
         Ok(g)
     }
 
@@ -66,19 +66,6 @@ impl GoBgp {
                 .args(args),
         )?;
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
-    fn start_processes(&mut self) -> Result<(), Error> {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.ns, "gobgpd", "-f"])
-            .arg(self.dir.join("gobgpd.toml"))
-            .args(["--api-hosts", API, "--log-level", "info"]);
-        let mut d = Daemon::spawn("gobgpd", cmd, &self.dir.join("gobgpd.log"))?;
-        let ready = wait_ready(NAME, &self.ns, &mut [&mut d], || {
-            self.gobgp(&["global"]).is_ok()
-        });
-        self.gobgpd = Some(d);
-        ready
     }
 }
 
@@ -346,7 +333,16 @@ impl Router for GoBgp {
     }
 
     fn launch(&mut self) -> Result<(), Error> {
-        self.start_processes()
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.ns, "gobgpd", "-f"])
+            .arg(self.dir.join("gobgpd.toml"))
+            .args(["--api-hosts", API, "--log-level", "info"]);
+        let mut d = Daemon::spawn("gobgpd", cmd, &self.dir.join("gobgpd.log"))?;
+        let ready = wait_ready(NAME, &self.ns, &mut [&mut d], || {
+            self.gobgp(&["global"]).is_ok()
+        });
+        self.gobgpd = Some(d);
+        ready
     }
 
     fn log_files(&self) -> Vec<(&'static str, PathBuf)> {
