@@ -91,6 +91,16 @@ fn wait_ips(api: &ApiServer, name: &str, what: &str) -> Value {
     .unwrap_or_else(|| panic!("{what}: web/{name} got no status IP within {T:?}"))
 }
 
+/// Service `b` is applied and gets an IP other than `a`'s, and `a` keeps its own; returns `b`.
+fn b_allocated_and_a_kept(api: &ApiServer, a: &Value, what: &str) -> Value {
+    api.apply(service("b"));
+    let b = wait_ips(api, "b", what);
+    assert_ne!(status_ips(&b), status_ips(a), "{what}");
+    let after = api.get("v1", "Service", Some("web"), "a").expect("a");
+    assert_eq!(status_ips(&after), status_ips(a), "a moved: {what}");
+    b
+}
+
 fn events(api: &ApiServer) -> Vec<Value> {
     api.list("events.k8s.io/v1", "Event")
 }
@@ -158,10 +168,8 @@ fn allocates_releases_survives_restart_and_retries_a_conflict() {
     api.apply(service("c"));
     let c = wait_ips(&api, "c", "after an injected 409");
     let patches = api
-        .requests()
-        .iter()
-        .filter(|r| r.starts_with("PATCH") && r.contains("/namespaces/web/services/c/status"))
-        .count();
+        .requests_matching("PATCH", "/namespaces/web/services/c/status")
+        .len();
     assert!(
         patches >= 2,
         "the 409 was not retried: {patches} status PATCHes"
@@ -267,11 +275,7 @@ fn two_controllers_one_leader_and_takeover_after_kill() {
         "takeover: Lease acquired {:?} after SIGKILL",
         killed.elapsed()
     );
-    api.apply(service("b"));
-    let b = wait_ips(&api, "b", "new leader allocation");
-    assert_ne!(status_ips(&b), status_ips(&a));
-    let after = api.get("v1", "Service", Some("web"), "a").expect("a");
-    assert_eq!(status_ips(&after), status_ips(&a), "a moved on takeover");
+    b_allocated_and_a_kept(&api, &a, "allocation by the new leader");
     let all = events(&api);
     let b_events = events_for(&all, "b", "IPAllocated");
     assert_eq!(b_events.len(), 1);
@@ -317,11 +321,8 @@ fn invalid_config_keeps_the_last_good_one_with_an_event_and_stale_metric() {
             .map(|_| ())
     });
     // The last good pool still serves: a new Service gets an IP from it, a keeps its own.
-    api.apply(service("b"));
-    let b = wait_ips(&api, "b", "allocation under a stale config");
+    let b = b_allocated_and_a_kept(&api, &a, "allocation under a stale config");
     assert!(status_ips(&b)[0].starts_with("192.0.2."), "{b}");
-    let after = api.get("v1", "Service", Some("web"), "a").expect("a");
-    assert_eq!(status_ips(&after), status_ips(&a));
     wait_for(T, "2 addresses of 8 in use", || {
         let text = metrics(&ctl);
         let in_use = text.contains("metallb_allocator_addresses_in_use_total{pool=\"lab\"} 2\n");
@@ -344,11 +345,7 @@ fn a_relist_after_dropped_watches_moves_no_ip_and_repeats_no_event() {
     // controller resyncs the allocator from the new lists.
     api.compact_history();
     api.drop_watches();
-    api.apply(service("b"));
-    let b = wait_ips(&api, "b", "allocation after the re-list");
-    assert_ne!(status_ips(&b), status_ips(&a));
-    let after = api.get("v1", "Service", Some("web"), "a").expect("a");
-    assert_eq!(status_ips(&after), status_ips(&a), "a moved on re-list");
+    b_allocated_and_a_kept(&api, &a, "allocation after the re-list");
     let all = events(&api);
     assert_eq!(events_for(&all, "a", "IPAllocated").len(), 1, "{all:#?}");
     assert!(events_for(&all, "a", "IPReleased").is_empty(), "{all:#?}");

@@ -287,33 +287,33 @@ impl Lab {
             .collect()
     }
 
+    /// Waits until `answers` (MACs of ARP/NDP replies) is exactly `owner`'s MAC.
+    fn wait_only_answer(&self, what: &str, answers: impl FnMut() -> Vec<String>, owner: &str) {
+        let mac = self.node(owner).mac.clone();
+        let got = wait_until(CONVERGE, what, answers, |a| *a == [mac.clone()]);
+        assert_eq!(self.who(&got), [owner]);
+    }
+
     /// Checks the steady state with every speaker up.
     fn check_steady(&self) {
         self.wait_all_report("default/web", VIP4, OWNER4);
-        let owner = self.node(OWNER4);
-        let answers = wait_until(
-            CONVERGE,
+        self.wait_only_answer(
             "one ARP answer for the IPv4 VIP, from its owner",
             || self.arping(VIP4),
-            |a| *a == [owner.mac.clone()],
+            OWNER4,
         );
-        assert_eq!(self.who(&answers), [OWNER4]);
-        let answers6 = wait_until(
-            CONVERGE,
+        self.wait_only_answer(
             "one NA for the IPv6 VIP, from its owner",
             || self.ndisc(VIP6),
-            |a| *a == [self.node(OWNER6).mac.clone()],
+            OWNER6,
         );
-        assert_eq!(self.who(&answers6), [OWNER6]);
         assert_eq!(self.tcp(VIP4), OWNER4, "TCP to the VIP reaches the owner");
         // ETP Local: only the node with the endpoint answers, though it ranks last.
-        let local = wait_until(
-            CONVERGE,
+        self.wait_only_answer(
             "one ARP answer for the Local VIP, from the node with the endpoint",
             || self.arping(VIP_LOCAL),
-            |a| *a == [self.node(OWNER_LOCAL).mac.clone()],
+            OWNER_LOCAL,
         );
-        assert_eq!(self.who(&local), [OWNER_LOCAL]);
     }
 
     /// Kills the owner of VIP4, returns the time from the kill to the first echo request at

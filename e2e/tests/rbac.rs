@@ -200,10 +200,6 @@ fn config() -> String {
     ])
 }
 
-fn invalid_pool() -> String {
-    fixture::pool("broken", &["198.51.100.0/33"]).yaml()
-}
-
 /// Service `web` (selector app=web, port 80/TCP), with its IP in the status if `with_ip`, and
 /// its EndpointSlice with one ready endpoint on [`NODE`].
 fn service(with_ip: bool) -> String {
@@ -240,6 +236,20 @@ fn event_with_reason(server: &ApiServer, reason: &str) -> bool {
         .any(|e| e["reason"] == reason)
 }
 
+/// The last step of each scenario: an invalid pool, answered with an Event of `reason`; then
+/// every request `account` made must be allowed by its RBAC ([`check`]).
+fn reject_config_and_check(server: &ApiServer, reason: &str, account: &str) {
+    server
+        .apply_yaml(&fixture::pool("broken", &["198.51.100.0/33"]).yaml())
+        .expect("invalid pool");
+    wait_for(LIMIT, &format!("a {reason} Event"), || {
+        event_with_reason(server, reason).then_some(())
+    });
+    for rule in check(server, account) {
+        eprintln!("{account} rule not exercised by this scenario: {rule:?}");
+    }
+}
+
 #[test]
 fn the_controller_needs_nothing_its_rbac_does_not_grant() {
     let Some((controller, _)) = bins() else {
@@ -258,13 +268,7 @@ fn the_controller_needs_nothing_its_rbac_does_not_grant() {
     wait_for(LIMIT, "an IPAllocated Event", || {
         event_with_reason(&server, "IPAllocated").then_some(())
     });
-    server.apply_yaml(&invalid_pool()).expect("invalid pool");
-    wait_for(LIMIT, "an InvalidConfiguration Event", || {
-        event_with_reason(&server, "InvalidConfiguration").then_some(())
-    });
-    for rule in check(&server, "ferrolb-controller") {
-        eprintln!("controller rule not exercised by this scenario: {rule:?}");
-    }
+    reject_config_and_check(&server, "InvalidConfiguration", "ferrolb-controller");
 }
 
 #[test]
@@ -288,13 +292,7 @@ fn the_speaker_needs_nothing_its_rbac_does_not_grant() {
             .is_empty())
         .then_some(())
     });
-    server.apply_yaml(&invalid_pool()).expect("invalid pool");
-    wait_for(LIMIT, "a ConfigurationRejected Event", || {
-        event_with_reason(&server, "ConfigurationRejected").then_some(())
-    });
-    for rule in check(&server, "ferrolb-speaker") {
-        eprintln!("speaker rule not exercised by this scenario: {rule:?}");
-    }
+    reject_config_and_check(&server, "ConfigurationRejected", "ferrolb-speaker");
 }
 
 #[test]

@@ -274,6 +274,17 @@ async fn await_http(addr: SocketAddr, path: &'static str, needle: &str) {
     }
 }
 
+/// A lab with the configuration and Service `a` (198.51.100.1, Cluster, endpoint here), and a
+/// speaker that has announced it.
+async fn announcing_a(bin: &FlbCommand) -> (Lab, Daemon, SocketAddr) {
+    let mut lab = lab(None).await;
+    lab.apply(&config_yaml(lab.port));
+    lab.apply(&service_yaml("a", "198.51.100.1", "Cluster", NODE));
+    let (speaker, metrics) = spawn_speaker(bin, &lab, None, &[]);
+    lab.await_rib(&["198.51.100.1"], &[]).await;
+    (lab, speaker, metrics)
+}
+
 /// The ServiceBGPStatus objects by Service name (`metallb.io/service-name` label).
 fn by_service(objects: &BTreeMap<String, Value>) -> BTreeMap<String, Value> {
     objects
@@ -330,10 +341,8 @@ async fn services_from_the_api_are_announced_reported_and_withdrawn() {
     }
     let posts = lab
         .server
-        .requests()
-        .iter()
-        .filter(|r| r.starts_with("POST") && r.contains("/servicebgpstatuses"))
-        .count();
+        .requests_matching("POST", "/servicebgpstatuses")
+        .len();
     assert!(
         posts >= 3,
         "two creates plus the failed one; requests: {posts}"
@@ -415,11 +424,7 @@ async fn an_api_outage_keeps_routes_and_a_change_after_it_is_acted_on() {
     let Some(bin) = FlbCommand::find("ferrolb-speaker") else {
         return;
     };
-    let mut lab = lab(None).await;
-    lab.apply(&config_yaml(lab.port));
-    lab.apply(&service_yaml("a", "198.51.100.1", "Cluster", NODE));
-    let (speaker, metrics) = spawn_speaker(&bin, &lab, None, &[]);
-    lab.await_rib(&["198.51.100.1"], &[]).await;
+    let (mut lab, speaker, metrics) = announcing_a(&bin).await;
     await_http(metrics, "/readyz", "HTTP/1.1 200").await;
 
     // Outage: every request 503, every watch ended. Stale and not ready, routes kept.
@@ -496,11 +501,7 @@ async fn a_rejected_config_keeps_the_last_good_one_and_emits_an_event() {
     let Some(bin) = FlbCommand::find("ferrolb-speaker") else {
         return;
     };
-    let mut lab = lab(None).await;
-    lab.apply(&config_yaml(lab.port));
-    lab.apply(&service_yaml("a", "198.51.100.1", "Cluster", NODE));
-    let (_speaker, metrics) = spawn_speaker(&bin, &lab, None, &[]);
-    lab.await_rib(&["198.51.100.1"], &[]).await;
+    let (mut lab, _speaker, metrics) = announcing_a(&bin).await;
 
     lab.apply(&fixture::pool("bad", &["not-an-address", "10.9.9.9/33"]).yaml());
     let events = ApiResource {
@@ -553,12 +554,7 @@ async fn a_rejected_config_keeps_the_last_good_one_and_emits_an_event() {
     lab.await_rib(&["198.51.100.1", "198.51.100.6"], &["198.51.100.1"])
         .await;
     // That snapshot had the same errors: no further Event was created for them.
-    let event_posts = lab
-        .server
-        .requests()
-        .iter()
-        .filter(|r| r.starts_with("POST") && r.contains("/events"))
-        .count();
+    let event_posts = lab.server.requests_matching("POST", "/events").len();
     assert_eq!(event_posts, 2, "{:#?}", lab.server.requests());
 
     // Fixed: fresh again.

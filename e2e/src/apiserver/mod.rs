@@ -347,6 +347,16 @@ impl ApiServer {
         self.shared.control().requests.clone()
     }
 
+    /// The request lines of [`ApiServer::requests`] with method `method`
+    /// whose `path?query` contains `path_contains`.
+    pub fn requests_matching(&self, method: &str, path_contains: &str) -> Vec<String> {
+        let prefix = format!("{method} ");
+        self.requests()
+            .into_iter()
+            .filter(|r| r.starts_with(&prefix) && r.contains(path_contains))
+            .collect()
+    }
+
     /// Fault injection: the next `count` requests whose method equals
     /// `method` (case-insensitive) and whose `path?query` contains
     /// `path_contains` get `status` (e.g. 409, 500) with a `metav1.Status`

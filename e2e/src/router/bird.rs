@@ -16,8 +16,7 @@ use std::process::Command;
 use ipnet::IpNet;
 
 use super::{
-    create_dir, parse_err, wait_ready, write_file, Af, ReceivedRoute, Router, RouterConfig,
-    RouterKind, SessionState,
+    parse_err, wait_ready, Af, Base, ReceivedRoute, Router, RouterConfig, RouterKind, SessionState,
 };
 use crate::{process, Daemon, Error, Netns};
 
@@ -26,9 +25,7 @@ const NAME: &str = "bird";
 /// BIRD 2 running in a namespace.
 #[derive(Debug)]
 pub struct Bird {
-    ns: String,
-    dir: PathBuf,
-    cfg: RouterConfig,
+    base: Base,
     bird: Option<Daemon>,
 }
 
@@ -36,15 +33,9 @@ impl Bird {
     /// Writes `bird.conf`, starts `bird -f` and returns once `birdc` answers.
     /// Neighbor `i` of the config is protocol `n<i>`.
     pub fn start(ns: &Netns, cfg: RouterConfig) -> Result<Bird, Error> {
-        let dir = ns.dir().join("bird");
-        create_dir(&dir)?;
-        write_file(&dir.join("bird.conf"), &bird_conf(&cfg))?;
-        let mut b = Bird {
-            ns: ns.name().to_owned(),
-            dir,
-            cfg,
-            bird: None,
-        };
+        let files = [("bird.conf", bird_conf(&cfg))];
+        let base = Base::new(ns, "bird", cfg, &files)?;
+        let mut b = Bird { base, bird: None };
         b.launch()?;
         Ok(b)
     }
@@ -54,7 +45,7 @@ impl Bird {
         let out = process::run(
             Command::new("birdc")
                 .arg("-s")
-                .arg(self.dir.join("bird.ctl"))
+                .arg(self.base.dir.join("bird.ctl"))
                 .args(args),
         )?;
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
@@ -274,7 +265,7 @@ impl Router for Bird {
     }
 
     fn session_state(&self, neighbor: IpAddr) -> Result<SessionState, Error> {
-        let i = self.cfg.find(NAME, neighbor)?;
+        let i = self.base.cfg.find(NAME, neighbor)?;
         if self.bird.is_none() {
             return Ok(SessionState::Idle);
         }
@@ -315,12 +306,12 @@ impl Router for Bird {
 
     fn launch(&mut self) -> Result<(), Error> {
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.ns, "bird", "-f", "-c"])
-            .arg(self.dir.join("bird.conf"))
+        cmd.args(["netns", "exec", &self.base.ns, "bird", "-f", "-c"])
+            .arg(self.base.dir.join("bird.conf"))
             .arg("-s")
-            .arg(self.dir.join("bird.ctl"));
-        let mut d = Daemon::spawn("bird", cmd, &self.dir.join("bird.log"))?;
-        let ready = wait_ready(NAME, &self.ns, &mut [&mut d], || {
+            .arg(self.base.dir.join("bird.ctl"));
+        let mut d = Daemon::spawn("bird", cmd, &self.base.dir.join("bird.log"))?;
+        let ready = wait_ready(NAME, &self.base.ns, &mut [&mut d], || {
             self.birdc(&["show", "status"]).is_ok()
         });
         self.bird = Some(d);
@@ -328,7 +319,7 @@ impl Router for Bird {
     }
 
     fn log_files(&self) -> Vec<(&'static str, PathBuf)> {
-        vec![("bird", self.dir.join("bird.log"))]
+        vec![("bird", self.base.dir.join("bird.log"))]
     }
 }
 

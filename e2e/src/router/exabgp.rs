@@ -27,7 +27,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use super::{
-    create_dir, parse_err, wait_ready, write_file, Af, Announcement, ReceivedRoute, Router,
+    create_dir, parse_err, wait_ready, write_file, Af, Announcement, Base, ReceivedRoute, Router,
     RouterConfig, RouterKind, SessionState,
 };
 use crate::{Daemon, Error, Netns};
@@ -110,9 +110,7 @@ while time.time() < deadline:
 /// ExaBGP running in a namespace.
 #[derive(Debug)]
 pub struct ExaBgp {
-    ns: String,
-    dir: PathBuf,
-    cfg: RouterConfig,
+    base: Base,
     exabgp: Option<Daemon>,
     /// Next command file number.
     seq: u32,
@@ -125,15 +123,14 @@ impl ExaBgp {
     /// to every neighbor) and announces `cfg.announce`. Each neighbor needs a
     /// `local_address`; passive neighbors are [`Error::Unsupported`].
     pub fn start(ns: &Netns, cfg: RouterConfig) -> Result<ExaBgp, Error> {
-        let dir = ns.dir().join("exabgp");
-        create_dir(&dir)?;
-        write_file(&dir.join("flb-exabgp-api.py"), HELPER)?;
-        write_file(&dir.join("exabgp.conf"), &exabgp_conf(&cfg, &dir)?)?;
+        let conf = exabgp_conf(&cfg, &ns.dir().join("exabgp"))?;
         let announced = cfg.announce.iter().map(|a| (a.prefix, a.clone())).collect();
+        let files = [
+            ("flb-exabgp-api.py", HELPER.to_owned()),
+            ("exabgp.conf", conf),
+        ];
         let mut e = ExaBgp {
-            ns: ns.name().to_owned(),
-            dir,
-            cfg,
+            base: Base::new(ns, "exabgp", cfg, &files)?,
             exabgp: None,
             seq: 0,
             announced,
@@ -143,7 +140,7 @@ impl ExaBgp {
     }
 
     fn cmd_dir(&self) -> PathBuf {
-        self.dir.join("cmd")
+        self.base.dir.join("cmd")
     }
 
     /// Drops one command file for the helper.
@@ -172,7 +169,7 @@ impl ExaBgp {
             // Not running: the command waits for the next start.
             return Ok(());
         }
-        wait_ready_for(&self.ns, &mut daemons, &sent)
+        wait_ready_for(&self.base.ns, &mut daemons, &sent)
     }
 }
 
@@ -367,7 +364,7 @@ impl Router for ExaBgp {
     }
 
     fn session_state(&self, neighbor: IpAddr) -> Result<SessionState, Error> {
-        self.cfg.find(NAME, neighbor)?;
+        self.base.cfg.find(NAME, neighbor)?;
         if self.exabgp.is_none() {
             return Ok(SessionState::Idle);
         }
@@ -413,7 +410,7 @@ impl Router for ExaBgp {
             self.queue(&announce_lines(&all))?;
         }
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.ns, "env"])
+        cmd.args(["netns", "exec", &self.base.ns, "env"])
             .args([
                 "exabgp.daemon.user=root",
                 "exabgp.daemon.drop=false",
@@ -424,16 +421,16 @@ impl Router for ExaBgp {
                 "exabgp.log.destination=stdout",
             ])
             .arg("exabgp")
-            .arg(self.dir.join("exabgp.conf"));
-        let mut d = Daemon::spawn("exabgp", cmd, &self.dir.join("exabgp.log"))?;
+            .arg(self.base.dir.join("exabgp.conf"));
+        let mut d = Daemon::spawn("exabgp", cmd, &self.base.dir.join("exabgp.log"))?;
         let ready_file = cmd_dir.join("ready");
-        let ready = wait_ready(NAME, &self.ns, &mut [&mut d], || ready_file.exists());
+        let ready = wait_ready(NAME, &self.base.ns, &mut [&mut d], || ready_file.exists());
         self.exabgp = Some(d);
         ready
     }
 
     fn log_files(&self) -> Vec<(&'static str, PathBuf)> {
-        vec![("exabgp", self.dir.join("exabgp.log"))]
+        vec![("exabgp", self.base.dir.join("exabgp.log"))]
     }
 
     fn announce(&mut self, routes: &[Announcement]) -> Result<(), Error> {

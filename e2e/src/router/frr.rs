@@ -18,8 +18,8 @@ use ipnet::IpNet;
 use serde_json::Value;
 
 use super::{
-    create_dir, parse_err, wait_ready, write_file, Af, ReceivedRoute, Router, RouterConfig,
-    RouterKind, SessionState,
+    create_dir, parse_err, wait_ready, Af, Base, ReceivedRoute, Router, RouterConfig, RouterKind,
+    SessionState,
 };
 use crate::{process, Daemon, Error, Netns, FRR_RUN_DIR};
 
@@ -33,9 +33,7 @@ const NAME: &str = "frr";
 /// FRR bgpd + zebra running in a namespace.
 #[derive(Debug)]
 pub struct Frr {
-    ns: String,
-    dir: PathBuf,
-    cfg: RouterConfig,
+    base: Base,
     // bgpd first: fields drop in order, and zebra going away first makes
     // bgpd log noise.
     bgpd: Option<Daemon>,
@@ -47,17 +45,15 @@ impl Frr {
     /// zebra, then bgpd, and returns once `vtysh` answers. A configuration
     /// line FRR rejects is an [`Error::Config`].
     pub fn start(ns: &Netns, cfg: RouterConfig) -> Result<Frr, Error> {
-        let dir = ns.dir().join("frr");
-        create_dir(&dir)?;
-        write_file(&dir.join("bgpd.conf"), &bgpd_conf(ns.name(), &cfg))?;
-        write_file(
-            &dir.join("zebra.conf"),
-            &format!("frr defaults traditional\nhostname {}-zebra\n", ns.name()),
-        )?;
+        let files = [
+            ("bgpd.conf", bgpd_conf(ns.name(), &cfg)),
+            (
+                "zebra.conf",
+                format!("frr defaults traditional\nhostname {}-zebra\n", ns.name()),
+            ),
+        ];
         let mut frr = Frr {
-            ns: ns.name().to_owned(),
-            dir,
-            cfg,
+            base: Base::new(ns, "frr", cfg, &files)?,
             bgpd: None,
             zebra: None,
         };
@@ -69,7 +65,7 @@ impl Frr {
     pub fn vtysh(&self, command: &str) -> Result<String, Error> {
         let out = process::run(
             Command::new("vtysh")
-                .args(["-N", &self.ns, "-c", command])
+                .args(["-N", &self.base.ns, "-c", command])
                 // vtysh looks for /etc/frr/<ns>/vtysh.conf and complains.
                 .env("VTYSH_PAGER", "cat"),
         )?;
@@ -100,7 +96,7 @@ impl Frr {
         } else {
             Err(Error::Config {
                 router: NAME,
-                ns: self.ns.clone(),
+                ns: self.base.ns.clone(),
                 lines: bad.join("\n"),
             })
         }
@@ -273,7 +269,7 @@ impl Router for Frr {
     }
 
     fn session_state(&self, neighbor: IpAddr) -> Result<SessionState, Error> {
-        self.cfg.find(NAME, neighbor)?;
+        self.base.cfg.find(NAME, neighbor)?;
         if self.bgpd.is_none() {
             return Ok(SessionState::Idle);
         }
@@ -320,15 +316,15 @@ impl Router for Frr {
     }
 
     fn launch(&mut self) -> Result<(), Error> {
-        let run = Path::new(FRR_RUN_DIR).join(&self.ns);
+        let run = Path::new(FRR_RUN_DIR).join(&self.base.ns);
         create_dir(&run)?;
         process::run(Command::new("chown").args(["frr:frr"]).arg(&run))?;
-        let zlog = self.dir.join("zebra.log");
-        let blog = self.dir.join("bgpd.log");
-        let zconf = self.dir.join("zebra.conf");
-        let bconf = self.dir.join("bgpd.conf");
-        let mut zcmd = netns_command(&self.ns, ZEBRA);
-        zcmd.args(["-N", &self.ns, "-f"]).arg(&zconf).args([
+        let zlog = self.base.dir.join("zebra.log");
+        let blog = self.base.dir.join("bgpd.log");
+        let zconf = self.base.dir.join("zebra.conf");
+        let bconf = self.base.dir.join("bgpd.conf");
+        let mut zcmd = netns_command(&self.base.ns, ZEBRA);
+        zcmd.args(["-N", &self.base.ns, "-f"]).arg(&zconf).args([
             "-P",
             "0",
             "--log",
@@ -338,10 +334,10 @@ impl Router for Frr {
         ]);
         let mut zebra = Daemon::spawn("zebra", zcmd, &zlog)?;
         let zsock = run.join("zserv.api");
-        wait_ready(NAME, &self.ns, &mut [&mut zebra], || zsock.exists())?;
-        let port = self.cfg.listen_port.to_string();
-        let mut bcmd = netns_command(&self.ns, BGPD);
-        bcmd.args(["-N", &self.ns, "-f"]).arg(&bconf).args([
+        wait_ready(NAME, &self.base.ns, &mut [&mut zebra], || zsock.exists())?;
+        let port = self.base.cfg.listen_port.to_string();
+        let mut bcmd = netns_command(&self.base.ns, BGPD);
+        bcmd.args(["-N", &self.base.ns, "-f"]).arg(&bconf).args([
             "-P",
             "0",
             "-p",
@@ -353,7 +349,7 @@ impl Router for Frr {
             "info",
         ]);
         let mut bgpd = Daemon::spawn("bgpd", bcmd, &blog)?;
-        let ready = wait_ready(NAME, &self.ns, &mut [&mut zebra, &mut bgpd], || {
+        let ready = wait_ready(NAME, &self.base.ns, &mut [&mut zebra, &mut bgpd], || {
             self.vtysh("show bgp summary json").is_ok()
         });
         self.zebra = Some(zebra);
@@ -364,8 +360,8 @@ impl Router for Frr {
 
     fn log_files(&self) -> Vec<(&'static str, PathBuf)> {
         vec![
-            ("bgpd", self.dir.join("bgpd.log")),
-            ("zebra", self.dir.join("zebra.log")),
+            ("bgpd", self.base.dir.join("bgpd.log")),
+            ("zebra", self.base.dir.join("zebra.log")),
         ]
     }
 }

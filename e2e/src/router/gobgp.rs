@@ -15,8 +15,8 @@ use ipnet::IpNet;
 use serde_json::Value;
 
 use super::{
-    community_string, create_dir, parse_err, wait_ready, write_file, Af, ReceivedRoute, Router,
-    RouterConfig, RouterKind, SessionState,
+    community_string, parse_err, wait_ready, Af, Base, ReceivedRoute, Router, RouterConfig,
+    RouterKind, SessionState,
 };
 use crate::{process, Daemon, Error, Netns};
 
@@ -26,24 +26,16 @@ const API: &str = "127.0.0.1:50051";
 /// gobgpd running in a namespace.
 #[derive(Debug)]
 pub struct GoBgp {
-    ns: String,
-    dir: PathBuf,
-    cfg: RouterConfig,
+    base: Base,
     gobgpd: Option<Daemon>,
 }
 
 impl GoBgp {
     /// Writes `gobgpd.toml`, starts gobgpd and returns once `gobgp` answers.
     pub fn start(ns: &Netns, cfg: RouterConfig) -> Result<GoBgp, Error> {
-        let dir = ns.dir().join("gobgp");
-        create_dir(&dir)?;
-        write_file(&dir.join("gobgpd.toml"), &gobgpd_toml(&cfg))?;
-        let mut g = GoBgp {
-            ns: ns.name().to_owned(),
-            dir,
-            cfg,
-            gobgpd: None,
-        };
+        let files = [("gobgpd.toml", gobgpd_toml(&cfg))];
+        let base = Base::new(ns, "gobgp", cfg, &files)?;
+        let mut g = GoBgp { base, gobgpd: None };
         g.launch()?;
         Ok(g)
     }
@@ -55,7 +47,7 @@ impl GoBgp {
                 .args([
                     "netns",
                     "exec",
-                    &self.ns,
+                    &self.base.ns,
                     "gobgp",
                     "-u",
                     "127.0.0.1",
@@ -257,7 +249,7 @@ impl Router for GoBgp {
     }
 
     fn session_state(&self, neighbor: IpAddr) -> Result<SessionState, Error> {
-        self.cfg.find(NAME, neighbor)?;
+        self.base.cfg.find(NAME, neighbor)?;
         if self.gobgpd.is_none() {
             return Ok(SessionState::Idle);
         }
@@ -334,11 +326,11 @@ impl Router for GoBgp {
 
     fn launch(&mut self) -> Result<(), Error> {
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.ns, "gobgpd", "-f"])
-            .arg(self.dir.join("gobgpd.toml"))
+        cmd.args(["netns", "exec", &self.base.ns, "gobgpd", "-f"])
+            .arg(self.base.dir.join("gobgpd.toml"))
             .args(["--api-hosts", API, "--log-level", "info"]);
-        let mut d = Daemon::spawn("gobgpd", cmd, &self.dir.join("gobgpd.log"))?;
-        let ready = wait_ready(NAME, &self.ns, &mut [&mut d], || {
+        let mut d = Daemon::spawn("gobgpd", cmd, &self.base.dir.join("gobgpd.log"))?;
+        let ready = wait_ready(NAME, &self.base.ns, &mut [&mut d], || {
             self.gobgp(&["global"]).is_ok()
         });
         self.gobgpd = Some(d);
@@ -346,7 +338,7 @@ impl Router for GoBgp {
     }
 
     fn log_files(&self) -> Vec<(&'static str, PathBuf)> {
-        vec![("gobgpd", self.dir.join("gobgpd.log"))]
+        vec![("gobgpd", self.base.dir.join("gobgpd.log"))]
     }
 }
 

@@ -567,6 +567,40 @@ pub(crate) fn wait_ready(
     }
 }
 
+/// What every driver keeps: the namespace's name, the directory of the
+/// router's configuration and logs, and the configuration it was started
+/// with.
+#[derive(Debug)]
+pub(crate) struct Base {
+    /// The namespace's name.
+    pub(crate) ns: String,
+    /// `<namespace dir>/<router>`.
+    pub(crate) dir: PathBuf,
+    /// The configuration given at start.
+    pub(crate) cfg: RouterConfig,
+}
+
+impl Base {
+    /// Creates `<ns dir>/<sub>` and writes `files` (name, text) into it.
+    pub(crate) fn new(
+        ns: &Netns,
+        sub: &str,
+        cfg: RouterConfig,
+        files: &[(&str, String)],
+    ) -> Result<Base, Error> {
+        let dir = ns.dir().join(sub);
+        create_dir(&dir)?;
+        for (name, text) in files {
+            write_file(&dir.join(name), text)?;
+        }
+        Ok(Base {
+            ns: ns.name().to_owned(),
+            dir,
+            cfg,
+        })
+    }
+}
+
 /// Creates a directory (and its parents) for a router's files.
 pub(crate) fn create_dir(path: &std::path::Path) -> Result<(), Error> {
     std::fs::create_dir_all(path).map_err(|source| Error::Io {
