@@ -415,6 +415,18 @@ async fn fail_next_injects_errors_and_an_outage_refuses_connections() {
     );
 }
 
+/// Creates Service `web`; the watcher's next event must be its Apply.
+async fn create_web_and_see_it_added<S>(api: &Api<Service>, events: &mut S)
+where
+    S: Stream<Item = Result<watcher::Event<Service>, watcher::Error>> + Unpin,
+{
+    api.create(&PostParams::default(), &service("web", json!({})))
+        .await
+        .expect("create");
+    let seen = watch_until(events, "ADDED", |e| matches!(e, watcher::Event::Apply(_))).await;
+    assert_eq!(seen, ["apply web"]);
+}
+
 /// Collects watcher events until `done` says stop, bounded by [`WAIT`] per event.
 async fn watch_until<S>(
     stream: &mut S,
@@ -462,14 +474,7 @@ async fn watcher_sees_changes_and_recovers_from_dropped_watches_and_410() {
     .await;
     assert_eq!(seen, ["init", "init-apply pre", "init-done"]);
 
-    api.create(&PostParams::default(), &service("web", json!({})))
-        .await
-        .expect("create");
-    let seen = watch_until(&mut events, "ADDED", |e| {
-        matches!(e, watcher::Event::Apply(_))
-    })
-    .await;
-    assert_eq!(seen, ["apply web"]);
+    create_web_and_see_it_added(&api, &mut events).await;
     let label = json!({"metadata": {"labels": {"x": "1"}}});
     api.patch("web", &PatchParams::default(), &Patch::Merge(&label))
         .await
@@ -678,14 +683,7 @@ async fn streaming_list_watcher_gets_initial_events_then_changes() {
             .any(|r| r.contains("sendInitialEvents=true")),
         "the watcher used a streaming list"
     );
-    api.create(&PostParams::default(), &service("web", json!({})))
-        .await
-        .expect("create");
-    let seen = watch_until(&mut events, "ADDED", |e| {
-        matches!(e, watcher::Event::Apply(_))
-    })
-    .await;
-    assert_eq!(seen, ["apply web"]);
+    create_web_and_see_it_added(&api, &mut events).await;
 }
 
 #[tokio::test]

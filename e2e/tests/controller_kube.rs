@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use ferrolb_e2e::apiserver::ApiServer;
 use ferrolb_e2e::fixture::{self, yaml};
-use ferrolb_e2e::ours::{http_get, ApiLab, FlbCommand};
+use ferrolb_e2e::ours::{http_get, wait_http, ApiLab, FlbCommand};
 use ferrolb_e2e::{wait_for, workspace_bin, Daemon};
 use serde_json::{json, Value};
 
@@ -82,6 +82,15 @@ fn setup() -> (ApiServer, tempfile::TempDir) {
     ]))
     .expect("fixtures");
     (api, dir)
+}
+
+/// The double with the fixtures, a controller `identity`, and Service `a` with its IP.
+fn with_a(identity: &str) -> (ApiServer, tempfile::TempDir, Controller, Value) {
+    let (api, dir) = setup();
+    let ctl = start(dir.path(), identity);
+    api.apply(service("a"));
+    let a = wait_ips(&api, "a", "first allocation");
+    (api, dir, ctl, a)
 }
 
 fn wait_ips(api: &ApiServer, name: &str, what: &str) -> Value {
@@ -289,26 +298,15 @@ fn two_controllers_one_leader_and_takeover_after_kill() {
 
 #[test]
 fn invalid_config_keeps_the_last_good_one_with_an_event_and_stale_metric() {
-    let (api, dir) = setup();
-    let ctl = start(dir.path(), "ctl-x");
-    api.apply(service("a"));
-    let a = wait_ips(&api, "a", "first allocation");
-    wait_for(T, "ferrolb_config_stale 0", || {
-        metrics(&ctl)
-            .contains("ferrolb_config_stale 0\n")
-            .then_some(())
-    });
+    let (api, _dir, ctl, a) = with_a("ctl-x");
+    wait_http(ctl.metrics, "/metrics", "ferrolb_config_stale 0\n", T);
 
     let mut bad: Value = api
         .get("metallb.io/v1beta1", "IPAddressPool", Some(NS), "lab")
         .expect("pool");
     bad["spec"]["addresses"] = json!(["not-a-cidr"]);
     api.apply(bad);
-    wait_for(T, "ferrolb_config_stale 1", || {
-        metrics(&ctl)
-            .contains("ferrolb_config_stale 1\n")
-            .then_some(())
-    });
+    wait_http(ctl.metrics, "/metrics", "ferrolb_config_stale 1\n", T);
     wait_for(T, "a Warning Event on the pool", || {
         let all = events(&api);
         all.iter()
@@ -336,10 +334,7 @@ fn invalid_config_keeps_the_last_good_one_with_an_event_and_stale_metric() {
 
 #[test]
 fn a_relist_after_dropped_watches_moves_no_ip_and_repeats_no_event() {
-    let (api, dir) = setup();
-    let _ctl = start(dir.path(), "ctl-r");
-    api.apply(service("a"));
-    let a = wait_ips(&api, "a", "first allocation");
+    let (api, _dir, _ctl, a) = with_a("ctl-r");
 
     // Watches end and the history is gone: every watch gets 410 and re-lists, and the
     // controller resyncs the allocator from the new lists.
