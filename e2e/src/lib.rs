@@ -33,7 +33,8 @@ pub use router::{
     RouterKind, SessionState,
 };
 pub use wait::{
-    assert_holds, try_wait_for, try_wait_until, wait_for, wait_until, POLL_MAX, POLL_MIN,
+    assert_holds, recv_until, try_wait_for, try_wait_until, wait_for, wait_until, POLL_MAX,
+    POLL_MIN,
 };
 
 /// How long a test lets a BGP session take to come up: generous, since

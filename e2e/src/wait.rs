@@ -154,6 +154,41 @@ pub fn assert_holds<O: Debug>(
     }
 }
 
+/// Receives from `rx` until `pick` returns `Some` for an item, for at most
+/// `timeout` in all: the event-driven counterpart of [`try_wait_for`], for
+/// state that does announce its changes (a BGP listener's events). On
+/// timeout an [`Error::Timeout`] counting the items seen; a closed channel
+/// is one too, saying so.
+pub async fn recv_until<T, R>(
+    rx: &mut tokio::sync::mpsc::Receiver<T>,
+    timeout: Duration,
+    what: &str,
+    mut pick: impl FnMut(T) -> Option<R>,
+) -> Result<R, Error> {
+    let start = tokio::time::Instant::now();
+    let deadline = start + timeout;
+    let mut seen = 0u32;
+    loop {
+        let closed = match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(item)) => {
+                if let Some(r) = pick(item) {
+                    return Ok(r);
+                }
+                seen += 1;
+                continue;
+            }
+            Ok(None) => Some("the channel closed".to_owned()),
+            Err(_) => None,
+        };
+        return Err(Error::Timeout {
+            what: what.to_owned(),
+            waited: start.elapsed(),
+            probes: seen,
+            last: closed,
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,6 +217,32 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.ends_with("last observed: 7"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn recv_until_picks_the_first_match_and_times_out_naming_what() {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+        for n in [1, 2, 3] {
+            tx.send(n).await.expect("send");
+        }
+        let got = recv_until(&mut rx, Duration::from_secs(5), "an even number", |n| {
+            (n % 2 == 0).then_some(n)
+        })
+        .await;
+        assert_eq!(got.expect("found"), 2);
+        let e = recv_until(&mut rx, Duration::from_millis(30), "a zero", |n| {
+            (n == 0).then_some(())
+        })
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("waiting for a zero"), "{e}");
+        drop(tx);
+        let e = recv_until(&mut rx, Duration::from_secs(5), "anything", Some)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("the channel closed"), "{e}");
     }
 
     #[test]

@@ -25,7 +25,7 @@ use ferrolb_bgp::wire::error::{cease_subcode, ErrorCode};
 use ferrolb_e2e::apiserver::ApiServer;
 use ferrolb_e2e::fixture::{self, yaml, Object};
 use ferrolb_e2e::ours::{wait_http, ApiLab, FlbCommand};
-use ferrolb_e2e::Daemon;
+use ferrolb_e2e::{recv_until, Daemon};
 use futures::StreamExt;
 use ipnet::IpNet;
 use kube::api::{Api, ApiResource, DynamicObject};
@@ -179,24 +179,28 @@ impl Lab {
     /// prefix in `keep` on the way (so "stays announced" is checked by order, not by time).
     async fn await_rib(&mut self, want: &[&str], keep: &[&str]) {
         let (want, keep) = (set(want), set(keep));
-        let deadline = tokio::time::Instant::now() + LIMIT;
-        while self.rib != want {
-            let ev = tokio::time::timeout_at(deadline, self.events.recv())
-                .await
-                .unwrap_or_else(|_| panic!("listener holds {:?}, want {want:?}", self.rib))
-                .expect("listener events");
+        if self.rib == want {
+            return;
+        }
+        let rib = &mut self.rib;
+        let reached = recv_until(&mut self.events, LIMIT, "the listener's RIB", |ev| {
             if let EventKind::UpdateReceived {
                 update: Some(u), ..
             } = ev.kind
             {
                 for p in u.withdrawn_prefixes() {
                     assert!(!keep.contains(&p), "{p} withdrawn but must stay announced");
-                    self.rib.remove(&p);
+                    rib.remove(&p);
                 }
                 for p in u.announced() {
-                    self.rib.insert(p);
+                    rib.insert(p);
                 }
             }
+            (*rib == want).then_some(())
+        })
+        .await;
+        if let Err(e) = reached {
+            panic!("{e}; listener holds {:?}, want {want:?}", self.rib);
         }
     }
 
@@ -473,16 +477,17 @@ async fn an_api_outage_keeps_routes_and_a_change_after_it_is_acted_on() {
     await_http(metrics, "/metrics", "ferrolb_source_available 0").await;
     let mut speaker = speaker;
     ferrolb_e2e::signal(speaker.pid(), "TERM").expect("kill -TERM");
-    let deadline = tokio::time::Instant::now() + LIMIT;
-    let reason = loop {
-        let ev = tokio::time::timeout_at(deadline, lab.events.recv())
-            .await
-            .expect("session down in time")
-            .expect("listener events");
-        if let EventKind::Down { reason, .. } = ev.kind {
-            break reason;
-        }
-    };
+    let reason = recv_until(
+        &mut lab.events,
+        LIMIT,
+        "the session going down",
+        |ev| match ev.kind {
+            EventKind::Down { reason, .. } => Some(reason),
+            _ => None,
+        },
+    )
+    .await
+    .expect("session down in time");
     match reason {
         DownReason::NotificationReceived(n) => {
             assert_eq!(n.code, ErrorCode::CEASE, "{n}");
