@@ -57,6 +57,28 @@ pub fn net(s: &str) -> ipnet::IpNet {
         .unwrap_or_else(|e| panic!("test prefix {s:?}: {e}"))
 }
 
+/// Defines one `#[test]` per line, each calling a shared test body with its
+/// own arguments (typically one per router kind), so a scenario runs against
+/// every router under a name of its own:
+///
+/// ```ignore
+/// ferrolb_e2e::tests_calling!(md5_round_trip:
+///     frr_md5_round_trip(RouterKind::Frr);
+///     bird_md5_round_trip(RouterKind::Bird);
+/// );
+/// ```
+#[macro_export]
+macro_rules! tests_calling {
+    ($body:path: $($name:ident($($arg:expr),* $(,)?);)+) => {
+        $(
+            #[test]
+            fn $name() {
+                $body($($arg),*);
+            }
+        )+
+    };
+}
+
 /// True if this process runs as root and every program in `programs` exists
 /// (a name on `PATH`, or an absolute path). Otherwise prints
 /// `SKIPPED: <test>: needs root and <programs> (missing: ...)` to stderr and

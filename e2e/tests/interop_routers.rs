@@ -209,35 +209,14 @@ fn routes_and_withdraw(kind: RouterKind, local_as: u32) {
     assert!(lab.log().contains("end-of-rib"), "{}", lab.log());
 }
 
-#[test]
-fn frr_ebgp_v4_v6_attributes_and_withdraw() {
-    routes_and_withdraw(RouterKind::Frr, 65001);
-}
-
-#[test]
-fn frr_ibgp_v4_v6_attributes_and_withdraw() {
-    routes_and_withdraw(RouterKind::Frr, RTR_AS);
-}
-
-#[test]
-fn bird_ebgp_v4_v6_attributes_and_withdraw() {
-    routes_and_withdraw(RouterKind::Bird, 65001);
-}
-
-#[test]
-fn bird_ibgp_v4_v6_attributes_and_withdraw() {
-    routes_and_withdraw(RouterKind::Bird, RTR_AS);
-}
-
-#[test]
-fn gobgp_ebgp_v4_v6_attributes_and_withdraw() {
-    routes_and_withdraw(RouterKind::GoBgp, 65001);
-}
-
-#[test]
-fn gobgp_ibgp_v4_v6_attributes_and_withdraw() {
-    routes_and_withdraw(RouterKind::GoBgp, RTR_AS);
-}
+ferrolb_e2e::tests_calling!(routes_and_withdraw:
+    frr_ebgp_v4_v6_attributes_and_withdraw(RouterKind::Frr, 65001);
+    frr_ibgp_v4_v6_attributes_and_withdraw(RouterKind::Frr, RTR_AS);
+    bird_ebgp_v4_v6_attributes_and_withdraw(RouterKind::Bird, 65001);
+    bird_ibgp_v4_v6_attributes_and_withdraw(RouterKind::Bird, RTR_AS);
+    gobgp_ebgp_v4_v6_attributes_and_withdraw(RouterKind::GoBgp, 65001);
+    gobgp_ibgp_v4_v6_attributes_and_withdraw(RouterKind::GoBgp, RTR_AS);
+);
 
 fn md5(kind: RouterKind) {
     let Some(mut lab) = Lab::start(kind, 65001, (Some("s3cret"), Some("s3cret")), 90) else {
@@ -267,20 +246,11 @@ fn md5(kind: RouterKind) {
     );
 }
 
-#[test]
-fn frr_md5_right_and_wrong_password() {
-    md5(RouterKind::Frr);
-}
-
-#[test]
-fn bird_md5_right_and_wrong_password() {
-    md5(RouterKind::Bird);
-}
-
-#[test]
-fn gobgp_md5_right_and_wrong_password() {
-    md5(RouterKind::GoBgp);
-}
+ferrolb_e2e::tests_calling!(md5:
+    frr_md5_right_and_wrong_password(RouterKind::Frr);
+    bird_md5_right_and_wrong_password(RouterKind::Bird);
+    gobgp_md5_right_and_wrong_password(RouterKind::GoBgp);
+);
 
 fn restart_and_freeze(kind: RouterKind) {
     let Some(mut lab) = Lab::start(kind, 65001, (None, None), 3) else {
@@ -318,20 +288,11 @@ fn restart_and_freeze(kind: RouterKind) {
     lab.rtr.wait_established(ip(SPK4), UP);
 }
 
-#[test]
-fn frr_restart_and_freeze() {
-    restart_and_freeze(RouterKind::Frr);
-}
-
-#[test]
-fn bird_restart_and_freeze() {
-    restart_and_freeze(RouterKind::Bird);
-}
-
-#[test]
-fn gobgp_restart_and_freeze() {
-    restart_and_freeze(RouterKind::GoBgp);
-}
+ferrolb_e2e::tests_calling!(restart_and_freeze:
+    frr_restart_and_freeze(RouterKind::Frr);
+    bird_restart_and_freeze(RouterKind::Bird);
+    gobgp_restart_and_freeze(RouterKind::GoBgp);
+);
 
 #[test]
 fn frr_keeps_our_routes_stale_while_we_restart_gracefully() {
