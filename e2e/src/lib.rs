@@ -8,6 +8,10 @@
 //! [`wait_until`]); negative checks observe for a bounded window
 //! ([`assert_holds`]). Everything is torn down on drop, also on panic.
 //!
+//! Our own daemons start through [`ours::FlbCommand`] (in a namespace or on
+//! loopback, killed on drop, their log awaited with [`Daemon::wait_log`]);
+//! the Kubernetes objects tests write come from [`fixture`].
+//!
 //! Tests that need root or a daemon call [`require_root_and`] first and
 //! return early (loudly) when it says no. See `docs/e2e.md`.
 

@@ -1,6 +1,6 @@
 //! Test double: a Kubernetes API server stand-in for FerroLB's tests.
 //!
-//! No real API server can run in CI (issue 6), so this module serves the
+//! No real API server can run in CI, so this module serves the
 //! real HTTP API for the resources FerroLB uses, well enough for the real
 //! `kube` client, `kube_runtime::watcher` and the real controller and
 //! speaker binaries (pointed at it with [`ApiServer::write_kubeconfig`]).
@@ -223,7 +223,7 @@ impl ApiServer {
     }
 
     /// Create-or-replace from a full object (apiVersion, kind,
-    /// metadata.name, [namespace]); assigns uid, creationTimestamp,
+    /// metadata.name, \[namespace\]); assigns uid, creationTimestamp,
     /// resourceVersion and generation and emits ADDED/MODIFIED to watchers.
     /// Returns the stored object. Status is written too (a fixture, not a
     /// client write).
