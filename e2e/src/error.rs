@@ -88,6 +88,18 @@ pub enum Error {
         /// The missing feature.
         feature: String,
     },
+    /// A bounded wait ran out before its condition held.
+    #[error("timed out after {waited:?} ({probes} probes) waiting for {what}{}", last_observed(.last))]
+    Timeout {
+        /// What was awaited.
+        what: String,
+        /// How long it waited.
+        waited: std::time::Duration,
+        /// How many probes found the condition false.
+        probes: u32,
+        /// The last observation (`Debug`), where the wait kept one.
+        last: Option<String>,
+    },
     /// A query named a neighbor that is not configured on the router.
     #[error("{router} has no neighbor {neighbor} configured")]
     UnknownNeighbor {
@@ -96,6 +108,34 @@ pub enum Error {
         /// The neighbor address asked for.
         neighbor: std::net::IpAddr,
     },
+}
+
+impl Error {
+    /// An [`Error::Timeout`] with `last` as its last observation; any other
+    /// error unchanged.
+    pub fn with_last(self, last: String) -> Error {
+        match self {
+            Error::Timeout {
+                what,
+                waited,
+                probes,
+                ..
+            } => Error::Timeout {
+                what,
+                waited,
+                probes,
+                last: Some(last),
+            },
+            other => other,
+        }
+    }
+}
+
+/// The tail of an [`Error::Timeout`] message.
+fn last_observed(last: &Option<String>) -> String {
+    last.as_ref()
+        .map(|l| format!("; last observed: {l}"))
+        .unwrap_or_default()
 }
 
 /// Keeps the first `max` characters of `s` for an error message.

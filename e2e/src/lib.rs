@@ -8,119 +8,79 @@
 //! [`wait_until`]); negative checks observe for a bounded window
 //! ([`assert_holds`]). Everything is torn down on drop, also on panic.
 //!
+//! Our own daemons start through [`ours::FlbCommand`] (in a namespace or on
+//! loopback, killed on drop, their log awaited with [`Daemon::wait_log`]);
+//! the Kubernetes objects tests write come from [`fixture`].
+//!
 //! Tests that need root or a daemon call [`require_root_and`] first and
 //! return early (loudly) when it says no. See `docs/e2e.md`.
 
 pub mod apiserver;
 mod error;
+pub mod fixture;
 mod netns;
+pub mod ours;
 mod process;
 pub mod router;
+mod wait;
 
-use std::fmt::Debug;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub use error::Error;
 pub use netns::{
     check_lab_address, list_flb_namespaces, Netns, Switch, FRR_RUN_DIR, PAIR_A, PAIR_B,
 };
-pub use process::{pid_exists, run, run_unchecked, signal, Daemon, STOP_GRACE};
+pub use process::{log_field, pid_exists, run, run_unchecked, signal, Daemon, STOP_GRACE};
 pub use router::{
     Af, Announcement, Bird, ExaBgp, Frr, GoBgp, Neighbor, ReceivedRoute, Router, RouterConfig,
     RouterKind, SessionState,
 };
+pub use wait::{
+    assert_holds, recv_until, try_wait_for, try_wait_until, wait_for, wait_until, POLL_MAX,
+    POLL_MIN,
+};
 
-/// First polling interval of [`wait_for`] / [`wait_until`]; it doubles up to
-/// [`POLL_MAX`].
-pub const POLL_MIN: Duration = Duration::from_millis(20);
-/// Longest polling interval.
-pub const POLL_MAX: Duration = Duration::from_millis(200);
+/// How long a test lets a BGP session take to come up: generous, since
+/// GoBGP and BIRD take about a second, FRR's first UPDATE waits for its 1 s
+/// coalesce timer, and the machine is shared.
+pub const UP: Duration = Duration::from_secs(30);
 
-/// Polls `probe` until it returns `Some`, for at most `timeout`.
-///
-/// For external state with no event to await (router CLIs, kernel tables).
-/// Panics on timeout with `what`, the time waited and the number of probes;
-/// use [`wait_until`] to also see the last observation.
-pub fn wait_for<T>(timeout: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    let deadline = start + timeout;
-    let mut step = POLL_MIN;
-    let mut probes = 0u32;
-    loop {
-        if let Some(v) = probe() {
-            return v;
-        }
-        probes += 1;
-        let now = Instant::now();
-        if now >= deadline {
-            panic!(
-                "timed out after {:?} ({probes} probes) waiting for {what}",
-                now - start
-            );
-        }
-        std::thread::sleep(step.min(deadline - now));
-        step = (step * 2).min(POLL_MAX);
-    }
+/// How long a test lets routes take to converge after a change.
+pub const CONVERGE: Duration = Duration::from_secs(20);
+
+/// A test's literal address; panics on a typo.
+pub fn ip(s: &str) -> std::net::IpAddr {
+    s.parse()
+        .unwrap_or_else(|e| panic!("test address {s:?}: {e}"))
 }
 
-/// Polls `observe` until `done(&observation)` holds, for at most `timeout`;
-/// returns the observation that satisfied it.
-///
-/// Panics on timeout with `what` and the last observation (`Debug`), so a
-/// failing test shows what the router held instead of just "timed out".
-pub fn wait_until<O: Debug>(
-    timeout: Duration,
-    what: &str,
-    mut observe: impl FnMut() -> O,
-    mut done: impl FnMut(&O) -> bool,
-) -> O {
-    let start = Instant::now();
-    let deadline = start + timeout;
-    let mut step = POLL_MIN;
-    let mut probes = 0u32;
-    loop {
-        let o = observe();
-        probes += 1;
-        if done(&o) {
-            return o;
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            panic!(
-                "timed out after {:?} ({probes} probes) waiting for {what}; last observed: {o:#?}",
-                now - start
-            );
-        }
-        std::thread::sleep(step.min(deadline - now));
-        step = (step * 2).min(POLL_MAX);
-    }
+/// A test's literal prefix; panics on a typo.
+pub fn net(s: &str) -> ipnet::IpNet {
+    s.parse()
+        .unwrap_or_else(|e| panic!("test prefix {s:?}: {e}"))
 }
 
-/// Observes for `window` that `check` keeps holding (a negative assertion,
-/// e.g. "the session never comes up with a wrong password"); panics with
-/// `what` and the offending observation the first time it does not.
-pub fn assert_holds<O: Debug>(
-    window: Duration,
-    what: &str,
-    mut observe: impl FnMut() -> O,
-    mut check: impl FnMut(&O) -> bool,
-) {
-    let deadline = Instant::now() + window;
-    let mut step = POLL_MIN;
-    loop {
-        let o = observe();
-        assert!(
-            check(&o),
-            "expected {what} to hold for {window:?}; observed: {o:#?}"
-        );
-        let now = Instant::now();
-        if now >= deadline {
-            return;
-        }
-        std::thread::sleep(step.min(deadline - now));
-        step = (step * 2).min(POLL_MAX);
-    }
+/// Defines one `#[test]` per line, each calling a shared test body with its
+/// own arguments (typically one per router kind), so a scenario runs against
+/// every router under a name of its own:
+///
+/// ```ignore
+/// ferrolb_e2e::tests_calling!(md5_round_trip:
+///     frr_md5_round_trip(RouterKind::Frr);
+///     bird_md5_round_trip(RouterKind::Bird);
+/// );
+/// ```
+#[macro_export]
+macro_rules! tests_calling {
+    ($body:path: $($name:ident($($arg:expr),* $(,)?);)+) => {
+        $(
+            #[test]
+            fn $name() {
+                $body($($arg),*);
+            }
+        )+
+    };
 }
 
 /// True if this process runs as root and every program in `programs` exists
@@ -234,37 +194,6 @@ pub fn program_exists(program: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn wait_for_returns_the_first_some() {
-        let mut n = 0;
-        let v = wait_for(Duration::from_secs(5), "counter reaches 3", || {
-            n += 1;
-            (n >= 3).then_some(n)
-        });
-        assert_eq!(v, 3);
-    }
-
-    #[test]
-    #[should_panic(expected = "last observed: 7")]
-    fn wait_until_panics_with_the_last_observation() {
-        wait_until(Duration::from_millis(50), "never", || 7, |_| false);
-    }
-
-    #[test]
-    #[should_panic(expected = "observed: 2")]
-    fn assert_holds_panics_when_the_check_fails() {
-        let mut n = 0;
-        assert_holds(
-            Duration::from_secs(5),
-            "n stays below 2",
-            || {
-                n += 1;
-                n
-            },
-            |n| *n < 2,
-        );
-    }
 
     #[test]
     fn a_binary_that_was_not_built_is_an_error_naming_it() {

@@ -25,11 +25,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ipnet::IpNet;
 
 use crate::process::{self, Daemon};
+use crate::wait::Backoff;
 use crate::Error;
 
 /// Counter making namespace names unique within one test process.
@@ -496,10 +497,9 @@ fn stop_all(name: &str) {
         let _ = process::signal(p, "CONT");
         let _ = process::signal(p, "TERM");
     }
-    let deadline = Instant::now() + CLEANUP_GRACE;
-    while Instant::now() < deadline && !namespace_pids(name).is_empty() {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let step = Duration::from_millis(20);
+    let mut backoff = Backoff::with_steps(CLEANUP_GRACE, step, step);
+    while !namespace_pids(name).is_empty() && backoff.pause() {}
     for p in namespace_pids(name) {
         let _ = process::signal(p, "KILL");
     }

@@ -7,8 +7,9 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::wait::Backoff;
 use crate::Error;
 
 /// How long a process gets between SIGTERM and SIGKILL.
@@ -65,13 +66,19 @@ pub fn pid_exists(pid: u32) -> bool {
 }
 
 /// A long-running process started by the harness, with stdout and stderr in
-/// one log file. Dropping it stops it (TERM, bounded wait, KILL).
+/// one log file. Dropping it stops it (TERM, bounded wait, KILL), or kills it
+/// after [`Daemon::kill_on_drop`].
+///
+/// The log can be awaited ([`Daemon::wait_log`], [`Daemon::wait_log_field`]):
+/// a daemon's log line is often the only event a test has ("listening",
+/// the metrics address it bound).
 #[derive(Debug)]
 pub struct Daemon {
     name: String,
     child: Option<Child>,
     pid: u32,
     log: PathBuf,
+    kill_on_drop: bool,
 }
 
 impl Daemon {
@@ -98,7 +105,17 @@ impl Daemon {
             pid: child.id(),
             child: Some(child),
             log: log.to_owned(),
+            kill_on_drop: false,
         })
+    }
+
+    /// Makes dropping the daemon a SIGKILL (no chance to clean up, so a
+    /// failing test leaves nothing behind and a restart test sees what a
+    /// crash leaves), and prints the log's tail if the test is panicking
+    /// then, since the log may be in a directory that goes with the test.
+    pub fn kill_on_drop(mut self) -> Daemon {
+        self.kill_on_drop = true;
+        self
     }
 
     /// The process's PID (with `ip netns exec`, the daemon's own PID: it
@@ -120,6 +137,63 @@ impl Daemon {
     /// The log's contents so far (empty if unreadable).
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits up to `timeout` for a log line containing `needle`; returns the
+    /// first such line.
+    pub fn wait_log(&self, timeout: Duration, needle: &str) -> Result<String, Error> {
+        let what = format!("{} to log {needle:?}", self.name);
+        crate::try_wait_for(timeout, &what, || {
+            self.log()
+                .lines()
+                .find(|l| l.contains(needle))
+                .map(str::to_owned)
+        })
+        .map_err(|e| self.with_log_tail(e))
+    }
+
+    /// Waits up to `timeout` for a log line containing `needle` that carries
+    /// the field `key` ([`log_field`]); returns the field's value.
+    pub fn wait_log_field(
+        &self,
+        timeout: Duration,
+        needle: &str,
+        key: &str,
+    ) -> Result<String, Error> {
+        let what = format!("{} to log {needle:?} with field {key}", self.name);
+        crate::try_wait_for(timeout, &what, || {
+            self.log()
+                .lines()
+                .filter(|l| l.contains(needle))
+                .find_map(|l| log_field(l, key))
+        })
+        .map_err(|e| self.with_log_tail(e))
+    }
+
+    /// Waits up to `timeout` for the address our daemons log when their ops
+    /// HTTP server is bound (`serving /metrics ... addr=127.0.0.1:9120`),
+    /// which is how a test learns the port of `--metrics-addr 127.0.0.1:0`.
+    pub fn metrics_addr(&self, timeout: Duration) -> Result<std::net::SocketAddr, Error> {
+        let addr = self.wait_log_field(timeout, "serving /metrics", "addr")?;
+        addr.parse().map_err(|e| Error::BadValue {
+            field: "logged metrics address",
+            value: addr.clone(),
+            reason: format!("{e}"),
+        })
+    }
+
+    /// Waits up to `timeout` for the process to exit; returns its status as
+    /// std prints it ("exit status: 0").
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<String, Error> {
+        let what = format!("{} to exit", self.name);
+        crate::try_wait_for(timeout, &what, || self.exit_status())
+    }
+
+    /// Adds the log's tail to a timeout, so the message shows what the
+    /// daemon said instead of what it did not.
+    fn with_log_tail(&self, e: Error) -> Error {
+        let tail = crate::error::tail(&self.log(), 30);
+        e.with_last(format!("log tail of {}:\n{tail}", self.name))
     }
 
     /// `Some(status)` once the process has exited (it is reaped then).
@@ -166,12 +240,14 @@ impl Daemon {
         if let Ok(None) = c.try_wait() {
             let _ = signal(self.pid, "CONT");
             let _ = signal(self.pid, "TERM");
-            let deadline = Instant::now() + STOP_GRACE;
-            while Instant::now() < deadline {
+            let mut backoff = Backoff::with_steps(STOP_GRACE, EXIT_POLL, EXIT_POLL);
+            loop {
                 if !matches!(c.try_wait(), Ok(None)) {
                     return;
                 }
-                std::thread::sleep(EXIT_POLL);
+                if !backoff.pause() {
+                    break;
+                }
             }
             let _ = c.kill();
         }
@@ -181,6 +257,116 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        self.stop();
+        if !self.kill_on_drop {
+            self.stop();
+            return;
+        }
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- last lines of {} ({}) ---\n{}",
+                self.name,
+                self.log.display(),
+                crate::error::tail(&self.log(), 40)
+            );
+        }
+    }
+}
+
+/// The value of field `key` in one log line, in either of the formats
+/// `tracing-subscriber` writes: text (`... message key=value other=x`, the
+/// value ending at white space, quotes removed) or JSON
+/// (`{"fields":{"key":"value"}}`, at any depth). ANSI colour codes are
+/// ignored.
+pub fn log_field(line: &str, key: &str) -> Option<String> {
+    let line = strip_ansi(line);
+    let trimmed = line.trim();
+    if trimmed.starts_with('{') {
+        let v: serde_json::Value = serde_json::from_str(trimmed).ok()?;
+        return json_field(&v, key);
+    }
+    let prefix = format!("{key}=");
+    trimmed
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix(prefix.as_str()))
+        .map(|v| v.trim_matches('"').to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// `key` anywhere in a JSON log record (its `fields`, or a span's).
+fn json_field(v: &serde_json::Value, key: &str) -> Option<String> {
+    use serde_json::Value;
+    // Bounded by the record's depth (serde_json caps it at 128).
+    match v {
+        Value::Object(o) => o
+            .get(key)
+            .and_then(|x| match x {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                Value::Bool(b) => Some(b.to_string()),
+                _ => None,
+            })
+            .or_else(|| o.values().find_map(|x| json_field(x, key))),
+        Value::Array(a) => a.iter().find_map(|x| json_field(x, key)),
+        _ => None,
+    }
+}
+
+/// `s` without ANSI escape sequences (`ESC [ ... letter`).
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // Skip to the sequence's final letter.
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_are_read_from_text_and_json_log_lines() {
+        let text = "2026-01-01T00:00:00Z  INFO ferrolb_speaker: serving /metrics, /healthz, /readyz addr=127.0.0.1:9120";
+        assert_eq!(log_field(text, "addr").as_deref(), Some("127.0.0.1:9120"));
+        let quoted = r#"INFO x: peer up peer="router" state=Established"#;
+        assert_eq!(log_field(quoted, "peer").as_deref(), Some("router"));
+        assert_eq!(log_field(quoted, "missing"), None);
+        let json = r#"{"level":"INFO","fields":{"message":"serving","addr":"127.0.0.1:1","n":3}}"#;
+        assert_eq!(log_field(json, "addr").as_deref(), Some("127.0.0.1:1"));
+        assert_eq!(log_field(json, "n").as_deref(), Some("3"));
+        let ansi =
+            "\u{1b}[2m2026\u{1b}[0m serving \u{1b}[3maddr\u{1b}[0m\u{1b}[2m=\u{1b}[0m127.0.0.1:2";
+        assert_eq!(log_field(ansi, "addr").as_deref(), Some("127.0.0.1:2"));
+    }
+
+    #[test]
+    fn a_log_wait_times_out_with_the_log_tail() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "echo started; sleep 5"]);
+        let d = Daemon::spawn("sh", cmd, &dir.path().join("sh.log"))
+            .expect("sh starts")
+            .kill_on_drop();
+        assert_eq!(
+            d.wait_log(Duration::from_secs(5), "started")
+                .expect("logged"),
+            "started"
+        );
+        let e = d
+            .wait_log(Duration::from_millis(50), "never")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("log tail of sh:\nstarted"), "{e}");
     }
 }

@@ -41,6 +41,18 @@ fn api_error(err: kube::Error) -> (u16, String) {
 }
 
 /// The next item of `stream`, or a panic naming `what` after [`WAIT`].
+/// The double, a client for Services in `default`, and Service `web` created there with
+/// `labels`.
+async fn with_web(labels: Value) -> (ApiServer, Api<Service>, Service) {
+    let server = ApiServer::start().expect("start double");
+    let api: Api<Service> = Api::default_namespaced(client(&server));
+    let created = api
+        .create(&PostParams::default(), &service("web", labels))
+        .await
+        .expect("create");
+    (server, api, created)
+}
+
 async fn next<S: Stream + Unpin>(stream: &mut S, what: &str) -> S::Item {
     tokio::time::timeout(WAIT, stream.next())
         .await
@@ -50,12 +62,7 @@ async fn next<S: Stream + Unpin>(stream: &mut S, what: &str) -> S::Item {
 
 #[tokio::test]
 async fn create_get_and_stale_replace_conflicts() {
-    let server = ApiServer::start().expect("start double");
-    let api: Api<Service> = Api::default_namespaced(client(&server));
-    let created = api
-        .create(&PostParams::default(), &service("web", json!({})))
-        .await
-        .expect("create");
+    let (_server, api, created) = with_web(json!({})).await;
     let rv1 = created
         .metadata
         .resource_version
@@ -93,11 +100,7 @@ async fn create_get_and_stale_replace_conflicts() {
 
 #[tokio::test]
 async fn status_subresource_and_main_resource_change_only_their_part() {
-    let server = ApiServer::start().expect("start double");
-    let api: Api<Service> = Api::default_namespaced(client(&server));
-    api.create(&PostParams::default(), &service("web", json!({})))
-        .await
-        .expect("create");
+    let (server, api, _) = with_web(json!({})).await;
 
     let status_patch = json!({
         "spec": {"type": "ClusterIP"},
@@ -190,14 +193,7 @@ async fn server_side_apply_creates_then_merges_and_needs_a_field_manager() {
 
 #[tokio::test]
 async fn server_side_apply_removes_fields_the_same_manager_stops_applying() {
-    let server = ApiServer::start().expect("start double");
-    let api: Api<Service> = Api::default_namespaced(client(&server));
-    api.create(
-        &PostParams::default(),
-        &service("web", json!({"app": "web"})),
-    )
-    .await
-    .expect("create");
+    let (server, api, _) = with_web(json!({"app": "web"})).await;
     let apply = |status: Value| json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"}, "status": status});
     let ctl = PatchParams::apply("ferrolb-controller").force();
     let other = PatchParams::apply("someone-else").force();
@@ -227,14 +223,7 @@ async fn server_side_apply_removes_fields_the_same_manager_stops_applying() {
 
 #[tokio::test]
 async fn json_patch_applies_and_a_failed_test_is_rejected() {
-    let server = ApiServer::start().expect("start double");
-    let api: Api<Service> = Api::default_namespaced(client(&server));
-    api.create(
-        &PostParams::default(),
-        &service("web", json!({"app": "web"})),
-    )
-    .await
-    .expect("create");
+    let (_server, api, _) = with_web(json!({"app": "web"})).await;
     let ops: json_patch::Patch = serde_json::from_value(json!([
         {"op": "test", "path": "/metadata/labels/app", "value": "web"},
         {"op": "replace", "path": "/metadata/labels/app", "value": "api"},
@@ -270,12 +259,7 @@ async fn json_patch_applies_and_a_failed_test_is_rejected() {
 
 #[tokio::test]
 async fn merge_patch_with_stale_resource_version_conflicts() {
-    let server = ApiServer::start().expect("start double");
-    let api: Api<Service> = Api::default_namespaced(client(&server));
-    let created = api
-        .create(&PostParams::default(), &service("web", json!({})))
-        .await
-        .expect("create");
+    let (_server, api, created) = with_web(json!({})).await;
     let rv = created.metadata.resource_version.expect("rv");
     let guarded = json!({"metadata": {"resourceVersion": rv, "labels": {"a": "1"}}});
     api.patch("web", &PatchParams::default(), &Patch::Merge(&guarded))
@@ -394,11 +378,7 @@ async fn lease_replace_with_stale_version_conflicts() {
 
 #[tokio::test]
 async fn fail_next_injects_errors_and_an_outage_refuses_connections() {
-    let server = ApiServer::start().expect("start double");
-    let api: Api<Service> = Api::default_namespaced(client(&server));
-    api.create(&PostParams::default(), &service("web", json!({})))
-        .await
-        .expect("create");
+    let (server, api, _) = with_web(json!({})).await;
     server.fail_next("GET", "/services/web", 500, 2);
     for _ in 0..2 {
         let err = api.get("web").await.expect_err("injected");
@@ -433,6 +413,18 @@ async fn fail_next_injects_errors_and_an_outage_refuses_connections() {
         5,
         "{requests:#?}"
     );
+}
+
+/// Creates Service `web`; the watcher's next event must be its Apply.
+async fn create_web_and_see_it_added<S>(api: &Api<Service>, events: &mut S)
+where
+    S: Stream<Item = Result<watcher::Event<Service>, watcher::Error>> + Unpin,
+{
+    api.create(&PostParams::default(), &service("web", json!({})))
+        .await
+        .expect("create");
+    let seen = watch_until(events, "ADDED", |e| matches!(e, watcher::Event::Apply(_))).await;
+    assert_eq!(seen, ["apply web"]);
 }
 
 /// Collects watcher events until `done` says stop, bounded by [`WAIT`] per event.
@@ -482,14 +474,7 @@ async fn watcher_sees_changes_and_recovers_from_dropped_watches_and_410() {
     .await;
     assert_eq!(seen, ["init", "init-apply pre", "init-done"]);
 
-    api.create(&PostParams::default(), &service("web", json!({})))
-        .await
-        .expect("create");
-    let seen = watch_until(&mut events, "ADDED", |e| {
-        matches!(e, watcher::Event::Apply(_))
-    })
-    .await;
-    assert_eq!(seen, ["apply web"]);
+    create_web_and_see_it_added(&api, &mut events).await;
     let label = json!({"metadata": {"labels": {"x": "1"}}});
     api.patch("web", &PatchParams::default(), &Patch::Merge(&label))
         .await
@@ -642,14 +627,7 @@ fn kubeconfig_points_a_client_at_the_double_and_wait_for_object_wakes_on_change(
 
 #[tokio::test]
 async fn watch_with_a_selector_reports_objects_entering_and_leaving_it() {
-    let server = ApiServer::start().expect("start double");
-    let api: Api<Service> = Api::default_namespaced(client(&server));
-    api.create(
-        &PostParams::default(),
-        &service("web", json!({"app": "db"})),
-    )
-    .await
-    .expect("create");
+    let (server, api, _) = with_web(json!({"app": "db"})).await;
     let rv = server.resource_version().to_string();
     let params = WatchParams::default().labels("app=web").disable_bookmarks();
     let mut stream = api.watch(&params, &rv).await.expect("watch").boxed();
@@ -705,14 +683,7 @@ async fn streaming_list_watcher_gets_initial_events_then_changes() {
             .any(|r| r.contains("sendInitialEvents=true")),
         "the watcher used a streaming list"
     );
-    api.create(&PostParams::default(), &service("web", json!({})))
-        .await
-        .expect("create");
-    let seen = watch_until(&mut events, "ADDED", |e| {
-        matches!(e, watcher::Event::Apply(_))
-    })
-    .await;
-    assert_eq!(seen, ["apply web"]);
+    create_web_and_see_it_added(&api, &mut events).await;
 }
 
 #[tokio::test]

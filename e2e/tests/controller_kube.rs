@@ -1,7 +1,7 @@
 //! The real `ferrolb-controller` binary in Kubernetes mode against the API-server test double
 //! (`ferrolb_e2e::apiserver`), over loopback only: no root, no network namespaces.
 //!
-//! Covered (issue 6): statuses (ip + ipMode VIP), the pool annotation and Events appear; a
+//! Covered: statuses (ip + ipMode VIP), the pool annotation and Events appear; a
 //! deleted Service releases its IP with an Event; a restarted controller moves no IP; of two
 //! controllers exactly one holds the Lease and writes, and the other takes over after the
 //! leader is killed; a 409 injected on a status write is retried and lands; an invalid config
@@ -11,35 +11,19 @@
 //! generated names and `/metrics` is another process's state, so those are polled with
 //! `wait_for` (bounded).
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use ferrolb_e2e::apiserver::ApiServer;
+use ferrolb_e2e::fixture::{self, yaml};
+use ferrolb_e2e::ours::{http_get, wait_http, ApiLab, FlbCommand};
 use ferrolb_e2e::{wait_for, workspace_bin, Daemon};
 use serde_json::{json, Value};
 
 const NS: &str = "metallb-system";
 const LEASE: &str = "ferrolb-controller";
 const T: Duration = Duration::from_secs(20);
-
-const FIXTURES: &str = r#"
-apiVersion: v1
-kind: Namespace
-metadata: {name: metallb-system}
----
-apiVersion: v1
-kind: Namespace
-metadata: {name: web}
----
-apiVersion: metallb.io/v1beta1
-kind: IPAddressPool
-metadata: {name: lab, namespace: metallb-system}
-spec:
-  addresses: [192.0.2.0/29]
-"#;
 
 fn service(name: &str) -> Value {
     json!({
@@ -61,60 +45,52 @@ fn status_ips(svc: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// A controller process and its metrics port.
+/// A controller process and its metrics address.
 struct Controller {
     daemon: Daemon,
-    metrics_port: u16,
+    metrics: SocketAddr,
     identity: String,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
 }
 
 fn start(dir: &Path, identity: &str) -> Controller {
     let bin = workspace_bin("ferrolb-controller").expect("build ferrolb-controller first");
-    let port = free_port();
-    let mut cmd = Command::new(bin);
-    cmd.arg("--kubeconfig")
-        .arg(dir.join("kubeconfig"))
-        .args(["--namespace", NS, "--identity", identity])
-        .args(["--lease-duration-secs", "2"])
-        .arg("--metrics-addr")
-        .arg(format!("127.0.0.1:{port}"))
+    let daemon = FlbCommand::new(bin)
+        .controller_kube(&dir.join("kubeconfig"), NS, identity)
         .args(["--log-level", "info,ferrolb_controller=debug"])
-        .env("NO_COLOR", "1");
-    let log = dir.join(format!("{identity}.log"));
+        .spawn(identity, dir)
+        .expect("spawn controller");
+    let metrics = daemon
+        .metrics_addr(T)
+        .expect("the controller logs its metrics address");
     Controller {
-        daemon: Daemon::spawn(identity, cmd, &log).expect("spawn controller"),
-        metrics_port: port,
+        daemon,
+        metrics,
         identity: identity.to_string(),
     }
 }
 
-fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    Some(text)
-}
-
 fn metrics(c: &Controller) -> String {
-    http_get(c.metrics_port, "/metrics").unwrap_or_default()
+    http_get(c.metrics, "/metrics").unwrap_or_default()
 }
 
 fn setup() -> (ApiServer, tempfile::TempDir) {
-    let api = ApiServer::start().expect("start the API-server double");
-    let dir = tempfile::tempdir().expect("tempdir");
-    api.write_kubeconfig(&dir.path().join("kubeconfig"))
-        .expect("kubeconfig");
-    api.apply_yaml(FIXTURES).expect("fixtures");
+    let ApiLab { api, dir, .. } = ApiLab::start();
+    api.apply_yaml(&yaml(&[
+        fixture::namespace(NS),
+        fixture::namespace("web"),
+        fixture::pool("lab", &["192.0.2.0/29"]),
+    ]))
+    .expect("fixtures");
     (api, dir)
+}
+
+/// The double with the fixtures, a controller `identity`, and Service `a` with its IP.
+fn with_a(identity: &str) -> (ApiServer, tempfile::TempDir, Controller, Value) {
+    let (api, dir) = setup();
+    let ctl = start(dir.path(), identity);
+    api.apply(service("a"));
+    let a = wait_ips(&api, "a", "first allocation");
+    (api, dir, ctl, a)
 }
 
 fn wait_ips(api: &ApiServer, name: &str, what: &str) -> Value {
@@ -122,6 +98,16 @@ fn wait_ips(api: &ApiServer, name: &str, what: &str) -> Value {
         !status_ips(s).is_empty()
     })
     .unwrap_or_else(|| panic!("{what}: web/{name} got no status IP within {T:?}"))
+}
+
+/// Service `b` is applied and gets an IP other than `a`'s, and `a` keeps its own; returns `b`.
+fn b_allocated_and_a_kept(api: &ApiServer, a: &Value, what: &str) -> Value {
+    api.apply(service("b"));
+    let b = wait_ips(api, "b", what);
+    assert_ne!(status_ips(&b), status_ips(a), "{what}");
+    let after = api.get("v1", "Service", Some("web"), "a").expect("a");
+    assert_eq!(status_ips(&after), status_ips(a), "a moved: {what}");
+    b
 }
 
 fn events(api: &ApiServer) -> Vec<Value> {
@@ -191,10 +177,8 @@ fn allocates_releases_survives_restart_and_retries_a_conflict() {
     api.apply(service("c"));
     let c = wait_ips(&api, "c", "after an injected 409");
     let patches = api
-        .requests()
-        .iter()
-        .filter(|r| r.starts_with("PATCH") && r.contains("/namespaces/web/services/c/status"))
-        .count();
+        .requests_matching("PATCH", "/namespaces/web/services/c/status")
+        .len();
     assert!(
         patches >= 2,
         "the 409 was not retried: {patches} status PATCHes"
@@ -300,11 +284,7 @@ fn two_controllers_one_leader_and_takeover_after_kill() {
         "takeover: Lease acquired {:?} after SIGKILL",
         killed.elapsed()
     );
-    api.apply(service("b"));
-    let b = wait_ips(&api, "b", "new leader allocation");
-    assert_ne!(status_ips(&b), status_ips(&a));
-    let after = api.get("v1", "Service", Some("web"), "a").expect("a");
-    assert_eq!(status_ips(&after), status_ips(&a), "a moved on takeover");
+    b_allocated_and_a_kept(&api, &a, "allocation by the new leader");
     let all = events(&api);
     let b_events = events_for(&all, "b", "IPAllocated");
     assert_eq!(b_events.len(), 1);
@@ -318,26 +298,15 @@ fn two_controllers_one_leader_and_takeover_after_kill() {
 
 #[test]
 fn invalid_config_keeps_the_last_good_one_with_an_event_and_stale_metric() {
-    let (api, dir) = setup();
-    let ctl = start(dir.path(), "ctl-x");
-    api.apply(service("a"));
-    let a = wait_ips(&api, "a", "first allocation");
-    wait_for(T, "ferrolb_config_stale 0", || {
-        metrics(&ctl)
-            .contains("ferrolb_config_stale 0\n")
-            .then_some(())
-    });
+    let (api, _dir, ctl, a) = with_a("ctl-x");
+    wait_http(ctl.metrics, "/metrics", "ferrolb_config_stale 0\n", T);
 
     let mut bad: Value = api
         .get("metallb.io/v1beta1", "IPAddressPool", Some(NS), "lab")
         .expect("pool");
     bad["spec"]["addresses"] = json!(["not-a-cidr"]);
     api.apply(bad);
-    wait_for(T, "ferrolb_config_stale 1", || {
-        metrics(&ctl)
-            .contains("ferrolb_config_stale 1\n")
-            .then_some(())
-    });
+    wait_http(ctl.metrics, "/metrics", "ferrolb_config_stale 1\n", T);
     wait_for(T, "a Warning Event on the pool", || {
         let all = events(&api);
         all.iter()
@@ -350,38 +319,28 @@ fn invalid_config_keeps_the_last_good_one_with_an_event_and_stale_metric() {
             .map(|_| ())
     });
     // The last good pool still serves: a new Service gets an IP from it, a keeps its own.
-    api.apply(service("b"));
-    let b = wait_ips(&api, "b", "allocation under a stale config");
+    let b = b_allocated_and_a_kept(&api, &a, "allocation under a stale config");
     assert!(status_ips(&b)[0].starts_with("192.0.2."), "{b}");
-    let after = api.get("v1", "Service", Some("web"), "a").expect("a");
-    assert_eq!(status_ips(&after), status_ips(&a));
     wait_for(T, "2 addresses of 8 in use", || {
         let text = metrics(&ctl);
         let in_use = text.contains("metallb_allocator_addresses_in_use_total{pool=\"lab\"} 2\n");
         let total = text.contains("metallb_allocator_addresses_total{pool=\"lab\"} 8\n");
         (in_use && total).then_some(())
     });
-    assert!(http_get(ctl.metrics_port, "/readyz")
+    assert!(http_get(ctl.metrics, "/readyz")
         .unwrap_or_default()
         .starts_with("HTTP/1.1 200"));
 }
 
 #[test]
 fn a_relist_after_dropped_watches_moves_no_ip_and_repeats_no_event() {
-    let (api, dir) = setup();
-    let _ctl = start(dir.path(), "ctl-r");
-    api.apply(service("a"));
-    let a = wait_ips(&api, "a", "first allocation");
+    let (api, _dir, _ctl, a) = with_a("ctl-r");
 
     // Watches end and the history is gone: every watch gets 410 and re-lists, and the
     // controller resyncs the allocator from the new lists.
     api.compact_history();
     api.drop_watches();
-    api.apply(service("b"));
-    let b = wait_ips(&api, "b", "allocation after the re-list");
-    assert_ne!(status_ips(&b), status_ips(&a));
-    let after = api.get("v1", "Service", Some("web"), "a").expect("a");
-    assert_eq!(status_ips(&after), status_ips(&a), "a moved on re-list");
+    b_allocated_and_a_kept(&api, &a, "allocation after the re-list");
     let all = events(&api);
     assert_eq!(events_for(&all, "a", "IPAllocated").len(), 1, "{all:#?}");
     assert!(events_for(&all, "a", "IPReleased").is_empty(), "{all:#?}");
@@ -399,25 +358,14 @@ fn a_relist_after_dropped_watches_moves_no_ip_and_repeats_no_event() {
 
 #[test]
 fn labelling_a_namespace_opens_a_pool_restricted_by_namespace_selector() {
-    let api = ApiServer::start().expect("start the API-server double");
-    let dir = tempfile::tempdir().expect("tempdir");
-    api.write_kubeconfig(&dir.path().join("kubeconfig"))
-        .expect("kubeconfig");
-    api.apply_yaml(
-        r#"
-apiVersion: v1
-kind: Namespace
-metadata: {name: web}
----
-apiVersion: metallb.io/v1beta1
-kind: IPAddressPool
-metadata: {name: team-x, namespace: metallb-system}
-spec:
-  addresses: [198.51.100.8/29]
-  serviceAllocation:
-    namespaceSelectors: [{matchLabels: {team: x}}]
-"#,
-    )
+    let ApiLab { api, dir, .. } = ApiLab::start();
+    api.apply_yaml(&yaml(&[
+        fixture::namespace("web"),
+        fixture::pool("team-x", &["198.51.100.8/29"]).set(
+            "spec.serviceAllocation.namespaceSelectors",
+            json!([{"matchLabels": {"team": "x"}}]),
+        ),
+    ]))
     .expect("fixtures");
     let _ctl = start(dir.path(), "ctl-n");
     api.apply(service("a"));

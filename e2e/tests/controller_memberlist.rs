@@ -10,10 +10,10 @@
 //! another thread's state, so it is polled with `wait_for` (bounded).
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use ferrolb_e2e::apiserver::ApiServer;
+use ferrolb_e2e::ours::{ApiLab, FlbCommand};
 use ferrolb_e2e::{wait_for, workspace_bin, Daemon};
 use k8s_openapi::api::core::v1::Secret;
 use serde_json::{json, Value};
@@ -23,30 +23,19 @@ const T: Duration = Duration::from_secs(20);
 const SECRETS: &str = "/api/v1/namespaces/metallb-system/secrets";
 
 fn setup() -> (ApiServer, tempfile::TempDir) {
-    let api = ApiServer::start().expect("start the API-server double");
-    let dir = tempfile::tempdir().expect("tempdir");
-    api.write_kubeconfig(&dir.path().join("kubeconfig"))
-        .expect("kubeconfig");
+    let ApiLab { api, dir, .. } = ApiLab::start();
     api.apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}));
     (api, dir)
 }
 
 fn start(dir: &Path, extra: &[&str]) -> Daemon {
     let bin = workspace_bin("ferrolb-controller").expect("build ferrolb-controller first");
-    let mut cmd = Command::new(bin);
-    cmd.arg("--kubeconfig")
-        .arg(dir.join("kubeconfig"))
-        .args(["--namespace", NS, "--identity", "ctl-a"])
-        .args([
-            "--lease-duration-secs",
-            "2",
-            "--metrics-addr",
-            "127.0.0.1:0",
-        ])
+    FlbCommand::new(bin)
+        .controller_kube(&dir.join("kubeconfig"), NS, "ctl-a")
         .args(["--log-level", "info,ferrolb_controller=debug"])
         .args(extra)
-        .env("NO_COLOR", "1");
-    Daemon::spawn("ctl-a", cmd, &dir.join("ctl-a.log")).expect("spawn controller")
+        .spawn("ctl-a", dir)
+        .expect("spawn controller")
 }
 
 fn secret_requests(api: &ApiServer) -> Vec<String> {
@@ -104,7 +93,7 @@ fn an_existing_memberlist_secret_is_left_untouched() {
         "data": {"secretkey": "b3BlcmF0b3ItY2hvc2VuLWtleQ=="},
     });
     let before = api.apply(mine);
-    let _ctl = start(dir.path(), &["--ml-secret-name", "gossip"]);
+    let ctl = start(dir.path(), &["--ml-secret-name", "gossip"]);
 
     // The leader tries a create, which the double answers 409 AlreadyExists.
     let tried = wait_for(T, "a create of Secret gossip", || {
@@ -116,12 +105,8 @@ fn an_existing_memberlist_secret_is_left_untouched() {
         "only creates expected: {tried:?}"
     );
     // The 409 counts as success (no retry loop): the controller says so at debug level.
-    let log = dir.path().join("ctl-a.log");
-    wait_for(T, "the controller to accept the existing Secret", || {
-        std::fs::read_to_string(&log)
-            .ok()
-            .filter(|l| l.contains("memberlist Secret exists; left as is"))
-    });
+    ctl.wait_log(T, "memberlist Secret exists; left as is")
+        .expect("the controller to accept the existing Secret");
     let posts = secret_requests(&api);
     assert_eq!(posts.len(), 1, "one create, then nothing: {posts:?}");
     // Same object: not replaced, patched or recreated.

@@ -11,34 +11,19 @@
 //! ```
 
 use std::collections::BTreeSet;
-use std::net::IpAddr;
 use std::time::Duration;
 
 use ferrolb_e2e::{
-    assert_holds, list_flb_namespaces, require_root_and_routers, wait_until, Af, Announcement,
-    Neighbor, Netns, ReceivedRoute, Router, RouterConfig, RouterKind, SessionState, Switch,
-    FRR_RUN_DIR,
+    assert_holds, ip, list_flb_namespaces, net, require_root_and_routers, wait_until, Af,
+    Announcement, Neighbor, Netns, ReceivedRoute, Router, RouterConfig, RouterKind, SessionState,
+    Switch, CONVERGE, FRR_RUN_DIR, UP,
 };
-use ipnet::IpNet;
 
 const EXA4: &str = "192.0.2.1";
 const RTR4: &str = "192.0.2.2";
 const EXA6: &str = "fd00:db8::1";
 const RTR6: &str = "fd00:db8::2";
 const RTR_AS: u32 = 65000;
-
-/// Generous: GoBGP and BIRD take ~1 s to establish, FRR's first UPDATE waits
-/// for its 1 s coalesce timer; the machine is shared.
-const UP: Duration = Duration::from_secs(30);
-const CONVERGE: Duration = Duration::from_secs(20);
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().expect("test address")
-}
-
-fn net(s: &str) -> IpNet {
-    s.parse().expect("test prefix")
-}
 
 struct Lab {
     // Routers first: they stop before their namespaces go.
@@ -184,25 +169,12 @@ fn receiver_reads_back_exactly_what_exabgp_announced(kind: RouterKind, ibgp: boo
         });
 }
 
-#[test]
-fn frr_ibgp_receives_exactly_the_announced_routes_and_attributes_and_the_withdraw() {
-    receiver_reads_back_exactly_what_exabgp_announced(RouterKind::Frr, true);
-}
-
-#[test]
-fn bird_ibgp_receives_exactly_the_announced_routes_and_attributes_and_the_withdraw() {
-    receiver_reads_back_exactly_what_exabgp_announced(RouterKind::Bird, true);
-}
-
-#[test]
-fn gobgp_ibgp_receives_exactly_the_announced_routes_and_attributes_and_the_withdraw() {
-    receiver_reads_back_exactly_what_exabgp_announced(RouterKind::GoBgp, true);
-}
-
-#[test]
-fn frr_ebgp_receives_the_routes_with_the_announcer_as_in_the_path() {
-    receiver_reads_back_exactly_what_exabgp_announced(RouterKind::Frr, false);
-}
+ferrolb_e2e::tests_calling!(receiver_reads_back_exactly_what_exabgp_announced:
+    frr_ibgp_receives_exactly_the_announced_routes_and_attributes_and_the_withdraw(RouterKind::Frr, true);
+    bird_ibgp_receives_exactly_the_announced_routes_and_attributes_and_the_withdraw(RouterKind::Bird, true);
+    gobgp_ibgp_receives_exactly_the_announced_routes_and_attributes_and_the_withdraw(RouterKind::GoBgp, true);
+    frr_ebgp_receives_the_routes_with_the_announcer_as_in_the_path(RouterKind::Frr, false);
+);
 
 /// MD5 on both sides: up. Wrong password: the receiver's kernel drops the
 /// unsigned or badly signed SYNs (RFC 2385 §2), so the session never leaves
@@ -228,20 +200,11 @@ fn md5_match_is_up_and_mismatch_stays_down(kind: RouterKind) {
     );
 }
 
-#[test]
-fn frr_md5_match_is_up_and_mismatch_stays_down() {
-    md5_match_is_up_and_mismatch_stays_down(RouterKind::Frr);
-}
-
-#[test]
-fn bird_md5_match_is_up_and_mismatch_stays_down() {
-    md5_match_is_up_and_mismatch_stays_down(RouterKind::Bird);
-}
-
-#[test]
-fn gobgp_md5_match_is_up_and_mismatch_stays_down() {
-    md5_match_is_up_and_mismatch_stays_down(RouterKind::GoBgp);
-}
+ferrolb_e2e::tests_calling!(md5_match_is_up_and_mismatch_stays_down:
+    frr_md5_match_is_up_and_mismatch_stays_down(RouterKind::Frr);
+    bird_md5_match_is_up_and_mismatch_stays_down(RouterKind::Bird);
+    gobgp_md5_match_is_up_and_mismatch_stays_down(RouterKind::GoBgp);
+);
 
 /// ExaBGP advertises graceful restart; killed without a NOTIFICATION, FRR (a
 /// GR helper, RFC 4724 §4.2) keeps its routes marked stale until it is back.
@@ -315,20 +278,11 @@ fn frozen_router_times_out_thaws_and_restarts(kind: RouterKind) {
     });
 }
 
-#[test]
-fn frozen_frr_lets_the_peers_hold_timer_expire_recovers_and_restarts() {
-    frozen_router_times_out_thaws_and_restarts(RouterKind::Frr);
-}
-
-#[test]
-fn frozen_bird_lets_the_peers_hold_timer_expire_recovers_and_restarts() {
-    frozen_router_times_out_thaws_and_restarts(RouterKind::Bird);
-}
-
-#[test]
-fn frozen_gobgp_lets_the_peers_hold_timer_expire_recovers_and_restarts() {
-    frozen_router_times_out_thaws_and_restarts(RouterKind::GoBgp);
-}
+ferrolb_e2e::tests_calling!(frozen_router_times_out_thaws_and_restarts:
+    frozen_frr_lets_the_peers_hold_timer_expire_recovers_and_restarts(RouterKind::Frr);
+    frozen_bird_lets_the_peers_hold_timer_expire_recovers_and_restarts(RouterKind::Bird);
+    frozen_gobgp_lets_the_peers_hold_timer_expire_recovers_and_restarts(RouterKind::GoBgp);
+);
 
 /// Two announcers of one /32 in different ASes: FRR with `maximum-paths`
 /// and `multipath-relax` holds it with both next hops (ECMP).

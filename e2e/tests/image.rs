@@ -1,4 +1,4 @@
-//! The container image (`Containerfile`, issue 9).
+//! The container image (`Containerfile`).
 //!
 //! - Always: the Containerfile's final stage is `FROM scratch`, runs as nobody, and ships the two
 //!   binaries at exactly the paths deploy/ferrolb.yaml starts them from.

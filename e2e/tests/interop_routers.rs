@@ -11,13 +11,13 @@
 //! `cargo build -p ferrolb-bgp`, nextest over the workspace does).
 
 use std::collections::BTreeSet;
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ferrolb_e2e::ours::FlbCommand;
 use ferrolb_e2e::{
-    assert_holds, require_root_and_routers, wait_until, workspace_bin, Af, Neighbor, Netns, Router,
-    RouterConfig, RouterKind, SessionState,
+    assert_holds, ip, net, require_root_and_routers, wait_until, Af, Neighbor, Netns, Router,
+    RouterConfig, RouterKind, SessionState, CONVERGE, UP,
 };
 use ipnet::IpNet;
 
@@ -25,35 +25,13 @@ const SPK4: &str = "192.0.2.1";
 const RTR4: &str = "192.0.2.2";
 const SPK6: &str = "fd00:db8::1";
 const RTR_AS: u32 = 65000;
-const UP: Duration = Duration::from_secs(30);
-const CONVERGE: Duration = Duration::from_secs(20);
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().expect("test address")
-}
-
-fn net(s: &str) -> IpNet {
-    s.parse().expect("test prefix")
-}
-
-fn bin() -> Option<PathBuf> {
-    match workspace_bin("ferrolb-bgp") {
-        Ok(p) => Some(p),
-        Err(e) => {
-            eprintln!(
-                "**********\nSKIPPED: ferrolb-bgp binary not built ({e}); run cargo build -p ferrolb-bgp\n**********"
-            );
-            None
-        }
-    }
-}
 
 struct Lab {
     rtr: Box<dyn Router>,
     spk: Option<ferrolb_e2e::Daemon>,
     spk_ns: Netns,
     _rtr_ns: Netns,
-    bin: PathBuf,
+    bin: FlbCommand,
     local_as: u32,
     prefixes: PathBuf,
     extra: Vec<String>,
@@ -69,7 +47,7 @@ impl Lab {
         if !require_root_and_routers(&[kind]) {
             return None;
         }
-        let bin = bin()?;
+        let bin = FlbCommand::find("ferrolb-bgp")?;
         let (spk_ns, rtr_ns) = Netns::pair("spk", "rtr").expect("namespaces");
         let mut n = Neighbor::new(ip(SPK4), local_as)
             .passive()
@@ -110,28 +88,18 @@ impl Lab {
     }
 
     fn announce(&mut self, more: &[&str]) {
-        let local_as = self.local_as.to_string();
-        let prefixes = self.prefixes.to_string_lossy().into_owned();
-        let mut args: Vec<&str> = vec![
-            self.bin.to_str().expect("utf-8 path"),
-            "announce",
-            "--peer",
-            RTR4,
-            "--local-as",
-            &local_as,
-            "--peer-as",
-            "65000",
-            "--local-address",
-            SPK4,
-            "--ipv6",
-            "--prefixes",
-            &prefixes,
-        ];
-        args.extend(self.extra.iter().map(String::as_str));
-        args.extend_from_slice(more);
+        let cmd = self
+            .bin
+            .clone()
+            .arg("announce")
+            .args(["--peer", RTR4, "--local-as", &self.local_as.to_string()])
+            .args(["--peer-as", "65000", "--local-address", SPK4, "--ipv6"])
+            .arg("--prefixes")
+            .arg(&self.prefixes)
+            .args(&self.extra)
+            .args(more);
         self.spk = Some(
-            self.spk_ns
-                .spawn("announce", &args)
+            cmd.spawn_in(&self.spk_ns, "announce")
                 .expect("announce starts"),
         );
     }
@@ -241,35 +209,14 @@ fn routes_and_withdraw(kind: RouterKind, local_as: u32) {
     assert!(lab.log().contains("end-of-rib"), "{}", lab.log());
 }
 
-#[test]
-fn frr_ebgp_v4_v6_attributes_and_withdraw() {
-    routes_and_withdraw(RouterKind::Frr, 65001);
-}
-
-#[test]
-fn frr_ibgp_v4_v6_attributes_and_withdraw() {
-    routes_and_withdraw(RouterKind::Frr, RTR_AS);
-}
-
-#[test]
-fn bird_ebgp_v4_v6_attributes_and_withdraw() {
-    routes_and_withdraw(RouterKind::Bird, 65001);
-}
-
-#[test]
-fn bird_ibgp_v4_v6_attributes_and_withdraw() {
-    routes_and_withdraw(RouterKind::Bird, RTR_AS);
-}
-
-#[test]
-fn gobgp_ebgp_v4_v6_attributes_and_withdraw() {
-    routes_and_withdraw(RouterKind::GoBgp, 65001);
-}
-
-#[test]
-fn gobgp_ibgp_v4_v6_attributes_and_withdraw() {
-    routes_and_withdraw(RouterKind::GoBgp, RTR_AS);
-}
+ferrolb_e2e::tests_calling!(routes_and_withdraw:
+    frr_ebgp_v4_v6_attributes_and_withdraw(RouterKind::Frr, 65001);
+    frr_ibgp_v4_v6_attributes_and_withdraw(RouterKind::Frr, RTR_AS);
+    bird_ebgp_v4_v6_attributes_and_withdraw(RouterKind::Bird, 65001);
+    bird_ibgp_v4_v6_attributes_and_withdraw(RouterKind::Bird, RTR_AS);
+    gobgp_ebgp_v4_v6_attributes_and_withdraw(RouterKind::GoBgp, 65001);
+    gobgp_ibgp_v4_v6_attributes_and_withdraw(RouterKind::GoBgp, RTR_AS);
+);
 
 fn md5(kind: RouterKind) {
     let Some(mut lab) = Lab::start(kind, 65001, (Some("s3cret"), Some("s3cret")), 90) else {
@@ -299,20 +246,11 @@ fn md5(kind: RouterKind) {
     );
 }
 
-#[test]
-fn frr_md5_right_and_wrong_password() {
-    md5(RouterKind::Frr);
-}
-
-#[test]
-fn bird_md5_right_and_wrong_password() {
-    md5(RouterKind::Bird);
-}
-
-#[test]
-fn gobgp_md5_right_and_wrong_password() {
-    md5(RouterKind::GoBgp);
-}
+ferrolb_e2e::tests_calling!(md5:
+    frr_md5_right_and_wrong_password(RouterKind::Frr);
+    bird_md5_right_and_wrong_password(RouterKind::Bird);
+    gobgp_md5_right_and_wrong_password(RouterKind::GoBgp);
+);
 
 fn restart_and_freeze(kind: RouterKind) {
     let Some(mut lab) = Lab::start(kind, 65001, (None, None), 3) else {
@@ -350,20 +288,11 @@ fn restart_and_freeze(kind: RouterKind) {
     lab.rtr.wait_established(ip(SPK4), UP);
 }
 
-#[test]
-fn frr_restart_and_freeze() {
-    restart_and_freeze(RouterKind::Frr);
-}
-
-#[test]
-fn bird_restart_and_freeze() {
-    restart_and_freeze(RouterKind::Bird);
-}
-
-#[test]
-fn gobgp_restart_and_freeze() {
-    restart_and_freeze(RouterKind::GoBgp);
-}
+ferrolb_e2e::tests_calling!(restart_and_freeze:
+    frr_restart_and_freeze(RouterKind::Frr);
+    bird_restart_and_freeze(RouterKind::Bird);
+    gobgp_restart_and_freeze(RouterKind::GoBgp);
+);
 
 #[test]
 fn frr_keeps_our_routes_stale_while_we_restart_gracefully() {

@@ -1,4 +1,4 @@
-//! Issue 8 end to end: Layer 2 mode with three nodes, each running the real `ferrolb-speaker`
+//! Layer 2 mode end to end: with three nodes, each running the real `ferrolb-speaker`
 //! in standalone mode, and a client on one bridge.
 //!
 //! ```text
@@ -33,9 +33,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use ferrolb_e2e::{
-    assert_holds, require_root_and, wait_for, wait_until, workspace_bin, Daemon, Netns, Switch,
-};
+use ferrolb_e2e::fixture::{self, yaml};
+use ferrolb_e2e::ours::FlbCommand;
+use ferrolb_e2e::{assert_holds, require_root_and, wait_for, wait_until, Daemon, Netns, Switch};
 
 const VIP4: &str = "192.168.50.200";
 const VIP6: &str = "fd00:50::200";
@@ -56,53 +56,34 @@ const PORT: u16 = 8080;
 const CONVERGE: Duration = Duration::from_secs(30);
 
 fn config_yaml() -> String {
-    let mut text = String::from(
-        r#"apiVersion: metallb.io/v1beta1
-kind: IPAddressPool
-metadata: {name: lan, namespace: metallb-system}
-spec: {addresses: ["192.168.50.200/31", "fd00:50::200/128"]}
----
-apiVersion: metallb.io/v1beta1
-kind: L2Advertisement
-metadata: {name: lan, namespace: metallb-system}
-spec: {ipAddressPools: [lan]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: default}
-spec: {type: LoadBalancer, externalTrafficPolicy: Cluster, ipFamilyPolicy: PreferDualStack, ports: [{port: 8080}]}
-status: {loadBalancer: {ingress: [{ip: "192.168.50.200"}, {ip: "fd00:50::200"}]}}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: web-x, namespace: default, labels: {kubernetes.io/service-name: web}}
-addressType: IPv4
-endpoints:
-- {addresses: [10.0.0.1], nodeName: node-a, conditions: {ready: true}}
-- {addresses: [10.0.0.2], nodeName: node-b, conditions: {ready: true}}
-- {addresses: [10.0.0.3], nodeName: node-c, conditions: {ready: true}}
----
-apiVersion: v1
-kind: Service
-metadata: {name: local, namespace: default}
-spec: {type: LoadBalancer, externalTrafficPolicy: Local, ports: [{port: 8080}]}
-status: {loadBalancer: {ingress: [{ip: "192.168.50.201"}]}}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: local-x, namespace: default, labels: {kubernetes.io/service-name: local}}
-addressType: IPv4
-endpoints:
-- {addresses: [10.0.0.13], nodeName: node-c, conditions: {ready: true}}
-"#,
+    let web_endpoints: Vec<(String, &str)> = NODES
+        .iter()
+        .enumerate()
+        .map(|(i, (name, _, _))| (format!("10.0.0.{}", i + 1), *name))
+        .collect();
+    let web_endpoints: Vec<(&str, &str)> = web_endpoints
+        .iter()
+        .map(|(a, n)| (a.as_str(), *n))
+        .collect();
+    let port = serde_json::json!([{ "port": PORT }]);
+    let mut objects = vec![
+        fixture::pool("lan", &["192.168.50.200/31", "fd00:50::200/128"]),
+        fixture::l2_advertisement("lan", &["lan"]),
+        fixture::service("web", "default", &[VIP4, VIP6])
+            .set("spec.ipFamilyPolicy", "PreferDualStack")
+            .set("spec.ports", port.clone()),
+        fixture::endpoint_slice("web", "default", &web_endpoints),
+        fixture::service("local", "default", &[VIP_LOCAL])
+            .set("spec.externalTrafficPolicy", "Local")
+            .set("spec.ports", port),
+        fixture::endpoint_slice("local", "default", &[("10.0.0.13", OWNER_LOCAL)]),
+    ];
+    objects.extend(
+        NODES
+            .iter()
+            .map(|(name, v4, v6)| fixture::node(name, &[v4, v6])),
     );
-    for (name, v4, v6) in NODES {
-        text.push_str(&format!(
-            "---\napiVersion: v1\nkind: Node\nmetadata: {{name: {name}}}\n\
-             status: {{addresses: [{{type: InternalIP, address: \"{v4}\"}}, {{type: InternalIP, address: \"{v6}\"}}]}}\n"
-        ));
-    }
-    text
+    yaml(&objects)
 }
 
 /// The TCP listener of a node: answers every connection with the node's name. Bounded so a
@@ -139,7 +120,7 @@ struct Node {
 struct Lab {
     client: Netns,
     nodes: Vec<Node>,
-    bin: String,
+    bin: FlbCommand,
     conf: PathBuf,
     _sw: Switch,
 }
@@ -149,15 +130,7 @@ impl Lab {
         if !require_root_and(&["arping", "ndisc6", "tshark", "python3", "ping"]) {
             return None;
         }
-        let bin = match workspace_bin("ferrolb-speaker") {
-            Ok(p) => p.to_str().expect("utf-8 path").to_owned(),
-            Err(e) => {
-                eprintln!(
-                    "**********\nSKIPPED: ferrolb-speaker binary not built ({e}); run cargo build -p ferrolb-speaker\n**********"
-                );
-                return None;
-            }
-        };
+        let bin = FlbCommand::find("ferrolb-speaker")?;
         let mut sw = Switch::new().expect("switch");
         let client = Netns::new("client").expect("netns");
         sw.attach(&client, "eth0", &CLIENT).expect("attach client");
@@ -236,23 +209,14 @@ impl Lab {
     }
 
     fn start_speaker(&mut self, i: usize) {
-        let conf = self.conf.to_str().expect("utf-8").to_owned();
         let n = &mut self.nodes[i];
-        let status = n.status.to_str().expect("utf-8").to_owned();
-        let args = [
-            self.bin.as_str(),
-            "--config-dir",
-            &conf,
-            "--node-name",
-            n.name,
-            "--poll-ms",
-            "50",
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--status-file",
-            &status,
-        ];
-        n.speaker = Some(n.ns.spawn("speaker", &args).expect("speaker starts"));
+        let speaker = self
+            .bin
+            .clone()
+            .speaker_standalone(&self.conf, n.name)
+            .arg("--status-file")
+            .arg(&n.status);
+        n.speaker = Some(speaker.spawn_in(&n.ns, "speaker").expect("speaker starts"));
     }
 
     /// node name -> its MAC, for messages.
@@ -323,33 +287,33 @@ impl Lab {
             .collect()
     }
 
+    /// Waits until `answers` (MACs of ARP/NDP replies) is exactly `owner`'s MAC.
+    fn wait_only_answer(&self, what: &str, answers: impl FnMut() -> Vec<String>, owner: &str) {
+        let mac = self.node(owner).mac.clone();
+        let got = wait_until(CONVERGE, what, answers, |a| *a == [mac.clone()]);
+        assert_eq!(self.who(&got), [owner]);
+    }
+
     /// Checks the steady state with every speaker up.
     fn check_steady(&self) {
         self.wait_all_report("default/web", VIP4, OWNER4);
-        let owner = self.node(OWNER4);
-        let answers = wait_until(
-            CONVERGE,
+        self.wait_only_answer(
             "one ARP answer for the IPv4 VIP, from its owner",
             || self.arping(VIP4),
-            |a| *a == [owner.mac.clone()],
+            OWNER4,
         );
-        assert_eq!(self.who(&answers), [OWNER4]);
-        let answers6 = wait_until(
-            CONVERGE,
+        self.wait_only_answer(
             "one NA for the IPv6 VIP, from its owner",
             || self.ndisc(VIP6),
-            |a| *a == [self.node(OWNER6).mac.clone()],
+            OWNER6,
         );
-        assert_eq!(self.who(&answers6), [OWNER6]);
         assert_eq!(self.tcp(VIP4), OWNER4, "TCP to the VIP reaches the owner");
         // ETP Local: only the node with the endpoint answers, though it ranks last.
-        let local = wait_until(
-            CONVERGE,
+        self.wait_only_answer(
             "one ARP answer for the Local VIP, from the node with the endpoint",
             || self.arping(VIP_LOCAL),
-            |a| *a == [self.node(OWNER_LOCAL).mac.clone()],
+            OWNER_LOCAL,
         );
-        assert_eq!(self.who(&local), [OWNER_LOCAL]);
     }
 
     /// Kills the owner of VIP4, returns the time from the kill to the first echo request at

@@ -9,11 +9,12 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use ferrolb_e2e::apiserver::ApiServer;
-use ferrolb_e2e::{wait_for, workspace_bin};
+use ferrolb_e2e::fixture::{self, yaml, Object};
+use ferrolb_e2e::ours::{workspace_bin_or_skip, ApiLab, FlbCommand};
+use ferrolb_e2e::wait_for;
 use serde_yaml_ng::Value as Yaml;
 
 const NS: &str = "metallb-system";
@@ -181,90 +182,51 @@ fn check(server: &ApiServer, account: &str) -> Vec<Rule> {
         .collect()
 }
 
-/// Kills the daemon on drop, also when the test panics.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+fn bins() -> Option<(FlbCommand, FlbCommand)> {
+    let controller = workspace_bin_or_skip("ferrolb-controller")?;
+    let speaker = workspace_bin_or_skip("ferrolb-speaker")?;
+    Some((FlbCommand::new(controller), FlbCommand::new(speaker)))
 }
 
-fn bins() -> Option<(PathBuf, PathBuf)> {
-    match (
-        workspace_bin("ferrolb-controller"),
-        workspace_bin("ferrolb-speaker"),
-    ) {
-        (Ok(c), Ok(s)) => Some((c, s)),
-        (Err(e), _) | (_, Err(e)) => {
-            eprintln!("SKIPPED: {e}");
-            None
-        }
-    }
+/// The pool, a peer nobody listens for, the advertisement, the namespace and the Node.
+fn config() -> String {
+    yaml(&[
+        fixture::pool("pool", &["198.51.100.0/24"]),
+        fixture::bgp_peer("router", 64500, 64512, "127.0.0.1", "10.255.0.2")
+            .set("spec.peerPort", 9),
+        fixture::bgp_advertisement("adv", &["pool"]),
+        fixture::namespace("default"),
+        fixture::node(NODE, &["127.0.0.1"]),
+    ])
 }
 
-const CONFIG: &str = r#"apiVersion: metallb.io/v1beta1
-kind: IPAddressPool
-metadata: {name: pool, namespace: metallb-system}
-spec: {addresses: ["198.51.100.0/24"]}
----
-apiVersion: metallb.io/v1beta2
-kind: BGPPeer
-metadata: {name: router, namespace: metallb-system}
-spec: {myASN: 64500, peerASN: 64512, peerAddress: 127.0.0.1, peerPort: 9, routerID: 10.255.0.2}
----
-apiVersion: metallb.io/v1beta1
-kind: BGPAdvertisement
-metadata: {name: adv, namespace: metallb-system}
-spec: {ipAddressPools: [pool]}
----
-apiVersion: v1
-kind: Namespace
-metadata: {name: default}
----
-apiVersion: v1
-kind: Node
-metadata: {name: node-a, labels: {kubernetes.io/hostname: node-a}}
-status: {addresses: [{type: InternalIP, address: 127.0.0.1}]}
-"#;
-
-const INVALID_POOL: &str = r#"apiVersion: metallb.io/v1beta1
-kind: IPAddressPool
-metadata: {name: broken, namespace: metallb-system}
-spec: {addresses: ["198.51.100.0/33"]}
-"#;
-
+/// Service `web` (selector app=web, port 80/TCP), with its IP in the status if `with_ip`, and
+/// its EndpointSlice with one ready endpoint on [`NODE`].
 fn service(with_ip: bool) -> String {
-    let status = if with_ip {
-        "status: {loadBalancer: {ingress: [{ip: 198.51.100.7}]}}"
-    } else {
-        ""
-    };
-    format!(
-        r#"apiVersion: v1
-kind: Service
-metadata: {{name: web, namespace: default}}
-spec: {{type: LoadBalancer, ports: [{{port: 80, protocol: TCP}}], selector: {{app: web}}}}
-{status}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: web-1, namespace: default, labels: {{kubernetes.io/service-name: web}}}}
-addressType: IPv4
-endpoints: [{{addresses: [10.0.0.5], nodeName: {NODE}, conditions: {{ready: true}}}}]
-ports: [{{port: 80, protocol: TCP}}]
-"#
-    )
+    let ips: &[&str] = if with_ip { &["198.51.100.7"] } else { &[] };
+    let svc = fixture::service("web", "default", ips)
+        .set(
+            "spec.ports",
+            serde_json::json!([{"port": 80, "protocol": "TCP"}]),
+        )
+        .set("spec.selector.app", "web");
+    let slice: Object = fixture::endpoint_slice("web", "default", &[("10.0.0.5", NODE)])
+        .set("metadata.name", "web-1")
+        .set(
+            "ports",
+            serde_json::json!([{"port": 80, "protocol": "TCP"}]),
+        );
+    yaml(&[svc, slice])
 }
 
 fn lab() -> (ApiServer, tempfile::TempDir, PathBuf) {
-    let server = ApiServer::start().expect("start the API-server double");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let kubeconfig = dir.path().join("kubeconfig");
-    server.write_kubeconfig(&kubeconfig).expect("kubeconfig");
-    server.apply_yaml(CONFIG).expect("config");
-    (server, dir, kubeconfig)
+    let ApiLab {
+        api,
+        dir,
+        kubeconfig,
+    } = ApiLab::start();
+    api.apply_yaml(&config()).expect("config");
+    (api, dir, kubeconfig)
 }
 
 fn event_with_reason(server: &ApiServer, reason: &str) -> bool {
@@ -274,29 +236,31 @@ fn event_with_reason(server: &ApiServer, reason: &str) -> bool {
         .any(|e| e["reason"] == reason)
 }
 
+/// The last step of each scenario: an invalid pool, answered with an Event of `reason`; then
+/// every request `account` made must be allowed by its RBAC ([`check`]).
+fn reject_config_and_check(server: &ApiServer, reason: &str, account: &str) {
+    server
+        .apply_yaml(&fixture::pool("broken", &["198.51.100.0/33"]).yaml())
+        .expect("invalid pool");
+    wait_for(LIMIT, &format!("a {reason} Event"), || {
+        event_with_reason(server, reason).then_some(())
+    });
+    for rule in check(server, account) {
+        eprintln!("{account} rule not exercised by this scenario: {rule:?}");
+    }
+}
+
 #[test]
 fn the_controller_needs_nothing_its_rbac_does_not_grant() {
     let Some((controller, _)) = bins() else {
         return;
     };
-    let (server, _dir, kubeconfig) = lab();
+    let (server, dir, kubeconfig) = lab();
     server.apply_yaml(&service(false)).expect("service");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let _daemon = Daemon(
-        Command::new(controller)
-            .arg("--kubeconfig")
-            .arg(&kubeconfig)
-            .args(["--namespace", NS, "--identity", "controller-0"])
-            .args(["--lease-duration-secs", "2"])
-            .arg(format!("--metrics-addr=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn ferrolb-controller"),
-    );
+    let _daemon = controller
+        .controller_kube(&kubeconfig, NS, "controller-0")
+        .spawn("controller", dir.path())
+        .expect("spawn ferrolb-controller");
     let svc = server.wait_for_object("v1", "Service", Some("default"), "web", LIMIT, |s| {
         s["status"]["loadBalancer"]["ingress"][0]["ip"].is_string()
     });
@@ -304,13 +268,7 @@ fn the_controller_needs_nothing_its_rbac_does_not_grant() {
     wait_for(LIMIT, "an IPAllocated Event", || {
         event_with_reason(&server, "IPAllocated").then_some(())
     });
-    server.apply_yaml(INVALID_POOL).expect("invalid pool");
-    wait_for(LIMIT, "a ConfigurationRejected Event", || {
-        event_with_reason(&server, "ConfigurationRejected").then_some(())
-    });
-    for rule in check(&server, "ferrolb-controller") {
-        eprintln!("controller rule not exercised by this scenario: {rule:?}");
-    }
+    reject_config_and_check(&server, "ConfigurationRejected", "ferrolb-controller");
 }
 
 #[test]
@@ -318,35 +276,23 @@ fn the_speaker_needs_nothing_its_rbac_does_not_grant() {
     let Some((_, speaker)) = bins() else {
         return;
     };
-    let (server, _dir, kubeconfig) = lab();
+    let (server, dir, kubeconfig) = lab();
     server.apply_yaml(&service(true)).expect("service");
-    let _daemon = Daemon(
-        Command::new(speaker)
-            .arg("--kubeconfig")
-            .arg(&kubeconfig)
-            .args(["--node-name", NODE, "--namespace", NS])
-            .args(["--metrics-addr", "127.0.0.1:0", "--memberlist-port", "0"])
-            .env("POD_NAME", "ferrolb-speaker-abcde")
-            .env("POD_UID", "0f0f0f0f-0000-4000-8000-000000000001")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn ferrolb-speaker"),
-    );
+    let _daemon = speaker
+        .speaker_kube(&kubeconfig, NODE, NS)
+        .args(["--memberlist-port", "0"])
+        .env("POD_NAME", "ferrolb-speaker-abcde")
+        .env("POD_UID", "0f0f0f0f-0000-4000-8000-000000000001")
+        .env("RUST_LOG", "warn")
+        .spawn("speaker", dir.path())
+        .expect("spawn ferrolb-speaker");
     wait_for(LIMIT, "the speaker's first ServiceBGPStatus", || {
         (!server
             .list("metallb.io/v1beta1", "ServiceBGPStatus")
             .is_empty())
         .then_some(())
     });
-    server.apply_yaml(INVALID_POOL).expect("invalid pool");
-    wait_for(LIMIT, "a ConfigurationRejected Event", || {
-        event_with_reason(&server, "ConfigurationRejected").then_some(())
-    });
-    for rule in check(&server, "ferrolb-speaker") {
-        eprintln!("speaker rule not exercised by this scenario: {rule:?}");
-    }
+    reject_config_and_check(&server, "ConfigurationRejected", "ferrolb-speaker");
 }
 
 #[test]

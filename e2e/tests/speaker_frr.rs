@@ -1,4 +1,4 @@
-//! Issue 7 end to end: two nodes, each running its own `ferrolb-speaker` in standalone mode
+//! Standalone mode end to end: two nodes, each running its own `ferrolb-speaker` in standalone mode
 //! (`--config-dir`), announce to one FRR over iBGP; every assertion reads FRR's own JSON view.
 //!
 //! ```text
@@ -22,17 +22,17 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use ferrolb_e2e::fixture::{self, yaml};
+use ferrolb_e2e::ours::FlbCommand;
 use ferrolb_e2e::{
-    assert_holds, require_root_and_routers, wait_for, wait_until, workspace_bin, Af, Daemon, Frr,
-    Neighbor, Netns, ReceivedRoute, Router, RouterConfig, RouterKind, Switch,
+    assert_holds, ip, net, require_root_and_routers, wait_for, wait_until, Af, Daemon, Frr,
+    Neighbor, Netns, ReceivedRoute, Router, RouterConfig, RouterKind, Switch, CONVERGE, UP,
 };
 use ipnet::IpNet;
 
 const RTR4: &str = "192.0.2.254";
 const RTR6: &str = "fd00:db8::fe";
 const AS: u32 = 65000;
-const UP: Duration = Duration::from_secs(30);
-const CONVERGE: Duration = Duration::from_secs(20);
 /// The speakers poll their directory every 50 ms; this window covers 20 polls.
 const HOLD_WINDOW: Duration = Duration::from_secs(1);
 
@@ -52,94 +52,30 @@ const NODES: [(&str, &str, &str, &str); 2] = [
     ("node-b", "192.0.2.2", "fd00:db8::2", "10.255.0.2"),
 ];
 
-fn ip(s: &str) -> IpAddr {
-    s.parse().expect("test address")
-}
-
-fn net(s: &str) -> IpNet {
-    s.parse().expect("test prefix")
-}
-
 /// Pools, advertisements and the two BGPPeers of one node. `pool` gets communities and
 /// LOCAL_PREF; `agg` is announced aggregated to /24; `pool6` is IPv6.
 fn config_yaml(router_id: &str) -> String {
-    format!(
-        r#"apiVersion: metallb.io/v1beta1
-kind: IPAddressPool
-metadata: {{name: pool, namespace: metallb-system}}
-spec: {{addresses: ["198.51.100.0/24"]}}
----
-apiVersion: metallb.io/v1beta1
-kind: IPAddressPool
-metadata: {{name: agg, namespace: metallb-system}}
-spec: {{addresses: ["203.0.113.0/24"]}}
----
-apiVersion: metallb.io/v1beta1
-kind: IPAddressPool
-metadata: {{name: pool6, namespace: metallb-system}}
-spec: {{addresses: ["2001:db8:ff::/64"]}}
----
-apiVersion: metallb.io/v1beta1
-kind: BGPAdvertisement
-metadata: {{name: adv, namespace: metallb-system}}
-spec: {{ipAddressPools: [pool], communities: ["65000:100", "65000:200"], localPref: 150}}
----
-apiVersion: metallb.io/v1beta1
-kind: BGPAdvertisement
-metadata: {{name: adv-agg, namespace: metallb-system}}
-spec: {{ipAddressPools: [agg], aggregationLength: 24}}
----
-apiVersion: metallb.io/v1beta1
-kind: BGPAdvertisement
-metadata: {{name: adv6, namespace: metallb-system}}
-spec: {{ipAddressPools: [pool6]}}
----
-apiVersion: metallb.io/v1beta2
-kind: BGPPeer
-metadata: {{name: rtr4, namespace: metallb-system}}
-spec: {{myASN: {AS}, peerASN: {AS}, peerAddress: "{RTR4}", routerID: {router_id}}}
----
-apiVersion: metallb.io/v1beta2
-kind: BGPPeer
-metadata: {{name: rtr6, namespace: metallb-system}}
-spec: {{myASN: {AS}, peerASN: {AS}, peerAddress: "{RTR6}", routerID: {router_id}}}
-"#
-    )
+    yaml(&[
+        fixture::pool("pool", &["198.51.100.0/24"]),
+        fixture::pool("agg", &["203.0.113.0/24"]),
+        fixture::pool("pool6", &["2001:db8:ff::/64"]),
+        fixture::bgp_advertisement("adv", &["pool"])
+            .set(
+                "spec.communities",
+                serde_json::json!(["65000:100", "65000:200"]),
+            )
+            .set("spec.localPref", 150),
+        fixture::bgp_advertisement("adv-agg", &["agg"]).set("spec.aggregationLength", 24),
+        fixture::bgp_advertisement("adv6", &["pool6"]),
+        fixture::bgp_peer("rtr4", AS, AS, RTR4, router_id),
+        fixture::bgp_peer("rtr6", AS, AS, RTR6, router_id),
+    ])
 }
 
 /// A LoadBalancer Service with `vip` and one ready endpoint on each of `nodes`.
 fn service_yaml(name: &str, vip: &str, local: bool, nodes: &[&str]) -> String {
-    let (family, ep_base) = if vip.contains(':') {
-        ("IPv6", "fd00:10::")
-    } else {
-        ("IPv4", "10.0.0.")
-    };
     let policy = if local { "Local" } else { "Cluster" };
-    let endpoints: Vec<String> = nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| {
-            format!(
-                "{{addresses: [\"{ep_base}{}\"], nodeName: {n}, conditions: {{ready: true}}}}",
-                i + 1
-            )
-        })
-        .collect();
-    format!(
-        r#"apiVersion: v1
-kind: Service
-metadata: {{name: {name}, namespace: default}}
-spec: {{type: LoadBalancer, externalTrafficPolicy: {policy}, ports: [{{port: 80}}]}}
-status: {{loadBalancer: {{ingress: [{{ip: "{vip}"}}]}}}}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: {name}-x, namespace: default, labels: {{kubernetes.io/service-name: {name}}}}}
-addressType: {family}
-endpoints: [{}]
-"#,
-        endpoints.join(", ")
-    )
+    fixture::service_with_endpoints(name, &[vip], policy, nodes)
 }
 
 /// Write then rename, as config management does, so the poller never reads half a file.
@@ -155,7 +91,7 @@ fn write_atomic(dir: &Path, name: &str, text: &str) {
 struct Lab {
     rtr: Frr,
     nodes: Vec<Node>,
-    bin: PathBuf,
+    bin: FlbCommand,
     // Dropped last: namespaces go after the daemons inside them.
     _sw: Switch,
     _rtr_ns: Netns,
@@ -166,15 +102,7 @@ impl Lab {
         if !require_root_and_routers(&[RouterKind::Frr]) {
             return None;
         }
-        let bin = match workspace_bin("ferrolb-speaker") {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!(
-                    "**********\nSKIPPED: ferrolb-speaker binary not built ({e}); run cargo build -p ferrolb-speaker\n**********"
-                );
-                return None;
-            }
-        };
+        let bin = FlbCommand::find("ferrolb-speaker")?;
         let mut sw = Switch::new().expect("switch");
         let rtr_ns = Netns::new("rtr").expect("netns");
         sw.attach(
@@ -229,21 +157,9 @@ impl Lab {
     }
 
     fn start_speakers(&mut self) {
-        let bin = self.bin.to_str().expect("utf-8 path").to_owned();
         for n in &mut self.nodes {
-            let conf = n.conf.to_str().expect("utf-8 path").to_owned();
-            let args = [
-                bin.as_str(),
-                "--config-dir",
-                &conf,
-                "--node-name",
-                n.name,
-                "--poll-ms",
-                "50",
-                "--metrics-addr",
-                "127.0.0.1:0",
-            ];
-            n.speaker = Some(n.ns.spawn("speaker", &args).expect("speaker starts"));
+            let speaker = self.bin.clone().speaker_standalone(&n.conf, n.name);
+            n.speaker = Some(speaker.spawn_in(&n.ns, "speaker").expect("speaker starts"));
         }
     }
 
@@ -281,9 +197,9 @@ impl Lab {
 
 fn wait_for_log(node: &Node, needle: &str) {
     let speaker = node.speaker.as_ref().expect("speaker running");
-    wait_for(CONVERGE, &format!("{} logs {needle:?}", node.name), || {
-        speaker.log().contains(needle).then_some(())
-    });
+    if let Err(e) = speaker.wait_log(CONVERGE, needle) {
+        panic!("{}: {e}", node.name);
+    }
 }
 
 /// Probes back to back (each probe is a `vtysh` query, tens of ms, which paces the loop) until
@@ -321,7 +237,7 @@ const BOTH6: &[&str] = &["fd00:db8::1", "fd00:db8::2"];
 const A4: &[&str] = &["192.0.2.1"];
 const A6: &[&str] = &["fd00:db8::1"];
 
-/// Issue 7's list against FRR, in one topology:
+/// The standalone-mode checklist against FRR, in one topology:
 /// ECMP from two nodes; externalTrafficPolicy Local; communities and LOCAL_PREF; aggregation to
 /// /24; IPv6 /128 over its own session; an unreadable config dir keeps routes; one Service file
 /// removed withdraws only that Service; SIGTERM withdraws the node's next hop (time reported).
@@ -478,14 +394,8 @@ fn dual_stack_peer_carries_an_ipv6_vip_over_the_ipv4_session() {
     if !require_root_and_routers(&[RouterKind::Frr]) {
         return;
     }
-    let bin = match workspace_bin("ferrolb-speaker") {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!(
-                "**********\nSKIPPED: ferrolb-speaker binary not built ({e}); run cargo build -p ferrolb-speaker\n**********"
-            );
-            return;
-        }
+    let Some(bin) = FlbCommand::find("ferrolb-speaker") else {
+        return;
     };
     let (node, rtr_ns) = Netns::pair("node", "rtr").expect("namespaces");
     // PAIR_A / PAIR_B: 192.0.2.1 + fd00:db8::1 (node), 192.0.2.2 + fd00:db8::2 (router).
@@ -503,28 +413,13 @@ fn dual_stack_peer_carries_an_ipv6_vip_over_the_ipv4_session() {
     write_atomic(
         &conf,
         "config.yaml",
-        &format!(
-            r#"apiVersion: metallb.io/v1beta1
-kind: IPAddressPool
-metadata: {{name: pool, namespace: metallb-system}}
-spec: {{addresses: ["198.51.100.0/24", "2001:db8:ff::/64"]}}
----
-apiVersion: metallb.io/v1beta1
-kind: BGPAdvertisement
-metadata: {{name: adv, namespace: metallb-system}}
-spec: {{ipAddressPools: [pool]}}
----
-apiVersion: metallb.io/v1beta2
-kind: BGPPeer
-metadata: {{name: rtr, namespace: metallb-system}}
-spec: {{myASN: {AS}, peerASN: {AS}, peerAddress: "192.0.2.2", routerID: 10.255.0.1, dualStackAddressFamily: true}}
----
-apiVersion: v1
-kind: Node
-metadata: {{name: node-a}}
-status: {{addresses: [{{type: InternalIP, address: 192.0.2.1}}, {{type: InternalIP, address: "fd00:db8::1"}}]}}
-"#
-        ),
+        &yaml(&[
+            fixture::pool("pool", &["198.51.100.0/24", "2001:db8:ff::/64"]),
+            fixture::bgp_advertisement("adv", &["pool"]),
+            fixture::bgp_peer("rtr", AS, AS, "192.0.2.2", "10.255.0.1")
+                .set("spec.dualStackAddressFamily", true),
+            fixture::node("node-a", &["192.0.2.1", "fd00:db8::1"]),
+        ]),
     );
     write_atomic(
         &conf,
@@ -536,22 +431,9 @@ status: {{addresses: [{{type: InternalIP, address: 192.0.2.1}}, {{type: Internal
         "svc-v6.yaml",
         &service_yaml("v6", "2001:db8:ff::30", false, &["node-a"]),
     );
-    let conf_s = conf.to_str().expect("utf-8 path");
-    let speaker = node
-        .spawn(
-            "speaker",
-            &[
-                bin.to_str().expect("utf-8 path"),
-                "--config-dir",
-                conf_s,
-                "--node-name",
-                "node-a",
-                "--poll-ms",
-                "50",
-                "--metrics-addr",
-                "127.0.0.1:0",
-            ],
-        )
+    let speaker = bin
+        .speaker_standalone(&conf, "node-a")
+        .spawn_in(&node, "speaker")
         .expect("speaker starts");
     rtr.wait_established(ip("192.0.2.1"), UP);
     let prefixes = |af| -> Vec<IpNet> {

@@ -1,5 +1,4 @@
-//! Issue 7 (Kubernetes mode) and issue 5 (a rejected config emits an Event), end to end without
-//! root: the real `ferrolb-speaker` binary with `--kubeconfig` pointed at the API-server test
+//! Kubernetes mode, and a rejected config emitting an Event, end to end without root: the real `ferrolb-speaker` binary with `--kubeconfig` pointed at the API-server test
 //! double (`ferrolb_e2e::apiserver`), announcing to an in-process crates/bgp listener on
 //! 127.0.0.1 (collector mode, or a configured peer with TCP-MD5).
 //!
@@ -16,10 +15,7 @@
 //! workspace).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use ferrolb_bgp::event::{EventKind, SpeakerEvent};
@@ -27,7 +23,9 @@ use ferrolb_bgp::fsm::DownReason;
 use ferrolb_bgp::speaker::{PeerConfig, Speaker, SpeakerConfig};
 use ferrolb_bgp::wire::error::{cease_subcode, ErrorCode};
 use ferrolb_e2e::apiserver::ApiServer;
-use ferrolb_e2e::workspace_bin;
+use ferrolb_e2e::fixture::{self, yaml, Object};
+use ferrolb_e2e::ours::{wait_http, ApiLab, FlbCommand};
+use ferrolb_e2e::{recv_until, Daemon};
 use futures::StreamExt;
 use ipnet::IpNet;
 use kube::api::{Api, ApiResource, DynamicObject};
@@ -42,17 +40,6 @@ const NS: &str = "metallb-system";
 const NODE: &str = "node-a";
 const MY_AS: u32 = 64500;
 const ROUTER_AS: u32 = 64512;
-
-/// The `ferrolb-speaker` binary, or `None` (after saying so loudly) when it is not built.
-fn speaker_bin() -> Option<std::path::PathBuf> {
-    match workspace_bin("ferrolb-speaker") {
-        Ok(p) => Some(p),
-        Err(e) => {
-            eprintln!("SKIPPED: {e}");
-            None
-        }
-    }
-}
 
 /// The listener: a passive crates/bgp speaker on 127.0.0.1. With
 /// `md5`, it only talks to a configured peer 127.0.0.1 with that TCP-MD5 key (RFC 2385), so
@@ -96,62 +83,28 @@ async fn router(md5: Option<&str>) -> (Speaker, mpsc::Receiver<SpeakerEvent>, u1
     (speaker, events, port)
 }
 
-/// The daemon, killed on drop so a failing test leaves nothing running.
-struct Daemon {
-    child: Child,
-    metrics: SocketAddr,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `ferrolb-speaker` in Kubernetes mode and learns its metrics address from its log.
-/// `pod` is (name, uid) as the downward API would set them.
-fn spawn_speaker(bin: &Path, kubeconfig: &Path, pod: Option<(&str, &str)>) -> Daemon {
-    spawn_speaker_with(bin, kubeconfig, pod, &[])
-}
-
-/// [`spawn_speaker`] with `extra` arguments.
-fn spawn_speaker_with(
-    bin: &Path,
-    kubeconfig: &Path,
+/// Starts `ferrolb-speaker` in Kubernetes mode (with `extra` arguments) and learns its metrics
+/// address from its log. `pod` is (name, uid) as the downward API would set them.
+fn spawn_speaker(
+    bin: &FlbCommand,
+    lab: &Lab,
     pod: Option<(&str, &str)>,
     extra: &[&str],
-) -> Daemon {
-    let mut cmd = Command::new(bin);
-    cmd.args(extra)
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(["--node-name", NODE, "--namespace", NS])
-        .args(["--metrics-addr", "127.0.0.1:0"])
-        .env("RUST_LOG", "info")
-        .env_remove("POD_NAME")
-        .env_remove("POD_UID")
-        .stderr(Stdio::piped());
+) -> (Daemon, SocketAddr) {
+    let mut cmd = bin
+        .clone()
+        .speaker_kube(&lab.kubeconfig, NODE, NS)
+        .args(extra);
     if let Some((name, uid)) = pod {
-        cmd.env("POD_NAME", name).env("POD_UID", uid);
+        cmd = cmd.env("POD_NAME", name).env("POD_UID", uid);
     }
-    let mut child = cmd.spawn().expect("spawn ferrolb-speaker");
-    let stderr = child.stderr.take().expect("piped");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            eprintln!("speaker: {line}");
-            if let Some(addr) = line.split("addr=").nth(1) {
-                let _ = tx.send(addr.trim().to_string());
-            }
-        }
-    });
-    let metrics = rx
-        .recv_timeout(LIMIT)
-        .expect("the speaker logs its metrics address")
-        .parse()
-        .expect("an address");
-    Daemon { child, metrics }
+    let daemon = cmd
+        .spawn("speaker", lab.dir.path())
+        .expect("spawn ferrolb-speaker");
+    let metrics = daemon
+        .metrics_addr(LIMIT)
+        .expect("the speaker logs its metrics address");
+    (daemon, metrics)
 }
 
 /// One lab: the double, the listener, a kubeconfig and a client of our own.
@@ -161,16 +114,17 @@ struct Lab {
     events: mpsc::Receiver<SpeakerEvent>,
     _router: Speaker,
     port: u16,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     kubeconfig: std::path::PathBuf,
     rib: BTreeSet<IpNet>,
 }
 
 async fn lab(md5: Option<&str>) -> Lab {
-    let server = ApiServer::start().expect("start the API-server double");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let kubeconfig = dir.path().join("kubeconfig");
-    server.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    let ApiLab {
+        api: server,
+        dir,
+        kubeconfig,
+    } = ApiLab::start();
     let url = server.url().parse().expect("a URI");
     let client = Client::try_from(Config::new(url)).expect("client");
     let (router, events, port) = router(md5).await;
@@ -180,53 +134,30 @@ async fn lab(md5: Option<&str>) -> Lab {
         events,
         _router: router,
         port,
-        _dir: dir,
+        dir,
         kubeconfig,
         rib: BTreeSet::new(),
     }
 }
 
-fn config_yaml(port: u16, peer_extra: &str) -> String {
-    format!(
-        r#"apiVersion: metallb.io/v1beta1
-kind: IPAddressPool
-metadata: {{name: pool, namespace: {NS}}}
-spec: {{addresses: ["198.51.100.0/24"]}}
----
-apiVersion: metallb.io/v1beta2
-kind: BGPPeer
-metadata: {{name: router, namespace: {NS}}}
-spec: {{myASN: {MY_AS}, peerASN: {ROUTER_AS}, peerAddress: 127.0.0.1, peerPort: {port}, routerID: 10.255.0.2{peer_extra}}}
----
-apiVersion: metallb.io/v1beta1
-kind: BGPAdvertisement
-metadata: {{name: adv, namespace: {NS}}}
-spec: {{ipAddressPools: [pool]}}
----
-apiVersion: v1
-kind: Node
-metadata: {{name: {NODE}, labels: {{kubernetes.io/hostname: {NODE}}}}}
-status: {{addresses: [{{type: InternalIP, address: 127.0.0.1}}]}}
-"#
-    )
+/// The pool, the peer (the listener on `port`), the advertisement and the Node.
+fn config(port: u16) -> [Object; 4] {
+    [
+        fixture::pool("pool", &["198.51.100.0/24"]),
+        fixture::bgp_peer("router", MY_AS, ROUTER_AS, "127.0.0.1", "10.255.0.2")
+            .set("spec.peerPort", port),
+        fixture::bgp_advertisement("adv", &["pool"]),
+        fixture::node(NODE, &["127.0.0.1"]),
+    ]
+}
+
+fn config_yaml(port: u16) -> String {
+    yaml(&config(port))
 }
 
 /// A LoadBalancer Service with `ip` assigned and one ready endpoint on `endpoint_node`.
 fn service_yaml(name: &str, ip: &str, policy: &str, endpoint_node: &str) -> String {
-    format!(
-        r#"apiVersion: v1
-kind: Service
-metadata: {{name: {name}, namespace: default}}
-spec: {{type: LoadBalancer, externalTrafficPolicy: {policy}, ports: [{{port: 80}}]}}
-status: {{loadBalancer: {{ingress: [{{ip: {ip}}}]}}}}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: {name}-x, namespace: default, labels: {{kubernetes.io/service-name: {name}}}}}
-addressType: IPv4
-endpoints: [{{addresses: [10.0.0.1], nodeName: {endpoint_node}, conditions: {{ready: true}}}}]
-"#
-    )
+    fixture::service_with_endpoints(name, &[ip], policy, &[endpoint_node])
 }
 
 fn as_refs(v: &[String]) -> Vec<&str> {
@@ -248,24 +179,28 @@ impl Lab {
     /// prefix in `keep` on the way (so "stays announced" is checked by order, not by time).
     async fn await_rib(&mut self, want: &[&str], keep: &[&str]) {
         let (want, keep) = (set(want), set(keep));
-        let deadline = tokio::time::Instant::now() + LIMIT;
-        while self.rib != want {
-            let ev = tokio::time::timeout_at(deadline, self.events.recv())
-                .await
-                .unwrap_or_else(|_| panic!("listener holds {:?}, want {want:?}", self.rib))
-                .expect("listener events");
+        if self.rib == want {
+            return;
+        }
+        let rib = &mut self.rib;
+        let reached = recv_until(&mut self.events, LIMIT, "the listener's RIB", |ev| {
             if let EventKind::UpdateReceived {
                 update: Some(u), ..
             } = ev.kind
             {
                 for p in u.withdrawn_prefixes() {
                     assert!(!keep.contains(&p), "{p} withdrawn but must stay announced");
-                    self.rib.remove(&p);
+                    rib.remove(&p);
                 }
                 for p in u.announced() {
-                    self.rib.insert(p);
+                    rib.insert(p);
                 }
             }
+            (*rib == want).then_some(())
+        })
+        .await;
+        if let Err(e) = reached {
+            panic!("{e}; listener holds {:?}, want {want:?}", self.rib);
         }
     }
 
@@ -316,22 +251,6 @@ impl Lab {
         }
     }
 
-    async fn await_bgp_statuses(
-        &self,
-        what: &str,
-        done: impl Fn(&BTreeMap<String, Value>) -> bool,
-    ) -> BTreeMap<String, Value> {
-        self.await_statuses("ServiceBGPStatus", what, done).await
-    }
-
-    async fn await_l2_statuses(
-        &self,
-        what: &str,
-        done: impl Fn(&BTreeMap<String, Value>) -> bool,
-    ) -> BTreeMap<String, Value> {
-        self.await_statuses("ServiceL2Status", what, done).await
-    }
-
     /// The metallb.io/v1beta1 status objects of `kind` in the FerroLB namespace, once `done`.
     async fn await_statuses(
         &self,
@@ -350,31 +269,24 @@ impl Lab {
     }
 }
 
-fn get(addr: SocketAddr, path: &str) -> String {
-    let mut s = TcpStream::connect(addr).expect("connect metrics");
-    s.set_read_timeout(Some(LIMIT)).expect("timeout");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("read");
-    out
-}
-
 /// Polls `path` until its response contains `needle` (no event exists for it), with a deadline.
 async fn await_http(addr: SocketAddr, path: &'static str, needle: &str) {
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        let body = tokio::task::spawn_blocking(move || get(addr, path))
-            .await
-            .expect("join");
-        if body.contains(needle) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no {needle:?} in {path}:\n{body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let needle = needle.to_owned();
+    let polled = tokio::task::spawn_blocking(move || wait_http(addr, path, &needle, LIMIT)).await;
+    if let Err(e) = polled {
+        std::panic::resume_unwind(e.into_panic());
     }
+}
+
+/// A lab with the configuration and Service `a` (198.51.100.1, Cluster, endpoint here), and a
+/// speaker that has announced it.
+async fn announcing_a(bin: &FlbCommand) -> (Lab, Daemon, SocketAddr) {
+    let mut lab = lab(None).await;
+    lab.apply(&config_yaml(lab.port));
+    lab.apply(&service_yaml("a", "198.51.100.1", "Cluster", NODE));
+    let (speaker, metrics) = spawn_speaker(bin, &lab, None, &[]);
+    lab.await_rib(&["198.51.100.1"], &[]).await;
+    (lab, speaker, metrics)
 }
 
 /// The ServiceBGPStatus objects by Service name (`metallb.io/service-name` label).
@@ -394,9 +306,11 @@ fn has_peers(o: Option<&Value>, peers: &[&str]) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn services_from_the_api_are_announced_reported_and_withdrawn() {
-    let Some(bin) = speaker_bin() else { return };
+    let Some(bin) = FlbCommand::find("ferrolb-speaker") else {
+        return;
+    };
     let mut lab = lab(None).await;
-    lab.apply(&config_yaml(lab.port, ""));
+    lab.apply(&config_yaml(lab.port));
     // a: Cluster policy, endpoint elsewhere: announced. b: Local, endpoint only on node-b:
     // not announced from node-a. c: Local, endpoint here: announced.
     lab.apply(&service_yaml("a", "198.51.100.1", "Cluster", "node-b"));
@@ -404,11 +318,11 @@ async fn services_from_the_api_are_announced_reported_and_withdrawn() {
     lab.apply(&service_yaml("c", "198.51.100.3", "Local", NODE));
     // The first ServiceBGPStatus create fails: the writer must retry it.
     lab.server.fail_next("POST", "/servicebgpstatuses", 500, 1);
-    let speaker = spawn_speaker(&bin, &lab.kubeconfig, Some(("speaker-x1", "uid-1234")));
+    let (speaker, metrics) = spawn_speaker(&bin, &lab, Some(("speaker-x1", "uid-1234")), &[]);
 
     lab.await_rib(&["198.51.100.1", "198.51.100.3"], &[]).await;
     let statuses = lab
-        .await_bgp_statuses("ServiceBGPStatus for a and c", |o| {
+        .await_statuses("ServiceBGPStatus", "ServiceBGPStatus for a and c", |o| {
             let s = by_service(o);
             s.len() == 2 && has_peers(s.get("a"), &["router"]) && has_peers(s.get("c"), &["router"])
         })
@@ -431,21 +345,19 @@ async fn services_from_the_api_are_announced_reported_and_withdrawn() {
     }
     let posts = lab
         .server
-        .requests()
-        .iter()
-        .filter(|r| r.starts_with("POST") && r.contains("/servicebgpstatuses"))
-        .count();
+        .requests_matching("POST", "/servicebgpstatuses")
+        .len();
     assert!(
         posts >= 3,
         "two creates plus the failed one; requests: {posts}"
     );
     await_http(
-        speaker.metrics,
+        metrics,
         "/metrics",
         "ferrolb_bgp_session_up{peer=\"127.0.0.1\"} 1",
     )
     .await;
-    await_http(speaker.metrics, "/readyz", "HTTP/1.1 200").await;
+    await_http(metrics, "/readyz", "HTTP/1.1 200").await;
 
     // The endpoint of b moves here: now announced, and reported.
     lab.apply(&service_yaml("b", "198.51.100.2", "Local", NODE));
@@ -454,7 +366,7 @@ async fn services_from_the_api_are_announced_reported_and_withdrawn() {
         &["198.51.100.1", "198.51.100.3"],
     )
     .await;
-    lab.await_bgp_statuses("ServiceBGPStatus for b", |o| {
+    lab.await_statuses("ServiceBGPStatus", "ServiceBGPStatus for b", |o| {
         by_service(o).contains_key("b")
     })
     .await;
@@ -467,7 +379,7 @@ async fn services_from_the_api_are_announced_reported_and_withdrawn() {
     )
     .await;
     let left = lab
-        .await_bgp_statuses("a's ServiceBGPStatus deleted", |o| {
+        .await_statuses("ServiceBGPStatus", "a's ServiceBGPStatus deleted", |o| {
             !by_service(o).contains_key("a")
         })
         .await;
@@ -493,9 +405,9 @@ async fn services_from_the_api_are_announced_reported_and_withdrawn() {
             .count()
     };
     let before = status_writes(&lab.server);
-    let _speaker = spawn_speaker(&bin, &lab.kubeconfig, Some(("speaker-x2", "uid-5678")));
+    let _speaker = spawn_speaker(&bin, &lab, Some(("speaker-x2", "uid-5678")), &[]);
     lab.apply(&service_yaml("g", "198.51.100.7", "Cluster", NODE));
-    lab.await_bgp_statuses("b, c, g owned by the new Pod", |o| {
+    lab.await_statuses("ServiceBGPStatus", "b, c, g owned by the new Pod", |o| {
         let s = by_service(o);
         s.len() == 3
             && s.contains_key("g")
@@ -513,21 +425,19 @@ async fn services_from_the_api_are_announced_reported_and_withdrawn() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_api_outage_keeps_routes_and_a_change_after_it_is_acted_on() {
-    let Some(bin) = speaker_bin() else { return };
-    let mut lab = lab(None).await;
-    lab.apply(&config_yaml(lab.port, ""));
-    lab.apply(&service_yaml("a", "198.51.100.1", "Cluster", NODE));
-    let speaker = spawn_speaker(&bin, &lab.kubeconfig, None);
-    lab.await_rib(&["198.51.100.1"], &[]).await;
-    await_http(speaker.metrics, "/readyz", "HTTP/1.1 200").await;
+    let Some(bin) = FlbCommand::find("ferrolb-speaker") else {
+        return;
+    };
+    let (mut lab, speaker, metrics) = announcing_a(&bin).await;
+    await_http(metrics, "/readyz", "HTTP/1.1 200").await;
 
     // Outage: every request 503, every watch ended. Stale and not ready, routes kept.
     lab.server.set_available(false);
-    await_http(speaker.metrics, "/metrics", "ferrolb_source_available 0").await;
-    await_http(speaker.metrics, "/metrics", "ferrolb_config_stale 1").await;
-    await_http(speaker.metrics, "/readyz", "HTTP/1.1 503").await;
+    await_http(metrics, "/metrics", "ferrolb_source_available 0").await;
+    await_http(metrics, "/metrics", "ferrolb_config_stale 1").await;
+    await_http(metrics, "/readyz", "HTTP/1.1 503").await;
     await_http(
-        speaker.metrics,
+        metrics,
         "/metrics",
         "ferrolb_bgp_announced_prefixes{peer=\"127.0.0.1\"} 1",
     )
@@ -536,9 +446,9 @@ async fn an_api_outage_keeps_routes_and_a_change_after_it_is_acted_on() {
     // Back: fresh and ready again (the probe notices; nothing changed), then a change is acted
     // on with no withdraw of a on the way (checked by order in await_rib).
     lab.server.set_available(true);
-    await_http(speaker.metrics, "/metrics", "ferrolb_source_available 1").await;
-    await_http(speaker.metrics, "/metrics", "ferrolb_config_stale 0").await;
-    await_http(speaker.metrics, "/readyz", "HTTP/1.1 200").await;
+    await_http(metrics, "/metrics", "ferrolb_source_available 1").await;
+    await_http(metrics, "/metrics", "ferrolb_config_stale 0").await;
+    await_http(metrics, "/readyz", "HTTP/1.1 200").await;
     lab.apply(&service_yaml("d", "198.51.100.4", "Cluster", NODE));
     lab.await_rib(&["198.51.100.1", "198.51.100.4"], &["198.51.100.1"])
         .await;
@@ -564,19 +474,20 @@ async fn an_api_outage_keeps_routes_and_a_change_after_it_is_acted_on() {
     // SIGTERM during another outage (API probes and write retries in flight): the speaker
     // still sends Cease 6/2 (RFC 4486 §4) and exits 0.
     lab.server.set_available(false);
-    await_http(speaker.metrics, "/metrics", "ferrolb_source_available 0").await;
+    await_http(metrics, "/metrics", "ferrolb_source_available 0").await;
     let mut speaker = speaker;
-    ferrolb_e2e::signal(speaker.child.id(), "TERM").expect("kill -TERM");
-    let deadline = tokio::time::Instant::now() + LIMIT;
-    let reason = loop {
-        let ev = tokio::time::timeout_at(deadline, lab.events.recv())
-            .await
-            .expect("session down in time")
-            .expect("listener events");
-        if let EventKind::Down { reason, .. } = ev.kind {
-            break reason;
-        }
-    };
+    ferrolb_e2e::signal(speaker.pid(), "TERM").expect("kill -TERM");
+    let reason = recv_until(
+        &mut lab.events,
+        LIMIT,
+        "the session going down",
+        |ev| match ev.kind {
+            EventKind::Down { reason, .. } => Some(reason),
+            _ => None,
+        },
+    )
+    .await
+    .expect("session down in time");
     match reason {
         DownReason::NotificationReceived(n) => {
             assert_eq!(n.code, ErrorCode::CEASE, "{n}");
@@ -584,24 +495,20 @@ async fn an_api_outage_keeps_routes_and_a_change_after_it_is_acted_on() {
         }
         other => panic!("expected a Cease 6/2, got {other}"),
     }
-    let status = tokio::task::spawn_blocking(move || speaker.child.wait().expect("wait"))
+    let status = tokio::task::spawn_blocking(move || speaker.wait_exit(LIMIT).expect("exits"))
         .await
         .expect("join");
-    assert!(status.success(), "exit status {status:?}");
+    assert_eq!(status, "exit status: 0");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejected_config_keeps_the_last_good_one_and_emits_an_event() {
-    let Some(bin) = speaker_bin() else { return };
-    let mut lab = lab(None).await;
-    lab.apply(&config_yaml(lab.port, ""));
-    lab.apply(&service_yaml("a", "198.51.100.1", "Cluster", NODE));
-    let speaker = spawn_speaker(&bin, &lab.kubeconfig, None);
-    lab.await_rib(&["198.51.100.1"], &[]).await;
+    let Some(bin) = FlbCommand::find("ferrolb-speaker") else {
+        return;
+    };
+    let (mut lab, _speaker, metrics) = announcing_a(&bin).await;
 
-    lab.apply(&format!(
-        "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {{name: bad, namespace: {NS}}}\nspec: {{addresses: [\"not-an-address\", \"10.9.9.9/33\"]}}\n"
-    ));
+    lab.apply(&fixture::pool("bad", &["not-an-address", "10.9.9.9/33"]).yaml());
     let events = ApiResource {
         group: "events.k8s.io".into(),
         version: "v1".into(),
@@ -644,7 +551,7 @@ async fn a_rejected_config_keeps_the_last_good_one_and_emits_an_event() {
         notes[1].contains("spec.addresses[1]") && notes[1].contains("10.9.9.9/33"),
         "the note names field and value: {notes:?}"
     );
-    await_http(speaker.metrics, "/metrics", "ferrolb_config_stale 1").await;
+    await_http(metrics, "/metrics", "ferrolb_config_stale 1").await;
 
     // The last good configuration stays in force: a new Service in its pool is announced,
     // and nothing is withdrawn on the way.
@@ -652,54 +559,58 @@ async fn a_rejected_config_keeps_the_last_good_one_and_emits_an_event() {
     lab.await_rib(&["198.51.100.1", "198.51.100.6"], &["198.51.100.1"])
         .await;
     // That snapshot had the same errors: no further Event was created for them.
-    let event_posts = lab
-        .server
-        .requests()
-        .iter()
-        .filter(|r| r.starts_with("POST") && r.contains("/events"))
-        .count();
+    let event_posts = lab.server.requests_matching("POST", "/events").len();
     assert_eq!(event_posts, 2, "{:#?}", lab.server.requests());
 
     // Fixed: fresh again.
     assert!(lab
         .server
         .delete("metallb.io/v1beta1", "IPAddressPool", Some(NS), "bad"));
-    await_http(speaker.metrics, "/metrics", "ferrolb_config_stale 0").await;
+    await_http(metrics, "/metrics", "ferrolb_config_stale 0").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bgp_password_is_read_from_the_peers_secret() {
-    let Some(bin) = speaker_bin() else { return };
+    let Some(bin) = FlbCommand::find("ferrolb-speaker") else {
+        return;
+    };
     let mut lab = lab(Some("s3cret-from-secret")).await;
-    lab.apply(&config_yaml(
-        lab.port,
-        ", passwordSecret: {name: router-pw, namespace: metallb-system}",
-    ));
+    let [pool, peer, adv, node] = config(lab.port);
+    let peer = peer.set(
+        "spec.passwordSecret",
+        serde_json::json!({"name": "router-pw", "namespace": NS}),
+    );
+    lab.apply(&yaml(&[pool, peer, adv, node]));
     lab.apply(&service_yaml("a", "198.51.100.1", "Cluster", NODE));
-    let speaker = spawn_speaker(&bin, &lab.kubeconfig, None);
+    let (_speaker, metrics) = spawn_speaker(&bin, &lab, None, &[]);
     // Without the Secret the configuration is rejected (the reference is dangling): stale.
-    await_http(speaker.metrics, "/metrics", "ferrolb_config_stale 1").await;
+    await_http(metrics, "/metrics", "ferrolb_config_stale 1").await;
 
     // The Secret arrives (type basic-auth, as MetalLB requires): the session comes up with
     // its password (the listener's kernel drops segments without the right MD5 signature)
     // and the route arrives.
-    lab.apply(&format!(
-        "apiVersion: v1\nkind: Secret\nmetadata: {{name: router-pw, namespace: {NS}}}\ntype: kubernetes.io/basic-auth\ndata: {{password: czNjcmV0LWZyb20tc2VjcmV0}}\n"
-    ));
+    lab.apply(
+        &Object::new("v1", "Secret", "router-pw", Some(NS))
+            .set("type", "kubernetes.io/basic-auth")
+            .set("data.password", "czNjcmV0LWZyb20tc2VjcmV0")
+            .yaml(),
+    );
     lab.await_rib(&["198.51.100.1"], &[]).await;
-    await_http(speaker.metrics, "/metrics", "ferrolb_config_stale 0").await;
+    await_http(metrics, "/metrics", "ferrolb_config_stale 0").await;
 }
 
-/// Issue 7's measurement in Kubernetes mode: from a Service (with its EndpointSlice) written to
+/// The api-to-route measurement in Kubernetes mode: from a Service (with its EndpointSlice) written to
 /// the API to its route at the listener, one Service at a time, 100 times. Prints p50/p99 (a
 /// timing is never asserted); asserts that every route arrives.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_to_route_latency_over_100_services() {
-    let Some(bin) = speaker_bin() else { return };
+    let Some(bin) = FlbCommand::find("ferrolb-speaker") else {
+        return;
+    };
     let mut lab = lab(None).await;
-    lab.apply(&config_yaml(lab.port, ""));
+    lab.apply(&config_yaml(lab.port));
     lab.apply(&service_yaml("s0", "198.51.100.100", "Cluster", NODE));
-    let _speaker = spawn_speaker(&bin, &lab.kubeconfig, None);
+    let _speaker = spawn_speaker(&bin, &lab, None, &[]);
     let mut want = vec!["198.51.100.100".to_string()];
     lab.await_rib(&as_refs(&want), &[]).await;
     let mut took = Vec::new();
@@ -730,26 +641,22 @@ async fn api_to_route_latency_over_100_services() {
 /// root the ARP/NDP responder cannot open its sockets, which must not stop the report.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_l2_owner_is_reported_as_a_service_l2_status() {
-    let Some(bin) = speaker_bin() else { return };
+    let Some(bin) = FlbCommand::find("ferrolb-speaker") else {
+        return;
+    };
     let lab = lab(None).await;
-    lab.apply(&config_yaml(lab.port, ""));
-    lab.apply(&format!(
-        r#"apiVersion: metallb.io/v1beta1
-kind: L2Advertisement
-metadata: {{name: l2, namespace: {NS}}}
----
-apiVersion: v1
-kind: Node
-metadata: {{name: {NODE}, labels: {{kubernetes.io/hostname: {NODE}}}}}
-status:
-  addresses: [{{type: InternalIP, address: 127.0.0.1}}]
-  conditions: [{{type: Ready, status: "True"}}]
-"#
-    ));
+    lab.apply(&config_yaml(lab.port));
+    lab.apply(&yaml(&[
+        fixture::l2_advertisement("l2", &[]),
+        fixture::node(NODE, &["127.0.0.1"]).set(
+            "status.conditions",
+            serde_json::json!([{"type": "Ready", "status": "True"}]),
+        ),
+    ]));
     lab.apply(&service_yaml("web", "198.51.100.7", "Cluster", NODE));
-    let daemon = spawn_speaker_with(&bin, &lab.kubeconfig, None, &["--memberlist-port", "0"]);
+    let (_daemon, metrics) = spawn_speaker(&bin, &lab, None, &["--memberlist-port", "0"]);
     let objects = lab
-        .await_l2_statuses("ServiceL2Status for web", |o| {
+        .await_statuses("ServiceL2Status", "ServiceL2Status for web", |o| {
             o.values().any(|v| v["status"]["serviceName"] == "web")
         })
         .await;
@@ -763,18 +670,20 @@ status:
     assert_eq!(labels["metallb.io/service-name"], "web", "{o:#}");
     assert_eq!(labels["metallb.io/service-namespace"], "default", "{o:#}");
     await_http(
-        daemon.metrics,
+        metrics,
         "/metrics",
         "metallb_speaker_announced{service=\"default/web\",protocol=\"layer2\",node=\"node-a\",ip=\"198.51.100.7\"} 1",
     )
     .await;
 
     assert!(lab.server.delete("v1", "Service", Some("default"), "web"));
-    lab.await_l2_statuses("web's ServiceL2Status deleted", |o| o.is_empty())
-        .await;
+    lab.await_statuses("ServiceL2Status", "web's ServiceL2Status deleted", |o| {
+        o.is_empty()
+    })
+    .await;
 }
 
-/// Measurement, not a test (issue 7): the speaker's RSS in Kubernetes mode with 10k announced
+/// Measurement, not a test: the speaker's RSS in Kubernetes mode with 10k announced
 /// VIPs, against the API-server double. Run with
 /// `FERROLB_SPEAKER_BIN=target/release/ferrolb-speaker cargo test -p ferrolb-e2e --test
 /// speaker_kube -- --ignored --nocapture kubernetes_mode_rss`; the figure goes to
@@ -783,16 +692,21 @@ status:
 #[ignore = "measurement; see the doc comment"]
 async fn kubernetes_mode_rss_with_10k_services() {
     let bin = match std::env::var_os("FERROLB_SPEAKER_BIN") {
-        Some(p) => std::path::PathBuf::from(p),
-        None => match speaker_bin() {
-            Some(p) => p,
+        Some(p) => FlbCommand::new(std::env::current_dir().expect("cwd").join(p)),
+        None => match FlbCommand::find("ferrolb-speaker") {
+            Some(c) => c,
             None => return,
         },
     };
     const N: usize = 10_000;
     let mut lab = lab(None).await;
-    let config = config_yaml(lab.port, "").replace("198.51.100.0/24", "100.64.0.0/16");
-    lab.apply(&config);
+    let [_, peer, adv, node] = config(lab.port);
+    lab.apply(&yaml(&[
+        fixture::pool("pool", &["100.64.0.0/16"]),
+        peer,
+        adv,
+        node,
+    ]));
     let mut yaml = String::new();
     let mut want = Vec::with_capacity(N);
     for i in 0..N {
@@ -803,17 +717,13 @@ async fn kubernetes_mode_rss_with_10k_services() {
     }
     lab.apply(&yaml);
     let start = Instant::now();
-    let mut cmd_bin = bin.clone();
-    if !cmd_bin.is_absolute() {
-        cmd_bin = std::env::current_dir().expect("cwd").join(cmd_bin);
-    }
-    let speaker = spawn_speaker_with(&cmd_bin, &lab.kubeconfig, None, &["--memberlist-port", "0"]);
+    let (speaker, _) = spawn_speaker(&bin, &lab, None, &["--memberlist-port", "0"]);
     lab.await_rib(&as_refs(&want), &[]).await;
     let took = start.elapsed();
     // Let the ServiceBGPStatus writer and the allocator settle before reading.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let status =
-        std::fs::read_to_string(format!("/proc/{}/status", speaker.child.id())).unwrap_or_default();
+        std::fs::read_to_string(format!("/proc/{}/status", speaker.pid())).unwrap_or_default();
     let field = |name: &str| {
         status
             .lines()
@@ -822,7 +732,7 @@ async fn kubernetes_mode_rss_with_10k_services() {
             .unwrap_or_default()
     };
     // How the RSS splits: heap and stacks (anonymous) against code pages (file-backed).
-    let rollup = std::fs::read_to_string(format!("/proc/{}/smaps_rollup", speaker.child.id()))
+    let rollup = std::fs::read_to_string(format!("/proc/{}/smaps_rollup", speaker.pid()))
         .unwrap_or_default();
     let kb = |name: &str| {
         rollup
@@ -839,6 +749,6 @@ async fn kubernetes_mode_rss_with_10k_services() {
         field("VmHWM:"),
         kb("Anonymous:"),
         kb("Rss:").saturating_sub(kb("Anonymous:")),
-        bin.display()
+        bin.program().display()
     );
 }

@@ -557,35 +557,26 @@ fn dispatch(
                 name,
                 status,
             },
-            &Method::PUT,
-        ) => {
-            let obj = parse_json(body)?;
-            let part = if status { Part::Status } else { Part::Main };
-            let updated = shared.write(|s| s.update(res, ns.as_deref(), &name, obj, part))?;
-            Reply::Json(200, present(updated, res, &version))
-        }
-        (
-            Route::Object {
-                res,
-                version,
-                ns,
-                name,
-                status,
-            },
-            &Method::PATCH,
+            method @ (&Method::PUT | &Method::PATCH),
         ) => {
             let part = if status { Part::Status } else { Part::Main };
-            let (code, patched) = patch(
-                shared,
-                res,
-                ns.as_deref(),
-                &name,
-                part,
-                content_type,
-                query,
-                body,
-            )?;
-            Reply::Json(code, present(patched, res, &version))
+            let (code, written) = if method == Method::PUT {
+                let obj = parse_json(body)?;
+                let updated = shared.write(|s| s.update(res, ns.as_deref(), &name, obj, part))?;
+                (200, updated)
+            } else {
+                patch(
+                    shared,
+                    res,
+                    ns.as_deref(),
+                    &name,
+                    part,
+                    content_type,
+                    query,
+                    body,
+                )?
+            };
+            Reply::Json(code, present(written, res, &version))
         }
         (
             Route::Object {

@@ -1,6 +1,6 @@
 //! Test double: a Kubernetes API server stand-in for FerroLB's tests.
 //!
-//! No real API server can run in CI (issue 6), so this module serves the
+//! No real API server can run in CI, so this module serves the
 //! real HTTP API for the resources FerroLB uses, well enough for the real
 //! `kube` client, `kube_runtime::watcher` and the real controller and
 //! speaker binaries (pointed at it with [`ApiServer::write_kubeconfig`]).
@@ -223,7 +223,7 @@ impl ApiServer {
     }
 
     /// Create-or-replace from a full object (apiVersion, kind,
-    /// metadata.name, [namespace]); assigns uid, creationTimestamp,
+    /// metadata.name, \[namespace\]); assigns uid, creationTimestamp,
     /// resourceVersion and generation and emits ADDED/MODIFIED to watchers.
     /// Returns the stored object. Status is written too (a fixture, not a
     /// client write).
@@ -345,6 +345,16 @@ impl ApiServer {
     /// Every request seen: `"METHOD path?query"` (no `?` without a query), in order.
     pub fn requests(&self) -> Vec<String> {
         self.shared.control().requests.clone()
+    }
+
+    /// The request lines of [`ApiServer::requests`] with method `method`
+    /// whose `path?query` contains `path_contains`.
+    pub fn requests_matching(&self, method: &str, path_contains: &str) -> Vec<String> {
+        let prefix = format!("{method} ");
+        self.requests()
+            .into_iter()
+            .filter(|r| r.starts_with(&prefix) && r.contains(path_contains))
+            .collect()
     }
 
     /// Fault injection: the next `count` requests whose method equals

@@ -1,10 +1,14 @@
-//! Patch documents: JSON Merge Patch (RFC 7386) and JSON Patch (RFC 6902).
+//! Patch documents: JSON Merge Patch (RFC 7386) and JSON Patch (RFC 6902),
+//! applied by the `json-patch` crate; this module adds what the double needs
+//! on top: whole-patch errors naming the failing operation, a size cap, and
+//! server-side apply's pruning.
 //!
 //! Pure functions over `serde_json::Value`. Strategic merge patch and
 //! server-side apply are served with [`merge_patch`] (see the module doc of
 //! `apiserver` for what that simplification loses).
 
-use serde_json::{Map, Value};
+use json_patch::PatchOperation;
+use serde_json::Value;
 
 /// Why a JSON Patch could not be applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -26,27 +30,8 @@ pub const MAX_DOCUMENT: usize = 8 * 1024 * 1024;
 
 /// RFC 7386 §2 `MergePatch(Target, Patch)`: objects merge member by member,
 /// `null` removes a member, anything else replaces the target.
-///
-/// Recursion depth is bounded by the patch's nesting, which serde_json
-/// already caps at 128 when parsing.
 pub fn merge_patch(target: &mut Value, patch: &Value) {
-    let Value::Object(patch) = patch else {
-        *target = patch.clone();
-        return;
-    };
-    if !target.is_object() {
-        // RFC 7386 §2: "If Target is not an Object: Target = {}".
-        *target = Value::Object(Map::new());
-    }
-    if let Value::Object(target) = target {
-        for (name, value) in patch {
-            if value.is_null() {
-                target.remove(name);
-            } else {
-                merge_patch(target.entry(name.clone()).or_insert(Value::Null), value);
-            }
-        }
-    }
+    json_patch::merge(target, patch);
 }
 
 /// Server-side apply's one ownership rule the double keeps: a field the
@@ -79,7 +64,7 @@ pub fn prune_unapplied(target: &mut Value, previous: &Value, applied: &Value) {
 /// `copy`, `test`) to `doc`. On error `doc` is left unchanged (RFC 6902 §5:
 /// the whole patch fails).
 pub fn json_patch(doc: &mut Value, patch: &Value) -> Result<(), PatchError> {
-    let Value::Array(ops) = patch else {
+    let Value::Array(raw) = patch else {
         return Err(PatchError {
             index: 0,
             op: String::new(),
@@ -87,202 +72,49 @@ pub fn json_patch(doc: &mut Value, patch: &Value) -> Result<(), PatchError> {
             reason: "a JSON Patch must be an array of operations (RFC 6902 §3)".into(),
         });
     };
-    let mut work = doc.clone();
-    for (index, op) in ops.iter().enumerate() {
-        let name = op.get("op").and_then(Value::as_str).unwrap_or_default();
-        let path = op.get("path").and_then(Value::as_str).unwrap_or_default();
-        let fail = |reason: String| PatchError {
-            index,
-            op: name.to_string(),
-            path: path.to_string(),
-            reason,
-        };
-        if op.get("path").and_then(Value::as_str).is_none() {
-            return Err(fail("missing string member `path` (RFC 6902 §4)".into()));
-        }
-        let value = || {
-            op.get("value")
-                .cloned()
-                .ok_or_else(|| fail("missing member `value` (RFC 6902 §4.1)".into()))
-        };
-        let from = || {
-            op.get("from")
+    let fail = |index: usize, reason: String| {
+        let member = |name: &str| {
+            raw.get(index)
+                .and_then(|op| op.get(name))
                 .and_then(Value::as_str)
-                .ok_or_else(|| fail("missing string member `from` (RFC 6902 §4.4)".into()))
+                .unwrap_or_default()
+                .to_owned()
         };
-        match name {
-            "add" => add(&mut work, path, value()?).map_err(fail)?,
-            "remove" => {
-                remove(&mut work, path).map_err(fail)?;
+        PatchError {
+            index,
+            op: member("op"),
+            path: member("path"),
+            reason,
+        }
+    };
+    let ops = raw
+        .iter()
+        .enumerate()
+        .map(|(i, op)| {
+            serde_json::from_value::<PatchOperation>(op.clone())
+                .map_err(|e| fail(i, format!("not an RFC 6902 §4 operation: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    // One operation at a time on a copy: the size check runs between
+    // operations, and `doc` only changes once all of them applied.
+    let mut work = doc.clone();
+    for (i, op) in ops.iter().enumerate() {
+        json_patch::patch_unsafe(&mut work, std::slice::from_ref(op))
+            .map_err(|e| fail(i, e.kind.to_string()))?;
+        if matches!(op, PatchOperation::Copy(_)) {
+            // Copies can double the document per operation; stop before a
+            // small patch exhausts memory.
+            let size = serde_json::to_vec(&work).map_or(usize::MAX, |v| v.len());
+            if size > MAX_DOCUMENT {
+                return Err(fail(
+                    i,
+                    format!("the patched document would exceed {MAX_DOCUMENT} bytes"),
+                ));
             }
-            "replace" => {
-                // RFC 6902 §4.3: "The target location MUST exist".
-                remove(&mut work, path).map_err(fail)?;
-                add(&mut work, path, value()?).map_err(fail)?;
-            }
-            "move" => {
-                let from = from()?;
-                if path.starts_with(from)
-                    && path
-                        .get(from.len()..)
-                        .is_some_and(|rest| rest.starts_with('/'))
-                {
-                    // RFC 6902 §4.4: "a location cannot be moved into one of its children".
-                    return Err(fail(format!("cannot move {from} into its own child")));
-                }
-                let moved = remove(&mut work, from).map_err(fail)?;
-                add(&mut work, path, moved).map_err(fail)?;
-            }
-            "copy" => {
-                let from = from()?;
-                let copied = pointer(&work, from).map_err(fail)?.clone();
-                add(&mut work, path, copied).map_err(fail)?;
-                // Copies can double the document per operation; stop before
-                // a small patch exhausts memory.
-                let size = serde_json::to_vec(&work).map_or(usize::MAX, |v| v.len());
-                if size > MAX_DOCUMENT {
-                    return Err(fail(format!(
-                        "the patched document would exceed {MAX_DOCUMENT} bytes"
-                    )));
-                }
-            }
-            "test" => {
-                // RFC 6902 §4.6: equal JSON values; serde_json's `==`
-                // compares numbers by value and objects regardless of order.
-                let expected = value()?;
-                let actual = pointer(&work, path).map_err(fail)?;
-                if *actual != expected {
-                    return Err(fail(format!(
-                        "test failed: value is {actual}, expected {expected}"
-                    )));
-                }
-            }
-            other => return Err(fail(format!("unknown operation `{other}` (RFC 6902 §4)"))),
         }
     }
     *doc = work;
     Ok(())
-}
-
-/// Splits an RFC 6901 JSON Pointer into unescaped reference tokens.
-fn tokens(path: &str) -> Result<Vec<String>, String> {
-    if path.is_empty() {
-        return Ok(Vec::new());
-    }
-    let Some(rest) = path.strip_prefix('/') else {
-        return Err("a JSON Pointer must be empty or start with `/` (RFC 6901 §3)".into());
-    };
-    // RFC 6901 §4: "first transforming any occurrence of ~1 to /, and then ~0 to ~".
-    Ok(rest
-        .split('/')
-        .map(|t| t.replace("~1", "/").replace("~0", "~"))
-        .collect())
-}
-
-/// The array index named by `token`; `len` allowed only when `append`.
-fn index(token: &str, len: usize, append: bool) -> Result<usize, String> {
-    if append && token == "-" {
-        return Ok(len);
-    }
-    // RFC 6901 §4: array indexes are decimal without leading zeros.
-    let valid = !token.is_empty()
-        && token.bytes().all(|b| b.is_ascii_digit())
-        && (token == "0" || !token.starts_with('0'));
-    let i: usize = if valid {
-        token
-            .parse()
-            .map_err(|_| format!("index {token} too large"))?
-    } else {
-        return Err(format!("`{token}` is not an array index"));
-    };
-    let limit = if append { len } else { len.saturating_sub(1) };
-    if i > limit || (!append && len == 0) {
-        return Err(format!("index {i} out of bounds (array length {len})"));
-    }
-    Ok(i)
-}
-
-fn pointer<'a>(doc: &'a Value, path: &str) -> Result<&'a Value, String> {
-    let mut cur = doc;
-    for token in tokens(path)? {
-        cur = match cur {
-            Value::Object(map) => map
-                .get(&token)
-                .ok_or_else(|| format!("no member `{token}`"))?,
-            Value::Array(items) => {
-                let i = index(&token, items.len(), false)?;
-                items
-                    .get(i)
-                    .ok_or_else(|| format!("index {i} out of bounds"))?
-            }
-            _ => return Err(format!("cannot descend into a scalar at `{token}`")),
-        };
-    }
-    Ok(cur)
-}
-
-/// The parent container of `path` and the last token.
-fn parent<'a>(doc: &'a mut Value, path: &str) -> Result<(&'a mut Value, String), String> {
-    let mut toks = tokens(path)?;
-    let Some(last) = toks.pop() else {
-        return Err("the operation needs a non-root path here".into());
-    };
-    let mut cur = doc;
-    for token in toks {
-        cur = match cur {
-            Value::Object(map) => map
-                .get_mut(&token)
-                .ok_or_else(|| format!("no member `{token}`"))?,
-            Value::Array(items) => {
-                let i = index(&token, items.len(), false)?;
-                items
-                    .get_mut(i)
-                    .ok_or_else(|| format!("index {i} out of bounds"))?
-            }
-            _ => return Err(format!("cannot descend into a scalar at `{token}`")),
-        };
-    }
-    Ok((cur, last))
-}
-
-/// RFC 6902 §4.1 `add`.
-fn add(doc: &mut Value, path: &str, value: Value) -> Result<(), String> {
-    if path.is_empty() {
-        // RFC 6902 §4.1: adding at the root replaces the whole document.
-        *doc = value;
-        return Ok(());
-    }
-    let (container, last) = parent(doc, path)?;
-    match container {
-        Value::Object(map) => {
-            map.insert(last, value);
-            Ok(())
-        }
-        Value::Array(items) => {
-            let i = index(&last, items.len(), true)?;
-            items.insert(i, value);
-            Ok(())
-        }
-        _ => Err("the parent of the target is not a container".into()),
-    }
-}
-
-/// RFC 6902 §4.2 `remove`; returns the removed value.
-fn remove(doc: &mut Value, path: &str) -> Result<Value, String> {
-    if path.is_empty() {
-        return Ok(std::mem::take(doc));
-    }
-    let (container, last) = parent(doc, path)?;
-    match container {
-        Value::Object(map) => map
-            .remove(&last)
-            .ok_or_else(|| format!("no member `{last}` to remove")),
-        Value::Array(items) => {
-            let i = index(&last, items.len(), false)?;
-            Ok(items.remove(i))
-        }
-        _ => Err("the parent of the target is not a container".into()),
-    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //!
 //! A real API server learns these from its compiled-in types and from
 //! CustomResourceDefinitions; the double knows only the resources FerroLB
-//! uses (issue 6). MetalLB's scopes and subresources come from the CRDs in
+//! uses. MetalLB's scopes and subresources come from the CRDs in
 //! `/work/shared/metallb/crd` (all Namespaced, all with `subresources.status`).
 
 /// One served resource type.

@@ -704,6 +704,18 @@ mod tests {
         by_kind("v1", "Service").expect("Service")
     }
 
+    /// A store holding Service ns/a with `spec: {x: 1}`.
+    fn store_with_a() -> Store {
+        let mut s = Store::default();
+        s.create(
+            svc(),
+            Some("ns"),
+            json!({"metadata": {"name": "a"}, "spec": {"x": 1}}),
+        )
+        .expect("create");
+        s
+    }
+
     #[test]
     fn timestamp_is_rfc3339() {
         let ts = now_rfc3339();
@@ -734,13 +746,7 @@ mod tests {
 
     #[test]
     fn stale_resource_version_conflicts() {
-        let mut s = Store::default();
-        s.create(
-            svc(),
-            Some("ns"),
-            json!({"metadata": {"name": "a"}, "spec": {"x": 1}}),
-        )
-        .expect("create");
+        let mut s = store_with_a();
         let upd = json!({"metadata": {"name": "a", "resourceVersion": "1"}, "spec": {"x": 2}});
         let new = s
             .update(svc(), Some("ns"), "a", upd.clone(), Part::Main)
@@ -754,13 +760,7 @@ mod tests {
 
     #[test]
     fn status_and_main_writes_touch_only_their_part() {
-        let mut s = Store::default();
-        s.create(
-            svc(),
-            Some("ns"),
-            json!({"metadata": {"name": "a"}, "spec": {"x": 1}}),
-        )
-        .expect("create");
+        let mut s = store_with_a();
         let st = json!({"metadata": {"name": "a"}, "spec": {"x": 9}, "status": {"s": 1}});
         let new = s
             .update(svc(), Some("ns"), "a", st, Part::Status)

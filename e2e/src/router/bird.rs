@@ -16,8 +16,7 @@ use std::process::Command;
 use ipnet::IpNet;
 
 use super::{
-    parse_err, wait_ready, write_file, Af, ReceivedRoute, Router, RouterConfig, RouterKind,
-    SessionState,
+    parse_err, wait_ready, Af, Base, ReceivedRoute, Router, RouterConfig, RouterKind, SessionState,
 };
 use crate::{process, Daemon, Error, Netns};
 
@@ -26,9 +25,7 @@ const NAME: &str = "bird";
 /// BIRD 2 running in a namespace.
 #[derive(Debug)]
 pub struct Bird {
-    ns: String,
-    dir: PathBuf,
-    cfg: RouterConfig,
+    base: Base,
     bird: Option<Daemon>,
 }
 
@@ -36,19 +33,9 @@ impl Bird {
     /// Writes `bird.conf`, starts `bird -f` and returns once `birdc` answers.
     /// Neighbor `i` of the config is protocol `n<i>`.
     pub fn start(ns: &Netns, cfg: RouterConfig) -> Result<Bird, Error> {
-        let dir = ns.dir().join("bird");
-        std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
-            op: "create dir",
-            path: dir.clone(),
-            source,
-        })?;
-        write_file(&dir.join("bird.conf"), &bird_conf(&cfg))?;
-        let mut b = Bird {
-            ns: ns.name().to_owned(),
-            dir,
-            cfg,
-            bird: None,
-        };
+        let files = [("bird.conf", bird_conf(&cfg))];
+        let base = Base::new(ns, "bird", cfg, &files)?;
+        let mut b = Bird { base, bird: None };
         b.launch()?;
         Ok(b)
     }
@@ -58,24 +45,10 @@ impl Bird {
         let out = process::run(
             Command::new("birdc")
                 .arg("-s")
-                .arg(self.dir.join("bird.ctl"))
+                .arg(self.base.dir.join("bird.ctl"))
                 .args(args),
         )?;
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
-    fn launch(&mut self) -> Result<(), Error> {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.ns, "bird", "-f", "-c"])
-            .arg(self.dir.join("bird.conf"))
-            .arg("-s")
-            .arg(self.dir.join("bird.ctl"));
-        let mut d = Daemon::spawn("bird", cmd, &self.dir.join("bird.log"))?;
-        let ready = wait_ready(NAME, &self.ns, &mut [&mut d], || {
-            self.birdc(&["show", "status"]).is_ok()
-        });
-        self.bird = Some(d);
-        ready
     }
 }
 
@@ -292,7 +265,7 @@ impl Router for Bird {
     }
 
     fn session_state(&self, neighbor: IpAddr) -> Result<SessionState, Error> {
-        let i = self.cfg.find(NAME, neighbor)?;
+        let i = self.base.cfg.find(NAME, neighbor)?;
         if self.bird.is_none() {
             return Ok(SessionState::Idle);
         }
@@ -323,40 +296,30 @@ impl Router for Bird {
         Ok(count_imported(&out, af))
     }
 
-    fn stop(&mut self) -> Result<(), Error> {
-        super::stop_daemon(&mut self.bird);
-        Ok(())
+    fn processes(&mut self) -> Vec<&mut Option<Daemon>> {
+        vec![&mut self.bird]
     }
 
-    fn restart(&mut self) -> Result<(), Error> {
-        self.stop()?;
-        self.launch()
+    fn bgp_process(&self) -> Option<&Daemon> {
+        self.bird.as_ref()
     }
 
-    fn kill(&mut self) {
-        super::kill_daemon(&mut self.bird);
+    fn launch(&mut self) -> Result<(), Error> {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.base.ns, "bird", "-f", "-c"])
+            .arg(self.base.dir.join("bird.conf"))
+            .arg("-s")
+            .arg(self.base.dir.join("bird.ctl"));
+        let mut d = Daemon::spawn("bird", cmd, &self.base.dir.join("bird.log"))?;
+        let ready = wait_ready(NAME, &self.base.ns, &mut [&mut d], || {
+            self.birdc(&["show", "status"]).is_ok()
+        });
+        self.bird = Some(d);
+        ready
     }
 
-    fn freeze(&self) -> Result<(), Error> {
-        super::freeze_daemon(self.bird.as_ref())
-    }
-
-    fn thaw(&self) -> Result<(), Error> {
-        super::thaw_daemon(self.bird.as_ref())
-    }
-
-    fn log(&self) -> String {
-        super::read_log(&self.dir.join("bird.log"))
-    }
-
-    fn pid(&self) -> Option<u32> {
-        self.bird.as_ref().map(Daemon::pid)
-    }
-}
-
-impl Drop for Bird {
-    fn drop(&mut self) {
-        let _ = self.stop();
+    fn log_files(&self) -> Vec<(&'static str, PathBuf)> {
+        vec![("bird", self.base.dir.join("bird.log"))]
     }
 }
 

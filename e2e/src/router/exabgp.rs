@@ -27,8 +27,8 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use super::{
-    parse_err, wait_ready, write_file, Af, Announcement, ReceivedRoute, Router, RouterConfig,
-    RouterKind, SessionState,
+    create_dir, parse_err, wait_ready, write_file, Af, Announcement, Base, ReceivedRoute, Router,
+    RouterConfig, RouterKind, SessionState,
 };
 use crate::{Daemon, Error, Netns};
 
@@ -110,9 +110,7 @@ while time.time() < deadline:
 /// ExaBGP running in a namespace.
 #[derive(Debug)]
 pub struct ExaBgp {
-    ns: String,
-    dir: PathBuf,
-    cfg: RouterConfig,
+    base: Base,
     exabgp: Option<Daemon>,
     /// Next command file number.
     seq: u32,
@@ -125,19 +123,14 @@ impl ExaBgp {
     /// to every neighbor) and announces `cfg.announce`. Each neighbor needs a
     /// `local_address`; passive neighbors are [`Error::Unsupported`].
     pub fn start(ns: &Netns, cfg: RouterConfig) -> Result<ExaBgp, Error> {
-        let dir = ns.dir().join("exabgp");
-        std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
-            op: "create dir",
-            path: dir.clone(),
-            source,
-        })?;
-        write_file(&dir.join("flb-exabgp-api.py"), HELPER)?;
-        write_file(&dir.join("exabgp.conf"), &exabgp_conf(&cfg, &dir)?)?;
+        let conf = exabgp_conf(&cfg, &ns.dir().join("exabgp"))?;
         let announced = cfg.announce.iter().map(|a| (a.prefix, a.clone())).collect();
+        let files = [
+            ("flb-exabgp-api.py", HELPER.to_owned()),
+            ("exabgp.conf", conf),
+        ];
         let mut e = ExaBgp {
-            ns: ns.name().to_owned(),
-            dir,
-            cfg,
+            base: Base::new(ns, "exabgp", cfg, &files)?,
             exabgp: None,
             seq: 0,
             announced,
@@ -147,43 +140,7 @@ impl ExaBgp {
     }
 
     fn cmd_dir(&self) -> PathBuf {
-        self.dir.join("cmd")
-    }
-
-    fn launch(&mut self) -> Result<(), Error> {
-        let cmd_dir = self.cmd_dir();
-        // A fresh command queue and no stale neighbor states.
-        let _ = std::fs::remove_dir_all(&cmd_dir);
-        std::fs::create_dir_all(&cmd_dir).map_err(|source| Error::Io {
-            op: "create dir",
-            path: cmd_dir.clone(),
-            source,
-        })?;
-        self.seq = 0;
-        // Queue what is announced before ExaBGP starts: the helper hands it
-        // over at once and ExaBGP sends it when each session comes up.
-        let all: Vec<Announcement> = self.announced.values().cloned().collect();
-        if !all.is_empty() {
-            self.queue(&announce_lines(&all))?;
-        }
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.ns, "env"])
-            .args([
-                "exabgp.daemon.user=root",
-                "exabgp.daemon.drop=false",
-                "exabgp.daemon.daemonize=false",
-                "exabgp.api.ack=false",
-                "exabgp.api.cli=false",
-                "exabgp.log.level=INFO",
-                "exabgp.log.destination=stdout",
-            ])
-            .arg("exabgp")
-            .arg(self.dir.join("exabgp.conf"));
-        let mut d = Daemon::spawn("exabgp", cmd, &self.dir.join("exabgp.log"))?;
-        let ready_file = cmd_dir.join("ready");
-        let ready = wait_ready(NAME, &self.ns, &mut [&mut d], || ready_file.exists());
-        self.exabgp = Some(d);
-        ready
+        self.base.dir.join("cmd")
     }
 
     /// Drops one command file for the helper.
@@ -212,7 +169,7 @@ impl ExaBgp {
             // Not running: the command waits for the next start.
             return Ok(());
         }
-        wait_ready_for(&self.ns, &mut daemons, &sent)
+        wait_ready_for(&self.base.ns, &mut daemons, &sent)
     }
 }
 
@@ -407,7 +364,7 @@ impl Router for ExaBgp {
     }
 
     fn session_state(&self, neighbor: IpAddr) -> Result<SessionState, Error> {
-        self.cfg.find(NAME, neighbor)?;
+        self.base.cfg.find(NAME, neighbor)?;
         if self.exabgp.is_none() {
             return Ok(SessionState::Idle);
         }
@@ -432,34 +389,48 @@ impl Router for ExaBgp {
         parse_rib(&v, af).map_err(|r| parse_err(NAME, "rib.json", &r, &text))
     }
 
-    fn stop(&mut self) -> Result<(), Error> {
-        super::stop_daemon(&mut self.exabgp);
-        Ok(())
+    fn processes(&mut self) -> Vec<&mut Option<Daemon>> {
+        vec![&mut self.exabgp]
     }
 
-    fn restart(&mut self) -> Result<(), Error> {
-        self.stop()?;
-        self.launch()
+    fn bgp_process(&self) -> Option<&Daemon> {
+        self.exabgp.as_ref()
     }
 
-    fn kill(&mut self) {
-        super::kill_daemon(&mut self.exabgp);
+    fn launch(&mut self) -> Result<(), Error> {
+        let cmd_dir = self.cmd_dir();
+        // A fresh command queue and no stale neighbor states.
+        let _ = std::fs::remove_dir_all(&cmd_dir);
+        create_dir(&cmd_dir)?;
+        self.seq = 0;
+        // Queue what is announced before ExaBGP starts: the helper hands it
+        // over at once and ExaBGP sends it when each session comes up.
+        let all: Vec<Announcement> = self.announced.values().cloned().collect();
+        if !all.is_empty() {
+            self.queue(&announce_lines(&all))?;
+        }
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.base.ns, "env"])
+            .args([
+                "exabgp.daemon.user=root",
+                "exabgp.daemon.drop=false",
+                "exabgp.daemon.daemonize=false",
+                "exabgp.api.ack=false",
+                "exabgp.api.cli=false",
+                "exabgp.log.level=INFO",
+                "exabgp.log.destination=stdout",
+            ])
+            .arg("exabgp")
+            .arg(self.base.dir.join("exabgp.conf"));
+        let mut d = Daemon::spawn("exabgp", cmd, &self.base.dir.join("exabgp.log"))?;
+        let ready_file = cmd_dir.join("ready");
+        let ready = wait_ready(NAME, &self.base.ns, &mut [&mut d], || ready_file.exists());
+        self.exabgp = Some(d);
+        ready
     }
 
-    fn freeze(&self) -> Result<(), Error> {
-        super::freeze_daemon(self.exabgp.as_ref())
-    }
-
-    fn thaw(&self) -> Result<(), Error> {
-        super::thaw_daemon(self.exabgp.as_ref())
-    }
-
-    fn log(&self) -> String {
-        super::read_log(&self.dir.join("exabgp.log"))
-    }
-
-    fn pid(&self) -> Option<u32> {
-        self.exabgp.as_ref().map(Daemon::pid)
+    fn log_files(&self) -> Vec<(&'static str, PathBuf)> {
+        vec![("exabgp", self.base.dir.join("exabgp.log"))]
     }
 
     fn announce(&mut self, routes: &[Announcement]) -> Result<(), Error> {
@@ -477,12 +448,6 @@ impl Router for ExaBgp {
             let _ = writeln!(s, "withdraw route {p} next-hop self");
         }
         self.send(&s)
-    }
-}
-
-impl Drop for ExaBgp {
-    fn drop(&mut self) {
-        let _ = self.stop();
     }
 }
 

@@ -18,7 +18,7 @@ use ipnet::IpNet;
 use serde_json::Value;
 
 use super::{
-    parse_err, wait_ready, write_file, Af, ReceivedRoute, Router, RouterConfig, RouterKind,
+    create_dir, parse_err, wait_ready, Af, Base, ReceivedRoute, Router, RouterConfig, RouterKind,
     SessionState,
 };
 use crate::{process, Daemon, Error, Netns, FRR_RUN_DIR};
@@ -33,11 +33,11 @@ const NAME: &str = "frr";
 /// FRR bgpd + zebra running in a namespace.
 #[derive(Debug)]
 pub struct Frr {
-    ns: String,
-    dir: PathBuf,
-    cfg: RouterConfig,
-    zebra: Option<Daemon>,
+    base: Base,
+    // bgpd first: fields drop in order, and zebra going away first makes
+    // bgpd log noise.
     bgpd: Option<Daemon>,
+    zebra: Option<Daemon>,
 }
 
 impl Frr {
@@ -45,23 +45,17 @@ impl Frr {
     /// zebra, then bgpd, and returns once `vtysh` answers. A configuration
     /// line FRR rejects is an [`Error::Config`].
     pub fn start(ns: &Netns, cfg: RouterConfig) -> Result<Frr, Error> {
-        let dir = ns.dir().join("frr");
-        std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
-            op: "create dir",
-            path: dir.clone(),
-            source,
-        })?;
-        write_file(&dir.join("bgpd.conf"), &bgpd_conf(ns.name(), &cfg))?;
-        write_file(
-            &dir.join("zebra.conf"),
-            &format!("frr defaults traditional\nhostname {}-zebra\n", ns.name()),
-        )?;
+        let files = [
+            ("bgpd.conf", bgpd_conf(ns.name(), &cfg)),
+            (
+                "zebra.conf",
+                format!("frr defaults traditional\nhostname {}-zebra\n", ns.name()),
+            ),
+        ];
         let mut frr = Frr {
-            ns: ns.name().to_owned(),
-            dir,
-            cfg,
-            zebra: None,
+            base: Base::new(ns, "frr", cfg, &files)?,
             bgpd: None,
+            zebra: None,
         };
         frr.launch()?;
         Ok(frr)
@@ -71,7 +65,7 @@ impl Frr {
     pub fn vtysh(&self, command: &str) -> Result<String, Error> {
         let out = process::run(
             Command::new("vtysh")
-                .args(["-N", &self.ns, "-c", command])
+                .args(["-N", &self.base.ns, "-c", command])
                 // vtysh looks for /etc/frr/<ns>/vtysh.conf and complains.
                 .env("VTYSH_PAGER", "cat"),
         )?;
@@ -82,53 +76,6 @@ impl Frr {
     pub fn vtysh_json(&self, command: &str) -> Result<Value, Error> {
         let out = self.vtysh(command)?;
         serde_json::from_str(&out).map_err(|e| parse_err(NAME, command, &e.to_string(), &out))
-    }
-
-    fn launch(&mut self) -> Result<(), Error> {
-        let run = Path::new(FRR_RUN_DIR).join(&self.ns);
-        std::fs::create_dir_all(&run).map_err(|source| Error::Io {
-            op: "create dir",
-            path: run.clone(),
-            source,
-        })?;
-        process::run(Command::new("chown").args(["frr:frr"]).arg(&run))?;
-        let zlog = self.dir.join("zebra.log");
-        let blog = self.dir.join("bgpd.log");
-        let zconf = self.dir.join("zebra.conf");
-        let bconf = self.dir.join("bgpd.conf");
-        let mut zcmd = netns_command(&self.ns, ZEBRA);
-        zcmd.args(["-N", &self.ns, "-f"]).arg(&zconf).args([
-            "-P",
-            "0",
-            "--log",
-            "stdout",
-            "--log-level",
-            "info",
-        ]);
-        let mut zebra = Daemon::spawn("zebra", zcmd, &zlog)?;
-        let zsock = run.join("zserv.api");
-        wait_ready(NAME, &self.ns, &mut [&mut zebra], || zsock.exists())?;
-        let port = self.cfg.listen_port.to_string();
-        let mut bcmd = netns_command(&self.ns, BGPD);
-        bcmd.args(["-N", &self.ns, "-f"]).arg(&bconf).args([
-            "-P",
-            "0",
-            "-p",
-            &port,
-            "-n",
-            "--log",
-            "stdout",
-            "--log-level",
-            "info",
-        ]);
-        let mut bgpd = Daemon::spawn("bgpd", bcmd, &blog)?;
-        let ready = wait_ready(NAME, &self.ns, &mut [&mut zebra, &mut bgpd], || {
-            self.vtysh("show bgp summary json").is_ok()
-        });
-        self.zebra = Some(zebra);
-        self.bgpd = Some(bgpd);
-        ready?;
-        self.check_config()
     }
 
     /// bgpd logs each configuration line it refuses while reading the file.
@@ -149,7 +96,7 @@ impl Frr {
         } else {
             Err(Error::Config {
                 router: NAME,
-                ns: self.ns.clone(),
+                ns: self.base.ns.clone(),
                 lines: bad.join("\n"),
             })
         }
@@ -322,7 +269,7 @@ impl Router for Frr {
     }
 
     fn session_state(&self, neighbor: IpAddr) -> Result<SessionState, Error> {
-        self.cfg.find(NAME, neighbor)?;
+        self.base.cfg.find(NAME, neighbor)?;
         if self.bgpd.is_none() {
             return Ok(SessionState::Idle);
         }
@@ -360,48 +307,62 @@ impl Router for Frr {
             .fold(0usize, usize::saturating_add))
     }
 
-    fn stop(&mut self) -> Result<(), Error> {
-        // bgpd first: zebra going away first makes bgpd log noise.
-        super::stop_daemon(&mut self.bgpd);
-        super::stop_daemon(&mut self.zebra);
-        Ok(())
+    fn processes(&mut self) -> Vec<&mut Option<Daemon>> {
+        vec![&mut self.bgpd, &mut self.zebra]
     }
 
-    fn restart(&mut self) -> Result<(), Error> {
-        self.stop()?;
-        self.launch()
+    fn bgp_process(&self) -> Option<&Daemon> {
+        self.bgpd.as_ref()
     }
 
-    fn kill(&mut self) {
-        super::kill_daemon(&mut self.bgpd);
-        super::kill_daemon(&mut self.zebra);
+    fn launch(&mut self) -> Result<(), Error> {
+        let run = Path::new(FRR_RUN_DIR).join(&self.base.ns);
+        create_dir(&run)?;
+        process::run(Command::new("chown").args(["frr:frr"]).arg(&run))?;
+        let zlog = self.base.dir.join("zebra.log");
+        let blog = self.base.dir.join("bgpd.log");
+        let zconf = self.base.dir.join("zebra.conf");
+        let bconf = self.base.dir.join("bgpd.conf");
+        let mut zcmd = netns_command(&self.base.ns, ZEBRA);
+        zcmd.args(["-N", &self.base.ns, "-f"]).arg(&zconf).args([
+            "-P",
+            "0",
+            "--log",
+            "stdout",
+            "--log-level",
+            "info",
+        ]);
+        let mut zebra = Daemon::spawn("zebra", zcmd, &zlog)?;
+        let zsock = run.join("zserv.api");
+        wait_ready(NAME, &self.base.ns, &mut [&mut zebra], || zsock.exists())?;
+        let port = self.base.cfg.listen_port.to_string();
+        let mut bcmd = netns_command(&self.base.ns, BGPD);
+        bcmd.args(["-N", &self.base.ns, "-f"]).arg(&bconf).args([
+            "-P",
+            "0",
+            "-p",
+            &port,
+            "-n",
+            "--log",
+            "stdout",
+            "--log-level",
+            "info",
+        ]);
+        let mut bgpd = Daemon::spawn("bgpd", bcmd, &blog)?;
+        let ready = wait_ready(NAME, &self.base.ns, &mut [&mut zebra, &mut bgpd], || {
+            self.vtysh("show bgp summary json").is_ok()
+        });
+        self.zebra = Some(zebra);
+        self.bgpd = Some(bgpd);
+        ready?;
+        self.check_config()
     }
 
-    fn freeze(&self) -> Result<(), Error> {
-        super::freeze_daemon(self.bgpd.as_ref())
-    }
-
-    fn thaw(&self) -> Result<(), Error> {
-        super::thaw_daemon(self.bgpd.as_ref())
-    }
-
-    fn log(&self) -> String {
-        let read = |f: &str| super::read_log(&self.dir.join(f));
-        format!(
-            "== bgpd ==\n{}\n== zebra ==\n{}",
-            read("bgpd.log"),
-            read("zebra.log")
-        )
-    }
-
-    fn pid(&self) -> Option<u32> {
-        self.bgpd.as_ref().map(Daemon::pid)
-    }
-}
-
-impl Drop for Frr {
-    fn drop(&mut self) {
-        let _ = self.stop();
+    fn log_files(&self) -> Vec<(&'static str, PathBuf)> {
+        vec![
+            ("bgpd", self.base.dir.join("bgpd.log")),
+            ("zebra", self.base.dir.join("zebra.log")),
+        ]
     }
 }
 

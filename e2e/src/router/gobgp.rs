@@ -15,7 +15,7 @@ use ipnet::IpNet;
 use serde_json::Value;
 
 use super::{
-    community_string, parse_err, wait_ready, write_file, Af, ReceivedRoute, Router, RouterConfig,
+    community_string, parse_err, wait_ready, Af, Base, ReceivedRoute, Router, RouterConfig,
     RouterKind, SessionState,
 };
 use crate::{process, Daemon, Error, Netns};
@@ -26,28 +26,16 @@ const API: &str = "127.0.0.1:50051";
 /// gobgpd running in a namespace.
 #[derive(Debug)]
 pub struct GoBgp {
-    ns: String,
-    dir: PathBuf,
-    cfg: RouterConfig,
+    base: Base,
     gobgpd: Option<Daemon>,
 }
 
 impl GoBgp {
     /// Writes `gobgpd.toml`, starts gobgpd and returns once `gobgp` answers.
     pub fn start(ns: &Netns, cfg: RouterConfig) -> Result<GoBgp, Error> {
-        let dir = ns.dir().join("gobgp");
-        std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
-            op: "create dir",
-            path: dir.clone(),
-            source,
-        })?;
-        write_file(&dir.join("gobgpd.toml"), &gobgpd_toml(&cfg))?;
-        let mut g = GoBgp {
-            ns: ns.name().to_owned(),
-            dir,
-            cfg,
-            gobgpd: None,
-        };
+        let files = [("gobgpd.toml", gobgpd_toml(&cfg))];
+        let base = Base::new(ns, "gobgp", cfg, &files)?;
+        let mut g = GoBgp { base, gobgpd: None };
         g.launch()?;
         Ok(g)
     }
@@ -59,7 +47,7 @@ impl GoBgp {
                 .args([
                     "netns",
                     "exec",
-                    &self.ns,
+                    &self.base.ns,
                     "gobgp",
                     "-u",
                     "127.0.0.1",
@@ -70,19 +58,6 @@ impl GoBgp {
                 .args(args),
         )?;
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
-    fn launch(&mut self) -> Result<(), Error> {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.ns, "gobgpd", "-f"])
-            .arg(self.dir.join("gobgpd.toml"))
-            .args(["--api-hosts", API, "--log-level", "info"]);
-        let mut d = Daemon::spawn("gobgpd", cmd, &self.dir.join("gobgpd.log"))?;
-        let ready = wait_ready(NAME, &self.ns, &mut [&mut d], || {
-            self.gobgp(&["global"]).is_ok()
-        });
-        self.gobgpd = Some(d);
-        ready
     }
 }
 
@@ -274,7 +249,7 @@ impl Router for GoBgp {
     }
 
     fn session_state(&self, neighbor: IpAddr) -> Result<SessionState, Error> {
-        self.cfg.find(NAME, neighbor)?;
+        self.base.cfg.find(NAME, neighbor)?;
         if self.gobgpd.is_none() {
             return Ok(SessionState::Idle);
         }
@@ -341,40 +316,29 @@ impl Router for GoBgp {
             .fold(0usize, usize::saturating_add))
     }
 
-    fn stop(&mut self) -> Result<(), Error> {
-        super::stop_daemon(&mut self.gobgpd);
-        Ok(())
+    fn processes(&mut self) -> Vec<&mut Option<Daemon>> {
+        vec![&mut self.gobgpd]
     }
 
-    fn restart(&mut self) -> Result<(), Error> {
-        self.stop()?;
-        self.launch()
+    fn bgp_process(&self) -> Option<&Daemon> {
+        self.gobgpd.as_ref()
     }
 
-    fn kill(&mut self) {
-        super::kill_daemon(&mut self.gobgpd);
+    fn launch(&mut self) -> Result<(), Error> {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.base.ns, "gobgpd", "-f"])
+            .arg(self.base.dir.join("gobgpd.toml"))
+            .args(["--api-hosts", API, "--log-level", "info"]);
+        let mut d = Daemon::spawn("gobgpd", cmd, &self.base.dir.join("gobgpd.log"))?;
+        let ready = wait_ready(NAME, &self.base.ns, &mut [&mut d], || {
+            self.gobgp(&["global"]).is_ok()
+        });
+        self.gobgpd = Some(d);
+        ready
     }
 
-    fn freeze(&self) -> Result<(), Error> {
-        super::freeze_daemon(self.gobgpd.as_ref())
-    }
-
-    fn thaw(&self) -> Result<(), Error> {
-        super::thaw_daemon(self.gobgpd.as_ref())
-    }
-
-    fn log(&self) -> String {
-        super::read_log(&self.dir.join("gobgpd.log"))
-    }
-
-    fn pid(&self) -> Option<u32> {
-        self.gobgpd.as_ref().map(Daemon::pid)
-    }
-}
-
-impl Drop for GoBgp {
-    fn drop(&mut self) {
-        let _ = self.stop();
+    fn log_files(&self) -> Vec<(&'static str, PathBuf)> {
+        vec![("gobgpd", self.base.dir.join("gobgpd.log"))]
     }
 }
 

@@ -20,6 +20,7 @@ mod frr;
 mod gobgp;
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -29,7 +30,7 @@ pub use exabgp::ExaBgp;
 pub use frr::Frr;
 pub use gobgp::GoBgp;
 
-use crate::{Error, Netns};
+use crate::{Daemon, Error, Netns};
 
 /// How long `start` waits for a router's CLI to answer.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(15);
@@ -366,29 +367,79 @@ pub trait Router: Send {
     /// the routes its API helper recorded from received UPDATEs).
     fn routes(&self, af: Af) -> Result<Vec<ReceivedRoute>, Error>;
 
-    /// Stops the daemon(s): SIGTERM, bounded wait, SIGKILL.
-    fn stop(&mut self) -> Result<(), Error>;
+    /// The router's processes, in the order [`Router::stop`] stops them
+    /// (the BGP process first); `None` where one is not running.
+    fn processes(&mut self) -> Vec<&mut Option<Daemon>>;
+
+    /// The BGP process, while it runs: what [`Router::freeze`],
+    /// [`Router::thaw`] and [`Router::pid`] act on.
+    fn bgp_process(&self) -> Option<&Daemon>;
+
+    /// Starts the processes with the configuration written at start (after
+    /// [`Router::stop`] or [`Router::kill`]); returns once the CLI answers.
+    fn launch(&mut self) -> Result<(), Error>;
+
+    /// The log files, each with a short name ("bgpd"), the BGP process's
+    /// first. They outlive the processes.
+    fn log_files(&self) -> Vec<(&'static str, PathBuf)>;
+
+    /// Stops the processes: SIGTERM, bounded wait, SIGKILL.
+    fn stop(&mut self) -> Result<(), Error> {
+        for p in self.processes() {
+            if let Some(mut d) = p.take() {
+                d.stop();
+            }
+        }
+        Ok(())
+    }
 
     /// Stops, then starts again with the same configuration (ExaBGP re-sends
     /// what is announced now); returns once the CLI answers.
-    fn restart(&mut self) -> Result<(), Error>;
+    fn restart(&mut self) -> Result<(), Error> {
+        self.stop()?;
+        self.launch()
+    }
 
     /// SIGKILL to the router's processes: a crash, no NOTIFICATION sent.
     /// `restart` starts it again.
-    fn kill(&mut self);
+    fn kill(&mut self) {
+        for p in self.processes() {
+            if let Some(mut d) = p.take() {
+                d.kill();
+            }
+        }
+    }
 
     /// SIGSTOP to the BGP process: it stops answering, so its peer's hold
-    /// timer runs out.
-    fn freeze(&self) -> Result<(), Error>;
+    /// timer runs out. A no-op when it does not run.
+    fn freeze(&self) -> Result<(), Error> {
+        self.bgp_process().map_or(Ok(()), Daemon::freeze)
+    }
 
     /// SIGCONT after [`Router::freeze`].
-    fn thaw(&self) -> Result<(), Error>;
+    fn thaw(&self) -> Result<(), Error> {
+        self.bgp_process().map_or(Ok(()), Daemon::thaw)
+    }
 
-    /// All of the router's log output so far.
-    fn log(&self) -> String;
+    /// All of the router's log output so far: the one log file, or each
+    /// under a `== name ==` heading (unreadable files read as empty).
+    fn log(&self) -> String {
+        let files = self.log_files();
+        let read = |p: &PathBuf| std::fs::read_to_string(p).unwrap_or_default();
+        match files.as_slice() {
+            [(_, only)] => read(only),
+            _ => files
+                .iter()
+                .map(|(name, p)| format!("== {name} ==\n{}", read(p)))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        }
+    }
 
     /// PID of the BGP process, while it runs.
-    fn pid(&self) -> Option<u32>;
+    fn pid(&self) -> Option<u32> {
+        self.bgp_process().map(Daemon::pid)
+    }
 
     /// Announces (or re-announces with new attributes) `routes`.
     fn announce(&mut self, routes: &[Announcement]) -> Result<(), Error> {
@@ -474,38 +525,6 @@ pub(crate) fn parse_err(router: &'static str, query: &str, reason: &str, out: &s
     }
 }
 
-// Shared bodies of the single-daemon routers' (BIRD, GoBGP, ExaBGP)
-// `Router` lifecycle methods, acting on their `Option<Daemon>` field.
-
-/// [`Router::stop`]: stops and forgets the daemon, if running.
-fn stop_daemon(d: &mut Option<crate::Daemon>) {
-    if let Some(mut d) = d.take() {
-        d.stop();
-    }
-}
-
-/// [`Router::kill`]: SIGKILLs and forgets the daemon, if running.
-fn kill_daemon(d: &mut Option<crate::Daemon>) {
-    if let Some(mut d) = d.take() {
-        d.kill();
-    }
-}
-
-/// [`Router::freeze`]: a no-op when not running.
-fn freeze_daemon(d: Option<&crate::Daemon>) -> Result<(), Error> {
-    d.map_or(Ok(()), crate::Daemon::freeze)
-}
-
-/// [`Router::thaw`]: a no-op when not running.
-fn thaw_daemon(d: Option<&crate::Daemon>) -> Result<(), Error> {
-    d.map_or(Ok(()), crate::Daemon::thaw)
-}
-
-/// [`Router::log`]: the log file's contents, empty if unreadable.
-fn read_log(path: &std::path::Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
-}
-
 /// Waits (bounded) until `ready` answers Ok, failing early if a daemon exits.
 pub(crate) fn wait_ready(
     router: &'static str,
@@ -513,8 +532,11 @@ pub(crate) fn wait_ready(
     daemons: &mut [&mut crate::Daemon],
     mut ready: impl FnMut() -> bool,
 ) -> Result<(), Error> {
-    let deadline = std::time::Instant::now() + READY_TIMEOUT;
-    let mut step = Duration::from_millis(10);
+    let mut backoff = crate::wait::Backoff::with_steps(
+        READY_TIMEOUT,
+        Duration::from_millis(10),
+        Duration::from_millis(100),
+    );
     loop {
         for d in daemons.iter_mut() {
             if let Some(st) = d.exit_status() {
@@ -529,7 +551,7 @@ pub(crate) fn wait_ready(
         if ready() {
             return Ok(());
         }
-        if std::time::Instant::now() >= deadline {
+        if !backoff.pause() {
             let log_tail = daemons
                 .iter()
                 .map(|d| crate::error::tail(&d.log(), 15))
@@ -542,9 +564,50 @@ pub(crate) fn wait_ready(
                 log_tail,
             });
         }
-        std::thread::sleep(step);
-        step = (step * 2).min(Duration::from_millis(100));
     }
+}
+
+/// What every driver keeps: the namespace's name, the directory of the
+/// router's configuration and logs, and the configuration it was started
+/// with.
+#[derive(Debug)]
+pub(crate) struct Base {
+    /// The namespace's name.
+    pub(crate) ns: String,
+    /// `<namespace dir>/<router>`.
+    pub(crate) dir: PathBuf,
+    /// The configuration given at start.
+    pub(crate) cfg: RouterConfig,
+}
+
+impl Base {
+    /// Creates `<ns dir>/<sub>` and writes `files` (name, text) into it.
+    pub(crate) fn new(
+        ns: &Netns,
+        sub: &str,
+        cfg: RouterConfig,
+        files: &[(&str, String)],
+    ) -> Result<Base, Error> {
+        let dir = ns.dir().join(sub);
+        create_dir(&dir)?;
+        for (name, text) in files {
+            write_file(&dir.join(name), text)?;
+        }
+        Ok(Base {
+            ns: ns.name().to_owned(),
+            dir,
+            cfg,
+        })
+    }
+}
+
+/// Creates a directory (and its parents) for a router's files.
+pub(crate) fn create_dir(path: &std::path::Path) -> Result<(), Error> {
+    std::fs::create_dir_all(path).map_err(|source| Error::Io {
+        op: "create dir",
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// Writes a config file into the namespace's scratch directory.
