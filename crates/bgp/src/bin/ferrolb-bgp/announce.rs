@@ -173,6 +173,7 @@ pub fn progress(e: &SpeakerEvent) -> bool {
             reason,
         } => eprintln!("down peer={peer} was-established={was_established} reason={reason}"),
         EventKind::ConnectFailed { error } => eprintln!("connect-failed peer={peer} error={error}"),
+        EventKind::PackFailed { error } => eprintln!("pack-failed peer={peer} error={error}"),
         EventKind::PrefixesSent {
             announced,
             withdrawn,
