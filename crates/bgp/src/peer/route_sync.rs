@@ -2,7 +2,7 @@
 //! Adj-RIB-Out goes out in chunks of packed UPDATEs, then End-of-RIB (RFC 4724 §2); a
 //! ROUTE-REFRESH (RFC 2918 §4) sends the Adj-RIB-Out again.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use futures::SinkExt;
@@ -14,17 +14,17 @@ use super::connection::bounded;
 use super::Driver;
 use crate::event::EventKind;
 use crate::fsm::{self, Action, Event, State, Timer};
-use crate::packer::{Packer, RouteAttributes};
-use crate::rib::{AdjRibOut, AttrCache, Change};
+use crate::packer::Packer;
+use crate::rib::{AdjRibOut, Change, Routes};
 use crate::wire::Message;
 
-/// Prefixes packed per round: bounds the transient copy of attributes while packing.
+/// Prefixes packed per round: bounds the UPDATEs built before they are written.
 const CHUNK: usize = 2048;
 
 /// What is waiting to be sent, and what went out so far in this pass.
 #[derive(Debug, Default)]
 struct Outgoing {
-    announce: BTreeMap<IpNet, Arc<RouteAttributes>>,
+    announce: Routes,
     withdraw: BTreeSet<IpNet>,
     announced: usize,
     withdrawn: usize,
@@ -48,22 +48,22 @@ impl Driver {
         let view = self.session_view()?;
         let all = Arc::clone(self.rib.sent());
         let empty = AdjRibOut::default();
-        let mut cache = AttrCache::default();
+        let mut packer = Packer::new(self.ctx(), view);
         let mut out = Outgoing::default();
         let mut follow = None;
-        for change in empty.diff(&all, &mut cache, view) {
+        for change in empty.diff(&all, view) {
             if let Change::Announce(p, a) = change {
                 out.announce.insert(p, a);
             }
             if out.announce.len() >= CHUNK {
-                if let Err(e) = self.send_chunk(&mut out, false).await {
+                if let Err(e) = self.send_chunk(&mut packer, &mut out, false).await {
                     follow = Some(e);
                     break;
                 }
             }
         }
         if follow.is_none() {
-            follow = self.send_chunk(&mut out, true).await.err();
+            follow = self.send_chunk(&mut packer, &mut out, true).await.err();
         }
         self.emit(EventKind::RouteRefreshServed).await;
         follow
@@ -76,10 +76,10 @@ impl Driver {
         let view = self.session_view()?;
         let routes = Arc::clone(&self.routes.borrow_and_update());
         let old = self.rib.clone();
-        let mut cache = AttrCache::default();
+        let mut packer = Packer::new(self.ctx(), view);
         let mut out = Outgoing::default();
         let (total, skipped) = {
-            let mut diff = old.diff(&routes, &mut cache, view);
+            let mut diff = old.diff(&routes, view);
             for change in diff.by_ref() {
                 match change {
                     Change::Announce(p, a) => {
@@ -90,14 +90,14 @@ impl Driver {
                     }
                 }
                 if out.announce.len() + out.withdraw.len() >= CHUNK {
-                    if let Err(e) = self.send_chunk(&mut out, false).await {
+                    if let Err(e) = self.send_chunk(&mut packer, &mut out, false).await {
                         return Some(e);
                     }
                 }
             }
             (diff.carried(), diff.skipped())
         };
-        if let Err(e) = self.send_chunk(&mut out, true).await {
+        if let Err(e) = self.send_chunk(&mut packer, &mut out, true).await {
             return Some(e);
         }
         // Everything went out: the peer now holds what `routes` says for this session.
@@ -118,16 +118,16 @@ impl Driver {
     /// Packs and sends what `out` holds. Unless `last`, the final (probably part-filled)
     /// UPDATE is held back and its prefixes stay in `out` for the next chunk, so chunking
     /// costs no extra UPDATEs.
-    async fn send_chunk(&mut self, out: &mut Outgoing, last: bool) -> Result<(), Event> {
+    async fn send_chunk(
+        &mut self,
+        packer: &mut Packer,
+        out: &mut Outgoing,
+        last: bool,
+    ) -> Result<(), Event> {
         if out.announce.is_empty() && out.withdraw.is_empty() {
             return Ok(());
         }
-        let plain: BTreeMap<IpNet, RouteAttributes> = out
-            .announce
-            .iter()
-            .map(|(p, a)| (*p, RouteAttributes::clone(a)))
-            .collect();
-        let mut updates = match Packer::new(self.ctx()).pack(&plain, &out.withdraw) {
+        let mut updates = match packer.pack(&out.announce, &out.withdraw) {
             Ok(u) => u,
             Err(e) => {
                 // Our own attributes failed to encode: drop the chunk, keep the session.
@@ -139,7 +139,6 @@ impl Driver {
                 return Ok(());
             }
         };
-        drop(plain);
         let mut held_announce = BTreeSet::new();
         let mut held_withdraw = BTreeSet::new();
         if !last && updates.len() > 1 {
