@@ -50,7 +50,7 @@ use crate::event::{EventKind, SpeakerEvent};
 use crate::fsm::{self, Action, Event, State, Timer};
 use crate::net;
 use crate::rib::{AdjRibOut, Routes, SessionView};
-use crate::wire::{DecodeCtx, HoldTime, Message, Notification, Open};
+use crate::wire::{DecodeCtx, HoldTime, Message, Notification, Open, Update};
 
 /// One peer's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,6 +168,9 @@ pub(crate) struct PeerTask {
     pub id: u64,
     /// Accepted from an address that is not a configured peer (collector mode).
     pub unknown: bool,
+    /// Set once the peer's OPEN was accepted (OpenConfirm reached): the speaker evicts only
+    /// unknown peers that have not got that far.
+    pub opened: Arc<AtomicBool>,
 }
 
 /// Runs once, with the task's [`PeerTask::id`], when a peer task ends by itself (see
@@ -175,13 +178,16 @@ pub(crate) struct PeerTask {
 pub(crate) type OnExit = Box<dyn FnOnce(u64) + Send>;
 
 /// Starts a peer task. With `on_exit` the peer is one accepted from an unknown address: it never
-/// connects out, ends with its first connection, and calls `on_exit` when it does.
+/// connects out, ends with its first connection, and calls `on_exit` when it does. With
+/// `open_deadline` the peer's OPEN must arrive within it (instead of the OpenSent hold time).
 pub(crate) fn spawn(
     cfg: PeerConfig,
     shared: Arc<Shared>,
     routes: watch::Receiver<Arc<Routes>>,
     on_exit: Option<OnExit>,
+    open_deadline: Option<Duration>,
 ) -> PeerTask {
+    let opened = Arc::new(AtomicBool::new(false));
     let (inbound_tx, inbound_rx) = mpsc::channel(4);
     let (stop_tx, stop_rx) = mpsc::channel(1);
     let id = shared.next_task_id.fetch_add(1, Ordering::Relaxed);
@@ -221,6 +227,8 @@ pub(crate) fn spawn(
         initial_pending: false,
         stopping: false,
         on_exit,
+        open_deadline,
+        opened: Arc::clone(&opened),
         id,
         had_connection: false,
         queue: EventQueue::default(),
@@ -240,6 +248,7 @@ pub(crate) fn spawn(
         handle,
         id,
         unknown,
+        opened,
     }
 }
 
@@ -271,6 +280,10 @@ struct Driver {
     stopping: bool,
     /// Set for a peer accepted from an unknown address: it ends with its connection.
     on_exit: Option<OnExit>,
+    /// How long a connection has for its OPEN (unknown peers of a collector).
+    open_deadline: Option<Duration>,
+    /// Shared with [`PeerTask::opened`].
+    opened: Arc<AtomicBool>,
     id: u64,
     had_connection: bool,
     queue: EventQueue,
@@ -502,6 +515,9 @@ impl Driver {
         let state = std::mem::replace(&mut self.state, State::Idle);
         let (next, actions) = fsm::step(&self.fsm, state, event);
         self.state = next;
+        if matches!(self.state, State::OpenConfirm(_) | State::Established(_)) {
+            self.opened.store(true, Ordering::Release);
+        }
         let to = self.state.name();
         if from != to {
             // The down reason says more than the event name when there is one.
@@ -551,6 +567,13 @@ impl Driver {
                 None
             }
             Action::ArmTimer(t, d) => {
+                let d = match (t, &self.state, self.open_deadline) {
+                    // RFC 4271 §8.2.2 only suggests 4 minutes for the OpenSent HoldTimer ("a
+                    // large value"); a collector open to any address gives a connection less,
+                    // so ones that trickle their OPEN cannot hold a slot for that long.
+                    (Timer::Hold, State::OpenSent, Some(limit)) => d.min(limit),
+                    _ => d,
+                };
                 let at = Some(Instant::now() + d);
                 match t {
                     Timer::Hold => self.hold = at,
@@ -588,9 +611,16 @@ impl Driver {
                 .await;
                 None
             }
-            Action::Received(update) => {
-                let announced = update.announced().count();
-                let withdrawn = update.withdrawn_prefixes().count();
+            Action::Received(mut update) => {
+                // RFC 7606 §3 d: a missing well-known mandatory attribute (ORIGIN, AS_PATH,
+                // NEXT_HOP) is found apart from syntax; its treat-as-withdraw joins the
+                // decoder's, so every consumer of the UPDATE sees one verdict.
+                let findings = update.missing_mandatory_attributes();
+                if !findings.is_empty() {
+                    update.treat_as_withdraw = true;
+                }
+                update.attribute_errors.extend(findings);
+                let (announced, withdrawn) = received_counts(&update);
                 self.prefixes_received += announced as u64;
                 self.prefixes_withdrawn += withdrawn as u64;
                 if update.end_of_rib_family().is_some() {
@@ -633,6 +663,18 @@ impl Driver {
             return Some(e);
         }
         self.send_end_of_rib().await
+    }
+}
+
+/// The (announced, withdrawn) prefix counts of a received UPDATE. RFC 7606 §2: with
+/// treat-as-withdraw, the prefixes it announces are withdrawn, and counted so.
+fn received_counts(update: &Update) -> (usize, usize) {
+    let announced = update.announced().count();
+    let withdrawn = update.withdrawn_prefixes().count();
+    if update.treat_as_withdraw {
+        (0, announced + withdrawn)
+    } else {
+        (announced, withdrawn)
     }
 }
 
