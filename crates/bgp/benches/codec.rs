@@ -7,19 +7,21 @@
 //! Run: `cargo bench -p ferrolb-bgp --bench codec`. Not run by the tests (only built by
 //! `cargo clippy --all-targets`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::hint::black_box;
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use bgpkit_parser::models::{AsnLength, BgpMessage};
 use bgpkit_parser::parser::bgp::parse_bgp_message;
 use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use ferrolb_bgp::rib::{Route, Routes, SessionView};
 use ferrolb_bgp::wire::{
     decode_message, AsPath, Community, DecodeCtx, LargeCommunity, Message, Origin, PathAttributes,
     Update,
 };
-use ferrolb_bgp::{Packer, RouteAttributes};
+use ferrolb_bgp::Packer;
 use ipnet::{IpNet, Ipv4Net};
 
 const SIZES: [u32; 3] = [1, 100, 800];
@@ -94,27 +96,45 @@ fn codec(c: &mut Criterion) {
 
 fn packer(c: &mut Criterion) {
     let ctx = DecodeCtx::modern();
-    // 100k /32s in four attribute sets (one community differs), as four Service pools would.
-    let announce: BTreeMap<IpNet, RouteAttributes> = (0..100_000u32)
-        .map(|i| {
-            let mut attrs = typical_attrs();
-            attrs.communities = Some(vec![Community::new(65000, (i % 4) as u16)]);
-            (
-                IpNet::V4(host(i)),
-                RouteAttributes {
-                    attrs,
-                    mp_next_hop: None,
-                },
-            )
+    // 100k /32s in four routes (one community differs), as four Service pools would: the
+    // typical attributes above (MED, two COMMUNITIES, one LARGE_COMMUNITY) with our AS and
+    // the session's address as next hop.
+    let typical = typical_attrs();
+    let routes: Vec<Arc<Route>> = (0..4u16)
+        .map(|k| {
+            Arc::new(Route {
+                med: typical.med,
+                communities: [Community::new(65000, k), Community::NO_EXPORT].into(),
+                large_communities: typical
+                    .large_communities
+                    .iter()
+                    .flatten()
+                    .copied()
+                    .collect(),
+                ..Route::default()
+            })
         })
         .collect();
+    let announce: Routes = (0..100_000u32)
+        .map(|i| (IpNet::V4(host(i)), Arc::clone(&routes[(i % 4) as usize])))
+        .collect();
+    let session = SessionView {
+        local_as: 4_200_000_001,
+        ibgp: false,
+        local_addr: Ipv4Addr::new(192, 0, 2, 1).into(),
+        families: ctx.families,
+    };
     let withdraw = BTreeSet::new();
-    let packer = Packer::new(ctx);
     let mut group = c.benchmark_group("pack");
     group.sample_size(20);
     group.throughput(Throughput::Elements(100_000));
     group.bench_function("100k_v4_4_sets", |b| {
-        b.iter(|| packer.pack(black_box(&announce), &withdraw).expect("packs"))
+        // A packer per pass, as a session uses it: the attributes are built in the pass.
+        b.iter(|| {
+            Packer::new(ctx, session)
+                .pack(black_box(&announce), &withdraw)
+                .expect("packs")
+        })
     });
     group.finish();
 }

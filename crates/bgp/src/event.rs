@@ -42,6 +42,14 @@ pub enum EventKind {
         /// The error, as text.
         error: String,
     },
+    /// Our own routes could not be packed into UPDATEs (an attribute set too long for one
+    /// UPDATE, a route without a next hop of its family): that chunk of routes was not sent,
+    /// the session stays up. A bug or a configuration the wire cannot carry, never a network
+    /// failure.
+    PackFailed {
+        /// Why the packer refused.
+        error: crate::wire::EncodingError,
+    },
     /// UPDATEs were sent.
     PrefixesSent {
         /// Prefixes announced in this batch.

@@ -2,7 +2,7 @@
 //!
 //! No tokio, no sockets, no clock reads: [`step`] takes the session [`Config`], the current
 //! [`State`] and one [`Event`], and returns the next state with the [`Action`]s the driver
-//! (`peer.rs`) must execute in order. Timers are actions ([`Action::ArmTimer`],
+//! (`peer/`) must execute in order. Timers are actions ([`Action::ArmTimer`],
 //! [`Action::CancelTimer`]); their expiry comes back as an event.
 //!
 //! ```text

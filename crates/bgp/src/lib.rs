@@ -2,6 +2,7 @@
 //!
 //! - [`wire`]: the message model and its pure decoder/encoder (no tokio).
 //! - [`codec`]: the `tokio_util` framing adapter over [`wire`].
+//! - [`rib`]: the desired [`rib::Route`]s and the per-peer Adj-RIB-Out.
 //! - [`packer`]: turns desired routes into the fewest UPDATE messages.
 
 #![warn(missing_docs)]
@@ -11,7 +12,7 @@ pub mod packer;
 pub mod wire;
 
 pub use codec::{BgpCodec, CodecError};
-pub use packer::{Packer, RouteAttributes};
+pub use packer::Packer;
 pub use wire::{decode_message, DecodeCtx, EncodeCtx, Message, MessageError, Notification};
 pub mod event;
 pub mod fsm;

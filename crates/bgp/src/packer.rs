@@ -1,8 +1,12 @@
 //! The UPDATE packer: desired routes in, the fewest UPDATE messages out.
 //!
-//! Pure: no I/O, no clock. Given the prefixes to announce (each with its [`RouteAttributes`])
-//! and the prefixes to withdraw, [`Packer::pack`] groups prefixes that share attributes and
-//! fills each UPDATE up to the size limit (4096, or 65535 after Extended Message, RFC 8654):
+//! Pure: no I/O, no clock. A packer serves one session pass: given the prefixes to announce
+//! (each with its [`Route`]) and the prefixes to withdraw, [`Packer::pack`] builds the wire
+//! [`PathAttributes`] once per distinct route for this session (ORIGIN IGP; AS_PATH empty
+//! towards iBGP, our AS towards eBGP, RFC 4271 §5.1.2; NEXT_HOP or the MP_REACH_NLRI next hop
+//! of the prefix's family; LOCAL_PREF towards iBGP only, RFC 4271 §5.1.5), groups prefixes
+//! whose attributes are equal and fills each UPDATE up to the size limit (4096, or 65535 after
+//! Extended Message, RFC 8654):
 //!
 //! - IPv4 unicast prefixes go in the NLRI and Withdrawn Routes fields (RFC 4271 §4.3);
 //! - IPv6 unicast prefixes go in MP_REACH_NLRI / MP_UNREACH_NLRI (RFC 4760 §3-4), with the
@@ -24,32 +28,44 @@
 
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 
+use crate::rib::{Route, Routes, SessionView};
 use crate::wire::attribute::attribute_len;
 use crate::wire::nlri::prefix_encoded_len;
 use crate::wire::{
-    EncodeCtx, EncodingError, Families, Family, MpNextHop, MpReach, MpUnreach, PathAttributes,
-    Update, HEADER_LEN,
+    AsPath, EncodeCtx, EncodingError, Families, Family, MpNextHop, MpReach, MpUnreach, Origin,
+    PathAttributes, Update, HEADER_LEN,
 };
 
-/// The attribute set of an announced prefix.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
-pub struct RouteAttributes {
-    /// Path attributes. For IPv4 prefixes `attrs.next_hop` is the NEXT_HOP and must be set;
-    /// for IPv6 prefixes it is not sent.
-    pub attrs: PathAttributes,
-    /// The MP_REACH_NLRI next hop of IPv6 prefixes (global, optionally + link-local).
-    pub mp_next_hop: Option<MpNextHop>,
+/// What one route puts on the wire for one family on this session: the path attributes
+/// (with NEXT_HOP for IPv4) and, for IPv6, the MP_REACH_NLRI next hop. Private: the route
+/// type callers see is [`Route`].
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct WireRoute {
+    attrs: PathAttributes,
+    mp_next_hop: Option<MpNextHop>,
 }
 
-/// Packs routes into UPDATE messages for one peer.
+/// A route's wire form, or why it cannot be sent.
+type Wired = Result<Arc<WireRoute>, EncodingError>;
+
+/// Packs routes into UPDATE messages for one session.
 #[derive(Debug, Clone)]
 pub struct Packer {
     ctx: EncodeCtx,
+    session: SessionView,
     max_len: usize,
+    /// The wire form of each route (by allocation) and family seen in this pass, built once:
+    /// 100k prefixes sharing a few `Arc<Route>`s build a few attribute sets. Keyed by the
+    /// `Arc`'s address (hashing a route with hundreds of communities per prefix costs more than
+    /// building it); the value holds the `Arc` so the address stays taken. `Err` keeps a
+    /// refusal for the route's next prefix.
+    wire: HashMap<(usize, bool), (Arc<Route>, Wired)>,
 }
 
 /// Fixed part of MP_REACH_NLRI's value: AFI, SAFI, next hop length, reserved.
@@ -168,19 +184,18 @@ impl Draft {
 }
 
 impl Packer {
-    /// A packer for a session with `ctx`; the limit is `ctx.max_message_len()`.
-    pub fn new(ctx: EncodeCtx) -> Self {
-        Packer {
-            ctx,
-            max_len: ctx.max_message_len(),
-        }
+    /// A packer for `session` with `ctx`; the limit is `ctx.max_message_len()`.
+    pub fn new(ctx: EncodeCtx, session: SessionView) -> Self {
+        Self::with_max_len(ctx, session, usize::MAX)
     }
 
     /// A packer with a smaller limit (at least 64 octets; clamped to the context's maximum).
-    pub fn with_max_len(ctx: EncodeCtx, max_len: usize) -> Self {
+    pub fn with_max_len(ctx: EncodeCtx, session: SessionView, max_len: usize) -> Self {
         Packer {
             ctx,
+            session,
             max_len: max_len.clamp(64, ctx.max_message_len()),
+            wire: HashMap::new(),
         }
     }
 
@@ -189,22 +204,105 @@ impl Packer {
         self.max_len
     }
 
-    /// Packs `announce` and `withdraw` into UPDATEs. Fails if an attribute set cannot be
-    /// encoded, an IPv4 route lacks `attrs.next_hop`, an IPv6 route lacks an IPv6
-    /// `mp_next_hop`, or one prefix with its attributes alone exceeds the limit.
+    /// The wire form of `route` for `prefix` on this session (see the module doc), or why it
+    /// cannot be sent: no next hop of the prefix's family ([`Route::next_hop_for`]).
+    fn wire_route(&self, prefix: &IpNet, route: &Route) -> Result<WireRoute, EncodingError> {
+        let s = &self.session;
+        let mut attrs = PathAttributes {
+            origin: Some(Origin::Igp),
+            // RFC 4271 §5.1.2: towards eBGP "prepend its own AS number"; towards iBGP an
+            // originated route has an empty AS_PATH.
+            as_path: Some(if s.ibgp {
+                AsPath::default()
+            } else {
+                AsPath::sequence(vec![s.local_as])
+            }),
+            med: route.med,
+            local_pref: route.local_pref_for(s),
+            communities: (!route.communities.is_empty())
+                .then(|| route.communities.iter().copied().collect()),
+            large_communities: (!route.large_communities.is_empty())
+                .then(|| route.large_communities.iter().copied().collect()),
+            ..PathAttributes::default()
+        };
+        let mut mp_next_hop = None;
+        match route.next_hop_for(prefix, s) {
+            Some(IpAddr::V4(nh)) => attrs.next_hop = Some(nh),
+            // RFC 2545 §3: the global address; a link-local one only for a shared link, which
+            // the route does not say.
+            Some(IpAddr::V6(global)) => {
+                mp_next_hop = Some(MpNextHop::V6 {
+                    global,
+                    link_local: None,
+                })
+            }
+            None => {
+                return Err(EncodingError::Invalid {
+                    field: "route.next_hop",
+                    reason: "no next hop of the prefix's family on this session (RFC 4760 §3)",
+                })
+            }
+        }
+        if !self.ctx.four_octet_as {
+            attrs = attrs.for_two_octet_peer();
+        }
+        attrs.check_encodable(&self.ctx)?;
+        Ok(WireRoute { attrs, mp_next_hop })
+    }
+
+    /// [`Packer::wire_route`] once per route allocation and family in this pass.
+    fn wire_of(
+        &mut self,
+        prefix: &IpNet,
+        route: &Arc<Route>,
+    ) -> Result<Arc<WireRoute>, EncodingError> {
+        let key = (Arc::as_ptr(route) as usize, prefix.addr().is_ipv4());
+        if let Some((_, known)) = self.wire.get(&key) {
+            return known.clone();
+        }
+        let built = self.wire_route(prefix, route).map(Arc::new);
+        self.wire.insert(key, (Arc::clone(route), built.clone()));
+        built
+    }
+
+    /// Packs `announce` and `withdraw` into UPDATEs. Fails if a route has no next hop of its
+    /// prefix's family on this session, its attributes cannot be encoded, or one prefix with
+    /// its attributes alone exceeds the limit.
     pub fn pack(
-        &self,
-        announce: &BTreeMap<IpNet, RouteAttributes>,
+        &mut self,
+        announce: &Routes,
         withdraw: &BTreeSet<IpNet>,
     ) -> Result<Vec<Update>, EncodingError> {
         let max = self.max_len;
-        // Group by attribute set, in order of first appearance (deterministic output).
-        let mut index: HashMap<&RouteAttributes, usize> = HashMap::new();
-        let mut groups: Vec<(&RouteAttributes, Vec<ipnet::Ipv4Net>, Vec<IpNet>)> = Vec::new();
-        for (net, attrs) in announce {
-            let i = *index.entry(attrs).or_insert_with(|| {
-                groups.push((attrs, Vec::new(), Vec::new()));
-                groups.len() - 1
+        // Group by wire attributes, in order of first appearance (deterministic output).
+        // Consecutive prefixes usually share one `Arc<Route>`: a pointer comparison skips
+        // the hash lookup.
+        let mut wired: Vec<(IpNet, Arc<WireRoute>)> = Vec::with_capacity(announce.len().min(4096));
+        let mut last: Option<(&Arc<Route>, bool, Arc<WireRoute>)> = None;
+        for (net, route) in announce {
+            let v4 = net.addr().is_ipv4();
+            let wire = match &last {
+                Some((r, f, w)) if *f == v4 && Arc::ptr_eq(r, route) => Arc::clone(w),
+                _ => {
+                    let w = self.wire_of(net, route)?;
+                    last = Some((route, v4, Arc::clone(&w)));
+                    w
+                }
+            };
+            wired.push((*net, wire));
+        }
+        // Routes that differ only in what this session does not send share a wire form and
+        // so a group. The value (hundreds of communities, perhaps) is hashed once per wire
+        // form; its prefixes find the group by the form's address.
+        let mut by_value: HashMap<&WireRoute, usize> = HashMap::new();
+        let mut by_addr: HashMap<*const WireRoute, usize> = HashMap::new();
+        let mut groups: Vec<(&WireRoute, Vec<ipnet::Ipv4Net>, Vec<IpNet>)> = Vec::new();
+        for (net, attrs) in &wired {
+            let i = *by_addr.entry(Arc::as_ptr(attrs)).or_insert_with(|| {
+                *by_value.entry(&**attrs).or_insert_with(|| {
+                    groups.push((&**attrs, Vec::new(), Vec::new()));
+                    groups.len() - 1
+                })
             });
             let Some(group) = groups.get_mut(i) else {
                 continue;
@@ -217,16 +315,12 @@ impl Packer {
 
         let mut out: Vec<Draft> = Vec::new();
         for (route, v4, v6) in &groups {
-            let attrs = if self.ctx.four_octet_as {
-                route.attrs.clone()
-            } else {
-                route.attrs.for_two_octet_peer()
-            };
-            attrs.check_encodable(&self.ctx)?;
+            // Converted for a 2-octet peer and checked in `wire_route`.
+            let attrs = &route.attrs;
             if !v4.is_empty() {
                 if attrs.next_hop.is_none() {
                     return Err(EncodingError::Invalid {
-                        field: "route.attrs.next_hop",
+                        field: "route.next_hop",
                         reason: "an IPv4 route needs a NEXT_HOP",
                     });
                 }
@@ -254,7 +348,7 @@ impl Packer {
             if !v6.is_empty() {
                 let Some(next_hop @ MpNextHop::V6 { .. }) = route.mp_next_hop else {
                     return Err(EncodingError::Invalid {
-                        field: "route.mp_next_hop",
+                        field: "route.next_hop",
                         reason: "an IPv6 route needs an IPv6 MP_REACH_NLRI next hop",
                     });
                 };

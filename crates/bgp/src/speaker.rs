@@ -36,6 +36,10 @@ pub use crate::peer::{GracefulRestartConfig, PeerConfig};
 /// a flood of connections from random addresses cannot grow the peer map without bound.
 pub const DEFAULT_MAX_UNKNOWN_PEERS: usize = 64;
 
+/// The default of [`SpeakerConfig::open_deadline`]: a router answers a connection with its OPEN
+/// at once; ten seconds leave room for a slow one.
+pub const DEFAULT_OPEN_DEADLINE: Duration = Duration::from_secs(10);
+
 /// The speaker's own settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpeakerConfig {
@@ -54,8 +58,14 @@ pub struct SpeakerConfig {
     pub event_capacity: usize,
     /// At most this many sessions from unknown addresses at once (with `accept_unknown`);
     /// further connections are closed unanswered until one ends. Each ends with its connection
-    /// and leaves the peer map then.
+    /// and leaves the peer map then. When all are taken, a new connection evicts the oldest
+    /// one that has not yet sent an acceptable OPEN, so connections that never finish their OPEN
+    /// cannot lock real peers out.
     pub max_unknown_peers: usize,
+    /// How long a connection from an unknown address has to send its OPEN before it gets
+    /// 4/0 (Hold Timer Expired) and is closed: the OpenSent hold time for collectors, far below
+    /// RFC 4271 §8.2.2's suggested 4 minutes.
+    pub open_deadline: Duration,
 }
 
 impl SpeakerConfig {
@@ -69,6 +79,7 @@ impl SpeakerConfig {
             accept_unknown: None,
             event_capacity: 1024,
             max_unknown_peers: DEFAULT_MAX_UNKNOWN_PEERS,
+            open_deadline: DEFAULT_OPEN_DEADLINE,
         }
     }
 }
@@ -247,6 +258,7 @@ impl Speaker {
                 Arc::clone(&self.inner.shared),
                 self.inner.routes.subscribe(),
                 None,
+                None,
             );
             map.insert(addr, task);
         }
@@ -372,9 +384,24 @@ async fn accept_loop(listener: Arc<TcpListener>, inner: std::sync::Weak<Inner>) 
         };
         let unknown = map.values().filter(|t| t.unknown).count();
         if unknown >= inner.cfg.max_unknown_peers {
-            tracing::warn!(peer = %addr, limit = inner.cfg.max_unknown_peers,
-                "connection refused: too many sessions from unknown addresses");
-            continue;
+            // The oldest (lowest id) connection still waiting for its OPEN makes room, so a
+            // flood of connections that trickle bytes cannot keep real peers out until their
+            // deadline; sessions past the OPEN are never evicted.
+            let oldest = map
+                .iter()
+                .filter(|(_, t)| t.unknown && !t.opened.load(Ordering::Acquire))
+                .min_by_key(|(_, t)| t.id)
+                .map(|(a, _)| *a);
+            let Some(evicted) = oldest.and_then(|a| map.remove(&a)) else {
+                tracing::warn!(peer = %addr, limit = inner.cfg.max_unknown_peers,
+                    "connection refused: too many sessions from unknown addresses");
+                continue;
+            };
+            // It sent no OPEN, so it gets no NOTIFICATION either: the connection is dropped.
+            evicted.handle.abort();
+            tracing::warn!(peer = %addr, evicted = %evicted.cfg.addr,
+                limit = inner.cfg.max_unknown_peers,
+                "too many sessions from unknown addresses: evicted the oldest without an OPEN");
         }
         let cfg = PeerConfig {
             addr,
@@ -396,6 +423,7 @@ async fn accept_loop(listener: Arc<TcpListener>, inner: std::sync::Weak<Inner>) 
             Arc::clone(&inner.shared),
             inner.routes.subscribe(),
             Some(on_exit),
+            Some(inner.cfg.open_deadline),
         );
         let _ = task.inbound.try_send(stream);
         map.insert(addr, task);

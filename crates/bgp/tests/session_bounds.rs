@@ -418,9 +418,8 @@ async fn sessions_from_unknown_addresses_are_capped() {
     let mut kept = Vec::new();
     for last in [27, 28] {
         let mut raw = connect(IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)), port, None).await;
-        let Message::Open(_) = next(&mut raw).await else {
-            panic!("expected an OPEN within the cap");
-        };
+        // Sessions past their OPEN: only connections still waiting for one are evicted.
+        establish(&mut raw, open(Ipv4Addr::new(10, 0, 0, last), 90)).await;
         kept.push(raw);
     }
     let mut third = connect(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 29)), port, None).await;
@@ -430,4 +429,70 @@ async fn sessions_from_unknown_addresses_are_capped() {
     assert!(got.is_none(), "the third unknown peer got {got:?}");
     assert_eq!(speaker.peer_addrs().len(), 2);
     speaker.shutdown("done", Duration::from_secs(5)).await;
+}
+
+/// 100 connections from distinct loopback addresses that trickle an OPEN one octet at a time
+/// hold every slot for unknown peers; a real peer (our own speaker) still gets a session,
+/// because a new connection evicts the oldest one that has not completed its OPEN. The OPEN
+/// deadline is set far beyond the test's own deadline, so only eviction can let it in.
+#[tokio::test]
+async fn trickling_connections_do_not_lock_a_real_peer_out() {
+    const TRICKLERS: u8 = 100;
+    let (collector_speaker, mut events, port) = speaker(|c| {
+        collector(c, 64);
+        c.open_deadline = Duration::from_secs(600);
+    })
+    .await;
+    let mut tricklers = Vec::new();
+    for i in 0..TRICKLERS {
+        let from = IpAddr::V4(Ipv4Addr::new(127, 0, 3, i + 1));
+        let mut raw = connect(from, port, None).await;
+        // The first octet of an OPEN's marker; the rest never comes.
+        raw.get_mut().write_all(&[0xff]).await.expect("one octet");
+        tricklers.push(raw);
+    }
+    // Bounded: one more octet each, a round at a time, while the real peer connects.
+    let (real, _real_events) = {
+        let mut c = SpeakerConfig::new(65002);
+        c.router_id = Some(Ipv4Addr::new(10, 0, 0, 2));
+        Speaker::start(c).await.expect("start the real peer")
+    };
+    let mut to_collector = PeerConfig::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 65001);
+    to_collector.port = port;
+    to_collector.local_address = Some(IpAddr::V4(Ipv4Addr::new(127, 0, 4, 1)));
+    to_collector.ipv6 = false;
+    real.set_peers(vec![to_collector]).expect("peers");
+    for raw in &mut tricklers {
+        // A trickler may have been evicted already: its write may fail, which is the point.
+        let _ = raw.get_mut().write_all(&[0xff]).await;
+    }
+    let peer_as = wait_for(&mut events, "the real peer Established", |e| match e.kind {
+        EventKind::Up { peer_as, .. } => Some(peer_as),
+        _ => None,
+    })
+    .await;
+    assert_eq!(peer_as, 65002);
+    assert!(
+        collector_speaker.peer_addrs().len() <= 64,
+        "the cap still holds"
+    );
+    real.shutdown("done", Duration::from_secs(2)).await;
+    collector_speaker
+        .shutdown("done", Duration::from_secs(2))
+        .await;
+}
+
+/// A connection from an unknown address that never completes its OPEN gets 4/0 (Hold Timer
+/// Expired) once the OPEN deadline passes, not after RFC 4271's suggested 4 minutes.
+#[tokio::test]
+async fn a_connection_without_an_open_gets_4_0_at_the_open_deadline() {
+    let (speaker, _events, port) = speaker(|c| {
+        collector(c, 8);
+        c.open_deadline = Duration::from_secs(1);
+    })
+    .await;
+    let mut raw = connect(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 31)), port, None).await;
+    let n = notification(&mut raw).await;
+    assert_eq!((n.code.0, n.subcode), (4, 0));
+    speaker.shutdown("done", Duration::from_secs(2)).await;
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use ferrolb_bgp::event::{EventKind, SpeakerEvent};
 use ferrolb_bgp::fsm::DownReason;
-use ferrolb_bgp::rib::{Route, Routes};
+use ferrolb_bgp::rib::{NextHop, Route, Routes};
 use ferrolb_bgp::speaker::{PeerConfig, Speaker, SpeakerConfig};
 use ferrolb_bgp::wire::{Community, LargeCommunity};
 use ipnet::IpNet;
@@ -86,12 +86,13 @@ fn routes() -> Routes {
     r.insert(
         net("198.51.100.1/32"),
         Arc::new(Route {
-            communities: vec![Community::new(65000, 1)],
-            large_communities: vec![LargeCommunity {
+            communities: [Community::new(65000, 1)].into(),
+            large_communities: [LargeCommunity {
                 global_admin: 65000,
                 local_data_1: 1,
                 local_data_2: 2,
-            }],
+            }]
+            .into(),
             med: Some(10),
             ..Route::default()
         }),
@@ -100,7 +101,7 @@ fn routes() -> Routes {
     r.insert(
         net("2001:db8::1/128"),
         Arc::new(Route {
-            next_hop: Some("2001:db8::ff".parse().expect("addr")),
+            next_hop: NextHop::Explicit("2001:db8::ff".parse().expect("addr")),
             ..Route::default()
         }),
     );
@@ -548,7 +549,7 @@ async fn ipv6_transport_over_loopback_carries_both_families() {
     r.insert(
         net("198.51.100.1/32"),
         Arc::new(Route {
-            next_hop: Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))),
+            next_hop: NextHop::Explicit(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))),
             ..Route::default()
         }),
     );

@@ -3,15 +3,16 @@
 //! report no malformed packet and no expert error or warning, and find exactly the prefixes we
 //! packed. Skips loudly when tshark is missing (CI installs it: scripts/install-test-deps.sh).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::process::Command;
+use std::sync::Arc;
 
+use ferrolb_bgp::rib::{NextHop, Route, Routes, SessionView};
 use ferrolb_bgp::wire::{
-    AsPath, Capability, Community, DecodeCtx, Family, HoldTime, LargeCommunity, Message, MpNextHop,
-    Open, Origin, PathAttributes,
+    Capability, Community, DecodeCtx, Family, HoldTime, LargeCommunity, Message, Open,
 };
-use ferrolb_bgp::{Packer, RouteAttributes};
+use ferrolb_bgp::Packer;
 use ipnet::IpNet;
 
 /// Internet checksum (RFC 1071) over `data`.
@@ -131,19 +132,17 @@ fn caps(asn: u32) -> Vec<Capability> {
     ]
 }
 
-fn attrs(asn: u32, community: u16) -> PathAttributes {
-    PathAttributes {
-        origin: Some(Origin::Igp),
-        as_path: Some(AsPath::sequence([asn])),
-        next_hop: Some(Ipv4Addr::new(192, 0, 2, 1)),
+fn attrs(asn: u32, community: u16) -> Route {
+    Route {
         med: Some(0),
-        communities: Some(vec![Community::new(65000, community), Community::NO_EXPORT]),
-        large_communities: Some(vec![LargeCommunity {
+        communities: [Community::new(65000, community), Community::NO_EXPORT].into(),
+        large_communities: [LargeCommunity {
             global_admin: asn,
             local_data_1: 1,
             local_data_2: u32::from(community),
-        }]),
-        ..PathAttributes::default()
+        }]
+        .into(),
+        ..Route::default()
     }
 }
 
@@ -198,32 +197,32 @@ fn wireshark_reads_packed_updates_without_errors_and_finds_every_prefix() {
     .unwrap();
 
     // 3,000 IPv4 /32s and 600 IPv6 /128s in three attribute sets, plus withdrawals of both.
-    let mut announce = BTreeMap::new();
+    let mut announce = Routes::new();
     for i in 0..3000u32 {
         let [_, _, a, b] = i.to_be_bytes();
         let net: IpNet = format!("10.{}.{a}.{b}/32", i % 3).parse().unwrap();
-        let route = RouteAttributes {
-            attrs: attrs(asn, u16::try_from(i % 3).unwrap()),
-            mp_next_hop: None,
-        };
-        announce.insert(net, route);
+        announce.insert(net, Arc::new(attrs(asn, u16::try_from(i % 3).unwrap())));
     }
     for i in 0..600u32 {
         let net: IpNet = format!("2001:db8:{}::{:x}/128", i % 2, i).parse().unwrap();
-        let route = RouteAttributes {
-            attrs: attrs(asn, 100 + u16::try_from(i % 2).unwrap()),
-            mp_next_hop: Some(MpNextHop::V6 {
-                global: "2001:db8::1".parse::<Ipv6Addr>().unwrap(),
-                link_local: Some("fe80::1".parse().unwrap()),
-            }),
+        let route = Route {
+            next_hop: NextHop::Explicit("2001:db8::1".parse::<Ipv6Addr>().unwrap().into()),
+            ..attrs(asn, 100 + u16::try_from(i % 2).unwrap())
         };
-        announce.insert(net, route);
+        announce.insert(net, Arc::new(route));
     }
     let withdraw: BTreeSet<IpNet> = (0..400u32)
         .map(|i| format!("172.16.{}.0/24", i % 256).parse::<IpNet>().unwrap())
         .chain((0..200u32).map(|i| format!("2001:db8:ff::{i:x}/128").parse().unwrap()))
         .collect();
-    let updates = Packer::new(ctx).pack(&announce, &withdraw).unwrap();
+    // Our session over IPv4 towards eBGP: AS_PATH is our AS, NEXT_HOP our address.
+    let view = SessionView {
+        local_as: asn,
+        ibgp: false,
+        local_addr: Ipv4Addr::new(192, 0, 2, 1).into(),
+        families: ctx.families,
+    };
+    let updates = Packer::new(ctx, view).pack(&announce, &withdraw).unwrap();
     let mut messages: Vec<Vec<u8>> = updates
         .iter()
         .map(|u| Message::Update(u.clone()).to_bytes(&ctx).unwrap().to_vec())

@@ -219,8 +219,31 @@ fn malformed_known_capability_is_2_0_unspecific() {
 }
 
 #[test]
-fn optional_parameters_length_mismatch_is_2_0() {
+fn optional_parameters_length_overrunning_the_message_is_1_2_with_the_length_field() {
+    // RFC 4271 §6.1: the Length field (33) is less than the minimum length of this OPEN
+    // (29 + the 5 parameter octets it declares): Bad Message Length, data the Length field.
     let m = with_header(1, &hex("04 fde9 005a c0000201 05 02 02 02 00"));
+    assert_eq!(m.len(), 33);
+    assert_eq!(
+        notification(&m, &as4()),
+        (1, header_subcode::BAD_MESSAGE_LENGTH, vec![0, 33])
+    );
+    // The same through RFC 9072's extended length (255 255, then 2 octets: 6, but 4 follow).
+    let m = with_header(1, &hex("04 fde9 005a c0000201 ff ff 0006 02 0002 0200"));
+    assert_eq!(
+        notification(&m, &as4()),
+        (
+            1,
+            header_subcode::BAD_MESSAGE_LENGTH,
+            37u16.to_be_bytes().to_vec()
+        )
+    );
+}
+
+#[test]
+fn octets_after_the_optional_parameters_are_2_0() {
+    // RFC 4271 §6.2: 3 parameter octets declared, 4 present: malformed, Unspecific.
+    let m = with_header(1, &hex("04 fde9 005a c0000201 03 02 02 02 00"));
     assert_eq!(notification(&m, &as4()), (2, 0, vec![]));
 }
 

@@ -1,29 +1,48 @@
 //! Packer tests: no UPDATE exceeds the limit, no prefix is lost or duplicated, attributes
 //! travel with their prefixes, and host routes pack at the expected density.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
-use ferrolb_bgp::packer::{Packer, RouteAttributes};
+use ferrolb_bgp::packer::Packer;
+use ferrolb_bgp::rib::{NextHop, Route, Routes, SessionView};
 use ferrolb_bgp::wire::*;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use proptest::collection::{btree_map, btree_set, vec};
 use proptest::prelude::*;
 
-fn route(asn: u32, community: Option<u32>) -> RouteAttributes {
-    RouteAttributes {
-        attrs: PathAttributes {
-            origin: Some(Origin::Igp),
-            as_path: Some(AsPath::sequence([asn])),
-            next_hop: Some(Ipv4Addr::new(192, 0, 2, 1)),
-            communities: community.map(|c| vec![Community(c)]),
-            ..PathAttributes::default()
-        },
-        mp_next_hop: Some(MpNextHop::V6 {
-            global: "2001:db8::1".parse().unwrap(),
-            link_local: None,
-        }),
+/// Our end of an eBGP session over IPv4 from 192.0.2.1 in `local_as`, both families.
+fn session(local_as: u32) -> SessionView {
+    SessionView {
+        local_as,
+        ibgp: false,
+        local_addr: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+        families: Families::IPV4_IPV6_UNICAST,
     }
+}
+
+/// The IPv6 next hop our IPv6 routes name (the session runs over IPv4).
+fn v6_next_hop() -> Ipv6Addr {
+    "2001:db8::1".parse().unwrap()
+}
+
+/// A route for an IPv4 prefix (the session's own address as next hop) with `med` and
+/// maybe one community.
+fn route(med: u32, community: Option<u32>) -> Arc<Route> {
+    Arc::new(Route {
+        med: Some(med),
+        communities: community.map(Community).into_iter().collect(),
+        ..Route::default()
+    })
+}
+
+/// The same for an IPv6 prefix: an explicit IPv6 next hop.
+fn route_v6(med: u32, community: Option<u32>) -> Arc<Route> {
+    Arc::new(Route {
+        next_hop: NextHop::Explicit(IpAddr::V6(v6_next_hop())),
+        ..Route::clone(&route(med, community))
+    })
 }
 
 fn host_v4(i: u32) -> IpNet {
@@ -66,16 +85,14 @@ fn deliver(updates: &[Update], ctx: &DecodeCtx, max: usize) -> (Vec<Received>, V
 
 #[test]
 fn eight_hundred_host_routes_fit_one_4096_octet_update() {
-    let attrs = route(65001, Some(0xfde9_0064));
-    let announce: BTreeMap<IpNet, RouteAttributes> =
-        (0..800).map(|i| (host_v4(i), attrs.clone())).collect();
-    let packer = Packer::new(DecodeCtx::modern());
+    let attrs = route(0, Some(0xfde9_0064));
+    let announce: Routes = (0..800).map(|i| (host_v4(i), attrs.clone())).collect();
+    let mut packer = Packer::new(DecodeCtx::modern(), session(65001));
     let updates = packer.pack(&announce, &BTreeSet::new()).unwrap();
     assert_eq!(updates.len(), 1);
     assert_eq!(updates[0].nlri.len(), 800);
     // 1700 need three: the limit is what splits them (about 810 per UPDATE here).
-    let announce: BTreeMap<IpNet, RouteAttributes> =
-        (0..1700).map(|i| (host_v4(i), attrs.clone())).collect();
+    let announce: Routes = (0..1700).map(|i| (host_v4(i), attrs.clone())).collect();
     let updates = packer.pack(&announce, &BTreeSet::new()).unwrap();
     assert_eq!(updates.len(), 3);
     assert!(updates[0].nlri.len() >= 800);
@@ -83,14 +100,13 @@ fn eight_hundred_host_routes_fit_one_4096_octet_update() {
 
 #[test]
 fn withdrawals_use_spare_room_then_their_own_updates() {
-    let attrs = route(65001, None);
-    let announce: BTreeMap<IpNet, RouteAttributes> =
-        (0..10).map(|i| (host_v4(i), attrs.clone())).collect();
+    let attrs = route(0, None);
+    let announce: Routes = (0..10).map(|i| (host_v4(i), attrs.clone())).collect();
     let withdraw: BTreeSet<IpNet> = (100..110)
         .map(host_v4)
         .chain(["2001:db8::/64".parse().unwrap()])
         .collect();
-    let updates = Packer::new(DecodeCtx::modern())
+    let updates = Packer::new(DecodeCtx::modern(), session(65001))
         .pack(&announce, &withdraw)
         .unwrap();
     assert_eq!(updates.len(), 1, "{updates:?}");
@@ -100,36 +116,77 @@ fn withdrawals_use_spare_room_then_their_own_updates() {
 
 #[test]
 fn ipv6_routes_go_in_mp_reach_without_next_hop_attribute() {
-    let attrs = route(65001, None);
-    let announce: BTreeMap<IpNet, RouteAttributes> = [
-        ("2001:db8::10/128".parse().unwrap(), attrs.clone()),
-        ("10.0.0.1/32".parse().unwrap(), attrs),
+    let announce: Routes = [
+        ("2001:db8::10/128".parse().unwrap(), route_v6(0, None)),
+        ("10.0.0.1/32".parse().unwrap(), route(0, None)),
     ]
     .into();
-    let updates = Packer::new(DecodeCtx::modern())
+    let updates = Packer::new(DecodeCtx::modern(), session(65001))
         .pack(&announce, &BTreeSet::new())
         .unwrap();
-    // Same attributes: one UPDATE with NLRI and MP_REACH_NLRI (RFC 4760).
-    assert_eq!(updates.len(), 1);
-    assert_eq!(updates[0].nlri.len(), 1);
-    assert_eq!(updates[0].mp_reach.as_ref().unwrap().nlri.len(), 1);
-    assert_eq!(updates[0].attrs.next_hop, Some(Ipv4Addr::new(192, 0, 2, 1)));
-    // IPv6 alone: MP_REACH_NLRI without the NEXT_HOP attribute.
-    let v6_only: BTreeMap<IpNet, RouteAttributes> =
-        [("2001:db8::10/128".parse().unwrap(), route(65001, None))].into();
-    let updates = Packer::new(DecodeCtx::modern())
-        .pack(&v6_only, &BTreeSet::new())
+    // A route has one next hop, so the families differ in it: IPv4 in NLRI with NEXT_HOP,
+    // IPv6 in MP_REACH_NLRI (RFC 4760 §3) without the NEXT_HOP attribute.
+    assert_eq!(updates.len(), 2, "{updates:?}");
+    let v4 = updates.iter().find(|u| !u.nlri.is_empty()).unwrap();
+    assert_eq!(v4.nlri.len(), 1);
+    assert!(v4.mp_reach.is_none());
+    assert_eq!(v4.attrs.next_hop, Some(Ipv4Addr::new(192, 0, 2, 1)));
+    let v6 = updates.iter().find(|u| u.mp_reach.is_some()).unwrap();
+    assert_eq!(v6.mp_reach.as_ref().unwrap().nlri.len(), 1);
+    assert_eq!(
+        v6.mp_reach.as_ref().unwrap().next_hop,
+        MpNextHop::V6 {
+            global: v6_next_hop(),
+            link_local: None
+        }
+    );
+    assert_eq!(v6.attrs.next_hop, None);
+    assert!(v6.nlri.is_empty());
+}
+
+#[test]
+fn attributes_follow_the_session_ebgp_gets_our_as_ibgp_local_pref() {
+    let announce: Routes = [(
+        host_v4(1),
+        Arc::new(Route {
+            local_pref: Some(200),
+            ..Route::default()
+        }),
+    )]
+    .into();
+    let no_withdraw = BTreeSet::new();
+    let ebgp = Packer::new(DecodeCtx::modern(), session(65001))
+        .pack(&announce, &no_withdraw)
+        .unwrap();
+    // RFC 4271 §5.1.2: our AS prepended towards eBGP; §5.1.5: no LOCAL_PREF there.
+    assert_eq!(ebgp[0].attrs.as_path, Some(AsPath::sequence([65001])));
+    assert_eq!(ebgp[0].attrs.local_pref, None);
+    assert_eq!(ebgp[0].attrs.origin, Some(Origin::Igp));
+    let ibgp = SessionView {
+        ibgp: true,
+        ..session(65001)
+    };
+    let ibgp = Packer::new(DecodeCtx::modern(), ibgp)
+        .pack(&announce, &no_withdraw)
+        .unwrap();
+    assert_eq!(ibgp[0].attrs.as_path, Some(AsPath::default()));
+    assert_eq!(ibgp[0].attrs.local_pref, Some(200));
+}
+
+#[test]
+fn equal_routes_in_separate_allocations_share_one_update() {
+    let announce: Routes = (0..4).map(|i| (host_v4(i), route(7, Some(1)))).collect();
+    let updates = Packer::new(DecodeCtx::modern(), session(65001))
+        .pack(&announce, &BTreeSet::new())
         .unwrap();
     assert_eq!(updates.len(), 1);
-    assert_eq!(updates[0].attrs.next_hop, None);
-    assert!(updates[0].nlri.is_empty());
+    assert_eq!(updates[0].nlri.len(), 4);
 }
 
 #[test]
 fn two_octet_peer_gets_as4_path() {
-    let attrs = route(4_200_000_000, None);
-    let announce: BTreeMap<IpNet, RouteAttributes> = [(host_v4(1), attrs)].into();
-    let updates = Packer::new(DecodeCtx::default())
+    let announce: Routes = [(host_v4(1), route(0, None))].into();
+    let updates = Packer::new(DecodeCtx::default(), session(4_200_000_000))
         .pack(&announce, &BTreeSet::new())
         .unwrap();
     assert_eq!(
@@ -144,16 +201,14 @@ fn two_octet_peer_gets_as4_path() {
 
 #[test]
 fn missing_next_hops_are_refused() {
-    let mut attrs = route(65001, None);
-    attrs.attrs.next_hop = None;
-    let v4: BTreeMap<IpNet, RouteAttributes> = [(host_v4(1), attrs)].into();
-    assert!(Packer::new(DecodeCtx::modern())
+    // An IPv4 prefix with an IPv6 next hop, and an IPv6 prefix with the session's IPv4
+    // address: neither has a next hop of its family (RFC 4760 §3).
+    let v4: Routes = [(host_v4(1), route_v6(0, None))].into();
+    assert!(Packer::new(DecodeCtx::modern(), session(65001))
         .pack(&v4, &BTreeSet::new())
         .is_err());
-    let mut attrs = route(65001, None);
-    attrs.mp_next_hop = None;
-    let v6: BTreeMap<IpNet, RouteAttributes> = [("2001:db8::1/128".parse().unwrap(), attrs)].into();
-    assert!(Packer::new(DecodeCtx::modern())
+    let v6: Routes = [("2001:db8::1/128".parse().unwrap(), route(0, None))].into();
+    assert!(Packer::new(DecodeCtx::modern(), session(65001))
         .pack(&v6, &BTreeSet::new())
         .is_err());
 }
@@ -187,13 +242,18 @@ proptest! {
         withdraw in btree_set(prefix(), 0..1500),
         max in prop_oneof![Just(4096usize), 128usize..4096],
         four_octet in any::<bool>(),
+        local_as in any::<u32>(),
         sets in vec((any::<u32>(), proptest::option::of(any::<u32>())), 4),
     ) {
         let ctx = DecodeCtx { four_octet_as: four_octet, ..DecodeCtx::modern() };
-        let sets: Vec<RouteAttributes> = sets.into_iter().map(|(asn, c)| route(asn, c)).collect();
-        let announce: BTreeMap<IpNet, RouteAttributes> =
-            announce.into_iter().map(|(p, i)| (p, sets[i].clone())).collect();
-        let packer = Packer::with_max_len(ctx, max);
+        let announce: Routes = announce
+            .into_iter()
+            .map(|(p, i)| {
+                let (med, c) = sets[i];
+                (p, if p.addr().is_ipv4() { route(med, c) } else { route_v6(med, c) })
+            })
+            .collect();
+        let mut packer = Packer::with_max_len(ctx, session(local_as), max);
         let updates = packer.pack(&announce, &withdraw).unwrap();
         let (announced, withdrawn) = deliver(&updates, &ctx, packer.max_len());
 
@@ -202,11 +262,17 @@ proptest! {
         prop_assert_eq!(&got, &announce.keys().copied().collect::<BTreeSet<_>>());
         for (p, attrs, mp_next_hop) in &announced {
             let want = &announce[p];
-            prop_assert_eq!(attrs.origin, want.attrs.origin);
-            prop_assert_eq!(&attrs.communities, &want.attrs.communities);
+            prop_assert_eq!(attrs.origin, Some(Origin::Igp));
+            prop_assert_eq!(attrs.med, want.med);
+            let communities: Option<Vec<Community>> = (!want.communities.is_empty())
+                .then(|| want.communities.iter().copied().collect());
+            prop_assert_eq!(&attrs.communities, &communities);
             match p {
-                IpNet::V4(_) => prop_assert_eq!(attrs.next_hop, want.attrs.next_hop),
-                IpNet::V6(_) => prop_assert_eq!(*mp_next_hop, want.mp_next_hop),
+                IpNet::V4(_) => prop_assert_eq!(attrs.next_hop, Some(Ipv4Addr::new(192, 0, 2, 1))),
+                IpNet::V6(_) => prop_assert_eq!(
+                    *mp_next_hop,
+                    Some(MpNextHop::V6 { global: v6_next_hop(), link_local: None })
+                ),
             }
         }
         let want_withdrawn: BTreeSet<IpNet> =

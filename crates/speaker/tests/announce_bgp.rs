@@ -6,8 +6,9 @@ use std::collections::BTreeSet;
 
 use announce_fixtures::*;
 use ferrolb_api::model::{BgpCommunity, Config, PeerAsn};
+use ferrolb_bgp::wire::{Community, LargeCommunity};
 use ferrolb_speaker::announce::bgp::{
-    compute_bgp, BgpPlan, NextHop, PeerName, RouteAttrs, ServiceStatus, VipStatus,
+    compute_bgp, BgpPlan, NextHop, PeerName, Route, ServiceStatus, VipStatus,
 };
 use ferrolb_speaker::announce::input::{Cluster, TrafficPolicy, LABEL_EXCLUDE_FROM_LB};
 use ferrolb_speaker::announce::reason::{PeerSkip, SkipReason};
@@ -600,8 +601,17 @@ fn skipped_peers_say_why() {
     );
 }
 
-fn attrs_of(plan: &BgpPlan, peer: &str, prefix: &str) -> RouteAttrs {
-    RouteAttrs::clone(&plan.desired.peers[peer].routes[&net(prefix)])
+/// A large community `global:local1:local2` (RFC 8092).
+fn lc(global_admin: u32, local_data_1: u32, local_data_2: u32) -> LargeCommunity {
+    LargeCommunity {
+        global_admin,
+        local_data_1,
+        local_data_2,
+    }
+}
+
+fn attrs_of(plan: &BgpPlan, peer: &str, prefix: &str) -> Route {
+    Route::clone(&plan.desired.peers[peer].routes[&net(prefix)])
 }
 
 #[test]
@@ -612,8 +622,11 @@ fn communities_and_large_communities_go_to_their_attributes() {
         BgpCommunity::Large(64500, 1, 2),
     ];
     let attrs = attrs_of(&s.plan(), "r1", "192.0.2.10/32");
-    assert_eq!(attrs.communities, BTreeSet::from([(65535 << 16) | 65282]));
-    assert_eq!(attrs.large_communities, BTreeSet::from([(64500, 1, 2)]));
+    assert_eq!(
+        attrs.communities,
+        BTreeSet::from([Community((65535 << 16) | 65282)])
+    );
+    assert_eq!(attrs.large_communities, BTreeSet::from([lc(64500, 1, 2)]));
     assert_eq!(
         attrs.next_hop,
         NextHop::SessionLocal,
@@ -660,10 +673,10 @@ fn advertisements_for_the_same_prefix_merge_like_metallb() {
     let attrs = attrs_of(&plan, "r1", "192.0.2.10/32");
     assert_eq!(
         attrs.communities,
-        BTreeSet::from([1, 2]),
+        BTreeSet::from([Community(1), Community(2)]),
         "communities are unioned"
     );
-    assert_eq!(attrs.large_communities, BTreeSet::from([(1, 2, 3)]));
+    assert_eq!(attrs.large_communities, BTreeSet::from([lc(1, 2, 3)]));
     assert_eq!(
         attrs.local_pref,
         Some(200),
@@ -975,7 +988,7 @@ fn routes_with_equal_attributes_share_one_allocation_in_the_plan() {
     let routes = &plan.desired.peers["r1"].routes;
     let web = &routes[&net("192.0.2.10/32")];
     let api = &routes[&net("192.0.2.20/32")];
-    assert_eq!(web.communities, BTreeSet::from([7]));
+    assert_eq!(web.communities, BTreeSet::from([Community(7)]));
     assert!(
         std::sync::Arc::ptr_eq(web, api),
         "one attribute set, one allocation"

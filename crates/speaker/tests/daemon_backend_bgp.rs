@@ -1,19 +1,14 @@
 //! The BGP backend's translation of BGPPeers and routes into crates/bgp's terms.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::Arc;
 
 use ferrolb_api::model::BgpPeer;
 use ferrolb_api::source::files::load_str;
 use ferrolb_api::validate::validate;
-use ferrolb_bgp::wire::Community;
-use ferrolb_speaker::announce::bgp::{NextHop, RouteAttrs};
 use ferrolb_speaker::backend::bgp::{
-    peer_config, routes, speaker_config, BgpBackendOptions, GR_RESTART_TIME,
+    peer_config, speaker_config, BgpBackendOptions, GR_RESTART_TIME,
 };
-use ipnet::IpNet;
 
 fn peer(spec: &str) -> BgpPeer {
     let text = format!(
@@ -61,66 +56,4 @@ fn defaults_hold_90_no_multihop_no_gr_and_internal_asn_is_ours() {
     assert!(speaker_config(&p, &BgpBackendOptions::default())
         .graceful_restart
         .is_none());
-}
-
-#[test]
-fn routes_keep_next_hop_communities_and_local_pref() {
-    let v4: IpNet = "198.51.100.1/32".parse().expect("net");
-    let v6: IpNet = "2001:db8::1/128".parse().expect("net");
-    let attrs = RouteAttrs {
-        next_hop: NextHop::SessionLocal,
-        communities: BTreeSet::from([(64500 << 16) | 100]),
-        large_communities: BTreeSet::from([(64500, 1, 2)]),
-        local_pref: Some(200),
-    };
-    let explicit = RouteAttrs {
-        next_hop: NextHop::Explicit("2001:db8::9".parse().expect("ip")),
-        ..RouteAttrs::default()
-    };
-    let out = routes(&BTreeMap::from([
-        (v4, Arc::new(attrs)),
-        (v6, Arc::new(explicit)),
-    ]));
-    let r4 = out.get(&v4).expect("v4 route");
-    assert_eq!(r4.next_hop, None, "session local address");
-    assert_eq!(r4.communities, vec![Community((64500 << 16) | 100)]);
-    assert_eq!(r4.large_communities.len(), 1);
-    assert_eq!(r4.large_communities[0].global_admin, 64500);
-    assert_eq!(r4.local_pref, Some(200));
-    let r6 = out.get(&v6).expect("v6 route");
-    assert_eq!(r6.next_hop, Some("2001:db8::9".parse().expect("ip")));
-    assert!(r6.communities.is_empty());
-}
-
-#[test]
-fn routes_with_equal_attributes_share_one_route() {
-    let plain = RouteAttrs::default();
-    let tagged = RouteAttrs {
-        communities: BTreeSet::from([(64500 << 16) | 1]),
-        ..RouteAttrs::default()
-    };
-    // Equal attributes in separate allocations still share one route.
-    let want: BTreeMap<IpNet, Arc<RouteAttrs>> = (1..=4u8)
-        .map(|i| {
-            let prefix: IpNet = format!("198.51.100.{i}/32").parse().expect("prefix");
-            (
-                prefix,
-                Arc::new(if i % 2 == 0 {
-                    tagged.clone()
-                } else {
-                    plain.clone()
-                }),
-            )
-        })
-        .collect();
-    let got = routes(&want);
-    let at = |i: u8| {
-        let prefix: IpNet = format!("198.51.100.{i}/32").parse().expect("prefix");
-        Arc::clone(&got[&prefix])
-    };
-    assert!(Arc::ptr_eq(&at(1), &at(3)));
-    assert!(Arc::ptr_eq(&at(2), &at(4)));
-    assert!(!Arc::ptr_eq(&at(1), &at(2)));
-    assert_eq!(at(2).communities, vec![Community((64500 << 16) | 1)]);
-    assert!(at(1).communities.is_empty());
 }

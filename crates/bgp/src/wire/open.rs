@@ -240,6 +240,7 @@ impl Open {
             let parsed: Res<'_, u16> = be_u16(rest.get(1..).unwrap_or_default());
             match parsed {
                 Ok((params, len)) if params.len() == usize::from(len) => (params, true),
+                Ok((params, len)) if params.len() < usize::from(len) => return Err(overrun(body)),
                 _ => {
                     return Err(unspecific(
                         "open.optional_parameters_length",
@@ -249,7 +250,11 @@ impl Open {
             }
         } else if rest.len() == usize::from(opt_len) {
             (rest, false)
+        } else if rest.len() < usize::from(opt_len) {
+            return Err(overrun(body));
         } else {
+            // Octets after the parameters: the parameters themselves may be well-formed, so
+            // this is the "malformed" case of RFC 4271 §6.2, subcode 0.
             return Err(unspecific(
                 "open.optional_parameters_length",
                 "parameters length does not match the message",
@@ -292,6 +297,24 @@ impl Open {
             capabilities,
         })
     }
+}
+
+/// The Optional Parameters Length says more octets follow than the message holds: 1/2 Bad
+/// Message Length with the Length field as data. RFC 4271 §6.1: "if the Length field of an
+/// OPEN message is less than the minimum length of the OPEN message ... the Error Subcode MUST
+/// be set to Bad Message Length. The Data field MUST contain the erroneous Length field."
+/// The minimum length of this OPEN is its fixed part plus the parameters it declares, so the
+/// Length field is short of it; that names the error more precisely than §6.2's 2/0
+/// (Unspecific), which is for a recognised parameter that is malformed.
+fn overrun(body: &[u8]) -> MessageError {
+    let length = u16::try_from(super::HEADER_LEN + body.len()).unwrap_or(u16::MAX);
+    MessageError::new(
+        ErrorCode::MESSAGE_HEADER,
+        super::error::header_subcode::BAD_MESSAGE_LENGTH,
+        length.to_be_bytes(),
+        "open.optional_parameters_length",
+        "the parameters length runs past the end of the message",
+    )
 }
 
 fn unspecific(field: &'static str, reason: &'static str) -> MessageError {

@@ -36,8 +36,9 @@ use super::{DecodeCtx, Family};
 
 /// An UPDATE message.
 ///
-/// `treat_as_withdraw` and `attribute_errors` are decode results (RFC 7606); the encoder
-/// ignores them.
+/// `treat_as_withdraw` and `attribute_errors` are decode results (RFC 7606); a session adds
+/// the findings of [`Update::validate`] to them before handing a received UPDATE over. The
+/// encoder ignores them.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Update {
@@ -51,10 +52,11 @@ pub struct Update {
     pub attrs: PathAttributes,
     /// IPv4 unicast prefixes announced (NLRI field).
     pub nlri: Vec<Ipv4Net>,
-    /// RFC 7606 "treat-as-withdraw": set by the decoder when an attribute error requires every
-    /// prefix announced here (NLRI and MP_REACH_NLRI) to be handled as withdrawn.
+    /// RFC 7606 "treat-as-withdraw": set by the decoder (or a session's [`Update::validate`])
+    /// when an attribute error requires every prefix announced here (NLRI and MP_REACH_NLRI)
+    /// to be handled as withdrawn.
     pub treat_as_withdraw: bool,
-    /// Every RFC 7606 finding of the decoder, in wire order.
+    /// Every RFC 7606 finding of the decoder, in wire order (then a session's validation).
     pub attribute_errors: Vec<AttributeError>,
 }
 
@@ -269,11 +271,44 @@ impl Update {
         })
     }
 
+    /// RFC 7606 §3 d: "If any of the well-known mandatory attributes are not present in an
+    /// UPDATE message, then 'treat-as-withdraw' MUST be used": ORIGIN and AS_PATH when it
+    /// announces anything, NEXT_HOP when it has IPv4 NLRI. A session applies these to every
+    /// UPDATE it receives; the rest of [`Update::validate`] (a loopback NEXT_HOP, say) is
+    /// local policy for a session, not a protocol error.
+    pub fn missing_mandatory_attributes(&self) -> Vec<AttributeError> {
+        let mut out = Vec::new();
+        let mut push = |attr_type, reason| {
+            out.push(AttributeError {
+                attr_type,
+                action: ErrorAction::TreatAsWithdraw,
+                reason,
+            })
+        };
+        let announces =
+            !self.nlri.is_empty() || self.mp_reach.as_ref().is_some_and(|m| !m.nlri.is_empty());
+        if announces {
+            if self.attrs.origin.is_none() {
+                push(AttrType::ORIGIN, "ORIGIN missing (RFC 7606 §3 d)");
+            }
+            if self.attrs.as_path.is_none() {
+                push(AttrType::AS_PATH, "AS_PATH missing (RFC 7606 §3 d)");
+            }
+        }
+        if !self.nlri.is_empty() && self.attrs.next_hop.is_none() {
+            push(
+                AttrType::NEXT_HOP,
+                "NEXT_HOP missing with IPv4 NLRI (RFC 7606 §3 d)",
+            );
+        }
+        out
+    }
+
     /// Semantic checks of a decoded UPDATE (RFC 7606 §3 d, RFC 4271 §6.3, RFC 4760 §3), kept
     /// apart from syntax: missing well-known mandatory attributes, a bad NEXT_HOP, a family
     /// not negotiated. Returns the findings; an empty list means the UPDATE is usable.
     pub fn validate(&self, ctx: &DecodeCtx) -> Vec<AttributeError> {
-        let mut out = Vec::new();
+        let mut out = self.missing_mandatory_attributes();
         let mut push = |attr_type, action, reason| {
             out.push(AttributeError {
                 attr_type,
@@ -281,39 +316,13 @@ impl Update {
                 reason,
             })
         };
-        let announces =
-            !self.nlri.is_empty() || self.mp_reach.as_ref().is_some_and(|m| !m.nlri.is_empty());
-        if announces {
-            // RFC 7606 §3 d: "If any of the well-known mandatory attributes are not present in
-            // an UPDATE message, then 'treat-as-withdraw' MUST be used."
-            if self.attrs.origin.is_none() {
+        if let Some(nh) = self.attrs.next_hop.filter(|_| !self.nlri.is_empty()) {
+            if !is_valid_next_hop(nh) {
                 push(
-                    AttrType::ORIGIN,
-                    ErrorAction::TreatAsWithdraw,
-                    "ORIGIN missing (RFC 7606 §3 d)",
-                );
-            }
-            if self.attrs.as_path.is_none() {
-                push(
-                    AttrType::AS_PATH,
-                    ErrorAction::TreatAsWithdraw,
-                    "AS_PATH missing (RFC 7606 §3 d)",
-                );
-            }
-        }
-        if !self.nlri.is_empty() {
-            match self.attrs.next_hop {
-                None => push(
-                    AttrType::NEXT_HOP,
-                    ErrorAction::TreatAsWithdraw,
-                    "NEXT_HOP missing with IPv4 NLRI (RFC 7606 §3 d)",
-                ),
-                Some(nh) if !is_valid_next_hop(nh) => push(
                     AttrType::NEXT_HOP,
                     ErrorAction::TreatAsWithdraw,
                     "NEXT_HOP is not a unicast host address (RFC 4271 §6.3, RFC 7606 §7.3)",
-                ),
-                Some(_) => {}
+                );
             }
         }
         for family in self

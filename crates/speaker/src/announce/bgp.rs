@@ -52,34 +52,12 @@ mod announcer;
 pub(crate) use announcer::changed_statuses;
 pub use announcer::BgpAnnouncer;
 
-/// An RFC 8092 large community `global:local1:local2`.
-pub type LargeCommunity = (u32, u32, u32);
-
-/// The NEXT_HOP (RFC 4271 §5.1.3) or MP_REACH next hop (RFC 4760 §3) of a route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub enum NextHop {
-    /// The local address of the BGP session's TCP connection, known only once it is up. Used
-    /// only for routes of the peer address's family (rule 8).
-    #[default]
-    SessionLocal,
-    /// A given address: this node's address of the route's family when that differs from the
-    /// session's (rule 8).
-    Explicit(IpAddr),
-}
-
-/// Path attributes of one route to one peer.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct RouteAttrs {
-    pub next_hop: NextHop,
-    /// RFC 1997 communities, `(AA << 16) | NN`.
-    pub communities: BTreeSet<u32>,
-    /// RFC 8092 large communities.
-    pub large_communities: BTreeSet<LargeCommunity>,
-    /// LOCAL_PREF from the advertisements; always `None` towards eBGP peers. Towards iBGP peers
-    /// `None` means "not configured": RFC 4271 §5.1.5 says LOCAL_PREF "SHALL be included in all
-    /// UPDATE messages" to internal peers, so the BGP backend then sends its default.
-    pub local_pref: Option<u32>,
-}
+/// The route type is crates/bgp's, from this computation to the UPDATE packer: a
+/// [`NextHop`] (rule 8), communities and large communities as sorted sets (rule 7), and
+/// LOCAL_PREF, always `None` towards eBGP peers here; towards iBGP peers `None` means "not
+/// configured" and the BGP layer sends its default (RFC 4271 §5.1.5).
+pub use ferrolb_bgp::rib::{NextHop, Route};
+use ferrolb_bgp::wire::{Community, LargeCommunity};
 
 /// One peer's session settings and the complete set of routes it must hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,7 +69,7 @@ pub struct PeerAnnouncement {
     /// Routes with equal attributes share one `Arc`: the VIPs of one pool and advertisement
     /// all carry the same attributes, so 10k routes hold a handful of sets, and an entry is a
     /// prefix and a pointer (inline attributes made this map ~1.8 MiB at 10k; docs/speaker.md).
-    pub routes: BTreeMap<IpNet, Arc<RouteAttrs>>,
+    pub routes: BTreeMap<IpNet, Arc<Route>>,
 }
 
 /// The desired BGP state of this node: peer name -> session and routes. This is the value the BGP
@@ -323,7 +301,7 @@ pub fn compute_bgp(config: &Config, cluster: &Cluster, opts: &SpeakerOptions) ->
 
 /// Where the routes of one Service go as they are decided: the index of the peer in
 /// [`PlanCtx::peers`], the peer, the prefix and the attributes one advertisement asks for.
-pub(crate) type RouteSink<'s, 'c> = dyn FnMut(usize, &ApplyingPeer<'c>, IpNet, RouteAttrs) + 's;
+pub(crate) type RouteSink<'s, 'c> = dyn FnMut(usize, &ApplyingPeer<'c>, IpNet, Route) + 's;
 
 /// What every Service's decision reads besides the Service itself: the parts of the plan that
 /// change only with the configuration or this node's Node object.
@@ -572,19 +550,23 @@ pub fn route_prefix(ad: &BgpAdvertisement, vip: IpAddr) -> IpNet {
 }
 
 /// The attributes one advertisement asks for towards one peer.
-fn route_attrs(ad: &BgpAdvertisement, peer: &BgpPeer, next_hop: NextHop) -> RouteAttrs {
-    let mut attrs = RouteAttrs {
+fn route_attrs(ad: &BgpAdvertisement, peer: &BgpPeer, next_hop: NextHop) -> Route {
+    let mut attrs = Route {
         next_hop,
         local_pref: if peer.is_ibgp() { ad.local_pref } else { None },
-        ..RouteAttrs::default()
+        ..Route::default()
     };
     for community in &ad.communities {
         match *community {
             BgpCommunity::Standard(value) => {
-                attrs.communities.insert(value);
+                attrs.communities.insert(Community(value));
             }
             BgpCommunity::Large(global, local1, local2) => {
-                attrs.large_communities.insert((global, local1, local2));
+                attrs.large_communities.insert(LargeCommunity {
+                    global_admin: global,
+                    local_data_1: local1,
+                    local_data_2: local2,
+                });
             }
         }
     }
@@ -598,12 +580,12 @@ struct PeerRoutes {
     /// to report disagreements; a route asked for once cannot disagree with itself.
     asked_local_prefs: BTreeMap<(String, IpNet), BTreeSet<Option<u32>>>,
     /// The distinct attribute sets of the plan, each allocated once.
-    attr_sets: BTreeSet<Arc<RouteAttrs>>,
+    attr_sets: BTreeSet<Arc<Route>>,
 }
 
 impl PeerRoutes {
     /// Rule 7: one more advertisement asks for `prefix` towards `peer` with `attrs`.
-    fn add(&mut self, peer: &str, prefix: IpNet, attrs: RouteAttrs) {
+    fn add(&mut self, peer: &str, prefix: IpNet, attrs: Route) {
         let Some(announcement) = self.announcements.get_mut(peer) else {
             return;
         };
@@ -618,7 +600,7 @@ impl PeerRoutes {
                     .entry((peer.to_string(), prefix))
                     .or_insert_with(|| BTreeSet::from([slot.get().local_pref]))
                     .insert(attrs.local_pref);
-                let mut merged = RouteAttrs::clone(slot.get());
+                let mut merged = Route::clone(slot.get());
                 merge_attrs(&mut merged, &attrs);
                 slot.insert(shared(&mut self.attr_sets, merged));
             }
@@ -627,7 +609,7 @@ impl PeerRoutes {
 }
 
 /// `attrs` as the one allocation of its value in `sets`.
-pub(crate) fn shared(sets: &mut BTreeSet<Arc<RouteAttrs>>, attrs: RouteAttrs) -> Arc<RouteAttrs> {
+pub(crate) fn shared(sets: &mut BTreeSet<Arc<Route>>, attrs: Route) -> Arc<Route> {
     if let Some(existing) = sets.get(&attrs) {
         return Arc::clone(existing);
     }
@@ -637,7 +619,7 @@ pub(crate) fn shared(sets: &mut BTreeSet<Arc<RouteAttrs>>, attrs: RouteAttrs) ->
 }
 
 /// Rule 7: union of communities, highest LOCAL_PREF (a conflict is reported separately).
-pub(crate) fn merge_attrs(existing: &mut RouteAttrs, other: &RouteAttrs) {
+pub(crate) fn merge_attrs(existing: &mut Route, other: &Route) {
     existing
         .communities
         .extend(other.communities.iter().copied());

@@ -21,17 +21,14 @@ use std::time::Duration;
 
 use ferrolb_api::model::{BgpPeer, PeerAsn};
 use ferrolb_bgp::event::{EventKind, SpeakerEvent};
-use ferrolb_bgp::rib::{Route, Routes};
 use ferrolb_bgp::speaker::{GracefulRestartConfig, PeerConfig, Speaker, SpeakerConfig};
-use ferrolb_bgp::wire::{Community, LargeCommunity};
-use ipnet::IpNet;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::advertiser::{Advertiser, AdvertiserError};
-use crate::announce::bgp::{BgpDesired, NextHop, RouteAttrs};
+use crate::announce::bgp::BgpDesired;
 use crate::daemon::metrics::Metrics;
 
 /// Restart Time we advertise with Graceful Restart (RFC 4724 §3), seconds; MetalLB (FRR mode)
@@ -143,48 +140,6 @@ pub fn peer_config(peer: &BgpPeer) -> PeerConfig {
     }
 }
 
-/// The routes of one peer in crates/bgp's terms.
-pub fn routes(routes: &BTreeMap<IpNet, Arc<RouteAttrs>>) -> Routes {
-    // Routes with equal attributes share one `Arc<Route>`: VIPs of one pool and advertisement
-    // all carry the same attributes, so 10k routes hold a handful of attribute sets instead of
-    // 10k copies (~1.3 MiB at 10k, docs/speaker.md). crates/bgp packs such routes into common
-    // UPDATEs anyway (RFC 4271 §4.3: one set of path attributes per UPDATE).
-    let mut shared: BTreeMap<&RouteAttrs, Arc<Route>> = BTreeMap::new();
-    routes
-        .iter()
-        .map(|(prefix, a)| {
-            let route = shared.entry(&**a).or_insert_with(|| Arc::new(route_of(a)));
-            (*prefix, Arc::clone(route))
-        })
-        .collect()
-}
-
-fn route_of(a: &RouteAttrs) -> Route {
-    Route {
-        next_hop: match a.next_hop {
-            // crates/bgp uses the session's local address of the prefix's family.
-            NextHop::SessionLocal => None,
-            NextHop::Explicit(ip) => Some(ip),
-        },
-        communities: a.communities.iter().map(|c| Community(*c)).collect(),
-        large_communities: a
-            .large_communities
-            .iter()
-            .map(
-                |&(global_admin, local_data_1, local_data_2)| LargeCommunity {
-                    global_admin,
-                    local_data_1,
-                    local_data_2,
-                },
-            )
-            .collect(),
-        // RFC 4271 §5.1.5: sent to iBGP only; crates/bgp drops it towards eBGP and
-        // defaults it to 100 towards iBGP.
-        local_pref: a.local_pref,
-        med: None,
-    }
-}
-
 /// The `peer` label of a session: its address, like MetalLB's metrics.
 fn label(addr: IpAddr) -> String {
     addr.to_string()
@@ -247,7 +202,9 @@ async fn converge(
             asn = ?want.session.peer_asn);
         let peer_cfg = peer_config(&want.session);
         let speaker_cfg = speaker_config(&want.session, opts);
-        let routes = routes(&want.routes);
+        // The announcement's routes are crates/bgp's `Routes` already, equal routes sharing
+        // one `Arc` (announce::bgp interns them): a copy of the map is a pointer per prefix.
+        let routes = want.routes.clone();
         if let Some(s) = sessions.get_mut(name) {
             if s.peer_cfg != peer_cfg {
                 span.in_scope(|| tracing::info!("peer settings changed; restarting the session"));
@@ -326,6 +283,9 @@ async fn drain_events(mut rx: mpsc::Receiver<SpeakerEvent>, metrics: Arc<Metrics
                 });
             }
             EventKind::ConnectFailed { error } => tracing::debug!(%error, "connect failed"),
+            EventKind::PackFailed { error } => {
+                tracing::error!(%error, "routes not sent: they cannot be packed into UPDATEs")
+            }
             EventKind::PrefixesSent {
                 announced,
                 withdrawn,

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use ferrolb_bgp::event::{EventKind, SpeakerEvent};
-use ferrolb_bgp::rib::{Route, Routes};
+use ferrolb_bgp::rib::{NextHop, Route, Routes};
 use ferrolb_bgp::speaker::{GracefulRestartConfig, PeerConfig, Speaker, SpeakerConfig};
 use ferrolb_bgp::wire::{Community, LargeCommunity};
 use ipnet::IpNet;
@@ -96,7 +96,7 @@ pub fn parse_line(line: &str) -> anyhow::Result<Option<(IpNet, Route)>> {
                     .with_context(|| format!("community {value:?} is not ASN:VALUE"))?;
                 route
                     .communities
-                    .push(Community::new(a.parse()?, b.parse()?));
+                    .insert(Community::new(a.parse()?, b.parse()?));
             }
             "large-community" => {
                 let parts: Vec<u32> = value
@@ -107,7 +107,7 @@ pub fn parse_line(line: &str) -> anyhow::Result<Option<(IpNet, Route)>> {
                 let [g, l1, l2] = parts[..] else {
                     bail!("large community {value:?} is not A:B:C");
                 };
-                route.large_communities.push(LargeCommunity {
+                route.large_communities.insert(LargeCommunity {
                     global_admin: g,
                     local_data_1: l1,
                     local_data_2: l2,
@@ -115,7 +115,9 @@ pub fn parse_line(line: &str) -> anyhow::Result<Option<(IpNet, Route)>> {
             }
             "local-pref" => route.local_pref = Some(value.parse().context("local-pref")?),
             "med" => route.med = Some(value.parse().context("med")?),
-            "next-hop" => route.next_hop = Some(value.parse().context("next-hop")?),
+            "next-hop" => {
+                route.next_hop = NextHop::Explicit(value.parse().context("next-hop")?)
+            }
             other => bail!("unknown attribute {other:?} (community, large-community, local-pref, med, next-hop)"),
         }
     }
@@ -173,6 +175,7 @@ pub fn progress(e: &SpeakerEvent) -> bool {
             reason,
         } => eprintln!("down peer={peer} was-established={was_established} reason={reason}"),
         EventKind::ConnectFailed { error } => eprintln!("connect-failed peer={peer} error={error}"),
+        EventKind::PackFailed { error } => eprintln!("pack-failed peer={peer} error={error}"),
         EventKind::PrefixesSent {
             announced,
             withdrawn,

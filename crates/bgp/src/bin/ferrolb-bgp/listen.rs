@@ -6,9 +6,14 @@
 //! {"peer":"192.0.2.1","event":"announce","prefix":"198.51.100.1/32","next_hop":"192.0.2.1",
 //!  "as_path":[65001],"communities":["65000:1"],"large_communities":["65000:1:2"],"local_pref":null,"med":10}
 //! {"peer":"192.0.2.1","event":"withdraw","prefix":"198.51.100.1/32"}
+//! {"peer":"192.0.2.1","event":"withdraw","prefix":"198.51.100.2/32","treat_as_withdraw":true}
 //! {"peer":"192.0.2.1","event":"end-of-rib"}
 //! {"peer":"192.0.2.1","event":"down","reason":"received NOTIFICATION 6/2 ..."}
 //! ```
+//!
+//! An UPDATE with an RFC 7606 treat-as-withdraw error (a zero-length AS_PATH segment, ORIGIN
+//! 7, a NEXT_HOP not 4 octets long or missing, ...) announces nothing: each prefix it names
+//! is printed as a withdraw with `"treat_as_withdraw":true`, as `decode` reports it.
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -42,12 +47,28 @@ pub struct ListenArgs {
     /// Hold time we propose, seconds.
     #[arg(long, default_value_t = 90)]
     pub hold_time: u16,
+    /// Seconds a connection has to send its OPEN before it gets 4/0 and is closed. While all
+    /// 64 slots for sessions are taken, a new connection also evicts the oldest one that has
+    /// not sent its OPEN yet.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=240))]
+    pub open_deadline_secs: u64,
 }
 
 fn update_lines(peer: IpAddr, u: &Update) -> Vec<serde_json::Value> {
     let mut out = Vec::new();
     for p in u.withdrawn_prefixes() {
         out.push(json!({"peer": peer, "event": "withdraw", "prefix": p.to_string()}));
+    }
+    if u.treat_as_withdraw {
+        // RFC 7606 §2: "routes indicated as reachable by the UPDATE message ... MUST be
+        // handled as though they were withdrawn".
+        for p in u.announced() {
+            out.push(
+                json!({"peer": peer, "event": "withdraw", "prefix": p.to_string(),
+                "treat_as_withdraw": true}),
+            );
+        }
+        return out;
     }
     let as_path: Vec<u32> = u
         .attrs
@@ -111,6 +132,7 @@ async fn listen(args: ListenArgs) -> anyhow::Result<i32> {
     template.passive = true;
     template.deliver_updates = true;
     cfg.accept_unknown = Some(template);
+    cfg.open_deadline = Duration::from_secs(args.open_deadline_secs);
     let (speaker, mut events) = Speaker::start(cfg).await?;
     for a in speaker.listen_addrs() {
         eprintln!("listening on {a}");

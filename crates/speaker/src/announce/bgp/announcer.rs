@@ -24,7 +24,7 @@ use ferrolb_api::model::Config;
 use ipnet::IpNet;
 
 use super::{
-    merge_attrs, shared, skip_all, BgpDesired, PeerAnnouncement, PeerName, PlanCtx, RouteAttrs,
+    merge_attrs, shared, skip_all, BgpDesired, PeerAnnouncement, PeerName, PlanCtx, Route,
     RouteConflict, ServiceStatus,
 };
 use crate::announce::change::ChangeSet;
@@ -38,7 +38,7 @@ use crate::announce::SpeakerOptions;
 struct Ask {
     peer: u32,
     prefix: IpNet,
-    attrs: Arc<RouteAttrs>,
+    attrs: Arc<Route>,
 }
 
 /// The distinct attribute sets asked for one (peer, prefix), each with how many times it is
@@ -46,12 +46,12 @@ struct Ask {
 /// one set, so that case holds no separate allocation.
 #[derive(Debug, Clone)]
 enum Asked {
-    One(Arc<RouteAttrs>, u32),
-    Many(Vec<(Arc<RouteAttrs>, u32)>),
+    One(Arc<Route>, u32),
+    Many(Vec<(Arc<Route>, u32)>),
 }
 
 impl Asked {
-    fn iter(&self) -> impl Iterator<Item = &Arc<RouteAttrs>> {
+    fn iter(&self) -> impl Iterator<Item = &Arc<Route>> {
         let (one, many) = match self {
             Asked::One(attrs, _) => (Some(attrs), &[][..]),
             Asked::Many(list) => (None, list.as_slice()),
@@ -60,7 +60,7 @@ impl Asked {
     }
 
     /// One more ask of `attrs`.
-    fn add(&mut self, attrs: &Arc<RouteAttrs>) {
+    fn add(&mut self, attrs: &Arc<Route>) {
         match self {
             Asked::One(existing, count) if existing == attrs => *count += 1,
             Asked::One(existing, count) => {
@@ -74,7 +74,7 @@ impl Asked {
     }
 
     /// One ask of `attrs` fewer; `false` when nothing is asked any more.
-    fn remove(&mut self, attrs: &Arc<RouteAttrs>) -> bool {
+    fn remove(&mut self, attrs: &Arc<Route>) -> bool {
         match self {
             Asked::One(existing, count) => {
                 if existing == attrs {
@@ -104,11 +104,11 @@ impl Asked {
     }
 
     /// Rule 7: the route announced, merged from every attribute set asked.
-    fn merged(&self) -> RouteAttrs {
+    fn merged(&self) -> Route {
         let mut sets = self.iter();
         let mut merged = sets
             .next()
-            .map(|a| RouteAttrs::clone(a))
+            .map(|a| Route::clone(a))
             .unwrap_or_default();
         for other in sets {
             merge_attrs(&mut merged, other);
@@ -152,7 +152,7 @@ struct State {
     contributions: HashMap<ServiceKey, Box<[Ask]>>,
     /// The distinct attribute sets in use, each allocated once (as in the full computation).
     /// Rebuilt on every full recompute, so sets no longer used do not pile up.
-    attr_sets: BTreeSet<Arc<RouteAttrs>>,
+    attr_sets: BTreeSet<Arc<Route>>,
 }
 
 impl BgpAnnouncer {
@@ -258,7 +258,7 @@ impl State {
 
         let endpoints = cluster.endpoint_index();
         let mut statuses = Vec::with_capacity(cluster.services.len());
-        let mut all_asks: Vec<(u32, IpNet, Arc<RouteAttrs>)> = Vec::new();
+        let mut all_asks: Vec<(u32, IpNet, Arc<Route>)> = Vec::new();
         let mut contributions = Vec::new();
         for (key, svc) in &cluster.services {
             let mut asks = Vec::new();
