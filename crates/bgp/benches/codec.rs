@@ -1,4 +1,4 @@
-//! Codec and packer cost (issue 3): decode and encode of one UPDATE holding 1, 100 and 800
+//! Codec and packer cost: decode and encode of one UPDATE holding 1, 100 and 800
 //! IPv4 /32s with typical attributes (ORIGIN, AS_PATH, NEXT_HOP, MED, two COMMUNITIES, one
 //! LARGE_COMMUNITY), the same bytes through bgpkit-parser in the same run for the ratio, and
 //! packing 100k /32s into UPDATEs. Throughput is per prefix, so criterion's "elem/s" turns into

@@ -1,4 +1,4 @@
-//! The `ferrolb-bgp decode` JSON contract (issue 3), clause by clause, against the real binary.
+//! The `ferrolb-bgp decode` JSON contract, clause by clause, against the real binary.
 //! The contract itself is written down in `crates/bgp/README.md`.
 
 use std::io::Write;
@@ -261,11 +261,11 @@ fn malformed_rows() -> Vec<(Vec<u8>, u8, u8, &'static str, &'static str)> {
         (v3, 2, 1, "0004", "OPEN"),
         // §6.2: hold time 1 -> 2/6.
         (hold1, 2, 6, "", "OPEN"),
-        // §6.3 / issue 3: Withdrawn Routes Length beyond the message -> 3/1.
+        // RFC 4271 §6.3: Withdrawn Routes Length beyond the message -> 3/1.
         (msg(2, &[0, 9, 0, 0]), 3, 1, "", "UPDATE"),
         // Total Path Attribute Length beyond the message -> 3/1.
         (msg(2, &[0, 0, 0, 9]), 3, 1, "", "UPDATE"),
-        // RFC 7606 §5.3 / issue 3: malformed NLRI (length 33) -> 3/10.
+        // RFC 7606 §5.3: malformed NLRI (length 33) -> 3/10.
         (
             update(&[], &v4_attrs(65001), &[33, 10, 0, 0, 1, 1]),
             3,

@@ -1,4 +1,4 @@
-//! A second, independent decoder as oracle (issue 3): bgpkit-parser reads the UPDATEs our
+//! A second, independent decoder as oracle: bgpkit-parser reads the UPDATEs our
 //! encoder writes, for arbitrary valid UPDATEs, and must find the same prefixes and attributes.
 
 use std::collections::BTreeSet;

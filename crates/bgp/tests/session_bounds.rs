@@ -1,5 +1,5 @@
 //! Our speaker against hand-driven peers over loopback, for what must never stall or grow
-//! without bound (issue 4 review): a peer that stops reading (every write is bounded by the
+//! without bound: a peer that stops reading (every write is bounded by the
 //! hold time and still watches stop requests), a colliding connection that is slow to send its
 //! OPEN (RFC 4271 §6.8 without blocking the first connection), which connection a collision
 //! keeps, and sessions from unknown addresses (removed when they end, capped). No root needed.

@@ -1,4 +1,4 @@
-//! Issue 9: the real `ferrolb-controller --config-dir` (standalone mode) says at WARN which
+//! The real `ferrolb-controller --config-dir` (standalone mode) says at WARN which
 //! accepted fields it ignores (docs/configuration.md), once per configuration change. Every
 //! wait is on a log line, with a deadline.
 

@@ -1,5 +1,5 @@
 //! `ferrolb-controller manifests`: the committed `deploy/ferrolb.yaml` is exactly its output, every
-//! document is a valid k8s-openapi object, and the install has the properties issue 9 asks for.
+//! document is a valid k8s-openapi object, and the install has the properties an operator relies on.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

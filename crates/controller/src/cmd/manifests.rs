@@ -10,10 +10,6 @@
 //!   committed file can be compared byte for byte and `kubectl apply --dry-run=server` is stable.
 //! - RBAC lists exactly the verbs each daemon uses ([`CONTROLLER_CLUSTER_RULES`] and friends; the
 //!   module of each daemon that makes the calls is named next to every rule).
-//!
-//! *Caveats*
-//! - The speaker writes no ServiceL2Status objects yet, so it gets no permission on them; the
-//!   rule goes in with the writer.
 //! - The memberlist Secret holds a random key, so it is not part of the output (it would differ on
 //!   every run); the controller's leader creates it when missing (`daemon/memberlist.rs`), as
 //!   MetalLB's controller does.

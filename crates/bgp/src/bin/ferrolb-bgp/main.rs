@@ -2,7 +2,7 @@
 //!
 //! - `decode`: BGP messages (hex lines or raw bytes) to one JSON object per message; the JSON
 //!   contract is documented in `crates/bgp/README.md` and checked by `tests/cli_decode.rs`.
-//! - `announce`, `listen`: BGP sessions (the session layer, issue 4).
+//! - `announce`, `listen`: BGP sessions (the session layer).
 //!
 //! Logs (`tracing`: state changes, NOTIFICATIONs, stalled writes) go to stderr through a
 //! subscriber filtered by `--log-level` (a `tracing` filter such as `info` or

@@ -106,10 +106,7 @@ impl Asked {
     /// Rule 7: the route announced, merged from every attribute set asked.
     fn merged(&self) -> Route {
         let mut sets = self.iter();
-        let mut merged = sets
-            .next()
-            .map(|a| Route::clone(a))
-            .unwrap_or_default();
+        let mut merged = sets.next().map(|a| Route::clone(a)).unwrap_or_default();
         for other in sets {
             merge_attrs(&mut merged, other);
         }
