@@ -28,8 +28,9 @@ use tokio::sync::mpsc;
 
 use crate::announce::SpeakerOptions;
 use crate::backend::bgp::{BgpBackend, BgpBackendOptions};
-use crate::daemon::metrics::Metrics;
-use crate::daemon::reconcile::{Reconciler, SourceUpdate};
+use crate::channels::SourceUpdate;
+use crate::daemon::reconcile::Reconciler;
+use crate::metrics::Metrics;
 
 /// Why the demo failed.
 #[derive(Debug, thiserror::Error)]

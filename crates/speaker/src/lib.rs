@@ -9,12 +9,19 @@
 //!   metrics/health HTTP, per-Service status reports.
 //! - [`backend`]: Advertiser implementations (BGP on crates/bgp).
 //! - [`demo`]: `ferrolb-speaker demo`, everything in one process on loopback.
+//! - Neutral modules every part may use, which use none of the parts above them:
+//!   [`channels`] (what travels between tasks), [`inputs`] (the file source's reduced model),
+//!   [`metrics`] (the shared metrics), [`memory`] (handing freed heap back to the OS).
 
 pub mod advertiser;
 pub mod announce;
 pub mod backend;
+pub mod channels;
 pub mod daemon;
 pub mod demo;
+pub mod inputs;
+pub mod memory;
+pub mod metrics;
 
 /// Layer 2 (ARP/NDP) mode.
 pub mod l2 {

@@ -9,9 +9,8 @@ use clap::{Parser, Subcommand};
 use ferrolb_api::crd::{ServiceBGPStatus, ServiceL2Status};
 use ferrolb_speaker::announce::SpeakerOptions;
 use ferrolb_speaker::backend::bgp::{BgpBackend, BgpBackendOptions};
-use ferrolb_speaker::daemon::{
-    self, kube_events, kube_status, metrics::Metrics, reconcile::Reconciler,
-};
+use ferrolb_speaker::daemon::{self, kube_events, kube_status, reconcile::Reconciler};
+use ferrolb_speaker::metrics::Metrics;
 use kube::runtime::events::Reporter;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;

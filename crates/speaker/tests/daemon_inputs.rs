@@ -1,4 +1,4 @@
-//! The speaker's reduced inputs (`daemon::inputs`) give exactly the cluster that the whole
+//! The speaker's reduced inputs (`ferrolb_speaker::inputs`) give exactly the cluster that the whole
 //! k8s objects give: the same Services, EndpointSlices and Nodes, the same warnings, status
 //! overlays merged the same way, whatever file the overlay or the Service is in. The reference
 //! is computed here from `load_paths`' whole `Resources` with the per-object conversions.
@@ -11,7 +11,7 @@ use ferrolb_speaker::announce::from_k8s::{
     endpoint_slice_from_k8s, node_from_k8s, service_from_k8s, FromK8sError,
 };
 use ferrolb_speaker::announce::input::{Cluster, Node};
-use ferrolb_speaker::daemon::inputs::Inputs;
+use ferrolb_speaker::inputs::Inputs;
 
 /// `convert` of each item; the ones that do not convert are described in `warnings`.
 fn converted<T, U>(

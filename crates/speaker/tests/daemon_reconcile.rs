@@ -9,8 +9,9 @@ use ferrolb_speaker::advertiser::testing::FakeAdvertiser;
 use ferrolb_speaker::announce::bgp::BgpDesired;
 use ferrolb_speaker::announce::input::ServiceKey;
 use ferrolb_speaker::announce::SpeakerOptions;
-use ferrolb_speaker::daemon::metrics::Metrics;
-use ferrolb_speaker::daemon::reconcile::{cluster_from_resources, Reconciler, SourceUpdate};
+use ferrolb_speaker::channels::SourceUpdate;
+use ferrolb_speaker::daemon::reconcile::{cluster_from_resources, Reconciler};
+use ferrolb_speaker::metrics::Metrics;
 
 const CONFIG: &str = r#"
 apiVersion: metallb.io/v1beta1

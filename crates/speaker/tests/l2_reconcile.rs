@@ -13,11 +13,12 @@ use ferrolb_speaker::advertiser::{Advertiser, AdvertiserError, L2Desired};
 use ferrolb_speaker::announce::bgp::BgpDesired;
 use ferrolb_speaker::announce::input::ServiceKey;
 use ferrolb_speaker::announce::SpeakerOptions;
+use ferrolb_speaker::channels::SourceUpdate;
 use ferrolb_speaker::daemon::l2::{service_json, L2Reconciler};
-use ferrolb_speaker::daemon::metrics::Metrics;
-use ferrolb_speaker::daemon::reconcile::{Reconciler, SourceUpdate};
+use ferrolb_speaker::daemon::reconcile::Reconciler;
 use ferrolb_speaker::l2::election::rank_nodes;
 use ferrolb_speaker::l2::memberlist::NodeAddrs;
+use ferrolb_speaker::metrics::Metrics;
 use tokio::sync::watch;
 
 /// Test double: records every L2 state it is given, shared with the test.

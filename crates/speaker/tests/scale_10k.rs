@@ -16,10 +16,11 @@ use ferrolb_speaker::advertiser::testing::FakeAdvertiser;
 use ferrolb_speaker::announce::bgp::BgpDesired;
 use ferrolb_speaker::announce::input::ServiceKey;
 use ferrolb_speaker::announce::SpeakerOptions;
-use ferrolb_speaker::daemon::inputs::Inputs;
-use ferrolb_speaker::daemon::metrics::Metrics;
-use ferrolb_speaker::daemon::reconcile::{Reconciler, SourceUpdate};
+use ferrolb_speaker::channels::SourceUpdate;
+use ferrolb_speaker::daemon::reconcile::Reconciler;
 use ferrolb_speaker::daemon::status::{status_json, write_atomically, StatusDoc};
+use ferrolb_speaker::inputs::Inputs;
+use ferrolb_speaker::metrics::Metrics;
 
 /// Counts live heap bytes (all threads; the test harness adds a little noise).
 struct Counting;

@@ -51,10 +51,10 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::inputs::{InputPart, Inputs};
-use super::reconcile::SourceUpdate;
 use crate::announce::from_k8s::{endpoint_slice_from_k8s, FromK8sError, ServiceFields};
 use crate::announce::input::{self, SmolStr};
+use crate::channels::SourceUpdate;
+use crate::inputs::{InputPart, Inputs};
 
 /// The cluster watches, by index into [`Merge::listed`].
 const CLUSTER_WATCHES: [&str; 3] = ["Services", "EndpointSlices", "Nodes"];

@@ -52,11 +52,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::kube::ReducedStore;
-use super::metrics::Metrics;
 use crate::advertiser::Interfaces;
 use crate::announce::bgp::ServiceStatus;
 use crate::announce::input::{ServiceKey, SmolStr};
 use crate::l2::election::{L2ServiceStatus, L2VipStatus};
+use crate::metrics::Metrics;
 
 /// Label naming the announcing node (MetalLB `LabelAnnounceNode`).
 pub const LABEL_NODE: &str = "metallb.io/node";

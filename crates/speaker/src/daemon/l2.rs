@@ -31,11 +31,11 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::reconcile::SourceUpdate;
 use crate::advertiser::{Advertiser, Interfaces, L2Desired};
 use crate::announce::input::{Cluster, ServiceKey};
 use crate::announce::SpeakerOptions;
 use crate::backend::l2::{L2Backend, L2BackendOptions};
+use crate::channels::SourceUpdate;
 use crate::l2::election::{compute_l2, L2ServiceStatus, L2VipStatus};
 use crate::l2::memberlist::auth::{SecretError, SecretKey};
 use crate::l2::memberlist::{Liveness, Memberlist, MemberlistConfig, NodeAddrs};
@@ -90,7 +90,7 @@ impl L2Reconciler {
     }
 
     /// The VIPs this node answers for, per Service, for `metallb_speaker_announced`.
-    pub fn announced(&self) -> std::collections::BTreeSet<super::metrics::L2Announced> {
+    pub fn announced(&self) -> std::collections::BTreeSet<crate::metrics::L2Announced> {
         self.statuses
             .iter()
             .filter_map(|(key, st)| match st {
@@ -100,7 +100,7 @@ impl L2Reconciler {
             .flat_map(|(key, vips)| {
                 vips.iter()
                     .filter(|(_, (_, st))| matches!(st, L2VipStatus::Owner { .. }))
-                    .map(move |(ip, _)| super::metrics::L2Announced {
+                    .map(move |(ip, _)| crate::metrics::L2Announced {
                         service: format!("{}/{}", key.namespace, key.name),
                         ip: *ip,
                     })
@@ -346,10 +346,10 @@ pub struct L2Running {
 
 impl L2Running {
     /// The gossip's counters for `/metrics`, when gossip runs.
-    pub fn memberlist_counters(&self) -> Option<super::metrics::CountersReader> {
+    pub fn memberlist_counters(&self) -> Option<crate::metrics::CountersReader> {
         self.memberlist
             .as_ref()
-            .map(|m| Box::new(m.counters_reader()) as super::metrics::CountersReader)
+            .map(|m| Box::new(m.counters_reader()) as crate::metrics::CountersReader)
     }
 
     /// Leaves the gossip (the others move our VIPs at once) and closes the ARP/NDP sockets.

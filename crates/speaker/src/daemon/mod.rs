@@ -13,15 +13,17 @@
 //! on `watch` channels (latest wins), and they write at their own pace.
 
 pub mod http;
-pub mod inputs;
 pub mod kube;
 pub mod kube_events;
 pub mod kube_status;
 pub mod l2;
-pub mod metrics;
 pub mod reconcile;
 pub mod standalone;
 pub mod status;
+
+/// The metrics moved to the neutral [`crate::metrics`]; this path stays for the modules that
+/// still name it (`kube_events`).
+pub use crate::metrics;
 
 use std::path::PathBuf;
 
@@ -30,8 +32,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::advertiser::Advertiser;
 use crate::announce::bgp::BgpDesired;
-use metrics::Metrics;
-use reconcile::{Reconciler, SourceUpdate};
+use crate::channels::SourceUpdate;
+use crate::metrics::Metrics;
+use reconcile::Reconciler;
 
 /// Where the reconcile loop reports besides logs and metrics.
 #[derive(Debug, Default)]
@@ -147,20 +150,7 @@ pub async fn run<A: Advertiser<Desired = BgpDesired>>(
         }
         if snapshot {
             // Last, after the reports too: their serialisation is transient as well.
-            release_freed_memory();
+            crate::memory::release_freed_memory();
         }
-    }
-}
-
-/// Hands the heap freed after a snapshot back to the OS. A snapshot of 10k Services parses to
-/// ~31 MiB that is dropped once the plan is computed; glibc keeps such freed peaks mapped, so
-/// RSS stayed at the peak (docs/speaker.md, "10k VIPs"). Runs once per snapshot and after a
-/// big batch of UPDATEs, not per event: it walks every free chunk.
-pub(crate) fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases free heap pages; it touches no live allocation and is
-    // thread-safe in glibc.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }

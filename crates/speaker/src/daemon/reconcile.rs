@@ -21,42 +21,14 @@ use ferrolb_api::source::Resources;
 use ferrolb_api::state::{Applied, ConfigState};
 use ferrolb_api::validate::{validate, IgnoredFieldsReport};
 
-use super::inputs::{Inputs, LoadedInputs};
-use super::metrics::Metrics;
 use super::status;
 use crate::advertiser::Advertiser;
 use crate::announce::bgp::{compute_bgp, BgpDesired, BgpPlan, ServiceStatus};
 use crate::announce::input::{Cluster, ServiceKey};
 use crate::announce::SpeakerOptions;
-
-/// What a source reports.
-#[derive(Debug, Clone)]
-pub enum SourceUpdate {
-    /// Everything the source holds now, as the speaker keeps it.
-    Snapshot(Box<Inputs>),
-    /// The source cannot be read (directory gone, permission denied, a file does not parse, the
-    /// API watch failed). Keeps the last good state.
-    Unavailable(String),
-    /// Layer 2: the gossip's live set of speakers changed (see [`super::l2`]).
-    Liveness(crate::l2::memberlist::Liveness),
-}
-
-impl SourceUpdate {
-    /// A snapshot of whole objects (the demo, tests), reduced to [`Inputs`].
-    pub fn snapshot(res: Resources) -> Self {
-        SourceUpdate::Snapshot(Box::new(Inputs::from_resources(res)))
-    }
-}
-
-/// A file load: its objects, or the source unavailable.
-impl From<LoadedInputs> for SourceUpdate {
-    fn from(loaded: LoadedInputs) -> Self {
-        match loaded {
-            Ok(inputs) => SourceUpdate::Snapshot(Box::new(inputs)),
-            Err(error) => SourceUpdate::Unavailable(error.to_string()),
-        }
-    }
-}
+use crate::channels::SourceUpdate;
+use crate::inputs::Inputs;
+use crate::metrics::Metrics;
 
 /// Turns the cluster objects of `res` into a [`Cluster`] ([`Inputs::cluster`] of the same
 /// objects): the Cluster, warnings for objects left out, whether this node's Node was

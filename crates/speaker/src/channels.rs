@@ -1,0 +1,36 @@
+//! The types that travel on the channels between the speaker's tasks, kept apart from the
+//! tasks themselves so that sources, the reconcile loop and the protocols depend on this
+//! module and not on each other.
+
+use ferrolb_api::source::Resources;
+
+use crate::inputs::{Inputs, LoadedInputs};
+
+/// What a source reports.
+#[derive(Debug, Clone)]
+pub enum SourceUpdate {
+    /// Everything the source holds now, as the speaker keeps it.
+    Snapshot(Box<Inputs>),
+    /// The source cannot be read (directory gone, permission denied, a file does not parse, the
+    /// API watch failed). Keeps the last good state.
+    Unavailable(String),
+    /// Layer 2: the gossip's live set of speakers changed.
+    Liveness(crate::l2::memberlist::Liveness),
+}
+
+impl SourceUpdate {
+    /// A snapshot of whole objects (the demo, tests), reduced to [`Inputs`].
+    pub fn snapshot(res: Resources) -> Self {
+        SourceUpdate::Snapshot(Box::new(Inputs::from_resources(res)))
+    }
+}
+
+/// A file load: its objects, or the source unavailable.
+impl From<LoadedInputs> for SourceUpdate {
+    fn from(loaded: LoadedInputs) -> Self {
+        match loaded {
+            Ok(inputs) => SourceUpdate::Snapshot(Box::new(inputs)),
+            Err(error) => SourceUpdate::Unavailable(error.to_string()),
+        }
+    }
+}
