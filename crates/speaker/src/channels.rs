@@ -14,9 +14,14 @@ pub enum SourceUpdate {
     /// The source cannot be read (directory gone, permission denied, a file does not parse, the
     /// API watch failed). Keeps the last good state.
     Unavailable(String),
-    /// Layer 2: the gossip's live set of speakers changed.
-    Liveness(crate::l2::memberlist::Liveness),
 }
+
+/// "Protocol `.0` needs a recompute": sent by a protocol's own tasks when an input only it
+/// reads changed (Layer 2: the gossip's live set), named by [`Protocol::name`].
+///
+/// [`Protocol::name`]: crate::protocol::Protocol::name
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wake(pub &'static str);
 
 impl SourceUpdate {
     /// A snapshot of whole objects (the demo, tests), reduced to [`Inputs`].
