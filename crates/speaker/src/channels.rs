@@ -4,13 +4,17 @@
 
 use ferrolb_api::source::Resources;
 
+use crate::inputs::kept::WatchChanges;
 use crate::inputs::{Inputs, LoadedInputs};
 
 /// What a source reports.
 #[derive(Debug, Clone)]
 pub enum SourceUpdate {
-    /// Everything the source holds now, as the speaker keeps it.
+    /// Standalone mode: everything the files hold now, diffed against what is kept.
     Snapshot(Box<Inputs>),
+    /// Kubernetes mode: what the watches observed since the last update (nothing at all when
+    /// the API answers again after an outage without a change).
+    Changes(Box<WatchChanges>),
     /// The source cannot be read (directory gone, permission denied, a file does not parse, the
     /// API watch failed). Keeps the last good state.
     Unavailable(String),

@@ -93,10 +93,15 @@ pub async fn run(
                     (SourceUpdate::Snapshot(inputs), Some(_)) => {
                         kube_events::config_uids(inputs.config())
                     }
+                    (SourceUpdate::Changes(changes), Some(_)) => changes
+                        .config
+                        .as_ref()
+                        .map(kube_events::config_uids)
+                        .unwrap_or_default(),
                     _ => Default::default(),
                 };
                 let snapshot = match &update {
-                    SourceUpdate::Snapshot(_) => true,
+                    SourceUpdate::Snapshot(_) | SourceUpdate::Changes(_) => true,
                     SourceUpdate::Unavailable(error) => {
                         metrics.set_source_error(Some(error.clone()));
                         false

@@ -26,6 +26,7 @@ use crate::announce::change::ChangeSet;
 use crate::announce::input::{Cluster, ServiceKey};
 use crate::announce::SpeakerOptions;
 use crate::channels::SourceUpdate;
+use crate::inputs::kept::{KeptCluster, WatchChanges};
 use crate::inputs::Inputs;
 use crate::metrics::Metrics;
 use crate::protocol::Protocol;
@@ -42,7 +43,7 @@ pub struct Reconciler {
     opts: SpeakerOptions,
     config: ConfigState,
     source_error: Option<String>,
-    cluster: Cluster,
+    kept: KeptCluster,
     protocols: Vec<Box<dyn Protocol>>,
     metrics: Arc<Metrics>,
     said_synthesized: bool,
@@ -66,14 +67,14 @@ impl Reconciler {
     /// A reconciler for `opts.node_name` with nothing in force and no protocol yet.
     pub fn new(opts: SpeakerOptions, metrics: Arc<Metrics>) -> Self {
         Self {
-            opts,
             config: ConfigState::new(),
             source_error: None,
-            cluster: Cluster::default(),
+            kept: KeptCluster::new(opts.node_name.as_str()),
             protocols: Vec::new(),
             metrics,
             said_synthesized: false,
             ignored: IgnoredFieldsReport::new(),
+            opts,
         }
     }
 
@@ -97,7 +98,7 @@ impl Reconciler {
 
     /// The kept cluster.
     pub fn cluster(&self) -> &Cluster {
-        &self.cluster
+        self.kept.cluster()
     }
 
     /// Whether a configuration is in force.
@@ -131,10 +132,16 @@ impl Reconciler {
                 Vec::new()
             }
             SourceUpdate::Snapshot(inputs) => {
-                if self.source_error.take().is_some() {
-                    tracing::info!("configuration source readable again");
-                }
-                let changes = self.on_snapshot(&inputs);
+                self.readable();
+                let mut changes = self.on_config(inputs.config());
+                let (cluster, warnings) = self.kept.load(&inputs);
+                changes.merge(cluster);
+                self.said(warnings);
+                self.update_protocols(None, &changes)
+            }
+            SourceUpdate::Changes(mut watched) => {
+                self.readable();
+                let changes = self.on_changes(&mut watched);
                 self.update_protocols(None, &changes)
             }
         };
@@ -148,29 +155,55 @@ impl Reconciler {
         self.update_protocols(Some(name), &ChangeSet::all())
     }
 
-    fn on_snapshot(&mut self, inputs: &Inputs) -> ChangeSet {
-        let res = inputs.config();
+    fn readable(&mut self) {
+        if self.source_error.take().is_some() {
+            tracing::info!("configuration source readable again");
+        }
+    }
+
+    /// Validates the configuration objects `res` of an update; everything changed when a new
+    /// configuration is put in force.
+    fn on_config(&mut self, res: &Resources) -> ChangeSet {
         let applied = self.config.apply(validate(res));
         // Accepted-but-ignored fields are said once per configuration change.
         for ignored in self.ignored.to_report(applied, res) {
             tracing::warn!(%ignored, "configuration field accepted but ignored");
         }
         match applied {
-            Applied::Changed => tracing::info!(
-                generation = self.config.generation(),
-                "configuration put in force"
-            ),
-            Applied::Unchanged => {}
+            Applied::Changed => {
+                tracing::info!(
+                    generation = self.config.generation(),
+                    "configuration put in force"
+                );
+                ChangeSet::all()
+            }
+            Applied::Unchanged => ChangeSet::default(),
             Applied::Rejected => {
                 for error in self.config.errors() {
                     tracing::error!(%error, "configuration rejected; the last good one stays in force");
                 }
+                ChangeSet::default()
             }
         }
-        let (cluster, warnings, synthesized) = inputs.cluster(&self.opts.node_name);
+    }
+
+    fn on_changes(&mut self, watched: &mut WatchChanges) -> ChangeSet {
+        let mut changes = match &watched.config {
+            Some(res) => self.on_config(res),
+            None => ChangeSet::default(),
+        };
+        let (cluster, warnings) = self.kept.apply(watched);
+        changes.merge(cluster);
+        self.said(warnings);
+        changes
+    }
+
+    /// Logs the objects left out, and a synthesized Node once.
+    fn said(&mut self, warnings: Vec<String>) {
         for warning in warnings {
             tracing::warn!(%warning, "object ignored");
         }
+        let synthesized = self.kept.synthesized();
         if synthesized && !self.said_synthesized {
             tracing::info!(
                 node = %self.opts.node_name,
@@ -178,8 +211,6 @@ impl Reconciler {
             );
         }
         self.said_synthesized = synthesized;
-        self.cluster = cluster;
-        ChangeSet::all()
     }
 
     /// Updates every protocol (or only `only`) with `changes`, while a configuration is in
@@ -195,7 +226,7 @@ impl Reconciler {
         let mut changed = BTreeSet::new();
         for p in &mut self.protocols {
             if only.is_none_or(|name| name == p.name()) {
-                changed.extend(p.update(config, &self.cluster, changes));
+                changed.extend(p.update(config, self.kept.cluster(), changes));
             }
         }
         changed.into_iter().collect()

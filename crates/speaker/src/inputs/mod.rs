@@ -20,6 +20,8 @@
 //! `tests/daemon_inputs.rs`), and the configuration is the same [`Resources`] minus Services
 //! and EndpointSlices, which validation does not read.
 
+pub mod kept;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -31,7 +33,7 @@ use k8s_openapi::api::discovery::v1 as discovery;
 use crate::announce::from_k8s::{
     endpoint_slice_from_k8s, node_from_k8s, service_from_fields, FromK8sError, ServiceFields,
 };
-use crate::announce::input::{Cluster, EndpointSlice, Node, SmolStr};
+use crate::announce::input::{Cluster, EndpointSlice, Node, Service, SmolStr};
 
 /// One file's objects (or the API's), as the speaker keeps them.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -127,13 +129,14 @@ impl Inputs {
         self.parts.iter().flat_map(|p| p.services.iter())
     }
 
-    /// The cluster objects as the computation reads them, status overlays merged exactly as
-    /// `ferrolb_api::source::files` merges them into Services. Objects that do not convert are
-    /// left out and described in the returned warnings. When `node_name` has no Node object,
-    /// one with no labels is synthesized (standalone hosts rarely write their own Node); the
-    /// flag says so.
-    pub fn cluster(&self, node_name: &str) -> (Cluster, Vec<String>, bool) {
-        let mut warnings = Vec::new();
+    /// The Services as the computation reads them, status overlays merged exactly as
+    /// `ferrolb_api::source::files` merges them into Services, in source order (of two with one
+    /// key the later wins). Services that do not convert are left out and described in
+    /// `warnings`. Converted one at a time: nothing holds all of them but the caller.
+    pub fn services_converted<'a>(
+        &'a self,
+        warnings: &'a mut Vec<String>,
+    ) -> impl Iterator<Item = Service> + 'a {
         // Overlays in order, so of two for one Service the later wins; an overlay without a
         // status changes nothing the speaker reads (annotations only).
         let mut overlays: BTreeMap<(&str, &str), &[Option<SmolStr>]> = BTreeMap::new();
@@ -144,48 +147,73 @@ impl Inputs {
         }
         // Of two Services with one key the overlay goes to the last, as in the file source.
         let mut last_of_key: BTreeMap<(&str, &str), usize> = BTreeMap::new();
-        let services: Vec<&ServiceFields> =
-            self.services().filter(|s| !s.is_status_overlay()).collect();
-        for (i, svc) in services.iter().enumerate() {
+        for (i, svc) in self
+            .services()
+            .filter(|s| !s.is_status_overlay())
+            .enumerate()
+        {
             last_of_key.insert(svc.overlay_key(), i);
         }
-        let mut converted = Vec::with_capacity(services.len());
-        for (i, svc) in services.iter().enumerate() {
-            let key = svc.overlay_key();
-            let status = (last_of_key.get(&key) == Some(&i))
-                .then(|| overlays.get(&key).copied())
-                .flatten();
-            match service_from_fields(svc, status) {
-                Ok(s) => converted.push(s),
-                Err(e) => warnings.push(e.to_string()),
-            }
-        }
-        let slices: Vec<EndpointSlice> = self
-            .parts
+        self.services()
+            .filter(|s| !s.is_status_overlay())
+            .enumerate()
+            .filter_map(move |(i, svc)| {
+                let key = svc.overlay_key();
+                let status = (last_of_key.get(&key) == Some(&i))
+                    .then(|| overlays.get(&key).copied())
+                    .flatten();
+                service_from_fields(svc, status)
+                    .map_err(|e| warnings.push(e.to_string()))
+                    .ok()
+            })
+    }
+
+    /// The EndpointSlices in source order; the ones that do not convert are left out and
+    /// described in `warnings`.
+    pub fn slices_converted<'a>(
+        &'a self,
+        warnings: &'a mut Vec<String>,
+    ) -> impl Iterator<Item = EndpointSlice> + 'a {
+        self.parts
             .iter()
             .flat_map(|p| p.slices.iter())
-            .filter_map(|r| match r {
+            .filter_map(move |r| match r {
                 Ok(slice) => Some(slice.clone()),
                 Err(e) => {
                     warnings.push(e.to_string());
                     None
                 }
             })
-            .collect();
-        let mut nodes = Vec::with_capacity(self.config.nodes.len());
-        for node in &self.config.nodes {
-            match node_from_k8s(node) {
-                Ok(n) => nodes.push(n),
-                Err(e) => warnings.push(e.to_string()),
-            }
-        }
-        let mut cluster = Cluster::from_objects(converted, slices, nodes);
+    }
+
+    /// The cluster objects as the computation reads them (see [`Self::services_converted`]).
+    /// Objects that do not convert are left out and described in the returned warnings. When
+    /// `node_name` has no Node object, one with no labels is synthesized (standalone hosts
+    /// rarely write their own Node); the flag says so.
+    pub fn cluster(&self, node_name: &str) -> (Cluster, Vec<String>, bool) {
+        let mut warnings = Vec::new();
+        let services: Vec<Service> = self.services_converted(&mut warnings).collect();
+        let slices: Vec<EndpointSlice> = self.slices_converted(&mut warnings).collect();
+        let nodes = nodes_converted(&self.config.nodes, &mut warnings);
+        let mut cluster = Cluster::from_objects(services, slices, nodes);
         let synthesized = !cluster.nodes.contains_key(node_name);
         if synthesized {
             cluster.upsert_node(Node::new(node_name, Default::default()));
         }
         (cluster, warnings, synthesized)
     }
+}
+
+/// `nodes` converted; the ones that do not convert are left out and described in `warnings`.
+pub fn nodes_converted(nodes: &[core::Node], warnings: &mut Vec<String>) -> Vec<Node> {
+    nodes
+        .iter()
+        .filter_map(|node| {
+            node_from_k8s(node)
+                .map_err(|e| warnings.push(e.to_string()))
+                .ok()
+        })
+        .collect()
 }
 
 impl FileModel for Inputs {
