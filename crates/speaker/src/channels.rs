@@ -21,9 +21,7 @@ pub enum SourceUpdate {
 }
 
 /// "Protocol `.0` needs a recompute": sent by a protocol's own tasks when an input only it
-/// reads changed (Layer 2: the gossip's live set), named by [`Protocol::name`].
-///
-/// [`Protocol::name`]: crate::protocol::Protocol::name
+/// reads changed (Layer 2: the gossip's live set), named by the protocol's `name()`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Wake(pub &'static str);
 

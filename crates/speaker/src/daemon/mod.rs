@@ -24,9 +24,7 @@ pub mod reconcile;
 pub mod standalone;
 pub mod status;
 
-/// The metrics moved to the neutral [`crate::metrics`]; this path stays for the modules that
-/// still name it (`kube_events`).
-pub use crate::metrics;
+pub mod metrics;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

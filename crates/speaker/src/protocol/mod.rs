@@ -68,9 +68,7 @@ pub trait Protocol: Send {
     /// object of each names (BGP: the peers; Layer 2: the interfaces).
     fn announced(&self) -> DesiredStatuses;
 
-    /// For tests and callers that know the concrete type ([`Reconciler::protocol`]).
-    ///
-    /// [`Reconciler::protocol`]: crate::daemon::reconcile::Reconciler::protocol
+    /// For tests and callers that know the concrete type (the reconciler's `protocol::<P>()`).
     fn as_any(&self) -> &dyn Any;
 }
 
