@@ -1,12 +1,14 @@
-//! What the speaker keeps of a source snapshot: the configuration objects whole, Services and
-//! EndpointSlices reduced to the fields the announcement computation reads.
+//! The file source's model: what the speaker keeps of a load, the configuration objects whole,
+//! Services and EndpointSlices reduced to the fields the announcement computation reads. A load
+//! is diffed into the one kept Cluster by [`kept`], which also takes the Kubernetes watches'
+//! observations ([`kept::WatchChanges`]); Kubernetes mode builds no [`Inputs`].
 //!
 //! ```text
 //!  YAML document ─▶ k8s-openapi object ─▶ InputPart (per file, cached as Arc) ─┐
 //!  (one at a time)                          config CRs, Secrets, Nodes: whole   ├─▶ Inputs
 //!                                           Services: ServiceFields             │   (parts in
 //!                                           EndpointSlices: converted           │   file order)
-//!  reflector stores (Kubernetes mode) ─────────────────────── one InputPart ───┘
+//!  a whole Resources (the demo, tests) ─────────────────────── one InputPart ───┘
 //! ```
 //!
 //! Why: a k8s-openapi Service or EndpointSlice takes about 1.5 KiB in memory before its
@@ -58,7 +60,7 @@ impl Collect for InputPart {
 }
 
 impl InputPart {
-    /// A part from whole objects: the reflector stores' (Kubernetes mode) or a [`Resources`]'.
+    /// A part from whole objects (a [`Resources`]' objects).
     pub fn from_cluster<'a>(
         config: Resources,
         services: impl IntoIterator<Item = &'a core::Service>,
@@ -73,7 +75,7 @@ impl InputPart {
         )
     }
 
-    /// A part from Services and EndpointSlices already reduced (Kubernetes mode's stores).
+    /// A part from Services and EndpointSlices already reduced.
     pub fn from_reduced<'a>(
         config: Resources,
         services: Vec<ServiceFields>,
