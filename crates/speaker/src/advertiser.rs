@@ -55,7 +55,7 @@ impl AdvertiserError {
 
 /// "Make this set of VIPs reachable via this node."
 ///
-/// Implemented by the BGP backend with `Desired = `[`BgpDesired`](crate::announce::bgp::BgpDesired) (peers with their session
+/// Implemented by the BGP backend with `Desired = BgpDesired` (`announce::bgp`: peers with their session
 /// settings and routes) and by the Layer 2 backend with `Desired = `[`L2Desired`] (VIPs with
 /// their interfaces).
 pub trait Advertiser: Send {

@@ -27,9 +27,11 @@ use k8s_openapi::api::core::v1::{LoadBalancerIngress, LoadBalancerStatus, Servic
 use tokio::sync::mpsc;
 
 use crate::announce::SpeakerOptions;
-use crate::backend::bgp::{BgpBackend, BgpBackendOptions};
-use crate::daemon::metrics::Metrics;
-use crate::daemon::reconcile::{Reconciler, SourceUpdate};
+use crate::backend::bgp::{BgpAdvertiser, BgpBackend, BgpBackendOptions};
+use crate::channels::SourceUpdate;
+use crate::daemon::reconcile::Reconciler;
+use crate::metrics::Metrics;
+use crate::protocol::bgp::{summary, BgpProtocol};
 
 /// Why the demo failed.
 #[derive(Debug, thiserror::Error)]
@@ -288,15 +290,15 @@ pub async fn run() -> Result<(), DemoError> {
     let metrics = Arc::new(Metrics::default());
     let (advertiser, backend) =
         BgpBackend::start(Arc::clone(&metrics), BgpBackendOptions::default());
-    let mut speaker = Reconciler::new(
-        SpeakerOptions::for_node("demo-node"),
-        advertiser,
-        Arc::clone(&metrics),
-    );
+    let mut speaker =
+        Reconciler::new(SpeakerOptions::for_node("demo-node"), Arc::clone(&metrics)).with_protocol(
+            BgpProtocol::new(SpeakerOptions::for_node("demo-node"), advertiser),
+        );
     println!("speaker: node demo-node, AS64500, peering with 127.0.0.1:{port}");
     speaker.apply(SourceUpdate::snapshot(res.clone()));
-    for (key, st) in speaker.statuses() {
-        println!("speaker: {key:<10} {}", crate::daemon::status::summary(st));
+    let bgp = speaker.protocol::<BgpProtocol<BgpAdvertiser>>();
+    for (key, st) in bgp.into_iter().flat_map(BgpProtocol::statuses) {
+        println!("speaker: {key:<10} {}", summary(st));
     }
     let mut rib = BTreeSet::new();
     await_rib(&mut events, &mut rib, &prefixes(&res), "the announcements").await?;

@@ -5,16 +5,26 @@
 //! - [`l2::election`]: the pure Layer 2 owner election and this node's L2 VIPs.
 //! - [`advertiser`]: the [`advertiser::Advertiser`] trait the BGP and Layer 2 backends implement,
 //!   and its test double.
+//! - [`protocol`]: the [`protocol::Protocol`] trait the reconcile loop drives, and its BGP and
+//!   Layer 2 implementations.
 //! - [`daemon`]: the daemon around them: standalone and Kubernetes sources, the reconcile loop,
 //!   metrics/health HTTP, per-Service status reports.
 //! - [`backend`]: Advertiser implementations (BGP on crates/bgp).
 //! - [`demo`]: `ferrolb-speaker demo`, everything in one process on loopback.
+//! - Neutral modules every part may use, which use none of the parts above them:
+//!   [`channels`] (what travels between tasks), [`inputs`] (the file source's reduced model),
+//!   [`metrics`] (the shared metrics), [`memory`] (handing freed heap back to the OS).
 
 pub mod advertiser;
 pub mod announce;
 pub mod backend;
+pub mod channels;
 pub mod daemon;
 pub mod demo;
+pub mod inputs;
+pub mod memory;
+pub mod metrics;
+pub mod protocol;
 
 /// Layer 2 (ARP/NDP) mode.
 pub mod l2 {

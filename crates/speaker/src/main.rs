@@ -9,9 +9,9 @@ use clap::{Parser, Subcommand};
 use ferrolb_api::crd::{ServiceBGPStatus, ServiceL2Status};
 use ferrolb_speaker::announce::SpeakerOptions;
 use ferrolb_speaker::backend::bgp::{BgpBackend, BgpBackendOptions};
-use ferrolb_speaker::daemon::{
-    self, kube_events, kube_status, metrics::Metrics, reconcile::Reconciler,
-};
+use ferrolb_speaker::daemon::{self, kube_events, kube_status, reconcile::Reconciler};
+use ferrolb_speaker::metrics::Metrics;
+use ferrolb_speaker::protocol::{self, bgp::BgpProtocol};
 use kube::runtime::events::Reporter;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -141,7 +141,7 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
 
     let (tx, rx) = mpsc::channel(16);
-    let l2_tx = tx.clone();
+    let (wake_tx, wake_rx) = mpsc::channel(16);
     let mut reports = daemon::Reports {
         status_file: cli.status_file.clone(),
         ..daemon::Reports::default()
@@ -204,7 +204,7 @@ async fn main() -> anyhow::Result<()> {
                 Arc::clone(&metrics),
                 cancel.clone(),
             ));
-            reports.l2_statuses = Some(l2_statuses_tx);
+            reports.statuses.insert(protocol::l2::NAME, l2_statuses_tx);
             let (errors_tx, errors_rx) = watch::channel(kube_events::Rejection::default());
             let reporter = Reporter {
                 controller: "ferrolb-speaker".into(),
@@ -218,7 +218,7 @@ async fn main() -> anyhow::Result<()> {
                 Arc::clone(&metrics),
                 cancel.clone(),
             ));
-            reports.bgp_statuses = Some(statuses_tx);
+            reports.statuses.insert(protocol::bgp::NAME, statuses_tx);
             reports.config_errors = Some(errors_tx);
         }
     }
@@ -240,11 +240,20 @@ async fn main() -> anyhow::Result<()> {
         memberlist_secret_file: cli.memberlist_secret_file.clone(),
         ..Default::default()
     };
-    let (l2, l2_running) = daemon::l2::start(&l2_settings, opts.clone(), l2_tx, cancel.clone())?;
+    let (l2, l2_running) = daemon::l2::start(
+        &l2_settings,
+        opts.clone(),
+        Arc::clone(&metrics),
+        wake_tx,
+        cancel.clone(),
+    )?;
     if let Some(reader) = l2_running.memberlist_counters() {
         metrics.set_memberlist_counters(reader);
     }
-    let mut reconciler = Reconciler::new(opts, advertiser, Arc::clone(&metrics)).with_l2(l2);
+    // Every protocol the speaker announces with; the loop knows none of them.
+    let mut reconciler = Reconciler::new(opts.clone(), Arc::clone(&metrics))
+        .with_protocol(BgpProtocol::new(opts, advertiser))
+        .with_protocol(l2);
 
     let signals = {
         let cancel = cancel.clone();
@@ -259,6 +268,7 @@ async fn main() -> anyhow::Result<()> {
     };
     daemon::run(
         rx,
+        wake_rx,
         &mut reconciler,
         &node_name,
         &metrics,

@@ -1,4 +1,4 @@
-//! The speaker's reduced inputs (`daemon::inputs`) give exactly the cluster that the whole
+//! The speaker's reduced inputs (`ferrolb_speaker::inputs`) give exactly the cluster that the whole
 //! k8s objects give: the same Services, EndpointSlices and Nodes, the same warnings, status
 //! overlays merged the same way, whatever file the overlay or the Service is in. The reference
 //! is computed here from `load_paths`' whole `Resources` with the per-object conversions.
@@ -10,8 +10,10 @@ use ferrolb_api::source::Resources;
 use ferrolb_speaker::announce::from_k8s::{
     endpoint_slice_from_k8s, node_from_k8s, service_from_k8s, FromK8sError,
 };
+use ferrolb_speaker::announce::input::ServiceKey;
 use ferrolb_speaker::announce::input::{Cluster, Node};
-use ferrolb_speaker::daemon::inputs::Inputs;
+use ferrolb_speaker::inputs::kept::KeptCluster;
+use ferrolb_speaker::inputs::Inputs;
 
 /// `convert` of each item; the ones that do not convert are described in `warnings`.
 fn converted<T, U>(
@@ -56,6 +58,16 @@ fn check(files: &[(&str, &str)]) {
         let want = reference(&res, node);
         assert_eq!(inputs.cluster(node), want, "{files:?}");
         assert_eq!(again.cluster(node), want, "{files:?} (cached)");
+        // The kept cluster a load diffs into is the same, with the same warnings.
+        let mut kept = KeptCluster::new(node);
+        let (changes, warnings) = kept.load(&inputs);
+        assert_eq!(
+            (kept.cluster(), &warnings, kept.synthesized()),
+            (&want.0, &want.1, want.2)
+        );
+        assert!(changes.all, "the first load changes everything");
+        // Loading the same again changes nothing.
+        assert!(kept.load(&again).0.is_empty(), "{files:?}");
     }
     // Validation reads the configuration: everything but Services and EndpointSlices.
     let mut config = res.clone();
@@ -230,4 +242,65 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out.sort();
     out
+}
+
+#[test]
+fn a_reload_names_only_the_services_whose_objects_changed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ip = |a: &str| format!("status: {{loadBalancer: {{ingress: [{{ip: {a}}}]}}}}");
+    let write =
+        |name: &str, text: &str| std::fs::write(dir.path().join(name), text).expect("write");
+    write("config.yaml", CONFIG);
+    write(
+        "services.yaml",
+        &[
+            service("web", None, "Cluster", &ip("198.51.100.1")),
+            service("api", None, "Cluster", &ip("198.51.100.2")),
+            service("db", None, "Cluster", &ip("198.51.100.3")),
+        ]
+        .concat(),
+    );
+    write("slices.yaml", SLICES);
+    let mut cache = FileCache::<Inputs>::default();
+    let mut kept = KeptCluster::new("node-a");
+    let mut load = |kept: &mut KeptCluster| {
+        let inputs = cache
+            .load(&fingerprint(&[dir.path()]).expect("fingerprint"))
+            .expect("load");
+        kept.load(&inputs).0
+    };
+    assert!(load(&mut kept).all);
+    // api's address changes (in its own file's place), db goes, web's slice loses an endpoint,
+    // an overlay file gives a new address to nothing that exists.
+    write(
+        "services.yaml",
+        &[
+            service("web", None, "Cluster", &ip("198.51.100.1")),
+            service("api", None, "Cluster", &ip("198.51.100.9")),
+        ]
+        .concat(),
+    );
+    write(
+        "slices.yaml",
+        &SLICES.replace("- {addresses: [10.1.0.3]}\n", ""),
+    );
+    write(
+        "z-overlay.yaml",
+        &overlay("gone", None, &ip("198.51.100.4")),
+    );
+    let changes = load(&mut kept);
+    assert!(!changes.all, "{changes:?}");
+    let names: Vec<String> = changes.services.iter().map(ToString::to_string).collect();
+    assert_eq!(names, ["default/api", "default/db", "default/web"]);
+    // An overlay for an existing Service names just it.
+    write(
+        "z-overlay.yaml",
+        &overlay("web", Some("default"), &ip("198.51.100.5")),
+    );
+    let changes = load(&mut kept);
+    assert_eq!(
+        changes.services,
+        [ServiceKey::new("default", "web")].into_iter().collect()
+    );
+    assert!(!changes.all);
 }

@@ -9,8 +9,10 @@ use ferrolb_speaker::advertiser::testing::FakeAdvertiser;
 use ferrolb_speaker::announce::bgp::BgpDesired;
 use ferrolb_speaker::announce::input::ServiceKey;
 use ferrolb_speaker::announce::SpeakerOptions;
-use ferrolb_speaker::daemon::metrics::Metrics;
-use ferrolb_speaker::daemon::reconcile::{cluster_from_resources, Reconciler, SourceUpdate};
+use ferrolb_speaker::channels::SourceUpdate;
+use ferrolb_speaker::daemon::reconcile::{cluster_from_resources, Reconciler};
+use ferrolb_speaker::metrics::Metrics;
+use ferrolb_speaker::protocol::bgp::BgpProtocol;
 
 const CONFIG: &str = r#"
 apiVersion: metallb.io/v1beta1
@@ -68,14 +70,21 @@ fn prefixes(d: &BgpDesired) -> Vec<String> {
         .collect()
 }
 
-fn reconciler() -> (Reconciler<FakeAdvertiser<BgpDesired>>, Arc<Metrics>) {
+fn reconciler() -> (Reconciler, Arc<Metrics>) {
     let metrics = Arc::new(Metrics::default());
-    let r = Reconciler::new(
-        SpeakerOptions::for_node("node-a"),
-        FakeAdvertiser::default(),
-        Arc::clone(&metrics),
-    );
+    let r = Reconciler::new(SpeakerOptions::for_node("node-a"), Arc::clone(&metrics))
+        .with_protocol(BgpProtocol::new(
+            SpeakerOptions::for_node("node-a"),
+            FakeAdvertiser::default(),
+        ));
     (r, metrics)
+}
+
+/// The BGP protocol's fake advertiser.
+fn advertiser(r: &Reconciler) -> &FakeAdvertiser<BgpDesired> {
+    r.protocol::<BgpProtocol<FakeAdvertiser<BgpDesired>>>()
+        .expect("BGP registered")
+        .advertiser()
 }
 
 #[test]
@@ -86,7 +95,7 @@ fn a_snapshot_reaches_the_advertiser_as_one_whole_state() {
         service("a", "198.51.100.1")
     )));
     assert_eq!(changed, vec![ServiceKey::new("default", "a")]);
-    let current = r.advertiser().current().expect("a state");
+    let current = advertiser(&r).current().expect("a state");
     assert_eq!(prefixes(current), vec!["198.51.100.1/32"]);
     assert!(metrics.ready());
     assert!(!metrics.config_stale());
@@ -99,7 +108,7 @@ fn the_same_snapshot_twice_is_not_sent_twice() {
     r.apply(snapshot(&text));
     let changed = r.apply(snapshot(&text));
     assert!(changed.is_empty());
-    assert_eq!(r.advertiser().history.len(), 1);
+    assert_eq!(advertiser(&r).history.len(), 1);
 }
 
 #[test]
@@ -112,7 +121,7 @@ fn an_unavailable_source_keeps_routes_and_sets_stale() {
     let changed = r.apply(SourceUpdate::Unavailable("permission denied".into()));
     assert!(changed.is_empty());
     assert_eq!(
-        r.advertiser().history.len(),
+        advertiser(&r).history.len(),
         1,
         "nothing sent: an outage is not a delete"
     );
@@ -123,7 +132,7 @@ fn an_unavailable_source_keeps_routes_and_sets_stale() {
         service("a", "198.51.100.1")
     )));
     assert!(!metrics.config_stale());
-    assert_eq!(r.advertiser().history.len(), 1);
+    assert_eq!(advertiser(&r).history.len(), 1);
 }
 
 #[test]
@@ -139,7 +148,7 @@ fn a_service_gone_from_a_readable_snapshot_is_withdrawn() {
         service("a", "198.51.100.1")
     )));
     assert_eq!(changed, vec![ServiceKey::new("default", "b")]);
-    let current = r.advertiser().current().expect("a state");
+    let current = advertiser(&r).current().expect("a state");
     assert_eq!(prefixes(current), vec!["198.51.100.1/32"]);
 }
 
@@ -156,7 +165,7 @@ fn an_invalid_config_keeps_the_last_good_one_and_sets_stale() {
         service("b", "198.51.100.2")
     )));
     assert!(metrics.config_stale());
-    let current = r.advertiser().current().expect("a state");
+    let current = advertiser(&r).current().expect("a state");
     assert_eq!(
         prefixes(current),
         vec!["198.51.100.1/32", "198.51.100.2/32"],
@@ -171,7 +180,7 @@ fn no_valid_config_ever_sends_nothing() {
         "{CONFIG}{BAD_POOL}{}",
         service("a", "198.51.100.1")
     )));
-    assert!(r.advertiser().history.is_empty());
+    assert!(advertiser(&r).history.is_empty());
     assert!(metrics.config_stale());
     assert!(!metrics.ready());
 }

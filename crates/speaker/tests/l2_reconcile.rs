@@ -13,11 +13,13 @@ use ferrolb_speaker::advertiser::{Advertiser, AdvertiserError, L2Desired};
 use ferrolb_speaker::announce::bgp::BgpDesired;
 use ferrolb_speaker::announce::input::ServiceKey;
 use ferrolb_speaker::announce::SpeakerOptions;
-use ferrolb_speaker::daemon::l2::{service_json, L2Reconciler};
-use ferrolb_speaker::daemon::metrics::Metrics;
-use ferrolb_speaker::daemon::reconcile::{Reconciler, SourceUpdate};
+use ferrolb_speaker::channels::SourceUpdate;
+use ferrolb_speaker::daemon::reconcile::Reconciler;
 use ferrolb_speaker::l2::election::rank_nodes;
-use ferrolb_speaker::l2::memberlist::NodeAddrs;
+use ferrolb_speaker::l2::memberlist::{Liveness, NodeAddrs};
+use ferrolb_speaker::metrics::Metrics;
+use ferrolb_speaker::protocol::bgp::BgpProtocol;
+use ferrolb_speaker::protocol::l2::{self, service_json, L2Protocol};
 use tokio::sync::watch;
 
 /// Test double: records every L2 state it is given, shared with the test.
@@ -113,28 +115,43 @@ endpoints: [{}]
 }
 
 struct Speaker {
-    reconciler: Reconciler<FakeAdvertiser<BgpDesired>>,
+    reconciler: Reconciler,
     l2: SharedFake,
     nodes: watch::Receiver<NodeAddrs>,
+    /// The gossip's live set, as the memberlist publishes it.
+    live: watch::Sender<Liveness>,
+}
+
+impl Speaker {
+    /// The gossip saw `live`: the L2 protocol is woken, as the liveness forwarder does.
+    fn set_live(&mut self, live: Liveness) -> Vec<ServiceKey> {
+        self.live.send_replace(live);
+        self.reconciler.wake(l2::NAME)
+    }
+
+    fn l2_protocol(&self) -> &L2Protocol {
+        self.reconciler.protocol::<L2Protocol>().expect("attached")
+    }
 }
 
 fn speaker(node: &str) -> Speaker {
     let l2 = SharedFake::default();
     let (nodes_tx, nodes) = watch::channel(NodeAddrs::new());
-    let reconciler = Reconciler::new(
-        SpeakerOptions::for_node(node),
-        FakeAdvertiser::default(),
-        Arc::new(Metrics::default()),
-    )
-    .with_l2(L2Reconciler::new(
-        SpeakerOptions::for_node(node),
-        l2.clone(),
-        Some(nodes_tx),
-    ));
+    let (live, live_rx) = watch::channel(None);
+    let reconciler = Reconciler::new(SpeakerOptions::for_node(node), Arc::new(Metrics::default()))
+        .with_protocol(BgpProtocol::new(
+            SpeakerOptions::for_node(node),
+            FakeAdvertiser::<BgpDesired>::default(),
+        ))
+        .with_protocol(
+            L2Protocol::new(SpeakerOptions::for_node(node), l2.clone(), Some(nodes_tx))
+                .with_liveness(live_rx),
+        );
     Speaker {
         reconciler,
         l2,
         nodes,
+        live,
     }
 }
 
@@ -146,8 +163,8 @@ fn ranking() -> Vec<String> {
     rank_nodes(NODES.iter().map(|n| n.to_string()), vip())
 }
 
-fn live(nodes: &[&str]) -> SourceUpdate {
-    SourceUpdate::Liveness(Some(nodes.iter().map(|n| n.to_string()).collect()))
+fn live(nodes: &[&str]) -> Liveness {
+    Some(nodes.iter().map(|n| n.to_string()).collect())
 }
 
 #[test]
@@ -161,9 +178,9 @@ fn every_speaker_elects_the_same_single_owner() {
             owners.push(n.to_string());
         }
         let status = s
-            .reconciler
-            .l2()
-            .and_then(|l2| l2.statuses().get(&ServiceKey::new("default", "web")))
+            .l2_protocol()
+            .statuses()
+            .get(&ServiceKey::new("default", "web"))
             .map(service_json)
             .expect("web has an L2 report");
         assert_eq!(status["vips"][VIP]["node"], ranking()[0].as_str());
@@ -186,17 +203,17 @@ fn a_dead_owner_hands_the_vip_to_the_runner_up_without_a_new_snapshot() {
     assert!(!runner_up.l2.current_vips().contains(&vip()));
 
     let survivors: Vec<&str> = rank[1..].iter().map(String::as_str).collect();
-    let changed = runner_up.reconciler.apply(live(&survivors));
+    let changed = runner_up.set_live(live(&survivors));
     assert_eq!(changed, vec![ServiceKey::new("default", "web")]);
     assert!(runner_up.l2.current_vips().contains(&vip()));
 
     // The same live set again changes nothing and sends nothing.
     let sent = runner_up.l2.0.lock().expect("lock").len();
-    assert!(runner_up.reconciler.apply(live(&survivors)).is_empty());
+    assert!(runner_up.set_live(live(&survivors)).is_empty());
     assert_eq!(runner_up.l2.0.lock().expect("lock").len(), sent);
 
     // Liveness unknown again (gossip restarting): Node readiness says the owner is back.
-    runner_up.reconciler.apply(SourceUpdate::Liveness(None));
+    runner_up.set_live(None);
     assert!(!runner_up.l2.current_vips().contains(&vip()));
 }
 
@@ -216,7 +233,7 @@ fn etp_local_keeps_the_vip_off_nodes_without_an_endpoint() {
         // Even with the holder dead, nobody else takes it.
         let others: Vec<&str> = NODES.iter().copied().filter(|x| *x != holder).collect();
         if n != holder {
-            s.reconciler.apply(live(&others));
+            s.set_live(live(&others));
             assert!(!s.l2.current_vips().contains(&vip()), "node {n}");
         }
     }
@@ -230,5 +247,5 @@ fn a_bgp_only_configuration_gives_layer_2_nothing_to_do() {
     let changed = s.reconciler.apply(snapshot(false, false, &NODES));
     assert!(changed.contains(&ServiceKey::new("default", "web")));
     assert!(s.l2.current_vips().is_empty());
-    assert!(s.reconciler.l2().expect("attached").statuses().is_empty());
+    assert!(s.l2_protocol().statuses().is_empty());
 }

@@ -16,10 +16,13 @@ use ferrolb_speaker::advertiser::testing::FakeAdvertiser;
 use ferrolb_speaker::announce::bgp::BgpDesired;
 use ferrolb_speaker::announce::input::ServiceKey;
 use ferrolb_speaker::announce::SpeakerOptions;
-use ferrolb_speaker::daemon::inputs::Inputs;
-use ferrolb_speaker::daemon::metrics::Metrics;
-use ferrolb_speaker::daemon::reconcile::{Reconciler, SourceUpdate};
-use ferrolb_speaker::daemon::status::{status_json, write_atomically, StatusDoc};
+use ferrolb_speaker::channels::SourceUpdate;
+use ferrolb_speaker::daemon::reconcile::Reconciler;
+use ferrolb_speaker::daemon::status::{write_atomically, StatusDoc};
+use ferrolb_speaker::inputs::Inputs;
+use ferrolb_speaker::metrics::Metrics;
+use ferrolb_speaker::protocol::bgp::{status_json, BgpProtocol};
+use ferrolb_speaker::protocol::l2::L2Protocol;
 
 /// Counts live heap bytes (all threads; the test harness adds a little noise).
 struct Counting;
@@ -66,6 +69,11 @@ fn peak_mib() -> f64 {
 }
 
 const N: usize = 10_000;
+
+/// The BGP protocol of the reconciler.
+fn bgp(rec: &Reconciler) -> &BgpProtocol<FakeAdvertiser<BgpDesired>> {
+    rec.protocol().expect("BGP registered")
+}
 
 /// The VIP of Service `i`: 100.64.0.0/16 holds 65,536 addresses, enough for N.
 fn vip(i: usize) -> String {
@@ -115,16 +123,16 @@ fn ten_thousand_services_become_ten_thousand_routes() {
     assert_eq!(inputs.service_count(), N);
 
     let metrics = Arc::new(Metrics::default());
-    let mut rec: Reconciler<FakeAdvertiser<BgpDesired>> = Reconciler::new(
-        SpeakerOptions::for_node("node-a"),
-        FakeAdvertiser::default(),
-        Arc::clone(&metrics),
-    )
-    .with_l2(ferrolb_speaker::daemon::l2::L2Reconciler::new(
-        SpeakerOptions::for_node("node-a"),
-        FakeAdvertiser::<ferrolb_speaker::advertiser::L2Desired>::default(),
-        None,
-    ));
+    let mut rec = Reconciler::new(SpeakerOptions::for_node("node-a"), Arc::clone(&metrics))
+        .with_protocol(BgpProtocol::new(
+            SpeakerOptions::for_node("node-a"),
+            FakeAdvertiser::<BgpDesired>::default(),
+        ))
+        .with_protocol(L2Protocol::new(
+            SpeakerOptions::for_node("node-a"),
+            FakeAdvertiser::<ferrolb_speaker::advertiser::L2Desired>::default(),
+            None,
+        ));
     let t = Instant::now();
     let changed = rec.apply(SourceUpdate::Snapshot(Box::new(inputs)));
     eprintln!(
@@ -135,13 +143,16 @@ fn ten_thousand_services_become_ten_thousand_routes() {
         peak_mib()
     );
     assert_eq!(changed.len(), N, "every Service's report is new");
-    let desired = rec.advertiser().current().expect("a desired state was set");
+    let desired = bgp(&rec)
+        .advertiser()
+        .current()
+        .expect("a desired state was set");
     let routes = &desired.peers.get("router").expect("peer router").routes;
     assert_eq!(routes.len(), N, "one /32 per Service");
     assert!(routes.contains_key(&vip(N - 1).parse::<std::net::IpAddr>().expect("ip").into()));
     assert!(!rec.is_stale());
     let before = mib();
-    let statuses = rec.statuses().clone();
+    let statuses = bgp(&rec).statuses().clone();
     eprintln!("  of which per-Service statuses: {:.1} MiB", mib() - before);
     drop(statuses);
     let before = mib();
@@ -150,7 +161,7 @@ fn ten_thousand_services_become_ten_thousand_routes() {
     drop(copy);
 
     let t = Instant::now();
-    let doc = status_json("node-a", false, rec.statuses());
+    let doc = status_json("node-a", false, bgp(&rec).statuses());
     let services = doc["services"].as_object().expect("services").len();
     eprintln!(
         "status_json: {:?}, live heap while the document exists: {:.1} MiB",
@@ -165,7 +176,7 @@ fn ten_thousand_services_become_ten_thousand_routes() {
     let doc = StatusDoc {
         node: "node-a",
         stale: false,
-        services: rec.statuses(),
+        protocols: rec.protocols(),
     };
     write_atomically(&path, &doc).expect("status file");
     let back: serde_json::Value =
@@ -180,7 +191,11 @@ fn ten_thousand_services_become_ten_thousand_routes() {
     let changed = rec.apply(SourceUpdate::snapshot(res));
     eprintln!("unchanged snapshot reconcile: {:?}", t.elapsed());
     assert!(changed.is_empty());
-    assert_eq!(rec.advertiser().history.len(), 1, "no second desired state");
+    assert_eq!(
+        bgp(&rec).advertiser().history.len(),
+        1,
+        "no second desired state"
+    );
 
     // One more Service in a file of its own: only that file is parsed; the big one's reduced
     // objects come from the cache.
@@ -203,7 +218,7 @@ fn ten_thousand_services_become_ten_thousand_routes() {
         peak_mib()
     );
     assert_eq!(changed, [ServiceKey::new("default", format!("s{N}"))]);
-    let desired = rec.advertiser().current().expect("desired");
+    let desired = bgp(&rec).advertiser().current().expect("desired");
     assert_eq!(desired.peers["router"].routes.len(), N + 1);
     let t = Instant::now();
     let full = load_paths(&[dir.path()]).expect("full load");

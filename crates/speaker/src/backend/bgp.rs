@@ -29,7 +29,7 @@ use tracing::Instrument;
 
 use crate::advertiser::{Advertiser, AdvertiserError};
 use crate::announce::bgp::BgpDesired;
-use crate::daemon::metrics::Metrics;
+use crate::metrics::Metrics;
 
 /// Restart Time we advertise with Graceful Restart (RFC 4724 §3), seconds; MetalLB (FRR mode)
 /// uses FRR's default of 120.
@@ -308,7 +308,7 @@ async fn drain_events(mut rx: mpsc::Receiver<SpeakerEvent>, metrics: Arc<Metrics
                 // A big batch (a first table, a pool added or removed) encoded its UPDATEs
                 // into buffers that are free now; glibc would keep them resident.
                 if announced + withdrawn >= BIG_BATCH {
-                    crate::daemon::release_freed_memory();
+                    crate::memory::release_freed_memory();
                 }
             }
             other => tracing::trace!(event = ?other, "bgp event"),

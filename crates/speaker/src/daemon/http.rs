@@ -8,7 +8,7 @@ use std::sync::Arc;
 use ferrolb_runtime::ops_http::{self, Endpoints, OpsLimits};
 use tokio_util::sync::CancellationToken;
 
-use super::metrics::Metrics;
+use crate::metrics::Metrics;
 
 /// Binds `addr` and serves until `cancel`. Returns the bound address (port 0 resolved) and the
 /// serving task.

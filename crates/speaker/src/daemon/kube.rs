@@ -1,30 +1,35 @@
 //! Kubernetes source: the config snapshots of `ferrolb_api::source::kube` plus watches of
-//! Services, EndpointSlices (discovery.k8s.io/v1) and Nodes, merged into one
-//! [`SourceUpdate::Snapshot`] per burst of changes.
+//! Services, EndpointSlices (discovery.k8s.io/v1) and Nodes, sent as what they observed
+//! ([`WatchChanges`]) once per burst of changes. The reconcile loop applies them to its one kept
+//! Cluster ([`crate::inputs::kept`]); this source keeps no copy of the Services or
+//! EndpointSlices, only what it has not sent yet.
 //!
 //! ```text
-//!  config CRs + Secrets (ns) ───────┐
-//!  Services ──────── ReducedStore ──┤                       ┌─ Snapshot (stores merged) ─┐
-//!  EndpointSlices ── ReducedStore ──┼─ select_all ─ Merge ──┤                            ├─▶ mpsc
-//!  Nodes ─────────── reflector ─────┘       ▲               └─ Unavailable(error) ───────┘
-//!                       probe (LIST nodes, limit 1) while degraded
+//!  config CRs + Secrets (ns) ───────┐                        ┌─ Changes: config + Nodes when
+//!  Services ──────── reduced ───────┤                        │   changed, Pending objects ──┐
+//!  EndpointSlices ── reduced ───────┼─ select_all ─ Merge ───┤                              ├─▶ mpsc
+//!  Nodes ─────────── reflector ─────┘     │  ▲               └─ Unavailable(error) ─────────┘
+//!          Pending per kind (events; a   ─┘  probe (LIST nodes, limit 1) while degraded
+//!          re-list collected aside until it ends)
 //! ```
 //!
-//! Services and EndpointSlices are kept reduced ([`ReducedStore`]): a reflector would keep
-//! every k8s object whole, ~30 MB at 10k Services (docs/speaker.md, issue 7). Nodes are few
-//! and validation reads them whole, so they stay in a kube-runtime reflector (trimmed).
+//! Services and EndpointSlices are converted as each event arrives ([`service_from_k8s`],
+//! [`endpoint_slice_from_k8s`]); one that does not convert is logged and counts as deleted.
+//! Nodes are few and validation reads them whole, so they stay in a kube-runtime reflector
+//! (trimmed) and travel with the configuration.
 //!
 //! *Guarantees*: nothing is sent before every watch finished its initial list. A watch error
 //! is sent as [`SourceUpdate::Unavailable`] (the watchers retry with backoff on their own), so
-//! losing the API server never withdraws a route; only an observed change does. The reflectors
-//! swap a re-list in whole at its end (kube-runtime `InitDone`), and the merge skips the
-//! events of a re-list in progress, so a reconnect never shows a half-empty cluster.
+//! losing the API server never withdraws a route; only an observed change does. A re-list is
+//! collected aside from its start and sent whole at its end (kube-runtime `InitDone`), where it
+//! replaces every kept object of its kind, so a reconnect never shows a half-empty cluster and
+//! an object deleted while the watch was down goes.
 //!
 //! *Recovery*: a watch that resumes from its resourceVersion after an outage emits nothing
 //! until something changes, so "the API is back" has no event of its own. While degraded, the
 //! merge therefore probes the API (one LIST of at most one Node, backing off from 500 ms to
-//! 10 s) and sends a snapshot of what the stores hold once it answers; any successful change
-//! event also ends the degraded state.
+//! 10 s) and sends what it has pending (possibly nothing) once it answers; any successful
+//! change event also ends the degraded state.
 //!
 //! *Caveats*: a watch that keeps failing while the others deliver changes makes the state
 //! alternate between fresh and stale at the failing watch's retry period. Tested against the
@@ -33,7 +38,6 @@
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::hash::Hash;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use ferrolb_api::source::{kube as config_source, Resources};
@@ -51,10 +55,10 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::inputs::{InputPart, Inputs};
-use super::reconcile::SourceUpdate;
-use crate::announce::from_k8s::{endpoint_slice_from_k8s, FromK8sError, ServiceFields};
-use crate::announce::input::{self, SmolStr};
+use crate::announce::from_k8s::{endpoint_slice_from_k8s, service_from_k8s};
+use crate::announce::input::{self, ServiceKey, SliceKey, SmolStr};
+use crate::channels::SourceUpdate;
+use crate::inputs::kept::{Objects, WatchChanges};
 
 /// The cluster watches, by index into [`Merge::listed`].
 const CLUSTER_WATCHES: [&str; 3] = ["Services", "EndpointSlices", "Nodes"];
@@ -85,7 +89,7 @@ pub enum Seen {
 /// What the merge loop should do after a burst of ticks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    /// Send a snapshot built from the stores.
+    /// Send what is pending (the configuration with it when it changed).
     Snapshot,
     /// Send [`SourceUpdate::Unavailable`] with this error.
     Unavailable(String),
@@ -263,43 +267,184 @@ impl<V> ReducedStore<V> {
     }
 }
 
-type Shared<V> = Arc<Mutex<ReducedStore<V>>>;
-
-fn lock<V>(store: &Shared<V>) -> std::sync::MutexGuard<'_, ReducedStore<V>> {
-    // A panic while folding an event leaves a consistent map (each event is one insert,
-    // remove or swap), so a poisoned lock is still usable.
-    store.lock().unwrap_or_else(PoisonError::into_inner)
+/// One watch event reduced to what the speaker keeps: the object's key and its converted form
+/// (`None` when it does not convert, which the speaker treats as absent).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reduced<K, V> {
+    /// Added or changed.
+    Apply(K, Option<V>),
+    /// Deleted.
+    Delete(K),
+    /// A (re-)list starts.
+    Init,
+    /// An object of the (re-)list.
+    InitApply(K, Option<V>),
+    /// The (re-)list is complete.
+    InitDone,
 }
 
-fn watch_reduced<K, V>(
+impl<K, V> Reduced<K, V> {
+    /// Reduces `event` with `reduce`.
+    pub fn of<O>(event: &watcher::Event<O>, reduce: impl Fn(&O) -> (K, Option<V>)) -> Self {
+        match event {
+            watcher::Event::Apply(obj) => {
+                let (k, v) = reduce(obj);
+                Reduced::Apply(k, v)
+            }
+            watcher::Event::Delete(obj) => Reduced::Delete(reduce(obj).0),
+            watcher::Event::Init => Reduced::Init,
+            watcher::Event::InitApply(obj) => {
+                let (k, v) = reduce(obj);
+                Reduced::InitApply(k, v)
+            }
+            watcher::Event::InitDone => Reduced::InitDone,
+        }
+    }
+}
+
+/// What one cluster watch observed and this source has not sent yet.
+///
+/// Folds events the way kube-runtime's reflector does, so the guarantees in the module doc
+/// hold: an applied or deleted object is an event, and a (re-)list is collected aside from
+/// `Init` on and becomes [`Objects::relist`] only at `InitDone`, superseding what was pending.
+#[derive(Debug)]
+pub struct Pending<K, V> {
+    listing: Option<Vec<(K, V)>>,
+    ready: Objects<K, V>,
+}
+
+impl<K, V> Default for Pending<K, V> {
+    fn default() -> Self {
+        Self {
+            listing: None,
+            ready: Objects::default(),
+        }
+    }
+}
+
+impl<K, V> Pending<K, V> {
+    /// Folds one reduced event in.
+    pub fn fold(&mut self, event: Reduced<K, V>) {
+        match event {
+            Reduced::Apply(k, v) => self.ready.events.push((k, v)),
+            Reduced::Delete(k) => self.ready.events.push((k, None)),
+            Reduced::Init => self.listing = Some(Vec::new()),
+            Reduced::InitApply(k, v) => {
+                if let Some(v) = v {
+                    self.listing.get_or_insert_with(Vec::new).push((k, v));
+                }
+            }
+            Reduced::InitDone => {
+                if let Some(list) = self.listing.take() {
+                    self.ready.relisted(list);
+                }
+            }
+        }
+    }
+
+    /// What is ready to send; a (re-)list in progress stays.
+    pub fn take(&mut self) -> Objects<K, V> {
+        std::mem::take(&mut self.ready)
+    }
+}
+
+/// What the watches observed and this source has not sent yet, with the [`Merge`] deciding
+/// when to send it. Kept apart from I/O so its rules are unit-tested.
+#[derive(Debug, Default)]
+pub struct Watched {
+    /// When to send.
+    pub merge: Merge,
+    services: Pending<ServiceKey, input::Service>,
+    slices: Pending<SliceKey, input::EndpointSlice>,
+    /// The configuration or a Node changed since the last update sent.
+    config_changed: bool,
+}
+
+impl Watched {
+    /// Folds one watch item in.
+    pub fn fold(&mut self, (tick, observed): (Tick, Option<Observed>)) {
+        if let Tick::Config(Ok(_)) | Tick::Cluster(2, Ok(Seen::Change | Seen::Listed)) = &tick {
+            self.config_changed = true;
+        }
+        match observed {
+            Some(Observed::Services(e)) => self.services.fold(e),
+            Some(Observed::Slices(e)) => self.slices.fold(e),
+            None => {}
+        }
+        self.merge.on_tick(tick);
+    }
+
+    /// What to send once [`Merge::decide`] said so: the pending objects, and the configuration
+    /// with every Node (`nodes`) when either changed. `None` before any configuration.
+    pub fn changes<'a>(&mut self, nodes: impl Iterator<Item = &'a Node>) -> Option<WatchChanges> {
+        let config = self.merge.config.as_ref()?;
+        let config = std::mem::take(&mut self.config_changed).then(|| {
+            let mut res = config.clone();
+            res.services.clear();
+            res.endpoint_slices.clear();
+            res.nodes = nodes.cloned().collect();
+            res
+        });
+        Some(WatchChanges {
+            config,
+            services: self.services.take(),
+            slices: self.slices.take(),
+        })
+    }
+}
+
+/// What a watch item carries besides its [`Tick`]: the reduced object event.
+#[derive(Debug)]
+pub enum Observed {
+    /// A Service event.
+    Services(Reduced<ServiceKey, input::Service>),
+    /// An EndpointSlice event.
+    Slices(Reduced<SliceKey, input::EndpointSlice>),
+}
+
+fn watch_reduced<K>(
     api: Api<K>,
     index: usize,
-    reduce: fn(&K) -> V,
-) -> (Shared<V>, BoxStream<'static, Tick>)
+    observed: fn(&watcher::Event<K>) -> Observed,
+) -> BoxStream<'static, (Tick, Option<Observed>)>
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
     K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
-    V: Send + 'static,
 {
-    let store: Shared<V> = Arc::default();
-    let writer = Arc::clone(&store);
-    let ticks = watcher(api, watcher::Config::default())
+    watcher(api, watcher::Config::default())
         .default_backoff()
-        .map(move |ev| {
-            Tick::Cluster(
-                index,
-                ev.map(|e| {
-                    lock(&writer).apply(&e, reduce);
-                    seen(&e)
-                }),
-            )
+        .map(move |ev| match ev {
+            Ok(e) => (Tick::Cluster(index, Ok(seen(&e))), Some(observed(&e))),
+            Err(e) => (Tick::Cluster(index, Err(e)), None),
         })
-        .boxed();
-    (store, ticks)
+        .boxed()
 }
 
-fn reduce_slice(slice: &EndpointSlice) -> Result<input::EndpointSlice, FromK8sError> {
-    endpoint_slice_from_k8s(slice)
+fn meta_key(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> (SmolStr, SmolStr) {
+    (
+        SmolStr::new(meta.namespace.as_deref().unwrap_or_default()),
+        SmolStr::new(meta.name.as_deref().unwrap_or_default()),
+    )
+}
+
+/// A watched Service's key and converted form; one that does not convert is logged.
+pub fn reduce_service(svc: &Service) -> (ServiceKey, Option<input::Service>) {
+    let (namespace, name) = meta_key(&svc.metadata);
+    let converted = service_from_k8s(svc)
+        .map_err(|warning| tracing::warn!(%warning, "object ignored"))
+        .ok();
+    (ServiceKey { namespace, name }, converted)
+}
+
+/// A watched EndpointSlice's key and converted form; one that does not convert is logged.
+pub fn reduce_slice(slice: &EndpointSlice) -> (SliceKey, Option<input::EndpointSlice>) {
+    let (namespace, name) = meta_key(&slice.metadata);
+    let converted = endpoint_slice_from_k8s(slice)
+        .map_err(|warning| tracing::warn!(%warning, "object ignored"))
+        .ok();
+    (SliceKey { namespace, name }, converted)
 }
 
 /// Watches the cluster through `client` (config CRs and Secrets in `namespace`) and sends
@@ -311,14 +456,19 @@ pub async fn watch(
     cancel: CancellationToken,
 ) {
     let config = config_source::snapshots(client.clone(), &namespace)
-        .map(|r| Tick::Config(r.map(Box::new)))
+        .map(|r| (Tick::Config(r.map(Box::new)), None))
         .boxed();
-    let (services, s0) = watch_reduced(Api::<Service>::all(client.clone()), 0, ServiceFields::of);
-    let (slices, s1) = watch_reduced(Api::<EndpointSlice>::all(client.clone()), 1, reduce_slice);
+    let s0 = watch_reduced(Api::<Service>::all(client.clone()), 0, |e| {
+        Observed::Services(Reduced::of(e, reduce_service))
+    });
+    let s1 = watch_reduced(Api::<EndpointSlice>::all(client.clone()), 1, |e| {
+        Observed::Slices(Reduced::of(e, reduce_slice))
+    });
     let probe_api = Api::<Node>::all(client.clone());
     let (nodes, s2) = watch_into(Api::<Node>::all(client), 2);
+    let s2 = s2.map(|tick| (tick, None)).boxed();
     let mut ticks = stream::select_all([config, s0, s1, s2]);
-    let mut merge = Merge::default();
+    let mut watched = Watched::default();
     let mut probe_delay = PROBE_MIN;
     let mut probe_at: Option<Instant> = None;
     loop {
@@ -329,13 +479,13 @@ pub async fn watch(
         };
         match wake {
             Wake::Tick(None) => return, // every watch stream ended
-            Wake::Tick(Some(tick)) => {
-                merge.on_tick(tick);
-                // Fold what is already queued into the same snapshot: a re-list or a burst
-                // of edits becomes one recomputation instead of one per object.
+            Wake::Tick(Some(item)) => {
+                watched.fold(item);
+                // Fold what is already queued into the same update: a re-list or a burst of
+                // edits becomes one recomputation instead of one per object.
                 for _ in 0..MAX_BURST {
                     match ticks.next().now_or_never() {
-                        Some(Some(tick)) => merge.on_tick(tick),
+                        Some(Some(item)) => watched.fold(item),
                         Some(None) | None => break,
                     }
                 }
@@ -348,32 +498,26 @@ pub async fn watch(
                 };
                 if answered {
                     tracing::info!("API server answers again");
-                    merge.recovered();
+                    watched.merge.recovered();
                 } else {
                     probe_delay = (probe_delay * 2).min(PROBE_MAX);
                 }
             }
         }
-        if merge.is_degraded() {
+        if watched.merge.is_degraded() {
             probe_at.get_or_insert_with(|| Instant::now() + jittered(probe_delay));
         } else {
             probe_at = None;
             probe_delay = PROBE_MIN;
         }
-        let update = match merge.decide() {
+        let update = match watched.merge.decide() {
             Decision::Nothing => continue,
             Decision::Unavailable(error) => SourceUpdate::Unavailable(error),
             Decision::Snapshot => {
-                let Some(config) = merge.config.as_ref() else {
+                let Some(changes) = watched.changes(nodes.state().iter().map(|n| &**n)) else {
                     continue;
                 };
-                let part = InputPart::from_reduced(
-                    config.clone(),
-                    lock(&services).values().cloned().collect(),
-                    lock(&slices).values().cloned().collect(),
-                    nodes.state().iter().map(|n| &**n),
-                );
-                SourceUpdate::Snapshot(Box::new(Inputs::from_part(part)))
+                SourceUpdate::Changes(Box::new(changes))
             }
         };
         if tx.send(update).await.is_err() {
@@ -383,8 +527,10 @@ pub async fn watch(
 }
 
 /// What woke the merge loop.
+// One value on the stack per wake-up, folded at once: boxing it would allocate per event.
+#[allow(clippy::large_enum_variant)]
 enum Wake {
-    Tick(Option<Tick>),
+    Tick(Option<(Tick, Option<Observed>)>),
     ProbeDue,
 }
 
@@ -421,7 +567,7 @@ pub(crate) fn jittered(d: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::announce::from_k8s::node_from_k8s;
+    use crate::announce::from_k8s::{node_from_k8s, ServiceFields};
 
     /// A whole object as the API server sends it: read fields plus the unread ones.
     fn from_json<K: DeserializeOwned>(kind_and_fields: serde_json::Value) -> K {
@@ -618,6 +764,79 @@ mod tests {
         m.recovered();
         assert!(!m.is_degraded());
         assert_eq!(m.decide(), Decision::Snapshot);
+    }
+
+    fn item(index: usize, seen: Seen, observed: Option<Observed>) -> (Tick, Option<Observed>) {
+        (Tick::Cluster(index, Ok(seen)), observed)
+    }
+
+    fn service_event(e: watcher::Event<Service>) -> Option<Observed> {
+        Some(Observed::Services(Reduced::of(&e, reduce_service)))
+    }
+
+    fn changes_of(w: &mut Watched) -> WatchChanges {
+        assert_eq!(w.merge.decide(), Decision::Snapshot);
+        w.changes(std::iter::empty()).expect("a configuration")
+    }
+
+    #[test]
+    fn watch_events_reach_the_kept_cluster_naming_only_the_services_they_touch() {
+        use crate::inputs::kept::KeptCluster;
+        let mut w = Watched::default();
+        w.fold((Tick::Config(Ok(Box::default())), None));
+        for e in [
+            Init,
+            InitApply(svc("web", "198.51.100.1")),
+            InitApply(svc("api", "198.51.100.2")),
+            InitDone,
+        ] {
+            let seen = seen(&e);
+            w.fold(item(0, seen, service_event(e)));
+        }
+        w.fold(item(1, Seen::Listed, None));
+        assert_eq!(w.merge.decide(), Decision::Nothing, "Nodes not listed yet");
+        w.fold(item(2, Seen::Listed, None));
+        let mut first = changes_of(&mut w);
+        assert!(
+            first.config.is_some(),
+            "the first update carries the configuration"
+        );
+        assert_eq!(first.services.relist.as_ref().map(Vec::len), Some(2));
+        let mut kept = KeptCluster::new("node-a");
+        assert!(kept.apply(&mut first).0.all);
+
+        // One Service changes: only it is named, and no configuration travels.
+        w.fold(item(
+            0,
+            Seen::Change,
+            service_event(Apply(svc("web", "198.51.100.9"))),
+        ));
+        let mut next = changes_of(&mut w);
+        assert!(next.config.is_none());
+        let (c, _) = kept.apply(&mut next);
+        assert_eq!(c.services, [ServiceKey::new("default", "web")].into());
+        assert!(!c.all);
+
+        // A re-list in progress is held back; at its end it replaces the Services whole.
+        w.fold(item(0, Seen::Listing, service_event(Init)));
+        w.fold(item(
+            0,
+            Seen::Listing,
+            service_event(InitApply(svc("web", "198.51.100.9"))),
+        ));
+        assert_eq!(w.merge.decide(), Decision::Nothing);
+        w.fold(item(0, Seen::Listed, service_event(InitDone)));
+        let (c, _) = kept.apply(&mut changes_of(&mut w));
+        assert_eq!(
+            c.services,
+            [ServiceKey::new("default", "api")].into(),
+            "api gone"
+        );
+        assert_eq!(kept.cluster().services.len(), 1);
+
+        // A Node event sends the configuration (with the Nodes) again.
+        w.fold(item(2, Seen::Change, None));
+        assert!(changes_of(&mut w).config.is_some());
     }
 
     #[test]

@@ -52,11 +52,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::kube::ReducedStore;
-use super::metrics::Metrics;
-use crate::advertiser::Interfaces;
-use crate::announce::bgp::ServiceStatus;
 use crate::announce::input::{ServiceKey, SmolStr};
-use crate::l2::election::{L2ServiceStatus, L2VipStatus};
+use crate::metrics::Metrics;
 
 /// Label naming the announcing node (MetalLB `LabelAnnounceNode`).
 pub const LABEL_NODE: &str = "metallb.io/node";
@@ -70,35 +67,7 @@ pub const FIELD_MANAGER: &str = "ferrolb-speaker";
 const RETRY_MIN: Duration = Duration::from_millis(200);
 const RETRY_MAX: Duration = Duration::from_secs(30);
 
-/// Per Service this node announces: the names of the BGPPeers it is announced to (never empty),
-/// or for L2 the interfaces it is announced from (empty: every interface on the VIP's subnet).
-pub type DesiredStatuses = BTreeMap<ServiceKey, Names>;
-
-/// A sorted set of names without duplicates, as compact as a list: one is kept per announced
-/// Service, and 10k one-element `BTreeSet<String>`s took ~3 MB (docs/speaker.md).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Names(Box<[SmolStr]>);
-
-impl Names {
-    /// The names in order.
-    pub fn iter(&self) -> impl Iterator<Item = &str> {
-        self.0.iter().map(SmolStr::as_str)
-    }
-
-    /// No name.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl<T: Into<SmolStr>> FromIterator<T> for Names {
-    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
-        let mut names: Vec<SmolStr> = iter.into_iter().map(Into::into).collect();
-        names.sort();
-        names.dedup();
-        Self(names.into_boxed_slice())
-    }
-}
+pub use crate::protocol::{DesiredStatuses, Names};
 
 /// A status kind the speaker writes, one object per (Service, node).
 pub trait StatusKind:
@@ -167,48 +136,6 @@ impl StatusKind for ServiceL2Status {
             status: None,
         }
     }
-}
-
-/// The desired ServiceBGPStatus set from the reconciler's per-Service report: Services with at
-/// least one peer.
-pub fn desired_from(statuses: &BTreeMap<ServiceKey, ServiceStatus>) -> DesiredStatuses {
-    statuses
-        .iter()
-        .filter_map(|(key, st)| {
-            let peers = st.peers();
-            (!peers.is_empty()).then(|| (key.clone(), peers.into_iter().collect()))
-        })
-        .collect()
-}
-
-/// The desired ServiceL2Status set from the L2 election's per-Service report: Services with
-/// at least one VIP this node owns, with the interfaces named by the L2Advertisements (empty
-/// when any applies to every interface, as the set is then decided by subnet at answer time).
-pub fn desired_from_l2(statuses: &BTreeMap<ServiceKey, L2ServiceStatus>) -> DesiredStatuses {
-    statuses
-        .iter()
-        .filter_map(|(key, st)| {
-            let L2ServiceStatus::Vips(vips) = st else {
-                return None;
-            };
-            let mut owned = false;
-            let mut all = false;
-            let mut names = BTreeSet::new();
-            for (_, vip) in vips.values() {
-                if let L2VipStatus::Owner { interfaces } = vip {
-                    owned = true;
-                    match interfaces {
-                        Interfaces::All => all = true,
-                        Interfaces::Only(only) => names.extend(only.iter().cloned()),
-                    }
-                }
-            }
-            if all {
-                names.clear();
-            }
-            owned.then(|| (key.clone(), names.into_iter().collect()))
-        })
-        .collect()
 }
 
 /// The name of node `node`'s object for `service`: the kind's prefix (`bgp-`, `l2-`) and 16 hex digits of SHA-256 over
@@ -836,7 +763,9 @@ mod tests {
 
     #[test]
     fn desired_set_holds_only_services_with_peers() {
+        use crate::announce::bgp::ServiceStatus;
         use crate::announce::reason::SkipReason;
+        use crate::protocol::bgp::announced_from as desired_from;
         let statuses = BTreeMap::from([
             (
                 svc("skipped"),
@@ -859,8 +788,10 @@ mod tests {
 
     mod l2 {
         use super::*;
+        use crate::advertiser::Interfaces;
         use crate::announce::reason::SkipReason;
-        use crate::l2::election::Election;
+        use crate::l2::election::{Election, L2ServiceStatus, L2VipStatus};
+        use crate::protocol::l2::announced_from as desired_from_l2;
 
         fn l2_existing(
             name: &str,

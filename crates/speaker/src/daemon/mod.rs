@@ -1,121 +1,139 @@
 //! The speaker daemon: sources, the reconcile loop, metrics/health HTTP and status reports.
 //!
 //! ```text
-//!  standalone::watch_dir ─┐                                  ┌─▶ backend (BGP) tasks
-//!  kube::watch ───────────┴─mpsc<SourceUpdate>─▶ run() ─ Reconciler ─┼─▶ status file + logs
-//!                                                        │           │  (Kubernetes mode:)
-//!                        watch<Option<DesiredStatuses>> ─┤           ├─▶ kube_status::run_writer
-//!                          watch<kube_events::Rejection> ┘           └─▶ kube_events::run_publisher
-//!  http::serve ◀── Arc<Metrics> ◀── reconcile loop, backend event tasks, Kubernetes writers
+//!  standalone::watch_dir ─┐                                         ┌─▶ Protocol (BGP) ─▶ backend
+//!  kube::watch ───────────┴─mpsc<SourceUpdate>─▶ run() ─ Reconciler ─┼─▶ Protocol (L2)  ─▶ backend
+//!  protocol tasks (L2 gossip) ──mpsc<Wake>──────▶  │                 │
+//!                                                  ├─▶ status file + logs (every protocol's section)
+//!                                                  │  (Kubernetes mode:)
+//!           watch<Option<DesiredStatuses>> per protocol ─▶ kube_status::run_writer
+//!                         watch<kube_events::Rejection> ─▶ kube_events::run_publisher
+//!  http::serve ◀── Arc<Metrics> ◀── reconcile loop, protocols, backend event tasks, writers
 //! ```
 //!
 //! The reconcile loop never waits on the API: it hands the Kubernetes writers the newest value
-//! on `watch` channels (latest wins), and they write at their own pace.
+//! on `watch` channels (latest wins), and they write at their own pace. It knows no protocol:
+//! reports are per [`Protocol::name`](crate::protocol::Protocol::name).
 
 pub mod http;
-pub mod inputs;
 pub mod kube;
 pub mod kube_events;
 pub mod kube_status;
 pub mod l2;
-pub mod metrics;
 pub mod reconcile;
 pub mod standalone;
 pub mod status;
 
+pub mod metrics;
+
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::advertiser::Advertiser;
-use crate::announce::bgp::BgpDesired;
-use metrics::Metrics;
-use reconcile::{Reconciler, SourceUpdate};
+use crate::channels::{SourceUpdate, Wake};
+use crate::metrics::Metrics;
+use reconcile::Reconciler;
 
 /// Where the reconcile loop reports besides logs and metrics.
 #[derive(Debug, Default)]
 pub struct Reports {
     /// Standalone mode: the per-Service status file, rewritten when a report changed.
     pub status_file: Option<PathBuf>,
-    /// Kubernetes mode: the desired ServiceBGPStatus set, for [`kube_status::run_writer`].
-    pub bgp_statuses: Option<watch::Sender<Option<kube_status::DesiredStatuses>>>,
-    /// Kubernetes mode: the desired ServiceL2Status set, for [`kube_status::run_writer`].
-    pub l2_statuses: Option<watch::Sender<Option<kube_status::DesiredStatuses>>>,
+    /// Kubernetes mode: per protocol name, the desired status objects (ServiceBGPStatus,
+    /// ServiceL2Status), for [`kube_status::run_writer`].
+    pub statuses: BTreeMap<&'static str, watch::Sender<Option<kube_status::DesiredStatuses>>>,
     /// Kubernetes mode: the errors of the newest rejected configuration (empty when it is in
     /// force), for [`kube_events::run_publisher`].
     pub config_errors: Option<watch::Sender<kube_events::Rejection>>,
 }
 
-/// Runs the reconcile loop until `cancel` or until the source ends. Every update is applied;
-/// `reports` are refreshed whenever what they show changed.
-pub async fn run<A: Advertiser<Desired = BgpDesired>>(
+/// What woke the loop.
+enum Input {
+    Source(SourceUpdate),
+    Wake(Wake),
+}
+
+/// Runs the reconcile loop until `cancel` or until the source ends. Every update and every
+/// protocol wake-up is applied; `reports` are refreshed whenever what they show changed.
+pub async fn run(
     mut source: mpsc::Receiver<SourceUpdate>,
-    reconciler: &mut Reconciler<A>,
+    mut wakes: mpsc::Receiver<Wake>,
+    reconciler: &mut Reconciler,
     node_name: &str,
     metrics: &Metrics,
     reports: Reports,
     cancel: CancellationToken,
 ) {
     let mut written_stale = None;
+    let mut wakes_open = true;
     loop {
-        let update = tokio::select! {
-            u = source.recv() => u,
+        let input = tokio::select! {
+            u = source.recv() => u.map(Input::Source),
+            w = wakes.recv(), if wakes_open => match w {
+                Some(w) => Some(Input::Wake(w)),
+                None => {
+                    // No protocol task left to wake us; sources still drive the loop.
+                    wakes_open = false;
+                    continue;
+                }
+            },
             () = cancel.cancelled() => None,
         };
-        let Some(update) = update else { return };
-        // The UIDs of the configuration objects, for the Events' `regarding` (the snapshot is
-        // consumed by `apply`); only in Kubernetes mode, a few dozen objects.
-        let uids = match (&update, &reports.config_errors) {
-            (SourceUpdate::Snapshot(inputs), Some(_)) => kube_events::config_uids(inputs.config()),
-            _ => Default::default(),
-        };
-        let snapshot = match &update {
-            SourceUpdate::Snapshot(_) => true,
-            SourceUpdate::Liveness(_) => false,
-            SourceUpdate::Unavailable(error) => {
-                metrics.set_source_error(Some(error.clone()));
-                false
-            }
-        };
-        let changed = reconciler.apply(update);
-        if snapshot {
-            metrics.set_source_error(None);
-            if let Some(tx) = &reports.config_errors {
-                let errors = reconciler.config_errors();
-                tx.send_if_modified(|old| {
-                    let differs = old.errors.as_slice() != errors;
-                    if differs {
-                        *old = kube_events::Rejection {
-                            errors: errors.to_vec(),
-                            uids,
-                        };
+        let Some(input) = input else { return };
+        let (changed, snapshot) = match input {
+            Input::Wake(Wake(name)) => (reconciler.wake(name), false),
+            Input::Source(update) => {
+                // The UIDs of the configuration objects, for the Events' `regarding` (the
+                // snapshot is consumed by `apply`); only in Kubernetes mode, a few dozen objects.
+                let uids = match (&update, &reports.config_errors) {
+                    (SourceUpdate::Snapshot(inputs), Some(_)) => {
+                        kube_events::config_uids(inputs.config())
                     }
-                    differs
-                });
-            }
-            if let Some(tx) = &reports.bgp_statuses {
-                // Only once a plan exists: before it, an empty set would delete every
-                // object a previous run of this speaker wrote.
-                let unknown = tx.borrow().is_none();
-                if reconciler.applied().is_some() && (unknown || !changed.is_empty()) {
-                    let desired = kube_status::desired_from(reconciler.statuses());
-                    tx.send_if_modified(|old| {
-                        let differs = old.as_ref() != Some(&desired);
-                        if differs {
-                            *old = Some(desired);
-                        }
-                        differs
-                    });
+                    (SourceUpdate::Changes(changes), Some(_)) => changes
+                        .config
+                        .as_ref()
+                        .map(kube_events::config_uids)
+                        .unwrap_or_default(),
+                    _ => Default::default(),
+                };
+                let snapshot = match &update {
+                    SourceUpdate::Snapshot(_) | SourceUpdate::Changes(_) => true,
+                    SourceUpdate::Unavailable(error) => {
+                        metrics.set_source_error(Some(error.clone()));
+                        false
+                    }
+                };
+                let changed = reconciler.apply(update);
+                if snapshot {
+                    metrics.set_source_error(None);
+                    if let Some(tx) = &reports.config_errors {
+                        let errors = reconciler.config_errors();
+                        tx.send_if_modified(|old| {
+                            let differs = old.errors.as_slice() != errors;
+                            if differs {
+                                *old = kube_events::Rejection {
+                                    errors: errors.to_vec(),
+                                    uids,
+                                };
+                            }
+                            differs
+                        });
+                    }
                 }
+                (changed, snapshot)
             }
-        }
-        if let Some(l2) = reconciler.l2() {
-            metrics.set_l2(node_name, l2.announced(), l2.live_members());
-            // As for BGP: only once a plan exists, else a restart would delete every object.
-            // Liveness changes move VIPs too, so this runs on every update.
-            if let (Some(tx), Some(_)) = (&reports.l2_statuses, reconciler.applied()) {
-                let desired = kube_status::desired_from_l2(l2.statuses());
+        };
+        for p in reconciler.protocols() {
+            let Some(tx) = reports.statuses.get(p.name()) else {
+                continue;
+            };
+            // Only once a plan exists: before it, an empty set would delete every object a
+            // previous run of this speaker wrote.
+            let unknown = tx.borrow().is_none();
+            if p.has_plan() && (unknown || !changed.is_empty()) {
+                let desired = p.announced();
                 tx.send_if_modified(|old| {
                     let differs = old.as_ref() != Some(&desired);
                     if differs {
@@ -131,11 +149,7 @@ pub async fn run<A: Advertiser<Desired = BgpDesired>>(
                 let doc = status::StatusDoc {
                     node: node_name,
                     stale,
-                    services: reconciler.statuses(),
-                };
-                let doc = l2::WithL2 {
-                    doc,
-                    l2: reconciler.l2().map(l2::L2Reconciler::statuses),
+                    protocols: reconciler.protocols(),
                 };
                 match status::write_atomically(path, &doc) {
                     Ok(()) => written_stale = Some(stale),
@@ -147,20 +161,7 @@ pub async fn run<A: Advertiser<Desired = BgpDesired>>(
         }
         if snapshot {
             // Last, after the reports too: their serialisation is transient as well.
-            release_freed_memory();
+            crate::memory::release_freed_memory();
         }
-    }
-}
-
-/// Hands the heap freed after a snapshot back to the OS. A snapshot of 10k Services parses to
-/// ~31 MiB that is dropped once the plan is computed; glibc keeps such freed peaks mapped, so
-/// RSS stayed at the peak (docs/speaker.md, "10k VIPs"). Runs once per snapshot and after a
-/// big batch of UPDATEs, not per event: it walks every free chunk.
-pub(crate) fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases free heap pages; it touches no live allocation and is
-    // thread-safe in glibc.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }

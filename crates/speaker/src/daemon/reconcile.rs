@@ -1,62 +1,35 @@
-//! The reconcile step: source snapshots in, one whole desired state out to the [`Advertiser`].
+//! The reconcile step: source updates in, every [`Protocol`] updated, knowing no protocol.
 //!
 //! ```text
 //!  source (files / API) ──SourceUpdate──▶ Reconciler ── validate ─▶ ConfigState (last good)
-//!                                              │ Cluster (this snapshot's objects; not kept)
+//!                                              │ kept Cluster
+//!  protocol task ──Wake(name)────────────────▶ │
 //!                                              ▼
-//!                                   compute_bgp (pure) ─▶ Advertiser::set_desired(whole state)
-//!                                              └──────▶ per-Service status (log + file)
+//!                     for each Protocol: update(&Config, &Cluster, &ChangeSet)
+//!                                              └──────▶ per-Service reports (log, file, API)
 //! ```
 //!
-//! *Guarantees*: the advertiser only ever sees complete states, and only when they differ from
-//! the last one accepted. [`SourceUpdate::Unavailable`] never changes what is announced: a
-//! source outage is not a delete (only a snapshot that positively lacks an object withdraws
-//! it). A snapshot whose configuration fails validation keeps the last good configuration,
-//! combined with the snapshot's (readable) Services, EndpointSlices and Nodes.
+//! *Guarantees*: [`SourceUpdate::Unavailable`] never changes what is announced: a source
+//! outage is not a delete (only a snapshot that positively lacks an object withdraws it). A
+//! snapshot whose configuration fails validation keeps the last good configuration, combined
+//! with the snapshot's (readable) Services, EndpointSlices and Nodes. Protocols are updated
+//! only while a configuration is in force, and only when something changed.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use ferrolb_api::source::Resources;
-use ferrolb_api::state::ConfigState;
+use ferrolb_api::state::{Applied, ConfigState};
 use ferrolb_api::validate::IgnoredFieldsReport;
 
-use super::inputs::{Inputs, LoadedInputs};
-use super::metrics::Metrics;
-use super::status;
-use crate::advertiser::Advertiser;
-use crate::announce::bgp::{compute_bgp, BgpDesired, BgpPlan, ServiceStatus};
+use crate::announce::change::ChangeSet;
 use crate::announce::input::{Cluster, ServiceKey};
 use crate::announce::SpeakerOptions;
-
-/// What a source reports.
-#[derive(Debug, Clone)]
-pub enum SourceUpdate {
-    /// Everything the source holds now, as the speaker keeps it.
-    Snapshot(Box<Inputs>),
-    /// The source cannot be read (directory gone, permission denied, a file does not parse, the
-    /// API watch failed). Keeps the last good state.
-    Unavailable(String),
-    /// Layer 2: the gossip's live set of speakers changed (see [`super::l2`]).
-    Liveness(crate::l2::memberlist::Liveness),
-}
-
-impl SourceUpdate {
-    /// A snapshot of whole objects (the demo, tests), reduced to [`Inputs`].
-    pub fn snapshot(res: Resources) -> Self {
-        SourceUpdate::Snapshot(Box::new(Inputs::from_resources(res)))
-    }
-}
-
-/// A file load: its objects, or the source unavailable.
-impl From<LoadedInputs> for SourceUpdate {
-    fn from(loaded: LoadedInputs) -> Self {
-        match loaded {
-            Ok(inputs) => SourceUpdate::Snapshot(Box::new(inputs)),
-            Err(error) => SourceUpdate::Unavailable(error.to_string()),
-        }
-    }
-}
+use crate::channels::SourceUpdate;
+use crate::inputs::kept::{KeptCluster, WatchChanges};
+use crate::inputs::Inputs;
+use crate::metrics::Metrics;
+use crate::protocol::Protocol;
 
 /// Turns the cluster objects of `res` into a [`Cluster`] ([`Inputs::cluster`] of the same
 /// objects): the Cluster, warnings for objects left out, whether this node's Node was
@@ -65,61 +38,72 @@ pub fn cluster_from_resources(res: &Resources, node_name: &str) -> (Cluster, Vec
     Inputs::from_resources(res.clone()).cluster(node_name)
 }
 
-/// Holds the last good inputs and drives one [`Advertiser`].
-pub struct Reconciler<A: Advertiser<Desired = BgpDesired>> {
+/// Holds the configuration in force and the kept cluster, and drives every [`Protocol`].
+pub struct Reconciler {
     opts: SpeakerOptions,
     config: ConfigState,
     source_error: Option<String>,
-    advertiser: A,
-    applied: Option<BgpDesired>,
-    statuses: BTreeMap<ServiceKey, ServiceStatus>,
+    kept: KeptCluster,
+    protocols: Vec<Box<dyn Protocol>>,
     metrics: Arc<Metrics>,
     said_synthesized: bool,
     ignored: IgnoredFieldsReport,
-    l2: Option<super::l2::L2Reconciler>,
 }
 
-impl<A: Advertiser<Desired = BgpDesired>> Reconciler<A> {
-    /// A reconciler for `opts.node_name` with nothing in force yet.
-    pub fn new(opts: SpeakerOptions, advertiser: A, metrics: Arc<Metrics>) -> Self {
+impl std::fmt::Debug for Reconciler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reconciler")
+            .field("node", &self.opts.node_name)
+            .field("generation", &self.config.generation())
+            .field(
+                "protocols",
+                &self.protocols.iter().map(|p| p.name()).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl Reconciler {
+    /// A reconciler for `opts.node_name` with nothing in force and no protocol yet.
+    pub fn new(opts: SpeakerOptions, metrics: Arc<Metrics>) -> Self {
         Self {
-            opts,
             config: ConfigState::new(),
             source_error: None,
-            advertiser,
-            applied: None,
-            statuses: BTreeMap::new(),
+            kept: KeptCluster::new(opts.node_name.as_str()),
+            protocols: Vec::new(),
             metrics,
             said_synthesized: false,
             ignored: IgnoredFieldsReport::new(),
-            l2: None,
+            opts,
         }
     }
 
-    /// Also runs the Layer 2 election on every snapshot and liveness change.
-    pub fn with_l2(mut self, l2: super::l2::L2Reconciler) -> Self {
-        self.l2 = Some(l2);
+    /// Adds a protocol, updated after the ones added before it.
+    pub fn with_protocol(mut self, protocol: impl Protocol + 'static) -> Self {
+        self.protocols.push(Box::new(protocol));
         self
     }
 
-    /// The Layer 2 part, when attached.
-    pub fn l2(&self) -> Option<&super::l2::L2Reconciler> {
-        self.l2.as_ref()
+    /// Every protocol, in the order they were added.
+    pub fn protocols(&self) -> &[Box<dyn Protocol>] {
+        &self.protocols
     }
 
-    /// The advertiser (tests read the fake's history).
-    pub fn advertiser(&self) -> &A {
-        &self.advertiser
+    /// The protocol of type `P`, when one was added (tests, the demo).
+    pub fn protocol<P: Protocol + 'static>(&self) -> Option<&P> {
+        self.protocols
+            .iter()
+            .find_map(|p| p.as_any().downcast_ref::<P>())
     }
 
-    /// The last per-Service report.
-    pub fn statuses(&self) -> &BTreeMap<ServiceKey, ServiceStatus> {
-        &self.statuses
+    /// The kept cluster.
+    pub fn cluster(&self) -> &Cluster {
+        self.kept.cluster()
     }
 
-    /// The desired state last accepted by the advertiser.
-    pub fn applied(&self) -> Option<&BgpDesired> {
-        self.applied.as_ref()
+    /// Whether a configuration is in force.
+    pub fn has_config(&self) -> bool {
+        self.config.config().is_some()
     }
 
     /// Why the newest configuration was rejected (empty when it is in force). Kubernetes mode
@@ -133,8 +117,8 @@ impl<A: Advertiser<Desired = BgpDesired>> Reconciler<A> {
         self.config.is_stale() || self.source_error.is_some()
     }
 
-    /// Feeds one source update. Returns the Services whose report changed (empty when nothing
-    /// was recomputed).
+    /// Feeds one source update. Returns the Services whose report changed in any protocol
+    /// (sorted, empty when nothing was recomputed).
     pub fn apply(&mut self, update: SourceUpdate) -> Vec<ServiceKey> {
         let changed = match update {
             SourceUpdate::Unavailable(error) => {
@@ -147,34 +131,64 @@ impl<A: Advertiser<Desired = BgpDesired>> Reconciler<A> {
                 self.source_error = Some(error);
                 Vec::new()
             }
-            SourceUpdate::Snapshot(res) => {
-                if self.source_error.take().is_some() {
-                    tracing::info!("configuration source readable again");
-                }
-                self.on_snapshot(&res)
+            SourceUpdate::Snapshot(inputs) => {
+                self.readable();
+                let mut changes = self.on_config(inputs.config());
+                let (cluster, warnings) = self.kept.load(&inputs);
+                changes.merge(cluster);
+                self.said(warnings);
+                self.update_protocols(None, &changes)
             }
-            SourceUpdate::Liveness(live) => self
-                .l2
-                .as_mut()
-                .map(|l2| l2.on_liveness(live))
-                .unwrap_or_default(),
+            SourceUpdate::Changes(mut watched) => {
+                self.readable();
+                let changes = self.on_changes(&mut watched);
+                self.update_protocols(None, &changes)
+            }
         };
         self.metrics.set_config_stale(self.is_stale());
         changed
     }
 
-    fn on_snapshot(&mut self, inputs: &Inputs) -> Vec<ServiceKey> {
+    /// Protocol `name` asked for a recompute (its own input changed). Returns the Services
+    /// whose report changed.
+    pub fn wake(&mut self, name: &str) -> Vec<ServiceKey> {
+        self.update_protocols(Some(name), &ChangeSet::all())
+    }
+
+    fn readable(&mut self) {
+        if self.source_error.take().is_some() {
+            tracing::info!("configuration source readable again");
+        }
+    }
+
+    /// Validates the configuration objects `res` of an update; everything changed when a new
+    /// configuration is put in force.
+    fn on_config(&mut self, res: &Resources) -> ChangeSet {
         // Validated, put in force or rejected, and logged exactly as the controller does it
         // (accepted-but-ignored fields once per configuration change, each rejection once).
-        ferrolb_runtime::config::apply_and_log(
-            &mut self.config,
-            &mut self.ignored,
-            inputs.config(),
-        );
-        let (cluster, warnings, synthesized) = inputs.cluster(&self.opts.node_name);
+        match ferrolb_runtime::config::apply_and_log(&mut self.config, &mut self.ignored, res) {
+            Applied::Changed => ChangeSet::all(),
+            Applied::Unchanged | Applied::Rejected => ChangeSet::default(),
+        }
+    }
+
+    fn on_changes(&mut self, watched: &mut WatchChanges) -> ChangeSet {
+        let mut changes = match &watched.config {
+            Some(res) => self.on_config(res),
+            None => ChangeSet::default(),
+        };
+        let (cluster, warnings) = self.kept.apply(watched);
+        changes.merge(cluster);
+        self.said(warnings);
+        changes
+    }
+
+    /// Logs the objects left out, and a synthesized Node once.
+    fn said(&mut self, warnings: Vec<String>) {
         for warning in warnings {
             tracing::warn!(%warning, "object ignored");
         }
+        let synthesized = self.kept.synthesized();
         if synthesized && !self.said_synthesized {
             tracing::info!(
                 node = %self.opts.node_name,
@@ -182,53 +196,24 @@ impl<A: Advertiser<Desired = BgpDesired>> Reconciler<A> {
             );
         }
         self.said_synthesized = synthesized;
-        // The cluster is not kept: only a snapshot recomputes, and it brings a whole new one.
-        // Keeping it cost ~8 MiB at 10k Services (docs/speaker.md).
+    }
+
+    /// Updates every protocol (or only `only`) with `changes`, while a configuration is in
+    /// force and something changed.
+    fn update_protocols(&mut self, only: Option<&str>, changes: &ChangeSet) -> Vec<ServiceKey> {
         let Some(config) = self.config.config() else {
             return Vec::new();
         };
-        let plan: BgpPlan = compute_bgp(config, &cluster, &self.opts);
-        // Layer 2 keeps the cluster (only with an L2Advertisement) to re-elect on liveness.
-        let l2_changed = match &mut self.l2 {
-            Some(l2) => l2.on_snapshot(config, cluster),
-            None => Vec::new(),
-        };
-        let mut changed = self.put_in_force(plan);
-        changed.extend(l2_changed);
-        changed
-    }
-
-    fn put_in_force(&mut self, plan: BgpPlan) -> Vec<ServiceKey> {
+        if changes.is_empty() {
+            return Vec::new();
+        }
         self.metrics.set_ready();
-        for c in &plan.conflicts {
-            tracing::warn!(peer = %c.peer, prefix = %c.prefix, chosen = ?c.chosen,
-                "advertisements disagree on localPref; announcing the highest");
-        }
-        if self.applied.as_ref() != Some(&plan.desired) {
-            match self.advertiser.set_desired(plan.desired.clone()) {
-                Ok(()) => self.applied = Some(plan.desired),
-                Err(error) => tracing::error!(%error, kind = error.metric_label(),
-                    "advertiser did not accept the desired state"),
+        let mut changed = BTreeSet::new();
+        for p in &mut self.protocols {
+            if only.is_none_or(|name| name == p.name()) {
+                changed.extend(p.update(config, self.kept.cluster(), changes));
             }
         }
-        let mut changed = Vec::new();
-        for (key, st) in &plan.services {
-            if self.statuses.get(key) != Some(st) {
-                let span =
-                    tracing::info_span!("service", namespace = %key.namespace, name = %key.name);
-                span.in_scope(|| tracing::info!(status = %status::summary(st), "service status"));
-                changed.push(key.clone());
-            }
-        }
-        for key in self.statuses.keys() {
-            if !plan.services.contains_key(key) {
-                let span =
-                    tracing::info_span!("service", namespace = %key.namespace, name = %key.name);
-                span.in_scope(|| tracing::info!("service gone; withdrawn"));
-                changed.push(key.clone());
-            }
-        }
-        self.statuses = plan.services;
-        changed
+        changed.into_iter().collect()
     }
 }

@@ -17,8 +17,8 @@ use ferrolb_api::source::files::{watch_files, WatchOptions};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::inputs::Inputs;
-use super::reconcile::SourceUpdate;
+use crate::channels::SourceUpdate;
+use crate::inputs::Inputs;
 
 /// Watches `dir` with `opts` until `cancel` or until the receiver is gone.
 pub async fn watch_dir(

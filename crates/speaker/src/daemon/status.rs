@@ -1,95 +1,35 @@
-//! Per-Service reports: which peers this node announces a Service to, or why not. Standalone
-//! mode writes them as one JSON file (`--status-file`) and a log line per change; Kubernetes mode
-//! would write ServiceBGPStatus objects (not done yet, see docs/speaker.md).
+//! The standalone status file (`--status-file`): one JSON document with every protocol's
+//! per-Service reports, `{"node", "configStale", "services": {BGP}, "l2": {Layer 2}}`, each
+//! protocol's section under its [`Protocol::status_file_key`]. Kubernetes mode writes status
+//! objects instead (`kube_status`).
 
-use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::Path;
 
 use serde::ser::{SerializeMap as _, Serializer};
 use serde::Serialize;
-use serde_json::{json, Value};
 
-use crate::announce::bgp::{ServiceStatus, VipStatus};
-use crate::announce::input::ServiceKey;
+use crate::protocol::Protocol;
 
-/// One Service's report as JSON: `{"announced": bool, "peers": [...], "reason"?: "...",
-/// "vips": {"<ip>": {...}}}`.
-pub fn service_json(status: &ServiceStatus) -> Value {
-    match status {
-        ServiceStatus::Skipped(reason) => json!({
-            "announced": false,
-            "peers": [],
-            "reason": reason.to_string(),
-            "reasonCode": reason.label(),
-        }),
-        ServiceStatus::Vips(vips) => {
-            let vips: serde_json::Map<String, Value> = vips
-                .iter()
-                .map(|(ip, v)| (ip.to_string(), vip_json(v)))
-                .collect();
-            json!({
-                "announced": !status.peers().is_empty(),
-                "peers": status.peers(),
-                "vips": vips,
-            })
-        }
-    }
-}
-
-fn vip_json(v: &VipStatus) -> Value {
-    let skipped: serde_json::Map<String, Value> = v
-        .skipped_peers()
-        .iter()
-        .map(|(peer, why)| (peer.to_string(), Value::String(format!("{why:?}"))))
-        .collect();
-    match v {
-        VipStatus::Announced {
-            prefixes, peers, ..
-        } => json!({
-            "announced": true,
-            "prefixes": prefixes.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            "peers": peers.iter().map(|p| &**p).collect::<Vec<&str>>(),
-            "skippedPeers": skipped,
-        }),
-        VipStatus::NotAnnounced { reason, .. } => json!({
-            "announced": false,
-            "reason": reason.to_string(),
-            "reasonCode": reason.label(),
-            "skippedPeers": skipped,
-        }),
-    }
-}
-
-/// The whole status document of node `node`.
-pub fn status_json(
-    node: &str,
-    stale: bool,
-    services: &BTreeMap<ServiceKey, ServiceStatus>,
-) -> Value {
-    let services: serde_json::Map<String, Value> = services
-        .iter()
-        .map(|(k, s)| (k.to_string(), service_json(s)))
-        .collect();
-    json!({ "node": node, "configStale": stale, "services": services })
-}
-
-/// The status document of [`status_json`], serialized one Service at a time: with 10k Services
-/// the whole `Value` tree costs ~21 MiB (docs/speaker.md), this costs one Service's worth.
+/// The status document, serialized one Service at a time: with 10k Services a whole
+/// `serde_json::Value` tree costs ~21 MiB (docs/speaker.md), this costs one Service's worth.
 pub struct StatusDoc<'a> {
+    /// This node.
     pub node: &'a str,
+    /// `configStale`: the newest configuration is rejected or the source unreadable.
     pub stale: bool,
-    pub services: &'a BTreeMap<ServiceKey, ServiceStatus>,
+    /// Every protocol, each written under its own key.
+    pub protocols: &'a [Box<dyn Protocol>],
 }
 
-/// `services` as a JSON object, each value built only while it is written.
-struct Services<'a>(&'a BTreeMap<ServiceKey, ServiceStatus>);
+/// One protocol's reports as a JSON object, each value built only while it is written.
+struct Section<'a>(&'a dyn Protocol);
 
-impl Serialize for Services<'_> {
+impl Serialize for Section<'_> {
     fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
-        let mut map = ser.serialize_map(Some(self.0.len()))?;
-        for (key, status) in self.0 {
-            map.serialize_entry(&key.to_string(), &service_json(status))?;
+        let mut map = ser.serialize_map(None)?;
+        for (key, value) in self.0.status_entries() {
+            map.serialize_entry(&key, &value)?;
         }
         map.end()
     }
@@ -97,32 +37,13 @@ impl Serialize for Services<'_> {
 
 impl Serialize for StatusDoc<'_> {
     fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
-        let mut map = ser.serialize_map(Some(3))?;
+        let mut map = ser.serialize_map(Some(2 + self.protocols.len()))?;
         map.serialize_entry("configStale", &self.stale)?;
         map.serialize_entry("node", self.node)?;
-        map.serialize_entry("services", &Services(self.services))?;
-        map.end()
-    }
-}
-
-/// One line for the log: `announced to [a, b]` or `not announced: <reason>`.
-pub fn summary(status: &ServiceStatus) -> String {
-    let peers = status.peers();
-    if !peers.is_empty() {
-        return format!("announced to {peers:?}");
-    }
-    match status {
-        ServiceStatus::Skipped(reason) => format!("not announced: {reason}"),
-        ServiceStatus::Vips(vips) => {
-            let reasons: Vec<String> = vips
-                .iter()
-                .filter_map(|(ip, v)| match v {
-                    VipStatus::NotAnnounced { reason, .. } => Some(format!("{ip}: {reason}")),
-                    VipStatus::Announced { .. } => None,
-                })
-                .collect();
-            format!("not announced: {}", reasons.join("; "))
+        for p in self.protocols {
+            map.serialize_entry(p.status_file_key(), &Section(p.as_ref()))?;
         }
+        map.end()
     }
 }
 
@@ -150,17 +71,17 @@ pub fn write_atomically(path: &Path, value: &impl Serialize) -> std::io::Result<
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::announce::reason::SkipReason;
+    use std::collections::BTreeMap;
 
-    #[test]
-    fn skipped_service_reports_its_reason() {
-        let s = ServiceStatus::Skipped(SkipReason::NoIpAssigned);
-        let v = service_json(&s);
-        assert_eq!(v["announced"], false);
-        assert_eq!(v["reasonCode"], SkipReason::NoIpAssigned.label());
-        assert!(summary(&s).starts_with("not announced"));
-    }
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::advertiser::testing::FakeAdvertiser;
+    use crate::announce::bgp::ServiceStatus;
+    use crate::announce::input::ServiceKey;
+    use crate::announce::reason::SkipReason;
+    use crate::announce::SpeakerOptions;
+    use crate::protocol::bgp::{status_json, BgpProtocol};
 
     #[test]
     fn streamed_document_equals_the_value_one() {
@@ -173,14 +94,58 @@ mod tests {
             ServiceKey::new("other", "b"),
             ServiceStatus::Vips(Default::default()),
         );
+        let bgp = BgpProtocol::with_statuses(
+            SpeakerOptions::for_node("node-a"),
+            FakeAdvertiser::default(),
+            services.clone(),
+        );
+        let protocols: Vec<Box<dyn Protocol>> = vec![Box::new(bgp)];
         let doc = StatusDoc {
             node: "node-a",
             stale: true,
-            services: &services,
+            protocols: &protocols,
         };
         let streamed: Value =
             serde_json::from_slice(&serde_json::to_vec(&doc).expect("ser")).expect("json");
         assert_eq!(streamed, status_json("node-a", true, &services));
+    }
+
+    #[test]
+    fn the_l2_report_is_added_next_to_the_bgp_document_and_absent_without_l2() {
+        use crate::l2::election::L2ServiceStatus;
+        use crate::protocol::l2::L2Protocol;
+        let opts = SpeakerOptions::for_node("a");
+        let bgp = || {
+            Box::new(BgpProtocol::with_statuses(
+                opts.clone(),
+                FakeAdvertiser::default(),
+                BTreeMap::new(),
+            )) as Box<dyn Protocol>
+        };
+        let l2 = L2Protocol::with_statuses(
+            opts.clone(),
+            FakeAdvertiser::default(),
+            BTreeMap::from([(
+                ServiceKey::new("ns", "web"),
+                L2ServiceStatus::Skipped(SkipReason::NoEndpoints),
+            )]),
+        );
+        let doc = |protocols: &[Box<dyn Protocol>]| -> Value {
+            let doc = StatusDoc {
+                node: "a",
+                stale: false,
+                protocols,
+            };
+            serde_json::from_slice(&serde_json::to_vec(&doc).expect("ser")).expect("json")
+        };
+        let with = doc(&[bgp(), Box::new(l2)]);
+        assert_eq!(with["node"], "a");
+        assert_eq!(with["l2"]["ns/web"]["reasonCode"], "noEndpoints");
+        let without = doc(&[bgp()]);
+        assert_eq!(
+            without,
+            json!({"node": "a", "configStale": false, "services": {}})
+        );
     }
 
     #[test]

@@ -1,12 +1,14 @@
-//! What the speaker keeps of a source snapshot: the configuration objects whole, Services and
-//! EndpointSlices reduced to the fields the announcement computation reads.
+//! The file source's model: what the speaker keeps of a load, the configuration objects whole,
+//! Services and EndpointSlices reduced to the fields the announcement computation reads. A load
+//! is diffed into the one kept Cluster by [`kept`], which also takes the Kubernetes watches'
+//! observations ([`kept::WatchChanges`]); Kubernetes mode builds no [`Inputs`].
 //!
 //! ```text
 //!  YAML document ─▶ k8s-openapi object ─▶ InputPart (per file, cached as Arc) ─┐
 //!  (one at a time)                          config CRs, Secrets, Nodes: whole   ├─▶ Inputs
 //!                                           Services: ServiceFields             │   (parts in
 //!                                           EndpointSlices: converted           │   file order)
-//!  reflector stores (Kubernetes mode) ─────────────────────── one InputPart ───┘
+//!  a whole Resources (the demo, tests) ─────────────────────── one InputPart ───┘
 //! ```
 //!
 //! Why: a k8s-openapi Service or EndpointSlice takes about 1.5 KiB in memory before its
@@ -20,6 +22,8 @@
 //! `tests/daemon_inputs.rs`), and the configuration is the same [`Resources`] minus Services
 //! and EndpointSlices, which validation does not read.
 
+pub mod kept;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -31,7 +35,7 @@ use k8s_openapi::api::discovery::v1 as discovery;
 use crate::announce::from_k8s::{
     endpoint_slice_from_k8s, node_from_k8s, service_from_fields, FromK8sError, ServiceFields,
 };
-use crate::announce::input::{Cluster, EndpointSlice, Node, SmolStr};
+use crate::announce::input::{Cluster, EndpointSlice, Node, Service, SmolStr};
 
 /// One file's objects (or the API's), as the speaker keeps them.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -56,7 +60,7 @@ impl Collect for InputPart {
 }
 
 impl InputPart {
-    /// A part from whole objects: the reflector stores' (Kubernetes mode) or a [`Resources`]'.
+    /// A part from whole objects (a [`Resources`]' objects).
     pub fn from_cluster<'a>(
         config: Resources,
         services: impl IntoIterator<Item = &'a core::Service>,
@@ -71,7 +75,7 @@ impl InputPart {
         )
     }
 
-    /// A part from Services and EndpointSlices already reduced (Kubernetes mode's stores).
+    /// A part from Services and EndpointSlices already reduced.
     pub fn from_reduced<'a>(
         config: Resources,
         services: Vec<ServiceFields>,
@@ -127,13 +131,14 @@ impl Inputs {
         self.parts.iter().flat_map(|p| p.services.iter())
     }
 
-    /// The cluster objects as the computation reads them, status overlays merged exactly as
-    /// `ferrolb_api::source::files` merges them into Services. Objects that do not convert are
-    /// left out and described in the returned warnings. When `node_name` has no Node object,
-    /// one with no labels is synthesized (standalone hosts rarely write their own Node); the
-    /// flag says so.
-    pub fn cluster(&self, node_name: &str) -> (Cluster, Vec<String>, bool) {
-        let mut warnings = Vec::new();
+    /// The Services as the computation reads them, status overlays merged exactly as
+    /// `ferrolb_api::source::files` merges them into Services, in source order (of two with one
+    /// key the later wins). Services that do not convert are left out and described in
+    /// `warnings`. Converted one at a time: nothing holds all of them but the caller.
+    pub fn services_converted<'a>(
+        &'a self,
+        warnings: &'a mut Vec<String>,
+    ) -> impl Iterator<Item = Service> + 'a {
         // Overlays in order, so of two for one Service the later wins; an overlay without a
         // status changes nothing the speaker reads (annotations only).
         let mut overlays: BTreeMap<(&str, &str), &[Option<SmolStr>]> = BTreeMap::new();
@@ -144,48 +149,73 @@ impl Inputs {
         }
         // Of two Services with one key the overlay goes to the last, as in the file source.
         let mut last_of_key: BTreeMap<(&str, &str), usize> = BTreeMap::new();
-        let services: Vec<&ServiceFields> =
-            self.services().filter(|s| !s.is_status_overlay()).collect();
-        for (i, svc) in services.iter().enumerate() {
+        for (i, svc) in self
+            .services()
+            .filter(|s| !s.is_status_overlay())
+            .enumerate()
+        {
             last_of_key.insert(svc.overlay_key(), i);
         }
-        let mut converted = Vec::with_capacity(services.len());
-        for (i, svc) in services.iter().enumerate() {
-            let key = svc.overlay_key();
-            let status = (last_of_key.get(&key) == Some(&i))
-                .then(|| overlays.get(&key).copied())
-                .flatten();
-            match service_from_fields(svc, status) {
-                Ok(s) => converted.push(s),
-                Err(e) => warnings.push(e.to_string()),
-            }
-        }
-        let slices: Vec<EndpointSlice> = self
-            .parts
+        self.services()
+            .filter(|s| !s.is_status_overlay())
+            .enumerate()
+            .filter_map(move |(i, svc)| {
+                let key = svc.overlay_key();
+                let status = (last_of_key.get(&key) == Some(&i))
+                    .then(|| overlays.get(&key).copied())
+                    .flatten();
+                service_from_fields(svc, status)
+                    .map_err(|e| warnings.push(e.to_string()))
+                    .ok()
+            })
+    }
+
+    /// The EndpointSlices in source order; the ones that do not convert are left out and
+    /// described in `warnings`.
+    pub fn slices_converted<'a>(
+        &'a self,
+        warnings: &'a mut Vec<String>,
+    ) -> impl Iterator<Item = EndpointSlice> + 'a {
+        self.parts
             .iter()
             .flat_map(|p| p.slices.iter())
-            .filter_map(|r| match r {
+            .filter_map(move |r| match r {
                 Ok(slice) => Some(slice.clone()),
                 Err(e) => {
                     warnings.push(e.to_string());
                     None
                 }
             })
-            .collect();
-        let mut nodes = Vec::with_capacity(self.config.nodes.len());
-        for node in &self.config.nodes {
-            match node_from_k8s(node) {
-                Ok(n) => nodes.push(n),
-                Err(e) => warnings.push(e.to_string()),
-            }
-        }
-        let mut cluster = Cluster::from_objects(converted, slices, nodes);
+    }
+
+    /// The cluster objects as the computation reads them (see [`Self::services_converted`]).
+    /// Objects that do not convert are left out and described in the returned warnings. When
+    /// `node_name` has no Node object, one with no labels is synthesized (standalone hosts
+    /// rarely write their own Node); the flag says so.
+    pub fn cluster(&self, node_name: &str) -> (Cluster, Vec<String>, bool) {
+        let mut warnings = Vec::new();
+        let services: Vec<Service> = self.services_converted(&mut warnings).collect();
+        let slices: Vec<EndpointSlice> = self.slices_converted(&mut warnings).collect();
+        let nodes = nodes_converted(&self.config.nodes, &mut warnings);
+        let mut cluster = Cluster::from_objects(services, slices, nodes);
         let synthesized = !cluster.nodes.contains_key(node_name);
         if synthesized {
             cluster.upsert_node(Node::new(node_name, Default::default()));
         }
         (cluster, warnings, synthesized)
     }
+}
+
+/// `nodes` converted; the ones that do not convert are left out and described in `warnings`.
+pub fn nodes_converted(nodes: &[core::Node], warnings: &mut Vec<String>) -> Vec<Node> {
+    nodes
+        .iter()
+        .filter_map(|node| {
+            node_from_k8s(node)
+                .map_err(|e| warnings.push(e.to_string()))
+                .ok()
+        })
+        .collect()
 }
 
 impl FileModel for Inputs {

@@ -1,0 +1,323 @@
+//! The daemon's metrics: a small shared state rendered as Prometheus text (exposition format
+//! 0.0.4) on `/metrics`. Written by the reconcile loop (config staleness, readiness) and by the
+//! BGP backend's event tasks (sessions, prefixes, UPDATEs); the Layer 2 gossip's counters are
+//! read when rendered, and the L2 announcement state is set after each reconcile.
+
+use ferrolb_api::ops_http::escape_label_value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::sync::{Mutex, PoisonError};
+
+use crate::l2::memberlist::MemberlistCounters;
+
+/// Reads the gossip's counters at render time.
+pub type CountersReader = Box<dyn Fn() -> MemberlistCounters + Send + Sync>;
+
+/// One VIP this node answers ARP/NDP for: MetalLB's `metallb_speaker_announced` labels.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct L2Announced {
+    /// `namespace/name` of the Service (MetalLB's `service` label).
+    pub service: String,
+    /// The VIP.
+    pub ip: std::net::IpAddr,
+}
+
+/// Counters and gauges of one BGP peer, labelled `peer="<address>"` like MetalLB's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerMetrics {
+    /// `ferrolb_bgp_session_up`.
+    pub session_up: bool,
+    /// `ferrolb_bgp_announced_prefixes`: prefixes in the peer's Adj-RIB-Out.
+    pub announced_prefixes: usize,
+    /// `ferrolb_bgp_updates_sent_total`: UPDATE messages sent since the daemon started.
+    pub updates_sent: u64,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    config_stale: bool,
+    ready: bool,
+    source_error: Option<String>,
+    peers: BTreeMap<String, PeerMetrics>,
+    kube_write_errors: BTreeMap<&'static str, u64>,
+    node: String,
+    l2_announced: BTreeSet<L2Announced>,
+    members: Option<usize>,
+}
+
+/// Shared metrics; cheap to lock, never held across an `.await`.
+#[derive(Default)]
+pub struct Metrics {
+    state: Mutex<State>,
+    memberlist: Mutex<Option<CountersReader>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let gossip = self
+            .memberlist
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some();
+        f.debug_struct("Metrics")
+            .field("state", &self.state)
+            .field("memberlist_counters", &gossip)
+            .finish()
+    }
+}
+
+impl Metrics {
+    fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        f(&mut self.state.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Sets `ferrolb_config_stale`.
+    pub fn set_config_stale(&self, stale: bool) {
+        self.with(|s| s.config_stale = stale);
+    }
+
+    /// The current `ferrolb_config_stale`.
+    pub fn config_stale(&self) -> bool {
+        self.with(|s| s.config_stale)
+    }
+
+    /// Marks the daemon ready (`/readyz` 200): a configuration has been put in force.
+    pub fn set_ready(&self) {
+        self.with(|s| s.ready = true);
+    }
+
+    /// Whether `/readyz` answers 200.
+    pub fn ready(&self) -> bool {
+        self.with(|s| s.ready)
+    }
+
+    /// Records whether the configuration source (the API watches, or the directory) can be
+    /// read: `None` when it can, else why not. Sets `ferrolb_source_available` and `/readyz`.
+    pub fn set_source_error(&self, error: Option<String>) {
+        self.with(|s| s.source_error = error);
+    }
+
+    /// Why the source cannot be read, if it cannot.
+    pub fn source_error(&self) -> Option<String> {
+        self.with(|s| s.source_error.clone())
+    }
+
+    /// Counts one failed write to the Kubernetes API of `kind` (`ServiceBGPStatus`, `Event`):
+    /// `ferrolb_kubernetes_write_errors_total{kind}`.
+    pub fn count_kube_write_error(&self, kind: &'static str) {
+        self.with(|s| {
+            let n = s.kube_write_errors.entry(kind).or_default();
+            *n = n.saturating_add(1);
+        });
+    }
+
+    /// Exports the gossip's counters (`ferrolb_memberlist_*`), read at each render.
+    pub fn set_memberlist_counters(&self, reader: CountersReader) {
+        *self
+            .memberlist
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(reader);
+    }
+
+    /// Sets the Layer 2 state of node `node`: the VIPs it answers for and the number of live
+    /// speakers the gossip sees (`None` when gossip is off or has not settled).
+    pub fn set_l2(&self, node: &str, announced: BTreeSet<L2Announced>, members: Option<usize>) {
+        self.with(|s| {
+            node.clone_into(&mut s.node);
+            s.l2_announced = announced;
+            s.members = members;
+        });
+    }
+
+    /// Updates one peer's values.
+    pub fn update_peer(&self, peer: &str, f: impl FnOnce(&mut PeerMetrics)) {
+        self.with(|s| f(s.peers.entry(peer.to_string()).or_default()));
+    }
+
+    /// Forgets a peer that is no longer configured (its series disappear).
+    pub fn remove_peer(&self, peer: &str) {
+        self.with(|s| s.peers.remove(peer));
+    }
+
+    /// A copy of one peer's values.
+    pub fn peer(&self, peer: &str) -> Option<PeerMetrics> {
+        self.with(|s| s.peers.get(peer).cloned())
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut text = self.with(|s| {
+            let mut out = String::new();
+            let mut family = |name: &str, kind: &str, help: &str, value: &dyn Fn(&PeerMetrics) -> String| {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+                for (peer, m) in &s.peers {
+                    let _ = writeln!(out, "{name}{{peer=\"{}\"}} {}", escape_label_value(peer), value(m));
+                }
+            };
+            family(
+                "ferrolb_bgp_session_up",
+                "gauge",
+                "1 while the BGP session with the peer is Established.",
+                &|m| u8::from(m.session_up).to_string(),
+            );
+            family(
+                "ferrolb_bgp_announced_prefixes",
+                "gauge",
+                "Prefixes currently announced to the peer.",
+                &|m| m.announced_prefixes.to_string(),
+            );
+            family(
+                "ferrolb_bgp_updates_sent_total",
+                "counter",
+                "BGP UPDATE messages sent to the peer.",
+                &|m| m.updates_sent.to_string(),
+            );
+            let _ = writeln!(
+                out,
+                "# HELP ferrolb_config_stale 1 while the newest configuration is rejected or unreadable and the last good one is in force.\n# TYPE ferrolb_config_stale gauge\nferrolb_config_stale {}",
+                u8::from(s.config_stale)
+            );
+            let _ = writeln!(
+                out,
+                "# HELP ferrolb_source_available 1 while the configuration source (API watches or directory) can be read; 0 during an outage, when announcements stay as they were.\n# TYPE ferrolb_source_available gauge\nferrolb_source_available {}",
+                u8::from(s.source_error.is_none())
+            );
+            let _ = writeln!(
+                out,
+                "# HELP ferrolb_kubernetes_write_errors_total Failed writes to the Kubernetes API (ServiceBGPStatus objects, Events).\n# TYPE ferrolb_kubernetes_write_errors_total counter"
+            );
+            for (kind, n) in &s.kube_write_errors {
+                let _ = writeln!(out, "ferrolb_kubernetes_write_errors_total{{kind=\"{kind}\"}} {n}");
+            }
+            // MetalLB's name and labels (internal/speaker: `metallb_speaker_announced{service,
+            // protocol, node, ip}`), so its dashboards and alerts work unchanged.
+            let _ = writeln!(
+                out,
+                "# HELP metallb_speaker_announced Services being announced from this node (desired state; ARP/NDP answering may still be starting).\n# TYPE metallb_speaker_announced gauge"
+            );
+            for a in &s.l2_announced {
+                let _ = writeln!(
+                    out,
+                    "metallb_speaker_announced{{service=\"{}\",protocol=\"layer2\",node=\"{}\",ip=\"{}\"}} 1",
+                    escape_label_value(&a.service),
+                    escape_label_value(&s.node),
+                    a.ip
+                );
+            }
+            if let Some(n) = s.members {
+                let _ = writeln!(
+                    out,
+                    "# HELP ferrolb_memberlist_members Live speakers in the gossip, this one included.\n# TYPE ferrolb_memberlist_members gauge\nferrolb_memberlist_members {n}"
+                );
+            }
+            out
+        });
+        let reader = self
+            .memberlist
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(c) = reader.as_ref().map(|read| read()) {
+            render_memberlist(&mut text, &c);
+        }
+        text
+    }
+}
+
+fn render_memberlist(out: &mut String, c: &MemberlistCounters) {
+    let _ = writeln!(
+        out,
+        "# HELP ferrolb_memberlist_datagrams_received_total Gossip datagrams accepted.\n# TYPE ferrolb_memberlist_datagrams_received_total counter\nferrolb_memberlist_datagrams_received_total {}",
+        c.received
+    );
+    let _ = writeln!(
+        out,
+        "# HELP ferrolb_memberlist_datagrams_sent_total Gossip datagrams sent.\n# TYPE ferrolb_memberlist_datagrams_sent_total counter\nferrolb_memberlist_datagrams_sent_total {}",
+        c.sent
+    );
+    let _ = writeln!(
+        out,
+        "# HELP ferrolb_memberlist_datagrams_dropped_total Gossip datagrams dropped: bad or missing authentication tag (unauthenticated), or undecodable (malformed).\n# TYPE ferrolb_memberlist_datagrams_dropped_total counter\nferrolb_memberlist_datagrams_dropped_total{{reason=\"unauthenticated\"}} {}\nferrolb_memberlist_datagrams_dropped_total{{reason=\"malformed\"}} {}",
+        c.dropped_unauthenticated, c.dropped_malformed
+    );
+    let _ = writeln!(
+        out,
+        "# HELP ferrolb_memberlist_send_errors_total Gossip datagrams that could not be sent.\n# TYPE ferrolb_memberlist_send_errors_total counter\nferrolb_memberlist_send_errors_total {}",
+        c.send_errors
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_has_every_family_and_peer_labels() {
+        let m = Metrics::default();
+        m.update_peer("192.0.2.1", |p| {
+            p.session_up = true;
+            p.announced_prefixes = 3;
+            p.updates_sent = 7;
+        });
+        m.set_config_stale(true);
+        let text = m.render();
+        assert!(
+            text.contains("ferrolb_bgp_session_up{peer=\"192.0.2.1\"} 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("ferrolb_bgp_announced_prefixes{peer=\"192.0.2.1\"} 3\n"));
+        assert!(text.contains("ferrolb_bgp_updates_sent_total{peer=\"192.0.2.1\"} 7\n"));
+        assert!(text.contains("ferrolb_config_stale 1\n"));
+        assert!(text.contains("ferrolb_source_available 1\n"));
+        m.set_source_error(Some("gone".into()));
+        m.count_kube_write_error("Event");
+        m.count_kube_write_error("Event");
+        let text = m.render();
+        assert!(text.contains("ferrolb_source_available 0\n"), "{text}");
+        assert!(text.contains("ferrolb_kubernetes_write_errors_total{kind=\"Event\"} 2\n"));
+        m.remove_peer("192.0.2.1");
+        assert!(!m.render().contains("192.0.2.1"));
+    }
+
+    #[test]
+    fn l2_announcements_and_gossip_counters_are_rendered() {
+        let m = Metrics::default();
+        let text = m.render();
+        assert!(!text.contains("ferrolb_memberlist_members"), "{text}");
+        assert!(!text.contains("ferrolb_memberlist_datagrams"), "{text}");
+        let ip: std::net::IpAddr = "192.0.2.10".parse().expect("ip");
+        m.set_l2(
+            "node-a",
+            BTreeSet::from([L2Announced {
+                service: "default/web".into(),
+                ip,
+            }]),
+            Some(3),
+        );
+        m.set_memberlist_counters(Box::new(|| MemberlistCounters {
+            received: 5,
+            sent: 6,
+            dropped_unauthenticated: 2,
+            dropped_malformed: 1,
+            send_errors: 0,
+        }));
+        let text = m.render();
+        for line in [
+            "metallb_speaker_announced{service=\"default/web\",protocol=\"layer2\",node=\"node-a\",ip=\"192.0.2.10\"} 1\n",
+            "ferrolb_memberlist_members 3\n",
+            "ferrolb_memberlist_datagrams_received_total 5\n",
+            "ferrolb_memberlist_datagrams_sent_total 6\n",
+            "ferrolb_memberlist_datagrams_dropped_total{reason=\"unauthenticated\"} 2\n",
+            "ferrolb_memberlist_datagrams_dropped_total{reason=\"malformed\"} 1\n",
+            "ferrolb_memberlist_send_errors_total 0\n",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+        m.set_l2("node-a", BTreeSet::new(), None);
+        assert!(!m.render().contains("metallb_speaker_announced{"));
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape_label_value("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

@@ -1,0 +1,240 @@
+//! The BGP [`Protocol`]: [`compute_bgp`] over the kept inputs, its desired state to the BGP
+//! [`Advertiser`] (backend::bgp), and the per-Service report: which peers this node announces a
+//! Service to, or why not (status file section `services`, ServiceBGPStatus objects).
+
+use std::any::Any;
+use std::collections::BTreeMap;
+
+use ferrolb_api::model::Config;
+use serde_json::{json, Value};
+
+use super::{changed_reports, DesiredStatuses, Protocol};
+use crate::advertiser::Advertiser;
+use crate::announce::bgp::{compute_bgp, BgpDesired, ServiceStatus, VipStatus};
+use crate::announce::change::ChangeSet;
+use crate::announce::input::{Cluster, ServiceKey};
+use crate::announce::SpeakerOptions;
+
+/// [`Protocol::name`] of BGP.
+pub const NAME: &str = "bgp";
+
+/// Drives one BGP [`Advertiser`] from the loop.
+pub struct BgpProtocol<A: Advertiser<Desired = BgpDesired>> {
+    opts: SpeakerOptions,
+    advertiser: A,
+    applied: Option<BgpDesired>,
+    statuses: BTreeMap<ServiceKey, ServiceStatus>,
+}
+
+impl<A: Advertiser<Desired = BgpDesired>> std::fmt::Debug for BgpProtocol<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BgpProtocol")
+            .field("node", &self.opts.node_name)
+            .field("services", &self.statuses.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<A: Advertiser<Desired = BgpDesired>> BgpProtocol<A> {
+    /// BGP for `opts.node_name` with nothing announced yet.
+    pub fn new(opts: SpeakerOptions, advertiser: A) -> Self {
+        Self {
+            opts,
+            advertiser,
+            applied: None,
+            statuses: BTreeMap::new(),
+        }
+    }
+
+    /// BGP whose last report is `statuses` (the status file's tests).
+    #[cfg(test)]
+    pub(crate) fn with_statuses(
+        opts: SpeakerOptions,
+        advertiser: A,
+        statuses: BTreeMap<ServiceKey, ServiceStatus>,
+    ) -> Self {
+        Self {
+            statuses,
+            ..Self::new(opts, advertiser)
+        }
+    }
+
+    /// The advertiser (tests read the fake's history).
+    pub fn advertiser(&self) -> &A {
+        &self.advertiser
+    }
+
+    /// The last per-Service report.
+    pub fn statuses(&self) -> &BTreeMap<ServiceKey, ServiceStatus> {
+        &self.statuses
+    }
+
+    /// The desired state last accepted by the advertiser.
+    pub fn applied(&self) -> Option<&BgpDesired> {
+        self.applied.as_ref()
+    }
+}
+
+impl<A: Advertiser<Desired = BgpDesired> + 'static> Protocol for BgpProtocol<A> {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn update(
+        &mut self,
+        config: &Config,
+        cluster: &Cluster,
+        _changes: &ChangeSet,
+    ) -> Vec<ServiceKey> {
+        // The plug-in point of the incremental engine (`announce::BgpAnnouncer::update(config,
+        // cluster, changes)`): until it lands, every change recomputes the whole plan.
+        let plan = compute_bgp(config, cluster, &self.opts);
+        for c in &plan.conflicts {
+            tracing::warn!(peer = %c.peer, prefix = %c.prefix, chosen = ?c.chosen,
+                "advertisements disagree on localPref; announcing the highest");
+        }
+        if self.applied.as_ref() != Some(&plan.desired) {
+            match self.advertiser.set_desired(plan.desired.clone()) {
+                Ok(()) => self.applied = Some(plan.desired),
+                Err(error) => tracing::error!(%error, kind = error.metric_label(),
+                    "advertiser did not accept the desired state"),
+            }
+        }
+        let changed = changed_reports(NAME, &self.statuses, &plan.services, summary);
+        self.statuses = plan.services;
+        changed
+    }
+
+    fn has_plan(&self) -> bool {
+        self.applied.is_some()
+    }
+
+    fn status_file_key(&self) -> &'static str {
+        "services"
+    }
+
+    fn status_entries(&self) -> Box<dyn Iterator<Item = (String, Value)> + '_> {
+        Box::new(
+            self.statuses
+                .iter()
+                .map(|(key, st)| (key.to_string(), service_json(st))),
+        )
+    }
+
+    fn announced(&self) -> DesiredStatuses {
+        announced_from(&self.statuses)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// The ServiceBGPStatus set of a per-Service report: Services with at least one peer, and the
+/// peers' names.
+pub fn announced_from(statuses: &BTreeMap<ServiceKey, ServiceStatus>) -> DesiredStatuses {
+    statuses
+        .iter()
+        .filter_map(|(key, st)| {
+            let peers = st.peers();
+            (!peers.is_empty()).then(|| (key.clone(), peers.into_iter().collect()))
+        })
+        .collect()
+}
+
+/// One Service's report as JSON: `{"announced": bool, "peers": [...], "reason"?: "...",
+/// "vips": {"<ip>": {...}}}`.
+pub fn service_json(status: &ServiceStatus) -> Value {
+    match status {
+        ServiceStatus::Skipped(reason) => json!({
+            "announced": false,
+            "peers": [],
+            "reason": reason.to_string(),
+            "reasonCode": reason.label(),
+        }),
+        ServiceStatus::Vips(vips) => {
+            let vips: serde_json::Map<String, Value> = vips
+                .iter()
+                .map(|(ip, v)| (ip.to_string(), vip_json(v)))
+                .collect();
+            json!({
+                "announced": !status.peers().is_empty(),
+                "peers": status.peers(),
+                "vips": vips,
+            })
+        }
+    }
+}
+
+fn vip_json(v: &VipStatus) -> Value {
+    let skipped: serde_json::Map<String, Value> = v
+        .skipped_peers()
+        .iter()
+        .map(|(peer, why)| (peer.to_string(), Value::String(format!("{why:?}"))))
+        .collect();
+    match v {
+        VipStatus::Announced {
+            prefixes, peers, ..
+        } => json!({
+            "announced": true,
+            "prefixes": prefixes.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "peers": peers.iter().map(|p| &**p).collect::<Vec<&str>>(),
+            "skippedPeers": skipped,
+        }),
+        VipStatus::NotAnnounced { reason, .. } => json!({
+            "announced": false,
+            "reason": reason.to_string(),
+            "reasonCode": reason.label(),
+            "skippedPeers": skipped,
+        }),
+    }
+}
+
+/// The whole status document of node `node`.
+pub fn status_json(
+    node: &str,
+    stale: bool,
+    services: &BTreeMap<ServiceKey, ServiceStatus>,
+) -> Value {
+    let services: serde_json::Map<String, Value> = services
+        .iter()
+        .map(|(k, s)| (k.to_string(), service_json(s)))
+        .collect();
+    json!({ "node": node, "configStale": stale, "services": services })
+}
+
+/// One line for the log: `announced to [a, b]` or `not announced: <reason>`.
+pub fn summary(status: &ServiceStatus) -> String {
+    let peers = status.peers();
+    if !peers.is_empty() {
+        return format!("announced to {peers:?}");
+    }
+    match status {
+        ServiceStatus::Skipped(reason) => format!("not announced: {reason}"),
+        ServiceStatus::Vips(vips) => {
+            let reasons: Vec<String> = vips
+                .iter()
+                .filter_map(|(ip, v)| match v {
+                    VipStatus::NotAnnounced { reason, .. } => Some(format!("{ip}: {reason}")),
+                    VipStatus::Announced { .. } => None,
+                })
+                .collect();
+            format!("not announced: {}", reasons.join("; "))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::announce::reason::SkipReason;
+
+    #[test]
+    fn skipped_service_reports_its_reason() {
+        let s = ServiceStatus::Skipped(SkipReason::NoIpAssigned);
+        let v = service_json(&s);
+        assert_eq!(v["announced"], false);
+        assert_eq!(v["reasonCode"], SkipReason::NoIpAssigned.label());
+        assert!(summary(&s).starts_with("not announced"));
+    }
+}

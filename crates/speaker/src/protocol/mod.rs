@@ -1,0 +1,127 @@
+//! The seam between the speaker's loop and what it announces with: a [`Protocol`] (BGP, Layer 2)
+//! turns the validated configuration and the kept cluster into a desired state for its own
+//! [`Advertiser`](crate::advertiser::Advertiser), and reports per Service in a form the loop can
+//! pass on without knowing the protocol, the way MetalLB's speaker loops over its `Protocol`
+//! handlers.
+//!
+//! ```text
+//!  sources ──mpsc<SourceUpdate>──▶ daemon::run ─ Reconciler ─ config (last good), kept Cluster
+//!                                     ▲  │   for each protocol:
+//!  protocol tasks ──mpsc<Wake>────────┘  └─▶ Protocol::update(&Config, &Cluster, &ChangeSet)
+//!  (L2: the gossip's live set        │          ├─▶ its Advertiser::set_desired (whole state)
+//!   changed, see daemon::l2)         │          └─▶ its metrics
+//!                                    └─▶ reports, for every protocol alike:
+//!                                          status file: status_file_key() ─ status_entries()
+//!                                          Kubernetes:  announced() ─ watch ─ kube_status writer
+//! ```
+//!
+//! A source update changes the kept inputs and says what changed ([`ChangeSet`]); every
+//! protocol is then updated with it. A protocol's own inputs (the Layer 2 live set) change
+//! without any source update: the protocol's task sends a [`Wake`](crate::channels::Wake)
+//! naming it, and the loop updates that protocol alone with [`ChangeSet::all`] and the kept
+//! inputs. Both channels are read by the same loop, so a protocol never runs concurrently with
+//! a change of the inputs it reads.
+//!
+//! Adding a protocol is implementing this trait and registering it with the reconciler; the
+//! loop, the reports and the other protocols stay as they are.
+
+pub mod bgp;
+pub mod l2;
+
+use std::any::Any;
+use std::collections::BTreeMap;
+
+use ferrolb_api::model::Config;
+use serde_json::Value;
+
+use crate::announce::change::ChangeSet;
+use crate::announce::input::{Cluster, ServiceKey, SmolStr};
+
+/// One way of making VIPs reachable via this node, driven by the reconcile loop.
+pub trait Protocol: Send {
+    /// A stable name (`"bgp"`, `"layer2"`): what a [`Wake`](crate::channels::Wake) names and
+    /// what the reports are keyed by.
+    fn name(&self) -> &'static str;
+
+    /// Recomputes what `changes` may have changed, from the configuration in force and the kept
+    /// cluster, hands the whole desired state to the protocol's advertiser when it differs from
+    /// the last one accepted, and returns the Services whose report changed.
+    fn update(
+        &mut self,
+        config: &Config,
+        cluster: &Cluster,
+        changes: &ChangeSet,
+    ) -> Vec<ServiceKey>;
+
+    /// Whether the advertiser has accepted a desired state. Kubernetes reports are written only
+    /// after: before it, an empty set would delete every object a previous run wrote.
+    fn has_plan(&self) -> bool;
+
+    /// The key of this protocol's per-Service reports in the standalone status file.
+    fn status_file_key(&self) -> &'static str;
+
+    /// The per-Service reports as JSON, `namespace/name` first, built one at a time while the
+    /// status file is written.
+    fn status_entries(&self) -> Box<dyn Iterator<Item = (String, Value)> + '_>;
+
+    /// The Services this node announces with this protocol and what the Kubernetes status
+    /// object of each names (BGP: the peers; Layer 2: the interfaces).
+    fn announced(&self) -> DesiredStatuses;
+
+    /// For tests and callers that know the concrete type (the reconciler's `protocol::<P>()`).
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// Per Service this node announces: the names its status object lists (BGPPeers, or for L2
+/// the interfaces, empty meaning every interface on the VIP's subnet).
+pub type DesiredStatuses = BTreeMap<ServiceKey, Names>;
+
+/// A sorted set of names without duplicates, as compact as a list: one is kept per announced
+/// Service, and 10k one-element `BTreeSet<String>`s took ~3 MB (docs/speaker.md).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Names(Box<[SmolStr]>);
+
+impl Names {
+    /// The names in order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(SmolStr::as_str)
+    }
+
+    /// No name.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<T: Into<SmolStr>> FromIterator<T> for Names {
+    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
+        let mut names: Vec<SmolStr> = iter.into_iter().map(Into::into).collect();
+        names.sort();
+        names.dedup();
+        Self(names.into_boxed_slice())
+    }
+}
+
+/// Logs the Services whose report differs between `old` and `new` (one line each, with
+/// `describe`'s summary, or "gone" for a Service no longer reported) and returns them.
+pub(crate) fn changed_reports<S: PartialEq>(
+    protocol: &str,
+    old: &BTreeMap<ServiceKey, S>,
+    new: &BTreeMap<ServiceKey, S>,
+    describe: impl Fn(&S) -> String,
+) -> Vec<ServiceKey> {
+    let mut changed = Vec::new();
+    for (key, st) in new {
+        if old.get(key) != Some(st) {
+            let span = tracing::info_span!("service", namespace = %key.namespace, name = %key.name);
+            span.in_scope(|| tracing::info!(protocol, status = %describe(st), "service status"));
+            changed.push(key.clone());
+        }
+    }
+    for key in old.keys().filter(|k| !new.contains_key(*k)) {
+        let span = tracing::info_span!("service", namespace = %key.namespace, name = %key.name);
+        span.in_scope(|| tracing::info!(protocol, "service gone; withdrawn"));
+        changed.push(key.clone());
+    }
+    changed
+}
