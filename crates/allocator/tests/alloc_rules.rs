@@ -4,13 +4,13 @@
 mod alloc_support;
 
 use alloc_support::*;
-use ferrolb_api::model::IpFamily;
-use ferrolb_api::selector::LabelSelector;
-use ferrolb_controller::alloc::{
+use ferrolb_allocator::{
     AllocError, AllocatedHow, Assignment, Event, FamilyMismatch, IpFamilyPolicy, IpRejection,
     PoolAllocator, PoolRejection, ReleaseReason, Service, ServiceState, ServiceType,
     SharingConflict, SkipReason, TrafficPolicy,
 };
+use ferrolb_api::model::IpFamily;
+use ferrolb_api::selector::LabelSelector;
 
 fn allocator(pools: Vec<ferrolb_api::model::Pool>) -> PoolAllocator {
     let mut a = PoolAllocator::new(None);

@@ -15,11 +15,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use alloc_support::*;
-use ferrolb_api::model::{Config, IpFamily, Pool};
-use ferrolb_api::selector::LabelSelector;
-use ferrolb_controller::alloc::{
+use ferrolb_allocator::{
     IpFamilyPolicy, PoolAllocator, Service, ServiceKey, ServiceState, ServiceType, TrafficPolicy,
 };
+use ferrolb_api::model::{Config, IpFamily, Pool};
+use ferrolb_api::selector::LabelSelector;
 use proptest::prelude::*;
 
 const CANDIDATE_IPS: [&str; 10] = [

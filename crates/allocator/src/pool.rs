@@ -6,9 +6,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ferrolb_api::model::{IpFamily, Pool};
 use ferrolb_api::selector::any_matches;
 
-use super::error::PoolRejection;
-use super::free_set::FreeSet;
-use super::service::Service;
+use crate::error::PoolRejection;
+use crate::free_set::FreeSet;
+use crate::service::Service;
 
 /// An address as the free sets see it: a family and its bits.
 pub(crate) fn to_bits(ip: &IpAddr) -> (IpFamily, u128) {

@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use ferrolb_api::model::{Config, IpFamily};
 
-use super::error::{
+use crate::error::{
     AllocError, Families, FamilyMismatch, IpRejection, ReleaseReason, SharingConflict,
 };
-use super::pool::{auto_order, may_use, PoolState};
-use super::service::{Service, ServiceKey, ServicePort, ServiceType, TrafficPolicy};
+use crate::pool::{auto_order, may_use, PoolState};
+use crate::service::{Service, ServiceKey, ServicePort, ServiceType, TrafficPolicy};
 
 /// The addresses a Service holds, all from one pool, in the order of its `ipFamilies`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,10 +9,8 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use ferrolb_allocator::{PoolAllocator, Protocol, Service, ServiceKey, ServicePort, ServiceState};
 use ferrolb_api::model::{AddressRange, Config, IpFamily, Pool};
-use ferrolb_controller::alloc::{
-    PoolAllocator, Protocol, Service, ServiceKey, ServicePort, ServiceState,
-};
 
 fn config(family: IpFamily) -> Config {
     let net: ipnet::IpNet = match family {

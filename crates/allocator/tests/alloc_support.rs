@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use ferrolb_allocator::{Protocol, Service, ServiceKey, ServicePort, ServiceType};
 use ferrolb_api::model::{AddressRange, Config, IpFamily, Pool, ServiceAllocation};
-use ferrolb_controller::alloc::{Protocol, Service, ServiceKey, ServicePort, ServiceType};
 
 /// `"10.0.0.0/30"` or `"10.0.0.1-10.0.0.5"`.
 pub fn range(s: &str) -> AddressRange {

@@ -13,7 +13,7 @@ use ferrolb_api::annotations::{parse_service, AnnotationReason};
 use ferrolb_api::model::IpFamily;
 use ferrolb_api::selector::Labels;
 
-use super::service::{
+use crate::service::{
     IpFamilyPolicy, Protocol, Service, ServiceKey, ServicePort, ServiceType, TrafficPolicy,
 };
 
