@@ -10,8 +10,10 @@ use ferrolb_api::model::{Config, IpFamily};
 use crate::error::{
     AllocError, Families, FamilyMismatch, IpRejection, ReleaseReason, SharingConflict,
 };
-use crate::pool::{auto_order, may_use, PoolState};
-use crate::service::{Service, ServiceKey, ServicePort, ServiceType, TrafficPolicy};
+use crate::pool::{auto_order, from_bits, may_use, to_bits, Entry as PoolEntry, PoolState};
+use crate::service::{
+    IpFamilyPolicy, Service, ServiceKey, ServicePort, ServiceType, TrafficPolicy,
+};
 
 /// The addresses a Service holds, all from one pool, in the order of its `ipFamilies`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +31,9 @@ pub enum AllocatedHow {
     Requested,
     /// Chosen by the allocator from the annotated pool or the automatic pools.
     Automatic,
+    /// A `PreferDualStack` Service that held one family gained the other from the same pool
+    /// (the Event lists the added IP only).
+    AdditionalFamily,
 }
 
 /// Something an operator should see, one Kubernetes Event each.
@@ -68,6 +73,7 @@ impl fmt::Display for Event {
                 let how = match how {
                     AllocatedHow::Requested => "requested",
                     AllocatedHow::Automatic => "assigned",
+                    AllocatedHow::AdditionalFamily => "assigned additional",
                 };
                 write!(f, "{how} IPs {ips:?} from pool {pool:?}")
             }
@@ -272,17 +278,20 @@ impl PoolAllocator {
                 }
             }
         }
-        // Phase 2: everything without an address, first come first served.
+        // Phase 2, first come first served: everything without an address gets one, and a
+        // PreferDualStack Service holding one family gains the other if its pool now has it.
         for (_, key) in &by_seq {
             let Some(entry) = self.services.get(key) else {
                 continue;
             };
-            if entry.assignment.is_some() {
-                continue;
-            }
             let svc = entry.svc.clone();
+            let held = entry.assignment.is_some();
             let out = events.entry(key.clone()).or_default();
-            self.allocate_and_store(&svc, out);
+            if held {
+                self.add_missing_family(&svc, out);
+            } else {
+                self.allocate_and_store(&svc, out);
+            }
         }
 
         let mut decisions = Vec::new();
@@ -313,6 +322,7 @@ impl PoolAllocator {
         let key = svc.key.clone();
         let mut events = Vec::new();
         let state = match self.settle(svc, &mut events) {
+            Some(ServiceState::Assigned(_)) => self.complete(&key, &mut events),
             Some(state) => state,
             None => {
                 let svc = self.services.get(&key).map(|e| e.svc.clone());
@@ -367,6 +377,7 @@ impl PoolAllocator {
         let mut out = Vec::with_capacity(decisions.len() + forgotten.len());
         for (key, state, mut events) in decisions {
             let state = match state {
+                Some(ServiceState::Assigned(_)) => self.complete(&key, &mut events),
                 Some(state) => state,
                 None => match self.services.get(&key) {
                     Some(entry) if entry.assignment.is_some() => entry.state(),
@@ -544,6 +555,18 @@ impl PoolAllocator {
         None
     }
 
+    /// The state of `key`, which holds IPs, after [`Self::add_missing_family`].
+    fn complete(&mut self, key: &ServiceKey, events: &mut Vec<Event>) -> ServiceState {
+        let Some(entry) = self.services.get(key) else {
+            return ServiceState::NotHandled(SkipReason::Deleted);
+        };
+        let svc = entry.svc.clone();
+        self.add_missing_family(&svc, events);
+        self.services
+            .get(key)
+            .map_or(ServiceState::NotHandled(SkipReason::Deleted), Entry::state)
+    }
+
     fn forget(&mut self, key: &ServiceKey, why: SkipReason, events: &mut Vec<Event>) {
         if let Some(entry) = self.services.remove(key) {
             if let Some(a) = entry.assignment {
@@ -666,28 +689,114 @@ impl PoolAllocator {
         }
     }
 
-    /// The IP of `family` in pool `name` that `svc` should get: the lowest IP already shared
-    /// under its sharing key that it may join, else the lowest free IP. Takes nothing.
+    /// The IP of `family` in pool `name` that `svc` should get, without taking it.
+    ///
+    /// MetalLB's `getFreeIPsFromPool`/`getIPFromCIDR`: the pool's `spec.addresses` entries in the
+    /// order written, and in the first entry that has one, its lowest *usable* address: free, or
+    /// already held under `svc`'s sharing key by Services it may join. A joinable shared IP is
+    /// not preferred: it wins only when it is lower than the entry's lowest free address. With
+    /// the FerroLB opt-in [`Service::prefer_shared_ip`], the lowest joinable shared IP anywhere in
+    /// the pool comes first, so that Services under one key end up together.
     fn pick(&mut self, name: &str, family: IpFamily, svc: &Service) -> Option<IpAddr> {
-        if let Some(key) = &svc.sharing_key {
-            let found = self
-                .shared
-                .get(name)
-                .and_then(|by_key| by_key.get(key))
-                .and_then(|set| {
-                    set.iter().copied().find(|ip| {
-                        IpFamily::of(ip) == family
-                            && self
-                                .ips
-                                .get(ip)
-                                .is_some_and(|u| share_check(u, svc).is_ok())
-                    })
-                });
-            if found.is_some() {
-                return found;
+        if svc.prefer_shared_ip {
+            if let Some(ip) = self.joinable(name, family, svc, None) {
+                return Some(ip);
             }
         }
-        self.pools.get_mut(name)?.peek_free(family)
+        let entries: Vec<PoolEntry> = self.pools.get(name)?.entries(family).collect();
+        for entry in entries {
+            let free = self.pools.get_mut(name)?.peek_free(entry);
+            // Only shared IPs below the lowest free one can be lower usable addresses.
+            let below_free = match free {
+                Some(ip) => to_bits(&ip).1.checked_sub(1),
+                None => Some(entry.end),
+            };
+            let shared =
+                below_free.and_then(|hi| self.joinable(name, family, svc, Some((entry.start, hi))));
+            if let Some(ip) = shared.or(free) {
+                return Some(ip);
+            }
+        }
+        None
+    }
+
+    /// The lowest IP of `family` in pool `name` held under `svc`'s sharing key that `svc` may
+    /// join, within the inclusive `window` (as address bits) when given. Looks only at the IPs
+    /// under that key (the `shared` index), never at every held IP.
+    fn joinable(
+        &self,
+        name: &str,
+        family: IpFamily,
+        svc: &Service,
+        window: Option<(u128, u128)>,
+    ) -> Option<IpAddr> {
+        let key = svc.sharing_key.as_ref()?;
+        let set = self.shared.get(name)?.get(key)?;
+        let fits = |ip: &IpAddr| {
+            IpFamily::of(ip) == family
+                && self
+                    .ips
+                    .get(ip)
+                    .is_some_and(|u| share_check(u, svc).is_ok())
+        };
+        match window {
+            None => set.iter().copied().find(fits),
+            Some((lo, hi)) if lo <= hi => {
+                let (lo, hi) = (from_bits(family, lo)?, from_bits(family, hi)?);
+                set.range(lo..=hi).copied().find(fits)
+            }
+            Some(_) => None,
+        }
+    }
+
+    /// MetalLB's `AllocateFromPoolForAdditionalFamily`: a `PreferDualStack` Service asking for
+    /// both families that holds one IP (its pool had one family when it was allocated, or it
+    /// was `SingleStack` before) keeps that IP and gains one of the other family from the same
+    /// pool when the pool now has a usable one. Not for requested IPs: those are exactly what
+    /// the Service holds. Nothing happens, and nothing is reported, when the pool has none to
+    /// give (MetalLB logs `AdditionalAssignFailed` and keeps the one IP too).
+    fn add_missing_family(&mut self, svc: &Service, events: &mut Vec<Event>) {
+        if svc.ip_family_policy != IpFamilyPolicy::PreferDualStack || !svc.requested_ips.is_empty()
+        {
+            return;
+        }
+        let families = svc.families();
+        let Some(held) = self.assignment(&svc.key).cloned() else {
+            return;
+        };
+        let [have] = held.ips.as_slice() else {
+            return;
+        };
+        let Some(missing) = families.iter().copied().find(|f| *f != IpFamily::of(have)) else {
+            return;
+        };
+        if !self
+            .pools
+            .get(&held.pool)
+            .is_some_and(|p| p.has_family(missing))
+        {
+            return;
+        }
+        let Some(extra) = self.pick(&held.pool, missing, svc) else {
+            return;
+        };
+        self.reserve(svc, &[extra], &held.pool);
+        // Primary family first, as in every assignment.
+        let mut ips = vec![*have, extra];
+        ips.sort_by_key(|ip| families.iter().position(|f| *f == IpFamily::of(ip)));
+        events.push(Event::Allocated {
+            ips: vec![extra],
+            pool: held.pool.clone(),
+            how: AllocatedHow::AdditionalFamily,
+        });
+        self.set_entry(
+            &svc.key,
+            Some(Assignment {
+                ips,
+                pool: held.pool,
+            }),
+            None,
+        );
     }
 
     /// Whether `svc` may hold exactly `ips`; returns their pool.

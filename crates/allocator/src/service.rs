@@ -105,6 +105,11 @@ pub struct Service {
     pub address_pool: Option<String>,
     /// `metallb.io/allow-shared-ip`.
     pub sharing_key: Option<String>,
+    /// FerroLB's opt-in `ferrolb.io/prefer-shared-ip: "true"`: automatic allocation takes the
+    /// lowest IP already shared under [`Self::sharing_key`] that this Service may join before
+    /// any free address, so Services with one key end up on one IP. Off by default: MetalLB
+    /// takes the lowest usable address, shared or free.
+    pub prefer_shared_ip: bool,
     /// `spec.ports`, for the sharing rules.
     pub ports: Vec<ServicePort>,
     /// `spec.externalTrafficPolicy`.

@@ -26,8 +26,8 @@ pub fn range(s: &str) -> AddressRange {
 }
 
 pub fn pool(name: &str, ranges: &[&str]) -> Pool {
-    let mut ranges: Vec<AddressRange> = ranges.iter().map(|r| range(r)).collect();
-    ranges.sort();
+    // In the order given, as `spec.addresses` is.
+    let ranges: Vec<AddressRange> = ranges.iter().map(|r| range(r)).collect();
     Pool {
         name: name.to_string(),
         labels: BTreeMap::new(),
