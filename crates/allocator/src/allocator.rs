@@ -645,43 +645,53 @@ impl PoolAllocator {
                 .collect(),
         };
 
-        let choices = svc.family_choices();
-        let mut exhausted: Option<(Vec<String>, Vec<IpFamily>)> = None;
-        for families in &choices {
-            let mut tried = Vec::new();
-            for name in &candidates {
-                let fits = self
-                    .pools
+        // MetalLB's `Allocate` tries the pools pinned to the Service (`serviceAllocation`) as one
+        // stage and the general pools only when no pinned pool can serve it; inside a stage, a
+        // pool with every wanted family first, then (PreferDualStack) the first with the
+        // primary family, then the first with the other. So a PreferDualStack Service takes one
+        // family from a pinned pool rather than both from a general one.
+        let (pinned, general): (Vec<String>, Vec<String>) =
+            candidates.into_iter().partition(|name| {
+                self.pools
                     .get(name)
-                    .is_some_and(|p| families.iter().all(|f| p.has_family(*f)));
-                if !fits {
-                    continue;
-                }
-                tried.push(name.clone());
-                let mut picked = Vec::with_capacity(families.len());
-                for family in families {
-                    match self.pick(name, *family, svc) {
-                        Some(ip) => picked.push(ip),
-                        None => break,
+                    .is_some_and(|p| p.pool.service_allocation.is_some())
+            });
+        let choices = svc.family_choices();
+        // Per family set, the pools that had the families but no free address, stage order.
+        let mut tried: Vec<Vec<String>> = vec![Vec::new(); choices.len()];
+        for stage in [pinned, general] {
+            for (families, tried) in choices.iter().zip(tried.iter_mut()) {
+                for name in &stage {
+                    let fits = self
+                        .pools
+                        .get(name)
+                        .is_some_and(|p| families.iter().all(|f| p.has_family(*f)));
+                    if !fits {
+                        continue;
+                    }
+                    tried.push(name.clone());
+                    let mut picked = Vec::with_capacity(families.len());
+                    for family in families {
+                        match self.pick(name, *family, svc) {
+                            Some(ip) => picked.push(ip),
+                            None => break,
+                        }
+                    }
+                    if picked.len() == families.len() {
+                        self.reserve(svc, &picked, name);
+                        let a = Assignment {
+                            ips: picked,
+                            pool: name.clone(),
+                        };
+                        return Ok((a, AllocatedHow::Automatic));
                     }
                 }
-                if picked.len() == families.len() {
-                    self.reserve(svc, &picked, name);
-                    let a = Assignment {
-                        ips: picked,
-                        pool: name.clone(),
-                    };
-                    return Ok((a, AllocatedHow::Automatic));
-                }
-            }
-            if exhausted.is_none() && !tried.is_empty() {
-                exhausted = Some((tried, families.clone()));
             }
         }
-        match exhausted {
-            Some((pools, families)) => Err(AllocError::Exhausted {
+        match choices.iter().zip(tried).find(|(_, t)| !t.is_empty()) {
+            Some((families, pools)) => Err(AllocError::Exhausted {
                 pools,
-                families: Families(families),
+                families: Families(families.clone()),
             }),
             None => Err(AllocError::NoPool {
                 families: Families(choices.into_iter().next().unwrap_or_default()),

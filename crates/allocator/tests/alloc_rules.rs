@@ -752,3 +752,29 @@ fn prefer_shared_ip_opt_in_joins_a_shared_ip_before_a_free_one() {
     assert_eq!(assigned(&a.upsert(clash).state).ips, ips(&["10.0.0.0"]));
     a.audit().unwrap();
 }
+
+#[test]
+fn prefer_dual_stack_takes_one_family_from_a_pinned_pool_before_both_from_a_general_one() {
+    let mut a = allocator(vec![
+        pinned(pool("pinned-v4", &["10.1.0.0/30"]), Some(1), &["ns"]),
+        pool("general-dual", &["10.0.0.0/30", "fd00::/126"]),
+    ]);
+    let both = [IpFamily::V4, IpFamily::V6];
+    let pref = assigned(
+        &a.upsert(dual("pref", IpFamilyPolicy::PreferDualStack, &both))
+            .state,
+    );
+    assert_eq!(
+        pref,
+        Assignment {
+            ips: ips(&["10.1.0.0"]),
+            pool: "pinned-v4".into()
+        }
+    );
+    // RequireDualStack cannot use the pinned pool: the general stage serves it.
+    let req = assigned(
+        &a.upsert(dual("req", IpFamilyPolicy::RequireDualStack, &both))
+            .state,
+    );
+    assert_eq!(req.pool, "general-dual");
+}
