@@ -46,7 +46,8 @@ fn configs(i: usize) -> Config {
     match i % 5 {
         0 => config(vec![
             pool("a", &["10.0.0.0/30"]),
-            pool("b", &["10.0.0.4-10.0.0.7", "fd00::/126"]),
+            // Entries not in numeric order: allocation walks them as written.
+            pool("b", &["10.0.0.6-10.0.0.7", "fd00::/126", "10.0.0.4/31"]),
         ]),
         1 => {
             let mut a = pool("a", &["10.0.0.0/29"]);
@@ -101,13 +102,13 @@ fn service_strategy() -> impl Strategy<Value = Service> {
             prop::bool::weighted(0.9),
             prop::bool::weighted(0.05),
         ),
-        (any::<bool>(), any::<bool>()),
+        (any::<bool>(), any::<bool>(), any::<bool>()),
     )
         .prop_map(
             |(
                 (idx, key, port, local, sel),
                 (req, pool, policy, fams, lb, classed),
-                (web, team),
+                (web, team, prefer_shared),
             )| {
                 let mut s = svc(&format!("ns{}", idx % 2), &format!("s{idx}"));
                 if web {
@@ -118,6 +119,7 @@ fn service_strategy() -> impl Strategy<Value = Service> {
                     s.namespace_labels = [("team".to_string(), "x".to_string())].into();
                 }
                 s.sharing_key = key.map(|k| format!("k{k}"));
+                s.prefer_shared_ip = prefer_shared;
                 s.ports = vec![tcp(80 + port)];
                 if local {
                     s.external_traffic_policy = TrafficPolicy::Local;
