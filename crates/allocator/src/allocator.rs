@@ -10,7 +10,7 @@ use ferrolb_api::model::{Config, IpFamily};
 use crate::error::{
     AllocError, Families, FamilyMismatch, IpRejection, ReleaseReason, SharingConflict,
 };
-use crate::pool::{auto_order, from_bits, may_use, to_bits, Entry as PoolEntry, PoolState};
+use crate::pool::{auto_order, from_bits, may_use, to_bits, PoolState};
 use crate::service::{
     IpFamilyPolicy, Service, ServiceKey, ServicePort, ServiceType, TrafficPolicy,
 };
@@ -713,8 +713,13 @@ impl PoolAllocator {
                 return Some(ip);
             }
         }
-        let entries: Vec<PoolEntry> = self.pools.get(name)?.entries(family).collect();
-        for entry in entries {
+        // By index: the pool is borrowed mutably below (peek_free drops buggy addresses).
+        let mut next = 0;
+        while let Some(entry) = self.pools.get(name).and_then(|p| p.entry(next)) {
+            next += 1;
+            if entry.family != family {
+                continue;
+            }
             let free = self.pools.get_mut(name)?.peek_free(entry);
             // Only shared IPs below the lowest free one can be lower usable addresses.
             let below_free = match free {

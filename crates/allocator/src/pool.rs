@@ -130,12 +130,9 @@ impl PoolState {
         self.pool.avoid_buggy_ips && is_buggy(family, bits)
     }
 
-    /// The entries of `family`, in `spec.addresses` order.
-    pub(crate) fn entries(&self, family: IpFamily) -> impl Iterator<Item = Entry> + '_ {
-        self.entries
-            .iter()
-            .copied()
-            .filter(move |e| e.family == family)
+    /// The `i`-th well-formed `spec.addresses` entry, in the order written.
+    pub(crate) fn entry(&self, i: usize) -> Option<Entry> {
+        self.entries.get(i).copied()
     }
 
     /// The lowest free address of `entry` that the pool may hand out, without taking it.
