@@ -1,4 +1,4 @@
-//! Property tests of the allocator invariants (issue 6) over random sequences of Service add /
+//! Property tests of the allocator invariants over random sequences of Service add /
 //! change / delete, resyncs (restarts) and config changes:
 //! 1. no IP is held by two Services unless they may share it;
 //! 2. every IP lies in a pool the Service may use (annotation, serviceAllocation, avoidBuggyIPs,

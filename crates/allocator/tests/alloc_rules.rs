@@ -1,4 +1,4 @@
-//! One test per allocation rule of issue 6 ("Allocation"), each named as the behaviour it pins.
+//! One test per allocation rule (`docs/allocator.md`), each named as the behaviour it pins.
 
 #[path = "alloc_support.rs"]
 mod alloc_support;
