@@ -68,7 +68,7 @@ pub struct Pool {
     pub name: String,
     /// `metadata.labels`, for `ipAddressPoolSelectors`.
     pub labels: Labels,
-    /// Sorted, non-overlapping.
+    /// Non-overlapping, in `spec.addresses` order (the order allocation walks them).
     pub ranges: Vec<AddressRange>,
     /// `spec.autoAssign`, default true.
     pub auto_assign: bool,

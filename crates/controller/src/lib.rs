@@ -1,9 +1,9 @@
 //! FerroLB controller: gives LoadBalancer Services an IP from the configured pools.
 //!
-//! - [`alloc`]: the pure IP allocator.
+//! The pure IP allocator is the `ferrolb-allocator` crate.
+//!
 //! - [`cmd`]: the offline subcommands of `ferrolb-controller`.
 //! - [`daemon`]: Kubernetes mode and standalone mode.
 
-pub mod alloc;
 pub mod cmd;
 pub mod daemon;

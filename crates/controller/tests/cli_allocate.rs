@@ -1,5 +1,5 @@
 //! Runs the real `ferrolb-controller allocate --config-dir DIR` binary on temporary directories and
-//! checks its output contract (issue 6): one JSON object per handled LoadBalancer Service, sorted
+//! checks its output contract: one JSON object per handled LoadBalancer Service, sorted
 //! by namespace/name, with `ips` + `pool` or `error`; exit 0.
 
 use std::path::Path;
@@ -183,6 +183,139 @@ spec: {type: LoadBalancer}
     assert!(
         taken.contains("10.0.0.0") && taken.contains("net/dns-tcp"),
         "{taken}"
+    );
+}
+
+/// One directory showing each of MetalLB's address choices that FerroLB reproduces.
+const METALLB_RULES: &str = r#"
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: ordered, namespace: metallb-system}
+spec:
+  addresses: [10.0.9.0/31, 10.0.1.0/31]
+  autoAssign: false
+---
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: prio-zero, namespace: metallb-system}
+spec:
+  addresses: [10.2.0.0/32]
+  serviceAllocation: {priority: 0, namespaces: [prio]}
+---
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: prio-ten, namespace: metallb-system}
+spec:
+  addresses: [10.3.0.0/32]
+  serviceAllocation: {priority: 10, namespaces: [prio]}
+---
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: dual, namespace: metallb-system}
+spec:
+  addresses: [10.4.0.0/31, "fd00:4::/127"]
+  autoAssign: false
+---
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: shared, namespace: metallb-system}
+spec:
+  addresses: [10.5.0.0/29]
+  autoAssign: false
+---
+apiVersion: v1
+kind: Service
+metadata: {name: a, namespace: order, annotations: {metallb.io/address-pool: ordered}}
+spec: {type: LoadBalancer, ports: [{port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: b, namespace: order, annotations: {metallb.io/address-pool: ordered}}
+spec: {type: LoadBalancer, ports: [{port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: c, namespace: order, annotations: {metallb.io/address-pool: ordered}}
+spec: {type: LoadBalancer, ports: [{port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: first, namespace: prio}
+spec: {type: LoadBalancer, ports: [{port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: second, namespace: prio}
+spec: {type: LoadBalancer, ports: [{port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: grows, namespace: dual, annotations: {metallb.io/address-pool: dual}}
+spec:
+  type: LoadBalancer
+  ipFamilyPolicy: PreferDualStack
+  ipFamilies: [IPv4, IPv6]
+  ports: [{port: 80}]
+status: {loadBalancer: {ingress: [{ip: 10.4.0.1}]}}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: holder
+  namespace: share
+  annotations: {metallb.io/allow-shared-ip: k, metallb.io/loadBalancerIPs: 10.5.0.3}
+spec: {type: LoadBalancer, ports: [{port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: joiner
+  namespace: share
+  annotations: {metallb.io/allow-shared-ip: k, metallb.io/address-pool: shared}
+spec: {type: LoadBalancer, ports: [{port: 443}]}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: opt-in
+  namespace: share
+  annotations:
+    metallb.io/allow-shared-ip: k
+    metallb.io/address-pool: shared
+    ferrolb.io/prefer-shared-ip: "true"
+spec: {type: LoadBalancer, ports: [{port: 443}]}
+"#;
+
+#[test]
+fn metallb_address_choices_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "all.yaml", METALLB_RULES);
+    let out = run(dir.path());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = |ns: &str, name: &str, ips: &[&str], pool: &str| json!({"namespace": ns, "name": name, "ips": ips, "pool": pool});
+    assert_eq!(
+        lines(&out),
+        vec![
+            // PreferDualStack holding one family keeps it and gains the other.
+            line("dual", "grows", &["10.4.0.1", "fd00:4::"], "dual"),
+            // spec.addresses order, lowest first inside an entry.
+            line("order", "a", &["10.0.9.0"], "ordered"),
+            line("order", "b", &["10.0.9.1"], "ordered"),
+            line("order", "c", &["10.0.1.0"], "ordered"),
+            // priority 10 before priority 0 (= unset).
+            line("prio", "first", &["10.3.0.0"], "prio-ten"),
+            line("prio", "second", &["10.2.0.0"], "prio-zero"),
+            line("share", "holder", &["10.5.0.3"], "shared"),
+            // The lowest usable address, not the shared 10.5.0.3.
+            line("share", "joiner", &["10.5.0.0"], "shared"),
+            // The opt-in joins the shared IP it may join (10.5.0.0 has its port 443 taken).
+            line("share", "opt-in", &["10.5.0.3"], "shared"),
+        ]
     );
 }
 

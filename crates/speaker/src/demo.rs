@@ -16,12 +16,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ferrolb_allocator::{from_k8s as alloc_k8s, PoolAllocator, ServiceState};
 use ferrolb_api::source::{files::load_str, Resources};
 use ferrolb_api::validate::validate;
 use ferrolb_bgp::event::{EventKind, SpeakerEvent};
 use ferrolb_bgp::speaker::{PeerConfig, Speaker, SpeakerConfig};
 use ferrolb_bgp::wire::{MpNextHop, Update};
-use ferrolb_controller::alloc::{from_k8s as alloc_k8s, PoolAllocator, ServiceState};
 use ipnet::IpNet;
 use k8s_openapi::api::core::v1::{LoadBalancerIngress, LoadBalancerStatus, ServiceStatus};
 use tokio::sync::mpsc;

@@ -70,7 +70,8 @@ pub(super) fn validate_pools(
             });
             ranges.push(range);
         }
-        ranges.sort();
+        // Kept in the order written: the allocator hands out addresses entry by entry, as
+        // MetalLB's does.
         let service_allocation = p
             .spec
             .service_allocation

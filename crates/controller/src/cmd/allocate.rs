@@ -23,8 +23,8 @@ use anyhow::Context;
 use ferrolb_api::selector::Labels;
 use serde::Serialize;
 
-use crate::alloc::from_k8s::{key_of, service_from_k8s};
-use crate::alloc::{Event, PoolAllocator, ServiceKey, ServiceState};
+use ferrolb_allocator::from_k8s::{key_of, service_from_k8s};
+use ferrolb_allocator::{Event, PoolAllocator, ServiceKey, ServiceState};
 
 /// One output line. Field order is the documented contract.
 #[derive(Debug, Serialize)]

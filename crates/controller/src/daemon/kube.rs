@@ -66,8 +66,8 @@ use tokio_util::sync::CancellationToken;
 use super::lease_driver::{self, LeaseConfig};
 use super::metrics::Metrics;
 use super::writes::{self, EventNote, ServiceWrites, Severity};
-use crate::alloc::from_k8s::{key_of, service_from_k8s};
-use crate::alloc::{
+use ferrolb_allocator::from_k8s::{key_of, service_from_k8s};
+use ferrolb_allocator::{
     AllocError, Decision, Event, PoolAllocator, ServiceKey, ServiceState, SkipReason,
 };
 
@@ -775,7 +775,7 @@ impl CallError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alloc::ReleaseReason;
+    use ferrolb_allocator::ReleaseReason;
 
     #[test]
     fn released_ips_are_collected_from_release_events() {

@@ -4,7 +4,7 @@
 //! |---|---|---|---|
 //! | `metallb_allocator_addresses_in_use_total` | gauge | `pool` | addresses held by at least one Service (MetalLB's name) |
 //! | `metallb_allocator_addresses_total` | gauge | `pool` | addresses in the pool's ranges, all families (MetalLB's name) |
-//! | `ferrolb_allocation_errors_total` | counter | `reason` | `AllocationFailed` outcomes, by [`crate::alloc::AllocError::metric_label`] |
+//! | `ferrolb_allocation_errors_total` | counter | `reason` | `AllocationFailed` outcomes, by [`ferrolb_allocator::AllocError::metric_label`] |
 //! | `ferrolb_config_stale` | gauge | | 1 while the newest configuration is rejected or unreadable |
 //! | `ferrolb_leader` | gauge | | 1 while this replica holds the Lease (standalone mode: always 1) |
 //!
@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::{Mutex, PoisonError};
 
-use crate::alloc::PoolUsage;
+use ferrolb_allocator::PoolUsage;
 
 #[derive(Debug, Default)]
 struct State {

@@ -38,8 +38,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::metrics::Metrics;
 use super::writes::{IP_MODE_VIP, POOL_ANNOTATION};
-use crate::alloc::from_k8s::{key_of, service_from_k8s};
-use crate::alloc::{Assignment, Decision, Event, PoolAllocator, ServiceKey, ServiceState};
+use ferrolb_allocator::from_k8s::{key_of, service_from_k8s};
+use ferrolb_allocator::{Assignment, Decision, Event, PoolAllocator, ServiceKey, ServiceState};
 
 /// The allocations file's name inside the config directory.
 pub const ALLOCATIONS_FILE: &str = "ferrolb-allocations.yaml";
@@ -200,7 +200,7 @@ impl Standalone {
 
 /// The allocator's Services from the files, in file order; unreadable ones are logged and left
 /// out (so they release what they held).
-fn services_of(res: &Resources) -> Vec<crate::alloc::Service> {
+fn services_of(res: &Resources) -> Vec<ferrolb_allocator::Service> {
     let ns_labels: BTreeMap<String, Labels> = res
         .namespaces
         .iter()

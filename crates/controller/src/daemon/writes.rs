@@ -21,7 +21,7 @@ use std::net::IpAddr;
 use k8s_openapi::api::core::v1::{LoadBalancerIngress, Service};
 use serde_json::{json, Value};
 
-use crate::alloc::{Decision, Event, ServiceState, SkipReason};
+use ferrolb_allocator::{Decision, Event, ServiceState, SkipReason};
 
 /// The annotation naming the pool a Service's IPs come from (MetalLB's name).
 pub const POOL_ANNOTATION: &str = "metallb.io/ip-allocated-from-pool";
@@ -200,8 +200,8 @@ pub fn truncate(mut text: String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alloc::error::Families;
-    use crate::alloc::{AllocError, AllocatedHow, Assignment, ReleaseReason, ServiceKey};
+    use ferrolb_allocator::error::Families;
+    use ferrolb_allocator::{AllocError, AllocatedHow, Assignment, ReleaseReason, ServiceKey};
     use ferrolb_api::model::IpFamily;
 
     fn svc(yaml: &str) -> Service {

@@ -1,5 +1,5 @@
 //! The allocator's view of a Service: plain data, already parsed from the Kubernetes object (see
-//! [`super::from_k8s`]) so the allocator never touches k8s-openapi types.
+//! [`crate::from_k8s`]) so the allocator never touches k8s-openapi types.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -13,7 +13,7 @@ pub use ferrolb_api::ServiceKey;
 
 /// `spec.type`. Only `LoadBalancer` Services get an address. `Default` is `LoadBalancer` (not
 /// Kubernetes' `ClusterIP`) so that `Service { ..Default::default() }` is one the allocator handles;
-/// [`super::from_k8s`] applies the Kubernetes default.
+/// [`crate::from_k8s`] applies the Kubernetes default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ServiceType {
     /// `ClusterIP` (the API server's default).
@@ -105,6 +105,11 @@ pub struct Service {
     pub address_pool: Option<String>,
     /// `metallb.io/allow-shared-ip`.
     pub sharing_key: Option<String>,
+    /// FerroLB's opt-in `ferrolb.io/prefer-shared-ip: "true"`: automatic allocation takes the
+    /// lowest IP already shared under [`Self::sharing_key`] that this Service may join before
+    /// any free address, so Services with one key end up on one IP. Off by default: MetalLB
+    /// takes the lowest usable address, shared or free.
+    pub prefer_shared_ip: bool,
     /// `spec.ports`, for the sharing rules.
     pub ports: Vec<ServicePort>,
     /// `spec.externalTrafficPolicy`.

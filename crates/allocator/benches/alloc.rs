@@ -1,4 +1,4 @@
-//! Allocation cost (issue 6): 10k and 100k Services from one /16 (IPv4) and one /112 (IPv6).
+//! Allocation cost: 10k and 100k Services from one /16 (IPv4) and one /112 (IPv6).
 //!
 //! A /16 and a /112 each hold 65,536 addresses, fewer than 100k, so Services come in pairs that
 //! share an IP under one `allow-shared-ip` key on different ports (50k IPs for 100k Services);
@@ -9,10 +9,8 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use ferrolb_allocator::{PoolAllocator, Protocol, Service, ServiceKey, ServicePort, ServiceState};
 use ferrolb_api::model::{AddressRange, Config, IpFamily, Pool};
-use ferrolb_controller::alloc::{
-    PoolAllocator, Protocol, Service, ServiceKey, ServicePort, ServiceState,
-};
 
 fn config(family: IpFamily) -> Config {
     let net: ipnet::IpNet = match family {

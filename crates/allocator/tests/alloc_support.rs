@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use ferrolb_allocator::{Protocol, Service, ServiceKey, ServicePort, ServiceType};
 use ferrolb_api::model::{AddressRange, Config, IpFamily, Pool, ServiceAllocation};
-use ferrolb_controller::alloc::{Protocol, Service, ServiceKey, ServicePort, ServiceType};
 
 /// `"10.0.0.0/30"` or `"10.0.0.1-10.0.0.5"`.
 pub fn range(s: &str) -> AddressRange {
@@ -26,8 +26,8 @@ pub fn range(s: &str) -> AddressRange {
 }
 
 pub fn pool(name: &str, ranges: &[&str]) -> Pool {
-    let mut ranges: Vec<AddressRange> = ranges.iter().map(|r| range(r)).collect();
-    ranges.sort();
+    // In the order given, as `spec.addresses` is.
+    let ranges: Vec<AddressRange> = ranges.iter().map(|r| range(r)).collect();
     Pool {
         name: name.to_string(),
         labels: BTreeMap::new(),

@@ -77,8 +77,24 @@ impl FreeSet {
     }
 
     /// The lowest free address.
+    #[cfg(test)]
     pub(crate) fn first(&self) -> Option<u128> {
         self.intervals.first_key_value().map(|(&s, _)| s)
+    }
+
+    /// The lowest free address in the inclusive interval `start..=end`, `O(log k)`.
+    pub(crate) fn first_in(&self, start: u128, end: u128) -> Option<u128> {
+        // The interval holding `start`, if any, else the first one beginning after it.
+        if let Some((_, &e)) = self.intervals.range(..=start).next_back() {
+            if start <= e {
+                return Some(start);
+            }
+        }
+        self.intervals
+            .range(start..)
+            .next()
+            .map(|(&s, _)| s)
+            .filter(|&s| s <= end)
     }
 
     /// Number of free addresses (saturating at `u128::MAX`).
@@ -139,6 +155,19 @@ mod tests {
     }
 
     #[test]
+    fn first_in_looks_only_inside_the_window() {
+        let mut s = FreeSet::default();
+        s.insert_interval(0, 9);
+        s.insert_interval(20, 29);
+        assert_eq!(s.first_in(5, 25), Some(5));
+        assert_eq!(s.first_in(10, 25), Some(20));
+        assert_eq!(s.first_in(10, 19), None);
+        assert_eq!(s.first_in(30, u128::MAX), None);
+        assert!(s.remove(20));
+        assert_eq!(s.first_in(15, 29), Some(21));
+    }
+
+    #[test]
     fn extremes_of_the_u128_space_do_not_overflow() {
         let mut s = FreeSet::default();
         s.insert_interval(u128::MAX - 1, u128::MAX);
@@ -165,6 +194,7 @@ mod tests {
                     prop_assert_eq!(s.remove(addr), model.remove(&addr));
                 }
                 prop_assert_eq!(s.first(), model.first().copied());
+                prop_assert_eq!(s.first_in(10, 20), model.range(10..=20).next().copied());
                 prop_assert_eq!(s.len(), model.len() as u128);
             }
             for a in 0..64u128 {

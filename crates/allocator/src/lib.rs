@@ -1,6 +1,7 @@
-//! The pure IP allocator: pools in, per-Service assignments and Events out. No Kubernetes I/O,
-//! no client, no clock: the controller's reconciler and the offline `allocate` command drive the
-//! same [`PoolAllocator`].
+//! `ferrolb-allocator`, the pure IP allocator: pools in, per-Service assignments and Events out.
+//! No Kubernetes I/O, no client, no clock (k8s-openapi types are read as plain data by
+//! [`from_k8s`] only): the controller's reconciler, the offline `ferrolb-controller allocate`
+//! command and the speaker's demo drive the same [`PoolAllocator`].
 //!
 //! - [`service`]: the allocator's plain view of a Service ([`Service`], [`ServiceKey`], ...).
 //! - [`allocator`]: [`PoolAllocator`] and its results ([`Decision`], [`Event`], ...).

@@ -6,9 +6,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ferrolb_api::model::{IpFamily, Pool};
 use ferrolb_api::selector::any_matches;
 
-use super::error::PoolRejection;
-use super::free_set::FreeSet;
-use super::service::Service;
+use crate::error::PoolRejection;
+use crate::free_set::FreeSet;
+use crate::service::Service;
 
 /// An address as the free sets see it: a family and its bits.
 pub(crate) fn to_bits(ip: &IpAddr) -> (IpFamily, u128) {
@@ -35,10 +35,21 @@ pub(crate) fn is_buggy(family: IpFamily, bits: u128) -> bool {
     family == IpFamily::V4 && matches!(bits & 0xff, 0 | 0xff)
 }
 
+/// One `spec.addresses` entry as bits: a family and an inclusive interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub(crate) family: IpFamily,
+    pub(crate) start: u128,
+    pub(crate) end: u128,
+}
+
 /// A pool from the config plus its free addresses.
 #[derive(Debug, Clone)]
 pub(crate) struct PoolState {
     pub(crate) pool: Pool,
+    /// The well-formed `spec.addresses` entries in the order written: MetalLB's allocator walks
+    /// them in this order (`Pool.CIDR` is built entry by entry), lowest address first inside each.
+    entries: Vec<Entry>,
     free_v4: FreeSet,
     free_v6: FreeSet,
     total_v4: u128,
@@ -61,22 +72,30 @@ impl PoolState {
     pub(crate) fn new(pool: Pool) -> Self {
         let mut free_v4 = FreeSet::default();
         let mut free_v6 = FreeSet::default();
+        let mut entries = Vec::with_capacity(pool.ranges.len());
         for range in &pool.ranges {
             let (fs, s) = to_bits(&range.start);
             let (fe, e) = to_bits(&range.end);
-            // The validated model guarantees one family and start <= end; skip anything else
-            // rather than panic on a hand-built Config.
-            if fs != fe || s > e {
+            // The validated model guarantees one family, start <= end and no overlap; skip
+            // anything else rather than panic on a hand-built Config.
+            let free = match fs {
+                IpFamily::V4 => &mut free_v4,
+                IpFamily::V6 => &mut free_v6,
+            };
+            if fs != fe || s > e || free.first_in(s, e).is_some() {
                 continue;
             }
-            match fs {
-                IpFamily::V4 => free_v4.insert_interval(s, e),
-                IpFamily::V6 => free_v6.insert_interval(s, e),
-            }
+            free.insert_interval(s, e);
+            entries.push(Entry {
+                family: fs,
+                start: s,
+                end: e,
+            });
         }
         let (total_v4, total_v6) = (free_v4.len(), free_v6.len());
         Self {
             pool,
+            entries,
             free_v4,
             free_v6,
             total_v4,
@@ -111,15 +130,21 @@ impl PoolState {
         self.pool.avoid_buggy_ips && is_buggy(family, bits)
     }
 
-    /// The lowest free address of `family` that the pool may hand out, without taking it.
+    /// The `i`-th well-formed `spec.addresses` entry, in the order written.
+    pub(crate) fn entry(&self, i: usize) -> Option<Entry> {
+        self.entries.get(i).copied()
+    }
+
+    /// The lowest free address of `entry` that the pool may hand out, without taking it.
     ///
-    /// With avoidBuggyIPs, a `.0`/`.255` address found at the front is dropped from the free set
-    /// for good (it can never be handed out), so each is looked at once per config generation and
+    /// With avoidBuggyIPs, a `.0`/`.255` address found first is dropped from the free set for
+    /// good (it can never be handed out), so each is looked at once per config generation and
     /// the amortised cost stays `O(log k)`. The loop ends because every turn either returns or
     /// removes one address from a finite set.
-    pub(crate) fn peek_free(&mut self, family: IpFamily) -> Option<IpAddr> {
+    pub(crate) fn peek_free(&mut self, entry: Entry) -> Option<IpAddr> {
         let avoid = self.pool.avoid_buggy_ips;
-        while let Some(bits) = self.free(family).first() {
+        let family = entry.family;
+        while let Some(bits) = self.free(family).first_in(entry.start, entry.end) {
             if avoid && is_buggy(family, bits) {
                 self.free(family).remove(bits);
                 self.unusable[idx(family)] += 1;
@@ -221,16 +246,19 @@ pub(crate) fn may_use(pool: &Pool, svc: &Service) -> Result<(), PoolRejection> {
 }
 
 /// The order in which automatic allocation tries pools: pools whose `serviceAllocation` pins them
-/// to the Service come before general pools; among pinned pools a lower `priority` wins and an
-/// unset priority comes last ("A pool with no priority set will be used only if the pools with
-/// priority can't be used", CRD doc); ties break by name, where MetalLB picks at random, so that
-/// the result depends on the inputs only.
+/// to the Service come before general pools; among pinned pools a lower `priority` wins, and a
+/// priority of 0 or none comes after every pool with a priority. That is MetalLB's `sortPools`:
+/// the Go field is a plain `int`, so "unset" and 0 are the same value, and the CRD doc says "A
+/// pool with no priority set will be used only if the pools with priority can't be used".
+/// Negative priorities sort below positive ones here; MetalLB's comparator gives them no
+/// consistent place. Ties break by name, where MetalLB's order is unspecified, so that the
+/// result depends on the inputs only.
 pub(crate) fn auto_order(a: &Pool, b: &Pool) -> Ordering {
     fn rank(p: &Pool) -> (u8, u8, i32) {
         match &p.service_allocation {
             Some(sa) => match sa.priority {
-                Some(prio) => (0, 0, prio),
-                None => (0, 1, 0),
+                Some(prio) if prio != 0 => (0, 0, prio),
+                _ => (0, 1, 0),
             },
             None => (1, 0, 0),
         }

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use ferrolb_api::model::IpFamily;
 
-use super::service::{ServiceKey, ServicePort, TrafficPolicy};
+use crate::service::{ServiceKey, ServicePort, TrafficPolicy};
 
 /// Why a Service may not take addresses from a pool (MetalLB `spec.serviceAllocation` and the
 /// `metallb.io/address-pool` annotation).

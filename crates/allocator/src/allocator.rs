@@ -7,11 +7,13 @@ use std::sync::Arc;
 
 use ferrolb_api::model::{Config, IpFamily};
 
-use super::error::{
+use crate::error::{
     AllocError, Families, FamilyMismatch, IpRejection, ReleaseReason, SharingConflict,
 };
-use super::pool::{auto_order, may_use, PoolState};
-use super::service::{Service, ServiceKey, ServicePort, ServiceType, TrafficPolicy};
+use crate::pool::{auto_order, from_bits, may_use, to_bits, PoolState};
+use crate::service::{
+    IpFamilyPolicy, Service, ServiceKey, ServicePort, ServiceType, TrafficPolicy,
+};
 
 /// The addresses a Service holds, all from one pool, in the order of its `ipFamilies`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +31,9 @@ pub enum AllocatedHow {
     Requested,
     /// Chosen by the allocator from the annotated pool or the automatic pools.
     Automatic,
+    /// A `PreferDualStack` Service that held one family gained the other from the same pool
+    /// (the Event lists the added IP only).
+    AdditionalFamily,
 }
 
 /// Something an operator should see, one Kubernetes Event each.
@@ -68,6 +73,7 @@ impl fmt::Display for Event {
                 let how = match how {
                     AllocatedHow::Requested => "requested",
                     AllocatedHow::Automatic => "assigned",
+                    AllocatedHow::AdditionalFamily => "assigned additional",
                 };
                 write!(f, "{how} IPs {ips:?} from pool {pool:?}")
             }
@@ -272,17 +278,20 @@ impl PoolAllocator {
                 }
             }
         }
-        // Phase 2: everything without an address, first come first served.
+        // Phase 2, first come first served: everything without an address gets one, and a
+        // PreferDualStack Service holding one family gains the other if its pool now has it.
         for (_, key) in &by_seq {
             let Some(entry) = self.services.get(key) else {
                 continue;
             };
-            if entry.assignment.is_some() {
-                continue;
-            }
             let svc = entry.svc.clone();
+            let held = entry.assignment.is_some();
             let out = events.entry(key.clone()).or_default();
-            self.allocate_and_store(&svc, out);
+            if held {
+                self.add_missing_family(&svc, out);
+            } else {
+                self.allocate_and_store(&svc, out);
+            }
         }
 
         let mut decisions = Vec::new();
@@ -313,6 +322,7 @@ impl PoolAllocator {
         let key = svc.key.clone();
         let mut events = Vec::new();
         let state = match self.settle(svc, &mut events) {
+            Some(ServiceState::Assigned(_)) => self.complete(&key, &mut events),
             Some(state) => state,
             None => {
                 let svc = self.services.get(&key).map(|e| e.svc.clone());
@@ -367,6 +377,7 @@ impl PoolAllocator {
         let mut out = Vec::with_capacity(decisions.len() + forgotten.len());
         for (key, state, mut events) in decisions {
             let state = match state {
+                Some(ServiceState::Assigned(_)) => self.complete(&key, &mut events),
                 Some(state) => state,
                 None => match self.services.get(&key) {
                     Some(entry) if entry.assignment.is_some() => entry.state(),
@@ -544,6 +555,18 @@ impl PoolAllocator {
         None
     }
 
+    /// The state of `key`, which holds IPs, after [`Self::add_missing_family`].
+    fn complete(&mut self, key: &ServiceKey, events: &mut Vec<Event>) -> ServiceState {
+        let Some(entry) = self.services.get(key) else {
+            return ServiceState::NotHandled(SkipReason::Deleted);
+        };
+        let svc = entry.svc.clone();
+        self.add_missing_family(&svc, events);
+        self.services
+            .get(key)
+            .map_or(ServiceState::NotHandled(SkipReason::Deleted), Entry::state)
+    }
+
     fn forget(&mut self, key: &ServiceKey, why: SkipReason, events: &mut Vec<Event>) {
         if let Some(entry) = self.services.remove(key) {
             if let Some(a) = entry.assignment {
@@ -622,43 +645,53 @@ impl PoolAllocator {
                 .collect(),
         };
 
-        let choices = svc.family_choices();
-        let mut exhausted: Option<(Vec<String>, Vec<IpFamily>)> = None;
-        for families in &choices {
-            let mut tried = Vec::new();
-            for name in &candidates {
-                let fits = self
-                    .pools
+        // MetalLB's `Allocate` tries the pools pinned to the Service (`serviceAllocation`) as one
+        // stage and the general pools only when no pinned pool can serve it; inside a stage, a
+        // pool with every wanted family first, then (PreferDualStack) the first with the
+        // primary family, then the first with the other. So a PreferDualStack Service takes one
+        // family from a pinned pool rather than both from a general one.
+        let (pinned, general): (Vec<String>, Vec<String>) =
+            candidates.into_iter().partition(|name| {
+                self.pools
                     .get(name)
-                    .is_some_and(|p| families.iter().all(|f| p.has_family(*f)));
-                if !fits {
-                    continue;
-                }
-                tried.push(name.clone());
-                let mut picked = Vec::with_capacity(families.len());
-                for family in families {
-                    match self.pick(name, *family, svc) {
-                        Some(ip) => picked.push(ip),
-                        None => break,
+                    .is_some_and(|p| p.pool.service_allocation.is_some())
+            });
+        let choices = svc.family_choices();
+        // Per family set, the pools that had the families but no free address, stage order.
+        let mut tried: Vec<Vec<String>> = vec![Vec::new(); choices.len()];
+        for stage in [pinned, general] {
+            for (families, tried) in choices.iter().zip(tried.iter_mut()) {
+                for name in &stage {
+                    let fits = self
+                        .pools
+                        .get(name)
+                        .is_some_and(|p| families.iter().all(|f| p.has_family(*f)));
+                    if !fits {
+                        continue;
+                    }
+                    tried.push(name.clone());
+                    let mut picked = Vec::with_capacity(families.len());
+                    for family in families {
+                        match self.pick(name, *family, svc) {
+                            Some(ip) => picked.push(ip),
+                            None => break,
+                        }
+                    }
+                    if picked.len() == families.len() {
+                        self.reserve(svc, &picked, name);
+                        let a = Assignment {
+                            ips: picked,
+                            pool: name.clone(),
+                        };
+                        return Ok((a, AllocatedHow::Automatic));
                     }
                 }
-                if picked.len() == families.len() {
-                    self.reserve(svc, &picked, name);
-                    let a = Assignment {
-                        ips: picked,
-                        pool: name.clone(),
-                    };
-                    return Ok((a, AllocatedHow::Automatic));
-                }
-            }
-            if exhausted.is_none() && !tried.is_empty() {
-                exhausted = Some((tried, families.clone()));
             }
         }
-        match exhausted {
-            Some((pools, families)) => Err(AllocError::Exhausted {
+        match choices.iter().zip(tried).find(|(_, t)| !t.is_empty()) {
+            Some((families, pools)) => Err(AllocError::Exhausted {
                 pools,
-                families: Families(families),
+                families: Families(families.clone()),
             }),
             None => Err(AllocError::NoPool {
                 families: Families(choices.into_iter().next().unwrap_or_default()),
@@ -666,28 +699,119 @@ impl PoolAllocator {
         }
     }
 
-    /// The IP of `family` in pool `name` that `svc` should get: the lowest IP already shared
-    /// under its sharing key that it may join, else the lowest free IP. Takes nothing.
+    /// The IP of `family` in pool `name` that `svc` should get, without taking it.
+    ///
+    /// MetalLB's `getFreeIPsFromPool`/`getIPFromCIDR`: the pool's `spec.addresses` entries in the
+    /// order written, and in the first entry that has one, its lowest *usable* address: free, or
+    /// already held under `svc`'s sharing key by Services it may join. A joinable shared IP is
+    /// not preferred: it wins only when it is lower than the entry's lowest free address. With
+    /// the FerroLB opt-in [`Service::prefer_shared_ip`], the lowest joinable shared IP anywhere in
+    /// the pool comes first, so that Services under one key end up together.
     fn pick(&mut self, name: &str, family: IpFamily, svc: &Service) -> Option<IpAddr> {
-        if let Some(key) = &svc.sharing_key {
-            let found = self
-                .shared
-                .get(name)
-                .and_then(|by_key| by_key.get(key))
-                .and_then(|set| {
-                    set.iter().copied().find(|ip| {
-                        IpFamily::of(ip) == family
-                            && self
-                                .ips
-                                .get(ip)
-                                .is_some_and(|u| share_check(u, svc).is_ok())
-                    })
-                });
-            if found.is_some() {
-                return found;
+        if svc.prefer_shared_ip {
+            if let Some(ip) = self.joinable(name, family, svc, None) {
+                return Some(ip);
             }
         }
-        self.pools.get_mut(name)?.peek_free(family)
+        // By index: the pool is borrowed mutably below (peek_free drops buggy addresses).
+        let mut next = 0;
+        while let Some(entry) = self.pools.get(name).and_then(|p| p.entry(next)) {
+            next += 1;
+            if entry.family != family {
+                continue;
+            }
+            let free = self.pools.get_mut(name)?.peek_free(entry);
+            // Only shared IPs below the lowest free one can be lower usable addresses.
+            let below_free = match free {
+                Some(ip) => to_bits(&ip).1.checked_sub(1),
+                None => Some(entry.end),
+            };
+            let shared =
+                below_free.and_then(|hi| self.joinable(name, family, svc, Some((entry.start, hi))));
+            if let Some(ip) = shared.or(free) {
+                return Some(ip);
+            }
+        }
+        None
+    }
+
+    /// The lowest IP of `family` in pool `name` held under `svc`'s sharing key that `svc` may
+    /// join, within the inclusive `window` (as address bits) when given. Looks only at the IPs
+    /// under that key (the `shared` index), never at every held IP.
+    fn joinable(
+        &self,
+        name: &str,
+        family: IpFamily,
+        svc: &Service,
+        window: Option<(u128, u128)>,
+    ) -> Option<IpAddr> {
+        let key = svc.sharing_key.as_ref()?;
+        let set = self.shared.get(name)?.get(key)?;
+        let fits = |ip: &IpAddr| {
+            IpFamily::of(ip) == family
+                && self
+                    .ips
+                    .get(ip)
+                    .is_some_and(|u| share_check(u, svc).is_ok())
+        };
+        match window {
+            None => set.iter().copied().find(fits),
+            Some((lo, hi)) if lo <= hi => {
+                let (lo, hi) = (from_bits(family, lo)?, from_bits(family, hi)?);
+                set.range(lo..=hi).copied().find(fits)
+            }
+            Some(_) => None,
+        }
+    }
+
+    /// MetalLB's `AllocateFromPoolForAdditionalFamily`: a `PreferDualStack` Service asking for
+    /// both families that holds one IP (its pool had one family when it was allocated, or it
+    /// was `SingleStack` before) keeps that IP and gains one of the other family from the same
+    /// pool when the pool now has a usable one. Not for requested IPs: those are exactly what
+    /// the Service holds. Nothing happens, and nothing is reported, when the pool has none to
+    /// give (MetalLB logs `AdditionalAssignFailed` and keeps the one IP too).
+    fn add_missing_family(&mut self, svc: &Service, events: &mut Vec<Event>) {
+        if svc.ip_family_policy != IpFamilyPolicy::PreferDualStack || !svc.requested_ips.is_empty()
+        {
+            return;
+        }
+        let families = svc.families();
+        let Some(held) = self.assignment(&svc.key).cloned() else {
+            return;
+        };
+        let [have] = held.ips.as_slice() else {
+            return;
+        };
+        let Some(missing) = families.iter().copied().find(|f| *f != IpFamily::of(have)) else {
+            return;
+        };
+        if !self
+            .pools
+            .get(&held.pool)
+            .is_some_and(|p| p.has_family(missing))
+        {
+            return;
+        }
+        let Some(extra) = self.pick(&held.pool, missing, svc) else {
+            return;
+        };
+        self.reserve(svc, &[extra], &held.pool);
+        // Primary family first, as in every assignment.
+        let mut ips = vec![*have, extra];
+        ips.sort_by_key(|ip| families.iter().position(|f| *f == IpFamily::of(ip)));
+        events.push(Event::Allocated {
+            ips: vec![extra],
+            pool: held.pool.clone(),
+            how: AllocatedHow::AdditionalFamily,
+        });
+        self.set_entry(
+            &svc.key,
+            Some(Assignment {
+                ips,
+                pool: held.pool,
+            }),
+            None,
+        );
     }
 
     /// Whether `svc` may hold exactly `ips`; returns their pool.

@@ -1,16 +1,18 @@
-//! One test per allocation rule of issue 6 ("Allocation"), each named as the behaviour it pins.
+//! One test per allocation rule (`docs/allocator.md`), each named as the behaviour it pins.
 
 #[path = "alloc_support.rs"]
 mod alloc_support;
 
+use std::net::IpAddr;
+
 use alloc_support::*;
-use ferrolb_api::model::IpFamily;
-use ferrolb_api::selector::LabelSelector;
-use ferrolb_controller::alloc::{
+use ferrolb_allocator::{
     AllocError, AllocatedHow, Assignment, Event, FamilyMismatch, IpFamilyPolicy, IpRejection,
     PoolAllocator, PoolRejection, ReleaseReason, Service, ServiceState, ServiceType,
     SharingConflict, SkipReason, TrafficPolicy,
 };
+use ferrolb_api::model::IpFamily;
+use ferrolb_api::selector::LabelSelector;
 
 fn allocator(pools: Vec<ferrolb_api::model::Pool>) -> PoolAllocator {
     let mut a = PoolAllocator::new(None);
@@ -613,4 +615,166 @@ fn ipv6_allocation_from_a_112_is_lowest_first() {
     }
     let u = &a.usage()[0];
     assert_eq!((u.in_use, u.total), (3, 65536));
+}
+
+// MetalLB's exact choices (internal/allocator/allocator.go), so that a MetalLB user switching to
+// FerroLB gets the same addresses.
+
+#[test]
+fn addresses_go_entry_by_entry_in_spec_order_lowest_first_inside_an_entry() {
+    // The first entry written is numerically the higher one.
+    let mut a = allocator(vec![pool("p", &["10.0.9.0/31", "10.0.1.0-10.0.1.1"])]);
+    let got: Vec<IpAddr> = (0..4)
+        .map(|i| assigned(&a.upsert(svc("ns", &format!("s{i}"))).state).ips[0])
+        .collect();
+    assert_eq!(got, ips(&["10.0.9.0", "10.0.9.1", "10.0.1.0", "10.0.1.1"]));
+    // A freed address of the first entry goes out before any of a later entry.
+    a.remove(&key("ns", "s1"));
+    a.remove(&key("ns", "s2"));
+    let next = assigned(&a.upsert(svc("ns", "again")).state);
+    assert_eq!(next.ips, ips(&["10.0.9.1"]));
+    a.audit().unwrap();
+}
+
+#[test]
+fn entry_order_holds_per_family_for_dual_stack() {
+    let mut a = allocator(vec![pool(
+        "p",
+        &["fd00:9::/127", "10.0.9.0/32", "fd00:1::/127", "10.0.1.0/32"],
+    )]);
+    let both = [IpFamily::V4, IpFamily::V6];
+    let d = assigned(
+        &a.upsert(dual("d", IpFamilyPolicy::RequireDualStack, &both))
+            .state,
+    );
+    assert_eq!(d.ips, ips(&["10.0.9.0", "fd00:9::"]));
+}
+
+#[test]
+fn priority_zero_counts_as_unset_and_comes_after_every_pool_with_a_priority() {
+    let mut a = allocator(vec![
+        pinned(pool("zero", &["10.0.0.0/32"]), Some(0), &["ns"]),
+        pinned(pool("ten", &["10.1.0.0/32"]), Some(10), &["ns"]),
+        pinned(pool("none", &["10.2.0.0/32"]), None, &["ns"]),
+        pool("general", &["10.3.0.0/32"]),
+    ]);
+    let order: Vec<String> = (0..4)
+        .map(|i| assigned(&a.upsert(svc("ns", &format!("s{i}"))).state).pool)
+        .collect();
+    // 0 and unset tie (MetalLB: no defined order between them; here by name).
+    assert_eq!(order, ["ten", "none", "zero", "general"]);
+}
+
+#[test]
+fn prefer_dual_stack_service_holding_one_family_gains_the_other_when_its_pool_gets_it() {
+    let mut a = allocator(vec![pool("p", &["10.0.0.0/30"])]);
+    let both = [IpFamily::V4, IpFamily::V6];
+    let pref = dual("pref", IpFamilyPolicy::PreferDualStack, &both);
+    let single = dual("single", IpFamilyPolicy::SingleStack, &[IpFamily::V4]);
+    let mut requested = dual("requested", IpFamilyPolicy::PreferDualStack, &both);
+    requested.requested_ips = ips(&["10.0.0.3"]);
+    assert_eq!(
+        assigned(&a.upsert(pref.clone()).state).ips,
+        ips(&["10.0.0.0"])
+    );
+    assigned(&a.upsert(single).state);
+    assigned(&a.upsert(requested).state);
+
+    // The pool gains an IPv6 range: the Service keeps its IPv4 address and adds an IPv6 one.
+    let out = a.set_config(&config(vec![pool("p", &["10.0.0.0/30", "fd00::/126"])]));
+    assert_eq!(
+        out.len(),
+        1,
+        "only the PreferDualStack Service changes: {out:?}"
+    );
+    assert_eq!(out[0].service, key("ns", "pref"));
+    assert_eq!(
+        assigned(&out[0].state),
+        Assignment {
+            ips: ips(&["10.0.0.0", "fd00::"]),
+            pool: "p".into()
+        }
+    );
+    assert_eq!(
+        out[0].events,
+        vec![Event::Allocated {
+            ips: ips(&["fd00::"]),
+            pool: "p".into(),
+            how: AllocatedHow::AdditionalFamily
+        }]
+    );
+    assert_eq!(out[0].events[0].reason(), "IPAllocated");
+    // Nothing more to gain: an update leaves it as it is.
+    let again = a.upsert(pref);
+    assert_eq!(assigned(&again.state).ips, ips(&["10.0.0.0", "fd00::"]));
+    assert!(again.events.is_empty());
+    a.audit().unwrap();
+
+    // After a restart, an adopted single-family status gains the other family the same way.
+    let mut b = allocator(vec![pool("p", &["10.0.0.0/30", "fd00::/126"])]);
+    let mut restarted = dual("pref", IpFamilyPolicy::PreferDualStack, &both);
+    restarted.status_ips = ips(&["10.0.0.2"]);
+    let d = b.resync(vec![restarted]).remove(0);
+    assert_eq!(assigned(&d.state).ips, ips(&["10.0.0.2", "fd00::"]));
+    b.audit().unwrap();
+}
+
+#[test]
+fn a_sharing_service_takes_the_lowest_usable_address_not_the_shared_one() {
+    let mut a = allocator(vec![pool("p", &["10.0.0.0/29"])]);
+    let mut x = sharing("x", "k", 80);
+    x.requested_ips = ips(&["10.0.0.3"]);
+    assigned(&a.upsert(x).state);
+    // 10.0.0.0 is free and lower than the shared 10.0.0.3: MetalLB takes 10.0.0.0.
+    let y = assigned(&a.upsert(sharing("y", "k", 443)).state);
+    assert_eq!(y.ips, ips(&["10.0.0.0"]));
+    // A joinable shared IP below every free one is the lowest usable address: taken.
+    for i in 1..3 {
+        assigned(&a.upsert(svc("ns", &format!("plain{i}"))).state);
+    }
+    let z = assigned(&a.upsert(sharing("z", "k", 8080)).state);
+    assert_eq!(z.ips, ips(&["10.0.0.0"]));
+    a.audit().unwrap();
+}
+
+#[test]
+fn prefer_shared_ip_opt_in_joins_a_shared_ip_before_a_free_one() {
+    let mut a = allocator(vec![pool("p", &["10.0.0.0/29"])]);
+    let mut x = sharing("x", "k", 80);
+    x.requested_ips = ips(&["10.0.0.3"]);
+    assigned(&a.upsert(x).state);
+    let mut y = sharing("y", "k", 443);
+    y.prefer_shared_ip = true;
+    assert_eq!(assigned(&a.upsert(y).state).ips, ips(&["10.0.0.3"]));
+    // Still only where the sharing rules allow: a port clash takes the lowest free address.
+    let mut clash = sharing("clash", "k", 80);
+    clash.prefer_shared_ip = true;
+    assert_eq!(assigned(&a.upsert(clash).state).ips, ips(&["10.0.0.0"]));
+    a.audit().unwrap();
+}
+
+#[test]
+fn prefer_dual_stack_takes_one_family_from_a_pinned_pool_before_both_from_a_general_one() {
+    let mut a = allocator(vec![
+        pinned(pool("pinned-v4", &["10.1.0.0/30"]), Some(1), &["ns"]),
+        pool("general-dual", &["10.0.0.0/30", "fd00::/126"]),
+    ]);
+    let both = [IpFamily::V4, IpFamily::V6];
+    let pref = assigned(
+        &a.upsert(dual("pref", IpFamilyPolicy::PreferDualStack, &both))
+            .state,
+    );
+    assert_eq!(
+        pref,
+        Assignment {
+            ips: ips(&["10.1.0.0"]),
+            pool: "pinned-v4".into()
+        }
+    );
+    // RequireDualStack cannot use the pinned pool: the general stage serves it.
+    let req = assigned(
+        &a.upsert(dual("req", IpFamilyPolicy::RequireDualStack, &both))
+            .state,
+    );
+    assert_eq!(req.pool, "general-dual");
 }

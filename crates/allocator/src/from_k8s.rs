@@ -13,7 +13,7 @@ use ferrolb_api::annotations::{parse_service, AnnotationReason};
 use ferrolb_api::model::IpFamily;
 use ferrolb_api::selector::Labels;
 
-use super::service::{
+use crate::service::{
     IpFamilyPolicy, Protocol, Service, ServiceKey, ServicePort, ServiceType, TrafficPolicy,
 };
 
@@ -48,6 +48,11 @@ pub enum FieldReason {
     /// The Service has no name.
     MissingName,
 }
+
+/// FerroLB's own Service annotation: `"true"` makes automatic allocation join an IP already
+/// shared under the Service's `metallb.io/allow-shared-ip` key before taking a free one
+/// (see [`Service::prefer_shared_ip`]). MetalLB ignores it.
+pub const PREFER_SHARED_IP: &str = "ferrolb.io/prefer-shared-ip";
 
 fn err(
     field: impl Into<String>,
@@ -163,6 +168,24 @@ pub fn service_from_k8s(
         }
     };
 
+    let prefer_shared_ip = match svc
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(PREFER_SHARED_IP))
+        .map(|v| v.trim())
+    {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(err(
+                format!("metadata.annotations[\"{PREFER_SHARED_IP}\"]"),
+                other,
+                FieldReason::UnknownValue,
+            ))
+        }
+    };
+
     let mut status_ips = Vec::new();
     let ingress = svc
         .status
@@ -188,6 +211,7 @@ pub fn service_from_k8s(
         requested_ips: request.requested_ips,
         address_pool: request.address_pool,
         sharing_key: request.sharing_key,
+        prefer_shared_ip,
         ports,
         external_traffic_policy,
         selector: spec.selector.clone().unwrap_or_default(),
@@ -241,6 +265,18 @@ status:
         );
         assert_eq!(s.status_ips, vec!["10.0.0.1".parse::<IpAddr>().unwrap()]);
         assert_eq!(s.external_traffic_policy, TrafficPolicy::Cluster);
+    }
+
+    #[test]
+    fn prefer_shared_ip_is_an_explicit_opt_in() {
+        let base = "metadata: {name: a, annotations: {metallb.io/allow-shared-ip: k}}\nspec: {type: LoadBalancer}";
+        assert!(!parse(base).unwrap().prefer_shared_ip);
+        let on = base.replace("k}", "k, ferrolb.io/prefer-shared-ip: \"true\"}");
+        assert!(parse(&on).unwrap().prefer_shared_ip);
+        let bad = base.replace("k}", "k, ferrolb.io/prefer-shared-ip: \"yes\"}");
+        let e = parse(&bad).unwrap_err();
+        assert_eq!(e.reason, FieldReason::UnknownValue);
+        assert!(e.field.contains(PREFER_SHARED_IP), "{e}");
     }
 
     #[test]
