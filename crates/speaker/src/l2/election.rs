@@ -219,6 +219,18 @@ impl L2Announcer {
         }
     }
 
+    /// An announcer whose last report is `statuses` and that has computed nothing yet (the
+    /// status file's tests).
+    #[cfg(test)]
+    pub(crate) fn with_statuses(
+        opts: SpeakerOptions,
+        statuses: BTreeMap<ServiceKey, L2ServiceStatus>,
+    ) -> Self {
+        let mut announcer = Self::new(opts);
+        announcer.statuses = statuses;
+        announcer
+    }
+
     /// Brings the plan up to date with (`config`, `cluster`, `live_speakers`, as
     /// [`compute_l2`] takes them) given what changed since the last call; returns the Services
     /// whose status changed (added, removed or different), in key order.

@@ -1,16 +1,18 @@
-//! The BGP [`Protocol`]: [`compute_bgp`] over the kept inputs, its desired state to the BGP
+//! The BGP [`Protocol`]: [`BgpAnnouncer`] (incremental: a change to one Service recomputes that
+//! Service's routes; [`compute_bgp`](crate::announce::bgp::compute_bgp) is its reference) over
+//! the kept inputs, its desired state to the BGP
 //! [`Advertiser`] (backend::bgp), and the per-Service report: which peers this node announces a
 //! Service to, or why not (status file section `services`, ServiceBGPStatus objects).
 
 use std::any::Any;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use ferrolb_api::model::Config;
 use serde_json::{json, Value};
 
-use super::{changed_reports, DesiredStatuses, Protocol};
+use super::{log_reports, DesiredStatuses, Protocol};
 use crate::advertiser::Advertiser;
-use crate::announce::bgp::{compute_bgp, BgpDesired, ServiceStatus, VipStatus};
+use crate::announce::bgp::{BgpAnnouncer, BgpDesired, RouteConflict, ServiceStatus, VipStatus};
 use crate::announce::change::ChangeSet;
 use crate::announce::input::{Cluster, ServiceKey};
 use crate::announce::SpeakerOptions;
@@ -23,14 +25,16 @@ pub struct BgpProtocol<A: Advertiser<Desired = BgpDesired>> {
     opts: SpeakerOptions,
     advertiser: A,
     applied: Option<BgpDesired>,
-    statuses: BTreeMap<ServiceKey, ServiceStatus>,
+    announcer: BgpAnnouncer,
+    /// The LOCAL_PREF conflicts last logged, so each is said when it appears, not per update.
+    logged_conflicts: BTreeSet<RouteConflict>,
 }
 
 impl<A: Advertiser<Desired = BgpDesired>> std::fmt::Debug for BgpProtocol<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BgpProtocol")
             .field("node", &self.opts.node_name)
-            .field("services", &self.statuses.len())
+            .field("services", &self.announcer.statuses().len())
             .finish_non_exhaustive()
     }
 }
@@ -39,10 +43,11 @@ impl<A: Advertiser<Desired = BgpDesired>> BgpProtocol<A> {
     /// BGP for `opts.node_name` with nothing announced yet.
     pub fn new(opts: SpeakerOptions, advertiser: A) -> Self {
         Self {
+            announcer: BgpAnnouncer::new(opts.clone()),
             opts,
             advertiser,
             applied: None,
-            statuses: BTreeMap::new(),
+            logged_conflicts: BTreeSet::new(),
         }
     }
 
@@ -54,7 +59,7 @@ impl<A: Advertiser<Desired = BgpDesired>> BgpProtocol<A> {
         statuses: BTreeMap<ServiceKey, ServiceStatus>,
     ) -> Self {
         Self {
-            statuses,
+            announcer: BgpAnnouncer::with_statuses(opts.clone(), statuses),
             ..Self::new(opts, advertiser)
         }
     }
@@ -66,7 +71,7 @@ impl<A: Advertiser<Desired = BgpDesired>> BgpProtocol<A> {
 
     /// The last per-Service report.
     pub fn statuses(&self) -> &BTreeMap<ServiceKey, ServiceStatus> {
-        &self.statuses
+        self.announcer.statuses()
     }
 
     /// The desired state last accepted by the advertiser.
@@ -84,24 +89,28 @@ impl<A: Advertiser<Desired = BgpDesired> + 'static> Protocol for BgpProtocol<A> 
         &mut self,
         config: &Config,
         cluster: &Cluster,
-        _changes: &ChangeSet,
+        changes: &ChangeSet,
     ) -> Vec<ServiceKey> {
-        // The plug-in point of the incremental engine (`announce::BgpAnnouncer::update(config,
-        // cluster, changes)`): until it lands, every change recomputes the whole plan.
-        let plan = compute_bgp(config, cluster, &self.opts);
-        for c in &plan.conflicts {
-            tracing::warn!(peer = %c.peer, prefix = %c.prefix, chosen = ?c.chosen,
-                "advertisements disagree on localPref; announcing the highest");
+        let changed = self.announcer.update(config, cluster, changes);
+        let conflicts = self.announcer.conflicts();
+        if *conflicts != self.logged_conflicts {
+            for c in conflicts.difference(&self.logged_conflicts) {
+                tracing::warn!(peer = %c.peer, prefix = %c.prefix, chosen = ?c.chosen,
+                    "advertisements disagree on localPref; announcing the highest");
+            }
+            self.logged_conflicts = conflicts.clone();
         }
-        if self.applied.as_ref() != Some(&plan.desired) {
-            match self.advertiser.set_desired(plan.desired.clone()) {
-                Ok(()) => self.applied = Some(plan.desired),
+        // Cheap when nothing changed: the peers' route maps are shared `Arc`s, compared by
+        // pointer first.
+        let desired = self.announcer.desired();
+        if self.applied.as_ref() != Some(desired) {
+            match self.advertiser.set_desired(desired.clone()) {
+                Ok(()) => self.applied = Some(desired.clone()),
                 Err(error) => tracing::error!(%error, kind = error.metric_label(),
                     "advertiser did not accept the desired state"),
             }
         }
-        let changed = changed_reports(NAME, &self.statuses, &plan.services, summary);
-        self.statuses = plan.services;
+        log_reports(NAME, &changed, self.announcer.statuses(), summary);
         changed
     }
 
@@ -115,14 +124,15 @@ impl<A: Advertiser<Desired = BgpDesired> + 'static> Protocol for BgpProtocol<A> 
 
     fn status_entries(&self) -> Box<dyn Iterator<Item = (String, Value)> + '_> {
         Box::new(
-            self.statuses
+            self.announcer
+                .statuses()
                 .iter()
                 .map(|(key, st)| (key.to_string(), service_json(st))),
         )
     }
 
     fn announced(&self) -> DesiredStatuses {
-        announced_from(&self.statuses)
+        announced_from(self.announcer.statuses())
     }
 
     fn as_any(&self) -> &dyn Any {

@@ -25,12 +25,12 @@ use ferrolb_api::model::Config;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
-use super::{changed_reports, DesiredStatuses, Protocol};
+use super::{log_reports, DesiredStatuses, Protocol};
 use crate::advertiser::{Advertiser, Interfaces, L2Desired};
 use crate::announce::change::ChangeSet;
 use crate::announce::input::{Cluster, ServiceKey};
 use crate::announce::SpeakerOptions;
-use crate::l2::election::{compute_l2, L2ServiceStatus, L2VipStatus};
+use crate::l2::election::{L2Announcer, L2ServiceStatus, L2VipStatus};
 use crate::l2::memberlist::{Liveness, NodeAddrs};
 use crate::metrics::{L2Announced, Metrics};
 
@@ -46,7 +46,10 @@ pub struct L2Protocol {
     /// The live set of the last update.
     live: Liveness,
     applied: Option<L2Desired>,
-    statuses: BTreeMap<ServiceKey, L2ServiceStatus>,
+    /// The election, kept up to date one Service at a time (its reference: `compute_l2`).
+    announcer: L2Announcer,
+    /// Whether the configuration had an L2Advertisement at the last update.
+    elected: bool,
     nodes_tx: Option<watch::Sender<NodeAddrs>>,
     metrics: Option<Arc<Metrics>>,
 }
@@ -70,12 +73,13 @@ impl L2Protocol {
         nodes_tx: Option<watch::Sender<NodeAddrs>>,
     ) -> Self {
         Self {
+            announcer: L2Announcer::new(opts.clone()),
             opts,
             advertiser: Box::new(advertiser),
             live_rx: None,
             live: None,
             applied: None,
-            statuses: BTreeMap::new(),
+            elected: false,
             nodes_tx,
             metrics: None,
         }
@@ -97,12 +101,13 @@ impl L2Protocol {
 
     /// The last per-Service L2 report.
     pub fn statuses(&self) -> &BTreeMap<ServiceKey, L2ServiceStatus> {
-        &self.statuses
+        self.announcer.statuses()
     }
 
     /// The VIPs this node answers for, per Service, for `metallb_speaker_announced`.
     pub fn announced_vips(&self) -> BTreeSet<L2Announced> {
-        self.statuses
+        self.announcer
+            .statuses()
             .iter()
             .filter_map(|(key, st)| match st {
                 L2ServiceStatus::Vips(vips) => Some((key, vips)),
@@ -137,7 +142,7 @@ impl L2Protocol {
         statuses: BTreeMap<ServiceKey, L2ServiceStatus>,
     ) -> Self {
         Self {
-            statuses,
+            announcer: L2Announcer::with_statuses(opts.clone(), statuses),
             ..Self::new(opts, advertiser, None)
         }
     }
@@ -152,7 +157,7 @@ impl Protocol for L2Protocol {
         &mut self,
         config: &Config,
         cluster: &Cluster,
-        _changes: &ChangeSet,
+        changes: &ChangeSet,
     ) -> Vec<ServiceKey> {
         if let Some(tx) = &self.nodes_tx {
             let nodes: NodeAddrs = cluster
@@ -166,17 +171,36 @@ impl Protocol for L2Protocol {
                 changed
             });
         }
+        // A liveness change moves owners of any Service: everything is re-elected then, and
+        // also when the configuration gains or loses its L2Advertisements.
+        let mut changes = std::borrow::Cow::Borrowed(changes);
         if let Some(rx) = &self.live_rx {
-            self.live = rx.borrow().clone();
+            let live = rx.borrow().clone();
+            if live != self.live {
+                self.live = live;
+                changes = std::borrow::Cow::Owned(ChangeSet::all());
+            }
         }
-        // The plug-in point of the incremental engine (`announce::L2Announcer::update(config,
-        // cluster, changes)`): until it lands, every change re-runs the whole election.
-        let (desired, statuses) = if config.l2_advertisements.is_empty() {
+        let elect = !config.l2_advertisements.is_empty();
+        if elect != self.elected {
+            self.elected = elect;
+            changes = std::borrow::Cow::Owned(ChangeSet::all());
+        }
+        let changed = if elect {
+            self.announcer
+                .update(config, cluster, self.live.as_ref(), &changes)
+        } else if changes.all {
             // Nothing to elect: a BGP-only configuration reports no Service here.
-            (L2Desired::default(), BTreeMap::new())
+            let gone: Vec<ServiceKey> = self.announcer.statuses().keys().cloned().collect();
+            self.announcer = L2Announcer::new(self.opts.clone());
+            gone
         } else {
-            let plan = compute_l2(config, cluster, &self.opts, self.live.as_ref());
-            (plan.desired, plan.services)
+            Vec::new()
+        };
+        let desired = if elect {
+            self.announcer.desired().clone()
+        } else {
+            L2Desired::default()
         };
         if self.applied.as_ref() != Some(&desired) {
             match self.advertiser.set_desired(desired.clone()) {
@@ -188,8 +212,7 @@ impl Protocol for L2Protocol {
                     "l2 advertiser did not accept the desired state"),
             }
         }
-        let changed = changed_reports(NAME, &self.statuses, &statuses, summary);
-        self.statuses = statuses;
+        log_reports(NAME, &changed, self.announcer.statuses(), summary);
         if let Some(metrics) = &self.metrics {
             metrics.set_l2(
                 &self.opts.node_name,
@@ -210,14 +233,15 @@ impl Protocol for L2Protocol {
 
     fn status_entries(&self) -> Box<dyn Iterator<Item = (String, Value)> + '_> {
         Box::new(
-            self.statuses
+            self.announcer
+                .statuses()
                 .iter()
                 .map(|(key, st)| (key.to_string(), service_json(st))),
         )
     }
 
     fn announced(&self) -> DesiredStatuses {
-        announced_from(&self.statuses)
+        announced_from(self.announcer.statuses())
     }
 
     fn as_any(&self) -> &dyn Any {

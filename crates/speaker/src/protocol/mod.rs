@@ -102,26 +102,21 @@ impl<T: Into<SmolStr>> FromIterator<T> for Names {
     }
 }
 
-/// Logs the Services whose report differs between `old` and `new` (one line each, with
-/// `describe`'s summary, or "gone" for a Service no longer reported) and returns them.
-pub(crate) fn changed_reports<S: PartialEq>(
+/// Logs the report of each Service in `changed` (as the incremental engines return them): its
+/// new status, or that it is gone.
+pub(crate) fn log_reports<S>(
     protocol: &str,
-    old: &BTreeMap<ServiceKey, S>,
-    new: &BTreeMap<ServiceKey, S>,
+    changed: &[ServiceKey],
+    statuses: &BTreeMap<ServiceKey, S>,
     describe: impl Fn(&S) -> String,
-) -> Vec<ServiceKey> {
-    let mut changed = Vec::new();
-    for (key, st) in new {
-        if old.get(key) != Some(st) {
-            let span = tracing::info_span!("service", namespace = %key.namespace, name = %key.name);
-            span.in_scope(|| tracing::info!(protocol, status = %describe(st), "service status"));
-            changed.push(key.clone());
+) {
+    for key in changed {
+        let span = tracing::info_span!("service", namespace = %key.namespace, name = %key.name);
+        match statuses.get(key) {
+            Some(st) => {
+                span.in_scope(|| tracing::info!(protocol, status = %describe(st), "service status"))
+            }
+            None => span.in_scope(|| tracing::info!(protocol, "service gone; withdrawn")),
         }
     }
-    for key in old.keys().filter(|k| !new.contains_key(*k)) {
-        let span = tracing::info_span!("service", namespace = %key.namespace, name = %key.name);
-        span.in_scope(|| tracing::info!(protocol, "service gone; withdrawn"));
-        changed.push(key.clone());
-    }
-    changed
 }

@@ -217,6 +217,18 @@ impl BgpAnnouncer {
         out
     }
 
+    /// An announcer whose last report is `statuses` and that has computed nothing yet (the
+    /// status file's tests).
+    #[cfg(test)]
+    pub(crate) fn with_statuses(
+        opts: SpeakerOptions,
+        statuses: BTreeMap<ServiceKey, ServiceStatus>,
+    ) -> Self {
+        let mut announcer = Self::new(opts);
+        announcer.state.statuses = statuses;
+        announcer
+    }
+
     /// The routes and sessions this node wants, as [`BgpPlan::desired`](super::BgpPlan).
     pub fn desired(&self) -> &BgpDesired {
         &self.state.desired
