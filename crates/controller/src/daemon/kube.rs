@@ -98,6 +98,8 @@ pub struct KubeOptions {
     /// The speakers' memberlist Secret, created by the leader when missing
     /// ([`super::memberlist`]).
     pub ml_secret_name: String,
+    /// The admission webhook, served by every replica ([`crate::webhook`]).
+    pub webhook: Option<crate::webhook::WebhookOptions>,
 }
 
 /// Why Kubernetes mode could not start.
@@ -106,6 +108,14 @@ pub enum KubeModeError {
     /// The metrics address cannot be bound.
     #[error("binding the metrics address {addr}: {source}")]
     Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The `--webhook-addr` given cannot be bound.
+    #[error("binding the webhook address {addr}: {source}")]
+    BindWebhook {
         /// The address.
         addr: SocketAddr,
         /// Why.
@@ -132,6 +142,19 @@ pub async fn run(
         source,
     })?;
     tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
+
+    let (snapshot, snapshot_rx) = crate::webhook::snapshot_channel();
+    let mut webhook_tasks = Vec::new();
+    if let Some(w) = opts.webhook.clone() {
+        let addr = w.addr;
+        if let Some((_, tasks)) =
+            crate::webhook::start(w, Some(client.clone()), snapshot_rx, cancel.clone())
+                .await
+                .map_err(|source| KubeModeError::BindWebhook { addr, source })?
+        {
+            webhook_tasks = tasks;
+        }
+    }
 
     let (leader_tx, leader_rx) = watch::channel(false);
     // The reconciler stops on `cancel`, then the driver releases the Lease.
@@ -190,9 +213,13 @@ pub async fn run(
         reporter,
         pending: BTreeMap::new(),
         failed: BTreeMap::new(),
+        snapshot,
     };
     reconciler.run(ticks, cancel.clone()).await;
     lease_cancel.cancel();
+    for task in webhook_tasks {
+        let _ = task.await;
+    }
     let _ = publisher.await;
     let _ = ml_secret.await;
     let _ = lease.await;
@@ -272,6 +299,8 @@ struct Reconciler {
     pending: BTreeMap<ServiceKey, Pending>,
     /// The failure last reported per Service, so a repeat is not reported again.
     failed: BTreeMap<ServiceKey, AllocError>,
+    /// The newest configuration objects, for the admission webhook (every replica serves it).
+    snapshot: watch::Sender<Option<Arc<Resources>>>,
 }
 
 impl Reconciler {
@@ -363,6 +392,8 @@ impl Reconciler {
 
     async fn on_config(&mut self, res: &Resources) {
         self.synced.config = true;
+        self.snapshot
+            .send_replace(Some(Arc::new(crate::webhook::config_only(res))));
         let applied = self.config.apply(res);
         self.metrics.set_config_stale(self.config.is_stale());
         self.report_config_errors();
