@@ -44,6 +44,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ferrolb_api::crd::ConfigurationStateStatus;
 use ferrolb_api::source::Resources;
 use ferrolb_api::state::Applied;
 use ferrolb_runtime::events::{self, Rejection};
@@ -199,6 +200,22 @@ pub async fn run(
         |_: &kube::Error| {},
         cancel.clone(),
     ));
+    let (config_state, config_state_rx) = watch::channel(None);
+    let config_state_writer = tokio::spawn(ferrolb_runtime::config_state::run_writer(
+        client.clone(),
+        opts.namespace.clone(),
+        ferrolb_runtime::config_state::Reporter::controller(),
+        MANAGER.into(),
+        config_state_rx,
+        cancel.clone(),
+    ));
+    let (pool_status, pool_status_rx) = watch::channel(None);
+    let pool_status_writer = tokio::spawn(super::pool_status::run_writer(
+        Api::namespaced(client.clone(), &opts.namespace),
+        MANAGER.into(),
+        pool_status_rx,
+        cancel.clone(),
+    ));
     let mut reconciler = Reconciler {
         client,
         class: opts.load_balancer_class,
@@ -214,9 +231,13 @@ pub async fn run(
         pending: BTreeMap::new(),
         failed: BTreeMap::new(),
         snapshot,
+        config_state,
+        pool_status,
     };
     reconciler.run(ticks, cancel.clone()).await;
     lease_cancel.cancel();
+    let _ = config_state_writer.await;
+    let _ = pool_status_writer.await;
     for task in webhook_tasks {
         let _ = task.await;
     }
@@ -301,6 +322,10 @@ struct Reconciler {
     failed: BTreeMap<ServiceKey, AllocError>,
     /// The newest configuration objects, for the admission webhook (every replica serves it).
     snapshot: watch::Sender<Option<Arc<Resources>>>,
+    /// The controller's ConfigurationState status to write: the leader's, once synced.
+    config_state: watch::Sender<Option<ConfigurationStateStatus>>,
+    /// The IPAddressPool statuses to write: the leader's allocator counts.
+    pool_status: watch::Sender<Option<super::pool_status::Statuses>>,
 }
 
 impl Reconciler {
@@ -344,6 +369,7 @@ impl Reconciler {
             self.pending.clear();
             self.failed.clear();
             self.metrics.set_pools(&[]);
+            self.update_pool_metrics();
         }
     }
 
@@ -557,9 +583,26 @@ impl Reconciler {
     }
 
     fn update_pool_metrics(&self) {
-        if let Some(a) = &self.allocator {
-            self.metrics.set_pools(&a.usage());
-        }
+        let Some(a) = &self.allocator else {
+            self.pool_status
+                .send_if_modified(|old| old.take().is_some());
+            return;
+        };
+        let usage = a.usage();
+        self.metrics.set_pools(&usage);
+        let pools = self
+            .config
+            .config()
+            .map(|c| c.pools.keys().map(String::as_str).collect::<Vec<_>>())
+            .unwrap_or_default();
+        let want = Some(super::pool_status::statuses(pools, &usage));
+        self.pool_status.send_if_modified(|old| {
+            let differs = *old != want;
+            if differs {
+                old.clone_from(&want);
+            }
+            differs
+        });
     }
 
     async fn write(&mut self, mut decision: Decision, current: Option<&Service>) {
@@ -757,6 +800,15 @@ impl Reconciler {
     /// The publisher posts each distinct error list once; an empty list in between (a valid
     /// configuration, a lost term) makes the next one news again.
     fn report_config_errors(&mut self) {
+        let state = (self.is_leader() && self.synced.all())
+            .then(|| ferrolb_runtime::config_state::desired(&self.config));
+        self.config_state.send_if_modified(|old| {
+            let differs = *old != state;
+            if differs {
+                old.clone_from(&state);
+            }
+            differs
+        });
         let rejection = if self.is_leader() && self.synced.all() {
             self.config.rejection()
         } else {
