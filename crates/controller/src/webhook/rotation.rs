@@ -5,6 +5,8 @@
 //! `caBundle` is set to the Secret's CA.
 //!
 //! *Guarantees*
+//! - Nothing is created while the ValidatingWebhookConfiguration is missing (a controller
+//!   installed without the webhook writes no Secret); its appearance is awaited with backoff.
 //! - All replicas converge on one Secret: a create that meets 409 AlreadyExists, or a replace that
 //!   meets 409 Conflict, re-reads and uses what another replica wrote.
 //! - `caBundle` is written only when it differs (a replace guarded by resourceVersion).
@@ -65,6 +67,10 @@ pub enum RotationError {
     /// Certificates could not be generated or served.
     #[error(transparent)]
     Cert(#[from] CertError),
+    /// The ValidatingWebhookConfiguration does not exist (not installed, or not yet): no
+    /// certificate is made, so a controller run without the webhook writes no Secret.
+    #[error("ValidatingWebhookConfiguration {0} not found; no certificate made")]
+    NotInstalled(String),
     /// Other replicas kept changing the object.
     #[error("{0}: still conflicting after {MAX_CONFLICTS} re-reads")]
     Conflicts(String),
@@ -102,6 +108,13 @@ pub async fn run(
                 failures = 0;
                 RECHECK
             }
+            Err(error @ RotationError::NotInstalled(_)) => {
+                if failures == 0 {
+                    tracing::info!(%error, "webhook cert rotation waits for the webhook configuration");
+                }
+                failures = failures.saturating_add(1);
+                RETRY.delay(failures - 1)
+            }
             Err(error) => {
                 tracing::warn!(%error, "webhook cert rotation failed; retrying");
                 failures = failures.saturating_add(1);
@@ -115,12 +128,27 @@ pub async fn run(
     }
 }
 
-/// One round: the Secret made good, its certificate served, `caBundle` set.
+/// One round: the Secret made good, its certificate served, `caBundle` set. Nothing is
+/// written while the ValidatingWebhookConfiguration does not exist.
 pub async fn round(
     client: &Client,
     opts: &RotationOptions,
     source: &CertSource,
 ) -> Result<(), RotationError> {
+    let vwc: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    if vwc
+        .get_opt(&opts.webhook_configuration)
+        .await
+        .map_err(api_err(format!(
+            "reading ValidatingWebhookConfiguration {}",
+            opts.webhook_configuration
+        )))?
+        .is_none()
+    {
+        return Err(RotationError::NotInstalled(
+            opts.webhook_configuration.clone(),
+        ));
+    }
     let bundle = ensure_secret(client, opts).await?;
     source.set(&bundle.tls_crt, &bundle.tls_key)?;
     patch_ca_bundle(client, opts, &bundle.ca_crt).await
