@@ -3,6 +3,9 @@
 //! helm's `fail`, implemented below. With the default values the chart must give exactly the
 //! objects of deploy/ferrolb.yaml, less the Namespace (`helm install --create-namespace` makes it).
 //!
+//! Before rendering, the merged values are checked against values.schema.json as helm does
+//! (`type`, `additionalProperties: false`: the subset the schema uses).
+//!
 //! The templates stay inside that plain subset on purpose: no `include`, `tpl`, `lookup` or
 //! `required`, so this test renders what helm renders.
 
@@ -132,6 +135,17 @@ fn render(overrides: &str, namespace: &str) -> Result<Vec<Yaml>, String> {
     let mut values: Yaml = serde_yaml_ng::from_str(&read(&dir.join("values.yaml"))).unwrap();
     let over: Yaml = serde_yaml_ng::from_str(overrides).unwrap();
     merge(&mut values, over);
+    let schema: serde_json::Value =
+        serde_json::from_str(&read(&dir.join("values.schema.json"))).expect("values.schema.json");
+    let mut problems = Vec::new();
+    check_schema(&values, &schema, "(root)", &mut problems);
+    if !problems.is_empty() {
+        // helm's wording for a values.schema.json violation.
+        return Err(format!(
+            "values don't meet the specifications of the schema(s) in the following chart(s):\nferrolb:\n- {}",
+            problems.join("\n- ")
+        ));
+    }
     let chart: Yaml = serde_yaml_ng::from_str(&read(&dir.join("Chart.yaml"))).unwrap();
     let mut chart_ctx = HashMap::new();
     for (helm, ours) in [
@@ -190,6 +204,43 @@ fn render(overrides: &str, namespace: &str) -> Result<Vec<Yaml>, String> {
         out.extend(parse_docs(&read(&file), "crds"));
     }
     Ok(out)
+}
+
+/// The part of JSON Schema that charts/ferrolb/values.schema.json uses, checked as helm does
+/// before rendering: `type` and `additionalProperties: false` with `properties`.
+fn check_schema(v: &Yaml, schema: &serde_json::Value, path: &str, problems: &mut Vec<String>) {
+    let type_ok = match schema["type"].as_str() {
+        Some("object") => v.is_mapping(),
+        Some("array") => v.is_sequence(),
+        Some("string") => v.is_string(),
+        Some("integer") => v.as_i64().is_some(),
+        Some("boolean") => v.is_bool(),
+        _ => true,
+    };
+    if !type_ok {
+        problems.push(format!(
+            "{path}: Invalid type. Expected: {}",
+            schema["type"].as_str().unwrap_or_default()
+        ));
+        return;
+    }
+    let Some(map) = v.as_mapping() else { return };
+    let props = &schema["properties"];
+    for (k, child) in map {
+        let key = k.as_str().unwrap_or_default();
+        match props.get(key) {
+            Some(s) => check_schema(
+                child,
+                s,
+                &format!("{path}.{key}").replace("(root).", ""),
+                problems,
+            ),
+            None if schema["additionalProperties"] == false => {
+                problems.push(format!("{path}: Additional property {key} is not allowed"))
+            }
+            None => {}
+        }
+    }
 }
 
 fn merge(into: &mut Yaml, over: Yaml) {
@@ -391,4 +442,42 @@ fn memberlist_disabled_drops_the_secret_and_turns_the_gossip_off() {
         .any(|a| a.starts_with("--memberlist-secret-file")));
     let ports = c["ports"].as_sequence().expect("ports");
     assert_eq!(ports.len(), 1, "only the metrics port: {ports:?}");
+}
+
+/// A values key the chart does not know (a typo, or a MetalLB key FerroLB does not implement)
+/// fails the render with its name and place, as helm does with values.schema.json; wrong
+/// types too. Every key of values.yaml is in the schema (the default render passes).
+#[test]
+fn unknown_values_keys_fail_the_render_with_their_name() {
+    for (values, needle) in [
+        (
+            "controller: {replicaz: 3}",
+            "controller: Additional property replicaz is not allowed",
+        ),
+        (
+            "speakr: {logLevel: debug}",
+            "(root): Additional property speakr is not allowed",
+        ),
+        (
+            "prometheus: {serviceMonitor: {controller: {extraLabels: {}}}}",
+            "prometheus.serviceMonitor.controller: Additional property extraLabels is not allowed",
+        ),
+        (
+            "controller: {replicas: two}",
+            "controller.replicas: Invalid type",
+        ),
+    ] {
+        let err = render(values, "metallb-system").expect_err(values);
+        assert!(err.contains(needle), "{values}: {err}");
+        assert!(
+            err.contains("values don't meet the specifications"),
+            "{err}"
+        );
+    }
+    // Free-form maps stay free-form.
+    render(
+        "controller: {resources: {limits: {cpu: 100m}}, nodeSelector: {a: b}, podAnnotations: {x: y}}",
+        "metallb-system",
+    )
+    .expect("free-form maps accept any key");
 }
