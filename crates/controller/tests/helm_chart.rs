@@ -481,3 +481,71 @@ fn unknown_values_keys_fail_the_render_with_their_name() {
     )
     .expect("free-form maps accept any key");
 }
+
+/// MetalLB's `prometheus.podMonitor` and `prometheus.prometheusRule` values: PodMonitors for
+/// both daemons, and MetalLB's alert names on FerroLB's metrics, thresholds and extra alerts
+/// included; off by default.
+#[test]
+fn pod_monitors_and_metallbs_alert_rules_render_when_enabled() {
+    let off = render("{}", "metallb-system").expect("renders");
+    assert!(!off
+        .iter()
+        .any(|d| d["kind"] == "PodMonitor" || d["kind"] == "PrometheusRule"));
+    let docs = render(
+        r#"
+prometheus:
+  podMonitor: {enabled: true, interval: 15s, additionalLabels: {release: prom}}
+  prometheusRule:
+    enabled: true
+    bgpSessionDown: {enabled: false}
+    extraAlerts: [{alert: Custom, expr: vector(1)}]
+"#,
+        "lb",
+    )
+    .expect("renders");
+    let monitors: Vec<&Yaml> = docs.iter().filter(|d| d["kind"] == "PodMonitor").collect();
+    assert_eq!(monitors.len(), 2);
+    for (m, component) in monitors.iter().zip(["controller", "speaker"]) {
+        assert_eq!(m["metadata"]["namespace"], "lb");
+        assert_eq!(m["metadata"]["labels"]["release"], "prom");
+        assert_eq!(
+            m["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"],
+            component
+        );
+        assert_eq!(m["spec"]["podMetricsEndpoints"][0]["port"], "monitoring");
+        assert_eq!(m["spec"]["podMetricsEndpoints"][0]["interval"], "15s");
+    }
+    let rule = docs
+        .iter()
+        .find(|d| d["kind"] == "PrometheusRule")
+        .expect("a PrometheusRule");
+    let alerts: Vec<&str> = rule["spec"]["groups"][0]["rules"]
+        .as_sequence()
+        .expect("rules")
+        .iter()
+        .filter_map(|r| r["alert"].as_str())
+        .collect();
+    assert_eq!(
+        alerts,
+        [
+            "MetalLBStaleConfig",
+            "MetalLBAddressPoolExhausted",
+            "MetalLBAddressPoolUsage75Percent",
+            "MetalLBAddressPoolUsage85Percent",
+            "MetalLBAddressPoolUsage95Percent",
+            "Custom",
+        ]
+    );
+    let rules = rule["spec"]["groups"][0]["rules"]
+        .as_sequence()
+        .expect("rules");
+    assert_eq!(rules[0]["expr"], "ferrolb_config_stale == 1");
+    assert_eq!(rules[0]["labels"]["severity"], "warning");
+    assert!(rules[4]["expr"].as_str().unwrap_or("").ends_with("> 95"));
+    let err = render(
+        "prometheus: {prometheusRule: {configNotLoaded: {enabled: true}}}",
+        "metallb-system",
+    )
+    .expect_err("no FerroLB metric for configNotLoaded");
+    assert!(err.contains("configNotLoaded"), "{err}");
+}
