@@ -549,3 +549,53 @@ prometheus:
     .expect_err("no FerroLB metric for configNotLoaded");
     assert!(err.contains("configNotLoaded"), "{err}");
 }
+
+/// MetalLB's `serviceAccount` and probe values: a named existing ServiceAccount is used by the
+/// pods and the RBAC bindings and not created; probes take their settings or go away.
+#[test]
+fn service_account_and_probe_values_reach_the_pods_and_bindings() {
+    let docs = render(
+        r#"
+controller:
+  serviceAccount: {create: false, name: my-controller}
+  livenessProbe: {enabled: false}
+  readinessProbe: {periodSeconds: 30, successThreshold: 2}
+speaker:
+  serviceAccount: {annotations: {team: net}}
+"#,
+        "metallb-system",
+    )
+    .expect("renders");
+    let accounts: Vec<&Yaml> = docs
+        .iter()
+        .filter(|d| d["kind"] == "ServiceAccount")
+        .collect();
+    assert_eq!(accounts.len(), 1, "only the speaker's is created");
+    assert_eq!(accounts[0]["metadata"]["name"], "ferrolb-speaker");
+    assert_eq!(accounts[0]["metadata"]["annotations"]["team"], "net");
+    let deployment = docs
+        .iter()
+        .find(|d| d["kind"] == "Deployment")
+        .expect("Deployment");
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], "my-controller");
+    let c = &pod["containers"][0];
+    assert!(c["livenessProbe"].is_null(), "{c:?}");
+    assert_eq!(c["readinessProbe"]["periodSeconds"], 30);
+    assert_eq!(c["readinessProbe"]["successThreshold"], 2);
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    let bound: Vec<&Yaml> = docs
+        .iter()
+        .filter(|d| d["kind"] == "RoleBinding" || d["kind"] == "ClusterRoleBinding")
+        .filter(|d| {
+            d["metadata"]["name"]
+                .as_str()
+                .unwrap_or("")
+                .ends_with("ferrolb-controller")
+        })
+        .collect();
+    assert_eq!(bound.len(), 2);
+    for b in bound {
+        assert_eq!(b["subjects"][0]["name"], "my-controller");
+    }
+}
