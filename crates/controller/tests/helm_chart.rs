@@ -599,3 +599,44 @@ speaker:
         assert_eq!(b["subjects"][0]["name"], "my-controller");
     }
 }
+
+/// MetalLB's `networkpolicies` values: the controller's policy opens the API server port out
+/// and its metrics and webhook ports in (the container ports of those names exist).
+#[test]
+fn network_policies_open_the_controllers_ports() {
+    let off = render("{}", "metallb-system").expect("renders");
+    assert!(!off.iter().any(|d| d["kind"] == "NetworkPolicy"));
+    let docs = render(
+        "networkpolicies: {enabled: true, defaultDeny: true, apiPort: 443}",
+        "lb",
+    )
+    .expect("renders");
+    let policies: Vec<&Yaml> = docs
+        .iter()
+        .filter(|d| d["kind"] == "NetworkPolicy")
+        .collect();
+    assert_eq!(policies.len(), 2);
+    let ctl = policies
+        .iter()
+        .find(|p| p["metadata"]["name"] == "ferrolb-controller")
+        .expect("the controller's policy");
+    assert_eq!(ctl["spec"]["egress"][0]["ports"][0]["port"], 443);
+    let deployment = docs
+        .iter()
+        .find(|d| d["kind"] == "Deployment")
+        .expect("Deployment");
+    let ports = deployment["spec"]["template"]["spec"]["containers"][0]["ports"]
+        .as_sequence()
+        .expect("ports")
+        .clone();
+    for p in ctl["spec"]["ingress"][0]["ports"]
+        .as_sequence()
+        .expect("ports")
+    {
+        assert!(
+            ports.iter().any(|c| c["name"] == p["port"]),
+            "{:?} is no container port",
+            p["port"]
+        );
+    }
+}
