@@ -20,7 +20,7 @@ use ferrolb_api::source::Resources;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
 use kube::core::DynamicObject;
 use rustls::server::{ClientHello, ResolvesServerCert};
@@ -43,6 +43,9 @@ pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 pub const MAX_CONNECTIONS: usize = 256;
 /// A client has this long to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A client has this long to send each request head (the API server's webhook timeout is at
+/// most 30 s for the whole call).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Size and modification time of the two files, to notice a change.
 type Stamp = [(u64, Option<SystemTime>); 2];
@@ -194,7 +197,10 @@ pub async fn serve(
                     let snapshot = snapshot.clone();
                     async move { Ok::<_, Infallible>(handle(req, &snapshot).await) }
                 });
+                // A client that opens a connection and sends nothing must not hold a slot.
                 let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEADER_TIMEOUT)
                     .serve_connection(TokioIo::new(tls), service);
                 tokio::select! {
                     () = cancel.cancelled() => {}
