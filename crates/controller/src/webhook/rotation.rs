@@ -10,7 +10,8 @@
 //! - All replicas converge on one Secret: a create that meets 409 AlreadyExists, or a replace that
 //!   meets 409 Conflict, re-reads and uses what another replica wrote.
 //! - `caBundle` is written only when it differs (a replace guarded by resourceVersion).
-//! - Checked again every [`RECHECK`]; a failure is retried with backoff up to [`MAX_BACKOFF`].
+//! - Checked again on every change of the Secret (a watch by name) and every [`RECHECK`]; a
+//!   failure is retried with backoff up to [`MAX_BACKOFF`].
 //!
 //! *Caveats*: a renewal replaces the CA too, so for the moment between the new Secret and the
 //! new `caBundle` the API server may reject the new certificate (with failurePolicy Fail a
@@ -21,19 +22,23 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use ferrolb_runtime::Backoff;
+use futures::StreamExt;
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::ByteString;
 use kube::api::{Api, PostParams};
+use kube::runtime::watcher::{self, watcher};
+use kube::runtime::WatchStreamExt;
 use kube::Client;
 use tokio_util::sync::CancellationToken;
 
 use super::certs::{self, Bundle, CertError};
 use super::server::CertSource;
 
-/// How often the Secret and `caBundle` are checked again.
-pub const RECHECK: Duration = Duration::from_secs(3600);
+/// How often the Secret and `caBundle` are checked again (besides every change of the Secret):
+/// a re-created ValidatingWebhookConfiguration gets its `caBundle` back within this time.
+pub const RECHECK: Duration = Duration::from_secs(300);
 /// Ceiling of the retry backoff.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
 const RETRY: Backoff = Backoff::new(Duration::from_millis(500), MAX_BACKOFF);
@@ -101,6 +106,13 @@ pub async fn run(
     source: Arc<CertSource>,
     cancel: CancellationToken,
 ) {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &opts.namespace);
+    let mut secret_events = watcher(
+        secrets,
+        watcher::Config::default().fields(&format!("metadata.name={}", opts.secret_name)),
+    )
+    .default_backoff()
+    .boxed();
     let mut failures = 0u32;
     loop {
         let wait = match round(&client, &opts, &source).await {
@@ -121,9 +133,27 @@ pub async fn run(
                 RETRY.delay(failures - 1)
             }
         };
+        // The Secret changing (deleted, renewed by another replica) starts a round at once,
+        // so every replica serves the Secret's certificate within moments, not at the recheck.
         tokio::select! {
             () = cancel.cancelled() => return,
             () = tokio::time::sleep(wait) => {}
+            () = next_secret_change(&mut secret_events) => {}
+        }
+    }
+}
+
+/// Waits for the next change of the watched Secret; never returns once the watch has ended.
+async fn next_secret_change(
+    events: &mut (impl futures::Stream<Item = Result<watcher::Event<Secret>, watcher::Error>> + Unpin),
+) {
+    loop {
+        match events.next().await {
+            Some(Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_))) => return,
+            Some(Ok(_)) => {}
+            // The watcher retries with backoff by itself; the recheck covers the gap.
+            Some(Err(error)) => tracing::debug!(%error, "webhook Secret watch failed"),
+            None => std::future::pending().await,
         }
     }
 }
