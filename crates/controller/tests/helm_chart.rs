@@ -640,3 +640,30 @@ fn network_policies_open_the_controllers_ports() {
         );
     }
 }
+
+/// MetalLB's per-daemon `controller.image` / `speaker.image` override the shared `image` key
+/// by key; unset keys fall back to it (and the tag to the chart's appVersion).
+#[test]
+fn per_daemon_image_keys_override_the_shared_image() {
+    let docs = render(
+        r#"
+image: {repository: registry.test/ferrolb, tag: "1.0.0", pullPolicy: IfNotPresent}
+controller: {image: {tag: "1.0.1-fix"}}
+speaker: {image: {repository: mirror.test/ferrolb, pullPolicy: Always}}
+"#,
+        "metallb-system",
+    )
+    .expect("renders");
+    let container = |kind: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == kind)
+            .map(|d| d["spec"]["template"]["spec"]["containers"][0].clone())
+            .unwrap_or_else(|| panic!("{kind}"))
+    };
+    let c = container("Deployment");
+    assert_eq!(c["image"], "registry.test/ferrolb:1.0.1-fix");
+    assert_eq!(c["imagePullPolicy"], "IfNotPresent");
+    let s = container("DaemonSet");
+    assert_eq!(s["image"], "mirror.test/ferrolb:1.0.0");
+    assert_eq!(s["imagePullPolicy"], "Always");
+}
