@@ -257,6 +257,12 @@ fn the_controller_needs_nothing_its_rbac_does_not_grant() {
     };
     let (server, dir, kubeconfig) = lab();
     server.apply_yaml(&service(false)).expect("service");
+    // The shipped webhook registration, so the cert rotation's requests are checked too.
+    let vwc = manifest()
+        .into_iter()
+        .find(|d| d["kind"] == "ValidatingWebhookConfiguration")
+        .expect("a ValidatingWebhookConfiguration in deploy/ferrolb.yaml");
+    server.apply(serde_json::to_value(vwc).expect("JSON"));
     let _daemon = controller
         .controller_kube(&kubeconfig, NS, "controller-0")
         .spawn("controller", dir.path())
@@ -268,6 +274,35 @@ fn the_controller_needs_nothing_its_rbac_does_not_grant() {
     wait_for(LIMIT, "an IPAllocated Event", || {
         event_with_reason(&server, "IPAllocated").then_some(())
     });
+    // The webhook Secret and caBundle, the ConfigurationState and the pool counters are written.
+    let written = |api_version: &str, kind: &str, ns: Option<&str>, name: &str, field: &str| {
+        server.wait_for_object(api_version, kind, ns, name, LIMIT, |o| {
+            o.pointer(field).is_some()
+        })
+    };
+    let (group, vwc) = (
+        "admissionregistration.k8s.io/v1",
+        "ValidatingWebhookConfiguration",
+    );
+    let ca = "/webhooks/0/clientConfig/caBundle";
+    let configuration_state = "ConfigurationState";
+    assert!(written(group, vwc, None, "ferrolb-webhook-configuration", ca).is_some());
+    assert!(written(
+        "metallb.io/v1beta1",
+        configuration_state,
+        Some(NS),
+        "controller",
+        "/status/result"
+    )
+    .is_some());
+    assert!(written(
+        "metallb.io/v1beta1",
+        "IPAddressPool",
+        Some(NS),
+        "pool",
+        "/status/assignedIPv4"
+    )
+    .is_some());
     reject_config_and_check(&server, "ConfigurationRejected", "ferrolb-controller");
 }
 

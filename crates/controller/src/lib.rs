@@ -4,6 +4,8 @@
 //!
 //! - [`cmd`]: the offline subcommands of `ferrolb-controller`.
 //! - [`daemon`]: Kubernetes mode and standalone mode.
+//! - [`webhook`]: the validating admission webhook.
 
 pub mod cmd;
 pub mod daemon;
+pub mod webhook;

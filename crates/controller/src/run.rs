@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use ferrolb_controller::daemon::{client, kube, lease_driver::LeaseConfig, memberlist, standalone};
+use ferrolb_controller::webhook::{self, rotation::RotationOptions, WebhookOptions};
 use ferrolb_runtime::ops_http::{self, OpsLimits};
 use tokio_util::sync::CancellationToken;
 
@@ -73,6 +74,19 @@ pub struct RunArgs {
     /// Standalone mode: the most bytes read from --config-dir, all files together.
     #[arg(long, default_value_t = ferrolb_api::source::files::Limits::DEFAULT_MAX_DIR_BYTES, requires = "config_dir")]
     max_dir_bytes: u64,
+    /// Address of the validating admission webhook (HTTPS). Kubernetes mode default
+    /// 0.0.0.0:9443; standalone mode serves it only when given, validating against the objects
+    /// in --config-dir.
+    #[arg(long)]
+    webhook_addr: Option<SocketAddr>,
+    /// Directory holding the webhook's `tls.crt` and `tls.key` (reloaded when they change).
+    /// Used in standalone mode and with --disable-cert-rotation.
+    #[arg(long, default_value = ferrolb_controller::webhook::DEFAULT_CERT_DIR)]
+    cert_dir: PathBuf,
+    /// Kubernetes mode: do not keep the webhook CA and certificate in a Secret nor set the
+    /// ValidatingWebhookConfiguration's caBundle; serve what --cert-dir holds (cert-manager).
+    #[arg(long)]
+    disable_cert_rotation: bool,
 }
 
 impl RunArgs {
@@ -144,6 +158,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                     max_file_bytes: args.max_file_bytes,
                     max_dir_bytes: args.max_dir_bytes,
                 },
+                webhook: args.webhook_addr.map(|addr| WebhookOptions {
+                    addr,
+                    addr_given: true,
+                    cert_dir: args.cert_dir.clone(),
+                    rotation: None,
+                }),
             };
             tracing::info!(dir = %opts.config_dir.display(), "standalone mode");
             return standalone::run(opts, cancel).await.context("standalone mode");
@@ -154,6 +174,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         let metrics_addr = match args.metrics_addr {
             Some(addr) => addr,
             None => DEFAULT_METRICS_ADDR.parse().context("default metrics address")?,
+        };
+        let webhook = WebhookOptions {
+            addr: match args.webhook_addr {
+                Some(addr) => addr,
+                None => webhook::DEFAULT_ADDR.parse().context("default webhook address")?,
+            },
+            addr_given: args.webhook_addr.is_some(),
+            cert_dir: args.cert_dir,
+            rotation: (!args.disable_cert_rotation).then(|| RotationOptions {
+                namespace: args.namespace.clone(),
+                secret_name: webhook::SECRET_NAME.into(),
+                service_name: webhook::SERVICE_NAME.into(),
+                webhook_configuration: webhook::CONFIGURATION_NAME.into(),
+            }),
         };
         let opts = kube::KubeOptions {
             namespace: args.namespace,
@@ -166,6 +200,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             metrics_addr,
             ops_limits,
             ml_secret_name: args.ml_secret_name,
+            webhook: Some(webhook),
         };
         tracing::info!(namespace = %opts.namespace, identity = %opts.lease.identity, "Kubernetes mode");
         kube::run(client, opts, cancel).await.context("Kubernetes mode")

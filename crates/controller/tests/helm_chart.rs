@@ -3,6 +3,9 @@
 //! helm's `fail`, implemented below. With the default values the chart must give exactly the
 //! objects of deploy/ferrolb.yaml, less the Namespace (`helm install --create-namespace` makes it).
 //!
+//! Before rendering, the merged values are checked against values.schema.json as helm does
+//! (`type`, `additionalProperties: false`: the subset the schema uses).
+//!
 //! The templates stay inside that plain subset on purpose: no `include`, `tpl`, `lookup` or
 //! `required`, so this test renders what helm renders.
 
@@ -132,6 +135,17 @@ fn render(overrides: &str, namespace: &str) -> Result<Vec<Yaml>, String> {
     let mut values: Yaml = serde_yaml_ng::from_str(&read(&dir.join("values.yaml"))).unwrap();
     let over: Yaml = serde_yaml_ng::from_str(overrides).unwrap();
     merge(&mut values, over);
+    let schema: serde_json::Value =
+        serde_json::from_str(&read(&dir.join("values.schema.json"))).expect("values.schema.json");
+    let mut problems = Vec::new();
+    check_schema(&values, &schema, "(root)", &mut problems);
+    if !problems.is_empty() {
+        // helm's wording for a values.schema.json violation.
+        return Err(format!(
+            "values don't meet the specifications of the schema(s) in the following chart(s):\nferrolb:\n- {}",
+            problems.join("\n- ")
+        ));
+    }
     let chart: Yaml = serde_yaml_ng::from_str(&read(&dir.join("Chart.yaml"))).unwrap();
     let mut chart_ctx = HashMap::new();
     for (helm, ours) in [
@@ -190,6 +204,43 @@ fn render(overrides: &str, namespace: &str) -> Result<Vec<Yaml>, String> {
         out.extend(parse_docs(&read(&file), "crds"));
     }
     Ok(out)
+}
+
+/// The part of JSON Schema that charts/ferrolb/values.schema.json uses, checked as helm does
+/// before rendering: `type` and `additionalProperties: false` with `properties`.
+fn check_schema(v: &Yaml, schema: &serde_json::Value, path: &str, problems: &mut Vec<String>) {
+    let type_ok = match schema["type"].as_str() {
+        Some("object") => v.is_mapping(),
+        Some("array") => v.is_sequence(),
+        Some("string") => v.is_string(),
+        Some("integer") => v.as_i64().is_some(),
+        Some("boolean") => v.is_bool(),
+        _ => true,
+    };
+    if !type_ok {
+        problems.push(format!(
+            "{path}: Invalid type. Expected: {}",
+            schema["type"].as_str().unwrap_or_default()
+        ));
+        return;
+    }
+    let Some(map) = v.as_mapping() else { return };
+    let props = &schema["properties"];
+    for (k, child) in map {
+        let key = k.as_str().unwrap_or_default();
+        match props.get(key) {
+            Some(s) => check_schema(
+                child,
+                s,
+                &format!("{path}.{key}").replace("(root).", ""),
+                problems,
+            ),
+            None if schema["additionalProperties"] == false => {
+                problems.push(format!("{path}: Additional property {key} is not allowed"))
+            }
+            None => {}
+        }
+    }
 }
 
 fn merge(into: &mut Yaml, over: Yaml) {
@@ -391,4 +442,228 @@ fn memberlist_disabled_drops_the_secret_and_turns_the_gossip_off() {
         .any(|a| a.starts_with("--memberlist-secret-file")));
     let ports = c["ports"].as_sequence().expect("ports");
     assert_eq!(ports.len(), 1, "only the metrics port: {ports:?}");
+}
+
+/// A values key the chart does not know (a typo, or a MetalLB key FerroLB does not implement)
+/// fails the render with its name and place, as helm does with values.schema.json; wrong
+/// types too. Every key of values.yaml is in the schema (the default render passes).
+#[test]
+fn unknown_values_keys_fail_the_render_with_their_name() {
+    for (values, needle) in [
+        (
+            "controller: {replicaz: 3}",
+            "controller: Additional property replicaz is not allowed",
+        ),
+        (
+            "speakr: {logLevel: debug}",
+            "(root): Additional property speakr is not allowed",
+        ),
+        (
+            "prometheus: {serviceMonitor: {controller: {extraLabels: {}}}}",
+            "prometheus.serviceMonitor.controller: Additional property extraLabels is not allowed",
+        ),
+        (
+            "controller: {replicas: two}",
+            "controller.replicas: Invalid type",
+        ),
+    ] {
+        let err = render(values, "metallb-system").expect_err(values);
+        assert!(err.contains(needle), "{values}: {err}");
+        assert!(
+            err.contains("values don't meet the specifications"),
+            "{err}"
+        );
+    }
+    // Free-form maps stay free-form.
+    render(
+        "controller: {resources: {limits: {cpu: 100m}}, nodeSelector: {a: b}, podAnnotations: {x: y}}",
+        "metallb-system",
+    )
+    .expect("free-form maps accept any key");
+}
+
+/// MetalLB's `prometheus.podMonitor` and `prometheus.prometheusRule` values: PodMonitors for
+/// both daemons, and MetalLB's alert names on FerroLB's metrics, thresholds and extra alerts
+/// included; off by default.
+#[test]
+fn pod_monitors_and_metallbs_alert_rules_render_when_enabled() {
+    let off = render("{}", "metallb-system").expect("renders");
+    assert!(!off
+        .iter()
+        .any(|d| d["kind"] == "PodMonitor" || d["kind"] == "PrometheusRule"));
+    let docs = render(
+        r#"
+prometheus:
+  podMonitor: {enabled: true, interval: 15s, additionalLabels: {release: prom}}
+  prometheusRule:
+    enabled: true
+    bgpSessionDown: {enabled: false}
+    extraAlerts: [{alert: Custom, expr: vector(1)}]
+"#,
+        "lb",
+    )
+    .expect("renders");
+    let monitors: Vec<&Yaml> = docs.iter().filter(|d| d["kind"] == "PodMonitor").collect();
+    assert_eq!(monitors.len(), 2);
+    for (m, component) in monitors.iter().zip(["controller", "speaker"]) {
+        assert_eq!(m["metadata"]["namespace"], "lb");
+        assert_eq!(m["metadata"]["labels"]["release"], "prom");
+        assert_eq!(
+            m["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"],
+            component
+        );
+        assert_eq!(m["spec"]["podMetricsEndpoints"][0]["port"], "monitoring");
+        assert_eq!(m["spec"]["podMetricsEndpoints"][0]["interval"], "15s");
+    }
+    let rule = docs
+        .iter()
+        .find(|d| d["kind"] == "PrometheusRule")
+        .expect("a PrometheusRule");
+    let alerts: Vec<&str> = rule["spec"]["groups"][0]["rules"]
+        .as_sequence()
+        .expect("rules")
+        .iter()
+        .filter_map(|r| r["alert"].as_str())
+        .collect();
+    assert_eq!(
+        alerts,
+        [
+            "MetalLBStaleConfig",
+            "MetalLBAddressPoolExhausted",
+            "MetalLBAddressPoolUsage75Percent",
+            "MetalLBAddressPoolUsage85Percent",
+            "MetalLBAddressPoolUsage95Percent",
+            "Custom",
+        ]
+    );
+    let rules = rule["spec"]["groups"][0]["rules"]
+        .as_sequence()
+        .expect("rules");
+    assert_eq!(rules[0]["expr"], "ferrolb_config_stale == 1");
+    assert_eq!(rules[0]["labels"]["severity"], "warning");
+    assert!(rules[4]["expr"].as_str().unwrap_or("").ends_with("> 95"));
+    let err = render(
+        "prometheus: {prometheusRule: {configNotLoaded: {enabled: true}}}",
+        "metallb-system",
+    )
+    .expect_err("no FerroLB metric for configNotLoaded");
+    assert!(err.contains("configNotLoaded"), "{err}");
+}
+
+/// MetalLB's `serviceAccount` and probe values: a named existing ServiceAccount is used by the
+/// pods and the RBAC bindings and not created; probes take their settings or go away.
+#[test]
+fn service_account_and_probe_values_reach_the_pods_and_bindings() {
+    let docs = render(
+        r#"
+controller:
+  serviceAccount: {create: false, name: my-controller}
+  livenessProbe: {enabled: false}
+  readinessProbe: {periodSeconds: 30, successThreshold: 2}
+speaker:
+  serviceAccount: {annotations: {team: net}}
+"#,
+        "metallb-system",
+    )
+    .expect("renders");
+    let accounts: Vec<&Yaml> = docs
+        .iter()
+        .filter(|d| d["kind"] == "ServiceAccount")
+        .collect();
+    assert_eq!(accounts.len(), 1, "only the speaker's is created");
+    assert_eq!(accounts[0]["metadata"]["name"], "ferrolb-speaker");
+    assert_eq!(accounts[0]["metadata"]["annotations"]["team"], "net");
+    let deployment = docs
+        .iter()
+        .find(|d| d["kind"] == "Deployment")
+        .expect("Deployment");
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], "my-controller");
+    let c = &pod["containers"][0];
+    assert!(c["livenessProbe"].is_null(), "{c:?}");
+    assert_eq!(c["readinessProbe"]["periodSeconds"], 30);
+    assert_eq!(c["readinessProbe"]["successThreshold"], 2);
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    let bound: Vec<&Yaml> = docs
+        .iter()
+        .filter(|d| d["kind"] == "RoleBinding" || d["kind"] == "ClusterRoleBinding")
+        .filter(|d| {
+            d["metadata"]["name"]
+                .as_str()
+                .unwrap_or("")
+                .ends_with("ferrolb-controller")
+        })
+        .collect();
+    assert_eq!(bound.len(), 2);
+    for b in bound {
+        assert_eq!(b["subjects"][0]["name"], "my-controller");
+    }
+}
+
+/// MetalLB's `networkpolicies` values: the controller's policy opens the API server port out
+/// and its metrics and webhook ports in (the container ports of those names exist).
+#[test]
+fn network_policies_open_the_controllers_ports() {
+    let off = render("{}", "metallb-system").expect("renders");
+    assert!(!off.iter().any(|d| d["kind"] == "NetworkPolicy"));
+    let docs = render(
+        "networkpolicies: {enabled: true, defaultDeny: true, apiPort: 443}",
+        "lb",
+    )
+    .expect("renders");
+    let policies: Vec<&Yaml> = docs
+        .iter()
+        .filter(|d| d["kind"] == "NetworkPolicy")
+        .collect();
+    assert_eq!(policies.len(), 2);
+    let ctl = policies
+        .iter()
+        .find(|p| p["metadata"]["name"] == "ferrolb-controller")
+        .expect("the controller's policy");
+    assert_eq!(ctl["spec"]["egress"][0]["ports"][0]["port"], 443);
+    let deployment = docs
+        .iter()
+        .find(|d| d["kind"] == "Deployment")
+        .expect("Deployment");
+    let ports = deployment["spec"]["template"]["spec"]["containers"][0]["ports"]
+        .as_sequence()
+        .expect("ports")
+        .clone();
+    for p in ctl["spec"]["ingress"][0]["ports"]
+        .as_sequence()
+        .expect("ports")
+    {
+        assert!(
+            ports.iter().any(|c| c["name"] == p["port"]),
+            "{:?} is no container port",
+            p["port"]
+        );
+    }
+}
+
+/// MetalLB's per-daemon `controller.image` / `speaker.image` override the shared `image` key
+/// by key; unset keys fall back to it (and the tag to the chart's appVersion).
+#[test]
+fn per_daemon_image_keys_override_the_shared_image() {
+    let docs = render(
+        r#"
+image: {repository: registry.test/ferrolb, tag: "1.0.0", pullPolicy: IfNotPresent}
+controller: {image: {tag: "1.0.1-fix"}}
+speaker: {image: {repository: mirror.test/ferrolb, pullPolicy: Always}}
+"#,
+        "metallb-system",
+    )
+    .expect("renders");
+    let container = |kind: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == kind)
+            .map(|d| d["spec"]["template"]["spec"]["containers"][0].clone())
+            .unwrap_or_else(|| panic!("{kind}"))
+    };
+    let c = container("Deployment");
+    assert_eq!(c["image"], "registry.test/ferrolb:1.0.1-fix");
+    assert_eq!(c["imagePullPolicy"], "IfNotPresent");
+    let s = container("DaemonSet");
+    assert_eq!(s["image"], "mirror.test/ferrolb:1.0.0");
+    assert_eq!(s["imagePullPolicy"], "Always");
 }

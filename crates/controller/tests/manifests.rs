@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{Container, Namespace, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -86,6 +87,7 @@ fn every_document_deserializes_into_its_k8s_openapi_type() {
             "Deployment" => drop(typed::<Deployment>(doc)),
             "PodDisruptionBudget" => drop(typed::<PodDisruptionBudget>(doc)),
             "DaemonSet" => drop(typed::<DaemonSet>(doc)),
+            "ValidatingWebhookConfiguration" => drop(typed::<ValidatingWebhookConfiguration>(doc)),
             other => panic!("unexpected kind {other} in the install"),
         }
         assert!(
@@ -267,7 +269,11 @@ fn namespace_and_image_flags_reach_every_object() {
         let kind = doc["kind"].as_str().unwrap_or_default();
         let cluster_scoped = matches!(
             kind,
-            "Namespace" | "CustomResourceDefinition" | "ClusterRole" | "ClusterRoleBinding"
+            "Namespace"
+                | "CustomResourceDefinition"
+                | "ClusterRole"
+                | "ClusterRoleBinding"
+                | "ValidatingWebhookConfiguration"
         );
         if !cluster_scoped {
             assert_eq!(doc["metadata"]["namespace"], "lb", "{kind}");
@@ -340,4 +346,68 @@ fn every_container_flag_is_accepted_by_its_binary() {
             );
         }
     }
+}
+
+/// The webhook registration reaches the controller: one webhook per metallb.io kind on
+/// MetalLB's path, `failurePolicy: Fail`, through a Service whose target port is the
+/// controller container's `webhook` port, on which the controller is told to listen.
+#[test]
+fn the_webhook_configuration_reaches_the_controller_on_metallbs_paths() {
+    use ferrolb_controller::webhook::admission::Kind;
+    let all = docs(&generated(&[]));
+    let vwc: ValidatingWebhookConfiguration = only(
+        of_kind(&all, "ValidatingWebhookConfiguration"),
+        "ValidatingWebhookConfiguration",
+    );
+    assert_eq!(
+        vwc.metadata.name.as_deref(),
+        Some(ferrolb_controller::webhook::CONFIGURATION_NAME)
+    );
+    let hooks = vwc.webhooks.unwrap_or_default();
+    assert_eq!(hooks.len(), Kind::ALL.len());
+    let services: Vec<Service> = of_kind(&all, "Service");
+    let svc = services
+        .iter()
+        .find(|s| s.metadata.name.as_deref() == Some(ferrolb_controller::webhook::SERVICE_NAME))
+        .expect("the webhook Service");
+    let svc_port = svc
+        .spec
+        .as_ref()
+        .and_then(|s| s.ports.clone())
+        .and_then(|p| p.into_iter().next())
+        .expect("a port");
+    for (hook, kind) in hooks.iter().zip(Kind::ALL) {
+        assert_eq!(hook.failure_policy.as_deref(), Some("Fail"));
+        assert_eq!(hook.side_effects, "None");
+        assert_eq!(hook.admission_review_versions, vec!["v1".to_owned()]);
+        let target = hook.client_config.service.as_ref().expect("a service");
+        assert_eq!(target.name, ferrolb_controller::webhook::SERVICE_NAME);
+        assert_eq!(target.namespace, "metallb-system");
+        assert_eq!(target.path.as_deref(), Some(kind.path().as_str()));
+        assert_eq!(target.port, Some(svc_port.port));
+        let rule = &hook.rules.as_ref().expect("rules")[0];
+        assert_eq!(rule.resources, Some(vec![kind.plural().to_owned()]));
+        assert_eq!(rule.api_versions, Some(vec![kind.version().to_owned()]));
+        for op in ["CREATE", "UPDATE", "DELETE"] {
+            assert!(rule.operations.iter().flatten().any(|o| o == op), "{op}");
+        }
+    }
+    let d: Deployment = only(of_kind(&all, "Deployment"), "Deployment");
+    let pod = d.spec.and_then(|s| s.template.spec);
+    let c = pod_container(&pod);
+    let port = c
+        .ports
+        .iter()
+        .flatten()
+        .find(|p| p.name.as_deref() == Some("webhook"))
+        .expect("a webhook container port");
+    assert_eq!(
+        svc_port.target_port,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String("webhook".into()))
+    );
+    let args = c.args.clone().unwrap_or_default();
+    assert!(
+        args.contains(&format!("--webhook-addr=0.0.0.0:{}", port.container_port)),
+        "{args:?}"
+    );
 }

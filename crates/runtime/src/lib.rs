@@ -10,6 +10,8 @@
 //!   (`ConfigurationRejected`), `regarding` the offending object with its UID, the same note
 //!   text, at most [`events::MAX_EVENTS`] per distinct error list; pure
 //!   ([`events::rejection_events`]) plus one publisher task ([`events::run_publisher`]).
+//! - [`config_state`]: the daemon's `ConfigurationState` object (MetalLB v0.15): its name and
+//!   labels, the status of an applier (pure), and one writer task.
 //! - [`backoff`]: [`Backoff`] (exponential, ceiling, jitter) and [`sleep_until`] (a timer that
 //!   may be disarmed, for `select!` loops).
 //! - [`ops_http`]: the `/metrics`, `/healthz`, `/readyz` server, with a connection cap tied to
@@ -23,6 +25,7 @@
 
 pub mod backoff;
 pub mod config;
+pub mod config_state;
 pub mod events;
 pub mod ops_http;
 pub mod process;

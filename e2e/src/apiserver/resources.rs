@@ -73,6 +73,15 @@ pub static RESOURCES: &[Resource] = &[
         namespaced: true,
         status_subresource: false,
     },
+    // The controller's webhook cert rotation sets `caBundle` here.
+    Resource {
+        group: "admissionregistration.k8s.io",
+        versions: V1,
+        plural: "validatingwebhookconfigurations",
+        kind: "ValidatingWebhookConfiguration",
+        namespaced: false,
+        status_subresource: false,
+    },
     metallb(V1BETA1, "ipaddresspools", "IPAddressPool"),
     metallb(V1BETA1, "l2advertisements", "L2Advertisement"),
     metallb(V1BETA1, "bgpadvertisements", "BGPAdvertisement"),

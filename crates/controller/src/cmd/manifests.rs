@@ -2,8 +2,10 @@
 //! k8s-openapi objects, so that what we ship always deserializes into the API types.
 //!
 //! One multi-document YAML stream, in apply order: the Namespace, the CRDs (the same objects as
-//! `deploy/crds/`), ServiceAccounts, RBAC, the metrics Services, the controller Deployment and its
-//! PodDisruptionBudget, and the speaker DaemonSet.
+//! `deploy/crds/`), ServiceAccounts, RBAC, the metrics Services and the webhook Service, the
+//! controller Deployment and its PodDisruptionBudget, the speaker DaemonSet, and last the
+//! ValidatingWebhookConfiguration (without `caBundle`: the controller's cert rotation sets it,
+//! and the webhook Secret it creates holds a random key, so neither is in the output).
 //!
 //! *Guarantees*
 //! - The output is a pure function of [`Options`]: no random values, no timestamps, so the
@@ -16,6 +18,10 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::admissionregistration::v1::{
+    RuleWithOperations, ServiceReference, ValidatingWebhook, ValidatingWebhookConfiguration,
+    WebhookClientConfig,
+};
 use k8s_openapi::api::apps::v1::{
     DaemonSet, DaemonSetSpec, DaemonSetUpdateStrategy, Deployment, DeploymentSpec,
     DeploymentStrategy,
@@ -54,6 +60,14 @@ pub const MEMBERLIST_MOUNT: &str = "/etc/ferrolb/memberlist";
 pub const CONTROLLER: &str = "ferrolb-controller";
 /// Speaker object names (DaemonSet, ServiceAccount, RBAC).
 pub const SPEAKER: &str = "ferrolb-speaker";
+/// The webhook's port on the controller pods (MetalLB's).
+pub const WEBHOOK_PORT: i32 = 9443;
+/// The webhook Service (MetalLB: `metallb-webhook-service`).
+pub const WEBHOOK_SERVICE: &str = crate::webhook::SERVICE_NAME;
+/// The webhook Secret, created by the controller (MetalLB: `metallb-webhook-cert`).
+pub const WEBHOOK_SECRET: &str = crate::webhook::SECRET_NAME;
+/// The ValidatingWebhookConfiguration (MetalLB: `metallb-webhook-configuration`).
+pub const WEBHOOK_CONFIGURATION: &str = crate::webhook::CONFIGURATION_NAME;
 
 /// What `manifests` can vary; everything else is fixed so the output stays reviewable.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,6 +137,8 @@ pub enum Object {
     PodDisruptionBudget(Box<PodDisruptionBudget>),
     /// The speaker.
     DaemonSet(Box<DaemonSet>),
+    /// The controller's admission webhook (`crate::webhook`).
+    ValidatingWebhookConfiguration(Box<ValidatingWebhookConfiguration>),
 }
 
 impl Object {
@@ -140,6 +156,7 @@ impl Object {
             Object::Deployment(_) => "Deployment",
             Object::PodDisruptionBudget(_) => "PodDisruptionBudget",
             Object::DaemonSet(_) => "DaemonSet",
+            Object::ValidatingWebhookConfiguration(_) => "ValidatingWebhookConfiguration",
         }
     }
 
@@ -156,6 +173,7 @@ impl Object {
             Object::Deployment(o) => &o.metadata,
             Object::PodDisruptionBudget(o) => &o.metadata,
             Object::DaemonSet(o) => &o.metadata,
+            Object::ValidatingWebhookConfiguration(o) => &o.metadata,
         }
     }
 
@@ -178,6 +196,7 @@ impl Object {
             Object::Deployment(o) => serde_yaml_ng::to_string(o),
             Object::PodDisruptionBudget(o) => serde_yaml_ng::to_string(o),
             Object::DaemonSet(o) => serde_yaml_ng::to_string(o),
+            Object::ValidatingWebhookConfiguration(o) => serde_yaml_ng::to_string(o),
         }
         .map_err(|source| ManifestError::Yaml {
             kind: self.kind(),
@@ -221,6 +240,14 @@ pub const CONTROLLER_CLUSTER_RULES: &[Rule] = &[
     // IP assigned, pool exhausted, config rejected: kube-runtime's Recorder writes events.k8s.io/v1
     // Events (create; patch when the same Event repeats as a series).
     ("events.k8s.io", &["events"], EVENT_WRITE, &[]),
+    // Webhook cert rotation (`webhook/rotation.rs`): reads our ValidatingWebhookConfiguration
+    // and replaces it to set `caBundle`.
+    (
+        "admissionregistration.k8s.io",
+        &["validatingwebhookconfigurations"],
+        &["get", "update"],
+        &[WEBHOOK_CONFIGURATION],
+    ),
 ];
 
 /// Permissions of the controller in its own namespace.
@@ -232,6 +259,25 @@ pub const CONTROLLER_NAMESPACE_RULES: &[Rule] = &[
     // The leader creates the speakers' memberlist Secret when missing (`daemon/memberlist.rs`);
     // create cannot be limited by name, and an existing Secret is never read or changed.
     ("", &["secrets"], &["create"], &[]),
+    // Webhook cert rotation (`webhook/rotation.rs`) creates (above), reads and replaces the
+    // webhook Secret.
+    ("", &["secrets"], &["get", "update"], &[WEBHOOK_SECRET]),
+    // `ferrolb_runtime::config_state`: the controller's ConfigurationState, created or updated
+    // by server-side apply, its status likewise.
+    (
+        "metallb.io",
+        &["configurationstates"],
+        &["get", "create", "patch"],
+        &[],
+    ),
+    (
+        "metallb.io",
+        &["configurationstates/status"],
+        &["patch"],
+        &[],
+    ),
+    // `daemon/pool_status.rs`: the leader's IPAddressPool usage counters (merge patch).
+    ("metallb.io", &["ipaddresspools/status"], &["patch"], &[]),
     // Lease leader election (`daemon/lease_driver.rs`): create cannot be limited by name; reads
     // and renewals (a replace, i.e. update) are confined to our Lease.
     ("coordination.k8s.io", &["leases"], &["create"], &[]),
@@ -460,6 +506,64 @@ fn metrics_service(opts: &Options, who: &str) -> Service {
     }
 }
 
+/// The Service the API server calls the webhook through: 443 to the controller pods' 9443.
+fn webhook_service(opts: &Options) -> Service {
+    Service {
+        metadata: meta(WEBHOOK_SERVICE, Some(&opts.namespace), "controller"),
+        spec: Some(ServiceSpec {
+            selector: Some(labels("controller")),
+            ports: Some(vec![ServicePort {
+                name: Some("webhook".to_owned()),
+                port: 443,
+                target_port: Some(IntOrString::String("webhook".to_owned())),
+                protocol: Some("TCP".to_owned()),
+                ..ServicePort::default()
+            }]),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    }
+}
+
+/// One webhook per metallb.io kind on MetalLB's paths. DELETE too: removing an object other
+/// objects rely on (a BFDProfile, a Community alias) is denied. `failurePolicy: Fail`, as
+/// MetalLB: no unvalidated configuration gets in while the controller is down. No `caBundle`:
+/// the controller sets it (`webhook/rotation.rs`), or cert-manager's CA injector does.
+fn webhook_configuration(opts: &Options) -> ValidatingWebhookConfiguration {
+    use crate::webhook::admission::Kind;
+    let webhooks = Kind::ALL
+        .iter()
+        .map(|kind| ValidatingWebhook {
+            name: kind.webhook_name(),
+            admission_review_versions: strings(&["v1"]),
+            client_config: WebhookClientConfig {
+                service: Some(ServiceReference {
+                    name: WEBHOOK_SERVICE.to_owned(),
+                    namespace: opts.namespace.clone(),
+                    path: Some(kind.path()),
+                    port: Some(443),
+                }),
+                ..WebhookClientConfig::default()
+            },
+            failure_policy: Some("Fail".to_owned()),
+            side_effects: "None".to_owned(),
+            timeout_seconds: Some(10),
+            rules: Some(vec![RuleWithOperations {
+                api_groups: Some(strings(&["metallb.io"])),
+                api_versions: Some(vec![kind.version().to_owned()]),
+                operations: Some(strings(&["CREATE", "UPDATE", "DELETE"])),
+                resources: Some(vec![kind.plural().to_owned()]),
+                ..RuleWithOperations::default()
+            }]),
+            ..ValidatingWebhook::default()
+        })
+        .collect();
+    ValidatingWebhookConfiguration {
+        metadata: meta(WEBHOOK_CONFIGURATION, None, "controller"),
+        webhooks: Some(webhooks),
+    }
+}
+
 fn pod_metadata(component: &str) -> ObjectMeta {
     ObjectMeta {
         labels: Some(labels(component)),
@@ -481,11 +585,15 @@ fn controller(opts: &Options) -> Deployment {
             format!("--metrics-addr=0.0.0.0:{METRICS_PORT}"),
             format!("--lease-name={CONTROLLER}"),
             format!("--ml-secret-name={MEMBERLIST_SECRET}"),
+            format!("--webhook-addr=0.0.0.0:{WEBHOOK_PORT}"),
             "--log-level=info".to_owned(),
         ]),
         // --identity: the Lease holder is the pod, so a restarted pod is a new candidate.
         env: Some(vec![env_from_field("POD_NAME", "metadata.name")]),
-        ports: Some(vec![port("monitoring", METRICS_PORT, "TCP")]),
+        ports: Some(vec![
+            port("monitoring", METRICS_PORT, "TCP"),
+            port("webhook", WEBHOOK_PORT, "TCP"),
+        ]),
         liveness_probe: Some(http_probe("/healthz")),
         readiness_probe: Some(http_probe("/readyz")),
         security_context: Some(container_security(&[], true)),
@@ -709,9 +817,14 @@ pub fn objects(opts: &Options) -> Result<Vec<Object>, ManifestError> {
     for who in [CONTROLLER, SPEAKER] {
         out.push(Object::Service(Box::new(metrics_service(opts, who))));
     }
+    out.push(Object::Service(Box::new(webhook_service(opts))));
     out.push(Object::Deployment(Box::new(controller(opts))));
     out.push(Object::PodDisruptionBudget(Box::new(controller_pdb(opts))));
     out.push(Object::DaemonSet(Box::new(speaker(opts))));
+    // Last: registered only once the controller that answers it is created.
+    out.push(Object::ValidatingWebhookConfiguration(Box::new(
+        webhook_configuration(opts),
+    )));
     Ok(out)
 }
 

@@ -44,6 +44,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ferrolb_api::crd::ConfigurationStateStatus;
 use ferrolb_api::source::Resources;
 use ferrolb_api::state::Applied;
 use ferrolb_runtime::events::{self, Rejection};
@@ -98,6 +99,8 @@ pub struct KubeOptions {
     /// The speakers' memberlist Secret, created by the leader when missing
     /// ([`super::memberlist`]).
     pub ml_secret_name: String,
+    /// The admission webhook, served by every replica ([`crate::webhook`]).
+    pub webhook: Option<crate::webhook::WebhookOptions>,
 }
 
 /// Why Kubernetes mode could not start.
@@ -106,6 +109,14 @@ pub enum KubeModeError {
     /// The metrics address cannot be bound.
     #[error("binding the metrics address {addr}: {source}")]
     Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The `--webhook-addr` given cannot be bound.
+    #[error("binding the webhook address {addr}: {source}")]
+    BindWebhook {
         /// The address.
         addr: SocketAddr,
         /// Why.
@@ -132,6 +143,19 @@ pub async fn run(
         source,
     })?;
     tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
+
+    let (snapshot, snapshot_rx) = crate::webhook::snapshot_channel();
+    let mut webhook_tasks = Vec::new();
+    if let Some(w) = opts.webhook.clone() {
+        let addr = w.addr;
+        if let Some((_, tasks)) =
+            crate::webhook::start(w, Some(client.clone()), snapshot_rx, cancel.clone())
+                .await
+                .map_err(|source| KubeModeError::BindWebhook { addr, source })?
+        {
+            webhook_tasks = tasks;
+        }
+    }
 
     let (leader_tx, leader_rx) = watch::channel(false);
     // The reconciler stops on `cancel`, then the driver releases the Lease.
@@ -176,6 +200,22 @@ pub async fn run(
         |_: &kube::Error| {},
         cancel.clone(),
     ));
+    let (config_state, config_state_rx) = watch::channel(None);
+    let config_state_writer = tokio::spawn(ferrolb_runtime::config_state::run_writer(
+        client.clone(),
+        opts.namespace.clone(),
+        ferrolb_runtime::config_state::Reporter::controller(),
+        MANAGER.into(),
+        config_state_rx,
+        cancel.clone(),
+    ));
+    let (pool_status, pool_status_rx) = watch::channel(None);
+    let pool_status_writer = tokio::spawn(super::pool_status::run_writer(
+        Api::namespaced(client.clone(), &opts.namespace),
+        MANAGER.into(),
+        pool_status_rx,
+        cancel.clone(),
+    ));
     let mut reconciler = Reconciler {
         client,
         class: opts.load_balancer_class,
@@ -190,9 +230,17 @@ pub async fn run(
         reporter,
         pending: BTreeMap::new(),
         failed: BTreeMap::new(),
+        snapshot,
+        config_state,
+        pool_status,
     };
     reconciler.run(ticks, cancel.clone()).await;
     lease_cancel.cancel();
+    let _ = config_state_writer.await;
+    let _ = pool_status_writer.await;
+    for task in webhook_tasks {
+        let _ = task.await;
+    }
     let _ = publisher.await;
     let _ = ml_secret.await;
     let _ = lease.await;
@@ -272,6 +320,12 @@ struct Reconciler {
     pending: BTreeMap<ServiceKey, Pending>,
     /// The failure last reported per Service, so a repeat is not reported again.
     failed: BTreeMap<ServiceKey, AllocError>,
+    /// The newest configuration objects, for the admission webhook (every replica serves it).
+    snapshot: watch::Sender<Option<Arc<Resources>>>,
+    /// The controller's ConfigurationState status to write: the leader's, once synced.
+    config_state: watch::Sender<Option<ConfigurationStateStatus>>,
+    /// The IPAddressPool statuses to write: the leader's allocator counts.
+    pool_status: watch::Sender<Option<super::pool_status::Statuses>>,
 }
 
 impl Reconciler {
@@ -315,6 +369,7 @@ impl Reconciler {
             self.pending.clear();
             self.failed.clear();
             self.metrics.set_pools(&[]);
+            self.update_pool_metrics();
         }
     }
 
@@ -363,6 +418,8 @@ impl Reconciler {
 
     async fn on_config(&mut self, res: &Resources) {
         self.synced.config = true;
+        self.snapshot
+            .send_replace(Some(Arc::new(crate::webhook::config_only(res))));
         let applied = self.config.apply(res);
         self.metrics.set_config_stale(self.config.is_stale());
         self.report_config_errors();
@@ -526,9 +583,26 @@ impl Reconciler {
     }
 
     fn update_pool_metrics(&self) {
-        if let Some(a) = &self.allocator {
-            self.metrics.set_pools(&a.usage());
-        }
+        let Some(a) = &self.allocator else {
+            self.pool_status
+                .send_if_modified(|old| old.take().is_some());
+            return;
+        };
+        let usage = a.usage();
+        self.metrics.set_pools(&usage);
+        let pools = self
+            .config
+            .config()
+            .map(|c| c.pools.keys().map(String::as_str).collect::<Vec<_>>())
+            .unwrap_or_default();
+        let want = Some(super::pool_status::statuses(pools, &usage));
+        self.pool_status.send_if_modified(|old| {
+            let differs = *old != want;
+            if differs {
+                old.clone_from(&want);
+            }
+            differs
+        });
     }
 
     async fn write(&mut self, mut decision: Decision, current: Option<&Service>) {
@@ -726,6 +800,15 @@ impl Reconciler {
     /// The publisher posts each distinct error list once; an empty list in between (a valid
     /// configuration, a lost term) makes the next one news again.
     fn report_config_errors(&mut self) {
+        let state = (self.is_leader() && self.synced.all())
+            .then(|| ferrolb_runtime::config_state::desired(&self.config));
+        self.config_state.send_if_modified(|old| {
+            let differs = *old != state;
+            if differs {
+                old.clone_from(&state);
+            }
+            differs
+        });
         let rejection = if self.is_leader() && self.synced.all() {
             self.config.rejection()
         } else {

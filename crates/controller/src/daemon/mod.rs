@@ -6,6 +6,7 @@
 //! - [`writes`] (pure): allocator Decision + the Service as seen -> patches and Events.
 //! - [`lease`] (pure) and [`lease_driver`]: leader election over a coordination.k8s.io/v1 Lease.
 //! - [`memberlist`]: the leader creates the speakers' memberlist Secret when it is missing.
+//! - [`pool_status`]: the leader's IPAddressPool status counters.
 //! - [`metrics`], [`http`]: `/metrics`, `/healthz`, `/readyz`.
 //! - [`client`]: the TLS crypto provider and the kubeconfig.
 
@@ -16,5 +17,6 @@ pub mod lease;
 pub mod lease_driver;
 pub mod memberlist;
 pub mod metrics;
+pub mod pool_status;
 pub mod standalone;
 pub mod writes;

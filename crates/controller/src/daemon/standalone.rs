@@ -67,6 +67,9 @@ pub struct StandaloneOptions {
     pub settle: Duration,
     /// Size limits of the directory's files.
     pub limits: ferrolb_api::source::files::Limits,
+    /// Serve the admission webhook, validating against the directory's objects (certificates
+    /// from `--cert-dir`; there is no rotation without Kubernetes).
+    pub webhook: Option<crate::webhook::WebhookOptions>,
 }
 
 /// Why standalone mode stopped.
@@ -75,6 +78,14 @@ pub enum StandaloneError {
     /// The metrics address cannot be bound.
     #[error("binding the metrics address {addr}: {source}")]
     Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The webhook address cannot be bound.
+    #[error("binding the webhook address {addr}: {source}")]
+    BindWebhook {
         /// The address.
         addr: SocketAddr,
         /// Why.
@@ -145,6 +156,8 @@ struct Standalone {
     path: PathBuf,
     written: Option<String>,
     metrics: Arc<Metrics>,
+    /// The newest configuration objects, for the admission webhook.
+    snapshot: tokio::sync::watch::Sender<Option<Arc<Resources>>>,
 }
 
 impl Standalone {
@@ -160,6 +173,8 @@ impl Standalone {
         // Our own allocations-file write reloads the directory: a rejected configuration comes
         // back unchanged and is (by the applier's rule) not logged again.
         let applied = self.config.apply(&res);
+        self.snapshot
+            .send_replace(Some(Arc::new(crate::webhook::config_only(&res))));
         self.metrics.set_config_stale(self.config.is_stale());
         let Some(config) = self.config.config() else {
             return Ok(());
@@ -278,6 +293,20 @@ pub async fn run(
         }
         None => None,
     };
+    let (snapshot, snapshot_rx) = crate::webhook::snapshot_channel();
+    let mut webhook_tasks = Vec::new();
+    if let Some(mut w) = opts.webhook.clone() {
+        let addr = w.addr;
+        // Standalone mode serves the webhook only when asked: a bind failure is fatal.
+        w.addr_given = true;
+        w.rotation = None;
+        if let Some((_, tasks)) = crate::webhook::start(w, None, snapshot_rx, cancel.clone())
+            .await
+            .map_err(|source| StandaloneError::BindWebhook { addr, source })?
+        {
+            webhook_tasks = tasks;
+        }
+    }
     let (path, watched) = paths(&opts);
     if watched.len() > 1 && !path.exists() {
         write_atomic(&path, HEADER).map_err(|source| StandaloneError::Write {
@@ -291,6 +320,7 @@ pub async fn run(
         written: std::fs::read_to_string(&path).ok(),
         path,
         metrics,
+        snapshot,
     };
     let (tx, mut rx) = mpsc::channel::<Loaded>(1);
     let watch_opts = WatchOptions {
@@ -313,8 +343,13 @@ pub async fn run(
     };
     drop(rx);
     watcher.abort();
-    if let Some(task) = http {
+    if http.is_some() || !webhook_tasks.is_empty() {
         cancel.cancel();
+    }
+    if let Some(task) = http {
+        let _ = task.await;
+    }
+    for task in webhook_tasks {
         let _ = task.await;
     }
     result
@@ -397,6 +432,7 @@ mod tests {
             poll: Duration::from_millis(100),
             settle: Duration::from_millis(100),
             limits: Default::default(),
+            webhook: None,
         };
         let (path, watched) = paths(&opts);
         assert_eq!(path, cfg.join(ALLOCATIONS_FILE));
