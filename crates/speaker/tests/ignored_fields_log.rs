@@ -1,4 +1,4 @@
-//! Issue 9: the real `ferrolb-speaker --config-dir` says at WARN which accepted fields it ignores
+//! The real `ferrolb-speaker --config-dir` says at WARN which accepted fields it ignores
 //! (docs/configuration.md), once per configuration change: a snapshot that changes only
 //! Services repeats nothing; a configuration change repeats the (new) list. No root needed; the
 //! BGPPeer points at a closed loopback port. Every wait is on a log line, with a deadline.

@@ -1,4 +1,4 @@
-//! Issue 7 at scale: 10,000 LoadBalancer Services (each with an EndpointSlice) in one YAML file
+//! The speaker at scale: 10,000 LoadBalancer Services (each with an EndpointSlice) in one YAML file
 //! go through the whole standalone pipeline (load → validate → cluster → compute_bgp →
 //! advertiser) and come out as 10,000 routes. No timing assertions: how long it takes and how
 //! much it holds is printed (`--nocapture`) for docs/speaker.md; what is asserted is the result.

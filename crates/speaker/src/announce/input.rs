@@ -16,7 +16,7 @@ use ferrolb_api::selector::Labels;
 /// Names and addresses are [`SmolStr`]s: up to 23 bytes (nearly every Kubernetes name, any IPv4
 /// address) inline without a heap allocation, longer ones shared on clone. At 10k Services the
 /// reduced inputs, the cluster built from them and the reports held ~15 small `String`s per
-/// Service, each a separate heap chunk (docs/speaker.md, issue 7).
+/// Service, each a separate heap chunk (docs/speaker.md, "10k VIPs").
 pub use smol_str::SmolStr;
 
 /// `node.kubernetes.io/exclude-from-external-load-balancers`: MetalLB (`IsNodeExcludedFromBalancers`)

@@ -461,7 +461,7 @@ pub async fn run_writer<K: StatusKind>(
     let api: Api<K> = Api::namespaced(client, &cfg.namespace);
     let kind = K::kind(&()).into_owned();
     // The existing objects as plan_writes reads them, not whole: at 10k Services a reflector
-    // held 10k objects with their managedFields (docs/speaker.md, issue 7).
+    // held 10k objects with their managedFields (docs/speaker.md, "10k VIPs").
     let mut store = ReducedStore::default();
     let selector = format!("{LABEL_NODE}={}", cfg.node);
     let mut events = watcher(api.clone(), watcher::Config::default().labels(&selector))

@@ -13,7 +13,7 @@
 //!
 //! Why: a k8s-openapi Service or EndpointSlice takes about 1.5 KiB in memory before its
 //! strings; holding 10k of each for one load peaked at ~64 MB and glibc kept most of it
-//! (docs/speaker.md, issue 7). Reduced as each document is decoded, a load holds one k8s
+//! (docs/speaker.md, "10k VIPs"). Reduced as each document is decoded, a load holds one k8s
 //! object at a time, and the file cache keeps the reduced objects themselves (shared with the
 //! snapshot by `Arc`, nothing to decode on reuse).
 //!
