@@ -2,7 +2,7 @@
 //! endpoints and the Nodes, reduced to the fields the MetalLB rules read.
 //!
 //! The daemon fills a [`Cluster`] from watches (Kubernetes mode) or from YAML files (standalone
-//! mode) through [`super::from_k8s`]; tests build the structs directly. Every collection is a
+//! mode) through `announce::from_k8s`; tests build the structs directly. Every collection is a
 //! `BTreeMap` keyed by object identity, so upserting the same objects in any order gives the same
 //! `Cluster` and therefore the same result.
 
