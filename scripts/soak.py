@@ -44,9 +44,15 @@ def rss_kb(pid):
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free loopback port a BGPPeer may name (MetalLB's peerPort is at most 16384)."""
+    for port in random.sample(range(11000, 16384), 200):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 11000..16384")
 
 
 class Cluster:
@@ -147,8 +153,8 @@ class Bird:
         with open(conf, "w") as f:
             f.write(
                 "router id 10.255.0.1;\nprotocol device {}\n"
-                f"protocol bgp s {{\n  local 127.0.0.1 port {port} as 64512;\n"
-                "  neighbor 127.0.0.1 as 64500;\n  passive on;\n"
+                f"protocol bgp soak {{\n  local 127.0.0.1 port {port} as 64512;\n"
+                "  neighbor 127.0.0.1 as 64500;\n  multihop;\n  passive on;\n"
                 "  ipv4 { import all; export none; };\n}\n"
             )
         self.proc = subprocess.Popen(["bird", "-f", "-c", conf, "-s", self.sock])
@@ -159,15 +165,15 @@ class Bird:
 
     def routes(self):
         got = set()
-        for line in self.ctl("show", "route", "protocol", "s").splitlines():
+        for line in self.ctl("show", "route", "protocol", "soak").splitlines():
             head = line.split(" ", 1)[0]
             if "/" in head and head[0].isdigit():
                 got.add(head)
         return got
 
     def established_since(self):
-        for line in self.ctl("show", "protocols", "s").splitlines():
-            if line.startswith("s ") and "Established" in line:
+        for line in self.ctl("show", "protocols", "soak").splitlines():
+            if line.startswith("soak ") and "Established" in line:
                 return " ".join(line.split()[3:5])
         return None
 
@@ -188,9 +194,10 @@ def allocations_ok(path, cluster):
             ips.append(s.split(":", 1)[1].strip().strip('"'))
             names.add(name)
     want = {f"s{i}" for i in cluster.ip}
-    missing = len(want - names)
+    missing, extra = len(want - names), len(names - want)
     dup = len(ips) - len(set(ips))
-    return (missing == 0 and dup == 0), f"{len(names)} allocated, {missing} missing, {dup} duplicated"
+    ok = missing == 0 and extra == 0 and dup == 0
+    return ok, f"{len(names)} allocated, {missing} missing, {extra} of deleted Services, {dup} duplicated"
 
 
 def main():
@@ -246,6 +253,9 @@ def main():
             return False, detail
 
         ok, detail = check(180)
+        if not ok and speaker:
+            print(bird.ctl("show", "protocols", "all", "soak"), file=sys.stderr)
+            print(open(os.path.join(work, "daemon.log")).read()[-2000:], file=sys.stderr)
         print(f"start: {'OK' if ok else 'MISMATCH'} {detail}; RSS {rss_kb(daemon.pid)} kB", flush=True)
         since = bird.established_since() if speaker else None
         samples, checks, flaps = [], [], 0
