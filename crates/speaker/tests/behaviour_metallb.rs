@@ -144,3 +144,28 @@ fn network_unavailable_and_the_exclude_label_still_withdraw_in_both_modes() {
         );
     }
 }
+
+/// The TTL an eBGP session to `peer` sends with (`None` = the kernel's default).
+fn ebgp_ttl(peer: &ferrolb_api::model::BgpPeer) -> Option<u8> {
+    let c = ferrolb_speaker::backend::bgp::peer_config(peer);
+    let ibgp = c.peer_as == Some(peer.my_asn);
+    assert!(!ibgp, "an eBGP peer");
+    ferrolb_bgp::net::session_ttl(ibgp, c.ebgp_multihop, c.ebgp_system_ttl)
+}
+
+#[test]
+fn ebgp_without_multihop_keeps_the_kernel_default_ttl() {
+    let p = peer("r1", "198.51.100.1", 64501);
+    assert_eq!(
+        ebgp_ttl(&p),
+        None,
+        "MetalLB's native speaker sets no TTL: a router two hops away must still peer"
+    );
+}
+
+#[test]
+fn ebgp_multihop_sends_with_ttl_255() {
+    let mut p = peer("r1", "198.51.100.1", 64501);
+    p.ebgp_multihop = true;
+    assert_eq!(ebgp_ttl(&p), Some(255));
+}
