@@ -169,3 +169,53 @@ fn ebgp_multihop_sends_with_ttl_255() {
     p.ebgp_multihop = true;
     assert_eq!(ebgp_ttl(&p), Some(255));
 }
+
+#[test]
+fn layer2_without_interfaces_answers_on_every_usable_interface_whatever_its_subnet() {
+    use ferrolb_arp::iface::InterfaceInfo;
+    use ferrolb_speaker::advertiser::{Interfaces, L2Desired, L2Vip};
+    use ferrolb_speaker::backend::l2::responder_vips;
+
+    let iface = |name: &str, addrs: &[&str]| InterfaceInfo {
+        name: name.into(),
+        up: true,
+        broadcast: true,
+        addrs: addrs.iter().map(|a| a.parse().expect("net")).collect(),
+        ..InterfaceInfo::default()
+    };
+    let node = [
+        InterfaceInfo {
+            loopback: true,
+            broadcast: false,
+            ..iface("lo", &["127.0.0.1/8"])
+        },
+        iface("eth0", &["10.0.0.5/24"]),
+        iface("eth1", &["198.51.100.5/24"]),
+        // kube-proxy's IPVS dummy holds every VIP but is NOARP: MetalLB never answers there.
+        InterfaceInfo {
+            noarp: true,
+            ..iface("kube-ipvs0", &["192.0.2.10/32"])
+        },
+        // A bridge port answers through its bridge, not itself.
+        InterfaceInfo {
+            enslaved: true,
+            ..iface("veth0", &[])
+        },
+    ];
+    let desired = L2Desired {
+        vips: [(
+            ip("192.0.2.10"),
+            L2Vip {
+                interfaces: Interfaces::All,
+                services: [key("web")].into(),
+            },
+        )]
+        .into(),
+    };
+    let got = responder_vips(&desired, &node, &[]);
+    assert_eq!(
+        got.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["eth0", "eth1"],
+        "no interface holds 192.0.2.0/24, yet MetalLB answers on both"
+    );
+}
