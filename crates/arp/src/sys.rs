@@ -293,12 +293,21 @@ impl AsRawFd for PacketSocket {
 }
 
 /// One interface and its addresses, as `getifaddrs(3)` reports them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InterfaceInfo {
     /// Interface name.
     pub name: String,
     /// IFF_LOOPBACK is set.
     pub loopback: bool,
+    /// IFF_UP is set.
+    pub up: bool,
+    /// IFF_BROADCAST is set (the link can carry ARP).
+    pub broadcast: bool,
+    /// IFF_NOARP is set (e.g. kube-proxy's `kube-ipvs0` dummy).
+    pub noarp: bool,
+    /// The interface has a master (a bridge port or bond member): `/sys/class/net/NAME/master`
+    /// exists. Read from the sysfs of the process's mount namespace.
+    pub enslaved: bool,
     /// Its IPv4/IPv6 addresses with prefix lengths.
     pub addrs: Vec<IpNet>,
 }
@@ -332,10 +341,13 @@ pub fn list_interfaces() -> io::Result<Vec<InterfaceInfo>> {
             .entry(name.clone())
             .or_insert_with(|| InterfaceInfo {
                 name,
-                loopback: false,
-                addrs: Vec::new(),
+                ..InterfaceInfo::default()
             });
-        entry.loopback |= ifa.ifa_flags & u32::try_from(libc::IFF_LOOPBACK).unwrap_or(0) != 0;
+        let flag = |f: libc::c_int| ifa.ifa_flags & u32::try_from(f).unwrap_or(0) != 0;
+        entry.loopback |= flag(libc::IFF_LOOPBACK);
+        entry.up |= flag(libc::IFF_UP);
+        entry.broadcast |= flag(libc::IFF_BROADCAST);
+        entry.noarp |= flag(libc::IFF_NOARP);
         // SAFETY: the address and netmask pointers are null or point at sockaddrs of the
         // family in their sa_family field.
         let net = unsafe { ifa_net(ifa.ifa_addr, ifa.ifa_netmask) };
@@ -345,6 +357,12 @@ pub fn list_interfaces() -> io::Result<Vec<InterfaceInfo>> {
     }
     // SAFETY: `head` came from a successful getifaddrs and is freed exactly once.
     unsafe { libc::freeifaddrs(head) };
+    for info in by_name.values_mut() {
+        info.enslaved = std::path::Path::new("/sys/class/net")
+            .join(&info.name)
+            .join("master")
+            .exists();
+    }
     Ok(by_name.into_values().collect())
 }
 

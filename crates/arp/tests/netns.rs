@@ -669,14 +669,23 @@ fn interface_listing_and_selection_see_the_namespace_of_the_calling_thread() {
     }
     assert!(interfaces.iter().any(|i| i.name == "lo" && i.loopback));
 
-    let by_subnet = InterfaceSelection::default();
+    let every_one = InterfaceSelection::default();
     for vip in [IpAddr::V4(lab.vip4), IpAddr::V6(lab.vip6)] {
         assert_eq!(
-            select_interfaces(vip, &interfaces, &by_subnet),
+            select_interfaces(vip, &interfaces, &every_one),
             [lab.resp_if.clone()].into(),
             "{vip}"
         );
     }
+    // As MetalLB: without `interfaces`, every interface that can answer does, whatever its
+    // subnets; loopback never.
     let elsewhere: IpAddr = "203.0.113.9".parse().expect("addr");
-    assert!(select_interfaces(elsewhere, &interfaces, &by_subnet).is_empty());
+    assert_eq!(
+        select_interfaces(elsewhere, &interfaces, &every_one),
+        [lab.resp_if.clone()].into()
+    );
+    assert!(
+        veth.up && veth.broadcast && !veth.noarp && !veth.enslaved,
+        "{veth:?}"
+    );
 }

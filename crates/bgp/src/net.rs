@@ -1,5 +1,5 @@
-//! Sockets for BGP sessions: connect and listen with source address, TTL (1 for eBGP unless
-//! multihop), GTSM (RFC 5082) and TCP-MD5 (RFC 2385, see [`crate::md5`]).
+//! Sockets for BGP sessions: connect and listen with source address, TTL ([`session_ttl`]),
+//! GTSM (RFC 5082) and TCP-MD5 (RFC 2385, see [`crate::md5`]).
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -22,6 +22,21 @@ pub struct SocketOptions {
     pub gtsm_hops: Option<u8>,
     /// TCP-MD5 password.
     pub md5_password: Option<String>,
+}
+
+/// The TTL a session sends with ([`SocketOptions::ttl`]; `None` = the system default).
+///
+/// iBGP: the system default. eBGP: the multihop TTL when configured; otherwise 1, since common
+/// practice (RFC 4271 §5.1.3 has no rule) keeps a directly connected eBGP session from crossing
+/// a router, or the system default when `system_ttl` asks for MetalLB's native behaviour, which
+/// sets no TTL at all.
+pub fn session_ttl(ibgp: bool, ebgp_multihop: Option<u8>, system_ttl: bool) -> Option<u8> {
+    match (ibgp, ebgp_multihop) {
+        (true, _) => None,
+        (false, Some(ttl)) => Some(ttl),
+        (false, None) if system_ttl => None,
+        (false, None) => Some(1),
+    }
 }
 
 /// A socket-level failure, with what was being done.
@@ -183,6 +198,38 @@ mod tests {
             client.expect("connect"),
             accepted.expect("accept in time").expect("accept").0,
         )
+    }
+
+    #[test]
+    fn session_ttl_is_1_for_direct_ebgp_unless_the_system_default_is_asked_for() {
+        assert_eq!(session_ttl(true, None, false), None, "iBGP");
+        assert_eq!(
+            session_ttl(true, Some(255), true),
+            None,
+            "iBGP ignores multihop"
+        );
+        assert_eq!(session_ttl(false, None, false), Some(1), "direct eBGP");
+        assert_eq!(session_ttl(false, None, true), None, "MetalLB native");
+        assert_eq!(
+            session_ttl(false, Some(255), true),
+            Some(255),
+            "multihop wins"
+        );
+        assert_eq!(session_ttl(false, Some(5), false), Some(5));
+    }
+
+    #[tokio::test]
+    async fn no_ttl_leaves_the_kernel_default_on_the_connecting_socket() {
+        let Ok(default) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_default_ttl") else {
+            eprintln!("SKIPPED: /proc/sys/net/ipv4/ip_default_ttl unreadable");
+            return;
+        };
+        let default: u32 = default.trim().parse().expect("a number");
+        let (client, _server) = connected(SocketOptions::default()).await;
+        assert_eq!(
+            socket2::SockRef::from(&client).ttl_v4().expect("IP_TTL"),
+            default
+        );
     }
 
     #[tokio::test]

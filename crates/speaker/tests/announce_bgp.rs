@@ -174,11 +174,6 @@ fn service_and_node_gates() {
             Skipped(SkipReason::NodeNotFound),
         ),
         (
-            "cordoned node announces nothing",
-            |s| s.n1().unschedulable = true,
-            Skipped(SkipReason::NodeUnschedulable),
-        ),
-        (
             "NetworkUnavailable node announces nothing",
             |s| s.n1().network_unavailable = true,
             Skipped(SkipReason::NodeNetworkUnavailable),
@@ -544,7 +539,7 @@ fn pool_advertisement_and_peer_selection() {
 #[test]
 fn applying_peers_are_planned_even_without_routes() {
     let mut s = base();
-    s.n1().unschedulable = true;
+    s.n1().network_unavailable = true;
     s.config.bgp_peers.insert("r2".into(), {
         let mut p = peer("r2", "198.51.100.2", 64502);
         p.node_selectors = vec![selector(&[("zone", "b")])];

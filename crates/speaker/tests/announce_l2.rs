@@ -118,11 +118,6 @@ fn who_owns_the_vip() {
             Some("n2"),
         ),
         (
-            "the winner's Node not Ready: the next one",
-            |s| s.node("n2").ready = Some(false),
-            Some("n3"),
-        ),
-        (
             "Ready condition absent counts as alive",
             |s| s.node("n2").ready = None,
             Some("n2"),
@@ -130,11 +125,6 @@ fn who_owns_the_vip() {
         (
             "speaker liveness tracked: only live speakers",
             |s| s.live = Some(BTreeSet::from(["n1".to_string(), "n3".to_string()])),
-            Some("n3"),
-        ),
-        (
-            "the winner cordoned",
-            |s| s.node("n2").unschedulable = true,
             Some("n3"),
         ),
         (
@@ -206,7 +196,7 @@ fn who_owns_the_vip() {
             "every node excluded: nobody",
             |s| {
                 for n in NODES {
-                    s.node(n).unschedulable = true;
+                    s.node(n).network_unavailable = true;
                 }
             },
             None,

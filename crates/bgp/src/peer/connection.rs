@@ -184,13 +184,11 @@ impl Driver {
     pub(super) fn socket_options(&self) -> SocketOptions {
         SocketOptions {
             local_address: self.cfg.local_address,
-            // RFC 4271 §5.1.3 / common practice: eBGP peers are directly connected unless
-            // multihop is configured, so TTL 1 keeps the session from crossing a router.
-            ttl: if self.ibgp() {
-                None
-            } else {
-                Some(self.cfg.ebgp_multihop.unwrap_or(1))
-            },
+            ttl: net::session_ttl(
+                self.ibgp(),
+                self.cfg.ebgp_multihop,
+                self.cfg.ebgp_system_ttl,
+            ),
             gtsm_hops: self.cfg.gtsm_hops,
             md5_password: self.cfg.md5_password.clone(),
         }

@@ -69,8 +69,13 @@ pub struct PeerConfig {
     pub keepalive: Option<u16>,
     /// TCP-MD5 password (RFC 2385).
     pub md5_password: Option<String>,
-    /// eBGP multihop TTL; `None` = TTL 1 for eBGP (directly connected).
+    /// eBGP multihop TTL; `None` = TTL 1 for eBGP (directly connected), or the system default
+    /// with `ebgp_system_ttl`.
     pub ebgp_multihop: Option<u8>,
+    /// Without `ebgp_multihop`, send eBGP with the system's default TTL instead of 1 (no
+    /// `IP_TTL` set), as MetalLB's native speaker does, so an eBGP peer a few hops away still
+    /// connects. See [`crate::net::session_ttl`].
+    pub ebgp_system_ttl: bool,
     /// GTSM (RFC 5082) with this many hops; overrides the TTL.
     pub gtsm_hops: Option<u8>,
     /// Never connect; only accept.
@@ -95,6 +100,7 @@ impl PeerConfig {
             keepalive: None,
             md5_password: None,
             ebgp_multihop: None,
+            ebgp_system_ttl: false,
             gtsm_hops: None,
             passive: false,
             ipv4: true,

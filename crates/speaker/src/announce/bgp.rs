@@ -7,8 +7,9 @@
 //!    node's labels. Applying peers are in the plan even with no route (the session stays up).
 //! 2. A Service is considered when it is `type: LoadBalancer`, of our `loadBalancerClass`, and has
 //!    an IP in its status.
-//! 3. Nothing is announced from a node that is cordoned, has `NetworkUnavailable`, or carries the
-//!    exclude-from-external-load-balancers label (unless `ignore_exclude_lb`).
+//! 3. Nothing is announced from a node that has `NetworkUnavailable` or carries the
+//!    exclude-from-external-load-balancers label (unless `ignore_exclude_lb`). A cordoned or
+//!    not-Ready node still announces ([`crate::announce::node_gate`]).
 //! 4. `externalTrafficPolicy: Local` needs an endpoint on this node that can serve; `Cluster`
 //!    needs one anywhere ([`crate::announce::input::Endpoint::can_serve`]).
 //! 5. Per VIP: its pool must be selected by BGPAdvertisements; of those, the ones whose

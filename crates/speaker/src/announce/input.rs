@@ -103,9 +103,11 @@ pub struct Node {
     /// `metadata.labels`, for `nodeSelectors` and [`LABEL_EXCLUDE_FROM_LB`].
     pub labels: Labels,
     /// The `Ready` condition: `Some(true)` for status True, `Some(false)` for False or Unknown,
-    /// `None` when the Node reports no such condition (a hand-written standalone Node).
+    /// `None` when the Node reports no such condition (a hand-written standalone Node). Read
+    /// but, as in MetalLB, not used to decide who announces.
     pub ready: Option<bool>,
-    /// `spec.unschedulable` (cordoned). MetalLB (`IsNodeAvailable`) announces nothing from it.
+    /// `spec.unschedulable` (cordoned). Read but not a reason to withdraw: a cordoned node keeps
+    /// announcing, as in MetalLB (see [`crate::announce::node_gate`]).
     pub unschedulable: bool,
     /// The `NetworkUnavailable` condition is True. MetalLB announces nothing from such a node.
     pub network_unavailable: bool,

@@ -66,12 +66,17 @@ pub(crate) fn service_gate(svc: &Service, opts: &SpeakerOptions) -> Result<(), S
     Ok(())
 }
 
-/// Why `node` may not announce anything (MetalLB `IsNodeAvailable` and
+/// Why `node` may not announce anything (MetalLB `IsNetworkUnavailable` and
 /// `IsNodeExcludedFromBalancers`), or `Ok` when it may.
+///
+/// A cordon (`spec.unschedulable`) is not a reason: it only stops new Pods, and the Pods
+/// already there keep serving, so withdrawing would blackhole `externalTrafficPolicy: Local`
+/// Services whose endpoints all sit on the cordoned node. MetalLB withdrew on cordon for one
+/// release and reverted it for that reason; Kubernetes' service controller dropped the same
+/// rule earlier. The Ready condition is not one either (MetalLB checks none in
+/// `ShouldAnnounce`): endpoints on a failing node stop being ready on their own, and Layer 2
+/// liveness is the speaker's, not the kubelet's (docs/speaker.md, "Which nodes announce").
 pub(crate) fn node_gate(node: &Node, opts: &SpeakerOptions) -> Result<(), SkipReason> {
-    if node.unschedulable {
-        return Err(SkipReason::NodeUnschedulable);
-    }
     if node.network_unavailable {
         return Err(SkipReason::NodeNetworkUnavailable);
     }

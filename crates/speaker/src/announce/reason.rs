@@ -17,8 +17,6 @@ pub enum SkipReason {
     NoIpAssigned,
     /// This speaker's own Node object is unknown, so no node selector can be evaluated.
     NodeNotFound,
-    /// This node is cordoned (`spec.unschedulable`).
-    NodeUnschedulable,
     /// This node's `NetworkUnavailable` condition is True.
     NodeNetworkUnavailable,
     /// This node carries `node.kubernetes.io/exclude-from-external-load-balancers`.
@@ -55,7 +53,6 @@ impl SkipReason {
             SkipReason::LoadBalancerClassMismatch => "loadBalancerClassMismatch",
             SkipReason::NoIpAssigned => "noIPAllocated",
             SkipReason::NodeNotFound => "nodeNotFound",
-            SkipReason::NodeUnschedulable => "nodeUnschedulable",
             SkipReason::NodeNetworkUnavailable => "nodeNetworkUnavailable",
             SkipReason::NodeExcluded => "nodeLabeledExcludeBalancers",
             SkipReason::NoPool => "noPool",

@@ -134,6 +134,9 @@ pub fn peer_config(peer: &BgpPeer) -> PeerConfig {
         md5_password: peer.password.clone(),
         // ebgpMultiHop: MetalLB (FRR) sets the maximum TTL.
         ebgp_multihop: peer.ebgp_multihop.then_some(255),
+        // Without it, MetalLB's native speaker sets no TTL, so an eBGP router a few hops away
+        // peers with the kernel's default; TTL 1 would leave that session down after a switch.
+        ebgp_system_ttl: true,
         ipv4,
         ipv6,
         ..PeerConfig::new(peer.peer_address, peer_as.unwrap_or(0))

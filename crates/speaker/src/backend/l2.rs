@@ -12,9 +12,10 @@
 //! ```
 //!
 //! Interface choice per VIP is crates/arp's [`select_interfaces`](ferrolb_arp::iface::select_interfaces):
-//! `Interfaces::All` means the interfaces whose subnet holds the VIP (MetalLB's rule),
-//! `Interfaces::Only` the named ones that exist; never loopback, never an excluded one. A VIP no
-//! interface can carry is answered nowhere and logged once per change.
+//! `Interfaces::All` means every interface that can answer ARP/NDP whatever its subnets
+//! (MetalLB's announcer: up, not loopback, not a bridge port or bond member, not NOARP),
+//! `Interfaces::Only` those of them that are named; never an excluded one. A VIP no interface
+//! can carry is answered nowhere and logged once per change.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -191,7 +192,7 @@ async fn backend_task(
             .copied()
             .collect();
         if !unplaced.is_empty() && last_unplaced.as_ref() != Some(&unplaced) {
-            tracing::warn!(vips = ?unplaced, "l2: won VIPs that no interface can carry (no address in their subnet, or `interfaces` names none)");
+            tracing::warn!(vips = ?unplaced, "l2: won VIPs that no interface can carry (no usable interface, or `interfaces` names none)");
         }
         last_unplaced = Some(unplaced);
         responder.set_vips(vips);
@@ -212,7 +213,10 @@ mod tests {
         InterfaceInfo {
             name: name.into(),
             loopback,
+            up: true,
+            broadcast: !loopback,
             addrs: addrs.iter().map(|a| a.parse().expect("net")).collect(),
+            ..InterfaceInfo::default()
         }
     }
 
@@ -234,7 +238,7 @@ mod tests {
     }
 
     #[test]
-    fn all_means_by_subnet_only_means_the_named_ones_and_exclusions_always_apply() {
+    fn all_means_every_usable_interface_only_means_the_named_ones_and_exclusions_always_apply() {
         let node = [
             iface("lo", true, &["127.0.0.1/8", "192.0.2.10/32"]),
             iface("eth0", false, &["192.0.2.5/24"]),
@@ -252,7 +256,10 @@ mod tests {
         let v = |s: &str| s.parse::<IpAddr>().expect("ip");
         let want: VipsByInterface = BTreeMap::from([
             ("eth0".to_string(), BTreeSet::from([v("192.0.2.10")])),
-            ("eth1".to_string(), BTreeSet::from([v("203.0.113.1")])),
+            (
+                "eth1".to_string(),
+                BTreeSet::from([v("192.0.2.10"), v("203.0.113.1")]),
+            ),
         ]);
         assert_eq!(got, want);
         assert!(responder_vips(&L2Desired::default(), &node, &[]).is_empty());

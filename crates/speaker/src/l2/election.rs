@@ -8,8 +8,8 @@
 //!    endpoint that can serve, anywhere (MetalLB `activeEndpointExists`, for both policies).
 //! 2. The L2Advertisements that apply select the VIP's pool and match the Service
 //!    (`serviceSelectors`).
-//! 3. Eligible nodes: selected by an applying advertisement's `nodeSelectors`, alive, available
-//!    (not cordoned, no `NetworkUnavailable`), not excluded from load balancers; under
+//! 3. Eligible nodes: selected by an applying advertisement's `nodeSelectors`, alive, without
+//!    `NetworkUnavailable`, not excluded from load balancers (a cordon does not matter); under
 //!    `externalTrafficPolicy: Local` also holding a local endpoint that can serve.
 //! 4. Candidates are ordered by SHA-256 of `"<node>#<vip>"`; the first wins. Ties (impossible
 //!    in practice) fall back to the node name. This is MetalLB's key for single-stack Services,
@@ -21,9 +21,9 @@
 //! 5. The winner answers on the union of the applying advertisements' `interfaces` that select
 //!    it; any of them without `interfaces` means every interface.
 //!
-//! "Alive" is the Node's Ready condition (`None` counts as alive, for hand-written standalone
-//! Nodes) and, when the caller tracks speaker liveness (MetalLB uses memberlist), membership in
-//! `live_speakers`.
+//! "Alive" is membership in `live_speakers` when the caller tracks speaker liveness (MetalLB
+//! uses memberlist), and every node otherwise. The Node's Ready condition does not count, as in
+//! MetalLB's `speakersForPool`: the speaker's own liveness is what says whether it can answer.
 
 // Inputs come from users and the API server: no unwrap, no indexing on them.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
@@ -418,7 +418,7 @@ fn applying_advertisements<'c>(
 }
 
 fn alive(node: &Node, live_speakers: Option<&BTreeSet<String>>) -> bool {
-    node.ready != Some(false) && live_speakers.is_none_or(|live| live.contains(node.name.as_str()))
+    live_speakers.is_none_or(|live| live.contains(node.name.as_str()))
 }
 
 /// Rule 5.

@@ -251,7 +251,7 @@ impl Protocol for L2Protocol {
 
 /// The ServiceL2Status set of a per-Service report: Services with at least one VIP this node owns, with the interfaces named by the
 /// L2Advertisements (empty when any applies to every interface, as the set is then decided
-/// by subnet at answer time).
+/// by the interfaces usable at answer time).
 pub fn announced_from(statuses: &BTreeMap<ServiceKey, L2ServiceStatus>) -> DesiredStatuses {
     statuses
         .iter()

@@ -73,7 +73,7 @@ pub trait Protocol: Send {
 }
 
 /// Per Service this node announces: the names its status object lists (BGPPeers, or for L2
-/// the interfaces, empty meaning every interface on the VIP's subnet).
+/// the interfaces, empty meaning every interface that can answer).
 pub type DesiredStatuses = BTreeMap<ServiceKey, Names>;
 
 /// A sorted set of names without duplicates, as compact as a list: one is kept per announced
