@@ -4,6 +4,8 @@
 //! read when rendered, and the L2 announcement state is set after each reconcile.
 
 use ferrolb_api::ops_http::escape_label_value;
+use ferrolb_api::state::Applied;
+use ferrolb_runtime::config_metrics::ConfigMetrics;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::sync::{Mutex, PoisonError};
@@ -31,11 +33,16 @@ pub struct PeerMetrics {
     pub announced_prefixes: usize,
     /// `ferrolb_bgp_updates_sent_total`: UPDATE messages sent since the daemon started.
     pub updates_sent: u64,
+    /// The `peer` label of MetalLB's `metallb_bgp_*` families: `address:port`, as MetalLB's
+    /// native sessions write it. Empty: the address (this peer's key) is used.
+    pub metallb_peer: String,
 }
 
 #[derive(Debug, Default)]
 struct State {
     config_stale: bool,
+    /// MetalLB's `metallb_k8s_client_*`; its `stale` follows `config_stale`.
+    config: ConfigMetrics,
     ready: bool,
     source_error: Option<String>,
     peers: BTreeMap<String, PeerMetrics>,
@@ -71,9 +78,22 @@ impl Metrics {
         f(&mut self.state.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// Sets `ferrolb_config_stale`.
+    /// Sets `ferrolb_config_stale` and `metallb_k8s_client_config_stale_bool`.
     pub fn set_config_stale(&self, stale: bool) {
-        self.with(|s| s.config_stale = stale);
+        self.with(|s| {
+            s.config_stale = stale;
+            s.config.stale = stale;
+        });
+    }
+
+    /// Counts one configuration snapshot applied with outcome `applied`
+    /// (`metallb_k8s_client_updates_total`, `..._update_errors_total`); `loaded`: a valid
+    /// configuration is in force afterwards (`metallb_k8s_client_config_loaded_bool`).
+    pub fn count_config_update(&self, applied: Applied, loaded: bool) {
+        self.with(|s| {
+            s.config.count_update(applied);
+            s.config.loaded = loaded;
+        });
     }
 
     /// The current `ferrolb_config_stale`.
@@ -151,6 +171,12 @@ impl Metrics {
             let mut family = |name: &str, kind: &str, help: &str, value: &dyn Fn(&PeerMetrics) -> String| {
                 let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
                 for (peer, m) in &s.peers {
+                    // MetalLB's families carry MetalLB's `peer` label format.
+                    let peer = if name.starts_with("metallb_") && !m.metallb_peer.is_empty() {
+                        &m.metallb_peer
+                    } else {
+                        peer
+                    };
                     let _ = writeln!(out, "{name}{{peer=\"{}\"}} {}", escape_label_value(peer), value(m));
                 }
             };
@@ -172,11 +198,32 @@ impl Metrics {
                 "BGP UPDATE messages sent to the peer.",
                 &|m| m.updates_sent.to_string(),
             );
+            // MetalLB's names, types and meanings (its "Prometheus Metrics" page), so its
+            // dashboards and alerts (`MetalLBBGPSessionDown`) work unchanged.
+            family(
+                "metallb_bgp_session_up",
+                "gauge",
+                "BGP session state (1 is up, 0 is down).",
+                &|m| u8::from(m.session_up).to_string(),
+            );
+            family(
+                "metallb_bgp_updates_total",
+                "counter",
+                "Number of BGP UPDATE messages sent.",
+                &|m| m.updates_sent.to_string(),
+            );
+            family(
+                "metallb_bgp_announced_prefixes_total",
+                "gauge",
+                "Number of prefixes currently being advertised on the BGP session.",
+                &|m| m.announced_prefixes.to_string(),
+            );
             let _ = writeln!(
                 out,
                 "# HELP ferrolb_config_stale 1 while the newest configuration is rejected or unreadable and the last good one is in force.\n# TYPE ferrolb_config_stale gauge\nferrolb_config_stale {}",
                 u8::from(s.config_stale)
             );
+            s.config.render(&mut out);
             let _ = writeln!(
                 out,
                 "# HELP ferrolb_source_available 1 while the configuration source (API watches or directory) can be read; 0 during an outage, when announcements stay as they were.\n# TYPE ferrolb_source_available gauge\nferrolb_source_available {}",
@@ -276,6 +323,44 @@ mod tests {
         assert!(text.contains("ferrolb_kubernetes_write_errors_total{kind=\"Event\"} 2\n"));
         m.remove_peer("192.0.2.1");
         assert!(!m.render().contains("192.0.2.1"));
+    }
+
+    #[test]
+    fn metallb_names_types_and_labels() {
+        let m = Metrics::default();
+        m.update_peer("192.0.2.1", |p| {
+            p.session_up = true;
+            p.announced_prefixes = 3;
+            p.updates_sent = 7;
+            p.metallb_peer = "192.0.2.1:179".into();
+        });
+        m.update_peer("192.0.2.2", |_| {});
+        m.count_config_update(Applied::Changed, true);
+        m.count_config_update(Applied::Rejected, true);
+        m.set_config_stale(true);
+        let text = m.render();
+        for line in [
+            "# TYPE metallb_bgp_session_up gauge\n",
+            "metallb_bgp_session_up{peer=\"192.0.2.1:179\"} 1\n",
+            "metallb_bgp_session_up{peer=\"192.0.2.2\"} 0\n",
+            "# TYPE metallb_bgp_updates_total counter\n",
+            "metallb_bgp_updates_total{peer=\"192.0.2.1:179\"} 7\n",
+            "# TYPE metallb_bgp_announced_prefixes_total gauge\n",
+            "metallb_bgp_announced_prefixes_total{peer=\"192.0.2.1:179\"} 3\n",
+            "ferrolb_bgp_session_up{peer=\"192.0.2.1\"} 1\n",
+            "# TYPE metallb_k8s_client_updates_total counter\n",
+            "metallb_k8s_client_updates_total 2\n",
+            "metallb_k8s_client_update_errors_total 1\n",
+            "metallb_k8s_client_config_loaded_bool 1\n",
+            "# TYPE metallb_k8s_client_config_stale_bool gauge\n",
+            "metallb_k8s_client_config_stale_bool 1\n",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+        m.set_config_stale(false);
+        assert!(m
+            .render()
+            .contains("metallb_k8s_client_config_stale_bool 0\n"));
     }
 
     #[test]

@@ -211,6 +211,9 @@ async fn converge(
                 if let Err(error) = s.speaker.set_peers(vec![peer_cfg.clone()]) {
                     span.in_scope(|| tracing::error!(%error, "peer not configured"));
                 }
+                let metallb_peer =
+                    std::net::SocketAddr::new(peer_cfg.addr, peer_cfg.port).to_string();
+                metrics.update_peer(&s.label, |m| m.metallb_peer = metallb_peer);
                 s.peer_cfg = peer_cfg;
             }
             span.in_scope(|| tracing::debug!(prefixes = routes.len(), "routes set"));
@@ -231,7 +234,8 @@ async fn converge(
         }
         speaker.set_routes(routes);
         let label = label(peer_cfg.addr);
-        metrics.update_peer(&label, |_| {});
+        let metallb_peer = std::net::SocketAddr::new(peer_cfg.addr, peer_cfg.port).to_string();
+        metrics.update_peer(&label, |m| m.metallb_peer = metallb_peer);
         span.in_scope(|| tracing::info!("peer added"));
         let events =
             tokio::spawn(drain_events(events, Arc::clone(metrics), label.clone()).instrument(span));
