@@ -15,7 +15,8 @@ use crate::l2::memberlist::MemberlistCounters;
 /// Reads the gossip's counters at render time.
 pub type CountersReader = Box<dyn Fn() -> MemberlistCounters + Send + Sync>;
 
-/// One VIP this node answers ARP/NDP for: MetalLB's `metallb_speaker_announced` labels.
+/// One VIP this node announces (answers ARP/NDP for, or sends to a BGP peer): MetalLB's
+/// `metallb_speaker_announced` labels.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct L2Announced {
     /// `namespace/name` of the Service (MetalLB's `service` label).
@@ -49,6 +50,7 @@ struct State {
     kube_write_errors: BTreeMap<&'static str, u64>,
     node: String,
     l2_announced: BTreeSet<L2Announced>,
+    bgp_announced: BTreeSet<L2Announced>,
     members: Option<usize>,
 }
 
@@ -149,6 +151,15 @@ impl Metrics {
         });
     }
 
+    /// Sets the VIPs node `node` announces to at least one BGP peer
+    /// (`metallb_speaker_announced{protocol="bgp"}`).
+    pub fn set_bgp_announced(&self, node: &str, announced: BTreeSet<L2Announced>) {
+        self.with(|s| {
+            node.clone_into(&mut s.node);
+            s.bgp_announced = announced;
+        });
+    }
+
     /// Updates one peer's values.
     pub fn update_peer(&self, peer: &str, f: impl FnOnce(&mut PeerMetrics)) {
         self.with(|s| f(s.peers.entry(peer.to_string()).or_default()));
@@ -242,10 +253,15 @@ impl Metrics {
                 out,
                 "# HELP metallb_speaker_announced Services being announced from this node (desired state; ARP/NDP answering may still be starting).\n# TYPE metallb_speaker_announced gauge"
             );
-            for a in &s.l2_announced {
+            let announced = s
+                .l2_announced
+                .iter()
+                .map(|a| ("layer2", a))
+                .chain(s.bgp_announced.iter().map(|a| ("bgp", a)));
+            for (protocol, a) in announced {
                 let _ = writeln!(
                     out,
-                    "metallb_speaker_announced{{service=\"{}\",protocol=\"layer2\",node=\"{}\",ip=\"{}\"}} 1",
+                    "metallb_speaker_announced{{service=\"{}\",protocol=\"{protocol}\",node=\"{}\",ip=\"{}\"}} 1",
                     escape_label_value(&a.service),
                     escape_label_value(&s.node),
                     a.ip
@@ -361,6 +377,21 @@ mod tests {
         assert!(m
             .render()
             .contains("metallb_k8s_client_config_stale_bool 0\n"));
+        let vip = |ip: &str| L2Announced {
+            service: "default/web".into(),
+            ip: ip.parse().expect("ip"),
+        };
+        m.set_bgp_announced("node-a", [vip("198.51.100.1")].into());
+        m.set_l2("node-a", [vip("192.0.2.10")].into(), None);
+        let text = m.render();
+        assert!(
+            text.contains("# TYPE metallb_speaker_announced gauge\n"),
+            "{text}"
+        );
+        assert!(text.contains("metallb_speaker_announced{service=\"default/web\",protocol=\"bgp\",node=\"node-a\",ip=\"198.51.100.1\"} 1\n"), "{text}");
+        assert!(text.contains("metallb_speaker_announced{service=\"default/web\",protocol=\"layer2\",node=\"node-a\",ip=\"192.0.2.10\"} 1\n"), "{text}");
+        m.set_bgp_announced("node-a", BTreeSet::new());
+        assert!(!m.render().contains("protocol=\"bgp\""));
     }
 
     #[test]
