@@ -37,6 +37,10 @@ pub struct PeerMetrics {
     /// The `peer` label of MetalLB's `metallb_bgp_*` families: `address:port`, as MetalLB's
     /// native sessions write it. Empty: the address (this peer's key) is used.
     pub metallb_peer: String,
+    /// `metallb_bgp_pending_prefixes_total`: prefixes this node wants the peer to have (the
+    /// desired Adj-RIB-Out, whether sent yet or not), as MetalLB's native sessions set it
+    /// before sending.
+    pub pending_prefixes: usize,
 }
 
 #[derive(Debug, Default)]
@@ -229,6 +233,12 @@ impl Metrics {
                 "Number of prefixes currently being advertised on the BGP session.",
                 &|m| m.announced_prefixes.to_string(),
             );
+            family(
+                "metallb_bgp_pending_prefixes_total",
+                "gauge",
+                "Number of prefixes that should be advertised on the BGP session.",
+                &|m| m.pending_prefixes.to_string(),
+            );
             let _ = writeln!(
                 out,
                 "# HELP ferrolb_config_stale 1 while the newest configuration is rejected or unreadable and the last good one is in force.\n# TYPE ferrolb_config_stale gauge\nferrolb_config_stale {}",
@@ -349,6 +359,7 @@ mod tests {
             p.announced_prefixes = 3;
             p.updates_sent = 7;
             p.metallb_peer = "192.0.2.1:179".into();
+            p.pending_prefixes = 4;
         });
         m.update_peer("192.0.2.2", |_| {});
         m.count_config_update(Applied::Changed, true);
@@ -363,6 +374,8 @@ mod tests {
             "metallb_bgp_updates_total{peer=\"192.0.2.1:179\"} 7\n",
             "# TYPE metallb_bgp_announced_prefixes_total gauge\n",
             "metallb_bgp_announced_prefixes_total{peer=\"192.0.2.1:179\"} 3\n",
+            "# TYPE metallb_bgp_pending_prefixes_total gauge\n",
+            "metallb_bgp_pending_prefixes_total{peer=\"192.0.2.1:179\"} 4\n",
             "ferrolb_bgp_session_up{peer=\"192.0.2.1\"} 1\n",
             "# TYPE metallb_k8s_client_updates_total counter\n",
             "metallb_k8s_client_updates_total 2\n",
