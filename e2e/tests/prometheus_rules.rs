@@ -8,7 +8,7 @@
 //!
 //! The speaker peers with a `ferrolb-bgp listen` on loopback. Asserted through Prometheus's
 //! HTTP API (`/api/v1/query`, `/api/v1/alerts`): with the session up and a good configuration
-//! nothing fires; stopping the peer fires `MetalLBBGPSessionDown` for the peer
+//! a Service's VIP is `metallb_speaker_announced{protocol="bgp"}` and nothing fires; stopping the peer fires `MetalLBBGPSessionDown` for the peer
 //! `127.0.0.1:<port>` (MetalLB's label format); writing a rejected configuration fires
 //! `MetalLBStaleConfig` for both daemons while `MetalLBConfigNotLoaded` stays quiet (the last
 //! good configuration stays in force).
@@ -67,6 +67,20 @@ spec: {{ipAddressPools: [pool]}}
 "#
     )
 }
+
+/// A Service with its VIP in the pool and a ready endpoint on this node: announced over BGP.
+const SERVICE: &str = r#"apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: default}
+spec: {type: LoadBalancer, ports: [{port: 80}]}
+status: {loadBalancer: {ingress: [{ip: 198.51.100.1}]}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: web-x, namespace: default, labels: {kubernetes.io/service-name: web}}
+addressType: IPv4
+endpoints: [{addresses: [10.0.0.1], nodeName: node-a, conditions: {ready: true}}]
+"#;
 
 /// Rejected by validation: the last good configuration stays in force, and it is stale.
 const BAD: &str = r#"apiVersion: metallb.io/v1beta1
@@ -172,6 +186,7 @@ fn metallb_alerts_fire_on_our_metrics() {
         .spawn("peer", logs)
         .expect("ferrolb-bgp listen starts");
     write(&conf, "config.yaml", &config_yaml(peer_port));
+    write(&conf, "service.yaml", SERVICE);
     let speaker = speaker
         .speaker_standalone(&conf, "node-a")
         .args(["--memberlist-port", "0"])
@@ -232,6 +247,14 @@ fn metallb_alerts_fire_on_our_metrics() {
     wait_for(LIMIT, "both daemons' config_loaded_bool == 1", || {
         let r = query(prom, "metallb_k8s_client_config_loaded_bool == 1")?;
         (r.len() == 2).then_some(())
+    });
+    wait_for(LIMIT, "the VIP announced over BGP, one prefix sent", || {
+        let announced = query(
+            prom,
+            r#"metallb_speaker_announced{protocol="bgp",service="default/web",ip="198.51.100.1",node="node-a"} == 1"#,
+        )?;
+        let sent = query(prom, "metallb_bgp_announced_prefixes_total == 1")?;
+        (announced.len() == 1 && sent.len() == 1).then_some(())
     });
     let alerts = firing(prom).expect("alerts answer");
     assert!(
