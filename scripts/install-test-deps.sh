@@ -5,7 +5,7 @@
 # without it).
 set -euo pipefail
 
-PKGS=(frr bird2 gobgpd exabgp iproute2 tshark arping ndisc6 iputils-ping tcpdump procps buildah)
+PKGS=(frr bird2 gobgpd exabgp iproute2 tshark arping ndisc6 iputils-ping tcpdump procps buildah prometheus)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -16,6 +16,8 @@
 //!   may be disarmed, for `select!` loops).
 //! - [`ops_http`]: the `/metrics`, `/healthz`, `/readyz` server, with a connection cap tied to
 //!   the open-files limit, eviction of idle connections at the cap, and header/write timeouts.
+//! - [`config_metrics`]: MetalLB's `metallb_k8s_client_*` configuration metrics, one renderer
+//!   for both daemons.
 //! - [`process`]: raising the soft open-files limit at start, handing freed heap back to the OS.
 //!
 //! Both daemons call [`process::raise_nofile_limit_logged`] first, then serve the ops port with
@@ -25,6 +27,7 @@
 
 pub mod backoff;
 pub mod config;
+pub mod config_metrics;
 pub mod config_state;
 pub mod events;
 pub mod ops_http;

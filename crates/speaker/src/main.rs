@@ -252,7 +252,7 @@ async fn main() -> anyhow::Result<()> {
     }
     // Every protocol the speaker announces with; the loop knows none of them.
     let mut reconciler = Reconciler::new(opts.clone(), Arc::clone(&metrics))
-        .with_protocol(BgpProtocol::new(opts, advertiser))
+        .with_protocol(BgpProtocol::new(opts, advertiser).with_metrics(Arc::clone(&metrics)))
         .with_protocol(l2);
 
     let signals = {

@@ -4,6 +4,8 @@
 //! read when rendered, and the L2 announcement state is set after each reconcile.
 
 use ferrolb_api::ops_http::escape_label_value;
+use ferrolb_api::state::Applied;
+use ferrolb_runtime::config_metrics::ConfigMetrics;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::sync::{Mutex, PoisonError};
@@ -13,7 +15,8 @@ use crate::l2::memberlist::MemberlistCounters;
 /// Reads the gossip's counters at render time.
 pub type CountersReader = Box<dyn Fn() -> MemberlistCounters + Send + Sync>;
 
-/// One VIP this node answers ARP/NDP for: MetalLB's `metallb_speaker_announced` labels.
+/// One VIP this node announces (answers ARP/NDP for, or sends to a BGP peer): MetalLB's
+/// `metallb_speaker_announced` labels.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct L2Announced {
     /// `namespace/name` of the Service (MetalLB's `service` label).
@@ -31,17 +34,27 @@ pub struct PeerMetrics {
     pub announced_prefixes: usize,
     /// `ferrolb_bgp_updates_sent_total`: UPDATE messages sent since the daemon started.
     pub updates_sent: u64,
+    /// The `peer` label of MetalLB's `metallb_bgp_*` families: `address:port`, as MetalLB's
+    /// native sessions write it. Empty: the address (this peer's key) is used.
+    pub metallb_peer: String,
+    /// `metallb_bgp_pending_prefixes_total`: prefixes this node wants the peer to have (the
+    /// desired Adj-RIB-Out, whether sent yet or not), as MetalLB's native sessions set it
+    /// before sending.
+    pub pending_prefixes: usize,
 }
 
 #[derive(Debug, Default)]
 struct State {
     config_stale: bool,
+    /// MetalLB's `metallb_k8s_client_*`; its `stale` follows `config_stale`.
+    config: ConfigMetrics,
     ready: bool,
     source_error: Option<String>,
     peers: BTreeMap<String, PeerMetrics>,
     kube_write_errors: BTreeMap<&'static str, u64>,
     node: String,
     l2_announced: BTreeSet<L2Announced>,
+    bgp_announced: BTreeSet<L2Announced>,
     members: Option<usize>,
 }
 
@@ -71,9 +84,22 @@ impl Metrics {
         f(&mut self.state.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// Sets `ferrolb_config_stale`.
+    /// Sets `ferrolb_config_stale` and `metallb_k8s_client_config_stale_bool`.
     pub fn set_config_stale(&self, stale: bool) {
-        self.with(|s| s.config_stale = stale);
+        self.with(|s| {
+            s.config_stale = stale;
+            s.config.stale = stale;
+        });
+    }
+
+    /// Counts one configuration snapshot applied with outcome `applied`
+    /// (`metallb_k8s_client_updates_total`, `..._update_errors_total`); `loaded`: a valid
+    /// configuration is in force afterwards (`metallb_k8s_client_config_loaded_bool`).
+    pub fn count_config_update(&self, applied: Applied, loaded: bool) {
+        self.with(|s| {
+            s.config.count_update(applied);
+            s.config.loaded = loaded;
+        });
     }
 
     /// The current `ferrolb_config_stale`.
@@ -129,6 +155,15 @@ impl Metrics {
         });
     }
 
+    /// Sets the VIPs node `node` announces to at least one BGP peer
+    /// (`metallb_speaker_announced{protocol="bgp"}`).
+    pub fn set_bgp_announced(&self, node: &str, announced: BTreeSet<L2Announced>) {
+        self.with(|s| {
+            node.clone_into(&mut s.node);
+            s.bgp_announced = announced;
+        });
+    }
+
     /// Updates one peer's values.
     pub fn update_peer(&self, peer: &str, f: impl FnOnce(&mut PeerMetrics)) {
         self.with(|s| f(s.peers.entry(peer.to_string()).or_default()));
@@ -151,6 +186,12 @@ impl Metrics {
             let mut family = |name: &str, kind: &str, help: &str, value: &dyn Fn(&PeerMetrics) -> String| {
                 let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
                 for (peer, m) in &s.peers {
+                    // MetalLB's families carry MetalLB's `peer` label format.
+                    let peer = if name.starts_with("metallb_") && !m.metallb_peer.is_empty() {
+                        &m.metallb_peer
+                    } else {
+                        peer
+                    };
                     let _ = writeln!(out, "{name}{{peer=\"{}\"}} {}", escape_label_value(peer), value(m));
                 }
             };
@@ -172,11 +213,38 @@ impl Metrics {
                 "BGP UPDATE messages sent to the peer.",
                 &|m| m.updates_sent.to_string(),
             );
+            // MetalLB's names, types and meanings (its "Prometheus Metrics" page), so its
+            // dashboards and alerts (`MetalLBBGPSessionDown`) work unchanged.
+            family(
+                "metallb_bgp_session_up",
+                "gauge",
+                "BGP session state (1 is up, 0 is down).",
+                &|m| u8::from(m.session_up).to_string(),
+            );
+            family(
+                "metallb_bgp_updates_total",
+                "counter",
+                "Number of BGP UPDATE messages sent.",
+                &|m| m.updates_sent.to_string(),
+            );
+            family(
+                "metallb_bgp_announced_prefixes_total",
+                "gauge",
+                "Number of prefixes currently being advertised on the BGP session.",
+                &|m| m.announced_prefixes.to_string(),
+            );
+            family(
+                "metallb_bgp_pending_prefixes_total",
+                "gauge",
+                "Number of prefixes that should be advertised on the BGP session.",
+                &|m| m.pending_prefixes.to_string(),
+            );
             let _ = writeln!(
                 out,
                 "# HELP ferrolb_config_stale 1 while the newest configuration is rejected or unreadable and the last good one is in force.\n# TYPE ferrolb_config_stale gauge\nferrolb_config_stale {}",
                 u8::from(s.config_stale)
             );
+            s.config.render(&mut out);
             let _ = writeln!(
                 out,
                 "# HELP ferrolb_source_available 1 while the configuration source (API watches or directory) can be read; 0 during an outage, when announcements stay as they were.\n# TYPE ferrolb_source_available gauge\nferrolb_source_available {}",
@@ -195,10 +263,15 @@ impl Metrics {
                 out,
                 "# HELP metallb_speaker_announced Services being announced from this node (desired state; ARP/NDP answering may still be starting).\n# TYPE metallb_speaker_announced gauge"
             );
-            for a in &s.l2_announced {
+            let announced = s
+                .l2_announced
+                .iter()
+                .map(|a| ("layer2", a))
+                .chain(s.bgp_announced.iter().map(|a| ("bgp", a)));
+            for (protocol, a) in announced {
                 let _ = writeln!(
                     out,
-                    "metallb_speaker_announced{{service=\"{}\",protocol=\"layer2\",node=\"{}\",ip=\"{}\"}} 1",
+                    "metallb_speaker_announced{{service=\"{}\",protocol=\"{protocol}\",node=\"{}\",ip=\"{}\"}} 1",
                     escape_label_value(&a.service),
                     escape_label_value(&s.node),
                     a.ip
@@ -276,6 +349,62 @@ mod tests {
         assert!(text.contains("ferrolb_kubernetes_write_errors_total{kind=\"Event\"} 2\n"));
         m.remove_peer("192.0.2.1");
         assert!(!m.render().contains("192.0.2.1"));
+    }
+
+    #[test]
+    fn metallb_names_types_and_labels() {
+        let m = Metrics::default();
+        m.update_peer("192.0.2.1", |p| {
+            p.session_up = true;
+            p.announced_prefixes = 3;
+            p.updates_sent = 7;
+            p.metallb_peer = "192.0.2.1:179".into();
+            p.pending_prefixes = 4;
+        });
+        m.update_peer("192.0.2.2", |_| {});
+        m.count_config_update(Applied::Changed, true);
+        m.count_config_update(Applied::Rejected, true);
+        m.set_config_stale(true);
+        let text = m.render();
+        for line in [
+            "# TYPE metallb_bgp_session_up gauge\n",
+            "metallb_bgp_session_up{peer=\"192.0.2.1:179\"} 1\n",
+            "metallb_bgp_session_up{peer=\"192.0.2.2\"} 0\n",
+            "# TYPE metallb_bgp_updates_total counter\n",
+            "metallb_bgp_updates_total{peer=\"192.0.2.1:179\"} 7\n",
+            "# TYPE metallb_bgp_announced_prefixes_total gauge\n",
+            "metallb_bgp_announced_prefixes_total{peer=\"192.0.2.1:179\"} 3\n",
+            "# TYPE metallb_bgp_pending_prefixes_total gauge\n",
+            "metallb_bgp_pending_prefixes_total{peer=\"192.0.2.1:179\"} 4\n",
+            "ferrolb_bgp_session_up{peer=\"192.0.2.1\"} 1\n",
+            "# TYPE metallb_k8s_client_updates_total counter\n",
+            "metallb_k8s_client_updates_total 2\n",
+            "metallb_k8s_client_update_errors_total 1\n",
+            "metallb_k8s_client_config_loaded_bool 1\n",
+            "# TYPE metallb_k8s_client_config_stale_bool gauge\n",
+            "metallb_k8s_client_config_stale_bool 1\n",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+        m.set_config_stale(false);
+        assert!(m
+            .render()
+            .contains("metallb_k8s_client_config_stale_bool 0\n"));
+        let vip = |ip: &str| L2Announced {
+            service: "default/web".into(),
+            ip: ip.parse().expect("ip"),
+        };
+        m.set_bgp_announced("node-a", [vip("198.51.100.1")].into());
+        m.set_l2("node-a", [vip("192.0.2.10")].into(), None);
+        let text = m.render();
+        assert!(
+            text.contains("# TYPE metallb_speaker_announced gauge\n"),
+            "{text}"
+        );
+        assert!(text.contains("metallb_speaker_announced{service=\"default/web\",protocol=\"bgp\",node=\"node-a\",ip=\"198.51.100.1\"} 1\n"), "{text}");
+        assert!(text.contains("metallb_speaker_announced{service=\"default/web\",protocol=\"layer2\",node=\"node-a\",ip=\"192.0.2.10\"} 1\n"), "{text}");
+        m.set_bgp_announced("node-a", BTreeSet::new());
+        assert!(!m.render().contains("protocol=\"bgp\""));
     }
 
     #[test]

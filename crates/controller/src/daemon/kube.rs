@@ -422,6 +422,8 @@ impl Reconciler {
             .send_replace(Some(Arc::new(crate::webhook::config_only(res))));
         let applied = self.config.apply(res);
         self.metrics.set_config_stale(self.config.is_stale());
+        self.metrics
+            .count_config_update(applied, self.config.config().is_some());
         self.report_config_errors();
         match applied {
             Applied::Rejected | Applied::Unchanged => {}

@@ -7,9 +7,12 @@
 //! | `ferrolb_allocation_errors_total` | counter | `reason` | `AllocationFailed` outcomes, by [`ferrolb_allocator::AllocError::metric_label`] |
 //! | `ferrolb_config_stale` | gauge | | 1 while the newest configuration is rejected or unreadable |
 //! | `ferrolb_leader` | gauge | | 1 while this replica holds the Lease (standalone mode: always 1) |
+//! | `metallb_k8s_client_*` | | | MetalLB's configuration metrics ([`ferrolb_runtime::config_metrics`]) |
 //!
 //! The pool gauges are exported by the leader only (a standby holds no allocator).
 
+use ferrolb_api::state::Applied;
+use ferrolb_runtime::config_metrics::ConfigMetrics;
 use ferrolb_runtime::ops_http::escape_label_value;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -20,6 +23,8 @@ use ferrolb_allocator::PoolUsage;
 #[derive(Debug, Default)]
 struct State {
     config_stale: bool,
+    /// MetalLB's `metallb_k8s_client_*`; its `stale` follows `config_stale`.
+    config: ConfigMetrics,
     leader: bool,
     ready: bool,
     /// pool -> (in use, total), summed over families.
@@ -38,9 +43,22 @@ impl Metrics {
         f(&mut self.state.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// Sets `ferrolb_config_stale`.
+    /// Sets `ferrolb_config_stale` and `metallb_k8s_client_config_stale_bool`.
     pub fn set_config_stale(&self, stale: bool) {
-        self.with(|s| s.config_stale = stale);
+        self.with(|s| {
+            s.config_stale = stale;
+            s.config.stale = stale;
+        });
+    }
+
+    /// Counts one configuration snapshot applied with outcome `applied`
+    /// (`metallb_k8s_client_updates_total`, `..._update_errors_total`); `loaded`: a valid
+    /// configuration is in force afterwards (`metallb_k8s_client_config_loaded_bool`).
+    pub fn count_config_update(&self, applied: Applied, loaded: bool) {
+        self.with(|s| {
+            s.config.count_update(applied);
+            s.config.loaded = loaded;
+        });
     }
 
     /// Sets `ferrolb_leader`.
@@ -120,6 +138,7 @@ impl Metrics {
                 "# HELP ferrolb_config_stale 1 while the newest configuration is rejected or unreadable and the last good one is in force.\n# TYPE ferrolb_config_stale gauge\nferrolb_config_stale {}",
                 u8::from(s.config_stale)
             );
+            s.config.render(&mut out);
             let _ = writeln!(
                 out,
                 "# HELP ferrolb_leader 1 while this replica holds the leader Lease and writes.\n# TYPE ferrolb_leader gauge\nferrolb_leader {}",
@@ -174,5 +193,39 @@ mod tests {
         let text = m.render();
         assert!(!text.contains("pool="), "{text}");
         assert!(text.contains("ferrolb_leader 0\n"));
+    }
+
+    #[test]
+    fn metallb_names_types_and_values() {
+        let m = Metrics::default();
+        m.count_config_update(Applied::Changed, true);
+        m.count_config_update(Applied::Rejected, true);
+        m.set_config_stale(true);
+        m.set_pools(&[PoolUsage {
+            pool: "p".into(),
+            family: IpFamily::V4,
+            in_use: 1,
+            free: 3,
+            unusable: 0,
+            total: 4,
+        }]);
+        let text = m.render();
+        for line in [
+            "# TYPE metallb_allocator_addresses_in_use_total gauge\n",
+            "# TYPE metallb_allocator_addresses_total gauge\n",
+            "metallb_allocator_addresses_total{pool=\"p\"} 4\n",
+            "# TYPE metallb_k8s_client_updates_total counter\n",
+            "metallb_k8s_client_updates_total 2\n",
+            "metallb_k8s_client_update_errors_total 1\n",
+            "# TYPE metallb_k8s_client_config_loaded_bool gauge\n",
+            "metallb_k8s_client_config_loaded_bool 1\n",
+            "metallb_k8s_client_config_stale_bool 1\n",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+        m.set_config_stale(false);
+        assert!(m
+            .render()
+            .contains("metallb_k8s_client_config_stale_bool 0\n"));
     }
 }

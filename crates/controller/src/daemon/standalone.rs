@@ -176,6 +176,8 @@ impl Standalone {
         self.snapshot
             .send_replace(Some(Arc::new(crate::webhook::config_only(&res))));
         self.metrics.set_config_stale(self.config.is_stale());
+        self.metrics
+            .count_config_update(applied, self.config.config().is_some());
         let Some(config) = self.config.config() else {
             return Ok(());
         };

@@ -214,9 +214,14 @@ async fn converge(
                 if let Err(error) = s.speaker.set_peers(vec![peer_cfg.clone()]) {
                     span.in_scope(|| tracing::error!(%error, "peer not configured"));
                 }
+                let metallb_peer =
+                    std::net::SocketAddr::new(peer_cfg.addr, peer_cfg.port).to_string();
+                metrics.update_peer(&s.label, |m| m.metallb_peer = metallb_peer);
                 s.peer_cfg = peer_cfg;
             }
             span.in_scope(|| tracing::debug!(prefixes = routes.len(), "routes set"));
+            let pending = routes.len();
+            metrics.update_peer(&s.label, |m| m.pending_prefixes = pending);
             s.speaker.set_routes(routes);
             continue;
         }
@@ -232,9 +237,14 @@ async fn converge(
             span.in_scope(|| tracing::error!(%error, "peer not configured"));
             continue;
         }
+        let pending = routes.len();
         speaker.set_routes(routes);
         let label = label(peer_cfg.addr);
-        metrics.update_peer(&label, |_| {});
+        let metallb_peer = std::net::SocketAddr::new(peer_cfg.addr, peer_cfg.port).to_string();
+        metrics.update_peer(&label, |m| {
+            m.metallb_peer = metallb_peer;
+            m.pending_prefixes = pending;
+        });
         span.in_scope(|| tracing::info!("peer added"));
         let events =
             tokio::spawn(drain_events(events, Arc::clone(metrics), label.clone()).instrument(span));

@@ -166,7 +166,11 @@ impl Reconciler {
     fn on_config(&mut self, res: &Resources) -> ChangeSet {
         // Validated, put in force or rejected, and logged exactly as the controller does it
         // (accepted-but-ignored fields once per configuration change, each rejection once).
-        match ferrolb_runtime::config::apply_and_log(&mut self.config, &mut self.ignored, res) {
+        let applied =
+            ferrolb_runtime::config::apply_and_log(&mut self.config, &mut self.ignored, res);
+        self.metrics
+            .count_config_update(applied, self.config.config().is_some());
+        match applied {
             Applied::Changed => ChangeSet::all(),
             Applied::Unchanged | Applied::Rejected => ChangeSet::default(),
         }

@@ -6,6 +6,7 @@
 
 use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use ferrolb_api::model::Config;
 use serde_json::{json, Value};
@@ -16,6 +17,7 @@ use crate::announce::bgp::{BgpAnnouncer, BgpDesired, RouteConflict, ServiceStatu
 use crate::announce::change::ChangeSet;
 use crate::announce::input::{Cluster, ServiceKey};
 use crate::announce::SpeakerOptions;
+use crate::metrics::{L2Announced, Metrics};
 
 /// [`Protocol::name`] of BGP.
 pub const NAME: &str = "bgp";
@@ -28,6 +30,8 @@ pub struct BgpProtocol<A: Advertiser<Desired = BgpDesired>> {
     announcer: BgpAnnouncer,
     /// The LOCAL_PREF conflicts last logged, so each is said when it appears, not per update.
     logged_conflicts: BTreeSet<RouteConflict>,
+    /// Where `metallb_speaker_announced{protocol="bgp"}` goes (none in unit tests).
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl<A: Advertiser<Desired = BgpDesired>> std::fmt::Debug for BgpProtocol<A> {
@@ -48,7 +52,14 @@ impl<A: Advertiser<Desired = BgpDesired>> BgpProtocol<A> {
             advertiser,
             applied: None,
             logged_conflicts: BTreeSet::new(),
+            metrics: None,
         }
+    }
+
+    /// Exports the announced VIPs to `metrics` after each update.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// BGP whose last report is `statuses` (the status file's tests).
@@ -111,6 +122,12 @@ impl<A: Advertiser<Desired = BgpDesired> + 'static> Protocol for BgpProtocol<A> 
             }
         }
         log_reports(NAME, &changed, self.announcer.statuses(), summary);
+        if let Some(metrics) = &self.metrics {
+            metrics.set_bgp_announced(
+                &self.opts.node_name,
+                announced_vips(self.announcer.statuses()),
+            );
+        }
         changed
     }
 
@@ -138,6 +155,25 @@ impl<A: Advertiser<Desired = BgpDesired> + 'static> Protocol for BgpProtocol<A> 
     fn as_any(&self) -> &dyn Any {
         self
     }
+}
+
+/// The VIPs announced to at least one peer (MetalLB's `metallb_speaker_announced` rows).
+pub fn announced_vips(statuses: &BTreeMap<ServiceKey, ServiceStatus>) -> BTreeSet<L2Announced> {
+    statuses
+        .iter()
+        .filter_map(|(key, st)| match st {
+            ServiceStatus::Vips(vips) => Some((key, vips)),
+            ServiceStatus::Skipped(_) => None,
+        })
+        .flat_map(|(key, vips)| {
+            vips.iter()
+                .filter(|(_, st)| matches!(st, VipStatus::Announced { .. }))
+                .map(move |(ip, _)| L2Announced {
+                    service: format!("{}/{}", key.namespace, key.name),
+                    ip: *ip,
+                })
+        })
+        .collect()
 }
 
 /// The ServiceBGPStatus set of a per-Service report: Services with at least one peer, and the
