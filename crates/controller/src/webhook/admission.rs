@@ -128,6 +128,9 @@ impl Kind {
 /// in `status.message`. `uid` is always the request's.
 pub fn decide(existing: &Resources, req: &AdmissionRequest<DynamicObject>) -> AdmissionResponse {
     let response = AdmissionResponse::from(req);
+    if let Some(message) = immutable_change(req) {
+        return refuse(response, CODE_DENIED, message);
+    }
     match candidate(existing, req) {
         Err(reason) => refuse(response, CODE_BAD_REQUEST, reason),
         Ok(candidate) => {
@@ -150,6 +153,29 @@ pub fn decide(existing: &Resources, req: &AdmissionRequest<DynamicObject>) -> Ad
             }
         }
     }
+}
+
+/// MetalLB's CRD rule on BGPPeer `spec.enableGracefulRestart` (CEL `self == oldSelf`): "cannot
+/// be changed after creation". Our CRDs carry no CEL rules, so the webhook enforces it; unset
+/// counts as `false`.
+fn immutable_change(req: &AdmissionRequest<DynamicObject>) -> Option<String> {
+    if req.operation != Operation::Update || req.kind.kind != "BGPPeer" {
+        return None;
+    }
+    let graceful = |o: &Option<DynamicObject>| {
+        o.as_ref()
+            .and_then(|o| o.data.pointer("/spec/enableGracefulRestart"))
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false)
+    };
+    let (old, new) = (graceful(&req.old_object), graceful(&req.object));
+    (old != new).then(|| {
+        format!(
+            "BGPPeer {}: spec.enableGracefulRestart = {new}: EnableGracefulRestart cannot be \
+             changed after creation (was {old})",
+            req.name
+        )
+    })
 }
 
 fn refuse(response: AdmissionResponse, code: u16, message: String) -> AdmissionResponse {
@@ -434,6 +460,24 @@ mod tests {
             "metadata": {"name": name, "namespace": "metallb-system"},
             "spec": {},
         })
+    }
+
+    #[test]
+    fn enable_graceful_restart_cannot_change_after_creation() {
+        let old = peer("p", "10.0.0.1", None);
+        let mut new = old.clone();
+        new["spec"]["enableGracefulRestart"] = json!(true);
+        let res = existing(std::slice::from_ref(&old));
+        let r = decide(&res, &request("UPDATE", Some(&new), Some(&old)));
+        assert_denied(&r, &["spec.enableGracefulRestart", "cannot be changed"]);
+        // Another field may change; the flag may be set at creation.
+        let mut moved = old.clone();
+        moved["spec"]["peerAddress"] = json!("10.0.0.2");
+        assert_allowed(&decide(&res, &request("UPDATE", Some(&moved), Some(&old))));
+        assert_allowed(&decide(
+            &Resources::default(),
+            &request("CREATE", Some(&new), None),
+        ));
     }
 
     #[test]
