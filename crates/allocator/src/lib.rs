@@ -22,6 +22,7 @@
 //! See `docs/allocator.md` for the rules, their MetalLB sources and the benchmark.
 
 pub mod allocator;
+pub mod decision;
 pub mod error;
 mod free_set;
 pub mod from_k8s;
