@@ -22,6 +22,9 @@ pub struct SocketOptions {
     pub gtsm_hops: Option<u8>,
     /// TCP-MD5 password.
     pub md5_password: Option<String>,
+    /// SO_BINDTODEVICE: a Linux VRF device (the connection then routes, picks its source
+    /// address and looks up its peer in that VRF's table) or an interface.
+    pub bind_device: Option<String>,
 }
 
 /// The TTL a session sends with ([`SocketOptions::ttl`]; `None` = the system default).
@@ -136,6 +139,13 @@ pub async fn connect(
         TcpSocket::new_v4()
     }
     .map_err(io_err("socket", peer))?;
+    if let Some(dev) = &opts.bind_device {
+        // Before bind and connect: the source address and the route come from the device's
+        // (VRF's) table only once the socket is bound to it.
+        socket2::SockRef::from(&socket)
+            .bind_device(Some(dev.as_bytes()))
+            .map_err(io_err("setsockopt(SO_BINDTODEVICE)", peer))?;
+    }
     if let Some(local) = opts.local_address {
         let local = SocketAddr::new(local, 0);
         socket.bind(local).map_err(io_err("bind", local))?;
@@ -249,6 +259,7 @@ mod tests {
             gtsm_hops: Some(1),
             local_address: Some("127.0.0.1".parse().expect("addr")),
             md5_password: None,
+            bind_device: None,
         })
         .await;
         // RFC 5082 §3: GTSM overrides the eBGP TTL of 1.
@@ -257,6 +268,32 @@ mod tests {
             255
         );
         assert!(server.peer_addr().is_ok());
+    }
+
+    #[tokio::test]
+    async fn bind_device_is_set_on_the_connecting_socket() {
+        let (client, _server) = connected(SocketOptions {
+            bind_device: Some("lo".to_owned()),
+            ..SocketOptions::default()
+        })
+        .await;
+        let dev = socket2::SockRef::from(&client)
+            .device()
+            .expect("SO_BINDTODEVICE");
+        assert_eq!(dev.as_deref(), Some(&b"lo"[..]));
+    }
+
+    #[tokio::test]
+    async fn bind_to_a_missing_device_fails_naming_the_option() {
+        let addr: SocketAddr = "127.0.0.1:9".parse().expect("addr");
+        let opts = SocketOptions {
+            bind_device: Some("flb-no-such0".to_owned()),
+            ..SocketOptions::default()
+        };
+        let err = connect(addr, &opts, Duration::from_secs(5))
+            .await
+            .expect_err("no such device");
+        assert!(err.to_string().contains("SO_BINDTODEVICE"), "{err}");
     }
 
     #[tokio::test]

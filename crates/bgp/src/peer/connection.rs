@@ -191,6 +191,7 @@ impl Driver {
             ),
             gtsm_hops: self.cfg.gtsm_hops,
             md5_password: self.cfg.md5_password.clone(),
+            bind_device: self.cfg.bind_device.clone(),
         }
     }
 
@@ -259,7 +260,7 @@ impl Driver {
             }));
         }
         Open::new(
-            self.shared.local_as,
+            self.local_as(),
             HoldTime::new(self.cfg.hold_time).unwrap_or(HoldTime::DEFAULT),
             self.router_id(),
             caps,

@@ -86,6 +86,18 @@ pub struct PeerConfig {
     pub ipv6: bool,
     /// Hand every received UPDATE over in [`EventKind::UpdateReceived`] (collectors).
     pub deliver_updates: bool,
+    /// The AS this session speaks as, instead of the speaker's: FRR's `neighbor X local-as N
+    /// no-prepend replace-as`. The OPEN carries it, the AS_PATH of our routes is this AS alone
+    /// (replace-as: the speaker's AS is not prepended), and the session is iBGP when the peer is
+    /// in it. `None` = the speaker's AS.
+    pub local_as: Option<u32>,
+    /// The ConnectRetry timer (RFC 4271 §8.1.2 ConnectRetryTime): a fixed wait between connect
+    /// attempts, as FRR's `timers connect`. `None` = exponential backoff with jitter (1 s
+    /// doubling up to 30 s).
+    pub connect_retry: Option<Duration>,
+    /// Bind the session's sockets to this device (SO_BINDTODEVICE): a Linux VRF device, so the
+    /// connection, its source address and its routes are the VRF's. `None` = the default VRF.
+    pub bind_device: Option<String>,
 }
 
 impl PeerConfig {
@@ -106,6 +118,9 @@ impl PeerConfig {
             ipv4: true,
             ipv6: true,
             deliver_updates: false,
+            local_as: None,
+            connect_retry: None,
+            bind_device: None,
         }
     }
 }
@@ -205,7 +220,7 @@ pub(crate) fn spawn(
     let driver = Driver {
         fsm: fsm::Config {
             local_open: Open::new(
-                shared.local_as,
+                cfg.local_as.unwrap_or(shared.local_as),
                 HoldTime::DEFAULT,
                 Ipv4Addr::LOCALHOST,
                 vec![],
@@ -318,8 +333,19 @@ impl Driver {
         }
     }
 
+    /// The AS this session speaks as ([`PeerConfig::local_as`], else the speaker's).
+    fn local_as(&self) -> u32 {
+        self.cfg.local_as.unwrap_or(self.shared.local_as)
+    }
+
     fn ibgp(&self) -> bool {
-        self.cfg.peer_as == Some(self.shared.local_as)
+        self.cfg.peer_as == Some(self.local_as())
+    }
+
+    /// How long to wait before the next connect attempt: the configured ConnectRetry time, or
+    /// the backoff's next step.
+    fn retry_delay(&mut self) -> Duration {
+        retry_delay(self.cfg.connect_retry, &mut self.backoff)
     }
 
     /// What the two OPENs agreed on, from OpenConfirm on.
@@ -341,8 +367,8 @@ impl Driver {
             return None;
         };
         Some(SessionView {
-            local_as: self.shared.local_as,
-            ibgp: n.remote.asn() == self.shared.local_as,
+            local_as: self.local_as(),
+            ibgp: n.remote.asn() == self.local_as(),
             local_addr: self.local_addr.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
             families: n.ctx.families,
         })
@@ -506,7 +532,7 @@ impl Driver {
             && self.restart_at.is_none()
         {
             // Automatic restart (RFC 4271 Event 3) after a backoff.
-            self.restart_at = Some(Instant::now() + self.backoff.next());
+            self.restart_at = Some(Instant::now() + self.retry_delay());
         }
     }
 
@@ -589,7 +615,7 @@ impl Driver {
                 None
             }
             Action::ArmConnectRetry => {
-                self.connect_retry = Some(Instant::now() + self.backoff.next());
+                self.connect_retry = Some(Instant::now() + self.retry_delay());
                 None
             }
             Action::CancelTimer(t) => {
@@ -672,6 +698,15 @@ impl Driver {
     }
 }
 
+/// The wait before the next connect attempt: `fixed` (the peer's ConnectRetry time, as FRR's
+/// `timers connect`) when set, leaving the backoff untouched; else the backoff's next step.
+fn retry_delay(fixed: Option<Duration>, backoff: &mut Backoff) -> Duration {
+    match fixed {
+        Some(d) => d,
+        None => backoff.next(),
+    }
+}
+
 /// The (announced, withdrawn) prefix counts of a received UPDATE. RFC 7606 §2: with
 /// treat-as-withdraw, the prefixes it announces are withdrawn, and counted so.
 fn received_counts(update: &Update) -> (usize, usize) {
@@ -686,7 +721,7 @@ fn received_counts(update: &Update) -> (usize, usize) {
 
 #[cfg(test)]
 mod tests {
-    use super::{Backoff, EventQueue, MAX_CHAINED_EVENTS};
+    use super::{retry_delay, Backoff, EventQueue, MAX_CHAINED_EVENTS};
     use crate::fsm::Event;
     use std::time::Duration;
 
@@ -711,6 +746,21 @@ mod tests {
         }
         assert_eq!(rounds, vec![MAX_CHAINED_EVENTS, MAX_CHAINED_EVENTS, 3]);
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn a_configured_connect_retry_time_is_used_as_is_every_time() {
+        let mut b = Backoff {
+            attempt: 0,
+            seed: 7,
+        };
+        let fixed = Some(Duration::from_secs(5));
+        for _ in 0..10 {
+            assert_eq!(retry_delay(fixed, &mut b), Duration::from_secs(5));
+        }
+        // The backoff did not advance: without the fixed time it starts at about 1 s.
+        assert!(retry_delay(None, &mut b) <= Duration::from_millis(1250));
+        assert!(retry_delay(None, &mut b) >= Duration::from_millis(1500));
     }
 
     #[test]
