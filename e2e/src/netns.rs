@@ -173,6 +173,48 @@ impl Netns {
         process::run(Command::new("ip").args(["-n", &self.name]).args(args))
     }
 
+    /// Creates the Linux VRF device `name` (routing table `table`), sets it up and enslaves
+    /// `members` to it. `Ok(false)` when the kernel has no VRF support (`ip` says "Unknown
+    /// device type"), so a test can skip loudly instead of failing.
+    pub fn vrf(&self, name: &str, table: u32, members: &[&str]) -> Result<bool, Error> {
+        check_ifname(name)?;
+        let out = self.ip_unchecked(&[
+            "link",
+            "add",
+            name,
+            "type",
+            "vrf",
+            "table",
+            &table.to_string(),
+        ])?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            if err.contains("Unknown device type") || err.contains("Not supported") {
+                return Ok(false);
+            }
+            return self
+                .ip(&[
+                    "link",
+                    "add",
+                    name,
+                    "type",
+                    "vrf",
+                    "table",
+                    &table.to_string(),
+                ])
+                .map(|_| false);
+        }
+        self.ip(&["link", "set", name, "up"])?;
+        for m in members {
+            self.ip(&["link", "set", m, "master", name])?;
+        }
+        Ok(true)
+    }
+
+    fn ip_unchecked(&self, args: &[&str]) -> Result<Output, Error> {
+        process::run_unchecked(Command::new("ip").args(["-n", &self.name]).args(args))
+    }
+
     /// Adds `addrs` to `ifname` (IPv6 with `nodad`) and sets it up.
     pub fn add_addrs(&self, ifname: &str, addrs: &[&str]) -> Result<(), Error> {
         for a in addrs {

@@ -116,6 +116,9 @@ pub struct BgpPeer {
     pub name: String,
     /// `spec.myASN`.
     pub my_asn: u32,
+    /// `spec.localASN`: the AS this session speaks as instead of `my_asn` (FRR's `neighbor X
+    /// local-as N no-prepend replace-as`, as MetalLB's FRR mode writes it).
+    pub local_asn: Option<u32>,
     /// `spec.peerASN` or `spec.dynamicASN`.
     pub peer_asn: PeerAsn,
     /// `spec.peerAddress`.
@@ -153,10 +156,15 @@ pub struct BgpPeer {
 }
 
 impl BgpPeer {
-    /// iBGP when the peer is in our AS.
+    /// The AS of our end of this session: `spec.localASN` when set, else `spec.myASN`.
+    pub fn session_asn(&self) -> u32 {
+        self.local_asn.unwrap_or(self.my_asn)
+    }
+
+    /// iBGP when the peer is in our AS (the session's: [`BgpPeer::session_asn`]).
     pub fn is_ibgp(&self) -> bool {
         match self.peer_asn {
-            PeerAsn::Fixed(asn) => asn == self.my_asn,
+            PeerAsn::Fixed(asn) => asn == self.session_asn(),
             PeerAsn::Internal => true,
             PeerAsn::External => false,
         }

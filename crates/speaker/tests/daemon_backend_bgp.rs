@@ -57,3 +57,34 @@ fn defaults_hold_90_no_multihop_no_gr_and_internal_asn_is_ours() {
         .graceful_restart
         .is_none());
 }
+
+#[test]
+fn frr_mode_local_asn_connect_time_and_vrf_reach_the_session() {
+    let p = peer(
+        "{myASN: 64500, peerASN: 64512, localASN: 64600, peerAddress: 192.0.2.1, \
+         connectTime: 7s, vrf: red}",
+    );
+    let c = peer_config(&p);
+    assert_eq!(c.local_as, Some(64600));
+    assert_eq!(c.connect_retry, Some(std::time::Duration::from_secs(7)));
+    assert_eq!(c.bind_device.as_deref(), Some("red"));
+    // The speaker keeps myASN; the session speaks as localASN.
+    assert_eq!(
+        speaker_config(&p, &BgpBackendOptions::default()).local_as,
+        64500
+    );
+    let internal =
+        peer("{myASN: 64500, dynamicASN: internal, localASN: 64600, peerAddress: 192.0.2.1}");
+    assert_eq!(
+        peer_config(&internal).peer_as,
+        Some(64600),
+        "dynamicASN internal is the session's AS"
+    );
+    let plain = peer_config(&peer(
+        "{myASN: 64500, peerASN: 64512, peerAddress: 192.0.2.1}",
+    ));
+    assert_eq!(
+        (plain.local_as, plain.connect_retry, plain.bind_device),
+        (None, None, None)
+    );
+}

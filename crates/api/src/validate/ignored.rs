@@ -62,12 +62,8 @@ impl fmt::Display for IgnoredField {
 const NO_BFD: &str = "FerroLB runs no BFD (RFC 5880); the session is not monitored by BFD";
 const NO_BFD_PROFILE: &str =
     "FerroLB runs no BFD (RFC 5880); no field of a BFDProfile has an effect";
-const NO_VRF: &str = "the session is made in the speaker's (host's) default VRF";
-const NO_CONNECT_TIME: &str = "the speaker's own reconnect backoff applies";
 const NO_UNNUMBERED: &str = "unnumbered BGP (spec.interface without spec.peerAddress) is not \
      supported yet; no session is opened for this peer";
-const NO_LOCAL_ASN: &str = "a per-peer local AS (FRR local-as) is not supported yet; no session \
-     is opened for this peer";
 const LOCAL_PREF_EBGP: &str = "LOCAL_PREF is sent to iBGP peers only (RFC 4271 §5.1.5) and every \
      peer of this advertisement is eBGP";
 const NO_PREFERRED: &str =
@@ -81,14 +77,6 @@ pub fn ignored_fields(res: &Resources) -> Vec<IgnoredField> {
     for peer in &res.bgp_peers {
         let spec = &peer.spec;
         let meta = &peer.metadata;
-        if is_set(&spec.connect_time) {
-            out.push(IgnoredField::new(
-                "BGPPeer",
-                meta,
-                "spec.connectTime",
-                NO_CONNECT_TIME,
-            ));
-        }
         if is_set(&spec.bfd_profile) {
             out.push(IgnoredField::new(
                 "BGPPeer",
@@ -97,23 +85,12 @@ pub fn ignored_fields(res: &Resources) -> Vec<IgnoredField> {
                 NO_BFD,
             ));
         }
-        if is_set(&spec.vrf) {
-            out.push(IgnoredField::new("BGPPeer", meta, "spec.vrf", NO_VRF));
-        }
         if is_set(&spec.interface) && !is_set(&spec.peer_address) {
             out.push(IgnoredField::new(
                 "BGPPeer",
                 meta,
                 "spec.interface",
                 NO_UNNUMBERED,
-            ));
-        }
-        if spec.local_asn.is_some() {
-            out.push(IgnoredField::new(
-                "BGPPeer",
-                meta,
-                "spec.localASN",
-                NO_LOCAL_ASN,
             ));
         }
     }
@@ -161,7 +138,7 @@ fn only_ebgp_peers(res: &Resources, named: &[String]) -> bool {
         && applying.all(|p| {
             let s = &p.spec;
             match (s.peer_asn.filter(|a| *a != 0), s.dynamic_asn.as_deref()) {
-                (Some(asn), _) => asn != s.my_asn,
+                (Some(asn), _) => asn != s.local_asn.unwrap_or(s.my_asn),
                 (None, Some(mode)) => mode == "external",
                 (None, None) => false,
             }
@@ -231,12 +208,18 @@ mod tests {
 
     #[test]
     fn each_ignored_peer_field_is_reported_on_its_own() {
-        for (line, path) in [
-            ("  connectTime: 5s\n", "spec.connectTime"),
-            ("  vrf: red\n", "spec.vrf"),
-        ] {
-            let got = paths(&load(&format!("{PEER}{line}")));
-            assert_eq!(got, vec![format!("BGPPeer p: {path}")], "for {line:?}");
+        let unnumbered = PEER.replace("  peerAddress: 10.1.0.1\n", "  interface: eth0\n");
+        assert_eq!(paths(&load(&unnumbered)), vec!["BGPPeer p: spec.interface"]);
+    }
+
+    #[test]
+    fn honoured_peer_fields_are_not_reported() {
+        // connectTime (ConnectRetry), vrf (SO_BINDTODEVICE) and localASN (FRR local-as) act.
+        for line in ["  connectTime: 5s\n", "  vrf: red\n", "  localASN: 65100\n"] {
+            assert!(
+                paths(&load(&format!("{PEER}{line}"))).is_empty(),
+                "{line:?}"
+            );
         }
     }
 
@@ -270,20 +253,20 @@ mod tests {
 
     #[test]
     fn display_is_one_line_naming_object_field_and_reason() {
-        let got = ignored_fields(&load(&format!("{PEER}  vrf: red\n")));
+        let unnumbered = PEER.replace("  peerAddress: 10.1.0.1\n", "  interface: eth0\n");
+        let got = ignored_fields(&load(&unnumbered));
         assert_eq!(got.len(), 1);
         let line = got[0].to_string();
         assert_eq!(
             line,
-            "BGPPeer metallb-system/p: spec.vrf is ignored: the session is made in the \
-             speaker's (host's) default VRF"
+            format!("BGPPeer metallb-system/p: spec.interface is ignored: {NO_UNNUMBERED}")
         );
         assert!(!line.contains('\n'));
     }
 
     #[test]
     fn report_repeats_on_change_only() {
-        let with = load(&format!("{PEER}  vrf: red\n"));
+        let with = load(&PEER.replace("  peerAddress: 10.1.0.1\n", "  interface: eth0\n"));
         let without = load(PEER);
         let mut r = IgnoredFieldsReport::new();
         assert_eq!(r.to_report(Applied::Changed, &with).len(), 1);
@@ -325,11 +308,8 @@ mod tests {
                     "BFDProfile testbfdprofile: spec",
                 ],
             ),
-            ("bgppeer_with_vrf.yaml", &["BGPPeer peer: spec.vrf"]),
-            (
-                "bgppeer_with_session_options.yaml",
-                &["BGPPeer peer: spec.connectTime"],
-            ),
+            ("bgppeer_with_vrf.yaml", &[]),
+            ("bgppeer_with_session_options.yaml", &[]),
         ];
         for (file, want) in cases {
             let path = dir.join(file);

@@ -199,13 +199,21 @@ fn peer(
             None
         }
     };
-    // localASN (FRR's `neighbor X local-as N`) is valid in MetalLB's FRR mode. FerroLB does not
-    // implement it yet: the configuration is accepted, this peer opens no session (announcing
-    // with spec.myASN instead would put the wrong AS in the OPEN and the AS_PATH), and
-    // `ignored_fields` warns about it.
-    let unsupported = s.local_asn.is_some();
+    // localASN is FRR's `neighbor X local-as N no-prepend replace-as` (MetalLB's FRR mode):
+    // the session speaks as N, so whether it is iBGP is decided against N.
+    let session_asn = s.local_asn.unwrap_or(s.my_asn);
+    if s.local_asn == Some(0) {
+        errors.push(obj.err(
+            "spec.localASN",
+            0,
+            Reason::OutOfRange {
+                min: 1,
+                max: u32::MAX.into(),
+            },
+        ));
+    }
     let ibgp = match peer_asn {
-        Some(PeerAsn::Fixed(a)) => a == s.my_asn,
+        Some(PeerAsn::Fixed(a)) => a == session_asn,
         Some(PeerAsn::Internal) => true,
         _ => false,
     };
@@ -227,7 +235,7 @@ fn peer(
             None
         }
         // Unnumbered BGP (spec.interface without spec.peerAddress) is valid in MetalLB's FRR
-        // mode; like localASN it is accepted, opens no session yet and is warned about.
+        // mode; it is accepted, opens no session yet and is warned about.
         (false, true) => None,
         (false, false) => {
             errors.push(obj.err(
@@ -294,12 +302,13 @@ fn peer(
     let node_selectors = selectors::selectors(obj, "spec.nodeSelectors", &s.node_selectors, errors);
 
     let has_addr_only = has_addr && !has_iface;
-    if unsupported || !has_addr_only {
+    if !has_addr_only {
         return None;
     }
     Some(BgpPeer {
         name: String::new(),
         my_asn: s.my_asn,
+        local_asn: s.local_asn,
         peer_asn: peer_asn?,
         peer_address: peer_address?,
         peer_port,

@@ -16,6 +16,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +30,7 @@ use tracing::Instrument;
 
 use crate::advertiser::{Advertiser, AdvertiserError};
 use crate::announce::bgp::BgpDesired;
+use crate::backend::peering;
 use crate::metrics::Metrics;
 
 /// Restart Time we advertise with Graceful Restart (RFC 4724 §3), seconds; MetalLB (FRR mode)
@@ -115,7 +117,7 @@ pub fn peer_config(peer: &BgpPeer) -> PeerConfig {
     let secs = |d: std::time::Duration| u16::try_from(d.as_secs()).unwrap_or(u16::MAX);
     let peer_as = match peer.peer_asn {
         PeerAsn::Fixed(asn) => Some(asn),
-        PeerAsn::Internal => Some(peer.my_asn),
+        PeerAsn::Internal => Some(peer.session_asn()),
         // dynamicASN: external: any AS but ours; crates/bgp accepts any when None.
         PeerAsn::External => None,
     };
@@ -139,6 +141,11 @@ pub fn peer_config(peer: &BgpPeer) -> PeerConfig {
         ebgp_system_ttl: true,
         ipv4,
         ipv6,
+        // FRR-mode peering (backend/peering.rs): `neighbor X local-as N no-prepend replace-as`,
+        // `timers connect`, and the session bound to its VRF's device.
+        local_as: peer.local_asn,
+        connect_retry: peer.connect_time,
+        bind_device: peer.vrf.clone(),
         ..PeerConfig::new(peer.peer_address, peer_as.unwrap_or(0))
     }
 }
@@ -233,6 +240,9 @@ async fn converge(
                 continue;
             }
         };
+        if let Some(problem) = peering::check(&want.session, Path::new(peering::SYS_CLASS_NET)) {
+            span.in_scope(|| tracing::error!(%problem, "peer down"));
+        }
         if let Err(error) = speaker.set_peers(vec![peer_cfg.clone()]) {
             span.in_scope(|| tracing::error!(%error, "peer not configured"));
             continue;
@@ -294,6 +304,9 @@ async fn drain_events(mut rx: mpsc::Receiver<SpeakerEvent>, metrics: Arc<Metrics
                     m.session_up = false;
                     m.announced_prefixes = 0;
                 });
+            }
+            EventKind::ConnectFailed { error } if peering::is_bind_device_failure(&error) => {
+                tracing::warn!(%error, "connect failed: the VRF device is missing");
             }
             EventKind::ConnectFailed { error } => tracing::debug!(%error, "connect failed"),
             EventKind::PackFailed { error } => {

@@ -4,3 +4,4 @@
 
 pub mod bgp;
 pub mod l2;
+pub mod peering;

@@ -58,6 +58,7 @@ pub fn peer(name: &str, address: &str, peer_asn: u32) -> BgpPeer {
     BgpPeer {
         name: name.into(),
         my_asn: 64500,
+        local_asn: None,
         peer_asn: PeerAsn::Fixed(peer_asn),
         peer_address: ip(address),
         peer_port: 179,

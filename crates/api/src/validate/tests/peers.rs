@@ -292,7 +292,6 @@ fn frr_mode_peer_fields_are_accepted_and_open_no_session_yet() {
     // Valid in MetalLB's FRR mode: the configuration is accepted (never rejected whole), the
     // peer opens no session, and `ignored_fields` warns.
     for (spec, path) in [
-        (format!("{BASIC_PEER}  localASN: 65000\n"), "spec.localASN"),
         (
             "  myASN: 1\n  peerASN: 2\n  interface: eth0\n".to_string(),
             "spec.interface",
@@ -320,6 +319,40 @@ fn frr_mode_peer_fields_are_accepted_and_open_no_session_yet() {
             .collect();
         assert_eq!(warned, [path], "{spec}");
     }
+}
+
+#[test]
+fn local_asn_is_the_session_asn_and_decides_ibgp() {
+    let c = ok(&peer("p", &format!("{BASIC_PEER}  localASN: 65100\n")));
+    let p = &c.bgp_peers["p"];
+    assert_eq!(p.local_asn, Some(65100));
+    assert_eq!(p.session_asn(), 65100);
+    assert!(!p.is_ibgp());
+    let c = ok(&peer(
+        "p",
+        "  myASN: 1\n  peerASN: 65100\n  localASN: 65100\n  peerAddress: 10.1.0.1\n",
+    ));
+    assert!(c.bgp_peers["p"].is_ibgp(), "the peer is in the local AS");
+    one(
+        &peer(
+            "p",
+            "  myASN: 1\n  peerASN: 65100\n  localASN: 65100\n  peerAddress: 10.1.0.1\n  \
+             ebgpMultiHop: true\n",
+        ),
+        "spec.ebgpMultiHop",
+        "multihop_on_ibgp",
+    );
+}
+
+#[test]
+fn vrf_and_connect_time_reach_the_model() {
+    let c = ok(&peer(
+        "p",
+        &format!("{BASIC_PEER}  vrf: red\n  connectTime: 5s\n"),
+    ));
+    let p = &c.bgp_peers["p"];
+    assert_eq!(p.vrf.as_deref(), Some("red"));
+    assert_eq!(p.connect_time, Some(std::time::Duration::from_secs(5)));
 }
 
 #[test]
