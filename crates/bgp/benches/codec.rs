@@ -123,6 +123,7 @@ fn packer(c: &mut Criterion) {
         ibgp: false,
         local_addr: Ipv4Addr::new(192, 0, 2, 1).into(),
         families: ctx.families,
+        ipv4_via_ipv6: false,
     };
     let withdraw = BTreeSet::new();
     let mut group = c.benchmark_group("pack");

@@ -25,6 +25,9 @@ pub struct SocketOptions {
     /// SO_BINDTODEVICE: a Linux VRF device (the connection then routes, picks its source
     /// address and looks up its peer in that VRF's table) or an interface.
     pub bind_device: Option<String>,
+    /// The interface of a link-local peer address: its scope (RFC 4007 §6), without which
+    /// Linux cannot route to it.
+    pub interface: Option<String>,
 }
 
 /// The TTL a session sends with ([`SocketOptions::ttl`]; `None` = the system default).
@@ -127,12 +130,43 @@ fn set_min_ttl(sock: &socket2::SockRef<'_>, v6: bool, min: u32) -> io::Result<()
     }
 }
 
+/// The index of interface `name`, read from sysfs (no unsafe `if_nametoindex`).
+pub fn ifindex(name: &str) -> io::Result<u32> {
+    if name.is_empty() || name.contains('/') || name.starts_with('.') {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not an interface name",
+        ));
+    }
+    std::fs::read_to_string(format!("/sys/class/net/{name}/ifindex"))?
+        .trim()
+        .parse()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// `peer` with the scope of `opts.interface` when it is an IPv6 link-local address without
+/// one (RFC 4007 §6: a link-local address means nothing without its link).
+pub fn scoped(peer: SocketAddr, opts: &SocketOptions) -> Result<SocketAddr, NetError> {
+    match (peer, &opts.interface) {
+        (SocketAddr::V6(v6), Some(ifname))
+            if v6.scope_id() == 0 && v6.ip().is_unicast_link_local() =>
+        {
+            let index = ifindex(ifname).map_err(io_err("ifindex", peer))?;
+            let mut v6 = v6;
+            v6.set_scope_id(index);
+            Ok(SocketAddr::V6(v6))
+        }
+        _ => Ok(peer),
+    }
+}
+
 /// Connects to `peer` with `opts`, giving up after `timeout`.
 pub async fn connect(
     peer: SocketAddr,
     opts: &SocketOptions,
     timeout: Duration,
 ) -> Result<TcpStream, NetError> {
+    let peer = scoped(peer, opts)?;
     let socket = if peer.is_ipv6() {
         TcpSocket::new_v6()
     } else {
@@ -260,6 +294,7 @@ mod tests {
             local_address: Some("127.0.0.1".parse().expect("addr")),
             md5_password: None,
             bind_device: None,
+            interface: None,
         })
         .await;
         // RFC 5082 §3: GTSM overrides the eBGP TTL of 1.
@@ -294,6 +329,28 @@ mod tests {
             .await
             .expect_err("no such device");
         assert!(err.to_string().contains("SO_BINDTODEVICE"), "{err}");
+    }
+
+    #[test]
+    fn a_link_local_peer_gets_its_interface_as_scope_and_others_are_untouched() {
+        let opts = SocketOptions {
+            interface: Some("lo".to_owned()),
+            ..SocketOptions::default()
+        };
+        let lo = ifindex("lo").expect("lo has an index");
+        let ll: SocketAddr = "[fe80::1]:179".parse().expect("addr");
+        match scoped(ll, &opts).expect("scoped") {
+            SocketAddr::V6(v6) => assert_eq!(v6.scope_id(), lo),
+            other => panic!("{other}"),
+        }
+        let global: SocketAddr = "[2001:db8::1]:179".parse().expect("addr");
+        assert_eq!(scoped(global, &opts).expect("as is"), global);
+        let missing = SocketOptions {
+            interface: Some("flb-no-such0".to_owned()),
+            ..SocketOptions::default()
+        };
+        assert!(scoped(ll, &missing).is_err());
+        assert_eq!(scoped(ll, &SocketOptions::default()).expect("as is"), ll);
     }
 
     #[tokio::test]

@@ -49,6 +49,10 @@ use crate::wire::{
 struct WireRoute {
     attrs: PathAttributes,
     mp_next_hop: Option<MpNextHop>,
+    /// The MP_REACH_NLRI family of the route's prefixes: IPv6 unicast, or IPv4 unicast with
+    /// an IPv6 next hop (RFC 8950 §4). Part of the group key, so the two never share an
+    /// MP_REACH_NLRI.
+    mp_family: Option<Family>,
 }
 
 /// A route's wire form, or why it cannot be sent.
@@ -226,15 +230,23 @@ impl Packer {
             ..PathAttributes::default()
         };
         let mut mp_next_hop = None;
+        let mut mp_family = None;
         match route.next_hop_for(prefix, s) {
             Some(IpAddr::V4(nh)) => attrs.next_hop = Some(nh),
             // RFC 2545 §3: the global address; a link-local one only for a shared link, which
-            // the route does not say.
+            // the route does not say. An unnumbered session has only its link-local address,
+            // which goes in the one 16-octet field (RFC 8950 §4 allows 16 or 32 octets; FRR
+            // takes a link-local there and scopes it to the session's interface).
             Some(IpAddr::V6(global)) => {
                 mp_next_hop = Some(MpNextHop::V6 {
                     global,
                     link_local: None,
-                })
+                });
+                mp_family = Some(if prefix.addr().is_ipv4() {
+                    Family::IPV4_UNICAST
+                } else {
+                    Family::IPV6_UNICAST
+                });
             }
             None => {
                 return Err(EncodingError::Invalid {
@@ -247,7 +259,11 @@ impl Packer {
             attrs = attrs.for_two_octet_peer();
         }
         attrs.check_encodable(&self.ctx)?;
-        Ok(WireRoute { attrs, mp_next_hop })
+        Ok(WireRoute {
+            attrs,
+            mp_next_hop,
+            mp_family,
+        })
     }
 
     /// [`Packer::wire_route`] once per route allocation and family in this pass.
@@ -308,6 +324,8 @@ impl Packer {
                 continue;
             };
             match net {
+                // RFC 8950: an IPv4 prefix with an IPv6 next hop goes in MP_REACH_NLRI.
+                IpNet::V4(_) if attrs.mp_family.is_some() => group.2.push(*net),
                 IpNet::V4(n) => group.1.push(*n),
                 IpNet::V6(_) => group.2.push(*net),
             }
@@ -354,7 +372,7 @@ impl Packer {
                 };
                 let template = Update {
                     mp_reach: Some(MpReach {
-                        family: Family::IPV6_UNICAST,
+                        family: route.mp_family.unwrap_or(Family::IPV6_UNICAST),
                         next_hop,
                         nlri: Vec::new(),
                     }),

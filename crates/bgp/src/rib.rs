@@ -69,7 +69,9 @@ impl Route {
             NextHop::SessionLocal => s.local_addr,
             NextHop::Explicit(ip) => ip,
         };
-        (next_hop.is_ipv4() == prefix.addr().is_ipv4()).then_some(next_hop)
+        // RFC 8950 §4: with Extended Next Hop Encoding an IPv4 prefix may have an IPv6 next hop.
+        let v4_over_v6 = s.ipv4_via_ipv6 && prefix.addr().is_ipv4() && next_hop.is_ipv6();
+        (v4_over_v6 || next_hop.is_ipv4() == prefix.addr().is_ipv4()).then_some(next_hop)
     }
 
     /// The LOCAL_PREF this route carries on session `s` (RFC 4271 §5.1.5: only towards iBGP,
@@ -106,6 +108,9 @@ pub struct SessionView {
     pub local_addr: IpAddr,
     /// The families negotiated.
     pub families: Families,
+    /// Both sides sent Extended Next Hop Encoding for IPv4 unicast over IPv6 (RFC 8950,
+    /// [`crate::enh`]): IPv4 prefixes may take an IPv6 next hop (unnumbered sessions).
+    pub ipv4_via_ipv6: bool,
 }
 
 /// What was sent to one peer (RFC 4271 §3.2 Adj-RIB-Out), kept as the desired-routes snapshot
@@ -253,6 +258,7 @@ mod tests {
             ibgp: false,
             local_addr: "192.0.2.1".parse().expect("addr"),
             families: Families::IPV4_IPV6_UNICAST,
+            ipv4_via_ipv6: false,
         }
     }
 

@@ -221,6 +221,7 @@ fn wireshark_reads_packed_updates_without_errors_and_finds_every_prefix() {
         ibgp: false,
         local_addr: Ipv4Addr::new(192, 0, 2, 1).into(),
         families: ctx.families,
+        ipv4_via_ipv6: false,
     };
     let updates = Packer::new(ctx, view).pack(&announce, &withdraw).unwrap();
     let mut messages: Vec<Vec<u8>> = updates

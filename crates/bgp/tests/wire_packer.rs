@@ -19,6 +19,7 @@ fn session(local_as: u32) -> SessionView {
         ibgp: false,
         local_addr: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
         families: Families::IPV4_IPV6_UNICAST,
+        ipv4_via_ipv6: false,
     }
 }
 
@@ -281,4 +282,72 @@ proptest! {
         prop_assert_eq!(got_withdrawn.len(), withdrawn.len(), "a withdrawn prefix was duplicated");
         prop_assert_eq!(got_withdrawn, want_withdrawn);
     }
+}
+
+/// RFC 8950 §4: on an unnumbered session (link-local local address) with Extended Next Hop
+/// Encoding, IPv4 prefixes go in MP_REACH_NLRI (AFI 1, SAFI 1) with the IPv6 next hop, apart
+/// from IPv6 prefixes of the same route, and survive the codec; without ENH they cannot be
+/// sent at all.
+#[test]
+fn extended_next_hop_puts_ipv4_prefixes_in_mp_reach_with_the_ipv6_next_hop() {
+    let ll: Ipv6Addr = "fe80::1".parse().expect("addr");
+    let view = SessionView {
+        local_addr: IpAddr::V6(ll),
+        ipv4_via_ipv6: true,
+        ..session(65001)
+    };
+    let route = Arc::new(Route::default());
+    let mut announce = Routes::new();
+    for p in ["198.51.100.1/32", "198.51.100.2/32", "2001:db8::1/128"] {
+        announce.insert(p.parse().expect("net"), Arc::clone(&route));
+    }
+    let withdraw: BTreeSet<IpNet> = ["198.51.100.9/32".parse().expect("net")].into();
+    let ctx = DecodeCtx::modern();
+    let updates = Packer::new(ctx, view)
+        .pack(&announce, &withdraw)
+        .expect("packs");
+    let mut v4_reach = Vec::new();
+    let mut v6_reach = Vec::new();
+    let mut withdrawn = Vec::new();
+    for u in &updates {
+        assert!(u.nlri.is_empty(), "no classic NLRI: {u:?}");
+        withdrawn.extend(u.withdrawn_prefixes());
+        let Some(reach) = &u.mp_reach else { continue };
+        assert_eq!(
+            reach.next_hop,
+            MpNextHop::V6 {
+                global: ll,
+                link_local: None
+            }
+        );
+        assert_eq!(u.attrs.next_hop, None, "MP_REACH_NLRI only: no NEXT_HOP");
+        // One family per MP_REACH_NLRI.
+        if reach.family == Family::IPV4_UNICAST {
+            v4_reach.extend(reach.nlri.iter().copied());
+        } else {
+            assert_eq!(reach.family, Family::IPV6_UNICAST);
+            v6_reach.extend(reach.nlri.iter().copied());
+        }
+        // The codec carries it: encoded and decoded back the same.
+        let mut buf = bytes::BytesMut::new();
+        Message::Update(u.clone())
+            .encode(&ctx, &mut buf)
+            .expect("encodes");
+        let back = ferrolb_bgp::decode_message(&buf, &ctx).expect("decodes");
+        assert_eq!(back, Message::Update(u.clone()));
+    }
+    let net = |s: &str| -> IpNet { s.parse().expect("net") };
+    assert_eq!(v4_reach, [net("198.51.100.1/32"), net("198.51.100.2/32")]);
+    assert_eq!(v6_reach, [net("2001:db8::1/128")]);
+    assert_eq!(withdrawn, [net("198.51.100.9/32")]);
+
+    // Without ENH negotiated an IPv4 prefix has no next hop of its family on this session.
+    let plain = SessionView {
+        ipv4_via_ipv6: false,
+        ..view
+    };
+    let v4_only: Routes = [(net("198.51.100.1/32"), route)].into();
+    assert!(Packer::new(ctx, plain)
+        .pack(&v4_only, &BTreeSet::new())
+        .is_err());
 }

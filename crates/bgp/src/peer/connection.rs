@@ -192,6 +192,7 @@ impl Driver {
             gtsm_hops: self.cfg.gtsm_hops,
             md5_password: self.cfg.md5_password.clone(),
             bind_device: self.cfg.bind_device.clone(),
+            interface: self.cfg.interface.clone(),
         }
     }
 
@@ -234,6 +235,9 @@ impl Driver {
             .map(Capability::Multiprotocol)
             .collect();
         caps.push(Capability::RouteRefresh);
+        if self.cfg.extended_next_hop {
+            caps.push(crate::enh::capability());
+        }
         if let Some(gr) = self.shared.graceful_restart {
             // RFC 4724 §3: R after our own restart; F per family, since the nodes keep
             // forwarding to the VIPs while this process restarts.

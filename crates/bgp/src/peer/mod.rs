@@ -98,6 +98,11 @@ pub struct PeerConfig {
     /// Bind the session's sockets to this device (SO_BINDTODEVICE): a Linux VRF device, so the
     /// connection, its source address and its routes are the VRF's. `None` = the default VRF.
     pub bind_device: Option<String>,
+    /// The interface a link-local peer address is on (its scope, RFC 4007 §6): unnumbered BGP.
+    pub interface: Option<String>,
+    /// Offer Extended Next Hop Encoding for IPv4 unicast over IPv6 (RFC 8950, [`crate::enh`]);
+    /// when the peer offers it too, IPv4 prefixes take the session's IPv6 address as next hop.
+    pub extended_next_hop: bool,
 }
 
 impl PeerConfig {
@@ -121,6 +126,8 @@ impl PeerConfig {
             local_as: None,
             connect_retry: None,
             bind_device: None,
+            interface: None,
+            extended_next_hop: false,
         }
     }
 }
@@ -371,6 +378,7 @@ impl Driver {
             ibgp: n.remote.asn() == self.local_as(),
             local_addr: self.local_addr.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
             families: n.ctx.families,
+            ipv4_via_ipv6: self.cfg.extended_next_hop && crate::enh::ipv4_over_ipv6(&n.remote),
         })
     }
 
