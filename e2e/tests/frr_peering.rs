@@ -12,7 +12,9 @@
 //! address as next hop and the expected AS_PATH, withdrawn when the Service goes. Skips loudly
 //! without root, FRR, the `ferrolb-speaker` binary, or (VRF test) kernel VRF support.
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use ferrolb_e2e::fixture::{self, yaml, Object};
 use ferrolb_e2e::ours::FlbCommand;
@@ -41,6 +43,11 @@ impl Lab {
     /// Namespaces and FRR with one passive neighbor, `NODE` in `remote_as`; `setup` runs on the
     /// node namespace before FRR starts and may skip the test (returns false).
     fn start(remote_as: u32, setup: impl FnOnce(&Netns) -> bool) -> Option<Lab> {
+        Lab::start_with(Neighbor::new(ip(NODE), remote_as).passive(), setup)
+    }
+
+    /// [`Lab::start`] with FRR's one neighbor given.
+    fn start_with(neighbor: Neighbor, setup: impl FnOnce(&Netns) -> bool) -> Option<Lab> {
         if !require_root_and_routers(&[RouterKind::Frr]) {
             return None;
         }
@@ -51,8 +58,7 @@ impl Lab {
         }
         let rtr = Frr::start(
             &rtr_ns,
-            RouterConfig::new(RTR.parse().expect("id"), RTR_AS)
-                .neighbor(Neighbor::new(ip(NODE), remote_as).passive()),
+            RouterConfig::new(RTR.parse().expect("id"), RTR_AS).neighbor(neighbor),
         )
         .expect("frr starts");
         let conf = node.dir().join("conf");
@@ -93,8 +99,12 @@ impl Lab {
 
     /// Waits for FRR to hold the VIP's /32 and returns it.
     fn wait_vip(&self, speaker: &Daemon) -> ReceivedRoute {
+        self.wait_vip_within(CONVERGE, speaker)
+    }
+
+    fn wait_vip_within(&self, limit: Duration, speaker: &Daemon) -> ReceivedRoute {
         let got = wait_until(
-            CONVERGE,
+            limit,
             "FRR holds the VIP",
             || {
                 self.rtr
@@ -218,5 +228,52 @@ fn vrf_session_is_made_in_the_vrf() {
     let route = lab.wait_vip(&speaker);
     assert_eq!(route.next_hops, [ip(NODE)], "{}", speaker.log());
     assert_eq!(route.as_path, [MY_AS]);
+    lab.withdraw_and_wait(&speaker);
+}
+
+/// The IPv6 link-local address of `ifname` in `ns`.
+fn link_local(ns: &Netns, ifname: &str) -> IpAddr {
+    let out = ns
+        .ip(&["-6", "-o", "addr", "show", "dev", ifname, "scope", "link"])
+        .expect("ip addr");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .find_map(|w| w.strip_suffix("/64").and_then(|a| a.parse().ok()))
+        .unwrap_or_else(|| panic!("no link-local address on {ifname}: {text}"))
+}
+
+/// Unnumbered eBGP as data-centre fabrics run it: FRR's `neighbor eth0 interface remote-as
+/// external`, our BGPPeer with `interface: eth0` and no `peerAddress`. The speaker finds FRR's
+/// link-local address from its Router Advertisements and FRR finds ours from our RAs; the IPv4
+/// VIP arrives with our link-local address as next hop (RFC 8950 Extended Next Hop Encoding).
+#[test]
+fn unnumbered_session_announces_ipv4_with_the_link_local_next_hop() {
+    let Some(lab) = Lab::start_with(Neighbor::unnumbered("eth0"), |_| true) else {
+        return;
+    };
+    let node_ll = link_local(&lab.node, "eth0");
+    let speaker = lab.run(vec![peer("fabric")
+        .set("spec.peerAddress", serde_json::Value::Null)
+        .set("spec.interface", "eth0")]);
+    let state = wait_until(
+        UP,
+        "FRR's unnumbered session on eth0 Established",
+        || {
+            lab.rtr
+                .vtysh_json("show bgp neighbors eth0 json")
+                .ok()
+                .and_then(|n| n["eth0"]["bgpState"].as_str().map(str::to_owned))
+        },
+        |s| s.as_deref() == Some("Established"),
+    );
+    assert_eq!(state.as_deref(), Some("Established"), "{}", speaker.log());
+    let route = lab.wait_vip_within(UP, &speaker);
+    assert_eq!(route.as_path, [MY_AS], "{}", speaker.log());
+    assert_eq!(route.next_hops, [node_ll], "{route:?}\n{}", speaker.log());
+    assert!(
+        !speaker.log().contains("is ignored"),
+        "no ignored-field warning for spec.interface:\n{}",
+        speaker.log()
+    );
     lab.withdraw_and_wait(&speaker);
 }

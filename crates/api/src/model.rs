@@ -121,7 +121,8 @@ pub struct BgpPeer {
     pub local_asn: Option<u32>,
     /// `spec.peerASN` or `spec.dynamicASN`.
     pub peer_asn: PeerAsn,
-    /// `spec.peerAddress`.
+    /// `spec.peerAddress`; `::` for an unnumbered peer ([`BgpPeer::interface`]), whose
+    /// link-local address each node discovers on that interface.
     pub peer_address: IpAddr,
     /// `spec.peerPort`, default 179.
     pub peer_port: u16,
@@ -147,7 +148,8 @@ pub struct BgpPeer {
     pub node_selectors: Vec<LabelSelector>,
     /// `spec.vrf`.
     pub vrf: Option<String>,
-    /// `spec.interface` (unnumbered peering; validation currently rejects it, so `None`).
+    /// `spec.interface` without `spec.peerAddress`: unnumbered BGP over this interface's IPv6
+    /// link-local addresses (the router's found from its Router Advertisements).
     pub interface: Option<String>,
     /// `spec.disableMP` (deprecated).
     pub disable_mp: bool,

@@ -127,8 +127,12 @@ fn bgpd_conf(ns: &str, cfg: &RouterConfig) -> String {
         let _ = writeln!(s, " bgp graceful-restart-disable");
     }
     for n in &cfg.neighbors {
-        let a = n.address;
-        let _ = writeln!(s, " neighbor {a} remote-as {}", n.remote_as);
+        let a = n.interface.clone().unwrap_or_else(|| n.address.to_string());
+        if n.interface.is_some() {
+            let _ = writeln!(s, " neighbor {a} interface remote-as external");
+        } else {
+            let _ = writeln!(s, " neighbor {a} remote-as {}", n.remote_as);
+        }
         // Retry quickly after a failed connect (default 120 s).
         let _ = writeln!(s, " neighbor {a} timers connect 1");
         if n.passive {
@@ -157,7 +161,14 @@ fn bgpd_conf(ns: &str, cfg: &RouterConfig) -> String {
         };
         let _ = writeln!(s, " !\n address-family {name} unicast");
         for n in cfg.neighbors.iter().filter(|n| n.families.contains(&af)) {
-            let _ = writeln!(s, "  neighbor {} activate", n.address);
+            match &n.interface {
+                Some(i) => {
+                    let _ = writeln!(s, "  neighbor {i} activate");
+                }
+                None => {
+                    let _ = writeln!(s, "  neighbor {} activate", n.address);
+                }
+            }
         }
         if cfg.max_paths > 1 {
             let _ = writeln!(s, "  maximum-paths {}", cfg.max_paths);

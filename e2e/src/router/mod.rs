@@ -108,6 +108,9 @@ pub struct Neighbor {
     pub families: Vec<Af>,
     /// Hold time in seconds (keepalive = hold / 3); `None`: the router's default.
     pub hold_time: Option<u16>,
+    /// Unnumbered over this interface (FRR's `neighbor IF interface remote-as external`;
+    /// `address` is then unused). FRR only.
+    pub interface: Option<String>,
 }
 
 impl Neighbor {
@@ -123,6 +126,19 @@ impl Neighbor {
             local_address: None,
             families: vec![Af::of(address)],
             hold_time: None,
+            interface: None,
+        }
+    }
+
+    /// An unnumbered eBGP neighbor on `ifname` of any AS but ours (FRR's `neighbor IF
+    /// interface remote-as external`), IPv4 and IPv6 activated. FRR finds the peer's
+    /// link-local address from the Router Advertisements on the link and sends its own.
+    pub fn unnumbered(ifname: &str) -> Neighbor {
+        Neighbor {
+            interface: Some(ifname.to_owned()),
+            families: vec![Af::V4, Af::V6],
+            remote_as: 0,
+            ..Neighbor::new(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), 0)
         }
     }
 

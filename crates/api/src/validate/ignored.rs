@@ -62,8 +62,6 @@ impl fmt::Display for IgnoredField {
 const NO_BFD: &str = "FerroLB runs no BFD (RFC 5880); the session is not monitored by BFD";
 const NO_BFD_PROFILE: &str =
     "FerroLB runs no BFD (RFC 5880); no field of a BFDProfile has an effect";
-const NO_UNNUMBERED: &str = "unnumbered BGP (spec.interface without spec.peerAddress) is not \
-     supported yet; no session is opened for this peer";
 const LOCAL_PREF_EBGP: &str = "LOCAL_PREF is sent to iBGP peers only (RFC 4271 §5.1.5) and every \
      peer of this advertisement is eBGP";
 const NO_PREFERRED: &str =
@@ -83,14 +81,6 @@ pub fn ignored_fields(res: &Resources) -> Vec<IgnoredField> {
                 meta,
                 "spec.bfdProfile",
                 NO_BFD,
-            ));
-        }
-        if is_set(&spec.interface) && !is_set(&spec.peer_address) {
-            out.push(IgnoredField::new(
-                "BGPPeer",
-                meta,
-                "spec.interface",
-                NO_UNNUMBERED,
             ));
         }
     }
@@ -207,20 +197,17 @@ mod tests {
         name: l2\n  namespace: metallb-system\nspec:\n  ipAddressPools: [a]\n";
 
     #[test]
-    fn each_ignored_peer_field_is_reported_on_its_own() {
-        let unnumbered = PEER.replace("  peerAddress: 10.1.0.1\n", "  interface: eth0\n");
-        assert_eq!(paths(&load(&unnumbered)), vec!["BGPPeer p: spec.interface"]);
-    }
-
-    #[test]
     fn honoured_peer_fields_are_not_reported() {
-        // connectTime (ConnectRetry), vrf (SO_BINDTODEVICE) and localASN (FRR local-as) act.
+        // connectTime (ConnectRetry), vrf (SO_BINDTODEVICE), localASN (FRR local-as) and
+        // interface (unnumbered BGP) act.
         for line in ["  connectTime: 5s\n", "  vrf: red\n", "  localASN: 65100\n"] {
             assert!(
                 paths(&load(&format!("{PEER}{line}"))).is_empty(),
                 "{line:?}"
             );
         }
+        let unnumbered = PEER.replace("  peerAddress: 10.1.0.1\n", "  interface: eth0\n");
+        assert!(paths(&load(&unnumbered)).is_empty());
     }
 
     #[test]
@@ -253,21 +240,30 @@ mod tests {
 
     #[test]
     fn display_is_one_line_naming_object_field_and_reason() {
-        let unnumbered = PEER.replace("  peerAddress: 10.1.0.1\n", "  interface: eth0\n");
-        let got = ignored_fields(&load(&unnumbered));
+        let yaml = format!(
+            "{L2}  preferredNodeSelectors:\n  - weight: 10\n    preference:\n      \
+             matchLabels: {{zone: a}}\n"
+        );
+        let got = ignored_fields(&load(&yaml));
         assert_eq!(got.len(), 1);
         let line = got[0].to_string();
         assert_eq!(
             line,
-            format!("BGPPeer metallb-system/p: spec.interface is ignored: {NO_UNNUMBERED}")
+            format!(
+                "L2Advertisement metallb-system/l2: spec.preferredNodeSelectors is ignored: \
+                 {NO_PREFERRED}"
+            )
         );
         assert!(!line.contains('\n'));
     }
 
     #[test]
     fn report_repeats_on_change_only() {
-        let with = load(&PEER.replace("  peerAddress: 10.1.0.1\n", "  interface: eth0\n"));
-        let without = load(PEER);
+        let with = load(&format!(
+            "{L2}  preferredNodeSelectors:\n  - weight: 10\n    preference:\n      \
+             matchLabels: {{zone: a}}\n"
+        ));
+        let without = load(L2);
         let mut r = IgnoredFieldsReport::new();
         assert_eq!(r.to_report(Applied::Changed, &with).len(), 1);
         // The same snapshot again: said already.

@@ -95,7 +95,11 @@ pub(super) fn validate_peers(
 }
 
 fn same_session(a: &BgpPeer, b: &BgpPeer, nodes: &NodeIndex) -> bool {
-    if a.peer_address != b.peer_address || a.vrf != b.vrf || a.peer_port != b.peer_port {
+    if a.peer_address != b.peer_address
+        || a.interface != b.interface
+        || a.vrf != b.vrf
+        || a.peer_port != b.peer_port
+    {
         return false;
     }
     if nodes.is_empty() {
@@ -234,9 +238,11 @@ fn peer(
             ));
             None
         }
-        // Unnumbered BGP (spec.interface without spec.peerAddress) is valid in MetalLB's FRR
-        // mode; it is accepted, opens no session yet and is warned about.
-        (false, true) => None,
+        // Unnumbered BGP (spec.interface without spec.peerAddress), as MetalLB's FRR mode: the
+        // router's link-local address is found on the interface by each node. The interface is
+        // a node's, so, as in MetalLB, its name is not checked here: a node without it has
+        // that session down.
+        (false, true) => Some(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)),
         (false, false) => {
             errors.push(obj.err(
                 "spec.peerAddress",
@@ -301,10 +307,6 @@ fn peer(
     }
     let node_selectors = selectors::selectors(obj, "spec.nodeSelectors", &s.node_selectors, errors);
 
-    let has_addr_only = has_addr && !has_iface;
-    if !has_addr_only {
-        return None;
-    }
     Some(BgpPeer {
         name: String::new(),
         my_asn: s.my_asn,
@@ -323,7 +325,7 @@ fn peer(
         enable_graceful_restart: s.enable_graceful_restart.unwrap_or(false),
         node_selectors,
         vrf: s.vrf.clone().filter(|v| !v.is_empty()),
-        interface: None,
+        interface: s.interface.clone().filter(|_| !has_addr),
         disable_mp: s.disable_mp.unwrap_or(false),
         dual_stack_address_family: s.dual_stack_address_family.unwrap_or(false),
     })

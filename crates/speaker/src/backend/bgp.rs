@@ -30,7 +30,7 @@ use tracing::Instrument;
 
 use crate::advertiser::{Advertiser, AdvertiserError};
 use crate::announce::bgp::BgpDesired;
-use crate::backend::peering;
+use crate::backend::{peering, unnumbered};
 use crate::metrics::Metrics;
 
 /// Restart Time we advertise with Graceful Restart (RFC 4724 §3), seconds; MetalLB (FRR mode)
@@ -162,13 +162,16 @@ async fn backend_task(
     cancel: CancellationToken,
 ) {
     let mut sessions: BTreeMap<String, Session> = BTreeMap::new();
+    let mut discovery = unnumbered::Discovery::new();
     loop {
         tokio::select! {
             changed = rx.changed() => if changed.is_err() { break },
+            // An unnumbered peer's router was found (backend/unnumbered.rs).
+            () = discovery.changed() => {}
             () = cancel.cancelled() => break,
         }
         let desired = Arc::clone(&rx.borrow_and_update());
-        converge(&mut sessions, &desired, &metrics, &opts).await;
+        converge(&mut sessions, &desired, &metrics, &opts, &mut discovery).await;
     }
     // RFC 4486 §4 Administrative Shutdown, so routers withdraw at once instead of waiting for
     // the hold timer.
@@ -186,7 +189,15 @@ async fn converge(
     desired: &BgpDesired,
     metrics: &Arc<Metrics>,
     opts: &BgpBackendOptions,
+    discovery: &mut unnumbered::Discovery,
 ) {
+    discovery.watch(
+        &desired
+            .peers
+            .values()
+            .filter_map(|p| p.session.interface.clone())
+            .collect(),
+    );
     // Peers gone, or whose speaker-level settings changed: Cease 6/3 (Peer De-configured).
     let stale: Vec<String> = sessions
         .iter()
@@ -210,7 +221,20 @@ async fn converge(
     for (name, want) in &desired.peers {
         let span = tracing::info_span!("peer", name = %name, addr = %want.session.peer_address,
             asn = ?want.session.peer_asn);
-        let peer_cfg = peer_config(&want.session);
+        let router = want
+            .session
+            .interface
+            .as_deref()
+            .and_then(|i| discovery.router(i));
+        let Some(peer_cfg) =
+            unnumbered::session_config(peer_config(&want.session), &want.session, router)
+        else {
+            span.in_scope(|| {
+                tracing::info!(interface = ?want.session.interface,
+                    "unnumbered peer: waiting for the router's advertisement on the link")
+            });
+            continue;
+        };
         let speaker_cfg = speaker_config(&want.session, opts);
         // The announcement's routes are crates/bgp's `Routes` already, equal routes sharing
         // one `Arc` (announce::bgp interns them): a copy of the map is a pointer per prefix.

@@ -5,3 +5,4 @@
 pub mod bgp;
 pub mod l2;
 pub mod peering;
+pub mod unnumbered;

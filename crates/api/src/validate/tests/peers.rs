@@ -288,37 +288,27 @@ fn connect_time_must_be_whole_seconds() {
 }
 
 #[test]
-fn frr_mode_peer_fields_are_accepted_and_open_no_session_yet() {
-    // Valid in MetalLB's FRR mode: the configuration is accepted (never rejected whole), the
-    // peer opens no session, and `ignored_fields` warns.
-    for (spec, path) in [
-        (
-            "  myASN: 1\n  peerASN: 2\n  interface: eth0\n".to_string(),
-            "spec.interface",
-        ),
-        (
-            "  myASN: 1\n  dynamicASN: external\n  interface: eth0\n".to_string(),
-            "spec.interface",
-        ),
+fn unnumbered_peers_are_accepted_with_their_interface() {
+    // Valid in MetalLB's FRR mode: interface without peerAddress, with peerASN or dynamicASN.
+    for spec in [
+        "  myASN: 1\n  peerASN: 2\n  interface: eth0\n",
+        "  myASN: 1\n  dynamicASN: external\n  interface: eth0\n",
     ] {
-        let yaml = peer("p", &spec)
-            + &peer(
-                "other",
-                "  myASN: 1\n  peerASN: 3\n  peerAddress: 10.9.0.1\n",
-            );
-        let c = ok(&yaml);
-        assert!(!c.bgp_peers.contains_key("p"), "{spec}");
-        assert!(
-            c.bgp_peers.contains_key("other"),
-            "other peers are unaffected"
-        );
-        let warned: Vec<&str> = crate::validate::ignored_fields(&load(&yaml))
-            .into_iter()
-            .filter(|f| f.name == "p")
-            .map(|f| f.path)
-            .collect();
-        assert_eq!(warned, [path], "{spec}");
+        let c = ok(&peer("p", spec));
+        let p = &c.bgp_peers["p"];
+        assert_eq!(p.interface.as_deref(), Some("eth0"), "{spec}");
+        assert!(p.peer_address.is_unspecified(), "{spec}");
+        assert!(crate::validate::ignored_fields(&load(&peer("p", spec))).is_empty());
     }
+    // Two unnumbered peers on different interfaces are different sessions; on the same one
+    // they clash.
+    let a = peer("a", "  myASN: 1\n  peerASN: 2\n  interface: eth0\n");
+    ok(&(a.clone() + &peer("b", "  myASN: 1\n  peerASN: 2\n  interface: eth1\n")));
+    one(
+        &(a + &peer("b", "  myASN: 1\n  peerASN: 2\n  interface: eth0\n")),
+        "spec.peerAddress",
+        "duplicate_peer",
+    );
 }
 
 #[test]
