@@ -199,8 +199,8 @@ fn standalone_daemons_log_the_same_configuration_lines() {
         .filter(|l| l.starts_with("WARN") && l.contains("accepted but ignored"))
         .count();
     assert_eq!(
-        warnings, 2,
-        "spec.vrf and spec.preferredNodeSelectors: {c_good:#?}"
+        warnings, 1,
+        "spec.preferredNodeSelectors (spec.vrf is honoured): {c_good:#?}"
     );
 }
 

@@ -277,3 +277,68 @@ fn unnumbered_session_announces_ipv4_with_the_link_local_next_hop() {
     );
     lab.withdraw_and_wait(&speaker);
 }
+
+/// The same unnumbered BGPPeer against BIRD 2 (`protocol radv` on the link and a dynamic BGP
+/// protocol for any link-local peer there, IPv4 with extended next hop): BIRD holds the VIP
+/// via our link-local address, and drops it when the Service goes.
+#[test]
+fn unnumbered_session_with_bird2() {
+    if !require_root_and_routers(&[RouterKind::Bird]) {
+        return;
+    }
+    let Some(bin) = FlbCommand::find("ferrolb-speaker") else {
+        return;
+    };
+    let (node, rtr_ns) = Netns::pair("node", "rtr").expect("namespaces");
+    let rtr = ferrolb_e2e::Bird::start(
+        &rtr_ns,
+        RouterConfig::new(RTR.parse().expect("id"), RTR_AS).neighbor(Neighbor::unnumbered("eth0")),
+    )
+    .expect("bird starts");
+    let node_ll = link_local(&node, "eth0");
+    let conf = node.dir().join("conf");
+    std::fs::create_dir(&conf).expect("conf dir");
+    write_atomic(
+        &conf,
+        "config.yaml",
+        &yaml(&[
+            fixture::pool("pool", &["198.51.100.0/24"]),
+            fixture::bgp_advertisement("adv", &["pool"]),
+            fixture::node("node-a", &[NODE]),
+            peer("fabric")
+                .set("spec.peerAddress", serde_json::Value::Null)
+                .set("spec.interface", "eth0"),
+        ]),
+    );
+    write_atomic(
+        &conf,
+        "svc.yaml",
+        &fixture::service_with_endpoints("web", &[VIP], "Cluster", &["node-a"]),
+    );
+    let speaker = bin
+        .speaker_standalone(&conf, "node-a")
+        .spawn_in(&node, "speaker")
+        .expect("speaker starts");
+    let vip = net(&format!("{VIP}/32"));
+    let route = wait_until(
+        UP,
+        "BIRD holds the VIP",
+        || rtr.route(vip).expect("bird route"),
+        |r| r.as_ref().is_some_and(|r| !r.next_hops.is_empty()),
+    );
+    let route = route.unwrap_or_else(|| panic!("no route for {VIP}\n{}", speaker.log()));
+    assert_eq!(route.as_path, [MY_AS], "{}", speaker.log());
+    assert_eq!(route.next_hops, [node_ll], "{route:?}\n{}", speaker.log());
+    std::fs::remove_file(conf.join("svc.yaml")).expect("rm svc");
+    let gone = wait_until(
+        CONVERGE,
+        "BIRD withdrew the VIP",
+        || rtr.route(vip).expect("bird route"),
+        Option::is_none,
+    );
+    assert!(
+        gone.is_none(),
+        "still announced: {gone:?}\n{}",
+        speaker.log()
+    );
+}

@@ -242,6 +242,135 @@ pub async fn run_publisher(
     }
 }
 
+/// Event `reason` of a set configuration field that FerroLB accepts and does not act on.
+pub const REASON_IGNORED: &str = "ConfigurationFieldIgnored";
+/// Event `reason` of a BGPPeer whose session cannot be made on a node (its VRF device is
+/// missing, say).
+pub const REASON_PEER_DOWN: &str = "PeerSessionDown";
+
+/// A Warning Event about one configuration object that is in force: an ignored field, or a
+/// peer that cannot have its session on a node. Not a rejection (the configuration stays in
+/// force), so its note has no [`NOTE_SUFFIX`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    /// Object kind, e.g. `BGPPeer`.
+    pub kind: String,
+    /// `metadata.namespace` (empty: the daemon's).
+    pub namespace: String,
+    /// `metadata.name`.
+    pub name: String,
+    /// The object's UID when known (`kubectl describe` lists Events by it).
+    pub uid: Option<String>,
+    /// [`REASON_IGNORED`] or [`REASON_PEER_DOWN`].
+    pub reason: &'static str,
+    /// What happened and what FerroLB does instead.
+    pub note: String,
+}
+
+impl Warning {
+    /// The Warning about an ignored field, `uids` giving the object's UID
+    /// ([`config_uids`]).
+    pub fn ignored(
+        field: &ferrolb_api::validate::IgnoredField,
+        uids: &BTreeMap<ObjectKey, String>,
+    ) -> Warning {
+        let key = (
+            field.kind.to_string(),
+            field.namespace.clone(),
+            field.name.clone(),
+        );
+        Warning {
+            kind: field.kind.to_string(),
+            namespace: field.namespace.clone(),
+            name: field.name.clone(),
+            uid: uids.get(&key).cloned(),
+            reason: REASON_IGNORED,
+            note: field.to_string(),
+        }
+    }
+}
+
+/// The Event of `w` and the object it is about (in `namespace` when `w` names none). Pure.
+pub fn warning_event(w: &Warning, namespace: &str) -> (Event, ObjectReference) {
+    let event = Event {
+        type_: EventType::Warning,
+        reason: w.reason.into(),
+        note: Some(truncate(w.note.clone(), MAX_NOTE)),
+        action: ACTION.into(),
+        secondary: None,
+    };
+    let reference = ObjectReference {
+        uid: w.uid.clone(),
+        api_version: api_version(&w.kind).map(str::to_string),
+        kind: Some(w.kind.clone()),
+        name: Some(w.name.clone()),
+        namespace: Some(if w.namespace.is_empty() {
+            namespace.to_string()
+        } else {
+            w.namespace.clone()
+        }),
+        ..ObjectReference::default()
+    };
+    (event, reference)
+}
+
+/// How often a batch of warnings is tried before it is given up (logged).
+const WARNING_ATTEMPTS: u32 = 5;
+
+/// Publishes each batch of warnings received on `warnings` as Events ([`warning_event`]),
+/// until `cancel` or until every sender is gone. The sender decides when to warn (once per
+/// configuration change, once per peer start); a batch that fails is retried with [`RETRY`]
+/// up to five times, then logged and dropped. `on_failure` is told of each Event the API server
+/// did not take.
+pub async fn run_warning_publisher(
+    client: Client,
+    reporter: Reporter,
+    namespace: String,
+    mut warnings: tokio::sync::mpsc::UnboundedReceiver<Vec<Warning>>,
+    on_failure: impl Fn(&kube::Error) + Send,
+    cancel: CancellationToken,
+) {
+    loop {
+        let batch = tokio::select! {
+            () = cancel.cancelled() => return,
+            b = warnings.recv() => match b { Some(b) => b, None => return },
+        };
+        let mut pending: Vec<&Warning> = batch.iter().collect();
+        for attempt in 0..WARNING_ATTEMPTS {
+            let mut failed = Vec::new();
+            for w in pending {
+                let (event, reference) = warning_event(w, &namespace);
+                // A fresh Recorder per Event, as in `run_publisher`.
+                let recorder = Recorder::new(client.clone(), reporter.clone());
+                let done = tokio::select! {
+                    r = recorder.publish(&event, &reference) => r,
+                    () = cancel.cancelled() => return,
+                };
+                if let Err(error) = done {
+                    on_failure(&error);
+                    tracing::warn!(%error, object = %w.name, reason = w.reason,
+                        "warning Event not published");
+                    failed.push(w);
+                }
+            }
+            pending = failed;
+            if pending.is_empty() {
+                break;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(RETRY.delay(attempt)) => {}
+                () = cancel.cancelled() => return,
+            }
+        }
+        if !pending.is_empty() {
+            tracing::warn!(
+                dropped = pending.len(),
+                "warning Events given up after retries"
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,6 +395,31 @@ mod tests {
                 "uid-r1".into(),
             )]),
         }
+    }
+
+    #[test]
+    fn a_warning_is_a_warning_event_on_its_object_with_uid() {
+        let res = ferrolb_api::source::files::load_str(
+            "apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: p, \
+             namespace: metallb-system, uid: u-1}\nspec: {preferredNodeSelectors: [{weight: \
+             10, preference: {matchLabels: {a: b}}}]}\n",
+            std::path::Path::new("t"),
+        )
+        .expect("loads");
+        let field = ferrolb_api::validate::ignored_fields(&res)
+            .into_iter()
+            .next()
+            .expect("preferredNodeSelectors is ignored");
+        let w = Warning::ignored(&field, &config_uids(&res));
+        let (event, reference) = warning_event(&w, "other");
+        assert_eq!(event.type_, EventType::Warning);
+        assert_eq!(event.reason, REASON_IGNORED);
+        assert_eq!(event.note.as_deref(), Some(field.to_string().as_str()));
+        assert_eq!(reference.uid.as_deref(), Some("u-1"));
+        assert_eq!(reference.kind.as_deref(), Some("L2Advertisement"));
+        assert_eq!(reference.api_version.as_deref(), Some("metallb.io/v1beta1"));
+        assert_eq!(reference.namespace.as_deref(), Some("metallb-system"));
+        assert_eq!(reference.name.as_deref(), Some("p"));
     }
 
     #[test]

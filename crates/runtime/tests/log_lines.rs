@@ -35,7 +35,7 @@ impl Captured {
 }
 
 const BAD: &str = "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: broken, namespace: metallb-system}\nspec: {addresses: [not-a-cidr]}\n";
-const GOOD: &str = "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: router, namespace: metallb-system}\nspec: {myASN: 64500, peerASN: 64512, peerAddress: 192.0.2.254, vrf: red}\n";
+const GOOD: &str = "apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: l2, namespace: metallb-system}\nspec: {preferredNodeSelectors: [{weight: 10, preference: {matchLabels: {zone: a}}}]}\n";
 
 #[test]
 fn the_configuration_lines_are_fixed_text() {
@@ -74,7 +74,7 @@ fn the_configuration_lines_are_fixed_text() {
         assert_eq!(lines.len(), 2, "{lines:#?}");
         assert!(
             lines[0].starts_with(
-                " WARN ferrolb_runtime::config: configuration field accepted but ignored ignored=BGPPeer metallb-system/router: spec.vrf is ignored: "
+                " WARN ferrolb_runtime::config: configuration field accepted but ignored ignored=L2Advertisement metallb-system/l2: spec.preferredNodeSelectors is ignored: "
             ),
             "{lines:#?}"
         );

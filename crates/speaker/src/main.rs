@@ -147,6 +147,9 @@ async fn main() -> anyhow::Result<()> {
         ..daemon::Reports::default()
     };
     let mut tasks = tokio::task::JoinSet::new();
+    // BGPPeers that cannot have their session on this node (a missing VRF device): Warning
+    // Events, in Kubernetes mode only.
+    let mut peer_warnings = None;
     match &cli.config_dir {
         Some(dir) => {
             tracing::info!(dir = %dir.display(), node = %node_name, "standalone mode");
@@ -210,6 +213,17 @@ async fn main() -> anyhow::Result<()> {
                 controller: "ferrolb-speaker".into(),
                 instance: Some(cli.pod_name.clone().unwrap_or_else(|| node_name.clone())),
             };
+            let (warnings_tx, warnings_rx) = tokio::sync::mpsc::unbounded_channel();
+            let warnings_metrics = Arc::clone(&metrics);
+            tasks.spawn(ferrolb_runtime::events::run_warning_publisher(
+                client.clone(),
+                reporter.clone(),
+                cli.namespace.clone(),
+                warnings_rx,
+                move |_: &kube::Error| warnings_metrics.count_kube_write_error("Event"),
+                cancel.clone(),
+            ));
+            peer_warnings = Some(warnings_tx);
             tasks.spawn(kube_events::run_publisher(
                 client,
                 reporter,
@@ -227,6 +241,7 @@ async fn main() -> anyhow::Result<()> {
         Arc::clone(&metrics),
         BgpBackendOptions {
             restarted: cli.graceful_restarted,
+            peer_warnings,
         },
     );
     let opts = SpeakerOptions {

@@ -36,7 +36,13 @@ fn session_settings_follow_the_bgppeer() {
     assert_eq!(c.ebgp_multihop, Some(255));
     assert_eq!(c.md5_password.as_deref(), Some("s3cret"));
     assert!(!c.passive);
-    let s = speaker_config(&p, &BgpBackendOptions { restarted: true });
+    let s = speaker_config(
+        &p,
+        &BgpBackendOptions {
+            restarted: true,
+            ..BgpBackendOptions::default()
+        },
+    );
     assert_eq!(s.local_as, 64500);
     assert_eq!(s.router_id, Some("10.0.0.9".parse().expect("ip")));
     let gr = s.graceful_restart.expect("GR on");

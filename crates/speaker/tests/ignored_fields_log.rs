@@ -48,6 +48,11 @@ apiVersion: metallb.io/v1beta1
 kind: BGPAdvertisement
 metadata: {{name: adv, namespace: metallb-system}}
 spec: {{ipAddressPools: [pool]}}
+---
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {{name: l2, namespace: metallb-system}}
+spec: {{ipAddressPools: [pool], preferredNodeSelectors: [{{weight: 10, preference: {{matchLabels: {{zone: a}}}}}}]}}
 "#
     )
 }
@@ -145,9 +150,10 @@ fn speaker_warns_once_per_configuration_change_about_ignored_fields() {
     let first = lines_until(&rx, "configuration put in force");
     assert_eq!(
         warnings(&first),
+        // spec.connectTime is honoured (the ConnectRetry time): not warned about.
         vec![
-            "BGPPeer metallb-system/router: spec.connectTime",
             "BGPPeer metallb-system/router: spec.bfdProfile",
+            "L2Advertisement metallb-system/l2: spec.preferredNodeSelectors",
             "BFDProfile metallb-system/slow: spec",
         ],
         "{}",
@@ -173,7 +179,7 @@ fn speaker_warns_once_per_configuration_change_about_ignored_fields() {
     assert_eq!(
         warnings(&third),
         vec![
-            "BGPPeer metallb-system/router: spec.connectTime",
+            "L2Advertisement metallb-system/l2: spec.preferredNodeSelectors",
             "BFDProfile metallb-system/slow: spec",
         ],
         "{}",

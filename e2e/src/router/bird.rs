@@ -62,6 +62,10 @@ fn bird_conf(cfg: &RouterConfig) -> String {
     // attached subnets resolvable (nothing is exported anywhere).
     let _ = writeln!(s, "protocol direct {{ ipv4; ipv6; }}");
     for (i, n) in cfg.neighbors.iter().enumerate() {
+        if let Some(ifname) = &n.interface {
+            unnumbered(&mut s, i, ifname, cfg);
+            continue;
+        }
         let _ = writeln!(s, "protocol bgp n{i} {{");
         let local = n.local_address.map(|a| format!(" {a}")).unwrap_or_default();
         let _ = writeln!(
@@ -103,6 +107,31 @@ fn bird_conf(cfg: &RouterConfig) -> String {
         let _ = writeln!(s, "}}");
     }
     s
+}
+
+/// An unnumbered neighbor on `ifname` (BIRD has no `neighbor IF interface`): RAs on the link
+/// (`protocol radv`, router lifetime 0) so the peer finds our link-local address, and a
+/// dynamic BGP protocol accepting any external link-local peer on the link (`neighbor range
+/// fe80::/10`, passive as dynamic BGP is), IPv4 with Extended Next Hop (RFC 8950). Its
+/// sessions are spawned protocols (`dynbgp1`...), so [`Router::session_state`] does not see
+/// them; wait for routes instead.
+fn unnumbered(s: &mut String, i: usize, ifname: &str, cfg: &RouterConfig) {
+    let _ = writeln!(
+        s,
+        "protocol radv r{i} {{ ipv6; interface \"{ifname}\" {{ min ra interval 3; \
+         max ra interval 4; default lifetime 0; }}; }}"
+    );
+    let _ = writeln!(s, "protocol bgp n{i} {{");
+    let _ = writeln!(s, "  local port {} as {};", cfg.listen_port, cfg.local_as);
+    let _ = writeln!(s, "  neighbor range fe80::/10 external;");
+    let _ = writeln!(s, "  interface \"{ifname}\";");
+    let _ = writeln!(s, "  error wait time 1, 5;");
+    let _ = writeln!(
+        s,
+        "  ipv4 {{ import all; export none; extended next hop on; }};"
+    );
+    let _ = writeln!(s, "  ipv6 {{ import all; export none; }};");
+    let _ = writeln!(s, "}}");
 }
 
 /// Parses `birdc show route all` (BIRD 2.0.12):
@@ -153,11 +182,15 @@ pub(crate) fn parse_routes(text: &str) -> Result<Vec<ReceivedRoute>, String> {
                     .map_err(|e| format!("prefix `{first}`: {e}"))?,
             );
         }
-        // Only paths from our `protocol bgp n<i>`, not `direct1`'s subnets.
+        // Only paths from our `protocol bgp n<i>` (or the `dynbgp<i>` sessions an unnumbered
+        // neighbor spawns), not `direct1`'s subnets.
         let from_bgp = line
             .split_once('[')
             .map(|(_, rest)| rest.trim_start())
-            .and_then(|rest| rest.strip_prefix('n'))
+            .and_then(|rest| {
+                rest.strip_prefix('n')
+                    .or_else(|| rest.strip_prefix("dynbgp"))
+            })
             .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()));
         let best = from_bgp && line.contains("] * ");
         if let (true, Some(p)) = (best, prefix) {
@@ -188,9 +221,10 @@ fn parse_attr(r: &mut ReceivedRoute, line: &str) -> Result<(), String> {
     let num =
         |v: &str| -> Result<u32, String> { v.parse().map_err(|e| format!("{key} `{v}`: {e}")) };
     match key {
-        // The attribute as received; an IPv6 one may carry "global link-local".
+        // The attribute as received; an IPv6 one may carry "global link-local", and the
+        // global one is `::` when the peer sent only a link-local address (unnumbered).
         "BGP.next_hop" => {
-            if let Some(a) = value.split_whitespace().next() {
+            if let Some(a) = value.split_whitespace().find(|a| *a != "::") {
                 r.next_hops = vec![a.parse().map_err(|e| format!("{key} `{a}`: {e}"))?];
             }
         }

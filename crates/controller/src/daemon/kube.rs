@@ -200,6 +200,17 @@ pub async fn run(
         |_: &kube::Error| {},
         cancel.clone(),
     ));
+    // Ignored configuration fields as Warning Events on their objects, once per configuration
+    // change (the ConfigApplier decides when), beside the log line.
+    let (warnings, warnings_rx) = tokio::sync::mpsc::unbounded_channel();
+    let warning_publisher = tokio::spawn(events::run_warning_publisher(
+        client.clone(),
+        reporter.clone(),
+        opts.namespace.clone(),
+        warnings_rx,
+        |_: &kube::Error| {},
+        cancel.clone(),
+    ));
     let (config_state, config_state_rx) = watch::channel(None);
     let config_state_writer = tokio::spawn(ferrolb_runtime::config_state::run_writer(
         client.clone(),
@@ -223,6 +234,7 @@ pub async fn run(
         namespaces,
         config: ConfigApplier::new(),
         rejections,
+        warnings,
         synced: Synced::default(),
         allocator: None,
         leader: leader_rx,
@@ -242,6 +254,7 @@ pub async fn run(
         let _ = task.await;
     }
     let _ = publisher.await;
+    let _ = warning_publisher.await;
     let _ = ml_secret.await;
     let _ = lease.await;
     let _ = http.await;
@@ -309,6 +322,8 @@ struct Reconciler {
     /// The rejection to report as Events ([`events::run_publisher`]): the newest one while
     /// leading with synced caches, else empty.
     rejections: watch::Sender<Rejection>,
+    /// Ignored configuration fields for [`events::run_warning_publisher`].
+    warnings: tokio::sync::mpsc::UnboundedSender<Vec<events::Warning>>,
     synced: Synced,
     /// `Some` only while leading with synced caches and a valid configuration.
     allocator: Option<PoolAllocator>,
@@ -420,7 +435,20 @@ impl Reconciler {
         self.synced.config = true;
         self.snapshot
             .send_replace(Some(Arc::new(crate::webhook::config_only(res))));
-        let applied = self.config.apply(res);
+        let report = self.config.plan(res);
+        ferrolb_runtime::config::log_report(&report);
+        // Only the leader posts, so replicas do not repeat the Event (every replica logs).
+        if !report.ignored.is_empty() && self.is_leader() {
+            let uids = events::config_uids(res);
+            let batch = report
+                .ignored
+                .iter()
+                .map(|f| events::Warning::ignored(f, &uids))
+                .collect();
+            // Closed only when the publisher is gone at shutdown: nothing left to warn.
+            let _ = self.warnings.send(batch);
+        }
+        let applied = report.applied;
         self.metrics.set_config_stale(self.config.is_stale());
         self.metrics
             .count_config_update(applied, self.config.config().is_some());

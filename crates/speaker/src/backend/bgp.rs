@@ -46,6 +46,9 @@ pub struct BgpBackendOptions {
     /// We are coming back from a restart: set the Restart State bit for peers with Graceful
     /// Restart so they keep our routes meanwhile (RFC 4724 §4.1).
     pub restarted: bool,
+    /// Where to send a Warning Event about a BGPPeer whose session cannot be made on this node
+    /// (Kubernetes mode; `None` logs only).
+    pub peer_warnings: Option<mpsc::UnboundedSender<Vec<ferrolb_runtime::events::Warning>>>,
 }
 
 /// The handle the reconcile loop uses.
@@ -266,6 +269,9 @@ async fn converge(
         };
         if let Some(problem) = peering::check(&want.session, Path::new(peering::SYS_CLASS_NET)) {
             span.in_scope(|| tracing::error!(%problem, "peer down"));
+            if let Some(tx) = &opts.peer_warnings {
+                let _ = tx.send(vec![peering::warning(name, &problem)]);
+            }
         }
         if let Err(error) = speaker.set_peers(vec![peer_cfg.clone()]) {
             span.in_scope(|| tracing::error!(%error, "peer not configured"));

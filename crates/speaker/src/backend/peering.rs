@@ -67,6 +67,19 @@ pub fn check(peer: &BgpPeer, sys_class_net: &Path) -> Option<PeeringProblem> {
     }
 }
 
+/// The Warning Event about `problem` on BGPPeer `name` (in the daemon's namespace; the
+/// Event's reporting instance names the node).
+pub fn warning(name: &str, problem: &PeeringProblem) -> ferrolb_runtime::events::Warning {
+    ferrolb_runtime::events::Warning {
+        kind: "BGPPeer".into(),
+        namespace: String::new(),
+        name: name.to_owned(),
+        uid: None,
+        reason: ferrolb_runtime::events::REASON_PEER_DOWN,
+        note: problem.to_string(),
+    }
+}
+
 /// Whether a connect failure reported by crates/bgp is the VRF bind failing (the device is
 /// gone), which is worth a warning rather than a debug line.
 pub fn is_bind_device_failure(error: &str) -> bool {
@@ -110,6 +123,15 @@ mod tests {
             check(&peer(Some("..")), dir.path()),
             Some(PeeringProblem::BadVrfName { .. })
         ));
+    }
+
+    #[test]
+    fn a_missing_vrf_is_a_peer_down_warning_on_the_bgppeer() {
+        let problem = PeeringProblem::VrfMissing { vrf: "red".into() };
+        let w = warning("p", &problem);
+        assert_eq!((w.kind.as_str(), w.name.as_str()), ("BGPPeer", "p"));
+        assert_eq!(w.reason, ferrolb_runtime::events::REASON_PEER_DOWN);
+        assert_eq!(w.note, problem.to_string());
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //!
 //! ```text
 //!   every RA_INTERVAL: send an RA to ff02::1 on IF (router lifetime 0: "not a default
-//!                      router", RFC 4861 §4.2, so hosts do not route through us)
+//!                      router", RFC 4861 §4.2, so hosts do not route through us), and a
+//!                      Router Solicitation to ff02::2 while no router is known
 //!   always:            read ICMPv6 on IF; an RA from a link-local source names the router
 //!                      ──▶ Discovery::router(IF) and a wake-up of the BGP backend
 //! ```
@@ -41,6 +42,10 @@ pub const RECV_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// ICMPv6 Router Advertisement (RFC 4861 §4.2).
 const ROUTER_ADVERTISEMENT: u8 = 134;
+/// ICMPv6 Router Solicitation (RFC 4861 §4.1).
+const ROUTER_SOLICITATION: u8 = 133;
+/// ff02::2, all routers on the link.
+const ALL_ROUTERS: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 2);
 /// ff02::1, all nodes on the link.
 const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
 
@@ -51,6 +56,14 @@ pub fn router_advertisement() -> [u8; 16] {
     let mut ra = [0u8; 16];
     ra[0] = ROUTER_ADVERTISEMENT;
     ra
+}
+
+/// A Router Solicitation (RFC 4861 §4.1): type 133, code 0, checksum (kernel), reserved. Sent
+/// while no router is known, so a router answers at once instead of at its next periodic RA.
+pub fn router_solicitation() -> [u8; 8] {
+    let mut rs = [0u8; 8];
+    rs[0] = ROUTER_SOLICITATION;
+    rs
 }
 
 /// The router named by an ICMPv6 message `icmp` from `source`: `source` when the message is a
@@ -196,6 +209,15 @@ fn run_link(name: &str, router: &Mutex<Option<Ipv6Addr>>, stop: &AtomicBool, cha
                 if let Err(error) = send_ra(&socket, name) {
                     tracing::debug!(interface = %name, %error, "router advertisement not sent");
                 }
+                let known = router
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .is_some();
+                if !known {
+                    if let Err(error) = send(&socket, name, &router_solicitation(), ALL_ROUTERS) {
+                        tracing::debug!(interface = %name, %error, "router solicitation not sent");
+                    }
+                }
                 next_ra = Instant::now() + RA_INTERVAL;
             }
             let (len, from) = match recv_from(&socket, &mut buf) {
@@ -267,9 +289,13 @@ fn open(name: &str) -> io::Result<Socket> {
 }
 
 fn send_ra(socket: &Socket, name: &str) -> io::Result<()> {
+    send(socket, name, &router_advertisement(), ALL_NODES)
+}
+
+fn send(socket: &Socket, name: &str, message: &[u8], to: Ipv6Addr) -> io::Result<()> {
     let index = ferrolb_bgp::net::ifindex(name)?;
-    let to = SockAddr::from(SocketAddrV6::new(ALL_NODES, 0, 0, index));
-    socket.send_to(&router_advertisement(), &to).map(drop)
+    let to = SockAddr::from(SocketAddrV6::new(to, 0, 0, index));
+    socket.send_to(message, &to).map(drop)
 }
 
 #[cfg(test)]
@@ -287,8 +313,9 @@ mod tests {
 
     #[test]
     fn other_messages_and_sources_name_no_router() {
+        assert_eq!(router_of(&router_solicitation(), ll()), None);
         let mut rs = router_advertisement();
-        rs[0] = 133; // Router Solicitation
+        rs[0] = 133; // a Router Solicitation with an RA's length
         assert_eq!(router_of(&rs, ll()), None);
         assert_eq!(
             router_of(&router_advertisement()[..15], ll()),
