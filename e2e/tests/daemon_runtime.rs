@@ -482,3 +482,103 @@ fn the_speaker_ops_port_survives_a_bounded_flood() {
         "speaker VmRSS: {rss_before} kB before, {rss_peak} kB during, {rss_after} kB after the flood; descriptors {fds_before} before, {fds_during} during"
     );
 }
+
+/// An ignored field (the L2 election has no node preferences) and a VRF no node has, on top of
+/// [`CLUSTER`]'s pool.
+const IGNORED: &str = r#"apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: l2, namespace: metallb-system}
+spec:
+  ipAddressPools: [pool]
+  preferredNodeSelectors:
+  - weight: 10
+    preference: {matchLabels: {zone: a}}
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {name: router, namespace: metallb-system}
+spec: {myASN: 64500, peerASN: 64512, peerAddress: 127.0.0.1, peerPort: 9, vrf: flb-no-vrf}
+"#;
+
+/// Kubernetes mode: a configuration put in force while the controller leads gets a Warning
+/// Event per ignored field from the controller (reason `ConfigurationFieldIgnored`, on the
+/// object, note = the log line), and a BGPPeer whose VRF device this node lacks gets a
+/// `PeerSessionDown` Warning Event from the speaker.
+#[test]
+fn kubernetes_daemons_post_ignored_field_and_peer_down_events() {
+    let Some((controller, speaker)) = bins() else {
+        return;
+    };
+    let server = ApiServer::start().expect("start the API-server double");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    server.apply_yaml(CLUSTER).expect("cluster objects");
+    let mut c = Command::new(controller);
+    c.arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["--namespace", NS, "--identity", "controller-0"])
+        .args(["--lease-duration-secs", "2"])
+        .args(["--metrics-addr", "127.0.0.1:0"]);
+    let (_c, _c_rx) = spawn_logged(c, "controller");
+    let mut s = Command::new(speaker);
+    s.arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["--node-name", "node-a", "--namespace", NS])
+        .args(["--metrics-addr", "127.0.0.1:0", "--memberlist-port", "0"])
+        .env("POD_NAME", "ferrolb-speaker-abcde")
+        .env("RUST_LOG", "info");
+    let (_s, _s_rx) = spawn_logged(s, "speaker");
+    // Only the leader posts ignored-field Events: put the configuration in force after.
+    wait_for(LIMIT, "the controller's Lease", || {
+        server
+            .get(
+                "coordination.k8s.io/v1",
+                "Lease",
+                Some(NS),
+                "ferrolb-controller",
+            )
+            .filter(|l| l["spec"]["holderIdentity"] == "controller-0")
+            .map(|_| ())
+    });
+    server
+        .apply_yaml(IGNORED)
+        .expect("configuration with an ignored field");
+    let l2_uid = server
+        .get("metallb.io/v1beta1", "L2Advertisement", Some(NS), "l2")
+        .map(|p| p["metadata"]["uid"].clone())
+        .expect("the L2Advertisement exists");
+    let find = |reason: &str, reporter: &str| {
+        server
+            .list("events.k8s.io/v1", "Event")
+            .into_iter()
+            .find(|e| e["reason"] == reason && e["reportingController"] == reporter)
+    };
+    let ignored = wait_for(LIMIT, "an ignored-field Event from the controller", || {
+        find("ConfigurationFieldIgnored", "ferrolb-controller")
+    });
+    assert_eq!(ignored["type"], "Warning", "{ignored:#}");
+    assert_eq!(
+        ignored["regarding"]["kind"], "L2Advertisement",
+        "{ignored:#}"
+    );
+    assert_eq!(ignored["regarding"]["uid"], l2_uid, "{ignored:#}");
+    assert!(
+        ignored["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("spec.preferredNodeSelectors is ignored")),
+        "{ignored:#}"
+    );
+    let down = wait_for(LIMIT, "a peer-down Event from the speaker", || {
+        find("PeerSessionDown", "ferrolb-speaker")
+    });
+    assert_eq!(down["type"], "Warning", "{down:#}");
+    assert_eq!(down["regarding"]["kind"], "BGPPeer", "{down:#}");
+    assert_eq!(down["regarding"]["name"], "router", "{down:#}");
+    assert!(
+        down["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("VRF device \"flb-no-vrf\" does not exist")),
+        "{down:#}"
+    );
+}

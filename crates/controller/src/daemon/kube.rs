@@ -235,6 +235,7 @@ pub async fn run(
         config: ConfigApplier::new(),
         rejections,
         warnings,
+        ignored_in_force: Vec::new(),
         synced: Synced::default(),
         allocator: None,
         leader: leader_rx,
@@ -324,6 +325,9 @@ struct Reconciler {
     rejections: watch::Sender<Rejection>,
     /// Ignored configuration fields for [`events::run_warning_publisher`].
     warnings: tokio::sync::mpsc::UnboundedSender<Vec<events::Warning>>,
+    /// The ignored fields of the configuration in force, posted again when this replica
+    /// becomes the leader (it may have put the configuration in force as a standby).
+    ignored_in_force: Vec<events::Warning>,
     synced: Synced,
     /// `Some` only while leading with synced caches and a valid configuration.
     allocator: Option<PoolAllocator>,
@@ -377,6 +381,9 @@ impl Reconciler {
         let lead = self.is_leader();
         self.metrics.set_leader(lead);
         self.report_config_errors();
+        if lead && !self.ignored_in_force.is_empty() {
+            let _ = self.warnings.send(self.ignored_in_force.clone());
+        }
         if lead {
             self.start().await;
         } else {
@@ -437,16 +444,17 @@ impl Reconciler {
             .send_replace(Some(Arc::new(crate::webhook::config_only(res))));
         let report = self.config.plan(res);
         ferrolb_runtime::config::log_report(&report);
-        // Only the leader posts, so replicas do not repeat the Event (every replica logs).
-        if !report.ignored.is_empty() && self.is_leader() {
+        if report.applied != Applied::Rejected {
             let uids = events::config_uids(res);
-            let batch = report
-                .ignored
+            self.ignored_in_force = ferrolb_api::validate::ignored_fields(res)
                 .iter()
                 .map(|f| events::Warning::ignored(f, &uids))
                 .collect();
+        }
+        // Only the leader posts, so replicas do not repeat the Event (every replica logs).
+        if !report.ignored.is_empty() && self.is_leader() {
             // Closed only when the publisher is gone at shutdown: nothing left to warn.
-            let _ = self.warnings.send(batch);
+            let _ = self.warnings.send(self.ignored_in_force.clone());
         }
         let applied = report.applied;
         self.metrics.set_config_stale(self.config.is_stale());
