@@ -88,17 +88,17 @@ async fn router() -> (Speaker, mpsc::Receiver<SpeakerEvent>, u16) {
 
 /// Starts the daemon and learns its metrics address from its log.
 fn spawn_daemon(dir: &Path, status: &Path) -> Daemon {
+    spawn_daemon_with(dir, status, &["--metrics-addr", "127.0.0.1:0"])
+}
+
+/// Starts the daemon with `ops_args` choosing its ops address (METALLB_HOST unset).
+fn spawn_daemon_with(dir: &Path, status: &Path, ops_args: &[&str]) -> Daemon {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ferrolb-speaker"))
         .args(["--config-dir"])
         .arg(dir)
-        .args([
-            "--node-name",
-            "node-a",
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--poll-ms",
-            "50",
-        ])
+        .args(["--node-name", "node-a", "--poll-ms", "50"])
+        .args(ops_args)
+        .env_remove("METALLB_HOST")
         .arg("--status-file")
         .arg(status)
         .env("RUST_LOG", "info")
@@ -336,4 +336,30 @@ async fn sigterm_sends_cease_administrative_shutdown() {
     }
     let status = daemon.child.wait().expect("wait");
     assert!(status.success(), "exit status {status:?}");
+}
+
+/// The speaker runs in the host's network namespace: without --metrics-addr its ops port binds
+/// loopback, or the address --host / METALLB_HOST names (the node's IP in the manifests), never
+/// every interface.
+#[test]
+fn ops_port_binds_loopback_or_the_named_host_never_all_interfaces() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("config.yaml"), config_yaml(1)).expect("write config");
+    let status = dir.path().join("status.json");
+    let cases: [(&[&str], IpAddr); 3] = [
+        (&["--metrics-port", "0"], IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        (
+            &["--host", "127.0.0.2", "--metrics-port", "0"],
+            IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)),
+        ),
+        (
+            &["--host", "127.0.0.2", "--metrics-addr", "127.0.0.3:0"],
+            IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3)),
+        ),
+    ];
+    for (args, want) in cases {
+        let daemon = spawn_daemon_with(dir.path(), &status, args);
+        assert_eq!(daemon.metrics.ip(), want, "{args:?}");
+        assert!(get(daemon.metrics, "/healthz").contains("200"), "{args:?}");
+    }
 }

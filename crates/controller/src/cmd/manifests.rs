@@ -673,14 +673,17 @@ fn speaker(opts: &Options) -> DaemonSet {
         name: "speaker".to_owned(),
         image: Some(opts.image.clone()),
         command: Some(strings(&["/ferrolb-speaker"])),
+        // The ops port binds the node's IP (METALLB_HOST below), as MetalLB's speaker does:
+        // the pod shares the host's network namespace, where 0.0.0.0 is every interface.
         args: Some(vec![
-            format!("--metrics-addr=0.0.0.0:{METRICS_PORT}"),
+            format!("--metrics-port={METRICS_PORT}"),
             format!("--memberlist-port={MEMBERLIST_PORT}"),
             format!("--memberlist-secret-file={secret_file}"),
         ]),
         env: Some(vec![
             env_from_field("NODE_NAME", "spec.nodeName"),
             env_from_field("METALLB_NAMESPACE", "metadata.namespace"),
+            env_from_field("METALLB_HOST", "status.hostIP"),
             // The owner of the ServiceBGPStatus objects this speaker writes, so they go with it.
             env_from_field("POD_NAME", "metadata.name"),
             env_from_field("POD_UID", "metadata.uid"),
