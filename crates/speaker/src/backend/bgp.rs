@@ -321,7 +321,7 @@ async fn drain_events(mut rx: mpsc::Receiver<SpeakerEvent>, metrics: Arc<Metrics
                 // A big batch (a first table, a pool added or removed) encoded its UPDATEs
                 // into buffers that are free now; glibc would keep them resident.
                 if announced + withdrawn >= BIG_BATCH {
-                    crate::memory::release_freed_memory();
+                    ferrolb_runtime::process::release_freed_memory();
                 }
             }
             other => tracing::trace!(event = ?other, "bgp event"),

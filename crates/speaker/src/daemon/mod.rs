@@ -161,7 +161,7 @@ pub async fn run(
         }
         if snapshot {
             // Last, after the reports too: their serialisation is transient as well.
-            crate::memory::release_freed_memory();
+            ferrolb_runtime::process::release_freed_memory();
         }
     }
 }
