@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod codec;
+pub mod counters;
 pub mod packer;
 pub mod wire;
 
