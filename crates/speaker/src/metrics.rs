@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::sync::{Mutex, PoisonError};
 
+use crate::counter_metrics::{render_bgp_messages, PeerMessages};
 use crate::l2::memberlist::MemberlistCounters;
 
 /// Reads the gossip's counters at render time.
@@ -63,6 +64,8 @@ struct State {
 pub struct Metrics {
     state: Mutex<State>,
     memberlist: Mutex<Option<CountersReader>>,
+    /// Per peer (the key of `State::peers`): where its message counts are read.
+    bgp_messages: Mutex<BTreeMap<String, PeerMessages>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -172,6 +175,19 @@ impl Metrics {
     /// Forgets a peer that is no longer configured (its series disappear).
     pub fn remove_peer(&self, peer: &str) {
         self.with(|s| s.peers.remove(peer));
+        self.bgp_messages
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(peer);
+    }
+
+    /// Exports the message counts of peer `peer` (MetalLB's FRR-mode `metallb_bgp_opens_sent`
+    /// and the rest, [`crate::counter_metrics`]), read at each render; replaces what was set.
+    pub fn set_peer_messages(&self, peer: &str, messages: PeerMessages) {
+        self.bgp_messages
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(peer.to_owned(), messages);
     }
 
     /// A copy of one peer's values.
@@ -292,6 +308,14 @@ impl Metrics {
         if let Some(c) = reader.as_ref().map(|read| read()) {
             render_memberlist(&mut text, &c);
         }
+        drop(reader);
+        render_bgp_messages(
+            &mut text,
+            self.bgp_messages
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .values(),
+        );
         text
     }
 }
