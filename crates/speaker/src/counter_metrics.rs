@@ -1,19 +1,61 @@
-//! Counters read at scrape time from where they are kept (lock-free atomics in crates/bgp's
-//! peer tasks), rendered under MetalLB's FRR-mode names so its dashboards work unchanged.
+//! Counters read at scrape time from where they are kept (atomics in crates/bgp's peer tasks,
+//! crates/arp's responder), rendered under MetalLB's names so its dashboards work unchanged.
 //!
 //! ```text
 //!  crates/bgp peer task ── Arc<MessageCounters> ── Speaker::message_counts ─┐
 //!  backend/bgp.rs registers a PeerMessages per session (peer label, vrf, reader) ─┴─▶ render
+//!  crates/arp Responder ── VipCountsReader (per VIP it answers for) ─────────────────▶ render
 //! ```
 //!
-//! MetalLB's FRR-mode collector (`frr-tools/metrics/collector/bgp.go`) exports these per
-//! neighbor with labels `peer` (`address:port`) and `vrf` (`default` outside a VRF), all
-//! counters; [`BGP_MESSAGE_FAMILIES`] is its list, names and help texts.
+//! MetalLB's FRR-mode collector (`frr-tools/metrics/collector/bgp.go`) exports the message
+//! counts per neighbor with labels `peer` (`address:port`) and `vrf` (`default` outside a VRF),
+//! all counters; [`BGP_MESSAGE_FAMILIES`] is its list, names and help texts. Its Layer 2
+//! counters (`internal/layer2/stats.go`) are [`LAYER2_FAMILIES`], labelled `ip`.
 
 use std::fmt::Write as _;
 
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
 use ferrolb_api::ops_http::escape_label_value;
+use ferrolb_arp::VipCounts;
 use ferrolb_bgp::counters::MessageCounts;
+
+/// Reads the Layer 2 counts of every VIP this node answers for.
+pub type VipCountsReader = Box<dyn Fn() -> BTreeMap<IpAddr, VipCounts> + Send + Sync>;
+
+/// One exported per-VIP family: name, help, and the count it shows.
+type VipFamily = (&'static str, &'static str, fn(&VipCounts) -> u64);
+
+/// MetalLB's Layer 2 counters, per VIP (`ip`).
+pub const LAYER2_FAMILIES: [VipFamily; 3] = [
+    (
+        "metallb_layer2_requests_received",
+        "Number of layer2 requests received for owned IPs",
+        |c| c.requests_received,
+    ),
+    (
+        "metallb_layer2_responses_sent",
+        "Number of layer2 responses sent for owned IPs in response to requests",
+        |c| c.responses_sent,
+    ),
+    (
+        "metallb_layer2_gratuitous_sent",
+        "Number of gratuitous layer2 packets sent for owned IPs as a result of failovers",
+        |c| c.gratuitous_sent,
+    ),
+];
+
+/// Appends [`LAYER2_FAMILIES`] for `counts` (a VIP this node no longer answers for has no
+/// series).
+pub fn render_layer2(out: &mut String, counts: &BTreeMap<IpAddr, VipCounts>) {
+    for (name, help, value) in LAYER2_FAMILIES {
+        let _ = writeln!(out, "# HELP {name} {help}.\n# TYPE {name} counter");
+        for (ip, c) in counts {
+            let _ = writeln!(out, "{name}{{ip=\"{ip}\"}} {}", value(c));
+        }
+    }
+}
 
 /// Reads one session's message counts; `None` while the session has no peer task.
 pub type MessageReader = Box<dyn Fn() -> Option<MessageCounts> + Send + Sync>;
@@ -117,6 +159,30 @@ pub fn render_bgp_messages<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn layer2_families_per_ip() {
+        let counts = BTreeMap::from([(
+            "192.0.2.10".parse().expect("ip"),
+            VipCounts {
+                requests_received: 3,
+                responses_sent: 2,
+                gratuitous_sent: 4,
+            },
+        )]);
+        let mut text = String::new();
+        render_layer2(&mut text, &counts);
+        for line in [
+            "# TYPE metallb_layer2_requests_received counter\n",
+            "metallb_layer2_requests_received{ip=\"192.0.2.10\"} 3\n",
+            "# TYPE metallb_layer2_responses_sent counter\n",
+            "metallb_layer2_responses_sent{ip=\"192.0.2.10\"} 2\n",
+            "# TYPE metallb_layer2_gratuitous_sent counter\n",
+            "metallb_layer2_gratuitous_sent{ip=\"192.0.2.10\"} 4\n",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+    }
     use ferrolb_bgp::counters::{MessageCounters, MessageType};
     use std::sync::Arc;
 

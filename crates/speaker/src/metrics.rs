@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::sync::{Mutex, PoisonError};
 
-use crate::counter_metrics::{render_bgp_messages, PeerMessages};
+use crate::counter_metrics::{render_bgp_messages, render_layer2, PeerMessages, VipCountsReader};
 use crate::l2::memberlist::MemberlistCounters;
 
 /// Reads the gossip's counters at render time.
@@ -66,6 +66,8 @@ pub struct Metrics {
     memberlist: Mutex<Option<CountersReader>>,
     /// Per peer (the key of `State::peers`): where its message counts are read.
     bgp_messages: Mutex<BTreeMap<String, PeerMessages>>,
+    /// Where the Layer 2 per-VIP counts are read, once the responder runs.
+    layer2: Mutex<Option<VipCountsReader>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -179,6 +181,11 @@ impl Metrics {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(peer);
+    }
+
+    /// Exports the Layer 2 per-VIP counts (`metallb_layer2_*{ip}`), read at each render.
+    pub fn set_layer2_counts(&self, reader: VipCountsReader) {
+        *self.layer2.lock().unwrap_or_else(PoisonError::into_inner) = Some(reader);
     }
 
     /// Exports the message counts of peer `peer` (MetalLB's FRR-mode `metallb_bgp_opens_sent`
@@ -316,6 +323,14 @@ impl Metrics {
                 .unwrap_or_else(PoisonError::into_inner)
                 .values(),
         );
+        if let Some(read) = self
+            .layer2
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
+            render_layer2(&mut text, &read());
+        }
         text
     }
 }
