@@ -541,9 +541,15 @@ prometheus:
         .as_sequence()
         .expect("rules");
     // MetalLB's expressions on MetalLB's metric names, which both daemons export.
-    assert_eq!(rules[0]["expr"], "metallb_k8s_client_config_stale_bool == 1");
+    assert_eq!(
+        rules[0]["expr"],
+        "metallb_k8s_client_config_stale_bool == 1"
+    );
     assert_eq!(rules[0]["labels"]["severity"], "warning");
-    assert_eq!(rules[1]["expr"], "metallb_k8s_client_config_loaded_bool == 0");
+    assert_eq!(
+        rules[1]["expr"],
+        "metallb_k8s_client_config_loaded_bool == 0"
+    );
     assert_eq!(rules[1]["labels"]["severity"], "warning");
     assert!(rules[5]["expr"].as_str().unwrap_or("").ends_with("> 95"));
     // The alert text keeps Prometheus' own templating for Alertmanager to fill in.
