@@ -15,6 +15,9 @@ use std::path::{Path, PathBuf};
 use gtmpl::{Context, FuncError, Template, Value};
 use serde_yaml_ng::Value as Yaml;
 
+#[path = "support/exported.rs"]
+mod exported;
+
 fn chart_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../charts/ferrolb")
 }
@@ -702,4 +705,48 @@ speaker: {image: {repository: mirror.test/ferrolb, pullPolicy: Always}}
     let s = container("DaemonSet");
     assert_eq!(s["image"], "mirror.test/ferrolb:1.0.0");
     assert_eq!(s["imagePullPolicy"], "Always");
+}
+
+/// Every metric the chart's alert rules query (all of them enabled) is one the daemons export:
+/// the controller's always, the speaker's when its binary is built.
+#[test]
+fn alert_rules_query_only_exported_metrics() {
+    let docs = render(
+        "prometheus: {prometheusRule: {enabled: true}}",
+        "metallb-system",
+    )
+    .expect("renders");
+    let rule = docs
+        .iter()
+        .find(|d| d["kind"] == "PrometheusRule")
+        .expect("a PrometheusRule");
+    let used: std::collections::BTreeSet<String> = rule["spec"]["groups"][0]["rules"]
+        .as_sequence()
+        .expect("rules")
+        .iter()
+        .filter_map(|r| r["expr"].as_str())
+        .flat_map(exported::metric_names)
+        .collect();
+    assert!(
+        used.contains("metallb_k8s_client_config_loaded_bool"),
+        "{used:?}"
+    );
+    let (mut known, speaker) = exported::exported_families();
+    match speaker {
+        Some(s) => known.extend(s),
+        None => {
+            eprintln!("SKIP (speaker half): ferrolb-speaker is not built; only the controller's metrics are checked");
+            let unknown: Vec<_> = used.difference(&known).collect();
+            assert!(
+                unknown.iter().all(|m| m.starts_with("metallb_bgp_")),
+                "{unknown:?}"
+            );
+            return;
+        }
+    }
+    let unknown: Vec<_> = used.difference(&known).collect();
+    assert!(
+        unknown.is_empty(),
+        "the alert rules query unexported metrics: {unknown:?}"
+    );
 }
