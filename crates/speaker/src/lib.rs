@@ -19,6 +19,7 @@ pub mod advertiser;
 pub mod announce;
 pub mod backend;
 pub mod channels;
+pub mod counter_metrics;
 pub mod daemon;
 pub mod demo;
 pub mod inputs;

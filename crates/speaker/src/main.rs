@@ -222,6 +222,17 @@ async fn main() -> anyhow::Result<()> {
                 controller: "ferrolb-speaker".into(),
                 instance: Some(cli.pod_name.clone().unwrap_or_else(|| node_name.clone())),
             };
+            // MetalLB v0.15: one ConfigurationState per speaker, `speaker-<node>`.
+            let (config_state_tx, config_state_rx) = watch::channel(None);
+            tasks.spawn(ferrolb_runtime::config_state::run_writer(
+                client.clone(),
+                cli.namespace.clone(),
+                ferrolb_runtime::config_state::Reporter::speaker(&node_name),
+                "ferrolb-speaker".into(),
+                config_state_rx,
+                cancel.clone(),
+            ));
+            reports.config_state = Some(config_state_tx);
             tasks.spawn(kube_events::run_publisher(
                 client,
                 reporter,

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::sync::{Mutex, PoisonError};
 
+use crate::counter_metrics::{render_bgp_messages, render_layer2, PeerMessages, VipCountsReader};
 use crate::l2::memberlist::MemberlistCounters;
 
 /// Reads the gossip's counters at render time.
@@ -63,6 +64,10 @@ struct State {
 pub struct Metrics {
     state: Mutex<State>,
     memberlist: Mutex<Option<CountersReader>>,
+    /// Per peer (the key of `State::peers`): where its message counts are read.
+    bgp_messages: Mutex<BTreeMap<String, PeerMessages>>,
+    /// Where the Layer 2 per-VIP counts are read, once the responder runs.
+    layer2: Mutex<Option<VipCountsReader>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -172,6 +177,24 @@ impl Metrics {
     /// Forgets a peer that is no longer configured (its series disappear).
     pub fn remove_peer(&self, peer: &str) {
         self.with(|s| s.peers.remove(peer));
+        self.bgp_messages
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(peer);
+    }
+
+    /// Exports the Layer 2 per-VIP counts (`metallb_layer2_*{ip}`), read at each render.
+    pub fn set_layer2_counts(&self, reader: VipCountsReader) {
+        *self.layer2.lock().unwrap_or_else(PoisonError::into_inner) = Some(reader);
+    }
+
+    /// Exports the message counts of peer `peer` (MetalLB's FRR-mode `metallb_bgp_opens_sent`
+    /// and the rest, [`crate::counter_metrics`]), read at each render; replaces what was set.
+    pub fn set_peer_messages(&self, peer: &str, messages: PeerMessages) {
+        self.bgp_messages
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(peer.to_owned(), messages);
     }
 
     /// A copy of one peer's values.
@@ -291,6 +314,22 @@ impl Metrics {
             .unwrap_or_else(PoisonError::into_inner);
         if let Some(c) = reader.as_ref().map(|read| read()) {
             render_memberlist(&mut text, &c);
+        }
+        drop(reader);
+        render_bgp_messages(
+            &mut text,
+            self.bgp_messages
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .values(),
+        );
+        if let Some(read) = self
+            .layer2
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
+            render_layer2(&mut text, &read());
         }
         text
     }

@@ -16,6 +16,7 @@ use tracing::{info, warn};
 
 use super::Driver;
 use crate::codec::{BgpCodec, CodecError};
+use crate::counters::MessageType;
 use crate::fsm::{self, Event};
 use crate::net::{self, NetError, SocketOptions};
 use crate::wire::{
@@ -292,7 +293,8 @@ impl Driver {
             return None;
         }
         let deadline = self.write_deadline();
-        let is_update = matches!(m, Message::Update(_));
+        let kind = MessageType::of(&m);
+        let is_update = kind == MessageType::Update;
         let conn = self.conn.as_mut()?;
         let result = bounded(
             conn.send(m),
@@ -305,6 +307,7 @@ impl Driver {
         match result {
             Ok(()) => {
                 self.sent += 1;
+                self.counters.count_sent(kind, 1);
                 if is_update {
                     self.update_sent();
                 }
@@ -327,6 +330,7 @@ impl Driver {
         match bounded(conn.send(m), deadline, None, &mut self.stop, false).await {
             Ok(()) => {
                 self.sent += 1;
+                self.counters.count_sent(MessageType::Notification, 1);
                 log_notification("sent", &n);
             }
             Err(i) => {

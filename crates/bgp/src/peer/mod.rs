@@ -46,6 +46,7 @@ use self::connection::{
     Connecting, NOTIFICATION_SEND_LIMIT,
 };
 use crate::codec::BgpCodec;
+use crate::counters::{MessageCounters, MessageType};
 use crate::event::{EventKind, SpeakerEvent};
 use crate::fsm::{self, Action, Event, State, Timer};
 use crate::net;
@@ -177,6 +178,8 @@ pub(crate) struct PeerTask {
     /// Set once the peer's OPEN was accepted (OpenConfirm reached): the speaker evicts only
     /// unknown peers that have not got that far.
     pub opened: Arc<AtomicBool>,
+    /// The task's message counters, read by [`crate::speaker::Speaker::message_counts`].
+    pub counters: Arc<MessageCounters>,
 }
 
 /// Runs once, with the task's [`PeerTask::id`], when a peer task ends by itself (see
@@ -192,6 +195,19 @@ pub(crate) fn spawn(
     routes: watch::Receiver<Arc<Routes>>,
     on_exit: Option<OnExit>,
     open_deadline: Option<Duration>,
+) -> PeerTask {
+    spawn_counted(cfg, shared, routes, on_exit, open_deadline, Arc::default())
+}
+
+/// [`spawn`], counting its messages into `counters` (those of the task it replaces, so a
+/// peer's counts go on across a restart for a configuration change).
+pub(crate) fn spawn_counted(
+    cfg: PeerConfig,
+    shared: Arc<Shared>,
+    routes: watch::Receiver<Arc<Routes>>,
+    on_exit: Option<OnExit>,
+    open_deadline: Option<Duration>,
+    counters: Arc<MessageCounters>,
 ) -> PeerTask {
     let opened = Arc::new(AtomicBool::new(false));
     let (inbound_tx, inbound_rx) = mpsc::channel(4);
@@ -235,6 +251,7 @@ pub(crate) fn spawn(
         on_exit,
         open_deadline,
         opened: Arc::clone(&opened),
+        counters: Arc::clone(&counters),
         id,
         had_connection: false,
         queue: EventQueue::default(),
@@ -255,6 +272,7 @@ pub(crate) fn spawn(
         id,
         unknown,
         opened,
+        counters,
     }
 }
 
@@ -290,6 +308,8 @@ struct Driver {
     open_deadline: Option<Duration>,
     /// Shared with [`PeerTask::opened`].
     opened: Arc<AtomicBool>,
+    /// Shared with [`PeerTask::counters`].
+    counters: Arc<MessageCounters>,
     id: u64,
     had_connection: bool,
     queue: EventQueue,
@@ -393,8 +413,10 @@ impl Driver {
                     )))
                 }
                 frame = next_frame(&mut self.conn) => {
-                    if frame.as_ref().is_some_and(|f| f.is_ok()) {
+                    if let Some(Ok(m)) = &frame {
                         self.received += 1;
+                        self.counters
+                            .count_received(m.as_ref().ok().map(MessageType::of));
                     }
                     event_from_frame(frame)
                 }

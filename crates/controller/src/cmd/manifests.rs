@@ -318,6 +318,20 @@ pub const SPEAKER_NAMESPACE_RULES: &[Rule] = &[
         &["patch"],
         &[],
     ),
+    // `ferrolb_runtime::config_state`: this speaker's ConfigurationState (`speaker-<node>`),
+    // created or updated by server-side apply, its status likewise.
+    (
+        "metallb.io",
+        &["configurationstates"],
+        &["get", "create", "patch"],
+        &[],
+    ),
+    (
+        "metallb.io",
+        &["configurationstates/status"],
+        &["patch"],
+        &[],
+    ),
 ];
 
 fn strings(items: &[&str]) -> Vec<String> {

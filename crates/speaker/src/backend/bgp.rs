@@ -217,6 +217,7 @@ async fn converge(
                 let metallb_peer =
                     std::net::SocketAddr::new(peer_cfg.addr, peer_cfg.port).to_string();
                 metrics.update_peer(&s.label, |m| m.metallb_peer = metallb_peer);
+                export_messages(metrics, &s.label, &s.speaker, &peer_cfg, &want.session);
                 s.peer_cfg = peer_cfg;
             }
             span.in_scope(|| tracing::debug!(prefixes = routes.len(), "routes set"));
@@ -245,6 +246,7 @@ async fn converge(
             m.metallb_peer = metallb_peer;
             m.pending_prefixes = pending;
         });
+        export_messages(metrics, &label, &speaker, &peer_cfg, &want.session);
         span.in_scope(|| tracing::info!("peer added"));
         let events =
             tokio::spawn(drain_events(events, Arc::clone(metrics), label.clone()).instrument(span));
@@ -259,6 +261,31 @@ async fn converge(
             },
         );
     }
+}
+
+/// Exports the message counts of `speaker`'s one peer under MetalLB's FRR-mode names
+/// ([`crate::counter_metrics`]), labelled like MetalLB's: `address:port` and the VRF.
+fn export_messages(
+    metrics: &Metrics,
+    label: &str,
+    speaker: &Speaker,
+    peer_cfg: &PeerConfig,
+    peer: &BgpPeer,
+) {
+    let speaker = speaker.clone();
+    let addr = peer_cfg.addr;
+    metrics.set_peer_messages(
+        label,
+        crate::counter_metrics::PeerMessages {
+            peer: std::net::SocketAddr::new(addr, peer_cfg.port).to_string(),
+            vrf: peer
+                .vrf
+                .clone()
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| "default".into()),
+            read: Box::new(move || speaker.message_counts(addr)),
+        },
+    );
 }
 
 /// Prefixes in one batch of UPDATEs above which the memory freed after it is returned.
