@@ -57,6 +57,41 @@ macro_rules! spec_default_when_absent {
     };
 }
 
+/// Declares the spec of a MetalLB kind: the `#[kube(...)]` arguments that differ from kind to
+/// kind (version, kind, plural, status, doc, print columns), the spec's own attributes and the
+/// struct. What every spec here shares is added once: the same derives, group `metallb.io`,
+/// namespaced, `PartialEq` and `Default` on the root type, and the serde of
+/// [`spec_default_when_absent`] (`#[serde(remote = "Self")]` with its two impls, which only
+/// work together).
+macro_rules! metallb_spec {
+    (
+        $(#[$attr:meta])*
+        pub struct $spec:ident $body:tt
+    ) => {
+        #[derive(
+            kube::CustomResource,
+            serde::Serialize,
+            serde::Deserialize,
+            Clone,
+            Debug,
+            Default,
+            PartialEq,
+            schemars::JsonSchema,
+        )]
+        #[kube(
+            group = "metallb.io",
+            namespaced,
+            derive = "PartialEq",
+            derive = "Default"
+        )]
+        $(#[$attr])*
+        #[serde(remote = "Self")]
+        pub struct $spec $body
+
+        spec_default_when_absent!($spec);
+    };
+}
+
 pub mod bfd_profile;
 pub mod bgp_advertisement;
 pub mod bgp_peer;

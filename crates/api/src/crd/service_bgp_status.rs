@@ -1,35 +1,30 @@
 //! `ServiceBGPStatus` (metallb.io/v1beta1): which peers a node announces a Service to.
 
-use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// Spec of a `ServiceBGPStatus` (empty: everything is status).
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[kube(
-    group = "metallb.io",
-    version = "v1beta1",
-    kind = "ServiceBGPStatus",
-    plural = "servicebgpstatuses",
-    namespaced,
-    status = "ServiceBGPStatusStatus",
-    derive = "PartialEq",
-    derive = "Default",
-    doc = "ServiceBGPStatus exposes the BGP peers a service is configured to be advertised to, per relevant node.",
-    printcolumn(name = "Node", type_ = "string", json_path = ".status.node"),
-    printcolumn(
-        name = "Service Name",
-        type_ = "string",
-        json_path = ".status.serviceName"
-    ),
-    printcolumn(
-        name = "Service Namespace",
-        type_ = "string",
-        json_path = ".status.serviceNamespace"
-    )
-)]
-#[serde(remote = "Self")]
-pub struct ServiceBGPStatusSpec {}
+metallb_spec! {
+    /// Spec of a `ServiceBGPStatus` (empty: everything is status).
+    #[kube(
+        version = "v1beta1",
+        kind = "ServiceBGPStatus",
+        plural = "servicebgpstatuses",
+        status = "ServiceBGPStatusStatus",
+        doc = "ServiceBGPStatus exposes the BGP peers a service is configured to be advertised to, per relevant node.",
+        printcolumn(name = "Node", type_ = "string", json_path = ".status.node"),
+        printcolumn(
+            name = "Service Name",
+            type_ = "string",
+            json_path = ".status.serviceName"
+        ),
+        printcolumn(
+            name = "Service Namespace",
+            type_ = "string",
+            json_path = ".status.serviceNamespace"
+        )
+    )]
+    pub struct ServiceBGPStatusSpec {}
+}
 
 /// Status of a `ServiceBGPStatus`.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -48,5 +43,3 @@ pub struct ServiceBGPStatusStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub peers: Vec<String>,
 }
-
-spec_default_when_absent!(ServiceBGPStatusSpec);

@@ -1,35 +1,30 @@
 //! `ServiceL2Status` (metallb.io/v1beta1): which node announces a Service in Layer 2 mode.
 
-use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// Spec of a `ServiceL2Status` (empty: everything is status).
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[kube(
-    group = "metallb.io",
-    version = "v1beta1",
-    kind = "ServiceL2Status",
-    plural = "servicel2statuses",
-    namespaced,
-    status = "ServiceL2StatusStatus",
-    derive = "PartialEq",
-    derive = "Default",
-    doc = "ServiceL2Status reveals the actual traffic status of loadbalancer services in layer2 mode.",
-    printcolumn(name = "Allocated Node", type_ = "string", json_path = ".status.node"),
-    printcolumn(
-        name = "Service Name",
-        type_ = "string",
-        json_path = ".status.serviceName"
-    ),
-    printcolumn(
-        name = "Service Namespace",
-        type_ = "string",
-        json_path = ".status.serviceNamespace"
-    )
-)]
-#[serde(remote = "Self")]
-pub struct ServiceL2StatusSpec {}
+metallb_spec! {
+    /// Spec of a `ServiceL2Status` (empty: everything is status).
+    #[kube(
+        version = "v1beta1",
+        kind = "ServiceL2Status",
+        plural = "servicel2statuses",
+        status = "ServiceL2StatusStatus",
+        doc = "ServiceL2Status reveals the actual traffic status of loadbalancer services in layer2 mode.",
+        printcolumn(name = "Allocated Node", type_ = "string", json_path = ".status.node"),
+        printcolumn(
+            name = "Service Name",
+            type_ = "string",
+            json_path = ".status.serviceName"
+        ),
+        printcolumn(
+            name = "Service Namespace",
+            type_ = "string",
+            json_path = ".status.serviceNamespace"
+        )
+    )]
+    pub struct ServiceL2StatusSpec {}
+}
 
 /// Status of a `ServiceL2Status`.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -48,8 +43,6 @@ pub struct ServiceL2StatusStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub interfaces: Vec<InterfaceInfo>,
 }
-
-spec_default_when_absent!(ServiceL2StatusSpec);
 
 /// One announcing interface.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
