@@ -92,6 +92,64 @@ macro_rules! metallb_spec {
     };
 }
 
+/// Declares one of the two per-Service status kinds (`ServiceBGPStatus`, `ServiceL2Status`):
+/// status-only objects (v1beta1, empty spec) whose status names the announcing node and the
+/// Service, then carries what the protocol adds. The call gives the spec's docs and `#[kube]`
+/// arguments (kind, plural, status, doc, the node's print column) and the status struct with
+/// its docs and protocol fields; the shared version, Service print columns and fields are
+/// added here, in MetalLB's order.
+macro_rules! service_status_kind {
+    (
+        $(#[$spec_attr:meta])*
+        pub struct $spec:ident {}
+
+        $(#[$status_attr:meta])*
+        pub struct $status:ident { $($fields:tt)* }
+    ) => {
+        metallb_spec! {
+            $(#[$spec_attr])*
+            #[kube(
+                version = "v1beta1",
+                printcolumn(
+                    name = "Service Name",
+                    type_ = "string",
+                    json_path = ".status.serviceName"
+                ),
+                printcolumn(
+                    name = "Service Namespace",
+                    type_ = "string",
+                    json_path = ".status.serviceNamespace"
+                )
+            )]
+            pub struct $spec {}
+        }
+
+        $(#[$status_attr])*
+        #[derive(
+            Clone,
+            Debug,
+            Default,
+            PartialEq,
+            serde::Serialize,
+            serde::Deserialize,
+            schemars::JsonSchema,
+        )]
+        #[serde(rename_all = "camelCase")]
+        pub struct $status {
+            /// Node announcing the Service.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub node: Option<String>,
+            /// Name of the Service.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub service_name: Option<String>,
+            /// Namespace of the Service.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub service_namespace: Option<String>,
+            $($fields)*
+        }
+    };
+}
+
 pub mod bfd_profile;
 pub mod bgp_advertisement;
 pub mod bgp_peer;
