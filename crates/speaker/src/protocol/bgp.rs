@@ -13,7 +13,9 @@ use serde_json::{json, Value};
 
 use super::{log_reports, DesiredStatuses, Protocol};
 use crate::advertiser::Advertiser;
-use crate::announce::bgp::{BgpAnnouncer, BgpDesired, RouteConflict, ServiceStatus, VipStatus};
+use crate::announce::bgp::{
+    announced_weight, BgpAnnouncer, BgpDesired, RouteConflict, ServiceStatus, VipStatus,
+};
 use crate::announce::change::ChangeSet;
 use crate::announce::input::{Cluster, ServiceKey};
 use crate::announce::SpeakerOptions;
@@ -32,6 +34,11 @@ pub struct BgpProtocol<A: Advertiser<Desired = BgpDesired>> {
     logged_conflicts: BTreeSet<RouteConflict>,
     /// Where `metallb_speaker_announced{protocol="bgp"}` goes (none in unit tests).
     metrics: Option<Arc<Metrics>>,
+    /// The weighted-ECMP weights last exported, per (peer address, prefix), so each change is
+    /// logged once.
+    logged_weights: BTreeMap<(String, String), f64>,
+    /// The last configuration had a weighted advertisement (its weights are exported).
+    weights_set: bool,
 }
 
 impl<A: Advertiser<Desired = BgpDesired>> std::fmt::Debug for BgpProtocol<A> {
@@ -53,6 +60,8 @@ impl<A: Advertiser<Desired = BgpDesired>> BgpProtocol<A> {
             applied: None,
             logged_conflicts: BTreeSet::new(),
             metrics: None,
+            logged_weights: BTreeMap::new(),
+            weights_set: false,
         }
     }
 
@@ -120,6 +129,26 @@ impl<A: Advertiser<Desired = BgpDesired> + 'static> Protocol for BgpProtocol<A> 
                 Err(error) => tracing::error!(%error, kind = error.metric_label(),
                     "advertiser did not accept the desired state"),
             }
+            // Only a weighted advertisement puts weights in routes: without one the scan of
+            // every route is skipped (and a stale table emptied once).
+            let weighted = config
+                .bgp_advertisements
+                .values()
+                .any(|a| a.weighted_ecmp.is_some());
+            if weighted || self.weights_set {
+                let weights = announced_weights(desired);
+                if let Some(metrics) = &self.metrics {
+                    metrics.set_bgp_weights(weights.clone());
+                }
+                for ((peer, prefix), weight) in &weights {
+                    if self.logged_weights.get(&(peer.clone(), prefix.clone())) != Some(weight) {
+                        tracing::info!(%peer, %prefix, weight,
+                            "weighted ECMP: link bandwidth announced, in endpoints");
+                    }
+                }
+                self.logged_weights = weights;
+                self.weights_set = weighted;
+            }
         }
         log_reports(NAME, &changed, self.announcer.statuses(), summary);
         if let Some(metrics) = &self.metrics {
@@ -155,6 +184,21 @@ impl<A: Advertiser<Desired = BgpDesired> + 'static> Protocol for BgpProtocol<A> 
     fn as_any(&self) -> &dyn Any {
         self
     }
+}
+
+/// The weight (link bandwidth in endpoints) of every route that carries one, per (peer
+/// address, prefix).
+fn announced_weights(desired: &BgpDesired) -> BTreeMap<(String, String), f64> {
+    let mut out = BTreeMap::new();
+    for announcement in desired.peers.values() {
+        let peer = announcement.session.peer_address.to_string();
+        for (prefix, route) in &announcement.routes {
+            if let Some(weight) = announced_weight(route) {
+                out.insert((peer.clone(), prefix.to_string()), weight);
+            }
+        }
+    }
+    out
 }
 
 /// The VIPs announced to at least one peer (MetalLB's `metallb_speaker_announced` rows).
