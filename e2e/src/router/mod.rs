@@ -229,6 +229,10 @@ pub struct RouterConfig {
     pub max_paths: u8,
     /// Routes announced from the start (ExaBGP only; the others ignore it).
     pub announce: Vec<Announcement>,
+    /// FRR only: install the selected routes in zebra and the namespace's kernel FIB
+    /// (`show ip route`, forwarding), instead of keeping them in bgpd (`bgp no-rib`).
+    /// Off by default.
+    pub install_fib: bool,
 }
 
 impl RouterConfig {
@@ -242,6 +246,7 @@ impl RouterConfig {
             graceful_restart: true,
             max_paths: 8,
             announce: Vec::new(),
+            install_fib: false,
         }
     }
 
