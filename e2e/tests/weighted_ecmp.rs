@@ -46,9 +46,31 @@ const NODES: [(&str, &str, &str); 2] = [
     ("node-b", "192.0.2.2", "10.255.0.2"),
 ];
 
-/// The node's configuration: one pool, one BGPPeer to the router, one advertisement, weighted
-/// or not.
-fn config_yaml(router_id: &str, weighted: bool) -> String {
+/// The route reflector of [`Topology::Reflector`], on the nodes' LAN.
+const RR: &str = "192.0.2.253";
+
+/// How the nodes reach the router that forwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Topology {
+    /// eBGP from each node (AS 64512) to the router (AS 65000).
+    Direct,
+    /// iBGP (AS 65000) from each node to an FRR route reflector, which reflects every path
+    /// (ADD-PATH) to the router, its client.
+    Reflector,
+}
+
+impl Topology {
+    /// (BGPPeer address, the nodes' AS) of the nodes' one session.
+    fn peering(self) -> (&'static str, u32) {
+        match self {
+            Topology::Direct => (RTR, NODE_AS),
+            Topology::Reflector => (RR, RTR_AS),
+        }
+    }
+}
+
+/// The node's configuration: one pool, one BGPPeer, one advertisement, weighted or not.
+fn config_yaml(topology: Topology, router_id: &str, weighted: bool) -> String {
     let mut adv = fixture::bgp_advertisement("adv", &["pool"]);
     if weighted {
         adv = adv.set(
@@ -56,11 +78,10 @@ fn config_yaml(router_id: &str, weighted: bool) -> String {
             json!({"ferrolb.io/weighted-ecmp": "endpoints"}),
         );
     }
-    yaml(&[
-        fixture::pool("pool", &["198.51.100.0/24"]),
-        adv,
-        fixture::bgp_peer("rtr", NODE_AS, RTR_AS, RTR, router_id),
-    ])
+    yaml(&[fixture::pool("pool", &["198.51.100.0/24"]), adv, {
+        let (address, my_as) = topology.peering();
+        fixture::bgp_peer("rtr", my_as, RTR_AS, address, router_id)
+    }])
 }
 
 /// Service `web` (Local) at [`VIP`] with `ready` ready endpoints on node-a, `ready_b` on node-b,
@@ -107,16 +128,19 @@ struct Node {
 }
 
 struct Lab {
+    topology: Topology,
     rtr: Frr,
+    rr: Option<Frr>,
     nodes: Vec<Node>,
     cli: Netns,
     // Dropped last: namespaces go after the daemons inside them.
     _sw: Switch,
     rtr_ns: Netns,
+    _rr_ns: Option<Netns>,
 }
 
 impl Lab {
-    fn start() -> Option<Lab> {
+    fn start(topology: Topology) -> Option<Lab> {
         if !require_root_and_routers(&[RouterKind::Frr]) || !require_root_and(&["python3"]) {
             return None;
         }
@@ -146,6 +170,23 @@ impl Lab {
         }
         let mut cfg = RouterConfig::new(RTR.parse().expect("id"), RTR_AS);
         cfg.install_fib = true;
+        // The reflector: the nodes and the router are its clients; only the router needs
+        // every path, the nodes announce and need none.
+        let mut rr_cfg = RouterConfig::new(RR.parse().expect("id"), RTR_AS);
+        let rr_ns = (topology == Topology::Reflector).then(|| {
+            let ns = Netns::new("rr").expect("netns");
+            sw.attach(&ns, "eth0", &[&format!("{RR}/24")])
+                .expect("attach rr");
+            cfg = cfg
+                .clone()
+                .neighbor(Neighbor::new(RR.parse().expect("rr"), RTR_AS));
+            rr_cfg = rr_cfg.clone().neighbor(
+                Neighbor::new(RTR.parse().expect("rtr"), RTR_AS)
+                    .passive()
+                    .reflector_client_all_paths(),
+            );
+            ns
+        });
         let mut nodes = Vec::new();
         for (name, addr, router_id) in NODES {
             let ns = Netns::new(name).expect("netns");
@@ -162,10 +203,21 @@ impl Lab {
             ] {
                 ns.exec(&["sysctl", "-qw", sysctl]).expect("sysctl");
             }
-            cfg = cfg.neighbor(Neighbor::new(addr.parse().expect("addr"), NODE_AS).passive());
+            let (_, node_as) = topology.peering();
+            let node = Neighbor::new(addr.parse().expect("addr"), node_as).passive();
+            match topology {
+                Topology::Direct => cfg = cfg.neighbor(node),
+                Topology::Reflector => {
+                    rr_cfg = rr_cfg.neighbor(node.reflector_client_all_paths());
+                }
+            }
             let conf = ns.dir().join("conf");
             std::fs::create_dir(&conf).expect("conf dir");
-            write_atomic(&conf, "config.yaml", &config_yaml(router_id, true));
+            write_atomic(
+                &conf,
+                "config.yaml",
+                &config_yaml(topology, router_id, true),
+            );
             nodes.push(Node {
                 name,
                 ns,
@@ -173,13 +225,19 @@ impl Lab {
                 speaker: None,
             });
         }
+        let rr = rr_ns
+            .as_ref()
+            .map(|ns| Frr::start(ns, rr_cfg).expect("reflector starts"));
         let rtr = Frr::start(&rtr_ns, cfg).expect("frr starts");
         let mut lab = Lab {
+            topology,
             rtr,
+            rr,
             nodes,
             cli,
             _sw: sw,
             rtr_ns,
+            _rr_ns: rr_ns,
         };
         for n in &mut lab.nodes {
             let speaker = bin.clone().speaker_standalone(&n.conf, n.name);
@@ -196,7 +254,11 @@ impl Lab {
 
     fn set_weighted(&self, weighted: bool) {
         for (n, (_, _, router_id)) in self.nodes.iter().zip(NODES) {
-            write_atomic(&n.conf, "config.yaml", &config_yaml(router_id, weighted));
+            write_atomic(
+                &n.conf,
+                "config.yaml",
+                &config_yaml(self.topology, router_id, weighted),
+            );
         }
     }
 
@@ -213,10 +275,13 @@ impl Lab {
             "show bgp ipv4 unicast".to_owned(),
             format!("show ip route {VIP}/32 json"),
         ] {
-            out.push_str(&format!("--- rtr: {q} ---\n"));
-            match self.rtr.vtysh(&q) {
-                Ok(text) => out.push_str(&text),
-                Err(e) => out.push_str(&format!("{e}\n")),
+            for (name, router) in [("rtr", Some(&self.rtr)), ("rr", self.rr.as_ref())] {
+                let Some(router) = router else { continue };
+                out.push_str(&format!("--- {name}: {q} ---\n"));
+                match router.vtysh(&q) {
+                    Ok(text) => out.push_str(&text),
+                    Err(e) => out.push_str(&format!("{e}\n")),
+                }
             }
         }
         out
@@ -346,7 +411,7 @@ fn measure(lab: &Lab, what: &str, want_a: f64) {
 
 #[test]
 fn frr_installs_next_hops_weighted_by_ready_endpoints_and_flows_follow() {
-    let Some(lab) = Lab::start() else {
+    let Some(lab) = Lab::start(Topology::Direct) else {
         return;
     };
     // node-a: 3 ready; node-b: 1 ready and 1 terminating, which takes no new share.
@@ -372,4 +437,19 @@ fn frr_installs_next_hops_weighted_by_ready_endpoints_and_flows_follow() {
     lab.set_weighted(false);
     lab.wait_ratio("unweighted, 3 ready on node-a, 1 on node-b", 1, 1);
     measure(&lab, "unweighted (3 vs 1 endpoints)", 0.5);
+}
+
+/// iBGP through a route reflector: FRR as the reflector keeps both nodes' paths and, with
+/// ADD-PATH (`addpath-tx-all-paths`) towards its client, reflects both with their link
+/// bandwidths unchanged; the client installs them weighted 3:1, and the split follows.
+#[test]
+fn through_an_frr_route_reflector_with_add_path_the_weights_survive() {
+    let Some(lab) = Lab::start(Topology::Reflector) else {
+        return;
+    };
+    lab.write_all("svc-web.yaml", &service_yaml(3, 1, 1));
+    lab.wait_ratio("via the reflector, 3 ready on node-a, 1 on node-b", 3, 1);
+    measure(&lab, "via the reflector, weighted 3:1", 0.75);
+    lab.write_all("svc-web.yaml", &service_yaml(3, 3, 0));
+    lab.wait_ratio("via the reflector, 3 ready on each node", 1, 1);
 }

@@ -108,6 +108,10 @@ pub struct Neighbor {
     pub families: Vec<Af>,
     /// Hold time in seconds (keepalive = hold / 3); `None`: the router's default.
     pub hold_time: Option<u16>,
+    /// FRR only: the neighbor is a route-reflector client (RFC 4456), and is sent every
+    /// path of a prefix, not only the best (ADD-PATH, RFC 7911 `addpath-tx-all-paths`), so
+    /// it can keep them all for (weighted) ECMP.
+    pub reflector_client_all_paths: bool,
 }
 
 impl Neighbor {
@@ -123,6 +127,7 @@ impl Neighbor {
             local_address: None,
             families: vec![Af::of(address)],
             hold_time: None,
+            reflector_client_all_paths: false,
         }
     }
 
@@ -159,6 +164,12 @@ impl Neighbor {
     /// Activates exactly `families` (e.g. IPv6 routes over an IPv4 session).
     pub fn families(mut self, families: &[Af]) -> Neighbor {
         self.families = families.to_vec();
+        self
+    }
+
+    /// Makes the neighbor a route-reflector client sent every path (FRR only).
+    pub fn reflector_client_all_paths(mut self) -> Neighbor {
+        self.reflector_client_all_paths = true;
         self
     }
 
