@@ -240,7 +240,11 @@ impl Lab {
             _rr_ns: rr_ns,
         };
         for n in &mut lab.nodes {
-            let speaker = bin.clone().speaker_standalone(&n.conf, n.name);
+            let speaker = bin
+                .clone()
+                .speaker_standalone(&n.conf, n.name)
+                .arg("--status-file")
+                .arg(n.ns.dir().join("status.json"));
             n.speaker = Some(speaker.spawn_in(&n.ns, "speaker").expect("speaker starts"));
         }
         Some(lab)
@@ -390,6 +394,13 @@ fn share_of_a(split: [u64; 2]) -> f64 {
     split[0] as f64 / (split[0] + split[1]) as f64
 }
 
+/// The weight node `node`'s status file says it announces for the VIP to the router.
+fn status_weight(node: &Node) -> Option<f64> {
+    let text = std::fs::read_to_string(node.ns.dir().join("status.json")).ok()?;
+    let v: Value = serde_json::from_str(&text).ok()?;
+    v["services"]["default/web"]["vips"][VIP]["weights"]["rtr"][format!("{VIP}/32")].as_f64()
+}
+
 /// Measures the split at the nodes, prints it for docs/weighted-ecmp.md and asserts it is
 /// within 5 points of `want_a` (node-a's share).
 fn measure(lab: &Lab, what: &str, want_a: f64) {
@@ -423,6 +434,15 @@ fn frr_installs_next_hops_weighted_by_ready_endpoints_and_flows_follow() {
         lab.logs()
     );
     measure(&lab, "weighted 3:1", 0.75);
+    // Each node's status file shows the weight it announces, in endpoints.
+    for (node, want) in lab.nodes.iter().zip([3.0, 1.0]) {
+        wait_until(
+            CONVERGE,
+            &format!("{}'s status file shows weight {want}", node.name),
+            || status_weight(node),
+            |w| *w == Some(want),
+        );
+    }
 
     // Scaled: node-b has 3 ready too; a new UPDATE from node-b makes the weights equal.
     lab.write_all("svc-web.yaml", &service_yaml(3, 3, 0));

@@ -1117,3 +1117,33 @@ fn weighted_ecmp_follows_endpoint_changes_incrementally() {
     assert_eq!(weight(&announcer), Some(3.0));
     assert_eq!(announcer.desired(), &s.plan().desired);
 }
+
+#[test]
+fn weighted_ecmp_status_shows_the_weight_per_peer_and_prefix() {
+    use ferrolb_speaker::protocol::bgp::{add_weights, service_json};
+    let s = weighted_local(
+        base(),
+        vec![
+            ep("10.1.0.1", "n1"),
+            ep("10.1.0.2", "n1"),
+            ep("10.1.0.3", "n1"),
+        ],
+    );
+    let plan = s.plan();
+    let status = &plan.services[&key("web")];
+    let mut json = service_json(status);
+    add_weights(&mut json, status, &plan.desired);
+    assert_eq!(
+        json["vips"]["192.0.2.10"]["weights"],
+        serde_json::json!({"r1": {"192.0.2.10/32": 3.0}})
+    );
+    // Unweighted: no `weights` at all.
+    let plain = base().plan();
+    let status = &plain.services[&key("web")];
+    let mut json = service_json(status);
+    add_weights(&mut json, status, &plain.desired);
+    assert!(
+        json["vips"]["192.0.2.10"].get("weights").is_none(),
+        "{json}"
+    );
+}

@@ -169,12 +169,11 @@ impl<A: Advertiser<Desired = BgpDesired> + 'static> Protocol for BgpProtocol<A> 
     }
 
     fn status_entries(&self) -> Box<dyn Iterator<Item = (String, Value)> + '_> {
-        Box::new(
-            self.announcer
-                .statuses()
-                .iter()
-                .map(|(key, st)| (key.to_string(), service_json(st))),
-        )
+        Box::new(self.announcer.statuses().iter().map(|(key, st)| {
+            let mut json = service_json(st);
+            add_weights(&mut json, st, self.announcer.desired());
+            (key.to_string(), json)
+        }))
     }
 
     fn announced(&self) -> DesiredStatuses {
@@ -280,7 +279,45 @@ fn vip_json(v: &VipStatus) -> Value {
     }
 }
 
-/// The whole status document of node `node`.
+/// Adds to each announced VIP of `status` (in `json`, from [`service_json`]) the weighted-ECMP
+/// weight its routes carry, in endpoints, per peer and prefix (`"weights": {"<peer>":
+/// {"<prefix>": 3.0}}`): what the node announces, summed over the Services sharing the prefix.
+/// Nothing is added for VIPs whose routes carry no link bandwidth.
+pub fn add_weights(json: &mut Value, status: &ServiceStatus, desired: &BgpDesired) {
+    let ServiceStatus::Vips(vips) = status else {
+        return;
+    };
+    for (ip, vip) in vips {
+        let VipStatus::Announced {
+            prefixes, peers, ..
+        } = vip
+        else {
+            continue;
+        };
+        let mut weights = serde_json::Map::new();
+        for peer in peers.iter() {
+            let Some(announcement) = desired.peers.get(&**peer) else {
+                continue;
+            };
+            let per_prefix: serde_json::Map<String, Value> = prefixes
+                .iter()
+                .filter_map(|prefix| {
+                    let weight = announced_weight(announcement.routes.get(prefix)?)?;
+                    Some((prefix.to_string(), json!(weight)))
+                })
+                .collect();
+            if !per_prefix.is_empty() {
+                weights.insert(peer.to_string(), Value::Object(per_prefix));
+            }
+        }
+        if !weights.is_empty() {
+            json["vips"][ip.to_string()]["weights"] = Value::Object(weights);
+        }
+    }
+}
+
+/// The whole status document of node `node`, from the statuses alone (the daemon's status
+/// file also carries the weights of [`add_weights`], which come from the desired routes).
 pub fn status_json(
     node: &str,
     stale: bool,
