@@ -751,8 +751,9 @@ pub(crate) fn scale_link_bandwidth(route: &mut Route, times: u32) {
 }
 
 /// Removes `route`'s link bandwidth communities and returns their values per AS, each
-/// multiplied by `times`. Summed as f64, which holds every f32 exactly, so the sum does not
-/// depend on the order Services are merged in.
+/// multiplied by `times`. Summed as f64, which holds every f32 exactly: while a node's total
+/// stays within the f32's exact range ([`BANDWIDTH_PER_ENDPOINT`]) the sum cannot depend on the
+/// order Services are merged in, so the incremental announcer equals the full computation.
 fn take_link_bandwidths(route: &mut Route, times: u32) -> BTreeMap<u16, f64> {
     let mut out = BTreeMap::new();
     if route.extended_communities.is_empty() {
