@@ -26,8 +26,8 @@ use std::path::{Path, PathBuf};
 use ferrolb_e2e::fixture::{self, yaml, Object};
 use ferrolb_e2e::ours::FlbCommand;
 use ferrolb_e2e::{
-    require_root_and, require_root_and_routers, try_wait_until, wait_until, Daemon, Frr, Neighbor,
-    Netns, RouterConfig, RouterKind, Switch, CONVERGE,
+    assert_holds, net, require_root_and, require_root_and_routers, try_wait_until, wait_until,
+    Daemon, Frr, Neighbor, Netns, Router, RouterConfig, RouterKind, Switch, CONVERGE,
 };
 use serde_json::{json, Value};
 
@@ -40,6 +40,9 @@ const CLIENT: &str = "203.0.113.1";
 const FLOWS: u32 = 10_000;
 /// First source port of the flows.
 const FIRST_PORT: u32 = 20_000;
+/// How long a state must hold to count as kept: the speakers poll every 50 ms and FRR
+/// reflects at once (iBGP advertisement interval 0 s).
+const HOLD: std::time::Duration = std::time::Duration::from_secs(2);
 
 const NODES: [(&str, &str, &str); 2] = [
     ("node-a", "192.0.2.1", "10.255.0.1"),
@@ -54,9 +57,9 @@ const RR: &str = "192.0.2.253";
 enum Topology {
     /// eBGP from each node (AS 64512) to the router (AS 65000).
     Direct,
-    /// iBGP (AS 65000) from each node to an FRR route reflector, which reflects every path
-    /// (ADD-PATH) to the router, its client.
-    Reflector,
+    /// iBGP (AS 65000) from each node to an FRR route reflector, which reflects to the
+    /// router, its client: every path with ADD-PATH (`add_path`), else only its best.
+    Reflector { add_path: bool },
 }
 
 impl Topology {
@@ -64,7 +67,7 @@ impl Topology {
     fn peering(self) -> (&'static str, u32) {
         match self {
             Topology::Direct => (RTR, NODE_AS),
-            Topology::Reflector => (RR, RTR_AS),
+            Topology::Reflector { .. } => (RR, RTR_AS),
         }
     }
 }
@@ -173,18 +176,20 @@ impl Lab {
         // The reflector: the nodes and the router are its clients; only the router needs
         // every path, the nodes announce and need none.
         let mut rr_cfg = RouterConfig::new(RR.parse().expect("id"), RTR_AS);
-        let rr_ns = (topology == Topology::Reflector).then(|| {
+        let rr_ns = matches!(topology, Topology::Reflector { .. }).then(|| {
             let ns = Netns::new("rr").expect("netns");
             sw.attach(&ns, "eth0", &[&format!("{RR}/24")])
                 .expect("attach rr");
             cfg = cfg
                 .clone()
                 .neighbor(Neighbor::new(RR.parse().expect("rr"), RTR_AS));
-            rr_cfg = rr_cfg.clone().neighbor(
-                Neighbor::new(RTR.parse().expect("rtr"), RTR_AS)
-                    .passive()
-                    .reflector_client_all_paths(),
-            );
+            let rtr = Neighbor::new(RTR.parse().expect("rtr"), RTR_AS)
+                .passive()
+                .reflector_client();
+            rr_cfg = rr_cfg.clone().neighbor(match topology {
+                Topology::Reflector { add_path: true } => rtr.add_path_tx_all(),
+                _ => rtr,
+            });
             ns
         });
         let mut nodes = Vec::new();
@@ -207,8 +212,8 @@ impl Lab {
             let node = Neighbor::new(addr.parse().expect("addr"), node_as).passive();
             match topology {
                 Topology::Direct => cfg = cfg.neighbor(node),
-                Topology::Reflector => {
-                    rr_cfg = rr_cfg.neighbor(node.reflector_client_all_paths());
+                Topology::Reflector { .. } => {
+                    rr_cfg = rr_cfg.neighbor(node.reflector_client());
                 }
             }
             let conf = ns.dir().join("conf");
@@ -464,7 +469,7 @@ fn frr_installs_next_hops_weighted_by_ready_endpoints_and_flows_follow() {
 /// bandwidths unchanged; the client installs them weighted 3:1, and the split follows.
 #[test]
 fn through_an_frr_route_reflector_with_add_path_the_weights_survive() {
-    let Some(lab) = Lab::start(Topology::Reflector) else {
+    let Some(lab) = Lab::start(Topology::Reflector { add_path: true }) else {
         return;
     };
     lab.write_all("svc-web.yaml", &service_yaml(3, 1, 1));
@@ -472,4 +477,36 @@ fn through_an_frr_route_reflector_with_add_path_the_weights_survive() {
     measure(&lab, "via the reflector, weighted 3:1", 0.75);
     lab.write_all("svc-web.yaml", &service_yaml(3, 3, 0));
     lab.wait_ratio("via the reflector, 3 ready on each node", 1, 1);
+}
+
+/// Without ADD-PATH the reflector sends its client only its best path (RFC 4456): the client
+/// sees one node and no proportion, whatever the weights. What docs/weighted-ecmp.md asks of a
+/// reflector, shown by its absence.
+#[test]
+fn through_a_route_reflector_without_add_path_the_client_sees_one_path() {
+    let Some(lab) = Lab::start(Topology::Reflector { add_path: false }) else {
+        return;
+    };
+    lab.write_all("svc-web.yaml", &service_yaml(3, 1, 1));
+    let rr = lab.rr.as_ref().expect("reflector");
+    // The reflector itself holds both paths...
+    wait_until(
+        CONVERGE,
+        "the reflector holds both nodes' paths",
+        || rr.route(net(&format!("{VIP}/32"))).ok().flatten(),
+        |r| r.as_ref().is_some_and(|r| r.next_hops.len() == 2),
+    );
+    // ...but its client installs one next hop, and keeps one.
+    wait_until(
+        CONVERGE,
+        "the client installs the VIP",
+        || lab.fib(),
+        |f| !f.is_empty(),
+    );
+    assert_holds(
+        HOLD,
+        "the client holds one next hop",
+        || lab.fib(),
+        |f| f.len() == 1,
+    );
 }

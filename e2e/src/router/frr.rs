@@ -161,8 +161,10 @@ fn bgpd_conf(ns: &str, cfg: &RouterConfig) -> String {
         let _ = writeln!(s, " !\n address-family {name} unicast");
         for n in cfg.neighbors.iter().filter(|n| n.families.contains(&af)) {
             let _ = writeln!(s, "  neighbor {} activate", n.address);
-            if n.reflector_client_all_paths {
+            if n.reflector_client {
                 let _ = writeln!(s, "  neighbor {} route-reflector-client", n.address);
+            }
+            if n.add_path_tx_all {
                 let _ = writeln!(s, "  neighbor {} addpath-tx-all-paths", n.address);
             }
         }

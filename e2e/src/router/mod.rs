@@ -108,10 +108,12 @@ pub struct Neighbor {
     pub families: Vec<Af>,
     /// Hold time in seconds (keepalive = hold / 3); `None`: the router's default.
     pub hold_time: Option<u16>,
-    /// FRR only: the neighbor is a route-reflector client (RFC 4456), and is sent every
-    /// path of a prefix, not only the best (ADD-PATH, RFC 7911 `addpath-tx-all-paths`), so
-    /// it can keep them all for (weighted) ECMP.
-    pub reflector_client_all_paths: bool,
+    /// FRR only: the neighbor is a route-reflector client (RFC 4456): routes from other
+    /// internal peers are reflected to it (by default only the best path of each prefix).
+    pub reflector_client: bool,
+    /// FRR only: the neighbor is sent every path of a prefix, not only the best (ADD-PATH,
+    /// RFC 7911 `addpath-tx-all-paths`), so it can keep them all for (weighted) ECMP.
+    pub add_path_tx_all: bool,
 }
 
 impl Neighbor {
@@ -127,7 +129,8 @@ impl Neighbor {
             local_address: None,
             families: vec![Af::of(address)],
             hold_time: None,
-            reflector_client_all_paths: false,
+            reflector_client: false,
+            add_path_tx_all: false,
         }
     }
 
@@ -167,9 +170,15 @@ impl Neighbor {
         self
     }
 
-    /// Makes the neighbor a route-reflector client sent every path (FRR only).
-    pub fn reflector_client_all_paths(mut self) -> Neighbor {
-        self.reflector_client_all_paths = true;
+    /// Makes the neighbor a route-reflector client (FRR only).
+    pub fn reflector_client(mut self) -> Neighbor {
+        self.reflector_client = true;
+        self
+    }
+
+    /// Sends the neighbor every path of each prefix with ADD-PATH (FRR only).
+    pub fn add_path_tx_all(mut self) -> Neighbor {
+        self.add_path_tx_all = true;
         self
     }
 
