@@ -350,6 +350,14 @@ impl Lab {
     /// Sends [`FLOWS`] one-datagram flows from distinct source ports and returns what each
     /// node received, in [`NODES`] order.
     fn split(&self) -> [u64; 2] {
+        // Resolve the next hops' MAC addresses first: behind a reflector the router has never
+        // talked to the nodes, and datagrams queued on an unresolved neighbour may be dropped.
+        for (_, addr, _) in NODES {
+            assert!(
+                self.rtr_ns.ping(addr.parse().expect("addr")),
+                "router reaches {addr}"
+            );
+        }
         let before = self.nodes.iter().map(no_ports).collect::<Vec<_>>();
         let script = format!(
             "import socket\n\
