@@ -56,6 +56,7 @@ struct State {
     node: String,
     l2_announced: BTreeSet<L2Announced>,
     bgp_announced: BTreeSet<L2Announced>,
+    bgp_weights: BTreeMap<(String, String), f64>,
     members: Option<usize>,
 }
 
@@ -167,6 +168,12 @@ impl Metrics {
             node.clone_into(&mut s.node);
             s.bgp_announced = announced;
         });
+    }
+
+    /// Sets the weights (weighted ECMP: the link bandwidth in endpoints) of the routes that
+    /// carry one, per (peer address, prefix): `ferrolb_bgp_announced_weight`.
+    pub fn set_bgp_weights(&self, weights: BTreeMap<(String, String), f64>) {
+        self.with(|s| s.bgp_weights = weights);
     }
 
     /// Updates one peer's values.
@@ -298,6 +305,18 @@ impl Metrics {
                     escape_label_value(&a.service),
                     escape_label_value(&s.node),
                     a.ip
+                );
+            }
+            let _ = writeln!(
+                out,
+                "# HELP ferrolb_bgp_announced_weight Weighted ECMP: the link bandwidth of the route to the prefix sent to the peer, in ready endpoints on this node (summed over the Services sharing the prefix).\n# TYPE ferrolb_bgp_announced_weight gauge"
+            );
+            for ((peer, prefix), weight) in &s.bgp_weights {
+                let _ = writeln!(
+                    out,
+                    "ferrolb_bgp_announced_weight{{peer=\"{}\",prefix=\"{}\"}} {weight}",
+                    escape_label_value(peer),
+                    escape_label_value(prefix)
                 );
             }
             if let Some(n) = s.members {
@@ -482,6 +501,28 @@ mod tests {
         }
         m.set_l2("node-a", BTreeSet::new(), None);
         assert!(!m.render().contains("metallb_speaker_announced{"));
+    }
+
+    #[test]
+    fn announced_weights_are_rendered_per_peer_and_prefix() {
+        let m = Metrics::default();
+        m.set_bgp_weights(BTreeMap::from([
+            (("192.0.2.1".into(), "198.51.100.1/32".into()), 3.0),
+            (("192.0.2.2".into(), "198.51.100.1/32".into()), 1.0),
+        ]));
+        let text = m.render();
+        assert!(
+            text.contains("# TYPE ferrolb_bgp_announced_weight gauge"),
+            "{text}"
+        );
+        assert!(text.contains(
+            "ferrolb_bgp_announced_weight{peer=\"192.0.2.1\",prefix=\"198.51.100.1/32\"} 3\n"
+        ));
+        assert!(text.contains(
+            "ferrolb_bgp_announced_weight{peer=\"192.0.2.2\",prefix=\"198.51.100.1/32\"} 1\n"
+        ));
+        m.set_bgp_weights(BTreeMap::new());
+        assert!(!m.render().contains("ferrolb_bgp_announced_weight{"));
     }
 
     #[test]

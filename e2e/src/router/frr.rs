@@ -113,8 +113,11 @@ fn netns_command(ns: &str, program: &str) -> Command {
 fn bgpd_conf(ns: &str, cfg: &RouterConfig) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "frr defaults traditional\nhostname {ns}\n!");
-    // Keep the RIB out of zebra and the kernel: the namespace only proves BGP.
-    let _ = writeln!(s, "bgp no-rib\n!");
+    // Keep the RIB out of zebra and the kernel: the namespace only proves BGP, unless the
+    // test forwards traffic through it.
+    if !cfg.install_fib {
+        let _ = writeln!(s, "bgp no-rib\n!");
+    }
     let _ = writeln!(s, "router bgp {}", cfg.local_as);
     let _ = writeln!(s, " bgp router-id {}", cfg.router_id);
     let _ = writeln!(s, " bgp log-neighbor-changes");
@@ -158,6 +161,12 @@ fn bgpd_conf(ns: &str, cfg: &RouterConfig) -> String {
         let _ = writeln!(s, " !\n address-family {name} unicast");
         for n in cfg.neighbors.iter().filter(|n| n.families.contains(&af)) {
             let _ = writeln!(s, "  neighbor {} activate", n.address);
+            if n.reflector_client {
+                let _ = writeln!(s, "  neighbor {} route-reflector-client", n.address);
+            }
+            if n.add_path_tx_all {
+                let _ = writeln!(s, "  neighbor {} addpath-tx-all-paths", n.address);
+            }
         }
         if cfg.max_paths > 1 {
             let _ = writeln!(s, "  maximum-paths {}", cfg.max_paths);
@@ -342,12 +351,15 @@ impl Router for Frr {
             "0",
             "-p",
             &port,
-            "-n",
             "--log",
             "stdout",
             "--log-level",
             "info",
         ]);
+        // `-n` (no_kernel): bgpd hands zebra nothing, unless the test forwards traffic.
+        if !self.base.cfg.install_fib {
+            bcmd.arg("-n");
+        }
         let mut bgpd = Daemon::spawn("bgpd", bcmd, &blog)?;
         let ready = wait_ready(NAME, &self.base.ns, &mut [&mut zebra, &mut bgpd], || {
             self.vtysh("show bgp summary json").is_ok()

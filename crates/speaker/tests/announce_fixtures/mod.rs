@@ -90,6 +90,7 @@ pub fn bgp_adv(name: &str, pools: &[&str]) -> BgpAdvertisement {
         peers: BTreeSet::new(),
         node_selectors: Vec::new(),
         service_selectors: Vec::new(),
+        weighted_ecmp: None,
     }
 }
 
