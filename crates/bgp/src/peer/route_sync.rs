@@ -163,7 +163,15 @@ impl Driver {
             }
             SinkExt::<Message>::flush(conn).await
         };
-        let result = bounded(io, deadline, self.hold, &mut self.stop, !self.stopping).await;
+        let result = bounded(
+            io,
+            deadline,
+            self.hold,
+            &mut self.stop,
+            &mut self.reset,
+            !self.stopping,
+        )
+        .await;
         self.sent += fed;
         if let Err(i) = result {
             return Err(self.interrupted(i));
