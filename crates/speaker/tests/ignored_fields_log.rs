@@ -22,12 +22,9 @@ impl Drop for Daemon {
     }
 }
 
-fn config_yaml(port: u16, bfd_on_peer: bool, pool: &str) -> String {
-    let bfd = if bfd_on_peer {
-        ", bfdProfile: slow"
-    } else {
-        ""
-    };
+/// `echo`: the BFDProfile asks for BFD Echo, the one part of it not implemented (reported).
+fn config_yaml(port: u16, echo: bool, pool: &str) -> String {
+    let echo = if echo { ", echoMode: true" } else { "" };
     format!(
         r#"apiVersion: metallb.io/v1beta1
 kind: IPAddressPool
@@ -37,12 +34,12 @@ spec: {{addresses: ["{pool}"]}}
 apiVersion: metallb.io/v1beta1
 kind: BFDProfile
 metadata: {{name: slow, namespace: metallb-system}}
-spec: {{receiveInterval: 380}}
+spec: {{receiveInterval: 380{echo}}}
 ---
 apiVersion: metallb.io/v1beta2
 kind: BGPPeer
 metadata: {{name: router, namespace: metallb-system}}
-spec: {{myASN: 64500, peerASN: 64512, peerAddress: 127.0.0.1, peerPort: {port}, connectTime: 5s{bfd}}}
+spec: {{myASN: 64500, peerASN: 64512, peerAddress: 127.0.0.1, peerPort: {port}, connectTime: 5s, bfdProfile: slow}}
 ---
 apiVersion: metallb.io/v1beta1
 kind: BGPAdvertisement
@@ -147,8 +144,7 @@ fn speaker_warns_once_per_configuration_change_about_ignored_fields() {
         warnings(&first),
         vec![
             "BGPPeer metallb-system/router: spec.connectTime",
-            "BGPPeer metallb-system/router: spec.bfdProfile",
-            "BFDProfile metallb-system/slow: spec",
+            "BFDProfile metallb-system/slow: spec.echoMode",
         ],
         "{}",
         first.join("\n")
@@ -172,10 +168,7 @@ fn speaker_warns_once_per_configuration_change_about_ignored_fields() {
     let third = lines_until(&rx, "configuration put in force");
     assert_eq!(
         warnings(&third),
-        vec![
-            "BGPPeer metallb-system/router: spec.connectTime",
-            "BFDProfile metallb-system/slow: spec",
-        ],
+        vec!["BGPPeer metallb-system/router: spec.connectTime",],
         "{}",
         third.join("\n")
     );
