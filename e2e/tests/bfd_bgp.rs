@@ -55,18 +55,25 @@ fn bfdd_conf(host: &str) -> String {
     )
 }
 
-fn bgpd_conf(host: &str) -> String {
+/// With `multihop`, the neighbor is `ebgp-multihop`, for which FRR's bgpd asks bfdd for an
+/// RFC 5883 multihop session.
+fn bgpd_conf(host: &str, multihop: bool) -> String {
+    let mh = if multihop {
+        format!(" neighbor {NODE} ebgp-multihop 2\n")
+    } else {
+        String::new()
+    };
     format!(
         "frr defaults traditional\nhostname {host}\n!\nrouter bgp {RTR_AS}\n bgp router-id {RTR}\n \
          no bgp ebgp-requires-policy\n no bgp default ipv4-unicast\n neighbor {NODE} remote-as {OUR_AS}\n \
          neighbor {NODE} timers 30 90\n neighbor {NODE} timers connect 1\n neighbor {NODE} passive\n \
-         neighbor {NODE} bfd profile fast\n !\n address-family ipv4 unicast\n  neighbor {NODE} activate\n \
+         neighbor {NODE} bfd profile fast\n{mh} !\n address-family ipv4 unicast\n  neighbor {NODE} activate\n \
          exit-address-family\nexit\n!\n"
     )
 }
 
 impl Frr {
-    fn start(ns: &Netns) -> Frr {
+    fn start(ns: &Netns, multihop: bool) -> Frr {
         let dir = ns.dir().join("frr");
         std::fs::create_dir_all(&dir).expect("frr dir");
         let conf = |f: &str, text: String| {
@@ -76,7 +83,7 @@ impl Frr {
         };
         let zconf = conf("zebra.conf", "frr defaults traditional\n".to_owned());
         let fconf = conf("bfdd.conf", bfdd_conf(ns.name()));
-        let bconf = conf("bgpd.conf", bgpd_conf(ns.name()));
+        let bconf = conf("bgpd.conf", bgpd_conf(ns.name(), multihop));
         let run = Path::new(FRR_RUN_DIR).join(ns.name());
         std::fs::create_dir_all(&run).expect("frr run dir");
         let chown = Command::new("chown").arg("frr:frr").arg(&run).status();
@@ -200,12 +207,13 @@ fn profile(transmit_ms: u32) -> Object {
         .set("spec.detectMultiplier", 3)
 }
 
-fn config_yaml(transmit_ms: u32) -> String {
+fn config_yaml(transmit_ms: u32, multihop: bool) -> String {
     yaml(&[
         fixture::pool("pool", &["198.51.100.0/24"]),
         fixture::bgp_advertisement("adv", &["pool"]),
         fixture::bgp_peer("rtr", OUR_AS, RTR_AS, RTR, NODE)
             .set("spec.holdTime", "90s")
+            .set("spec.ebgpMultiHop", multihop)
             .set("spec.bfdProfile", "fast"),
         profile(transmit_ms),
     ])
@@ -241,10 +249,10 @@ fn bfd_profile_couples_bfd_to_the_bgp_session_with_frr() {
         return;
     };
     let (node_ns, rtr_ns) = Netns::pair("node", "rtr").expect("lab");
-    let frr = Frr::start(&rtr_ns);
+    let frr = Frr::start(&rtr_ns, false);
     let conf = node_ns.dir().join("conf");
     std::fs::create_dir(&conf).expect("conf dir");
-    write_atomic(&conf, "config.yaml", &config_yaml(50));
+    write_atomic(&conf, "config.yaml", &config_yaml(50, false));
     write_atomic(
         &conf,
         "svc.yaml",
@@ -279,7 +287,7 @@ fn bfd_profile_couples_bfd_to_the_bgp_session_with_frr() {
     let bgp_before = frr.bgp_neighbor();
     let drops_before = count(&bgp_before["connectionsDropped"]);
     let bfd_downs_before = count(&frr.bfd_peer()["counter:session-down"]);
-    write_atomic(&conf, "config.yaml", &config_yaml(100));
+    write_atomic(&conf, "config.yaml", &config_yaml(100, false));
     let p = frr.wait_bfd("FRR learnt our new transmit interval", |p| {
         p["remote-transmit-interval"] == 100
     });
@@ -335,5 +343,47 @@ fn bfd_profile_couples_bfd_to_the_bgp_session_with_frr() {
     });
     frr.wait_established("BGP Established in the end");
     frr.wait_fib(WAIT, "VIP in FRR's FIB in the end", true);
+    speaker.stop();
+}
+
+/// An `ebgpMultiHop` BGPPeer gets RFC 5883 multihop BFD (UDP 4784), as FRR's bgpd asks for an
+/// `ebgp-multihop` neighbor: Up on both sides as multihop, and our node frozen takes the VIP
+/// out of FRR's FIB long before the hold time.
+#[test]
+fn ebgp_multihop_peer_runs_multihop_bfd_with_frr() {
+    if !require_root_and(&[ZEBRA, BFDD, BGPD, "vtysh"]) {
+        return;
+    }
+    let Some(bin) = FlbCommand::find("ferrolb-speaker") else {
+        return;
+    };
+    let (node_ns, rtr_ns) = Netns::pair("node", "rtr").expect("lab");
+    let frr = Frr::start(&rtr_ns, true);
+    let conf = node_ns.dir().join("conf");
+    std::fs::create_dir(&conf).expect("conf dir");
+    write_atomic(&conf, "config.yaml", &config_yaml(50, true));
+    write_atomic(
+        &conf,
+        "svc.yaml",
+        &fixture::service_with_endpoints("web", &[VIP], "Cluster", &["node"]),
+    );
+    let mut speaker = bin
+        .speaker_standalone(&conf, "node")
+        .spawn_in(&node_ns, "speaker")
+        .expect("speaker starts");
+    frr.wait_established("BGP Established");
+    frr.wait_fib(WAIT, "VIP in FRR's FIB", true);
+    let p = frr.wait_bfd("FRR's multihop BFD peer up", |p| p["status"] == "up");
+    assert_eq!(p["multihop"], true, "RFC 5883 multihop: {p:#}");
+    let multihop = speaker
+        .wait_log_field(WAIT, "BFD session started", "multihop")
+        .unwrap_or_else(|e| panic!("speaker log: {e}"));
+    assert_eq!(multihop, "true");
+    speaker.freeze().expect("SIGSTOP speaker");
+    frr.wait_fib(FAST, "VIP gone from FRR's FIB after our node froze", false);
+    assert_eq!(frr.bfd_peer()["status"], "down");
+    speaker.thaw().expect("SIGCONT speaker");
+    frr.wait_bfd("FRR's multihop BFD peer up again", |p| p["status"] == "up");
+    frr.wait_fib(WAIT, "VIP back in FRR's FIB", true);
     speaker.stop();
 }
