@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use ferrolb_e2e::fixture::{self, yaml, Object, METALLB_NS};
 use ferrolb_e2e::ours::FlbCommand;
-use ferrolb_e2e::{require_root_and, wait_until, Daemon, Netns, FRR_RUN_DIR};
+use ferrolb_e2e::{program_exists, require_root_and, wait_until, Daemon, Netns, FRR_RUN_DIR};
 use serde_json::Value;
 
 const ZEBRA: &str = "/usr/lib/frr/zebra";
@@ -232,6 +232,17 @@ fn wait_log(speaker: &Daemon, needle: &str) -> String {
         .unwrap_or_else(|e| panic!("speaker log: {e}"))
 }
 
+/// One sample of our speaker's `/metrics` (bound on the node namespace's loopback, so read
+/// with curl inside it); `None` when it cannot be read.
+fn metric(ns: &Netns, speaker: &Daemon, series: &str) -> Option<u64> {
+    let addr = speaker.metrics_addr(WAIT).ok()?;
+    let url = format!("http://{addr}/metrics");
+    let out = ns.exec(&["curl", "-sf", "--max-time", "5", &url]).ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+}
+
 fn count(v: &Value) -> u64 {
     v.as_u64().unwrap_or(0)
 }
@@ -281,6 +292,39 @@ fn bfd_profile_couples_bfd_to_the_bgp_session_with_frr() {
         .unwrap_or_else(|e| panic!("speaker log: {e}"));
     assert_eq!(local, NODE);
     wait_log(&speaker, "to=Up");
+    // MetalLB's BFD metrics, labelled with the peer's address.
+    if program_exists("curl") {
+        let peer = format!("{{peer=\"{RTR}\"}}");
+        let up = wait_until(
+            WAIT,
+            "metallb_bfd_session_up 1",
+            || {
+                metric(
+                    &node_ns,
+                    &speaker,
+                    &format!("metallb_bfd_session_up{peer} "),
+                )
+            },
+            |v| *v == Some(1),
+        );
+        assert_eq!(up, Some(1));
+        for family in [
+            "metallb_bfd_control_packet_input",
+            "metallb_bfd_control_packet_output",
+            "metallb_bfd_session_up_events",
+        ] {
+            let v = metric(&node_ns, &speaker, &format!("{family}{peer} "));
+            assert!(v.is_some_and(|v| v >= 1), "{family}: {v:?}");
+        }
+        let echo = metric(
+            &node_ns,
+            &speaker,
+            &format!("metallb_bfd_echo_packet_output{peer} "),
+        );
+        assert_eq!(echo, Some(0), "Echo is not implemented");
+    } else {
+        eprintln!("SKIPPED the /metrics checks of bfd_bgp: curl not installed");
+    }
 
     // A profile change (transmitInterval 50 -> 100) renegotiates with a Poll Sequence: FRR
     // learns the new interval while neither BFD nor BGP flaps.
