@@ -138,6 +138,9 @@ pub struct BgpPeer {
     pub password: Option<String>,
     /// `spec.bfdProfile` (exists in [`Config::bfd_profiles`]).
     pub bfd_profile: Option<String>,
+    /// The BFDProfile `bfd_profile` names, resolved, so the speaker's peer settings carry
+    /// the timers: a profile edit changes the peer's settings and reaches its BFD session.
+    pub bfd: Option<BfdProfile>,
     /// `spec.enableGracefulRestart`.
     pub enable_graceful_restart: bool,
     /// Empty = every node.
@@ -238,7 +241,7 @@ pub struct L2Advertisement {
     pub service_selectors: Vec<LabelSelector>,
 }
 
-/// A validated BFDProfile (accepted and referenced; BFD itself is not implemented yet).
+/// A validated BFDProfile. Unset fields stay `None`; the speaker applies MetalLB's defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BfdProfile {
     /// `metadata.name`.

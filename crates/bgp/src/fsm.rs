@@ -131,6 +131,10 @@ pub enum Event {
     /// Event 2, ManualStop: carries the Cease NOTIFICATION to send (6/2 with RFC 9003 text,
     /// 6/3 when the peer was deconfigured).
     ManualStop(Notification),
+    /// Event 8, AutomaticStop: the local system closes the session on its own (BFD declared
+    /// the path down: Cease 6/10, RFC 9384) and the driver restarts it after its backoff,
+    /// unlike ManualStop. Carries the Cease NOTIFICATION to send.
+    AutomaticStop(Notification),
     /// Event 5, AutomaticStart_with_PassiveTcpEstablishment: the driver accepted a connection
     /// while Idle (between automatic restarts); Idle → Active, where the connection is taken.
     AutomaticStartPassive,
@@ -174,6 +178,7 @@ impl Event {
         match self {
             Event::ManualStart => "ManualStart",
             Event::ManualStop(_) => "ManualStop",
+            Event::AutomaticStop(_) => "AutomaticStop",
             Event::AutomaticStartPassive => "AutomaticStart_with_PassiveTcpEstablishment",
             Event::ConnectRetryTimerExpired => "ConnectRetryTimer_Expires",
             Event::HoldTimerExpired => "HoldTimer_Expires",
@@ -423,6 +428,13 @@ pub fn step(cfg: &Config, state: State, event: Event) -> (State, Vec<Action>) {
             actions.extend(cancel_all());
             actions.push(Action::Down(DownReason::Stopped(cease)));
             (S::Idle, actions)
+        }
+        // §8.2.2 OpenSent/OpenConfirm/Established, Event 8: "sends the NOTIFICATION with a
+        // Cease, ... drops the TCP connection, ... changes its state to Idle". In Connect and
+        // Active the catch-all below drops the attempt the same way. The driver's automatic
+        // restart (backoff) follows, as after any failure.
+        (S::OpenSent | S::OpenConfirm(_) | S::Established(_), E::AutomaticStop(cease)) => {
+            fail_with(cease.clone(), DownReason::NotificationSent(cease))
         }
         // Event 10 anywhere from OpenSent on: 4/0 (RFC 4271 §6.5).
         (S::OpenSent | S::OpenConfirm(_) | S::Established(_), E::HoldTimerExpired) => fail_with(

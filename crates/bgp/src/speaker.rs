@@ -284,6 +284,20 @@ impl Speaker {
         Ok(())
     }
 
+    /// Closes the session with `peer` by sending `notification` (RFC 4271 Event 8,
+    /// AutomaticStop; the BFD coupling sends Cease 6/10, RFC 9384) and lets it reconnect after
+    /// the usual backoff; the peer stays configured. Returns false when `peer` has no task or
+    /// a reset is already pending for it.
+    pub fn reset_peer(&self, peer: IpAddr, notification: Notification) -> bool {
+        let map = self
+            .inner
+            .peers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        map.get(&canonical(peer))
+            .is_some_and(|t| t.reset.try_send(notification).is_ok())
+    }
+
     fn set_listener_md5(&self, peer: IpAddr, password: Option<&str>) -> Result<(), SpeakerError> {
         for l in &self.inner.listeners {
             let listen = l

@@ -602,3 +602,48 @@ async fn deferred_routes_hold_the_initial_updates_and_end_of_rib_until_set() {
     a.shutdown("done", Duration::from_secs(5)).await;
     b.shutdown("done", Duration::from_secs(5)).await;
 }
+
+#[tokio::test]
+async fn reset_peer_closes_with_the_given_cease_and_the_session_comes_back() {
+    use ferrolb_bgp::wire::error::cease_subcode;
+    use ferrolb_bgp::wire::Notification;
+    let mut p = pair((None, None), true).await;
+    let local = wait_for(&mut p.a_rx, "A established", |e| match &e.kind {
+        EventKind::Up { local_addr, .. } => Some(*local_addr),
+        _ => None,
+    })
+    .await;
+    // The Up event names the session's own source address (the BFD coupling's source).
+    assert_eq!(local, Some(A));
+    wait_for(&mut p.b_rx, "B established", |e| {
+        matches!(e.kind, EventKind::Up { .. }).then_some(())
+    })
+    .await;
+    let cease = Notification::cease(cease_subcode::BFD_DOWN);
+    assert!(p.a.reset_peer(B, cease.clone()), "A has a task for B");
+    assert!(
+        !p.a.reset_peer("127.0.0.9".parse().expect("ip"), cease.clone()),
+        "no task for an unknown address"
+    );
+    let got = wait_for(&mut p.b_rx, "B told why", |e| match &e.kind {
+        EventKind::Down {
+            reason: DownReason::NotificationReceived(n),
+            ..
+        } => Some(n.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(got, cease);
+    let ours = wait_for(&mut p.a_rx, "A down", |e| match &e.kind {
+        EventKind::Down { reason, .. } => Some(reason.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(ours, DownReason::NotificationSent(cease));
+    // Unlike a stop, the peer stays configured and the session is made again (backoff ~1 s).
+    wait_for(&mut p.a_rx, "A established again", |e| {
+        matches!(e.kind, EventKind::Up { .. }).then_some(())
+    })
+    .await;
+    assert_eq!(p.a.peer_addrs(), vec![B]);
+}

@@ -16,6 +16,16 @@ use crate::l2::memberlist::MemberlistCounters;
 /// Reads the gossip's counters at render time.
 pub type CountersReader = Box<dyn Fn() -> MemberlistCounters + Send + Sync>;
 
+/// Reads the BFD sessions' counters at render time: per `peer` label (the peer's address, as
+/// MetalLB labels its `metallb_bfd_*`), and the receive path's drops per reason.
+pub type BfdReader = Box<
+    dyn Fn() -> (
+            Vec<(String, ferrolb_bfd::Counters)>,
+            Vec<(&'static str, u64)>,
+        ) + Send
+        + Sync,
+>;
+
 /// One VIP this node announces (answers ARP/NDP for, or sends to a BGP peer): MetalLB's
 /// `metallb_speaker_announced` labels.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -69,6 +79,7 @@ pub struct Metrics {
     bgp_messages: Mutex<BTreeMap<String, PeerMessages>>,
     /// Where the Layer 2 per-VIP counts are read, once the responder runs.
     layer2: Mutex<Option<VipCountsReader>>,
+    bfd: Mutex<Option<BfdReader>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -149,6 +160,11 @@ impl Metrics {
             .memberlist
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(reader);
+    }
+
+    /// Exports the BFD sessions' counters (`metallb_bfd_*`), read at each render.
+    pub fn set_bfd_counters(&self, reader: BfdReader) {
+        *self.bfd.lock().unwrap_or_else(PoisonError::into_inner) = Some(reader);
     }
 
     /// Sets the Layer 2 state of node `node`: the VIPs it answers for and the number of live
@@ -350,7 +366,87 @@ impl Metrics {
         {
             render_layer2(&mut text, &read());
         }
+        let bfd = self.bfd.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((sessions, drops)) = bfd.as_ref().map(|read| read()) {
+            render_bfd(&mut text, &sessions, &drops);
+        }
         text
+    }
+}
+
+/// MetalLB's BFD families (FRR mode's collector: names, types, help and the `peer` label), so
+/// its dashboards work unchanged; Echo is not implemented, so its counters stay 0. MetalLB's
+/// `metallb_bfd_zebra_notifications` has no counterpart (there is no zebra).
+fn render_bfd(
+    out: &mut String,
+    sessions: &[(String, ferrolb_bfd::Counters)],
+    drops: &[(&'static str, u64)],
+) {
+    type Field = fn(&ferrolb_bfd::Counters) -> u64;
+    let families: [(&str, &str, &str, Field); 7] = [
+        (
+            "metallb_bfd_session_up",
+            "gauge",
+            "BFD session state (1 is up, 0 is down)",
+            |c| c.session_up,
+        ),
+        (
+            "metallb_bfd_control_packet_input",
+            "counter",
+            "Number of received BFD control packets",
+            |c| c.control_packet_input,
+        ),
+        (
+            "metallb_bfd_control_packet_output",
+            "counter",
+            "Number of sent BFD control packets",
+            |c| c.control_packet_output,
+        ),
+        (
+            "metallb_bfd_echo_packet_input",
+            "counter",
+            "Number of received BFD echo packets",
+            |c| c.echo_packet_input,
+        ),
+        (
+            "metallb_bfd_echo_packet_output",
+            "counter",
+            "Number of sent BFD echo packets",
+            |c| c.echo_packet_output,
+        ),
+        (
+            "metallb_bfd_session_up_events",
+            "counter",
+            "Number of BFD session up events",
+            |c| c.session_up_events,
+        ),
+        (
+            "metallb_bfd_session_down_events",
+            "counter",
+            "Number of BFD session down events",
+            |c| c.session_down_events,
+        ),
+    ];
+    for (name, kind, help, value) in families {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (peer, c) in sessions {
+            let _ = writeln!(
+                out,
+                "{name}{{peer=\"{}\"}} {}",
+                escape_label_value(peer),
+                value(c)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP ferrolb_bfd_dropped_packets_total BFD datagrams dropped by the receive path, per reason.\n# TYPE ferrolb_bfd_dropped_packets_total counter"
+    );
+    for (reason, n) in drops {
+        let _ = writeln!(
+            out,
+            "ferrolb_bfd_dropped_packets_total{{reason=\"{reason}\"}} {n}"
+        );
     }
 }
 
@@ -523,6 +619,40 @@ mod tests {
         ));
         m.set_bgp_weights(BTreeMap::new());
         assert!(!m.render().contains("ferrolb_bgp_announced_weight{"));
+    }
+
+    #[test]
+    fn bfd_families_carry_metallbs_names_types_and_peer_label() {
+        let m = Metrics::default();
+        assert!(!m.render().contains("metallb_bfd_"), "no BFD, no families");
+        m.set_bfd_counters(Box::new(|| {
+            let c = ferrolb_bfd::Counters {
+                control_packet_input: 5,
+                control_packet_output: 6,
+                echo_packet_input: 0,
+                echo_packet_output: 0,
+                session_up_events: 2,
+                session_down_events: 1,
+                session_up: 1,
+            };
+            (vec![("192.0.2.1".to_owned(), c)], vec![("bad_ttl", 3)])
+        }));
+        let text = m.render();
+        for line in [
+            "# TYPE metallb_bfd_session_up gauge\n",
+            "metallb_bfd_session_up{peer=\"192.0.2.1\"} 1\n",
+            "# TYPE metallb_bfd_control_packet_input counter\n",
+            "metallb_bfd_control_packet_input{peer=\"192.0.2.1\"} 5\n",
+            "metallb_bfd_control_packet_output{peer=\"192.0.2.1\"} 6\n",
+            "metallb_bfd_echo_packet_input{peer=\"192.0.2.1\"} 0\n",
+            "metallb_bfd_echo_packet_output{peer=\"192.0.2.1\"} 0\n",
+            "# TYPE metallb_bfd_session_up_events counter\n",
+            "metallb_bfd_session_up_events{peer=\"192.0.2.1\"} 2\n",
+            "metallb_bfd_session_down_events{peer=\"192.0.2.1\"} 1\n",
+            "ferrolb_bfd_dropped_packets_total{reason=\"bad_ttl\"} 3\n",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
     }
 
     #[test]

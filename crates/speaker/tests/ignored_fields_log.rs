@@ -10,12 +10,9 @@ use ferrolb_e2e::logged::{ignored_field_warnings, lines_until, spawn_logged, wri
 
 const LIMIT: Duration = Duration::from_secs(20);
 
-fn config_yaml(port: u16, bfd_on_peer: bool, pool: &str) -> String {
-    let bfd = if bfd_on_peer {
-        ", bfdProfile: slow"
-    } else {
-        ""
-    };
+/// `echo`: the BFDProfile asks for BFD Echo, the one part of it not implemented (reported).
+fn config_yaml(port: u16, echo: bool, pool: &str) -> String {
+    let echo = if echo { ", echoMode: true" } else { "" };
     format!(
         r#"apiVersion: metallb.io/v1beta1
 kind: IPAddressPool
@@ -25,12 +22,12 @@ spec: {{addresses: ["{pool}"]}}
 apiVersion: metallb.io/v1beta1
 kind: BFDProfile
 metadata: {{name: slow, namespace: metallb-system}}
-spec: {{receiveInterval: 380}}
+spec: {{receiveInterval: 380{echo}}}
 ---
 apiVersion: metallb.io/v1beta2
 kind: BGPPeer
 metadata: {{name: router, namespace: metallb-system}}
-spec: {{myASN: 64500, peerASN: 64512, peerAddress: 127.0.0.1, peerPort: {port}, connectTime: 5s{bfd}}}
+spec: {{myASN: 64500, peerASN: 64512, peerAddress: 127.0.0.1, peerPort: {port}, connectTime: 5s, bfdProfile: slow}}
 ---
 apiVersion: metallb.io/v1beta1
 kind: BGPAdvertisement
@@ -77,8 +74,7 @@ fn speaker_warns_once_per_configuration_change_about_ignored_fields() {
         ignored_field_warnings(&first),
         vec![
             "BGPPeer metallb-system/router: spec.connectTime",
-            "BGPPeer metallb-system/router: spec.bfdProfile",
-            "BFDProfile metallb-system/slow: spec",
+            "BFDProfile metallb-system/slow: spec.echoMode",
         ],
         "{}",
         first.join("\n")
@@ -102,10 +98,7 @@ fn speaker_warns_once_per_configuration_change_about_ignored_fields() {
     let third = lines_until(&rx, "configuration put in force", LIMIT);
     assert_eq!(
         ignored_field_warnings(&third),
-        vec![
-            "BGPPeer metallb-system/router: spec.connectTime",
-            "BFDProfile metallb-system/slow: spec",
-        ],
+        vec!["BGPPeer metallb-system/router: spec.connectTime",],
         "{}",
         third.join("\n")
     );

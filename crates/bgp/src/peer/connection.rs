@@ -90,23 +90,28 @@ pub(super) enum Interrupted {
     Deadline,
     /// A stop request came in (`None`: the speaker dropped the handle).
     Stop(Option<Notification>),
+    /// A reset request came in (BFD declared the path down): close with it, then restart.
+    Reset(Notification),
 }
 
 /// Runs a write on the connection while still watching the HoldTimer, a deadline and stop
 /// requests, so a peer that stops reading (its TCP window full) cannot stall the peer task: the
 /// write is abandoned and the session fails as RFC 4271 §8 says for Event 10 (HoldTimer_Expires)
 /// or Event 18 (TcpConnectionFails). An abandoned write leaves its bytes in `Framed`'s buffer,
-/// so a NOTIFICATION sent after it still follows whole messages.
+/// so a NOTIFICATION sent after it still follows whole messages. A reset request interrupts
+/// too: a write stuck on a path BFD declared down must not delay closing the session.
 pub(super) async fn bounded<T, E>(
     io: impl Future<Output = Result<T, E>>,
     deadline: Instant,
     hold: Option<Instant>,
     stop: &mut mpsc::Receiver<Notification>,
+    reset: &mut mpsc::Receiver<Notification>,
     watch_stop: bool,
 ) -> Result<T, Interrupted> {
     tokio::select! {
         r = io => r.map_err(|_| Interrupted::Failed),
         n = stop.recv(), if watch_stop => Err(Interrupted::Stop(n)),
+        Some(n) = reset.recv(), if watch_stop => Err(Interrupted::Reset(n)),
         () = sleep_opt(hold), if hold.is_some() => Err(Interrupted::HoldExpired),
         () = tokio::time::sleep_until(deadline) => Err(Interrupted::Deadline),
     }
@@ -179,6 +184,7 @@ impl Driver {
                     Notification::cease(crate::wire::error::cease_subcode::PEER_DECONFIGURED)
                 }))
             }
+            Interrupted::Reset(n) => Event::AutomaticStop(n),
         }
     }
 
@@ -301,6 +307,7 @@ impl Driver {
             deadline,
             self.hold,
             &mut self.stop,
+            &mut self.reset,
             !self.stopping,
         )
         .await;
@@ -327,7 +334,16 @@ impl Driver {
         };
         let deadline = Instant::now() + NOTIFICATION_SEND_LIMIT;
         let m = Message::Notification(n.clone());
-        match bounded(conn.send(m), deadline, None, &mut self.stop, false).await {
+        match bounded(
+            conn.send(m),
+            deadline,
+            None,
+            &mut self.stop,
+            &mut self.reset,
+            false,
+        )
+        .await
+        {
             Ok(()) => {
                 self.sent += 1;
                 self.counters.count_sent(MessageType::Notification, 1);

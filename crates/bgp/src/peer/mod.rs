@@ -6,6 +6,8 @@
 //! ```text
 //!  Speaker ──watch<Arc<Routes>>──▶ ┐
 //!  Speaker ──mpsc<Notification>──▶ ├─ peer task ──mpsc<SpeakerEvent>──▶ caller
+//!  Speaker ──reset: mpsc<Notif.>─▶ │     (stop ends the task; reset closes the session and
+//!                                  │      lets it restart after the backoff)
 //!  listener ─mpsc<TcpStream>─────▶ ┘     │ ▲
 //!                                        ▼ │ Framed<TcpStream, BgpCodec>
 //! ```
@@ -170,6 +172,9 @@ pub(crate) struct PeerTask {
     pub cfg: PeerConfig,
     pub inbound: mpsc::Sender<TcpStream>,
     pub stop: mpsc::Sender<Notification>,
+    /// Closes the session with this NOTIFICATION (RFC 4271 Event 8, AutomaticStop) and lets
+    /// the task reconnect after its backoff.
+    pub reset: mpsc::Sender<Notification>,
     pub handle: tokio::task::JoinHandle<()>,
     /// Tells this task from a later one at the same address.
     pub id: u64,
@@ -212,6 +217,7 @@ pub(crate) fn spawn_counted(
     let opened = Arc::new(AtomicBool::new(false));
     let (inbound_tx, inbound_rx) = mpsc::channel(4);
     let (stop_tx, stop_rx) = mpsc::channel(1);
+    let (reset_tx, reset_rx) = mpsc::channel(1);
     let id = shared.next_task_id.fetch_add(1, Ordering::Relaxed);
     let seed = {
         use std::hash::BuildHasher;
@@ -234,6 +240,7 @@ pub(crate) fn spawn_counted(
         routes,
         inbound: inbound_rx,
         stop: stop_rx,
+        reset: reset_rx,
         state: State::Idle,
         conn: None,
         connecting: None,
@@ -268,6 +275,7 @@ pub(crate) fn spawn_counted(
         cfg,
         inbound: inbound_tx,
         stop: stop_tx,
+        reset: reset_tx,
         handle,
         id,
         unknown,
@@ -286,6 +294,7 @@ struct Driver {
     routes: watch::Receiver<Arc<Routes>>,
     inbound: mpsc::Receiver<TcpStream>,
     stop: mpsc::Receiver<Notification>,
+    reset: mpsc::Receiver<Notification>,
     state: State,
     conn: Option<Conn>,
     connecting: Option<Connecting>,
@@ -412,6 +421,7 @@ impl Driver {
                         crate::wire::error::cease_subcode::PEER_DECONFIGURED,
                     )))
                 }
+                Some(n) = self.reset.recv() => Event::AutomaticStop(n),
                 frame = next_frame(&mut self.conn) => {
                     if let Some(Ok(m)) = &frame {
                         self.received += 1;
@@ -679,6 +689,7 @@ impl Driver {
             router_id: n.remote.bgp_id,
             hold_time: n.hold_time,
             families: n.ctx.families,
+            local_addr: self.local_addr,
         };
         self.emit(kind).await;
         if !self.shared.routes_ready.load(Ordering::Acquire) {

@@ -164,7 +164,15 @@ impl Driver {
             }
             SinkExt::<Message>::flush(conn).await
         };
-        let result = bounded(io, deadline, self.hold, &mut self.stop, !self.stopping).await;
+        let result = bounded(
+            io,
+            deadline,
+            self.hold,
+            &mut self.stop,
+            &mut self.reset,
+            !self.stopping,
+        )
+        .await;
         self.sent += fed;
         self.counters.count_sent(MessageType::Update, fed);
         if let Err(i) = result {

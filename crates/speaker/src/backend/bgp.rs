@@ -4,7 +4,8 @@
 //!  BgpAdvertiser::set_desired ──watch<BgpDesired>──▶ backend task
 //!      backend task: one ferrolb_bgp Speaker per BGPPeer (its own ASN, router ID, GR, routes)
 //!        ├─ set_peers([peer]) / set_routes(routes)   (crates/bgp diffs the Adj-RIB-Out)
-//!        └─ per Speaker: event task ──▶ Metrics (session up, prefixes, UPDATEs) + logs
+//!        ├─ per Speaker: event task ──▶ Metrics (session up, prefixes, UPDATEs) + logs
+//!        └─ BfdCoupling (backend/bfd.rs): a BFD session per peer with a bfdProfile
 //!  BgpBackend::shutdown ──cancel──▶ backend task: Cease 6/2 to every peer (RFC 4486 §4)
 //! ```
 //!
@@ -27,6 +28,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::bfd::BfdCoupling;
 use crate::advertiser::{Advertiser, AdvertiserError};
 use crate::announce::bgp::BgpDesired;
 use crate::metrics::Metrics;
@@ -155,13 +157,19 @@ async fn backend_task(
     cancel: CancellationToken,
 ) {
     let mut sessions: BTreeMap<String, Session> = BTreeMap::new();
+    let bfd = BfdCoupling::new(&metrics);
     loop {
         tokio::select! {
             changed = rx.changed() => if changed.is_err() { break },
             () = cancel.cancelled() => break,
         }
         let desired = Arc::clone(&rx.borrow_and_update());
-        converge(&mut sessions, &desired, &metrics, &opts).await;
+        converge(&mut sessions, &desired, &metrics, &opts, &bfd).await;
+        // Peers with a bfdProfile get their BFD session (backend/bfd.rs).
+        bfd.converge(desired.peers.iter().filter_map(|(name, want)| {
+            let s = sessions.get(name)?;
+            Some((name.as_str(), &want.session, &s.speaker))
+        }));
     }
     // RFC 4486 §4 Administrative Shutdown, so routers withdraw at once instead of waiting for
     // the hold timer.
@@ -172,6 +180,7 @@ async fn backend_task(
         s.events.abort();
     });
     futures::future::join_all(stops).await;
+    bfd.shutdown().await;
 }
 
 async fn converge(
@@ -179,6 +188,7 @@ async fn converge(
     desired: &BgpDesired,
     metrics: &Arc<Metrics>,
     opts: &BgpBackendOptions,
+    bfd: &BfdCoupling,
 ) {
     // Peers gone, or whose speaker-level settings changed: Cease 6/3 (Peer De-configured).
     let stale: Vec<String> = sessions
@@ -248,8 +258,13 @@ async fn converge(
         });
         export_messages(metrics, &label, &speaker, &peer_cfg, &want.session);
         span.in_scope(|| tracing::info!("peer added"));
-        let events =
-            tokio::spawn(drain_events(events, Arc::clone(metrics), label.clone()).instrument(span));
+        let up = {
+            let (bfd, name) = (bfd.clone(), name.clone());
+            move |local| bfd.bgp_up(&name, local)
+        };
+        let events = tokio::spawn(
+            drain_events(events, Arc::clone(metrics), label.clone(), up).instrument(span),
+        );
         sessions.insert(
             name.clone(),
             Session {
@@ -292,12 +307,22 @@ fn export_messages(
 const BIG_BATCH: usize = 1000;
 
 /// Turns a speaker's events into metrics and logs (at info for state changes).
-async fn drain_events(mut rx: mpsc::Receiver<SpeakerEvent>, metrics: Arc<Metrics>, label: String) {
+/// `on_up` gets the session's local address (the BFD coupling's source).
+async fn drain_events(
+    mut rx: mpsc::Receiver<SpeakerEvent>,
+    metrics: Arc<Metrics>,
+    label: String,
+    on_up: impl Fn(Option<IpAddr>),
+) {
     while let Some(ev) = rx.recv().await {
         match ev.kind {
             EventKind::Up {
-                peer_as, hold_time, ..
+                peer_as,
+                hold_time,
+                local_addr,
+                ..
             } => {
+                on_up(local_addr);
                 tracing::info!(
                     from = "connecting",
                     to = "established",

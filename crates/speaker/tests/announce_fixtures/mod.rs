@@ -69,6 +69,7 @@ pub fn peer(name: &str, address: &str, peer_asn: u32) -> BgpPeer {
         ebgp_multihop: false,
         password: None,
         bfd_profile: None,
+        bfd: None,
         enable_graceful_restart: false,
         node_selectors: Vec::new(),
         vrf: None,
