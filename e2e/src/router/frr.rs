@@ -212,6 +212,12 @@ pub(crate) fn parse_routes(v: &Value) -> Result<Vec<ReceivedRoute>, String> {
             .iter()
             .filter(|p| is_best(p) || p.get("multipath").and_then(Value::as_bool).unwrap_or(false));
         let mut next_hops: Vec<IpAddr> = selected.flat_map(|p| path_next_hops(p)).collect();
+        if next_hops.is_empty() {
+            // Right after an UPDATE, bgpd may list the path before its best-path run has
+            // marked it (no `bestpath`, no `multipath` yet): the path's own next hops, as for
+            // its other attributes above.
+            next_hops = path_next_hops(best);
+        }
         next_hops.sort();
         next_hops.dedup();
         out.push(ReceivedRoute {
