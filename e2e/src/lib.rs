@@ -22,6 +22,7 @@ mod netns;
 pub mod ours;
 mod process;
 pub mod router;
+pub mod stream;
 mod wait;
 
 use std::path::Path;

@@ -101,6 +101,9 @@ fn spawn_daemon(dir: &Path, status: &Path) -> Daemon {
         ])
         .arg("--status-file")
         .arg(status)
+        // The restart marker goes next to the status file, not into the host's /run.
+        .arg("--state-dir")
+        .arg(status.with_extension("state"))
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
         .spawn()

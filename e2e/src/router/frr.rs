@@ -113,8 +113,19 @@ fn netns_command(ns: &str, program: &str) -> Command {
 fn bgpd_conf(ns: &str, cfg: &RouterConfig) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "frr defaults traditional\nhostname {ns}\n!");
-    // Keep the RIB out of zebra and the kernel: the namespace only proves BGP.
-    let _ = writeln!(s, "bgp no-rib\n!");
+    if !cfg.install_routes {
+        // Keep the RIB out of zebra and the kernel: the namespace only proves BGP.
+        let _ = writeln!(s, "bgp no-rib\n!");
+    }
+    if cfg.graceful_shutdown_policy {
+        // RFC 8326 §4.2: lower the preference of paths marked GRACEFUL_SHUTDOWN.
+        let _ = writeln!(
+            s,
+            "bgp community-list standard GSHUT permit graceful-shutdown\n\
+             route-map GSHUT-IN permit 10\n match community GSHUT\n set local-preference 0\n\
+             route-map GSHUT-IN permit 20\n!"
+        );
+    }
     let _ = writeln!(s, "router bgp {}", cfg.local_as);
     let _ = writeln!(s, " bgp router-id {}", cfg.router_id);
     let _ = writeln!(s, " bgp log-neighbor-changes");
@@ -158,6 +169,9 @@ fn bgpd_conf(ns: &str, cfg: &RouterConfig) -> String {
         let _ = writeln!(s, " !\n address-family {name} unicast");
         for n in cfg.neighbors.iter().filter(|n| n.families.contains(&af)) {
             let _ = writeln!(s, "  neighbor {} activate", n.address);
+            if cfg.graceful_shutdown_policy {
+                let _ = writeln!(s, "  neighbor {} route-map GSHUT-IN in", n.address);
+            }
         }
         if cfg.max_paths > 1 {
             let _ = writeln!(s, "  maximum-paths {}", cfg.max_paths);
@@ -342,12 +356,15 @@ impl Router for Frr {
             "0",
             "-p",
             &port,
-            "-n",
             "--log",
             "stdout",
             "--log-level",
             "info",
         ]);
+        // Without -n (no_kernel) bgpd hands its best paths to zebra for the kernel.
+        if !self.base.cfg.install_routes {
+            bcmd.arg("-n");
+        }
         let mut bgpd = Daemon::spawn("bgpd", bcmd, &blog)?;
         let ready = wait_ready(NAME, &self.base.ns, &mut [&mut zebra, &mut bgpd], || {
             self.vtysh("show bgp summary json").is_ok()

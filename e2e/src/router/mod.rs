@@ -229,6 +229,13 @@ pub struct RouterConfig {
     pub max_paths: u8,
     /// Routes announced from the start (ExaBGP only; the others ignore it).
     pub announce: Vec<Announcement>,
+    /// FRR only: install the best paths in the namespace's kernel (zebra), so
+    /// the router forwards traffic to the VIPs; off by default, since most
+    /// tests only read BGP.
+    pub install_routes: bool,
+    /// FRR only: the RFC 8326 §4.2 receiver policy: paths carrying
+    /// GRACEFUL_SHUTDOWN (65535:0) get LOCAL_PREF 0 on the way in.
+    pub graceful_shutdown_policy: bool,
 }
 
 impl RouterConfig {
@@ -242,6 +249,8 @@ impl RouterConfig {
             graceful_restart: true,
             max_paths: 8,
             announce: Vec::new(),
+            install_routes: false,
+            graceful_shutdown_policy: false,
         }
     }
 
