@@ -59,6 +59,11 @@ struct Cli {
     /// SIGTERM leaves a marker here so that the next start knows it is a restart.
     #[arg(long, default_value = daemon::restart::DEFAULT_STATE_DIR)]
     state_dir: PathBuf,
+    /// Drain period, seconds: on a drain signal (the exclusion label, the `ferrolb.io/drain`
+    /// annotation, the cluster autoscaler's taint) the node announces its routes with
+    /// GRACEFUL_SHUTDOWN (RFC 8326) this long before withdrawing them.
+    #[arg(long, default_value_t = ferrolb_speaker::announce::drain::DEFAULT_DRAIN_PERIOD.as_secs())]
+    drain_seconds: u64,
     /// Kubernetes mode: this speaker's Pod (downward API `metadata.name`); with --pod-uid, the
     /// owner of the ServiceBGPStatus objects it writes, and the Events' reporting instance.
     #[arg(long, env = "POD_NAME")]
@@ -249,6 +254,7 @@ async fn main() -> anyhow::Result<()> {
         node_name: node_name.clone(),
         ignore_exclude_lb: cli.ignore_exclude_lb,
         load_balancer_class: cli.lb_class.clone(),
+        draining: false,
     };
     let l2_settings = daemon::l2::L2Settings {
         memberlist_port: cli.memberlist_port,
@@ -256,6 +262,7 @@ async fn main() -> anyhow::Result<()> {
         memberlist_secret_file: cli.memberlist_secret_file.clone(),
         ..Default::default()
     };
+    let bgp_wake = wake_tx.clone();
     let (l2, l2_running) = daemon::l2::start(
         &l2_settings,
         opts.clone(),
@@ -268,7 +275,11 @@ async fn main() -> anyhow::Result<()> {
     }
     // Every protocol the speaker announces with; the loop knows none of them.
     let mut reconciler = Reconciler::new(opts.clone(), Arc::clone(&metrics))
-        .with_protocol(BgpProtocol::new(opts, advertiser).with_metrics(Arc::clone(&metrics)))
+        .with_protocol(
+            BgpProtocol::new(opts, advertiser)
+                .with_metrics(Arc::clone(&metrics))
+                .with_drain(std::time::Duration::from_secs(cli.drain_seconds), bgp_wake),
+        )
         .with_protocol(l2);
 
     // SIGTERM and SIGINT mean "stopped, and started again" (a rolling update, a Pod replaced):
