@@ -45,7 +45,7 @@ struct Lab {
     node: Netns,
     client: Netns,
     _sw: Switch,
-    _rtr_ns: Netns,
+    rtr_ns: Netns,
 }
 
 fn config_yaml(graceful_restart: bool) -> String {
@@ -116,7 +116,7 @@ impl Lab {
             node,
             client,
             _sw: sw,
-            _rtr_ns: rtr_ns,
+            rtr_ns,
         })
     }
 
@@ -159,12 +159,14 @@ fn upgrade(graceful_restart: bool) -> Option<(StreamReport, String)> {
     // not a synchronisation).
     first.stop();
     if graceful_restart {
+        // RFC 4724 §4.2: kept, marked stale, until the new session's End-of-RIB.
+        let kept = lab
+            .rtr
+            .route(net(&format!("{VIP}/32")))
+            .expect("frr route query");
         assert!(
-            lab.rtr
-                .route(net(&format!("{VIP}/32")))
-                .expect("frr route query")
-                .is_some(),
-            "the router dropped the route at the SIGTERM despite Graceful Restart\n{}",
+            kept.as_ref().is_some_and(|r| r.stale),
+            "the router did not keep the route as stale at the SIGTERM: {kept:?}\n{}",
             first.log()
         );
     }
@@ -183,6 +185,14 @@ fn upgrade(graceful_restart: bool) -> Option<(StreamReport, String)> {
         |n| *n >= sent as usize,
     );
     let seen = receiver.finish();
+    // What the router made of the close (RFC 8538: a Cease other than Hard Reset with N).
+    let bgpd = std::fs::read_to_string(lab.rtr_ns.dir().join("frr/bgpd.log")).unwrap_or_default();
+    for line in bgpd
+        .lines()
+        .filter(|l| l.contains("NOTIFICATION") || l.contains("raceful"))
+    {
+        eprintln!("frr: {line}");
+    }
     let logs = format!(
         "--- first ---\n{}\n--- second ---\n{}",
         first.log(),
