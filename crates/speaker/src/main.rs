@@ -263,6 +263,8 @@ async fn main() -> anyhow::Result<()> {
         ..Default::default()
     };
     let bgp_wake = wake_tx.clone();
+    let l2_wake = wake_tx.clone();
+    let drain_period = std::time::Duration::from_secs(cli.drain_seconds);
     let (l2, l2_running) = daemon::l2::start(
         &l2_settings,
         opts.clone(),
@@ -278,9 +280,9 @@ async fn main() -> anyhow::Result<()> {
         .with_protocol(
             BgpProtocol::new(opts, advertiser)
                 .with_metrics(Arc::clone(&metrics))
-                .with_drain(std::time::Duration::from_secs(cli.drain_seconds), bgp_wake),
+                .with_drain(drain_period, bgp_wake),
         )
-        .with_protocol(l2);
+        .with_protocol(l2.with_drain(drain_period, l2_wake));
 
     // SIGTERM and SIGINT mean "stopped, and started again" (a rolling update, a Pod replaced):
     // a speaker taken out of service for good is drained first (the node's drain signal).

@@ -8,16 +8,16 @@ use std::any::Any;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ferrolb_api::model::Config;
 use serde_json::{json, Value};
 
-use super::{log_reports, DesiredStatuses, Protocol};
+use super::{log_reports, DesiredStatuses, DrainWatch, Protocol};
 use crate::advertiser::Advertiser;
 use crate::announce::bgp::{BgpAnnouncer, BgpDesired, RouteConflict, ServiceStatus, VipStatus};
 use crate::announce::change::ChangeSet;
-use crate::announce::drain::{self, Drain, DrainPhase};
+use crate::announce::drain::{self, DrainPhase};
 use crate::announce::input::{Cluster, ServiceKey};
 use crate::announce::SpeakerOptions;
 use crate::channels::Wake;
@@ -36,12 +36,8 @@ pub struct BgpProtocol<A: Advertiser<Desired = BgpDesired>> {
     logged_conflicts: BTreeSet<RouteConflict>,
     /// Where `metallb_speaker_announced{protocol="bgp"}` goes (none in unit tests).
     metrics: Option<Arc<Metrics>>,
-    /// This node's drain (announce::drain) and its phase at the last update.
-    drain: Drain,
-    phase: DrainPhase,
-    /// Wakes the loop when the drain period ends (none in unit tests: they update again).
-    wake: Option<tokio::sync::mpsc::Sender<Wake>>,
-    drain_timer: Option<tokio::task::JoinHandle<()>>,
+    /// This node's drain (announce::drain).
+    drain: DrainWatch,
 }
 
 impl<A: Advertiser<Desired = BgpDesired>> std::fmt::Debug for BgpProtocol<A> {
@@ -63,74 +59,8 @@ impl<A: Advertiser<Desired = BgpDesired>> BgpProtocol<A> {
             applied: None,
             logged_conflicts: BTreeSet::new(),
             metrics: None,
-            drain: Drain::new(drain::DEFAULT_DRAIN_PERIOD),
-            phase: DrainPhase::Serving,
-            wake: None,
-            drain_timer: None,
+            drain: DrainWatch::new(NAME),
         }
-    }
-
-    /// Drains take `period`, and `wake` gets a [`Wake`] for this protocol when one ends.
-    pub fn with_drain(mut self, period: Duration, wake: tokio::sync::mpsc::Sender<Wake>) -> Self {
-        self.drain = Drain::new(period);
-        self.wake = Some(wake);
-        self
-    }
-
-    /// The drain phase at the last update.
-    pub fn drain_phase(&self) -> DrainPhase {
-        self.phase
-    }
-
-    /// Takes this node's drain signal at `now`; when the node enters or leaves its drain
-    /// period the announcer starts over with `draining` set accordingly (every Service is
-    /// decided again) and true is returned.
-    fn observe_drain(&mut self, cluster: &Cluster, now: Instant) -> bool {
-        let requested = cluster
-            .nodes
-            .get(self.opts.node_name.as_str())
-            .is_some_and(|n| drain::drain_requested(n, self.opts.ignore_exclude_lb));
-        let phase = self.drain.observe(requested, now);
-        if phase == self.phase {
-            return false;
-        }
-        match phase {
-            DrainPhase::Serving => tracing::info!("drain signal gone: announcing normally"),
-            DrainPhase::Draining { ends } => {
-                tracing::info!(
-                    seconds = self.drain.period.as_secs(),
-                    "drain signal: announcing with GRACEFUL_SHUTDOWN (RFC 8326), withdrawing after the drain period"
-                );
-                self.wake_at(ends);
-            }
-            DrainPhase::Drained => tracing::info!("drain period over: withdrawn"),
-        }
-        let was_draining = matches!(self.phase, DrainPhase::Draining { .. });
-        let draining = matches!(phase, DrainPhase::Draining { .. });
-        self.phase = phase;
-        if was_draining == draining {
-            return false;
-        }
-        self.announcer = BgpAnnouncer::new(SpeakerOptions {
-            draining,
-            ..self.opts.clone()
-        });
-        true
-    }
-
-    /// Wakes the loop at `ends` (a deadline a task awaits), replacing an earlier timer.
-    fn wake_at(&mut self, ends: Instant) {
-        if let Some(t) = self.drain_timer.take() {
-            t.abort();
-        }
-        let (Some(wake), Ok(rt)) = (self.wake.clone(), tokio::runtime::Handle::try_current())
-        else {
-            return;
-        };
-        self.drain_timer = Some(rt.spawn(async move {
-            tokio::time::sleep_until(tokio::time::Instant::from_std(ends)).await;
-            let _ = wake.send(Wake(NAME)).await;
-        }));
     }
 
     /// Exports the announced VIPs to `metrics` after each update.
@@ -166,6 +96,17 @@ impl<A: Advertiser<Desired = BgpDesired>> BgpProtocol<A> {
     pub fn applied(&self) -> Option<&BgpDesired> {
         self.applied.as_ref()
     }
+
+    /// Drains take `period`, and `wake` gets a [`Wake`] for this protocol when one ends.
+    pub fn with_drain(mut self, period: Duration, wake: tokio::sync::mpsc::Sender<Wake>) -> Self {
+        self.drain.set(period, wake);
+        self
+    }
+
+    /// The drain phase at the last update.
+    pub fn drain_phase(&self) -> DrainPhase {
+        self.drain.phase()
+    }
 }
 
 impl<A: Advertiser<Desired = BgpDesired> + 'static> Protocol for BgpProtocol<A> {
@@ -180,12 +121,15 @@ impl<A: Advertiser<Desired = BgpDesired> + 'static> Protocol for BgpProtocol<A> 
         changes: &ChangeSet,
     ) -> Vec<ServiceKey> {
         let all = ChangeSet::all();
-        // tokio's clock (std's outside a runtime), so tests can run a drain on a paused clock.
-        let now = tokio::time::Instant::now().into_std();
-        let changes = if self.observe_drain(cluster, now) {
-            &all
-        } else {
-            changes
+        let changes = match self.drain.observe(cluster, &self.opts) {
+            Some(draining) => {
+                self.announcer = BgpAnnouncer::new(SpeakerOptions {
+                    draining,
+                    ..self.opts.clone()
+                });
+                &all
+            }
+            None => changes,
         };
         let changed = self.announcer.update(config, cluster, changes);
         let conflicts = self.announcer.conflicts();
@@ -198,7 +142,7 @@ impl<A: Advertiser<Desired = BgpDesired> + 'static> Protocol for BgpProtocol<A> 
         }
         // Cheap when nothing changed: the peers' route maps are shared `Arc`s, compared by
         // pointer first.
-        let desired = match self.phase {
+        let desired = match self.drain.phase() {
             DrainPhase::Draining { .. } => {
                 Cow::Owned(drain::gracefully_shut(self.announcer.desired()))
             }
