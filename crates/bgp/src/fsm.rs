@@ -212,6 +212,9 @@ pub enum DownReason {
     ConnectionLost,
     /// Stopped by us (ManualStop), with the Cease sent.
     Stopped(Notification),
+    /// Stopped by us for a restart, the TCP connection closed without a NOTIFICATION so that
+    /// the peer keeps our routes (RFC 4724 §4.2; see [`RestartClose::Silent`]).
+    StoppedForRestart,
 }
 
 impl std::fmt::Display for DownReason {
@@ -229,6 +232,10 @@ impl std::fmt::Display for DownReason {
             }
             DownReason::ConnectionLost => write!(f, "connection lost"),
             DownReason::Stopped(n) => write!(f, "stopped (sent {n}{})", text(n)),
+            DownReason::StoppedForRestart => write!(
+                f,
+                "stopped for a restart (closed without a NOTIFICATION: Graceful Restart kept)"
+            ),
         }
     }
 }
@@ -308,20 +315,20 @@ fn fail_with(n: Notification, reason: DownReason) -> (State, Vec<Action>) {
     (State::Idle, actions)
 }
 
-/// A stop: sends `n` if any, closes, and goes Idle as [`DownReason::Stopped`] (with the
-/// Cease that would have gone out when the close is silent, for the logs).
+/// A stop: sends `n` if any, closes, and goes Idle as [`DownReason::Stopped`], or
+/// [`DownReason::StoppedForRestart`] when the close is silent.
 fn stop_with(n: Option<Notification>) -> (State, Vec<Action>) {
     let mut actions = Vec::new();
     let reason = match n {
         Some(n) => {
             actions.push(Action::Send(Message::Notification(n.clone())));
-            n
+            DownReason::Stopped(n)
         }
-        None => Notification::cease(cease_subcode::OTHER_CONFIGURATION_CHANGE),
+        None => DownReason::StoppedForRestart,
     };
     actions.push(Action::Close);
     actions.extend(cancel_all());
-    actions.push(Action::Down(DownReason::Stopped(reason)));
+    actions.push(Action::Down(reason));
     (State::Idle, actions)
 }
 
@@ -507,11 +514,7 @@ pub fn step(cfg: &Config, state: State, event: Event) -> (State, Vec<Action>) {
         // both sides advertised the N bit, any other NOTIFICATION would keep Graceful Restart,
         // so a stop that means "withdraw" goes as a Hard Reset (RFC 8538 §3).
         (S::OpenSent, E::ManualStop(cease) | E::RestartStop(cease)) => stop_with(Some(cease)),
-        (s @ (S::OpenConfirm(_) | S::Established(_)), E::ManualStop(cease)) => {
-            let n = match &s {
-                S::OpenConfirm(n) | S::Established(n) => n,
-                _ => unreachable!("matched above"),
-            };
+        (S::OpenConfirm(n) | S::Established(n), E::ManualStop(cease)) => {
             if graceful_notification(&cfg.local_open, &n.remote) {
                 stop_with(Some(hard_reset(&cease)))
             } else {

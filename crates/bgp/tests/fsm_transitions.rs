@@ -522,6 +522,7 @@ fn restart_stop_towards_a_peer_without_n_closes_tcp_without_notification() {
     assert_eq!(s, State::Idle);
     assert!(sent_notification(&a).is_none(), "{a:?}");
     assert!(a.contains(&Action::Close));
+    assert!(a.contains(&Action::Down(DownReason::StoppedForRestart)));
 }
 
 #[test]
