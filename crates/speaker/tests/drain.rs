@@ -147,6 +147,19 @@ async fn the_autoscaler_taint_drains_then_withdraws() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_node_signalled_from_the_start_announces_nothing() {
+    // kubeadm labels control-plane nodes excluded for good: a speaker starting there must not
+    // announce for a drain period first.
+    let (mut r, _wakes) = reconciler();
+    r.apply(snapshot(
+        "labels: {node.kubernetes.io/exclude-from-external-load-balancers: \"\"}",
+        "",
+    ));
+    assert_eq!(bgp(&r).drain_phase(), DrainPhase::Drained);
+    assert_eq!(route(&r), None);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_cordon_is_no_drain() {
     let (mut r, _wakes) = reconciler();
     r.apply(snapshot("labels: {}", "unschedulable: true"));

@@ -71,11 +71,20 @@ pub fn drain_phase(started: Option<Instant>, now: Instant, period: Duration) -> 
 }
 
 /// The drain of this speaker's node: when its signal was first seen.
+///
+/// A drain starts only from a node seen without the signal: a speaker that starts on a node
+/// already carrying it (a control-plane node kubeadm labels excluded, a node drained before
+/// this speaker started) announced nothing from it, so there is nothing to move away, and it
+/// goes straight to [`DrainPhase::Drained`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Drain {
     /// How long routes stay announced with GRACEFUL_SHUTDOWN before they are withdrawn.
     pub period: Duration,
     started: Option<Instant>,
+    /// The node has been seen (with or without the signal).
+    seen: bool,
+    /// The signal was there when the node was first seen (until it goes).
+    from_start: bool,
 }
 
 impl Drain {
@@ -84,16 +93,35 @@ impl Drain {
         Self {
             period,
             started: None,
+            seen: false,
+            from_start: false,
         }
     }
 
-    /// Takes the signal as seen at `now`: a new signal starts the drain, a removed one ends it.
-    pub fn observe(&mut self, requested: bool, now: Instant) -> DrainPhase {
-        self.started = match (requested, self.started) {
-            (false, _) => None,
-            (true, None) => Some(now),
-            (true, s) => s,
-        };
+    /// Takes the signal as seen at `now` (`None`: the node is not known yet, nothing changes):
+    /// a new signal starts the drain, a removed one ends it.
+    pub fn observe(&mut self, requested: Option<bool>, now: Instant) -> DrainPhase {
+        match requested {
+            None => {}
+            Some(false) => {
+                self.started = None;
+                self.from_start = false;
+            }
+            Some(true) if self.started.is_none() && !self.from_start => {
+                if self.seen {
+                    self.started = Some(now);
+                } else {
+                    self.from_start = true;
+                }
+            }
+            Some(true) => {}
+        }
+        if requested.is_some() {
+            self.seen = true;
+        }
+        if self.from_start {
+            return DrainPhase::Drained;
+        }
         drain_phase(self.started, now, self.period)
     }
 }
@@ -142,19 +170,43 @@ mod tests {
     fn a_drain_runs_its_period_then_withdraws_and_ends_with_its_signal() {
         let t0 = Instant::now();
         let mut d = Drain::new(P);
-        assert_eq!(d.observe(false, t0), DrainPhase::Serving);
+        assert_eq!(
+            d.observe(None, t0),
+            DrainPhase::Serving,
+            "node not known yet"
+        );
+        assert_eq!(d.observe(Some(false), t0), DrainPhase::Serving);
         let ends = t0 + P;
-        assert_eq!(d.observe(true, t0), DrainPhase::Draining { ends });
+        assert_eq!(d.observe(Some(true), t0), DrainPhase::Draining { ends });
         // Seen again later: the drain keeps its start.
         assert_eq!(
-            d.observe(true, t0 + Duration::from_secs(10)),
+            d.observe(Some(true), t0 + Duration::from_secs(10)),
             DrainPhase::Draining { ends }
         );
-        assert_eq!(d.observe(true, ends), DrainPhase::Drained);
-        assert_eq!(d.observe(false, ends), DrainPhase::Serving);
+        assert_eq!(d.observe(Some(true), ends), DrainPhase::Drained);
+        assert_eq!(d.observe(Some(false), ends), DrainPhase::Serving);
         // A new signal starts a new drain.
         let t1 = ends + Duration::from_secs(1);
-        assert_eq!(d.observe(true, t1), DrainPhase::Draining { ends: t1 + P });
+        assert_eq!(
+            d.observe(Some(true), t1),
+            DrainPhase::Draining { ends: t1 + P }
+        );
+    }
+
+    #[test]
+    fn a_node_with_the_signal_from_the_start_is_drained_without_a_drain() {
+        let t0 = Instant::now();
+        let mut d = Drain::new(P);
+        assert_eq!(d.observe(None, t0), DrainPhase::Serving);
+        assert_eq!(d.observe(Some(true), t0), DrainPhase::Drained);
+        assert_eq!(d.observe(Some(true), t0 + P), DrainPhase::Drained);
+        // Once the signal goes, the next one is a real drain.
+        assert_eq!(d.observe(Some(false), t0 + P), DrainPhase::Serving);
+        let t1 = t0 + P + P;
+        assert_eq!(
+            d.observe(Some(true), t1),
+            DrainPhase::Draining { ends: t1 + P }
+        );
     }
 
     #[test]

@@ -172,7 +172,7 @@ impl DrainWatch {
         let requested = cluster
             .nodes
             .get(opts.node_name.as_str())
-            .is_some_and(|n| drain::drain_requested(n, opts.ignore_exclude_lb));
+            .map(|n| drain::drain_requested(n, opts.ignore_exclude_lb));
         let phase = self.drain.observe(requested, now);
         if phase == self.phase {
             return None;
@@ -190,7 +190,15 @@ impl DrainWatch {
                 );
                 self.wake_at(ends);
             }
-            DrainPhase::Drained => tracing::info!(protocol, "drain period over: withdrawn"),
+            DrainPhase::Drained if matches!(self.phase, DrainPhase::Draining { .. }) => {
+                tracing::info!(protocol, "drain period over: withdrawn")
+            }
+            DrainPhase::Drained => {
+                tracing::info!(
+                    protocol,
+                    "drain signal present from the start: not announcing"
+                )
+            }
         }
         let was = matches!(self.phase, DrainPhase::Draining { .. });
         let draining = matches!(phase, DrainPhase::Draining { .. });
