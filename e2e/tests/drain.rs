@@ -95,7 +95,7 @@ impl Lab {
             .exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"])
             .expect("forwarding");
         let mut cfg = RouterConfig::new(RTR.parse().expect("id"), AS);
-        cfg.install_routes = true;
+        cfg.install_fib = true;
         cfg.graceful_shutdown_policy = true;
         let mut nodes = Vec::new();
         for (name, addr, router_id) in NODES {

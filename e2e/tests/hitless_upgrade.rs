@@ -99,7 +99,7 @@ impl Lab {
             .expect("forwarding");
         let mut cfg = RouterConfig::new(RTR.parse().expect("id"), AS)
             .neighbor(Neighbor::new(NODE.parse().expect("ip"), AS).passive());
-        cfg.install_routes = true;
+        cfg.install_fib = true;
         let conf = node.dir().join("conf");
         std::fs::create_dir(&conf).expect("conf dir");
         write_atomic(&conf, "config.yaml", &config_yaml(graceful_restart));

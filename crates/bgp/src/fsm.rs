@@ -136,6 +136,10 @@ pub enum Event {
     /// (RFC 4724 §4.2, RFC 8538 §4); see [`restart_close`]. The NOTIFICATION is the one sent
     /// when nothing can keep the routes (no Graceful Restart negotiated).
     RestartStop(Notification),
+    /// Event 8, AutomaticStop: the local system closes the session on its own (BFD declared
+    /// the path down: Cease 6/10, RFC 9384) and the driver restarts it after its backoff,
+    /// unlike ManualStop. Carries the Cease NOTIFICATION to send.
+    AutomaticStop(Notification),
     /// Event 5, AutomaticStart_with_PassiveTcpEstablishment: the driver accepted a connection
     /// while Idle (between automatic restarts); Idle → Active, where the connection is taken.
     AutomaticStartPassive,
@@ -180,6 +184,7 @@ impl Event {
             Event::ManualStart => "ManualStart",
             Event::ManualStop(_) => "ManualStop",
             Event::RestartStop(_) => "ManualStop (restart)",
+            Event::AutomaticStop(_) => "AutomaticStop",
             Event::AutomaticStartPassive => "AutomaticStart_with_PassiveTcpEstablishment",
             Event::ConnectRetryTimerExpired => "ConnectRetryTimer_Expires",
             Event::HoldTimerExpired => "HoldTimer_Expires",
@@ -527,6 +532,13 @@ pub fn step(cfg: &Config, state: State, event: Event) -> (State, Vec<Action>) {
                 RestartClose::Notify(n) | RestartClose::Withdraw(n) => stop_with(Some(n)),
                 RestartClose::Silent => stop_with(None),
             }
+        }
+        // §8.2.2 OpenSent/OpenConfirm/Established, Event 8: "sends the NOTIFICATION with a
+        // Cease, ... drops the TCP connection, ... changes its state to Idle". In Connect and
+        // Active the catch-all below drops the attempt the same way. The driver's automatic
+        // restart (backoff) follows, as after any failure.
+        (S::OpenSent | S::OpenConfirm(_) | S::Established(_), E::AutomaticStop(cease)) => {
+            fail_with(cease.clone(), DownReason::NotificationSent(cease))
         }
         // Event 10 anywhere from OpenSent on: 4/0 (RFC 4271 §6.5).
         (S::OpenSent | S::OpenConfirm(_) | S::Established(_), E::HoldTimerExpired) => fail_with(

@@ -347,6 +347,35 @@ fn manual_stop_in_connect_closes_without_notification() {
 }
 
 #[test]
+fn automatic_stop_in_established_sends_cease_bfd_down_and_goes_idle() {
+    // RFC 4271 §8.2.2 Event 8 (the BFD coupling: RFC 9384 Cease 6/10): NOTIFICATION, close,
+    // every timer stopped, Down reported; the driver restarts after its backoff.
+    let c = cfg(90, None);
+    let s = established(&c, 90);
+    let cease = Notification::cease(cease_subcode::BFD_DOWN);
+    let (s, a) = step(&c, s, Event::AutomaticStop(cease.clone()));
+    assert_eq!(s, State::Idle);
+    assert_eq!(sent_notification(&a), Some(&cease));
+    assert!(a.contains(&Action::Close));
+    assert!(a.contains(&Action::CancelTimer(Timer::Hold)));
+    assert!(a.contains(&Action::CancelTimer(Timer::Keepalive)));
+    assert!(a.contains(&Action::Down(DownReason::NotificationSent(cease))));
+}
+
+#[test]
+fn automatic_stop_before_open_sent_drops_the_attempt_and_in_idle_does_nothing() {
+    let c = cfg(90, None);
+    let cease = Notification::cease(cease_subcode::BFD_DOWN);
+    let (s, a) = step(&c, State::Active, Event::AutomaticStop(cease.clone()));
+    assert_eq!(s, State::Idle);
+    assert!(sent_notification(&a).is_none());
+    assert!(a.contains(&Action::Close));
+    let (s, a) = step(&c, State::Idle, Event::AutomaticStop(cease));
+    assert_eq!(s, State::Idle);
+    assert!(a.is_empty());
+}
+
+#[test]
 fn tcp_failure_in_established_reports_connection_lost() {
     let c = cfg(90, None);
     let s = established(&c, 90);

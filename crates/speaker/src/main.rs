@@ -1,6 +1,6 @@
 //! `ferrolb-speaker`: the per-node daemon (see docs/speaker.md).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -32,9 +32,18 @@ struct Cli {
     /// This node's name.
     #[arg(long, env = "NODE_NAME")]
     node_name: Option<String>,
-    /// Address of /metrics, /healthz, /readyz (MetalLB's speaker uses 7472).
-    #[arg(long, default_value = "0.0.0.0:7472")]
-    metrics_addr: SocketAddr,
+    /// Address of /metrics, /healthz, /readyz. Without it: `--host`, port `--metrics-port`.
+    #[arg(long)]
+    metrics_addr: Option<SocketAddr>,
+    /// The address the ops port binds when --metrics-addr is not given, MetalLB's `--host`
+    /// (its manifests set METALLB_HOST to the node's `status.hostIP`). The speaker runs in the
+    /// host's network namespace, so 0.0.0.0 would expose the port on every interface of the
+    /// node, the outside ones included; without either flag it is loopback only.
+    #[arg(long, env = "METALLB_HOST", default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// The ops port when --metrics-addr is not given (MetalLB's speaker uses 7472).
+    #[arg(long, default_value_t = 7472)]
+    metrics_port: u16,
     /// Standalone mode: write the per-Service report here (atomically replaced).
     #[arg(long)]
     status_file: Option<PathBuf>,
@@ -145,9 +154,12 @@ async fn main() -> anyhow::Result<()> {
         .context("--node-name or NODE_NAME is required")?;
     let metrics = Arc::new(Metrics::default());
     let cancel = CancellationToken::new();
-    let (addr, http) = daemon::http::serve(cli.metrics_addr, Arc::clone(&metrics), cancel.clone())
+    let ops_addr = cli
+        .metrics_addr
+        .unwrap_or(SocketAddr::new(cli.host, cli.metrics_port));
+    let (addr, http) = daemon::http::serve(ops_addr, Arc::clone(&metrics), cancel.clone())
         .await
-        .with_context(|| format!("binding {}", cli.metrics_addr))?;
+        .with_context(|| format!("binding {ops_addr}"))?;
     tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
 
     let (tx, rx) = mpsc::channel(16);
@@ -220,6 +232,17 @@ async fn main() -> anyhow::Result<()> {
                 controller: "ferrolb-speaker".into(),
                 instance: Some(cli.pod_name.clone().unwrap_or_else(|| node_name.clone())),
             };
+            // MetalLB v0.15: one ConfigurationState per speaker, `speaker-<node>`.
+            let (config_state_tx, config_state_rx) = watch::channel(None);
+            tasks.spawn(ferrolb_runtime::config_state::run_writer(
+                client.clone(),
+                cli.namespace.clone(),
+                ferrolb_runtime::config_state::Reporter::speaker(&node_name),
+                "ferrolb-speaker".into(),
+                config_state_rx,
+                cancel.clone(),
+            ));
+            reports.config_state = Some(config_state_tx);
             tasks.spawn(kube_events::run_publisher(
                 client,
                 reporter,

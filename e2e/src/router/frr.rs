@@ -113,8 +113,9 @@ fn netns_command(ns: &str, program: &str) -> Command {
 fn bgpd_conf(ns: &str, cfg: &RouterConfig) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "frr defaults traditional\nhostname {ns}\n!");
-    if !cfg.install_routes {
-        // Keep the RIB out of zebra and the kernel: the namespace only proves BGP.
+    if !cfg.install_fib {
+        // Keep the RIB out of zebra and the kernel: the namespace only proves BGP, unless the
+        // test forwards traffic through it.
         let _ = writeln!(s, "bgp no-rib\n!");
     }
     if cfg.graceful_shutdown_policy {
@@ -171,6 +172,12 @@ fn bgpd_conf(ns: &str, cfg: &RouterConfig) -> String {
             let _ = writeln!(s, "  neighbor {} activate", n.address);
             if cfg.graceful_shutdown_policy {
                 let _ = writeln!(s, "  neighbor {} route-map GSHUT-IN in", n.address);
+            }
+            if n.reflector_client {
+                let _ = writeln!(s, "  neighbor {} route-reflector-client", n.address);
+            }
+            if n.add_path_tx_all {
+                let _ = writeln!(s, "  neighbor {} addpath-tx-all-paths", n.address);
             }
         }
         if cfg.max_paths > 1 {
@@ -361,8 +368,8 @@ impl Router for Frr {
             "--log-level",
             "info",
         ]);
-        // Without -n (no_kernel) bgpd hands its best paths to zebra for the kernel.
-        if !self.base.cfg.install_routes {
+        // `-n` (no_kernel): bgpd hands zebra nothing, unless the test forwards traffic.
+        if !self.base.cfg.install_fib {
             bcmd.arg("-n");
         }
         let mut bgpd = Daemon::spawn("bgpd", bcmd, &blog)?;

@@ -323,6 +323,20 @@ pub const SPEAKER_NAMESPACE_RULES: &[Rule] = &[
         &["patch"],
         &[],
     ),
+    // `ferrolb_runtime::config_state`: this speaker's ConfigurationState (`speaker-<node>`),
+    // created or updated by server-side apply, its status likewise.
+    (
+        "metallb.io",
+        &["configurationstates"],
+        &["get", "create", "patch"],
+        &[],
+    ),
+    (
+        "metallb.io",
+        &["configurationstates/status"],
+        &["patch"],
+        &[],
+    ),
 ];
 
 fn strings(items: &[&str]) -> Vec<String> {
@@ -678,14 +692,17 @@ fn speaker(opts: &Options) -> DaemonSet {
         name: "speaker".to_owned(),
         image: Some(opts.image.clone()),
         command: Some(strings(&["/ferrolb-speaker"])),
+        // The ops port binds the node's IP (METALLB_HOST below), as MetalLB's speaker does:
+        // the pod shares the host's network namespace, where 0.0.0.0 is every interface.
         args: Some(vec![
-            format!("--metrics-addr=0.0.0.0:{METRICS_PORT}"),
+            format!("--metrics-port={METRICS_PORT}"),
             format!("--memberlist-port={MEMBERLIST_PORT}"),
             format!("--memberlist-secret-file={secret_file}"),
         ]),
         env: Some(vec![
             env_from_field("NODE_NAME", "spec.nodeName"),
             env_from_field("METALLB_NAMESPACE", "metadata.namespace"),
+            env_from_field("METALLB_HOST", "status.hostIP"),
             // The owner of the ServiceBGPStatus objects this speaker writes, so they go with it.
             env_from_field("POD_NAME", "metadata.name"),
             env_from_field("POD_UID", "metadata.uid"),
