@@ -28,6 +28,7 @@ pub mod ours;
 pub mod pcap;
 mod process;
 pub mod router;
+pub mod stream;
 mod wait;
 
 use std::path::Path;

@@ -146,6 +146,7 @@ impl Speaker {
             graceful_restart: cfg.graceful_restart,
             events: events_tx,
             routes_ready: AtomicBool::new(true),
+            restarting: AtomicBool::new(false),
             next_task_id: AtomicU64::new(0),
         });
         let mut listeners = Vec::new();
@@ -353,6 +354,20 @@ impl Speaker {
     /// every peer, so routers withdraw our routes at once; waits up to `limit` for the
     /// NOTIFICATIONs to go out.
     pub async fn shutdown(&self, message: &str, limit: Duration) {
+        self.stop_all(message, limit).await;
+    }
+
+    /// Shutdown for a restart of this process (an upgrade): where Graceful Restart was
+    /// negotiated the session closes so that the peer keeps our routes as stale for the
+    /// advertised Restart Time (a Cease other than Hard Reset when both sides set the N bit,
+    /// RFC 8538 §4; else the TCP connection closes without a NOTIFICATION, RFC 4724 §4.2);
+    /// elsewhere as [`Speaker::shutdown`]. See `fsm::restart_close`.
+    pub async fn shutdown_for_restart(&self, message: &str, limit: Duration) {
+        self.inner.shared.restarting.store(true, Ordering::Release);
+        self.stop_all(message, limit).await;
+    }
+
+    async fn stop_all(&self, message: &str, limit: Duration) {
         let notification =
             Notification::cease_with_communication(cease_subcode::ADMINISTRATIVE_SHUTDOWN, message)
                 .unwrap_or_else(|_| Notification::cease(cease_subcode::ADMINISTRATIVE_SHUTDOWN));

@@ -60,9 +60,19 @@ struct Cli {
     #[arg(long)]
     ignore_exclude_lb: bool,
     /// Set the Graceful Restart Restart State bit (RFC 4724 §4.1): we are coming back from a
-    /// restart and routers should keep our routes meanwhile.
+    /// restart and routers should keep our routes meanwhile. Without it the speaker finds out
+    /// by itself from the marker in --state-dir (see daemon::restart).
     #[arg(long)]
     graceful_restarted: bool,
+    /// Directory that outlives the speaker's Pod but not a reboot (a hostPath under /run):
+    /// SIGTERM leaves a marker here so that the next start knows it is a restart.
+    #[arg(long, default_value = daemon::restart::DEFAULT_STATE_DIR)]
+    state_dir: PathBuf,
+    /// Drain period, seconds: on a drain signal (the exclusion label, the `ferrolb.io/drain`
+    /// annotation, the cluster autoscaler's taint) the node announces its routes with
+    /// GRACEFUL_SHUTDOWN (RFC 8326) this long before withdrawing them.
+    #[arg(long, default_value_t = ferrolb_speaker::announce::drain::DEFAULT_DRAIN_PERIOD.as_secs())]
+    drain_seconds: u64,
     /// Kubernetes mode: this speaker's Pod (downward API `metadata.name`); with --pod-uid, the
     /// owner of the ServiceBGPStatus objects it writes, and the Events' reporting instance.
     #[arg(long, env = "POD_NAME")]
@@ -246,16 +256,28 @@ async fn main() -> anyhow::Result<()> {
         }
     }
 
-    let (advertiser, backend) = BgpBackend::start(
-        Arc::clone(&metrics),
-        BgpBackendOptions {
-            restarted: cli.graceful_restarted,
-        },
-    );
+    let restarted = cli.graceful_restarted
+        || daemon::restart::take_marker(
+            &cli.state_dir,
+            &node_name,
+            std::time::SystemTime::now(),
+            std::time::Duration::from_secs(u64::from(
+                ferrolb_speaker::backend::bgp::GR_RESTART_TIME,
+            )),
+        );
+    if restarted {
+        tracing::info!(
+            forced = cli.graceful_restarted,
+            "restart: Graceful Restart peers get the Restart State and Forwarding State bits"
+        );
+    }
+    let (advertiser, backend) =
+        BgpBackend::start(Arc::clone(&metrics), BgpBackendOptions { restarted });
     let opts = SpeakerOptions {
         node_name: node_name.clone(),
         ignore_exclude_lb: cli.ignore_exclude_lb,
         load_balancer_class: cli.lb_class.clone(),
+        draining: false,
     };
     let l2_settings = daemon::l2::L2Settings {
         memberlist_port: cli.memberlist_port,
@@ -263,6 +285,9 @@ async fn main() -> anyhow::Result<()> {
         memberlist_secret_file: cli.memberlist_secret_file.clone(),
         ..Default::default()
     };
+    let bgp_wake = wake_tx.clone();
+    let l2_wake = wake_tx.clone();
+    let drain_period = std::time::Duration::from_secs(cli.drain_seconds);
     let (l2, l2_running) = daemon::l2::start(
         &l2_settings,
         opts.clone(),
@@ -275,9 +300,15 @@ async fn main() -> anyhow::Result<()> {
     }
     // Every protocol the speaker announces with; the loop knows none of them.
     let mut reconciler = Reconciler::new(opts.clone(), Arc::clone(&metrics))
-        .with_protocol(BgpProtocol::new(opts, advertiser).with_metrics(Arc::clone(&metrics)))
-        .with_protocol(l2);
+        .with_protocol(
+            BgpProtocol::new(opts, advertiser)
+                .with_metrics(Arc::clone(&metrics))
+                .with_drain(drain_period, bgp_wake),
+        )
+        .with_protocol(l2.with_drain(drain_period, l2_wake));
 
+    // SIGTERM and SIGINT mean "stopped, and started again" (a rolling update, a Pod replaced):
+    // a speaker taken out of service for good is drained first (the node's drain signal).
     let signals = {
         let cancel = cancel.clone();
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -300,7 +331,13 @@ async fn main() -> anyhow::Result<()> {
     )
     .await;
     cancel.cancel();
-    backend.shutdown().await;
+    // Before the sessions close: a speaker started again right after finds the marker.
+    if let Err(error) =
+        daemon::restart::write_marker(&cli.state_dir, &node_name, std::time::SystemTime::now())
+    {
+        tracing::warn!(%error, "the next start will not know it is a restart");
+    }
+    backend.shutdown_for_restart().await;
     l2_running.shutdown().await;
     // Every task ends on `cancel`; a panic in one is reported, not re-raised.
     while let Some(done) = tasks.join_next().await {

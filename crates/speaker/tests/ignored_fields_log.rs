@@ -65,6 +65,8 @@ fn speaker_warns_once_per_configuration_change_about_ignored_fields() {
         .args(["--poll-ms", "50"])
         .arg("--status-file")
         .arg(dir.path().join("status.yaml"))
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
         .env("RUST_LOG", "info");
     let (_daemon, rx) = spawn_logged(cmd, "daemon");
 

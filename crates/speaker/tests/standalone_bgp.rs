@@ -91,6 +91,9 @@ fn spawn_daemon_with(dir: &Path, status: &Path, ops_args: &[&str]) -> Daemon {
         .env_remove("METALLB_HOST")
         .arg("--status-file")
         .arg(status)
+        // The restart marker goes next to the status file, not into the host's /run.
+        .arg("--state-dir")
+        .arg(status.with_extension("state"))
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
         .spawn()

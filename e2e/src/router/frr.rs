@@ -113,10 +113,19 @@ fn netns_command(ns: &str, program: &str) -> Command {
 fn bgpd_conf(ns: &str, cfg: &RouterConfig) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "frr defaults traditional\nhostname {ns}\n!");
-    // Keep the RIB out of zebra and the kernel: the namespace only proves BGP, unless the
-    // test forwards traffic through it.
     if !cfg.install_fib {
+        // Keep the RIB out of zebra and the kernel: the namespace only proves BGP, unless the
+        // test forwards traffic through it.
         let _ = writeln!(s, "bgp no-rib\n!");
+    }
+    if cfg.graceful_shutdown_policy {
+        // RFC 8326 §4.2: lower the preference of paths marked GRACEFUL_SHUTDOWN.
+        let _ = writeln!(
+            s,
+            "bgp community-list standard GSHUT permit graceful-shutdown\n\
+             route-map GSHUT-IN permit 10\n match community GSHUT\n set local-preference 0\n\
+             route-map GSHUT-IN permit 20\n!"
+        );
     }
     let _ = writeln!(s, "router bgp {}", cfg.local_as);
     let _ = writeln!(s, " bgp router-id {}", cfg.router_id);
@@ -161,6 +170,9 @@ fn bgpd_conf(ns: &str, cfg: &RouterConfig) -> String {
         let _ = writeln!(s, " !\n address-family {name} unicast");
         for n in cfg.neighbors.iter().filter(|n| n.families.contains(&af)) {
             let _ = writeln!(s, "  neighbor {} activate", n.address);
+            if cfg.graceful_shutdown_policy {
+                let _ = writeln!(s, "  neighbor {} route-map GSHUT-IN in", n.address);
+            }
             if n.reflector_client {
                 let _ = writeln!(s, "  neighbor {} route-reflector-client", n.address);
             }

@@ -250,9 +250,12 @@ pub struct RouterConfig {
     /// Routes announced from the start (ExaBGP only; the others ignore it).
     pub announce: Vec<Announcement>,
     /// FRR only: install the selected routes in zebra and the namespace's kernel FIB
-    /// (`show ip route`, forwarding), instead of keeping them in bgpd (`bgp no-rib`).
-    /// Off by default.
+    /// (`show ip route`, forwarding to the VIPs), instead of keeping them in bgpd
+    /// (`bgp no-rib`). Off by default, since most tests only read BGP.
     pub install_fib: bool,
+    /// FRR only: the RFC 8326 §4.2 receiver policy: paths carrying
+    /// GRACEFUL_SHUTDOWN (65535:0) get LOCAL_PREF 0 on the way in.
+    pub graceful_shutdown_policy: bool,
 }
 
 impl RouterConfig {
@@ -267,6 +270,7 @@ impl RouterConfig {
             max_paths: 8,
             announce: Vec::new(),
             install_fib: false,
+            graceful_shutdown_policy: false,
         }
     }
 

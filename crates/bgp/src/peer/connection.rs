@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -180,11 +181,22 @@ impl Driver {
             }
             Interrupted::Stop(n) => {
                 self.stopping = true;
-                Event::ManualStop(n.unwrap_or_else(|| {
-                    Notification::cease(crate::wire::error::cease_subcode::PEER_DECONFIGURED)
-                }))
+                self.stop_event(n)
             }
             Interrupted::Reset(n) => Event::AutomaticStop(n),
+        }
+    }
+
+    /// The FSM event of a stop request (`None`: the speaker dropped the handle, which counts
+    /// as Peer De-configured): a restart stop while the speaker shuts down for a restart.
+    pub(super) fn stop_event(&self, n: Option<Notification>) -> Event {
+        let n = n.unwrap_or_else(|| {
+            Notification::cease(crate::wire::error::cease_subcode::PEER_DECONFIGURED)
+        });
+        if self.shared.restarting.load(Ordering::Acquire) {
+            Event::RestartStop(n)
+        } else {
+            Event::ManualStop(n)
         }
     }
 
@@ -245,11 +257,14 @@ impl Driver {
             // forwarding to the VIPs while this process restarts.
             let restarted = self.restarted;
             caps.push(Capability::GracefulRestart(GracefulRestart {
-                restart_flags: if restarted {
-                    GracefulRestart::RESTART_STATE
-                } else {
-                    0
-                },
+                // RFC 8538 §2: N, so a NOTIFICATION other than Hard Reset keeps our routes
+                // at the peer (the restart stop's Cease, see fsm::restart_close).
+                restart_flags: GracefulRestart::NOTIFICATION
+                    | if restarted {
+                        GracefulRestart::RESTART_STATE
+                    } else {
+                        0
+                    },
                 restart_time: gr.restart_time.min(4095),
                 families: self
                     .families()

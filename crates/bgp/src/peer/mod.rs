@@ -132,6 +132,9 @@ pub(crate) struct Shared {
     pub events: mpsc::Sender<SpeakerEvent>,
     /// False between `Speaker::defer_routes` and the next `set_routes`.
     pub routes_ready: AtomicBool,
+    /// Set by `Speaker::shutdown_for_restart`: stops are [`Event::RestartStop`], which keep
+    /// Graceful Restart where both sides support it.
+    pub restarting: AtomicBool,
     /// The next [`PeerTask::id`].
     pub next_task_id: AtomicU64,
 }
@@ -417,9 +420,7 @@ impl Driver {
             let event = tokio::select! {
                 n = self.stop.recv() => {
                     self.stopping = true;
-                    Event::ManualStop(n.unwrap_or_else(|| Notification::cease(
-                        crate::wire::error::cease_subcode::PEER_DECONFIGURED,
-                    )))
+                    self.stop_event(n)
                 }
                 Some(n) = self.reset.recv() => Event::AutomaticStop(n),
                 frame = next_frame(&mut self.conn) => {

@@ -122,6 +122,10 @@ pub struct Node {
     pub network_unavailable: bool,
     /// `status.addresses` of type `InternalIP`, sorted.
     pub internal_addresses: Vec<IpAddr>,
+    /// The annotation `ferrolb.io/drain: "true"` or the cluster autoscaler's
+    /// `ToBeDeletedByClusterAutoscaler` taint: drain the node (see [`crate::announce::drain`];
+    /// the exclusion label is a drain signal too, read from `labels`).
+    pub drain_requested: bool,
 }
 
 impl Node {
@@ -134,6 +138,7 @@ impl Node {
             unschedulable: false,
             network_unavailable: false,
             internal_addresses: Vec::new(),
+            drain_requested: false,
         }
     }
 

@@ -7,6 +7,8 @@
 //!        ├─ per Speaker: event task ──▶ Metrics (session up, prefixes, UPDATEs) + logs
 //!        └─ BfdCoupling (backend/bfd.rs): a BFD session per peer with a bfdProfile
 //!  BgpBackend::shutdown ──cancel──▶ backend task: Cease 6/2 to every peer (RFC 4486 §4)
+//!  BgpBackend::shutdown_for_restart: the same, but sessions with Graceful Restart close so
+//!      the routers keep our routes (crates/bgp `Speaker::shutdown_for_restart`)
 //! ```
 //!
 //! One crates/bgp `Speaker` per peer because BGPPeers may differ in `myASN`, `routerID` and
@@ -17,6 +19,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -68,6 +71,7 @@ impl Advertiser for BgpAdvertiser {
 #[derive(Debug)]
 pub struct BgpBackend {
     cancel: CancellationToken,
+    restart: Arc<AtomicBool>,
     task: JoinHandle<()>,
 }
 
@@ -76,8 +80,31 @@ impl BgpBackend {
     pub fn start(metrics: Arc<Metrics>, opts: BgpBackendOptions) -> (BgpAdvertiser, BgpBackend) {
         let (tx, rx) = watch::channel(Arc::new(BgpDesired::default()));
         let cancel = CancellationToken::new();
-        let task = tokio::spawn(backend_task(rx, metrics, opts, cancel.clone()));
-        (BgpAdvertiser { tx }, BgpBackend { cancel, task })
+        let restart = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn(backend_task(
+            rx,
+            metrics,
+            opts,
+            cancel.clone(),
+            Arc::clone(&restart),
+        ));
+        (
+            BgpAdvertiser { tx },
+            BgpBackend {
+                cancel,
+                restart,
+                task,
+            },
+        )
+    }
+
+    /// Shutdown before this process is started again (SIGTERM: an upgrade, a Pod replaced):
+    /// sessions with Graceful Restart close so that the routers keep our routes as stale
+    /// until the next speaker re-announces them (RFC 4724 §4.2, RFC 8538 §4); the others get
+    /// the Cease of [`BgpBackend::shutdown`].
+    pub async fn shutdown_for_restart(self) {
+        self.restart.store(true, Ordering::Release);
+        self.shutdown().await;
     }
 
     /// Graceful shutdown: Cease / Administrative Shutdown (6/2, RFC 4486 §4; RFC 9003 text) to
@@ -155,6 +182,7 @@ async fn backend_task(
     metrics: Arc<Metrics>,
     opts: BgpBackendOptions,
     cancel: CancellationToken,
+    restart: Arc<AtomicBool>,
 ) {
     let mut sessions: BTreeMap<String, Session> = BTreeMap::new();
     let bfd = BfdCoupling::new(&metrics);
@@ -173,10 +201,16 @@ async fn backend_task(
     }
     // RFC 4486 §4 Administrative Shutdown, so routers withdraw at once instead of waiting for
     // the hold timer.
+    let restart = restart.load(Ordering::Acquire);
     let stops = sessions.into_values().map(|s| async move {
-        s.speaker
-            .shutdown("ferrolb-speaker shutting down", SHUTDOWN_LIMIT)
-            .await;
+        let message = "ferrolb-speaker shutting down";
+        if restart {
+            s.speaker
+                .shutdown_for_restart(message, SHUTDOWN_LIMIT)
+                .await;
+        } else {
+            s.speaker.shutdown(message, SHUTDOWN_LIMIT).await;
+        }
         s.events.abort();
     });
     futures::future::join_all(stops).await;

@@ -22,6 +22,7 @@ pub mod kube_events;
 pub mod kube_status;
 pub mod l2;
 pub mod reconcile;
+pub mod restart;
 pub mod standalone;
 pub mod status;
 

@@ -5,20 +5,24 @@
 //! Service to, or why not (status file section `services`, ServiceBGPStatus objects).
 
 use std::any::Any;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use ferrolb_api::model::Config;
 use serde_json::{json, Value};
 
-use super::{log_reports, DesiredStatuses, Protocol};
+use super::{log_reports, DesiredStatuses, DrainWatch, Protocol};
 use crate::advertiser::Advertiser;
 use crate::announce::bgp::{
     announced_weight, BgpAnnouncer, BgpDesired, RouteConflict, ServiceStatus, VipStatus,
 };
 use crate::announce::change::ChangeSet;
+use crate::announce::drain::{self, DrainPhase};
 use crate::announce::input::{Cluster, ServiceKey};
 use crate::announce::SpeakerOptions;
+use crate::channels::Wake;
 use crate::metrics::{L2Announced, Metrics};
 
 /// [`Protocol::name`] of BGP.
@@ -34,6 +38,8 @@ pub struct BgpProtocol<A: Advertiser<Desired = BgpDesired>> {
     logged_conflicts: BTreeSet<RouteConflict>,
     /// Where `metallb_speaker_announced{protocol="bgp"}` goes (none in unit tests).
     metrics: Option<Arc<Metrics>>,
+    /// This node's drain (announce::drain).
+    drain: DrainWatch,
     /// The weighted-ECMP weights last exported, per (peer address, prefix), so each change is
     /// logged once.
     logged_weights: BTreeMap<(String, String), f64>,
@@ -60,6 +66,7 @@ impl<A: Advertiser<Desired = BgpDesired>> BgpProtocol<A> {
             applied: None,
             logged_conflicts: BTreeSet::new(),
             metrics: None,
+            drain: DrainWatch::new(NAME),
             logged_weights: BTreeMap::new(),
             weights_set: false,
         }
@@ -98,6 +105,17 @@ impl<A: Advertiser<Desired = BgpDesired>> BgpProtocol<A> {
     pub fn applied(&self) -> Option<&BgpDesired> {
         self.applied.as_ref()
     }
+
+    /// Drains take `period`, and `wake` gets a [`Wake`] for this protocol when one ends.
+    pub fn with_drain(mut self, period: Duration, wake: tokio::sync::mpsc::Sender<Wake>) -> Self {
+        self.drain.set(period, wake);
+        self
+    }
+
+    /// The drain phase at the last update.
+    pub fn drain_phase(&self) -> DrainPhase {
+        self.drain.phase()
+    }
 }
 
 impl<A: Advertiser<Desired = BgpDesired> + 'static> Protocol for BgpProtocol<A> {
@@ -111,6 +129,17 @@ impl<A: Advertiser<Desired = BgpDesired> + 'static> Protocol for BgpProtocol<A> 
         cluster: &Cluster,
         changes: &ChangeSet,
     ) -> Vec<ServiceKey> {
+        let all = ChangeSet::all();
+        let changes = match self.drain.observe(cluster, &self.opts) {
+            Some(draining) => {
+                self.announcer = BgpAnnouncer::new(SpeakerOptions {
+                    draining,
+                    ..self.opts.clone()
+                });
+                &all
+            }
+            None => changes,
+        };
         let changed = self.announcer.update(config, cluster, changes);
         let conflicts = self.announcer.conflicts();
         if *conflicts != self.logged_conflicts {
@@ -122,7 +151,13 @@ impl<A: Advertiser<Desired = BgpDesired> + 'static> Protocol for BgpProtocol<A> 
         }
         // Cheap when nothing changed: the peers' route maps are shared `Arc`s, compared by
         // pointer first.
-        let desired = self.announcer.desired();
+        let desired = match self.drain.phase() {
+            DrainPhase::Draining { .. } => {
+                Cow::Owned(drain::gracefully_shut(self.announcer.desired()))
+            }
+            _ => Cow::Borrowed(self.announcer.desired()),
+        };
+        let desired = desired.as_ref();
         if self.applied.as_ref() != Some(desired) {
             match self.advertiser.set_desired(desired.clone()) {
                 Ok(()) => self.applied = Some(desired.clone()),
