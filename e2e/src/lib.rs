@@ -10,7 +10,10 @@
 //!
 //! Our own daemons start through [`ours::FlbCommand`] (in a namespace or on
 //! loopback, killed on drop, their log awaited with [`Daemon::wait_log`]);
-//! the Kubernetes objects tests write come from [`fixture`].
+//! the Kubernetes objects tests write come from [`fixture`]. Daemons run
+//! on loopback with their log piped back as events use [`logged`]; their
+//! ops port and process are probed with [`ops`]. What our encoders write is
+//! decoded independently by tshark through [`pcap`].
 //!
 //! Tests that need root or a daemon call [`require_root_and`] first and
 //! return early (loudly) when it says no. See `docs/e2e.md`.
@@ -18,10 +21,14 @@
 pub mod apiserver;
 mod error;
 pub mod fixture;
+pub mod logged;
 mod netns;
+pub mod ops;
 pub mod ours;
+pub mod pcap;
 mod process;
 pub mod router;
+pub mod stream;
 mod wait;
 
 use std::path::Path;

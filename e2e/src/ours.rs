@@ -98,18 +98,25 @@ impl FlbCommand {
 
     /// `ferrolb-speaker` in standalone mode: reads `conf_dir` every 50 ms,
     /// metrics on a free loopback port ([`Daemon::metrics_addr`]).
+    /// The restart marker (`--state-dir`) lives in `<conf_dir>.state`, so a test's
+    /// speakers never read one another's or the host's `/run/ferrolb`.
     pub fn speaker_standalone(self, conf_dir: &Path, node: &str) -> FlbCommand {
         self.arg("--config-dir")
             .arg(conf_dir)
+            .arg("--state-dir")
+            .arg(conf_dir.with_extension("state"))
             .args(["--node-name", node, "--poll-ms", "50"])
             .args(["--metrics-addr", "127.0.0.1:0"])
     }
 
     /// `ferrolb-speaker` in Kubernetes mode against `kubeconfig`, reading
     /// its configuration from `namespace`; metrics on a free loopback port.
+    /// The restart marker (`--state-dir`) lives next to the kubeconfig.
     pub fn speaker_kube(self, kubeconfig: &Path, node: &str, namespace: &str) -> FlbCommand {
         self.arg("--kubeconfig")
             .arg(kubeconfig)
+            .arg("--state-dir")
+            .arg(kubeconfig.with_file_name("speaker-state"))
             .args(["--node-name", node, "--namespace", namespace])
             .args(["--metrics-addr", "127.0.0.1:0"])
     }

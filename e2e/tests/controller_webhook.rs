@@ -149,18 +149,36 @@ fn pool_review(name: &str, cidr: &str) -> Value {
     })
 }
 
-const PATH: &str = "/validate-metallb-io-v1beta1-ipaddresspool";
-
-#[test]
-fn cert_rotation_sets_the_ca_bundle_and_the_webhook_answers_over_tls() {
-    let Ok(_) = workspace_bin("ferrolb-controller").map_err(|e| eprintln!("SKIPPED: {e}")) else {
-        return;
-    };
+/// The API-server double holding [`FIXTURES`] and a directory with its `kubeconfig`; `None`
+/// (said loudly) when the controller binary is not built.
+fn api_with_fixtures() -> Option<(ApiServer, tempfile::TempDir)> {
+    if let Err(e) = workspace_bin("ferrolb-controller") {
+        eprintln!("SKIPPED: {e}");
+        return None;
+    }
     let api = ApiServer::start().expect("start the API-server double");
     let dir = tempfile::tempdir().expect("tempdir");
     api.write_kubeconfig(&dir.path().join("kubeconfig"))
         .expect("kubeconfig");
     api.apply_yaml(FIXTURES).expect("fixtures");
+    Some((api, dir))
+}
+
+const PATH: &str = "/validate-metallb-io-v1beta1-ipaddresspool";
+
+/// The webhook's review of pool `name` at `cidr` once it decides: `None` while it answers
+/// nothing or a 503 review (configuration or certificate not loaded yet).
+fn decision(c: &Controller, ca: &str, name: &str, cidr: &str) -> Option<Value> {
+    post(c.webhook_port, ca, PATH, &pool_review(name, cidr))
+        .ok()
+        .filter(|v| v["response"]["status"]["code"] != 503)
+}
+
+#[test]
+fn cert_rotation_sets_the_ca_bundle_and_the_webhook_answers_over_tls() {
+    let Some((api, dir)) = api_with_fixtures() else {
+        return;
+    };
     api.apply(shipped_vwc());
     let a = start(dir.path(), "ctl-a");
 
@@ -196,14 +214,7 @@ fn cert_rotation_sets_the_ca_bundle_and_the_webhook_answers_over_tls() {
     // Served with that CA, judged against the watched pool `lab`. Until the configuration is
     // read (and the certificate loaded) the answer may be a 503 review or no TLS yet.
     let denied = wait_for(T, "an admission decision over TLS", || {
-        post(
-            a.webhook_port,
-            &ca,
-            PATH,
-            &pool_review("second", "192.0.2.4/30"),
-        )
-        .ok()
-        .filter(|v| v["response"]["status"]["code"] != 503)
+        decision(&a, &ca, "second", "192.0.2.4/30")
     });
     assert_eq!(denied["response"]["uid"], "uid-second");
     assert_eq!(denied["response"]["allowed"], false, "{denied}");
@@ -226,14 +237,7 @@ fn cert_rotation_sets_the_ca_bundle_and_the_webhook_answers_over_tls() {
     let rv = secret["metadata"]["resourceVersion"].clone();
     let b = start(dir.path(), "ctl-b");
     let from_b = wait_for(T, "the second replica's webhook", || {
-        post(
-            b.webhook_port,
-            &ca,
-            PATH,
-            &pool_review("fourth", "198.51.100.0/24"),
-        )
-        .ok()
-        .filter(|v| v["response"]["status"]["code"] != 503)
+        decision(&b, &ca, "fourth", "198.51.100.0/24")
     });
     assert_eq!(from_b["response"]["allowed"], true, "{from_b}");
     let now = api.get("v1", "Secret", Some(NS), SECRET).expect("Secret");
@@ -245,14 +249,9 @@ fn cert_rotation_sets_the_ca_bundle_and_the_webhook_answers_over_tls() {
 
 #[test]
 fn configuration_state_and_pool_status_are_written_by_the_leader() {
-    let Ok(_) = workspace_bin("ferrolb-controller").map_err(|e| eprintln!("SKIPPED: {e}")) else {
+    let Some((api, dir)) = api_with_fixtures() else {
         return;
     };
-    let api = ApiServer::start().expect("start the API-server double");
-    let dir = tempfile::tempdir().expect("tempdir");
-    api.write_kubeconfig(&dir.path().join("kubeconfig"))
-        .expect("kubeconfig");
-    api.apply_yaml(FIXTURES).expect("fixtures");
     let _c = start(dir.path(), "ctl-a");
 
     let state = api

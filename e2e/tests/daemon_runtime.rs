@@ -17,14 +17,15 @@
 //! Needs the workspace binaries (`cargo build -p ferrolb-controller -p ferrolb-speaker`);
 //! skips loudly without them. No root, loopback only.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use ferrolb_e2e::apiserver::ApiServer;
+use ferrolb_e2e::logged::{spawn_logged, write_atomic};
+use ferrolb_e2e::ops::{flood, http_get, metric, open_fds, rss_kb};
 use ferrolb_e2e::{wait_for, workspace_bin};
 use serde_json::Value;
 
@@ -33,15 +34,18 @@ const LIMIT: Duration = Duration::from_secs(30);
 /// The log target of every configuration line of both daemons.
 const TARGET: &str = "ferrolb_runtime::config:";
 
-/// Kills a daemon if a test fails half-way.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+/// The speaker's arguments after `--config-dir DIR`: node-a, ops port and memberlist on
+/// ephemeral loopback ports, a fast poll.
+const SPEAKER_ARGS: [&str; 8] = [
+    "--node-name",
+    "node-a",
+    "--metrics-addr",
+    "127.0.0.1:0",
+    "--memberlist-port",
+    "0",
+    "--poll-ms",
+    "50",
+];
 
 fn bins() -> Option<(PathBuf, PathBuf)> {
     match (
@@ -82,34 +86,6 @@ metadata: {name: router, namespace: metallb-system}
 spec: {myASN: 64500, peerASN: 64512, peerAddress: 127.0.0.1, peerPort: 9, vrf: red}
 "#;
 
-/// Writes via a hidden temporary and a rename, so a watcher never reads half a file.
-fn write(dir: &Path, name: &str, text: &str) {
-    let tmp = dir.join(format!(".{name}.tmp"));
-    std::fs::write(&tmp, text).expect("write temporary");
-    std::fs::rename(&tmp, dir.join(name)).expect("rename");
-}
-
-/// Spawns `cmd` with stderr piped; its lines arrive on the receiver.
-fn spawn_logged(mut cmd: Command, name: &'static str) -> (Daemon, Receiver<String>) {
-    let mut child = cmd
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
-    let stderr = child.stderr.take().expect("piped");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            eprintln!("{name}: {line}");
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    (Daemon(child), rx)
-}
-
 /// The configuration lines (without their timestamp) until `count` lines containing `until`
 /// have been seen, or panics after [`LIMIT`].
 fn config_lines(rx: &Receiver<String>, until: &str, count: usize) -> Vec<String> {
@@ -146,7 +122,7 @@ fn standalone_daemons_log_the_same_configuration_lines() {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
-    write(dir.path(), "config.yaml", BAD);
+    write_atomic(dir.path(), "config.yaml", BAD);
 
     let mut c = Command::new(controller);
     c.arg("--config-dir")
@@ -154,16 +130,7 @@ fn standalone_daemons_log_the_same_configuration_lines() {
         .args(["--poll-ms", "50", "--log-level", "info"]);
     let (_c, c_rx) = spawn_logged(c, "controller");
     let mut s = Command::new(speaker);
-    s.arg("--config-dir").arg(dir.path()).args([
-        "--node-name",
-        "node-a",
-        "--metrics-addr",
-        "127.0.0.1:0",
-        "--memberlist-port",
-        "0",
-        "--poll-ms",
-        "50",
-    ]);
+    s.arg("--config-dir").arg(dir.path()).args(SPEAKER_ARGS);
     s.env("RUST_LOG", "info");
     let (_s, s_rx) = spawn_logged(s, "speaker");
 
@@ -186,7 +153,7 @@ fn standalone_daemons_log_the_same_configuration_lines() {
     );
 
     // 2. A good configuration with ignored fields: the same WARN and INFO lines.
-    write(dir.path(), "config.yaml", GOOD);
+    write_atomic(dir.path(), "config.yaml", GOOD);
     let c_good = config_lines(&c_rx, "configuration put in force", 1);
     let s_good = config_lines(&s_rx, "configuration put in force", 1);
     assert_eq!(c_good, s_good, "the acceptance is logged alike");
@@ -321,38 +288,6 @@ const CAP: usize = 256;
 /// RSS allowed above the level before the flood.
 const RSS_SLACK_KB: u64 = 2 * 1024;
 
-/// One GET; `None` when the connection is refused, closed unanswered or times out.
-fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-        .ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    text.starts_with("HTTP/1.1 200").then_some(text)
-}
-
-fn rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .expect("status")
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
-}
-
-fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
-
-fn metric(text: &str, name: &str) -> Option<u64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
-}
-
 /// This process's soft open-files limit, from `/proc/self/limits`.
 fn own_nofile() -> u64 {
     std::fs::read_to_string("/proc/self/limits")
@@ -384,7 +319,7 @@ fn the_speaker_ops_port_survives_a_bounded_flood() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("config");
     std::fs::create_dir(&config).expect("config dir");
-    write(&config, "pool.yaml", &pool_yaml("192.0.2.0/28"));
+    write_atomic(&config, "pool.yaml", &pool_yaml("192.0.2.0/28"));
     // `ulimit -n` in sh sets the soft and the hard limit; `exec` keeps the PID for /proc.
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
@@ -392,16 +327,7 @@ fn the_speaker_ops_port_survives_a_bounded_flood() {
         .arg(speaker)
         .arg("--config-dir")
         .arg(&config)
-        .args([
-            "--node-name",
-            "node-a",
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--memberlist-port",
-            "0",
-            "--poll-ms",
-            "50",
-        ]);
+        .args(SPEAKER_ARGS);
     cmd.env("RUST_LOG", "info");
     let (daemon, rx) = spawn_logged(cmd, "speaker");
     let pid = daemon.0.id();
@@ -432,18 +358,7 @@ fn the_speaker_ops_port_survives_a_bounded_flood() {
     let fds_before = open_fds(pid);
 
     let flood_deadline = Instant::now() + LIMIT;
-    let mut held = Vec::with_capacity(FLOOD);
-    for i in 0..FLOOD {
-        if Instant::now() >= flood_deadline {
-            break;
-        }
-        if let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
-            if i % 2 == 1 {
-                let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n");
-            }
-            held.push(s);
-        }
-    }
+    let held = flood(addr, FLOOD, flood_deadline);
     eprintln!("flood: {} of {FLOOD} connections held", held.len());
     assert!(
         held.len() > CAP * 2,
@@ -460,7 +375,7 @@ fn the_speaker_ops_port_survives_a_bounded_flood() {
         "the flood holds at most the cap: {fds_during} open, {fds_before} before"
     );
     // The configuration source is still readable: a change is put in force.
-    write(&config, "pool.yaml", &pool_yaml("192.0.2.16/28"));
+    write_atomic(&config, "pool.yaml", &pool_yaml("192.0.2.16/28"));
     let reloaded = config_lines(&rx, "configuration put in force", 1);
     assert!(
         reloaded.iter().any(|l| l.ends_with("generation=2")),

@@ -22,10 +22,12 @@
 //! first packet at the new owner is the failover time. Then the client's neighbour entry must
 //! hold the new owner's MAC (moved by the gratuitous ARP: the kernel does not re-resolve a
 //! REACHABLE entry on its own), and the killed speaker is restarted and takes the VIP back.
+//! Before the trials, MetalLB's per-IP Layer 2 counters (`metallb_layer2_*{ip}`) are read from
+//! each speaker's `/metrics`: the owner counts the requests it answered, the others have none.
 //! Timings are printed, never asserted; the 20-trial measurement is `#[ignore]`d
 //! (`cargo test -p ferrolb-e2e --test l2_failover -- --ignored --nocapture`).
 //!
-//! Skips loudly without root, arping, ndisc6, tshark, python3 (the listeners) or the
+//! Skips loudly without root, arping, ndisc6, tshark, python3 (the listeners), curl or the
 //! `ferrolb-speaker` binary (`cargo build -p ferrolb-speaker`).
 
 use std::collections::BTreeMap;
@@ -127,7 +129,7 @@ struct Lab {
 
 impl Lab {
     fn start() -> Option<Lab> {
-        if !require_root_and(&["arping", "ndisc6", "tshark", "python3", "ping"]) {
+        if !require_root_and(&["arping", "ndisc6", "tshark", "python3", "ping", "curl"]) {
             return None;
         }
         let bin = FlbCommand::find("ferrolb-speaker")?;
@@ -316,6 +318,61 @@ impl Lab {
         );
     }
 
+    /// `node`'s `/metrics`, fetched inside its namespace (the speaker listens on its loopback).
+    fn metrics(&self, node: &str) -> String {
+        let n = self.node(node);
+        let addr = n
+            .speaker
+            .as_ref()
+            .expect("speaker running")
+            .metrics_addr(CONVERGE)
+            .expect("metrics address logged");
+        let out =
+            n.ns.exec(&[
+                "curl",
+                "-sS",
+                "--max-time",
+                "5",
+                &format!("http://{addr}/metrics"),
+            ])
+            .expect("curl /metrics");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// MetalLB's per-IP Layer 2 counters after the steady-state checks (which sent ARP
+    /// requests until one answer came): the owner counts the requests it answered and its
+    /// gratuitous ARPs for the VIP; the other nodes have no series for it (they do not own it).
+    fn check_layer2_counters(&self) {
+        let value = |text: &str, family: &str| -> Option<u64> {
+            let prefix = format!("{family}{{ip=\"{VIP4}\"}} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(prefix.as_str()))
+                .and_then(|v| v.trim().parse().ok())
+        };
+        let owner = self.metrics(OWNER4);
+        let requests = value(&owner, "metallb_layer2_requests_received");
+        let responses = value(&owner, "metallb_layer2_responses_sent");
+        assert!(requests.is_some_and(|n| n >= 1), "{owner}");
+        assert_eq!(responses, requests, "every request answered:\n{owner}");
+        assert!(
+            value(&owner, "metallb_layer2_gratuitous_sent").is_some_and(|n| n >= 1),
+            "{owner}"
+        );
+        for n in self.nodes.iter().filter(|n| n.name != OWNER4) {
+            let text = self.metrics(n.name);
+            assert!(
+                text.contains("# TYPE metallb_layer2_requests_received counter"),
+                "{text}"
+            );
+            assert_eq!(
+                value(&text, "metallb_layer2_requests_received"),
+                None,
+                "{}: {text}",
+                n.name
+            );
+        }
+    }
+
     /// Kills the owner of VIP4, returns the time from the kill to the first echo request at
     /// the new owner, checks the state during the outage, restarts the killed speaker and
     /// waits for the steady state again.
@@ -436,6 +493,7 @@ fn report(samples: &mut [Duration]) {
 fn run_trials(n: usize) {
     let Some(mut lab) = Lab::start() else { return };
     lab.check_steady();
+    lab.check_layer2_counters();
     let mut samples = Vec::new();
     for trial in 0..n {
         samples.push(lab.failover_trial(trial));

@@ -9,7 +9,8 @@
 //! The speaker peers with a `ferrolb-bgp listen` on loopback. Asserted through Prometheus's
 //! HTTP API (`/api/v1/query`, `/api/v1/alerts`): with the session up and a good configuration
 //! a Service's VIP is `metallb_speaker_announced{protocol="bgp"}` and nothing fires; stopping the peer fires `MetalLBBGPSessionDown` for the peer
-//! `127.0.0.1:<port>` (MetalLB's label format); writing a rejected configuration fires
+//! `127.0.0.1:<port>` (MetalLB's label format), whose FRR-mode message counters
+//! (`metallb_bgp_opens_sent` ...) were scraped before; writing a rejected configuration fires
 //! `MetalLBStaleConfig` for both daemons while `MetalLBConfigNotLoaded` stays quiet (the last
 //! good configuration stays in force).
 //!
@@ -256,6 +257,26 @@ fn metallb_alerts_fire_on_our_metrics() {
         let sent = query(prom, "metallb_bgp_announced_prefixes_total == 1")?;
         (announced.len() == 1 && sent.len() == 1).then_some(())
     });
+    // MetalLB's FRR-mode message counters, labelled `peer` and `vrf` as MetalLB's: one OPEN
+    // each way, KEEPALIVEs each way, our UPDATE (and End-of-RIBs) counted in the total.
+    for expr in [
+        "metallb_bgp_opens_sent == 1",
+        "metallb_bgp_opens_received == 1",
+        "metallb_bgp_keepalives_sent >= 1",
+        "metallb_bgp_keepalives_received >= 1",
+        "metallb_bgp_total_sent >= 3",
+        "metallb_bgp_total_received >= 2",
+        "metallb_bgp_notifications_sent == 0",
+        "metallb_bgp_route_refresh_sent == 0",
+        "metallb_bgp_updates_total_received >= 0",
+    ] {
+        let series = wait_for(LIMIT, expr, || {
+            let r = query(prom, expr)?;
+            (r.len() == 1).then_some(r)
+        });
+        assert_eq!(series[0]["metric"]["peer"], peer_label.as_str(), "{expr}");
+        assert_eq!(series[0]["metric"]["vrf"], "default", "{expr}");
+    }
     let alerts = firing(prom).expect("alerts answer");
     assert!(
         alerts.is_empty(),

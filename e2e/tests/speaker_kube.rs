@@ -507,6 +507,14 @@ async fn a_rejected_config_keeps_the_last_good_one_and_emits_an_event() {
         return;
     };
     let (mut lab, _speaker, metrics) = announcing_a(&bin).await;
+    // MetalLB v0.15: this speaker's ConfigurationState, `speaker-<node>`, says Valid.
+    let state = speaker_state(&lab.server, |s| s["status"]["result"] == "Valid")
+        .expect("ConfigurationState speaker-node-a Valid");
+    assert_eq!(
+        state["metadata"]["labels"]["metallb.io/component-type"],
+        "speaker"
+    );
+    assert_eq!(state["metadata"]["labels"]["metallb.io/node-name"], NODE);
 
     lab.apply(&fixture::pool("bad", &["not-an-address", "10.9.9.9/33"]).yaml());
     let events = ApiResource {
@@ -552,6 +560,14 @@ async fn a_rejected_config_keeps_the_last_good_one_and_emits_an_event() {
         "the note names field and value: {notes:?}"
     );
     await_http(metrics, "/metrics", "ferrolb_config_stale 1").await;
+    // The ConfigurationState names the newest configuration's errors.
+    let state = speaker_state(&lab.server, |s| s["status"]["result"] == "Invalid")
+        .expect("ConfigurationState speaker-node-a Invalid");
+    let summary = state["status"]["errorSummary"].as_str().unwrap_or("");
+    assert!(
+        summary.contains("not-an-address") && summary.contains("10.9.9.9/33"),
+        "{summary:?}"
+    );
 
     // The last good configuration stays in force: a new Service in its pool is announced,
     // and nothing is withdrawn on the way.
@@ -567,6 +583,24 @@ async fn a_rejected_config_keeps_the_last_good_one_and_emits_an_event() {
         .server
         .delete("metallb.io/v1beta1", "IPAddressPool", Some(NS), "bad"));
     await_http(metrics, "/metrics", "ferrolb_config_stale 0").await;
+    let state = speaker_state(&lab.server, |s| s["status"]["result"] == "Valid")
+        .expect("ConfigurationState speaker-node-a Valid again");
+    assert!(state["status"]["errorSummary"].is_null(), "{state:#}");
+}
+
+/// This speaker's ConfigurationState once `pred` holds (the double's store is watched; the
+/// wait blocks, so it runs where blocking is allowed).
+fn speaker_state(server: &ApiServer, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+    tokio::task::block_in_place(|| {
+        server.wait_for_object(
+            "metallb.io/v1beta1",
+            "ConfigurationState",
+            Some(NS),
+            &format!("speaker-{NODE}"),
+            LIMIT,
+            pred,
+        )
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

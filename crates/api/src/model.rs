@@ -142,6 +142,9 @@ pub struct BgpPeer {
     pub password: Option<String>,
     /// `spec.bfdProfile` (exists in [`Config::bfd_profiles`]).
     pub bfd_profile: Option<String>,
+    /// The BFDProfile `bfd_profile` names, resolved, so the speaker's peer settings carry
+    /// the timers: a profile edit changes the peer's settings and reaches its BFD session.
+    pub bfd: Option<BfdProfile>,
     /// `spec.enableGracefulRestart`.
     pub enable_graceful_restart: bool,
     /// Empty = every node.
@@ -204,6 +207,33 @@ pub struct BgpAdvertisement {
     pub node_selectors: Vec<LabelSelector>,
     /// Empty = every Service.
     pub service_selectors: Vec<LabelSelector>,
+    /// FerroLB's opt-in [`WEIGHTED_ECMP_ANNOTATION`]: routes carry a link bandwidth in
+    /// proportion to this node's endpoints, for weighted ECMP at the routers. `None`: plain
+    /// routes, as MetalLB sends them.
+    pub weighted_ecmp: Option<WeightedEcmp>,
+}
+
+/// `ferrolb.io/weighted-ecmp` on a BGPAdvertisement (an annotation, so MetalLB's CRD schema
+/// stays untouched): what the link bandwidth extended community of its routes is proportional
+/// to. Its only value is `endpoints`.
+pub const WEIGHTED_ECMP_ANNOTATION: &str = "ferrolb.io/weighted-ecmp";
+
+/// What a weighted route's link bandwidth follows (see [`WEIGHTED_ECMP_ANNOTATION`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum WeightedEcmp {
+    /// `endpoints`: the ready, non-terminating endpoints of the Service on this node
+    /// (`externalTrafficPolicy: Local`); the same value on every node for `Cluster`.
+    Endpoints,
+}
+
+impl WeightedEcmp {
+    /// The annotation values accepted, for error messages.
+    pub const ALLOWED: &'static str = "endpoints";
+
+    /// Parses the annotation's value; `None` when it is not one of [`Self::ALLOWED`].
+    pub fn parse(value: &str) -> Option<Self> {
+        (value == "endpoints").then_some(WeightedEcmp::Endpoints)
+    }
 }
 
 /// A validated L2Advertisement.
@@ -221,7 +251,7 @@ pub struct L2Advertisement {
     pub service_selectors: Vec<LabelSelector>,
 }
 
-/// A validated BFDProfile (accepted and referenced; BFD itself is not implemented yet).
+/// A validated BFDProfile. Unset fields stay `None`; the speaker applies MetalLB's defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BfdProfile {
     /// `metadata.name`.

@@ -23,4 +23,7 @@ mod responder;
 pub mod sys;
 pub mod wire;
 
-pub use responder::{CounterSnapshot, InterfaceState, Responder, ResponderConfig, VipsByInterface};
+pub use responder::{
+    CounterSnapshot, InterfaceState, Responder, ResponderConfig, VipCounts, VipCountsReader,
+    VipsByInterface,
+};

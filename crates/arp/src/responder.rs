@@ -8,7 +8,8 @@
 //!  supervisor task ── spawns/ends ──► interface task (one per iface with ≥ 1 VIP)
 //!        │ watch<BTreeSet<vip>> per iface    │ LinkSocket: recv → parse → decide → send
 //!        └──────────────────────────────────►│ announce timer: gratuitous ARP / unsolicited NA
-//!                                            └─► Counters (shared atomics)
+//!                                            └─► Counters (shared atomics; per VIP under a
+//!                                                lock, entries kept by set_vips)
 //! ```
 //!
 //! Dropping a watch sender ends its receiver's task, so shutdown is: drop the top sender, await
@@ -24,7 +25,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -34,7 +35,7 @@ use tracing::Instrument;
 
 use crate::link::{LinkOpener, LinkSocket, PacketLink};
 use crate::respond::{announcements, decide};
-use crate::wire::{encode_frame, parse_frame, solicited_node_address, Frame, MacAddr};
+use crate::wire::{encode_frame, parse_frame, solicited_node_address, Frame, MacAddr, NdpMessage};
 
 /// Desired state: interface name → VIPs answered on it.
 pub type VipsByInterface = BTreeMap<String, BTreeSet<IpAddr>>;
@@ -95,6 +96,11 @@ impl Default for ResponderConfig {
 /// Counters shared by all interface tasks.
 #[derive(Debug, Default)]
 struct Counters {
+    /// Per desired VIP (MetalLB's `metallb_layer2_*{ip}`): an entry per VIP of the desired
+    /// state, made and dropped by [`Responder::set_vips`] only, so the map is bounded by what
+    /// this node owns; a count for a VIP without an entry (an interface task that has not yet
+    /// seen its removal) is not kept.
+    per_vip: Mutex<BTreeMap<IpAddr, VipCounts>>,
     arp_replies: AtomicU64,
     na_replies: AtomicU64,
     announcements: AtomicU64,
@@ -142,6 +148,53 @@ fn bump(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
 
+/// The counts of one VIP, summed over the interfaces answering for it: MetalLB's Layer 2
+/// counters (`metallb_layer2_requests_received`, `_responses_sent`, `_gratuitous_sent`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VipCounts {
+    /// ARP requests and Neighbor Solicitations for the VIP that this node answers.
+    pub requests_received: u64,
+    /// Replies (ARP reply, solicited NA) sent for the VIP.
+    pub responses_sent: u64,
+    /// Gratuitous ARP / unsolicited NA frames sent for the VIP.
+    pub gratuitous_sent: u64,
+}
+
+impl Counters {
+    fn per_vip(&self) -> std::sync::MutexGuard<'_, BTreeMap<IpAddr, VipCounts>> {
+        self.per_vip.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds to `vip`'s counts, when it is desired.
+    fn count_vip(&self, vip: IpAddr, f: impl FnOnce(&mut VipCounts)) {
+        if let Some(c) = self.per_vip().get_mut(&vip) {
+            f(c);
+        }
+    }
+
+    /// Keeps an entry for exactly the VIPs of `desired`.
+    fn track_vips(&self, desired: &VipsByInterface) {
+        let wanted: BTreeSet<IpAddr> = desired.values().flatten().copied().collect();
+        let mut map = self.per_vip();
+        map.retain(|vip, _| wanted.contains(vip));
+        for vip in wanted {
+            map.entry(vip).or_default();
+        }
+    }
+}
+
+/// Reads the per-VIP counts of a [`Responder`]; cheap to clone, usable after the responder
+/// moved into a task.
+#[derive(Debug, Clone)]
+pub struct VipCountsReader(Arc<Counters>);
+
+impl VipCountsReader {
+    /// The counts of every VIP in the desired state now.
+    pub fn read(&self) -> BTreeMap<IpAddr, VipCounts> {
+        self.0.per_vip().clone()
+    }
+}
+
 /// Handle to the running responder. Takes the whole desired state, never per-VIP calls.
 #[derive(Debug)]
 pub struct Responder {
@@ -182,6 +235,7 @@ impl Responder {
     /// VIPs. Interfaces with an empty set (or absent) get no socket.
     pub fn set_vips(&self, desired: VipsByInterface) {
         let desired = desired.into_iter().filter(|(_, v)| !v.is_empty()).collect();
+        self.counters.track_vips(&desired);
         self.desired.send_if_modified(|current| {
             if *current == desired {
                 false
@@ -195,6 +249,11 @@ impl Responder {
     /// The current counters.
     pub fn counters(&self) -> CounterSnapshot {
         self.counters.snapshot()
+    }
+
+    /// The per-VIP counts, readable at any time ([`VipCounts`]).
+    pub fn vip_counts(&self) -> VipCountsReader {
+        VipCountsReader(Arc::clone(&self.counters))
     }
 
     /// The state of every interface that has VIPs, updated as tasks open sockets and apply
@@ -416,7 +475,9 @@ async fn serve<S: LinkSocket>(
             () = round_due => {
                 for (vip, left) in announce.iter_mut() {
                     for frame in announcements(*vip, mac) {
-                        send(&socket, &frame, counters, &counters.announcements);
+                        if send(&socket, &frame, counters, &counters.announcements) {
+                            counters.count_vip(*vip, |c| c.gratuitous_sent += 1);
+                        }
                     }
                     *left = left.saturating_sub(1);
                 }
@@ -449,12 +510,16 @@ fn handle_frame(
     };
     match decide(&frame, owned, mac) {
         Ok(reply) => {
-            let counter = match reply {
-                Frame::Arp { .. } => &counters.arp_replies,
-                Frame::Ndp { .. } => &counters.na_replies,
+            let (counter, vip) = match &reply {
+                Frame::Arp { arp, .. } => (&counters.arp_replies, IpAddr::V4(arp.sender_ip)),
+                Frame::Ndp { msg, .. } => (&counters.na_replies, ndp_target(msg)),
             };
+            // MetalLB counts a request once it is for a VIP it answers, then the reply if sent.
+            counters.count_vip(vip, |c| c.requests_received += 1);
             tracing::trace!(?reply, "answering");
-            send(socket, &reply, counters, counter);
+            if send(socket, &reply, counters, counter) {
+                counters.count_vip(vip, |c| c.responses_sent += 1);
+            }
         }
         Err(reason) => {
             bump(&counters.ignored);
@@ -463,14 +528,32 @@ fn handle_frame(
     }
 }
 
-fn send(socket: &impl LinkSocket, frame: &Frame, counters: &Counters, on_success: &AtomicU64) {
+/// The VIP an NA reply is about: its target (RFC 4861 §4.4).
+fn ndp_target(msg: &NdpMessage) -> IpAddr {
+    match msg {
+        NdpMessage::NeighborSolicitation(ns) => IpAddr::V6(ns.target),
+        NdpMessage::NeighborAdvertisement(na) => IpAddr::V6(na.target),
+    }
+}
+
+/// Sends `frame`; whether it went out.
+fn send(
+    socket: &impl LinkSocket,
+    frame: &Frame,
+    counters: &Counters,
+    on_success: &AtomicU64,
+) -> bool {
     // A failed send is counted and dropped rather than retried: the neighbour retransmits its
     // request (RFC 4861 §7.2.2 MAX_MULTICAST_SOLICIT), and announcements repeat anyway.
     match socket.send(&encode_frame(frame)) {
-        Ok(()) => bump(on_success),
+        Ok(()) => {
+            bump(on_success);
+            true
+        }
         Err(e) => {
             bump(&counters.send_errors);
             tracing::warn!(error = %e, "send failed");
+            false
         }
     }
 }

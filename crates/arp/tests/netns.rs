@@ -9,7 +9,7 @@
 //! Skips loudly when not root or when `ip`, `arping` or `ndisc6` is missing. Every namespace
 //! made is deleted by a `Drop` guard, on success, failure and panic alike.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
@@ -24,7 +24,7 @@ use ferrolb_arp::wire::{
     encode_frame, parse_frame, EtherType, EthernetHeader, Frame, Ipv6Header, MacAddr, NdpMessage,
     NdpOption, NeighborSolicitation,
 };
-use ferrolb_arp::{CounterSnapshot, InterfaceState, Responder, ResponderConfig};
+use ferrolb_arp::{CounterSnapshot, InterfaceState, Responder, ResponderConfig, VipCounts};
 
 /// Deletes the namespaces it names when dropped.
 struct Namespaces(Vec<String>);
@@ -196,7 +196,7 @@ fn wait_ipv6_ready(ns: &str, dev: &str) {
 struct Running {
     mac: MacAddr,
     cmds: tokio::sync::mpsc::Sender<Cmd>,
-    thread: std::thread::JoinHandle<CounterSnapshot>,
+    thread: std::thread::JoinHandle<(CounterSnapshot, BTreeMap<IpAddr, VipCounts>)>,
 }
 
 impl Running {
@@ -213,6 +213,11 @@ impl Running {
 
     /// Stops the responder and returns its final counters.
     fn stop(self) -> CounterSnapshot {
+        self.stop_with_vip_counts().0
+    }
+
+    /// Stops the responder and returns its final counters, and those per VIP.
+    fn stop_with_vip_counts(self) -> (CounterSnapshot, BTreeMap<IpAddr, VipCounts>) {
         drop(self.cmds);
         self.thread.join().expect("responder thread")
     }
@@ -253,8 +258,9 @@ fn start_responder(lab: &Lab, vips: BTreeSet<IpAddr>) -> Running {
                 let _ = reply.send(mac);
             }
             let counters = responder.counters();
+            let per_vip = responder.vip_counts().read();
             responder.shutdown().await;
-            counters
+            (counters, per_vip)
         })
     });
     let mut running = Running {
@@ -410,11 +416,30 @@ fn arping_and_ndisc6_get_exactly_one_answer_with_the_responders_mac() {
         "not from {mac}:\n{out}"
     );
 
-    let counters = responder.stop();
+    let (counters, per_vip) = responder.stop_with_vip_counts();
     assert!(counters.arp_replies >= 1, "{counters:?}");
     assert!(counters.na_replies >= 1, "{counters:?}");
     assert!(counters.announcements >= 1, "{counters:?}");
     assert_eq!(counters.dropped_bad_frame, 0, "{counters:?}");
+    // MetalLB's per-IP counters: arping's one request, answered once; the NS answered too
+    // (the client's kernel may solicit the VIP on its own as well, so at least once).
+    let v4 = per_vip
+        .get(&IpAddr::V4(lab.vip4))
+        .copied()
+        .unwrap_or_default();
+    assert_eq!(
+        (v4.requests_received, v4.responses_sent),
+        (1, 1),
+        "{per_vip:?}"
+    );
+    assert!(v4.gratuitous_sent >= 1, "{per_vip:?}");
+    let v6 = per_vip
+        .get(&IpAddr::V6(lab.vip6))
+        .copied()
+        .unwrap_or_default();
+    assert!(v6.requests_received >= 1, "{per_vip:?}");
+    assert_eq!(v6.responses_sent, v6.requests_received, "{per_vip:?}");
+    assert!(v6.gratuitous_sent >= 1, "{per_vip:?}");
 }
 
 #[test]

@@ -13,7 +13,7 @@ use ferrolb_arp::wire::{
     encode_frame, parse_frame, solicited_node_address, ArpOp, ArpPacket, EtherType, EthernetHeader,
     Frame, MacAddr, NdpMessage,
 };
-use ferrolb_arp::{InterfaceState, Responder, ResponderConfig};
+use ferrolb_arp::{InterfaceState, Responder, ResponderConfig, VipCounts};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -339,4 +339,53 @@ async fn a_failing_open_is_retried_with_doubling_back_off_and_reported() {
     assert_eq!(h.link.opens.load(Ordering::SeqCst), 3);
     assert_eq!(h.responder.counters().socket_errors, 2);
     h.responder.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn counts_are_kept_per_vip_while_it_is_desired() {
+    let config = ResponderConfig {
+        announce_count: 1,
+        ..ResponderConfig::default()
+    };
+    let mut h = Harness::new(config, 0);
+    let reader = h.responder.vip_counts();
+    h.set(&[IpAddr::V4(VIP_A)]).await;
+    // One round: a gratuitous ARP request and reply (RFC 5227 §3, RFC 5944 §4.6).
+    h.next_sent().await;
+    h.next_sent().await;
+    h.inject(arp_request(VIP_A));
+    h.inject(arp_request(VIP_B));
+    match h.next_sent().await.1 {
+        Frame::Arp { arp, .. } => assert_eq!((arp.op, arp.sender_ip), (ArpOp::REPLY, VIP_A)),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(h.quiet().await, "only VIP_A is answered");
+    let counts = reader.read();
+    assert_eq!(
+        counts.keys().copied().collect::<Vec<_>>(),
+        [IpAddr::V4(VIP_A)],
+        "no entry for a VIP not owned: {counts:?}"
+    );
+    assert_eq!(
+        counts[&IpAddr::V4(VIP_A)],
+        VipCounts {
+            requests_received: 1,
+            responses_sent: 1,
+            gratuitous_sent: 2,
+        }
+    );
+
+    // VIP_A withdrawn: its entry goes with it; VIP_B starts from zero.
+    h.set(&[IpAddr::V4(VIP_B)]).await;
+    let counts = reader.read();
+    assert!(!counts.contains_key(&IpAddr::V4(VIP_A)), "{counts:?}");
+    h.next_sent().await;
+    h.next_sent().await;
+    assert_eq!(
+        reader.read()[&IpAddr::V4(VIP_B)],
+        VipCounts {
+            gratuitous_sent: 2,
+            ..VipCounts::default()
+        }
+    );
 }

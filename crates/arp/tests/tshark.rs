@@ -3,65 +3,22 @@
 //! good. Skips loudly when tshark is missing.
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::process::Command;
 
 use ferrolb_arp::respond::{announcements, respond};
 use ferrolb_arp::wire::{
     encode_frame, solicited_node_address, ArpOp, ArpPacket, EtherType, EthernetHeader, Frame,
     Ipv6Header, MacAddr, NdpMessage, NdpOption, NeighborSolicitation,
 };
+use ferrolb_e2e::pcap;
 
 const OUR_MAC: MacAddr = MacAddr([0x02, 0xfe, 0, 0, 0, 0x01]);
 const CLIENT_MAC: MacAddr = MacAddr([0x02, 0xc1, 0, 0, 0, 0x02]);
 
-/// A classic pcap file (LINKTYPE_ETHERNET) holding `frames`, timestamps zero.
-fn pcap(frames: &[Vec<u8>]) -> Vec<u8> {
-    let mut out = Vec::new();
-    // Magic, version 2.4, thiszone, sigfigs, snaplen, LINKTYPE_ETHERNET (1); little-endian.
-    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&4u16.to_le_bytes());
-    out.extend_from_slice(&[0; 8]);
-    out.extend_from_slice(&65_535u32.to_le_bytes());
-    out.extend_from_slice(&1u32.to_le_bytes());
-    for frame in frames {
-        let len = u32::try_from(frame.len()).expect("small frame");
-        out.extend_from_slice(&[0; 8]);
-        out.extend_from_slice(&len.to_le_bytes());
-        out.extend_from_slice(&len.to_le_bytes());
-        out.extend_from_slice(frame);
-    }
-    out
-}
-
+/// The values of `fields` tshark decodes from `frames`; `None` without tshark.
 fn tshark_fields(frames: &[Frame], fields: &[&str]) -> Option<Vec<Vec<String>>> {
-    if Command::new("tshark").arg("--version").output().is_err() {
-        return None;
-    }
-    let mut file = tempfile::NamedTempFile::new().expect("temp file");
     let bytes: Vec<Vec<u8>> = frames.iter().map(encode_frame).collect();
-    file.write_all(&pcap(&bytes)).expect("write pcap");
-    let mut cmd = Command::new("tshark");
-    cmd.arg("-r")
-        .arg(file.path())
-        .args(["-T", "fields", "-E", "separator=|"]);
-    for f in fields {
-        cmd.args(["-e", f]);
-    }
-    let out = cmd.output().expect("run tshark");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| l.split('|').map(str::to_owned).collect())
-            .collect(),
-    )
+    pcap::tshark_fields(pcap::LINKTYPE_ETHERNET, &bytes, fields)
 }
 
 #[test]

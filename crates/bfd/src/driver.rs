@@ -346,7 +346,25 @@ impl BfdSession {
 
     /// The MetalLB-style counters of this session.
     pub fn counters(&self) -> Counters {
-        let c = &self.counters;
+        self.counters_reader().read()
+    }
+
+    /// A handle that reads this session's counters without borrowing the session, for a
+    /// metrics endpoint that renders while another task owns the session.
+    pub fn counters_reader(&self) -> CountersReader {
+        CountersReader(Arc::clone(&self.counters))
+    }
+}
+
+/// Reads one session's [`Counters`]; cheap to clone. After the session ends it keeps
+/// returning the last values.
+#[derive(Debug, Clone)]
+pub struct CountersReader(Arc<AtomicCounters>);
+
+impl CountersReader {
+    /// The counters now.
+    pub fn read(&self) -> Counters {
+        let c = &self.0;
         Counters {
             control_packet_input: c.input.load(Ordering::Relaxed),
             control_packet_output: c.output.load(Ordering::Relaxed),

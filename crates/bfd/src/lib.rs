@@ -18,7 +18,9 @@ pub mod profile;
 pub mod session;
 mod sys;
 
-pub use driver::{Bfd, BfdSession, Counters, DriverError, SessionConfig, SessionStatus};
+pub use driver::{
+    Bfd, BfdSession, Counters, CountersReader, DriverError, SessionConfig, SessionStatus,
+};
 pub use packet::{ControlPacket, DecodeError, Diag, State};
 pub use profile::BfdProfile;
 pub use session::{step, Action, Event, Session, SessionParams};

@@ -2,13 +2,12 @@
 //! 3784, written to a pcap and decoded by tshark (Wireshark's BFD dissector), must carry the
 //! fields we meant. Skips loudly when tshark is missing.
 
-use std::io::Write;
-use std::process::Command;
 use std::time::Duration;
 
 use ferrolb_bfd::packet::encode;
 use ferrolb_bfd::session::{step, Action, Event, Session, SessionParams};
 use ferrolb_bfd::{ControlPacket, Diag, State};
+use ferrolb_e2e::pcap;
 
 /// IPv4 (TTL 255, no options) + UDP (49152 -> 3784, checksum 0: none, allowed over IPv4)
 /// around `payload`.
@@ -34,25 +33,6 @@ fn ipv4_udp(payload: &[u8]) -> Vec<u8> {
     ip
 }
 
-/// A classic pcap (LINKTYPE_RAW, 101: packets start at the IP header).
-fn pcap(packets: &[Vec<u8>]) -> Vec<u8> {
-    let mut out = Vec::new();
-    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&4u16.to_le_bytes());
-    out.extend_from_slice(&[0; 8]);
-    out.extend_from_slice(&65_535u32.to_le_bytes());
-    out.extend_from_slice(&101u32.to_le_bytes());
-    for p in packets {
-        let len = u32::try_from(p.len()).expect("small");
-        out.extend_from_slice(&[0; 8]);
-        out.extend_from_slice(&len.to_le_bytes());
-        out.extend_from_slice(&len.to_le_bytes());
-        out.extend_from_slice(p);
-    }
-    out
-}
-
 const FIELDS: [&str; 11] = [
     "bfd.version",
     "bfd.diag",
@@ -68,7 +48,7 @@ const FIELDS: [&str; 11] = [
 ];
 
 fn tshark(packets: &[ControlPacket]) -> Option<Vec<Vec<String>>> {
-    if Command::new("tshark").arg("--version").output().is_err() {
+    if !pcap::tshark_available() {
         eprintln!("\n**********\nSKIPPED: tshark is not installed\n**********\n");
         return None;
     }
@@ -76,32 +56,7 @@ fn tshark(packets: &[ControlPacket]) -> Option<Vec<Vec<String>>> {
         .iter()
         .map(|p| ipv4_udp(&encode(p).expect("encodes")))
         .collect();
-    let dir = std::env::temp_dir().join(format!("ferrolb-bfd-tshark-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join("bfd.pcap");
-    std::fs::File::create(&path)
-        .and_then(|mut f| f.write_all(&pcap(&raw)))
-        .expect("write pcap");
-    let mut cmd = Command::new("tshark");
-    cmd.arg("-r")
-        .arg(&path)
-        .args(["-T", "fields", "-E", "separator=|"]);
-    for f in FIELDS {
-        cmd.args(["-e", f]);
-    }
-    let out = cmd.output().expect("run tshark");
-    let _ = std::fs::remove_dir_all(&dir);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| l.split('|').map(str::to_owned).collect())
-            .collect(),
-    )
+    pcap::tshark_fields(pcap::LINKTYPE_RAW, &raw, &FIELDS)
 }
 
 #[test]

@@ -28,6 +28,9 @@ pub enum EventKind {
         hold_time: u16,
         /// Negotiated families.
         families: Families,
+        /// Our end of the TCP connection (the session's source address): what a BFD session
+        /// coupled to this one must use (RFC 5881 §2) when no source address is configured.
+        local_addr: Option<IpAddr>,
     },
     /// The session left Established (or failed on the way there).
     Down {

@@ -37,8 +37,8 @@ use std::time::Duration;
 
 use crate::wire::error::{cease_subcode, fsm_subcode, open_subcode};
 use crate::wire::{
-    DecodeCtx, ErrorCode, Message, MessageError, MessageType, Notification, Open, RouteRefresh,
-    Update,
+    Capability, DecodeCtx, ErrorCode, GracefulRestart, Message, MessageError, MessageType,
+    Notification, Open, RouteRefresh, Update,
 };
 
 /// The large hold time set when the OPEN goes out (RFC 4271 §8.2.2: "suggested value ... is 4
@@ -131,6 +131,15 @@ pub enum Event {
     /// Event 2, ManualStop: carries the Cease NOTIFICATION to send (6/2 with RFC 9003 text,
     /// 6/3 when the peer was deconfigured).
     ManualStop(Notification),
+    /// Not an RFC 4271 §8.1 event: a ManualStop because this process restarts (an upgrade).
+    /// With Graceful Restart the session closes so that the peer keeps our routes as stale
+    /// (RFC 4724 §4.2, RFC 8538 §4); see [`restart_close`]. The NOTIFICATION is the one sent
+    /// when nothing can keep the routes (no Graceful Restart negotiated).
+    RestartStop(Notification),
+    /// Event 8, AutomaticStop: the local system closes the session on its own (BFD declared
+    /// the path down: Cease 6/10, RFC 9384) and the driver restarts it after its backoff,
+    /// unlike ManualStop. Carries the Cease NOTIFICATION to send.
+    AutomaticStop(Notification),
     /// Event 5, AutomaticStart_with_PassiveTcpEstablishment: the driver accepted a connection
     /// while Idle (between automatic restarts); Idle → Active, where the connection is taken.
     AutomaticStartPassive,
@@ -174,6 +183,8 @@ impl Event {
         match self {
             Event::ManualStart => "ManualStart",
             Event::ManualStop(_) => "ManualStop",
+            Event::RestartStop(_) => "ManualStop (restart)",
+            Event::AutomaticStop(_) => "AutomaticStop",
             Event::AutomaticStartPassive => "AutomaticStart_with_PassiveTcpEstablishment",
             Event::ConnectRetryTimerExpired => "ConnectRetryTimer_Expires",
             Event::HoldTimerExpired => "HoldTimer_Expires",
@@ -206,6 +217,9 @@ pub enum DownReason {
     ConnectionLost,
     /// Stopped by us (ManualStop), with the Cease sent.
     Stopped(Notification),
+    /// Stopped by us for a restart, the TCP connection closed without a NOTIFICATION so that
+    /// the peer keeps our routes (RFC 4724 §4.2; see [`RestartClose::Silent`]).
+    StoppedForRestart,
 }
 
 impl std::fmt::Display for DownReason {
@@ -223,6 +237,10 @@ impl std::fmt::Display for DownReason {
             }
             DownReason::ConnectionLost => write!(f, "connection lost"),
             DownReason::Stopped(n) => write!(f, "stopped (sent {n}{})", text(n)),
+            DownReason::StoppedForRestart => write!(
+                f,
+                "stopped for a restart (closed without a NOTIFICATION: Graceful Restart kept)"
+            ),
         }
     }
 }
@@ -300,6 +318,89 @@ fn fail_with(n: Notification, reason: DownReason) -> (State, Vec<Action>) {
     actions.extend(cancel_all());
     actions.push(Action::Down(reason));
     (State::Idle, actions)
+}
+
+/// A stop: sends `n` if any, closes, and goes Idle as [`DownReason::Stopped`], or
+/// [`DownReason::StoppedForRestart`] when the close is silent.
+fn stop_with(n: Option<Notification>) -> (State, Vec<Action>) {
+    let mut actions = Vec::new();
+    let reason = match n {
+        Some(n) => {
+            actions.push(Action::Send(Message::Notification(n.clone())));
+            DownReason::Stopped(n)
+        }
+        None => DownReason::StoppedForRestart,
+    };
+    actions.push(Action::Close);
+    actions.extend(cancel_all());
+    actions.push(Action::Down(reason));
+    (State::Idle, actions)
+}
+
+/// The Graceful Restart capability of an OPEN, if it carries one.
+pub fn graceful_restart(open: &Open) -> Option<&GracefulRestart> {
+    open.capabilities.iter().find_map(|c| match c {
+        Capability::GracefulRestart(gr) => Some(gr),
+        _ => None,
+    })
+}
+
+/// Whether both OPENs carry the Graceful Restart capability with the N bit: a NOTIFICATION
+/// then keeps Graceful Restart unless it is a Hard Reset (RFC 8538 §2, §4).
+pub fn graceful_notification(local: &Open, remote: &Open) -> bool {
+    let n = |o: &Open| {
+        graceful_restart(o).is_some_and(|gr| gr.restart_flags & GracefulRestart::NOTIFICATION != 0)
+    };
+    n(local) && n(remote)
+}
+
+/// A Cease / Hard Reset (6/9) wrapping `n`: its data is the code, subcode and data of the
+/// reason (RFC 8538 §3). A Hard Reset stays as it is.
+pub fn hard_reset(n: &Notification) -> Notification {
+    if n.code == ErrorCode::CEASE && n.subcode == cease_subcode::HARD_RESET {
+        return n.clone();
+    }
+    let mut data = Vec::with_capacity(2 + n.data.len());
+    data.push(n.code.0);
+    data.push(n.subcode);
+    data.extend_from_slice(&n.data);
+    Notification {
+        code: ErrorCode::CEASE,
+        subcode: cease_subcode::HARD_RESET,
+        data,
+    }
+}
+
+/// How an Established session closes when this process restarts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestartClose {
+    /// Both sides advertised the N bit: a Cease that is not a Hard Reset keeps Graceful
+    /// Restart (RFC 8538 §4). The subcode is Other Configuration Change (6/6): RFC 8538 §5.1
+    /// lists Administrative Shutdown (6/2) among the Hard Reset subcodes, and FRR treats a
+    /// received 6/2 (and by default 6/4) as one, which would purge our routes.
+    Notify(Notification),
+    /// Both sides advertised Graceful Restart, the peer without the N bit: any NOTIFICATION
+    /// would end Graceful Restart, so the TCP connection closes without one, which the peer
+    /// treats as our restart and keeps the routes (RFC 4724 §4.2).
+    Silent,
+    /// No Graceful Restart on one side: nothing keeps the routes, so the usual Cease goes
+    /// out and the peer withdraws at once.
+    Withdraw(Notification),
+}
+
+/// The close of an Established session for a restart of this process (the rules of RFC 4724
+/// §4.2 and RFC 8538 §4, as the table on [`RestartClose`]). `cease` is the NOTIFICATION sent
+/// when Graceful Restart cannot keep the routes.
+pub fn restart_close(local: &Open, remote: &Open, cease: Notification) -> RestartClose {
+    if graceful_notification(local, remote) {
+        RestartClose::Notify(Notification::cease(
+            cease_subcode::OTHER_CONFIGURATION_CHANGE,
+        ))
+    } else if graceful_restart(local).is_some() && graceful_restart(remote).is_some() {
+        RestartClose::Silent
+    } else {
+        RestartClose::Withdraw(cease)
+    }
 }
 
 /// Closes without a NOTIFICATION and goes Idle.
@@ -396,7 +497,7 @@ pub fn step(cfg: &Config, state: State, event: Event) -> (State, Vec<Action>) {
             S::Connect,
             vec![Action::Close, Action::ArmConnectRetry, Action::Connect],
         ),
-        (S::Connect | S::Active, E::ManualStop(_)) => {
+        (S::Connect | S::Active, E::ManualStop(_) | E::RestartStop(_)) => {
             let mut actions = vec![Action::Close];
             actions.extend(cancel_all());
             (S::Idle, actions)
@@ -414,15 +515,30 @@ pub fn step(cfg: &Config, state: State, event: Event) -> (State, Vec<Action>) {
             (S::Idle, actions)
         }
 
-        // Stop from OpenSent on: Cease (RFC 4486 §4, RFC 9003 text inside), close, Idle.
-        (S::OpenSent | S::OpenConfirm(_) | S::Established(_), E::ManualStop(cease)) => {
-            let mut actions = vec![
-                Action::Send(Message::Notification(cease.clone())),
-                Action::Close,
-            ];
-            actions.extend(cancel_all());
-            actions.push(Action::Down(DownReason::Stopped(cease)));
-            (S::Idle, actions)
+        // Stop from OpenSent on: Cease (RFC 4486 §4, RFC 9003 text inside), close, Idle. When
+        // both sides advertised the N bit, any other NOTIFICATION would keep Graceful Restart,
+        // so a stop that means "withdraw" goes as a Hard Reset (RFC 8538 §3).
+        (S::OpenSent, E::ManualStop(cease) | E::RestartStop(cease)) => stop_with(Some(cease)),
+        (S::OpenConfirm(n) | S::Established(n), E::ManualStop(cease)) => {
+            if graceful_notification(&cfg.local_open, &n.remote) {
+                stop_with(Some(hard_reset(&cease)))
+            } else {
+                stop_with(Some(cease))
+            }
+        }
+        (S::OpenConfirm(_), E::RestartStop(cease)) => stop_with(Some(cease)),
+        (S::Established(n), E::RestartStop(cease)) => {
+            match restart_close(&cfg.local_open, &n.remote, cease) {
+                RestartClose::Notify(n) | RestartClose::Withdraw(n) => stop_with(Some(n)),
+                RestartClose::Silent => stop_with(None),
+            }
+        }
+        // §8.2.2 OpenSent/OpenConfirm/Established, Event 8: "sends the NOTIFICATION with a
+        // Cease, ... drops the TCP connection, ... changes its state to Idle". In Connect and
+        // Active the catch-all below drops the attempt the same way. The driver's automatic
+        // restart (backoff) follows, as after any failure.
+        (S::OpenSent | S::OpenConfirm(_) | S::Established(_), E::AutomaticStop(cease)) => {
+            fail_with(cease.clone(), DownReason::NotificationSent(cease))
         }
         // Event 10 anywhere from OpenSent on: 4/0 (RFC 4271 §6.5).
         (S::OpenSent | S::OpenConfirm(_) | S::Established(_), E::HoldTimerExpired) => fail_with(

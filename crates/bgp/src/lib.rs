@@ -4,10 +4,12 @@
 //! - [`codec`]: the `tokio_util` framing adapter over [`wire`].
 //! - [`rib`]: the desired [`rib::Route`]s and the per-peer Adj-RIB-Out.
 //! - [`packer`]: turns desired routes into the fewest UPDATE messages.
+//! - [`counters`]: per-peer message counts by type and direction, read while the peer runs.
 
 #![warn(missing_docs)]
 
 pub mod codec;
+pub mod counters;
 pub mod enh;
 pub mod packer;
 pub mod wire;

@@ -227,6 +227,8 @@ impl Packer {
                 .then(|| route.communities.iter().copied().collect()),
             large_communities: (!route.large_communities.is_empty())
                 .then(|| route.large_communities.iter().copied().collect()),
+            extended_communities: (!route.extended_communities.is_empty())
+                .then(|| route.extended_communities.iter().copied().collect()),
             ..PathAttributes::default()
         };
         let mut mp_next_hop = None;

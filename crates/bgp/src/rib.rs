@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use ipnet::IpNet;
 
-use crate::wire::{Community, Families, Family, LargeCommunity};
+use crate::wire::{Community, ExtendedCommunity, Families, Family, LargeCommunity};
 
 /// The NEXT_HOP (RFC 4271 §5.1.3) or MP_REACH_NLRI next hop (RFC 4760 §3) of a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -40,6 +40,9 @@ pub struct Route {
     pub communities: BTreeSet<Community>,
     /// LARGE_COMMUNITY (RFC 8092), sorted, no duplicates.
     pub large_communities: BTreeSet<LargeCommunity>,
+    /// EXTENDED COMMUNITIES (RFC 4360), sorted, no duplicates: e.g. a link bandwidth
+    /// ([`ExtendedCommunity::link_bandwidth`]) for weighted ECMP at the receiver.
+    pub extended_communities: BTreeSet<ExtendedCommunity>,
     /// LOCAL_PREF, sent to iBGP peers only (RFC 4271 §5.1.5: "MUST NOT include this attribute
     /// in UPDATE messages it sends to external peers"). `None` towards an iBGP peer means "not
     /// configured": LOCAL_PREF "SHALL be included in all UPDATE messages" to internal peers, so
@@ -88,6 +91,7 @@ impl Route {
         self.med == other.med
             && self.communities == other.communities
             && self.large_communities == other.large_communities
+            && self.extended_communities == other.extended_communities
             && self.local_pref_for(s) == other.local_pref_for(s)
             && self.next_hop_for(prefix, s) == other.next_hop_for(prefix, s)
     }

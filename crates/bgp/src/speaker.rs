@@ -22,6 +22,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
+use crate::counters::{MessageCounters, MessageCounts};
 use crate::event::SpeakerEvent;
 use crate::md5::set_md5_key;
 use crate::net::{self, NetError};
@@ -145,6 +146,7 @@ impl Speaker {
             graceful_restart: cfg.graceful_restart,
             events: events_tx,
             routes_ready: AtomicBool::new(true),
+            restarting: AtomicBool::new(false),
             next_task_id: AtomicU64::new(0),
         });
         let mut listeners = Vec::new();
@@ -199,6 +201,18 @@ impl Speaker {
         addrs
     }
 
+    /// The message counts of the peer at `addr` (configured, or accepted from an unknown
+    /// address and still up): since it was configured (a restart for a configuration change
+    /// keeps counting), or since it connected (unknown peers); `None` when it has no task.
+    pub fn message_counts(&self, addr: IpAddr) -> Option<MessageCounts> {
+        self.inner
+            .peers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&canonical(addr))
+            .map(|task| task.counters.snapshot())
+    }
+
     /// Sets the peer list. New peers start at once; removed ones get Cease 6/3 (Peer
     /// De-configured); changed ones get Cease 6/6 (Other Configuration Change) and restart;
     /// unchanged ones are not touched (RFC 4486 §4).
@@ -223,9 +237,14 @@ impl Speaker {
             .filter(|(addr, task)| wanted.get(addr) != Some(&task.cfg))
             .map(|(addr, _)| *addr)
             .collect();
+        // The counters of restarted peers, carried over to their new tasks.
+        let mut counters: HashMap<IpAddr, Arc<MessageCounters>> = HashMap::new();
         for addr in gone {
             if let Some(task) = map.remove(&addr) {
                 let subcode = if wanted.contains_key(&addr) {
+                    if !task.unknown {
+                        counters.insert(addr, Arc::clone(&task.counters));
+                    }
                     cease_subcode::OTHER_CONFIGURATION_CHANGE
                 } else {
                     cease_subcode::PEER_DECONFIGURED
@@ -253,16 +272,31 @@ impl Speaker {
                     }
                 }
             }
-            let task = peer::spawn(
+            let task = peer::spawn_counted(
                 cfg,
                 Arc::clone(&self.inner.shared),
                 self.inner.routes.subscribe(),
                 None,
                 None,
+                counters.remove(&addr).unwrap_or_default(),
             );
             map.insert(addr, task);
         }
         Ok(())
+    }
+
+    /// Closes the session with `peer` by sending `notification` (RFC 4271 Event 8,
+    /// AutomaticStop; the BFD coupling sends Cease 6/10, RFC 9384) and lets it reconnect after
+    /// the usual backoff; the peer stays configured. Returns false when `peer` has no task or
+    /// a reset is already pending for it.
+    pub fn reset_peer(&self, peer: IpAddr, notification: Notification) -> bool {
+        let map = self
+            .inner
+            .peers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        map.get(&canonical(peer))
+            .is_some_and(|t| t.reset.try_send(notification).is_ok())
     }
 
     fn set_listener_md5(&self, peer: IpAddr, password: Option<&str>) -> Result<(), SpeakerError> {
@@ -320,6 +354,20 @@ impl Speaker {
     /// every peer, so routers withdraw our routes at once; waits up to `limit` for the
     /// NOTIFICATIONs to go out.
     pub async fn shutdown(&self, message: &str, limit: Duration) {
+        self.stop_all(message, limit).await;
+    }
+
+    /// Shutdown for a restart of this process (an upgrade): where Graceful Restart was
+    /// negotiated the session closes so that the peer keeps our routes as stale for the
+    /// advertised Restart Time (a Cease other than Hard Reset when both sides set the N bit,
+    /// RFC 8538 §4; else the TCP connection closes without a NOTIFICATION, RFC 4724 §4.2);
+    /// elsewhere as [`Speaker::shutdown`]. See `fsm::restart_close`.
+    pub async fn shutdown_for_restart(&self, message: &str, limit: Duration) {
+        self.inner.shared.restarting.store(true, Ordering::Release);
+        self.stop_all(message, limit).await;
+    }
+
+    async fn stop_all(&self, message: &str, limit: Duration) {
         let notification =
             Notification::cease_with_communication(cease_subcode::ADMINISTRATIVE_SHUTDOWN, message)
                 .unwrap_or_else(|_| Notification::cease(cease_subcode::ADMINISTRATIVE_SHUTDOWN));

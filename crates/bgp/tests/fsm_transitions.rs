@@ -5,13 +5,13 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use ferrolb_bgp::fsm::{
-    check_open, resolve_collision, step, Action, CollisionWinner, Config, DownReason, Event, State,
-    Timer, OPEN_SENT_HOLD_TIME,
+    check_open, graceful_notification, hard_reset, resolve_collision, restart_close, step, Action,
+    CollisionWinner, Config, DownReason, Event, RestartClose, State, Timer, OPEN_SENT_HOLD_TIME,
 };
 use ferrolb_bgp::wire::error::{cease_subcode, fsm_subcode, open_subcode};
 use ferrolb_bgp::wire::{
-    Capability, ErrorCode, Family, HoldTime, Message, MessageType, Notification, Open,
-    RouteRefresh, Update,
+    Capability, ErrorCode, Family, GracefulRestart, GracefulRestartFamily, HoldTime, Message,
+    MessageType, Notification, Open, RouteRefresh, Update,
 };
 
 fn open(asn: u32, hold: u16, id: [u8; 4]) -> Open {
@@ -347,6 +347,35 @@ fn manual_stop_in_connect_closes_without_notification() {
 }
 
 #[test]
+fn automatic_stop_in_established_sends_cease_bfd_down_and_goes_idle() {
+    // RFC 4271 §8.2.2 Event 8 (the BFD coupling: RFC 9384 Cease 6/10): NOTIFICATION, close,
+    // every timer stopped, Down reported; the driver restarts after its backoff.
+    let c = cfg(90, None);
+    let s = established(&c, 90);
+    let cease = Notification::cease(cease_subcode::BFD_DOWN);
+    let (s, a) = step(&c, s, Event::AutomaticStop(cease.clone()));
+    assert_eq!(s, State::Idle);
+    assert_eq!(sent_notification(&a), Some(&cease));
+    assert!(a.contains(&Action::Close));
+    assert!(a.contains(&Action::CancelTimer(Timer::Hold)));
+    assert!(a.contains(&Action::CancelTimer(Timer::Keepalive)));
+    assert!(a.contains(&Action::Down(DownReason::NotificationSent(cease))));
+}
+
+#[test]
+fn automatic_stop_before_open_sent_drops_the_attempt_and_in_idle_does_nothing() {
+    let c = cfg(90, None);
+    let cease = Notification::cease(cease_subcode::BFD_DOWN);
+    let (s, a) = step(&c, State::Active, Event::AutomaticStop(cease.clone()));
+    assert_eq!(s, State::Idle);
+    assert!(sent_notification(&a).is_none());
+    assert!(a.contains(&Action::Close));
+    let (s, a) = step(&c, State::Idle, Event::AutomaticStop(cease));
+    assert_eq!(s, State::Idle);
+    assert!(a.is_empty());
+}
+
+#[test]
 fn tcp_failure_in_established_reports_connection_lost() {
     let c = cfg(90, None);
     let s = established(&c, 90);
@@ -455,4 +484,137 @@ fn open_collision_dump_in_open_sent_and_open_confirm_sends_cease_6_7_and_goes_id
     let est = established(&c, 90);
     let (s, a) = step(&c, est.clone(), Event::OpenCollisionDump);
     assert_eq!((s, a), (est, vec![]));
+}
+
+/// An OPEN with the Graceful Restart capability, restart flags `flags` (R = 0x8, N = 0x4).
+fn open_gr(asn: u32, id: [u8; 4], flags: u8) -> Open {
+    let mut o = open(asn, 90, id);
+    o.capabilities
+        .push(Capability::GracefulRestart(GracefulRestart {
+            restart_flags: flags,
+            restart_time: 120,
+            families: vec![GracefulRestartFamily {
+                family: Family::IPV4_UNICAST,
+                flags: 0,
+            }],
+        }));
+    o
+}
+
+/// An Established session whose OPENs carried `local_flags` / `remote_flags` (None: no
+/// Graceful Restart capability on that side).
+fn established_gr(local_flags: Option<u8>, remote_flags: Option<u8>) -> (Config, State) {
+    let c = Config {
+        local_open: match local_flags {
+            Some(f) => open_gr(65001, [10, 0, 0, 1], f),
+            None => open(65001, 90, [10, 0, 0, 1]),
+        },
+        peer_as: Some(65002),
+        keepalive: None,
+    };
+    let remote = match remote_flags {
+        Some(f) => open_gr(65002, [10, 0, 0, 2], f),
+        None => open(65002, 90, [10, 0, 0, 2]),
+    };
+    let (s, _) = step(&c, State::OpenSent, Event::BgpOpen(remote));
+    let (s, _) = step(&c, s, Event::KeepAliveMsg);
+    assert!(matches!(s, State::Established(_)), "got {s:?}");
+    (c, s)
+}
+
+fn admin_shutdown() -> Notification {
+    Notification::cease_with_communication(cease_subcode::ADMINISTRATIVE_SHUTDOWN, "bye")
+        .expect("short text")
+}
+
+const N: u8 = GracefulRestart::NOTIFICATION;
+
+#[test]
+fn restart_stop_with_n_on_both_sides_sends_a_cease_that_keeps_graceful_restart() {
+    // RFC 8538 §4: with N exchanged, a NOTIFICATION other than Hard Reset keeps GR; 6/2 is a
+    // Hard Reset subcode (§5.1), so the restart goes as 6/6.
+    let (c, s) = established_gr(Some(N), Some(N));
+    let (s, a) = step(&c, s, Event::RestartStop(admin_shutdown()));
+    assert_eq!(s, State::Idle);
+    let sent = sent_notification(&a).expect("a NOTIFICATION");
+    assert_eq!(sent.code, ErrorCode::CEASE);
+    assert_eq!(sent.subcode, cease_subcode::OTHER_CONFIGURATION_CHANGE);
+    assert!(a.contains(&Action::Close));
+}
+
+#[test]
+fn restart_stop_towards_a_peer_without_n_closes_tcp_without_notification() {
+    // RFC 8538 §4 / RFC 4724 §4.2: without N on the peer's side any NOTIFICATION ends GR;
+    // a bare TCP close is what the peer treats as our restart.
+    let (c, s) = established_gr(Some(N), Some(0));
+    let (s, a) = step(&c, s, Event::RestartStop(admin_shutdown()));
+    assert_eq!(s, State::Idle);
+    assert!(sent_notification(&a).is_none(), "{a:?}");
+    assert!(a.contains(&Action::Close));
+    assert!(a.contains(&Action::Down(DownReason::StoppedForRestart)));
+}
+
+#[test]
+fn restart_stop_without_graceful_restart_sends_the_usual_cease() {
+    for (local, remote) in [(None, Some(N)), (Some(N), None), (None, None)] {
+        let (c, s) = established_gr(local, remote);
+        let (s, a) = step(&c, s, Event::RestartStop(admin_shutdown()));
+        assert_eq!(s, State::Idle);
+        assert_eq!(
+            sent_notification(&a),
+            Some(&admin_shutdown()),
+            "{local:?} {remote:?}"
+        );
+    }
+}
+
+#[test]
+fn manual_stop_with_n_on_both_sides_is_a_hard_reset_carrying_the_cease() {
+    // RFC 8538 §3: the session is to be fully terminated, so the routes must go at once.
+    let (c, s) = established_gr(Some(N), Some(N));
+    let (_, a) = step(&c, s, Event::ManualStop(admin_shutdown()));
+    let sent = sent_notification(&a).expect("a NOTIFICATION");
+    assert_eq!(sent.code, ErrorCode::CEASE);
+    assert_eq!(sent.subcode, cease_subcode::HARD_RESET);
+    let inner = admin_shutdown();
+    assert_eq!(sent.data.first(), Some(&inner.code.0));
+    assert_eq!(sent.data.get(1), Some(&inner.subcode));
+    assert_eq!(sent.data.get(2..), Some(inner.data.as_slice()));
+}
+
+#[test]
+fn manual_stop_without_n_on_the_peer_keeps_the_plain_cease() {
+    let (c, s) = established_gr(Some(N), Some(0));
+    let (_, a) = step(&c, s, Event::ManualStop(admin_shutdown()));
+    assert_eq!(sent_notification(&a), Some(&admin_shutdown()));
+}
+
+#[test]
+fn restart_close_table() {
+    let cease = admin_shutdown();
+    let with = |f| open_gr(65001, [10, 0, 0, 1], f);
+    let without = open(65001, 90, [10, 0, 0, 1]);
+    assert!(matches!(
+        restart_close(
+            &with(N),
+            &with(N | GracefulRestart::RESTART_STATE),
+            cease.clone()
+        ),
+        RestartClose::Notify(_)
+    ));
+    assert_eq!(
+        restart_close(&with(N), &with(0), cease.clone()),
+        RestartClose::Silent
+    );
+    assert_eq!(
+        restart_close(&without, &with(N), cease.clone()),
+        RestartClose::Withdraw(cease.clone())
+    );
+    assert!(!graceful_notification(&with(0), &with(N)));
+}
+
+#[test]
+fn hard_reset_of_a_hard_reset_is_itself() {
+    let h = hard_reset(&admin_shutdown());
+    assert_eq!(hard_reset(&h), h);
 }

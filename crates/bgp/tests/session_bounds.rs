@@ -34,16 +34,9 @@ async fn wait_for<T>(
     what: &str,
     mut f: impl FnMut(&SpeakerEvent) -> Option<T>,
 ) -> T {
-    tokio::time::timeout(DEADLINE, async {
-        while let Some(e) = rx.recv().await {
-            if let Some(t) = f(&e) {
-                return t;
-            }
-        }
-        panic!("event channel closed while waiting for {what}");
-    })
-    .await
-    .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+    ferrolb_e2e::recv_until(rx, DEADLINE, what, |e| f(&e))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 async fn next(framed: &mut Raw) -> Message {

@@ -48,6 +48,25 @@ fn expect_line(rx: &Receiver<String>, needle: &str, seen: &mut Vec<String>) -> S
     }
 }
 
+/// Starts `ferrolb-bgp <args>` (a `listen` on port 0) and waits for its "listening on" line:
+/// the process, its stderr and stdout lines (kept, so that its pipes stay drained) and the
+/// port it listens on.
+fn start_listen(args: &[&str]) -> (Proc, Receiver<String>, Receiver<String>, String) {
+    let mut listen = Proc(
+        Command::new(BIN)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn listen"),
+    );
+    let err = lines(listen.0.stderr.take().expect("stderr"));
+    let out = lines(listen.0.stdout.take().expect("stdout"));
+    let addr = expect_line(&err, "listening on", &mut Vec::new());
+    let port = addr.rsplit(':').next().expect("port").to_owned();
+    (listen, err, out, port)
+}
+
 fn signal(p: &Proc, sig: &str) {
     let ok = Command::new("kill")
         .arg(format!("-{sig}"))
@@ -60,27 +79,15 @@ fn signal(p: &Proc, sig: &str) {
 
 #[test]
 fn announce_to_listen_then_withdraw_on_sigusr1_and_cease_on_sigterm() {
-    let mut listen = Proc(
-        Command::new(BIN)
-            .args([
-                "listen",
-                "--listen",
-                "127.0.0.2",
-                "--port",
-                "0",
-                "--local-as",
-                "65002",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn listen"),
-    );
-    let l_err = lines(listen.0.stderr.take().expect("stderr"));
-    let l_out = lines(listen.0.stdout.take().expect("stdout"));
-    let mut seen = Vec::new();
-    let addr = expect_line(&l_err, "listening on", &mut seen);
-    let port = addr.rsplit(':').next().expect("port").to_owned();
+    let (mut listen, _l_err, l_out, port) = start_listen(&[
+        "listen",
+        "--listen",
+        "127.0.0.2",
+        "--port",
+        "0",
+        "--local-as",
+        "65002",
+    ]);
 
     let dir = std::env::temp_dir().join(format!("ferrolb-bgp-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -169,20 +176,17 @@ fn announce_refuses_a_bad_prefixes_file_with_its_line() {
 
 #[test]
 fn log_level_sends_tracing_lines_to_stderr_and_leaves_the_documented_lines_alone() {
-    let mut listen = Proc(
-        Command::new(BIN)
-            .args(["--log-level", "info", "listen", "--listen", "127.0.0.3"])
-            .args(["--port", "0", "--local-as", "65002"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn listen"),
-    );
-    let l_err = lines(listen.0.stderr.take().expect("stderr"));
-    let l_out = lines(listen.0.stdout.take().expect("stdout"));
-    let mut l_seen = Vec::new();
-    let addr = expect_line(&l_err, "listening on", &mut l_seen);
-    let port = addr.rsplit(':').next().expect("port").to_owned();
+    let (mut listen, _l_err, l_out, port) = start_listen(&[
+        "--log-level",
+        "info",
+        "listen",
+        "--listen",
+        "127.0.0.3",
+        "--port",
+        "0",
+        "--local-as",
+        "65002",
+    ]);
     let mut announce = Proc(
         Command::new(BIN)
             .args(["announce", "--log-level", "info", "--peer", "127.0.0.3"])

@@ -28,16 +28,9 @@ async fn wait_for<T>(
     what: &str,
     mut f: impl FnMut(&SpeakerEvent) -> Option<T>,
 ) -> T {
-    tokio::time::timeout(DEADLINE, async {
-        while let Some(e) = rx.recv().await {
-            if let Some(t) = f(&e) {
-                return t;
-            }
-        }
-        panic!("event channel closed while waiting for {what}");
-    })
-    .await
-    .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+    ferrolb_e2e::recv_until(rx, DEADLINE, what, |e| f(&e))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn net(s: &str) -> IpNet {
@@ -51,9 +44,9 @@ struct Pair {
     b_rx: Receiver<SpeakerEvent>,
 }
 
-/// A (AS 65001) announces; B (AS 65002) collects. Both listen; `b_passive` decides whether B
-/// also connects (a collision when both do).
-async fn pair(password: (Option<&str>, Option<&str>), b_passive: bool) -> Pair {
+/// A (AS 65001, router ID 10.0.0.1) and B (AS 65002, 10.0.0.2) started with no peers, each
+/// listening on its own loopback address; and their listening ports.
+async fn start_pair() -> (Pair, u16, u16) {
     let mut a_cfg = SpeakerConfig::new(65001);
     a_cfg.router_id = Some(Ipv4Addr::new(10, 0, 0, 1));
     a_cfg.listen = vec![SocketAddr::new(A, 0)];
@@ -64,6 +57,13 @@ async fn pair(password: (Option<&str>, Option<&str>), b_passive: bool) -> Pair {
     let (b, b_rx) = Speaker::start(b_cfg).await.expect("start B");
     let a_port = a.listen_addrs().first().expect("A listens").port();
     let b_port = b.listen_addrs().first().expect("B listens").port();
+    (Pair { a, a_rx, b, b_rx }, a_port, b_port)
+}
+
+/// A (AS 65001) announces; B (AS 65002) collects. Both listen; `b_passive` decides whether B
+/// also connects (a collision when both do).
+async fn pair(password: (Option<&str>, Option<&str>), b_passive: bool) -> Pair {
+    let (Pair { a, a_rx, b, b_rx }, a_port, b_port) = start_pair().await;
 
     let mut b_peer = PeerConfig::new(A, 65001);
     b_peer.port = a_port;
@@ -228,16 +228,7 @@ async fn attributes_reach_the_peer_as_set() {
 /// sides (RFC 4271 §6.8), every time. Returns the relay tasks of the A-initiated and the
 /// B-initiated connection; each ends when its connection closes.
 async fn colliding_pair() -> (Pair, JoinHandle<()>, JoinHandle<()>) {
-    let mut a_cfg = SpeakerConfig::new(65001);
-    a_cfg.router_id = Some(Ipv4Addr::new(10, 0, 0, 1));
-    a_cfg.listen = vec![SocketAddr::new(A, 0)];
-    let mut b_cfg = SpeakerConfig::new(65002);
-    b_cfg.router_id = Some(Ipv4Addr::new(10, 0, 0, 2));
-    b_cfg.listen = vec![SocketAddr::new(B, 0)];
-    let (a, a_rx) = Speaker::start(a_cfg).await.expect("start A");
-    let (b, b_rx) = Speaker::start(b_cfg).await.expect("start B");
-    let a_port = a.listen_addrs().first().expect("A listens").port();
-    let b_port = b.listen_addrs().first().expect("B listens").port();
+    let (Pair { a, a_rx, b, b_rx }, a_port, b_port) = start_pair().await;
     // The relay listens on each speaker's address (another port), where the other one dials.
     let to_a = TcpListener::bind(SocketAddr::new(A, 0))
         .await
@@ -610,4 +601,49 @@ async fn deferred_routes_hold_the_initial_updates_and_end_of_rib_until_set() {
     assert_eq!(got, routes().keys().copied().collect::<BTreeSet<_>>());
     a.shutdown("done", Duration::from_secs(5)).await;
     b.shutdown("done", Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn reset_peer_closes_with_the_given_cease_and_the_session_comes_back() {
+    use ferrolb_bgp::wire::error::cease_subcode;
+    use ferrolb_bgp::wire::Notification;
+    let mut p = pair((None, None), true).await;
+    let local = wait_for(&mut p.a_rx, "A established", |e| match &e.kind {
+        EventKind::Up { local_addr, .. } => Some(*local_addr),
+        _ => None,
+    })
+    .await;
+    // The Up event names the session's own source address (the BFD coupling's source).
+    assert_eq!(local, Some(A));
+    wait_for(&mut p.b_rx, "B established", |e| {
+        matches!(e.kind, EventKind::Up { .. }).then_some(())
+    })
+    .await;
+    let cease = Notification::cease(cease_subcode::BFD_DOWN);
+    assert!(p.a.reset_peer(B, cease.clone()), "A has a task for B");
+    assert!(
+        !p.a.reset_peer("127.0.0.9".parse().expect("ip"), cease.clone()),
+        "no task for an unknown address"
+    );
+    let got = wait_for(&mut p.b_rx, "B told why", |e| match &e.kind {
+        EventKind::Down {
+            reason: DownReason::NotificationReceived(n),
+            ..
+        } => Some(n.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(got, cease);
+    let ours = wait_for(&mut p.a_rx, "A down", |e| match &e.kind {
+        EventKind::Down { reason, .. } => Some(reason.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(ours, DownReason::NotificationSent(cease));
+    // Unlike a stop, the peer stays configured and the session is made again (backoff ~1 s).
+    wait_for(&mut p.a_rx, "A established again", |e| {
+        matches!(e.kind, EventKind::Up { .. }).then_some(())
+    })
+    .await;
+    assert_eq!(p.a.peer_addrs(), vec![B]);
 }

@@ -5,7 +5,6 @@
 
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::process::Command;
 use std::sync::Arc;
 
 use ferrolb_bgp::rib::{NextHop, Route, Routes, SessionView};
@@ -13,6 +12,7 @@ use ferrolb_bgp::wire::{
     Capability, Community, DecodeCtx, Family, HoldTime, LargeCommunity, Message, Open,
 };
 use ferrolb_bgp::Packer;
+use ferrolb_e2e::pcap;
 use ipnet::IpNet;
 
 /// Internet checksum (RFC 1071) over `data`.
@@ -64,26 +64,6 @@ fn frame(s: &Segment) -> Vec<u8> {
     eth.extend_from_slice(&ip);
     eth.extend_from_slice(&tcp);
     eth
-}
-
-/// A classic pcap file (LINKTYPE_ETHERNET) holding `frames`, one per millisecond.
-fn pcap(frames: &[Vec<u8>]) -> Vec<u8> {
-    let mut out = Vec::new();
-    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&4u16.to_le_bytes());
-    out.extend_from_slice(&[0; 8]);
-    out.extend_from_slice(&262_144u32.to_le_bytes());
-    out.extend_from_slice(&1u32.to_le_bytes());
-    for (i, f) in frames.iter().enumerate() {
-        let len = u32::try_from(f.len()).unwrap();
-        out.extend_from_slice(&1_700_000_000u32.to_le_bytes());
-        out.extend_from_slice(&(u32::try_from(i).unwrap() * 1000).to_le_bytes());
-        out.extend_from_slice(&len.to_le_bytes());
-        out.extend_from_slice(&len.to_le_bytes());
-        out.extend_from_slice(f);
-    }
-    out
 }
 
 const SYN: u8 = 0x02;
@@ -146,34 +126,15 @@ fn attrs(asn: u32, community: u16) -> Route {
     }
 }
 
-fn tshark_available() -> bool {
-    Command::new("tshark")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 /// Runs tshark with `args` on `file`; stdout.
 fn tshark(file: &std::path::Path, args: &[&str]) -> String {
-    let out = Command::new("tshark")
-        .arg("-r")
-        .arg(file)
-        // 4-octet AS numbers, as negotiated by the OPENs (the default "auto-detect" guesses).
-        .args(["-o", "bgp.asn_len:4"])
-        .args(args)
-        .output()
-        .expect("run tshark");
-    assert!(
-        out.status.success(),
-        "tshark failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("UTF-8")
+    // 4-octet AS numbers, as negotiated by the OPENs (the default "auto-detect" guesses).
+    pcap::tshark(file, &[&["-o", "bgp.asn_len:4"], args].concat())
 }
 
 #[test]
 fn wireshark_reads_packed_updates_without_errors_and_finds_every_prefix() {
-    if !tshark_available() {
+    if !pcap::tshark_available() {
         eprintln!("SKIPPED tshark test: tshark is not installed (apt-get install tshark)");
         return;
     }
@@ -235,7 +196,11 @@ fn wireshark_reads_packed_updates_without_errors_and_finds_every_prefix() {
 
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("packed.pcap");
-    std::fs::write(&file, pcap(&session(&ours, &theirs, &messages))).unwrap();
+    std::fs::write(
+        &file,
+        pcap::pcap(pcap::LINKTYPE_ETHERNET, &session(&ours, &theirs, &messages)),
+    )
+    .unwrap();
 
     // No malformed packet and no expert info of severity warning or error.
     let expert = tshark(&file, &["-q", "-z", "expert,warn"]);

@@ -451,3 +451,61 @@ fn rfc9072_form_is_recognised_by_the_type_octet_whatever_the_non_ext_length() {
         vec![Capability::FourOctetAs(4_200_000_001)]
     );
 }
+
+/// The link bandwidth extended community exactly as FRR 8.4.4 sends it for
+/// `set extcommunity bandwidth 3` (3 Mbit/s) from AS 65001, captured with tshark on an eBGP
+/// session: transitive two-octet-AS type 0x00, sub-type 0x04 (draft-ietf-idr-link-bandwidth
+/// §3), the AS, then 375000 bytes/s as an IEEE 754 float (0x48b71b00).
+#[test]
+fn link_bandwidth_matches_what_frr_sends() {
+    let frr = hex("00 04 | transitive 2-octet AS, link bandwidth
+                   fde9 | AS 65001
+                   48b71b00 | 375000.0f32 bytes/s");
+    let ours = ExtendedCommunity::link_bandwidth(65001, 375_000.0);
+    assert_eq!(to_hex(&ours.0), to_hex(&frr));
+    assert_eq!(ours.as_link_bandwidth(), Some((65001, 375_000.0)));
+    // A four-octet AS does not fit: AS_TRANS (RFC 6793 §9) stands in, as FRR does.
+    let as4 = ExtendedCommunity::link_bandwidth(4_200_000_000, 1.0);
+    assert_eq!(as4.as_link_bandwidth(), Some((AS_TRANS, 1.0)));
+    // The non-transitive variant (type 0x40) reads the same; anything else is not one.
+    let mut non_transitive = ours;
+    non_transitive.0[0] = 0x40;
+    assert_eq!(non_transitive.as_link_bandwidth(), Some((65001, 375_000.0)));
+    assert_eq!(
+        ExtendedCommunity::route_target(65001, 3).as_link_bandwidth(),
+        None
+    );
+    // Nonsense bandwidths go out as 0 rather than as a NaN a receiver might trip over.
+    for bad in [f32::NAN, -1.0, f32::INFINITY] {
+        assert_eq!(
+            ExtendedCommunity::link_bandwidth(65001, bad).as_link_bandwidth(),
+            Some((65001, 0.0))
+        );
+    }
+}
+
+/// An UPDATE carrying the link bandwidth in EXTENDED COMMUNITIES (type 16, RFC 4360 §2)
+/// decodes and encodes byte for byte.
+#[test]
+fn update_with_link_bandwidth_extended_community() {
+    let body = hex("0000 | withdrawn routes length
+                    0019 | total path attribute length 25
+                    40 01 01 00 | ORIGIN IGP
+                    40 02 00 | AS_PATH empty
+                    40 03 04 c0000201 | NEXT_HOP 192.0.2.1
+                    c0 10 08 0004fde948b71b00 | EXTENDED COMMUNITIES: link bandwidth
+                    20 c6336401 | NLRI 198.51.100.1/32");
+    let expected = Message::Update(Update {
+        withdrawn: vec![],
+        attrs: PathAttributes {
+            origin: Some(Origin::Igp),
+            as_path: Some(AsPath::default()),
+            next_hop: Some(Ipv4Addr::new(192, 0, 2, 1)),
+            extended_communities: Some(vec![ExtendedCommunity::link_bandwidth(65001, 375_000.0)]),
+            ..PathAttributes::default()
+        },
+        nlri: vec![v4("198.51.100.1/32")],
+        ..Update::default()
+    });
+    check_both_ways(&with_header(2, &body), &expected, &as4());
+}

@@ -351,3 +351,39 @@ fn extended_next_hop_puts_ipv4_prefixes_in_mp_reach_with_the_ipv6_next_hop() {
         .pack(&v4_only, &BTreeSet::new())
         .is_err());
 }
+
+/// A route's extended communities go out as EXTENDED COMMUNITIES (RFC 4360), and a route
+/// without any sends none; a change of link bandwidth alone is a change on the wire.
+#[test]
+fn extended_communities_are_sent_and_compared() {
+    let lb = |bw: f32| {
+        Arc::new(Route {
+            extended_communities: [ExtendedCommunity::link_bandwidth(65001, bw)].into(),
+            ..Route::default()
+        })
+    };
+    let announce: Routes = [
+        (host_v4(1), lb(375_000.0)),
+        (host_v4(2), Arc::new(Route::default())),
+    ]
+    .into();
+    let packed = Packer::new(DecodeCtx::modern(), session(65001))
+        .pack(&announce, &BTreeSet::new())
+        .unwrap();
+    let with_lb: Vec<_> = packed
+        .iter()
+        .filter(|u| u.attrs.extended_communities.is_some())
+        .collect();
+    assert_eq!(with_lb.len(), 1);
+    assert_eq!(
+        with_lb[0].nlri,
+        vec![Ipv4Net::new(Ipv4Addr::new(10, 0, 0, 1), 32).unwrap()]
+    );
+    assert_eq!(
+        with_lb[0].attrs.extended_communities,
+        Some(vec![ExtendedCommunity::link_bandwidth(65001, 375_000.0)])
+    );
+    let s = session(65001);
+    assert!(lb(1.0).same_on_wire(&lb(1.0), &host_v4(1), &s));
+    assert!(!lb(1.0).same_on_wire(&lb(2.0), &host_v4(1), &s));
+}

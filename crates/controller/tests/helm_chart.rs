@@ -15,6 +15,9 @@ use std::path::{Path, PathBuf};
 use gtmpl::{Context, FuncError, Template, Value};
 use serde_yaml_ng::Value as Yaml;
 
+#[path = "support/exported.rs"]
+mod exported;
+
 fn chart_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../charts/ferrolb")
 }
@@ -427,9 +430,19 @@ fn memberlist_disabled_drops_the_secret_and_turns_the_gossip_off() {
         .find(|d| d["kind"] == "DaemonSet")
         .expect("DaemonSet");
     let pod = &ds["spec"]["template"]["spec"];
-    assert!(pod["volumes"].is_null(), "{:?}", pod["volumes"]);
+    // Only the state hostPath (the restart marker) is left.
+    let names = |v: &Yaml| -> Vec<String> {
+        v.as_sequence()
+            .map(|s| {
+                s.iter()
+                    .filter_map(|x| x["name"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(names(&pod["volumes"]), ["state"], "{:?}", pod["volumes"]);
     let c = &pod["containers"][0];
-    assert!(c["volumeMounts"].is_null());
+    assert_eq!(names(&c["volumeMounts"]), ["state"]);
     let args: Vec<_> = c["args"]
         .as_sequence()
         .expect("args")
@@ -483,7 +496,7 @@ fn unknown_values_keys_fail_the_render_with_their_name() {
 }
 
 /// MetalLB's `prometheus.podMonitor` and `prometheus.prometheusRule` values: PodMonitors for
-/// both daemons, and MetalLB's alert names on FerroLB's metrics, thresholds and extra alerts
+/// both daemons, and MetalLB's alerts with MetalLB's metric names, thresholds and extra alerts
 /// included; off by default.
 #[test]
 fn pod_monitors_and_metallbs_alert_rules_render_when_enabled() {
@@ -529,6 +542,7 @@ prometheus:
         alerts,
         [
             "MetalLBStaleConfig",
+            "MetalLBConfigNotLoaded",
             "MetalLBAddressPoolExhausted",
             "MetalLBAddressPoolUsage75Percent",
             "MetalLBAddressPoolUsage85Percent",
@@ -539,15 +553,50 @@ prometheus:
     let rules = rule["spec"]["groups"][0]["rules"]
         .as_sequence()
         .expect("rules");
-    assert_eq!(rules[0]["expr"], "ferrolb_config_stale == 1");
+    // MetalLB's expressions on MetalLB's metric names, which both daemons export.
+    assert_eq!(
+        rules[0]["expr"],
+        "metallb_k8s_client_config_stale_bool == 1"
+    );
     assert_eq!(rules[0]["labels"]["severity"], "warning");
-    assert!(rules[4]["expr"].as_str().unwrap_or("").ends_with("> 95"));
-    let err = render(
-        "prometheus: {prometheusRule: {configNotLoaded: {enabled: true}}}",
+    assert_eq!(
+        rules[1]["expr"],
+        "metallb_k8s_client_config_loaded_bool == 0"
+    );
+    assert_eq!(rules[1]["labels"]["severity"], "warning");
+    assert!(rules[5]["expr"].as_str().unwrap_or("").ends_with("> 95"));
+    // The alert text keeps Prometheus' own templating for Alertmanager to fill in.
+    assert!(
+        rules[0]["annotations"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("{{ $labels.pod }}")),
+        "{:?}",
+        rules[0]
+    );
+    let session_down = render(
+        "prometheus: {prometheusRule: {enabled: true}}",
         "metallb-system",
     )
-    .expect_err("no FerroLB metric for configNotLoaded");
-    assert!(err.contains("configNotLoaded"), "{err}");
+    .expect("renders");
+    let rule = session_down
+        .iter()
+        .find(|d| d["kind"] == "PrometheusRule")
+        .expect("a PrometheusRule");
+    let down = rule["spec"]["groups"][0]["rules"]
+        .as_sequence()
+        .expect("rules")
+        .iter()
+        .find(|r| r["alert"] == "MetalLBBGPSessionDown")
+        .expect("MetalLBBGPSessionDown by default");
+    assert_eq!(down["expr"], "metallb_bgp_session_up == 0");
+    let none = render(
+        "prometheus: {prometheusRule: {enabled: true, configNotLoaded: {enabled: false}}}",
+        "metallb-system",
+    )
+    .expect("renders");
+    assert!(!serde_yaml_ng::to_string(&none)
+        .expect("yaml")
+        .contains("MetalLBConfigNotLoaded"));
 }
 
 /// MetalLB's `serviceAccount` and probe values: a named existing ServiceAccount is used by the
@@ -666,4 +715,48 @@ speaker: {image: {repository: mirror.test/ferrolb, pullPolicy: Always}}
     let s = container("DaemonSet");
     assert_eq!(s["image"], "mirror.test/ferrolb:1.0.0");
     assert_eq!(s["imagePullPolicy"], "Always");
+}
+
+/// Every metric the chart's alert rules query (all of them enabled) is one the daemons export:
+/// the controller's always, the speaker's when its binary is built.
+#[test]
+fn alert_rules_query_only_exported_metrics() {
+    let docs = render(
+        "prometheus: {prometheusRule: {enabled: true}}",
+        "metallb-system",
+    )
+    .expect("renders");
+    let rule = docs
+        .iter()
+        .find(|d| d["kind"] == "PrometheusRule")
+        .expect("a PrometheusRule");
+    let used: std::collections::BTreeSet<String> = rule["spec"]["groups"][0]["rules"]
+        .as_sequence()
+        .expect("rules")
+        .iter()
+        .filter_map(|r| r["expr"].as_str())
+        .flat_map(exported::metric_names)
+        .collect();
+    assert!(
+        used.contains("metallb_k8s_client_config_loaded_bool"),
+        "{used:?}"
+    );
+    let (mut known, speaker) = exported::exported_families();
+    match speaker {
+        Some(s) => known.extend(s),
+        None => {
+            eprintln!("SKIP (speaker half): ferrolb-speaker is not built; only the controller's metrics are checked");
+            let unknown: Vec<_> = used.difference(&known).collect();
+            assert!(
+                unknown.iter().all(|m| m.starts_with("metallb_bgp_")),
+                "{unknown:?}"
+            );
+            return;
+        }
+    }
+    let unknown: Vec<_> = used.difference(&known).collect();
+    assert!(
+        unknown.is_empty(),
+        "the alert rules query unexported metrics: {unknown:?}"
+    );
 }

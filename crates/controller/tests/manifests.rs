@@ -157,6 +157,19 @@ fn the_speaker_runs_on_the_host_network_with_net_raw_and_net_admin_only() {
         .and_then(|v| v.field_ref.as_ref())
         .expect("fieldRef");
     assert_eq!(field.field_path, "spec.nodeName");
+    // On the host network the ops port binds the node's IP, never every interface.
+    let host = env
+        .iter()
+        .find(|e| e.name == "METALLB_HOST")
+        .and_then(|e| e.value_from.as_ref())
+        .and_then(|v| v.field_ref.as_ref())
+        .expect("METALLB_HOST from a fieldRef");
+    assert_eq!(host.field_path, "status.hostIP");
+    let args = c.args.clone().unwrap_or_default();
+    assert!(
+        !args.iter().any(|a| a.contains("0.0.0.0")),
+        "the speaker binds no wildcard address: {args:?}"
+    );
     // The memberlist key is mounted from its Secret.
     let volumes = pod
         .as_ref()

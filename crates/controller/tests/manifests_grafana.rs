@@ -4,11 +4,12 @@
 //! no series).
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+
+#[path = "support/exported.rs"]
+mod exported;
+
+use exported::{exported, metric_names, speaker_metrics};
 
 fn dashboard() -> serde_json::Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/grafana/ferrolb.json");
@@ -28,75 +29,6 @@ fn exprs(v: &serde_json::Value, out: &mut Vec<String>) {
         }
         serde_json::Value::Array(items) => items.iter().for_each(|i| exprs(i, out)),
         _ => {}
-    }
-}
-
-/// Identifiers in a PromQL expression that look like our metric names.
-fn metric_names(expr: &str) -> BTreeSet<String> {
-    expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .filter(|w| w.starts_with("ferrolb_") || w.starts_with("metallb_"))
-        .map(str::to_owned)
-        .collect()
-}
-
-/// Names from `# HELP name ...` lines of a Prometheus text exposition.
-fn exported(text: &str) -> BTreeSet<String> {
-    text.lines()
-        .filter_map(|l| l.strip_prefix("# HELP "))
-        .filter_map(|l| l.split_whitespace().next())
-        .map(str::to_owned)
-        .collect()
-}
-
-/// Kills the speaker on drop, also when the test panics.
-struct Speaker(Child);
-
-impl Drop for Speaker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn get_metrics(addr: SocketAddr) -> Option<String> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .ok()?;
-    let mut body = String::new();
-    s.read_to_string(&mut body).ok()?;
-    body.contains("# HELP").then_some(body)
-}
-
-fn speaker_metrics(bin: &PathBuf) -> String {
-    // A free loopback port: bind, read it back, release it for the speaker.
-    let addr = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let _speaker = Speaker(
-        Command::new(bin)
-            .arg("--config-dir")
-            .arg(dir.path())
-            .args(["--node-name", "grafana-test", "--memberlist-port", "0"])
-            .arg("--metrics-addr")
-            .arg(addr.to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start ferrolb-speaker"),
-    );
-    // The process has no readiness event to await from here: poll its port, bounded.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(body) = get_metrics(addr) {
-            return body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "ferrolb-speaker served no /metrics on {addr} within 20 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

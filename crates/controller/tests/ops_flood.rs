@@ -12,12 +12,14 @@
 //! condition with a deadline (the daemon has no event to await from outside). No timing is
 //! asserted.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::os::unix::process::CommandExt as _;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use ferrolb_e2e::logged::{write_atomic, KillOnDrop};
+use ferrolb_e2e::ops::{flood, http_get, metric, open_fds, rss_kb};
 
 /// Connections of the flood.
 const FLOOD: usize = 2_000;
@@ -41,64 +43,9 @@ metadata: {name: a, namespace: web}
 spec: {type: LoadBalancer, ports: [{port: 80}]}
 "#;
 
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn write(dir: &Path, name: &str, text: &str) {
-    let tmp = dir.join(format!(".{name}.tmp"));
-    std::fs::write(&tmp, text).expect("write temporary");
-    std::fs::rename(&tmp, dir.join(name)).expect("rename");
-}
-
 /// Polls `probe` until it returns `Some`, or panics after [`DEADLINE`].
-fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if let Some(v) = probe() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "{what}: not within {DEADLINE:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// One GET; `None` when the connection is refused, closed unanswered or times out.
-fn get(addr: SocketAddr, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-        .ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    text.starts_with("HTTP/1.1 200").then_some(text)
-}
-
-/// `VmRSS` of `pid`, in KiB.
-fn rss_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
-}
-
-fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
-
-fn metric(text: &str, name: &str) -> Option<u64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
+fn wait_for<T>(what: &str, probe: impl FnMut() -> Option<T>) -> T {
+    ferrolb_e2e::wait_for(DEADLINE, what, probe)
 }
 
 #[test]
@@ -114,7 +61,7 @@ fn a_connection_flood_neither_starves_nor_bloats_the_daemon() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    write(dir.path(), "config.yaml", CONFIG);
+    write_atomic(dir.path(), "config.yaml", CONFIG);
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrolb-controller"));
     cmd.arg("--config-dir")
         .arg(dir.path())
@@ -138,7 +85,7 @@ fn a_connection_flood_neither_starves_nor_bloats_the_daemon() {
     let mut child = cmd.spawn().expect("spawn ferrolb-controller");
     let pid = child.id();
     let stderr = child.stderr.take().expect("piped");
-    let _daemon = Daemon(child);
+    let _daemon = KillOnDrop(child);
     let (tx, rx) = std::sync::mpsc::channel::<SocketAddr>();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -168,7 +115,7 @@ fn a_connection_flood_neither_starves_nor_bloats_the_daemon() {
 
     // Before: warmed up by a few scrapes.
     for _ in 0..20 {
-        get(addr, "/metrics").expect("a scrape before the flood");
+        http_get(addr, "/metrics").expect("a scrape before the flood");
     }
     let rss_before = rss_kb(pid);
     let fds_before = open_fds(pid);
@@ -176,18 +123,7 @@ fn a_connection_flood_neither_starves_nor_bloats_the_daemon() {
 
     // The flood: opened and held, bounded in time.
     let flood_deadline = Instant::now() + DEADLINE;
-    let mut held = Vec::with_capacity(FLOOD);
-    for i in 0..FLOOD {
-        if Instant::now() >= flood_deadline {
-            break;
-        }
-        if let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
-            if i % 2 == 1 {
-                let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n");
-            }
-            held.push(s);
-        }
-    }
+    let held = flood(addr, FLOOD, flood_deadline);
     eprintln!("flood: {} of {FLOOD} connections held", held.len());
     assert!(
         held.len() > CAP * 2,
@@ -196,7 +132,7 @@ fn a_connection_flood_neither_starves_nor_bloats_the_daemon() {
     );
 
     // During: /metrics answers (each scrape evicts an idle flood connection).
-    let during = wait_for("/metrics during the flood", || get(addr, "/metrics"));
+    let during = wait_for("/metrics during the flood", || http_get(addr, "/metrics"));
     assert!(
         metric(&during, "ferrolb_ops_http_connections").is_some_and(|n| n <= CAP as u64),
         "{during}"
@@ -208,7 +144,7 @@ fn a_connection_flood_neither_starves_nor_bloats_the_daemon() {
         "the flood holds at most the cap: {fds_during} open, {fds_before} before"
     );
     // A configuration change is applied: a new Service gets an address.
-    write(
+    write_atomic(
         dir.path(),
         "svc-b.yaml",
         "apiVersion: v1\nkind: Service\nmetadata: {name: b, namespace: web}\nspec: {type: LoadBalancer, ports: [{port: 80}]}\n",
@@ -223,12 +159,12 @@ fn a_connection_flood_neither_starves_nor_bloats_the_daemon() {
     // After: every flood connection closed by us; the daemon lets go of them and of the memory.
     drop(held);
     wait_for("the flood's connections closed", || {
-        let text = get(addr, "/metrics")?;
+        let text = http_get(addr, "/metrics")?;
         (metric(&text, "ferrolb_ops_http_connections") == Some(1)).then_some(())
     });
     let rss_after = wait_for("RSS back near its level before the flood", || {
         // One more scrape: the slot of the last one drops after the answer is read.
-        get(addr, "/healthz")?;
+        http_get(addr, "/healthz")?;
         let rss = rss_kb(pid);
         (rss <= rss_before + RSS_SLACK_KB).then_some(rss)
     });

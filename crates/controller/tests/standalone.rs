@@ -6,12 +6,12 @@
 //! (and read its log lines) with a deadline, as the e2e harness does for routers.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use ferrolb_e2e::logged::{spawn_logged, wait_line, write_atomic, KillOnDrop};
 use serde_json::Value;
 
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -33,32 +33,16 @@ fn svc(name: &str) -> String {
 
 /// The running controller; killed on drop, also when a test panics.
 struct Controller {
-    child: Child,
+    daemon: KillOnDrop,
     log: mpsc::Receiver<String>,
 }
 
 impl Controller {
     fn start(args: &[&std::ffi::OsStr]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ferrolb-controller"))
-            .args(args)
-            .arg("--poll-ms")
-            .arg("50")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn ferrolb-controller");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, log) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("controller: {line}");
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Self { child, log }
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrolb-controller"));
+        cmd.args(args).arg("--poll-ms").arg("50");
+        let (daemon, log) = spawn_logged(cmd, "controller");
+        Self { daemon, log }
     }
 
     fn in_dir(dir: &Path) -> Self {
@@ -67,39 +51,24 @@ impl Controller {
 
     /// Waits for a log line containing `text`.
     fn wait_log(&self, text: &str) -> String {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.log.recv_timeout(left) {
-                Ok(line) if line.contains(text) => return line,
-                Ok(_) => {}
-                Err(e) => panic!("no log line with {text:?} within {DEADLINE:?}: {e}"),
-            }
-        }
+        wait_line(&self.log, text, DEADLINE)
     }
 
     fn stop(mut self) {
         // SIGTERM, then wait: the controller exits on it.
         let _ = Command::new("kill")
             .arg("-TERM")
-            .arg(self.child.id().to_string())
+            .arg(self.daemon.0.id().to_string())
             .status();
         let deadline = Instant::now() + DEADLINE;
         while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
+            if let Ok(Some(status)) = self.daemon.0.try_wait() {
                 assert!(status.success(), "controller exited with {status}");
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         panic!("controller did not exit on SIGTERM within {DEADLINE:?}");
-    }
-}
-
-impl Drop for Controller {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -156,13 +125,6 @@ fn wait_allocations(
     panic!("timed out waiting for {what}; last allocations: {last:?}");
 }
 
-fn write(dir: &Path, name: &str, text: &str) {
-    // Atomic, as the file watcher assumes config management does.
-    let tmp = dir.join(format!(".{name}.tmp"));
-    std::fs::write(&tmp, text).expect("write");
-    std::fs::rename(&tmp, dir.join(name)).expect("rename");
-}
-
 fn ips(a: &BTreeMap<String, (Vec<String>, String)>, key: &str) -> Vec<String> {
     a.get(key).map(|(ips, _)| ips.clone()).unwrap_or_default()
 }
@@ -172,8 +134,8 @@ fn allocates_follows_changes_and_a_restart_moves_no_ip() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let path = d.join(ALLOCATIONS);
-    write(d, "10-pool.yaml", POOL);
-    write(d, "20-services.yaml", &format!("{}{}", svc("a"), svc("b")));
+    write_atomic(d, "10-pool.yaml", POOL);
+    write_atomic(d, "20-services.yaml", &format!("{}{}", svc("a"), svc("b")));
 
     let ctl = Controller::in_dir(d);
     let first = wait_allocations(&path, "a and b allocated", |a| a.len() == 2);
@@ -182,7 +144,7 @@ fn allocates_follows_changes_and_a_restart_moves_no_ip() {
     assert_eq!(first["web/a"].1, "lab");
 
     // A Service removed from the files releases its IP; a new one gets the lowest free IP.
-    write(d, "20-services.yaml", &format!("{}{}", svc("a"), svc("c")));
+    write_atomic(d, "20-services.yaml", &format!("{}{}", svc("a"), svc("c")));
     let second = wait_allocations(&path, "b gone, c allocated", |a| {
         a.contains_key("web/c") && !a.contains_key("web/b")
     });
@@ -190,13 +152,13 @@ fn allocates_follows_changes_and_a_restart_moves_no_ip() {
     assert_eq!(ips(&second, "web/c"), vec!["192.0.2.1"]);
 
     // An invalid pool keeps the last good configuration: d still gets an IP from it.
-    write(
+    write_atomic(
         d,
         "10-pool.yaml",
         &POOL.replace("192.0.2.0/29", "not-a-cidr"),
     );
     ctl.wait_log("configuration rejected");
-    write(
+    write_atomic(
         d,
         "20-services.yaml",
         &format!("{}{}{}", svc("a"), svc("c"), svc("d")),
@@ -210,8 +172,8 @@ fn allocates_follows_changes_and_a_restart_moves_no_ip() {
 
     // Restart with a valid pool and a new Service listed first: the IPs written before are
     // adopted before anything new is allocated, so "new" cannot take 192.0.2.0.
-    write(d, "10-pool.yaml", POOL);
-    write(
+    write_atomic(d, "10-pool.yaml", POOL);
+    write_atomic(
         d,
         "20-services.yaml",
         &format!("{}{}{}{}", svc("new"), svc("d"), svc("c"), svc("a")),
@@ -234,8 +196,8 @@ fn allocations_file_can_live_outside_the_directory() {
     std::fs::create_dir(&cfg).expect("mkdir");
     let out = dir.path().join("state").join("alloc.yaml");
     std::fs::create_dir(out.parent().expect("parent")).expect("mkdir");
-    write(&cfg, "10-pool.yaml", POOL);
-    write(&cfg, "20-services.yaml", &svc("a"));
+    write_atomic(&cfg, "10-pool.yaml", POOL);
+    write_atomic(&cfg, "20-services.yaml", &svc("a"));
     let args = [
         "--config-dir".as_ref(),
         cfg.as_os_str(),
@@ -248,7 +210,7 @@ fn allocations_file_can_live_outside_the_directory() {
     ctl.stop();
 
     // On restart the file outside the directory is read too: "z" listed first cannot take a's IP.
-    write(
+    write_atomic(
         &cfg,
         "20-services.yaml",
         &format!("{}{}", svc("z"), svc("a")),

@@ -3,13 +3,13 @@
 //! verified with the CA that signed `CERTS/tls.crt`, judged against the objects in `DIR`; and a
 //! certificate replaced in `CERTS` is served from the next connection on, without a restart.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant, SystemTime};
 
 use ferrolb_controller::webhook::certs::{self, Bundle};
+use ferrolb_e2e::logged::{spawn_logged, wait_line, KillOnDrop};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -25,54 +25,26 @@ spec:
   addresses: [192.0.2.0/24]
 "#;
 
+/// The running controller; killed on drop, also when a test panics.
 struct Controller {
-    child: Child,
+    _daemon: KillOnDrop,
     log: mpsc::Receiver<String>,
-}
-
-impl Drop for Controller {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Controller {
     fn start(dir: &Path, certs: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ferrolb-controller"))
-            .arg("--config-dir")
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrolb-controller"));
+        cmd.arg("--config-dir")
             .arg(dir)
             .args(["--webhook-addr", "127.0.0.1:0", "--poll-ms", "50"])
             .arg("--cert-dir")
-            .arg(certs)
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn ferrolb-controller");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, log) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("controller: {line}");
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Self { child, log }
+            .arg(certs);
+        let (_daemon, log) = spawn_logged(cmd, "controller");
+        Self { _daemon, log }
     }
 
     fn wait_log(&self, text: &str) -> String {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.log.recv_timeout(left) {
-                Ok(line) if line.contains(text) => return line,
-                Ok(_) => {}
-                Err(e) => panic!("no log line with {text:?} within {DEADLINE:?}: {e}"),
-            }
-        }
+        wait_line(&self.log, text, DEADLINE)
     }
 }
 

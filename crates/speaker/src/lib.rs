@@ -13,16 +13,16 @@
 //! - [`demo`]: `ferrolb-speaker demo`, everything in one process on loopback.
 //! - Neutral modules every part may use, which use none of the parts above them:
 //!   [`channels`] (what travels between tasks), [`inputs`] (the file source's reduced model),
-//!   [`metrics`] (the shared metrics), [`memory`] (handing freed heap back to the OS).
+//!   [`metrics`] (the shared metrics).
 
 pub mod advertiser;
 pub mod announce;
 pub mod backend;
 pub mod channels;
+pub mod counter_metrics;
 pub mod daemon;
 pub mod demo;
 pub mod inputs;
-pub mod memory;
 pub mod metrics;
 pub mod protocol;
 

@@ -1,6 +1,6 @@
 //! `ferrolb-speaker`: the per-node daemon (see docs/speaker.md).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -32,9 +32,18 @@ struct Cli {
     /// This node's name.
     #[arg(long, env = "NODE_NAME")]
     node_name: Option<String>,
-    /// Address of /metrics, /healthz, /readyz (MetalLB's speaker uses 7472).
-    #[arg(long, default_value = "0.0.0.0:7472")]
-    metrics_addr: SocketAddr,
+    /// Address of /metrics, /healthz, /readyz. Without it: `--host`, port `--metrics-port`.
+    #[arg(long)]
+    metrics_addr: Option<SocketAddr>,
+    /// The address the ops port binds when --metrics-addr is not given, MetalLB's `--host`
+    /// (its manifests set METALLB_HOST to the node's `status.hostIP`). The speaker runs in the
+    /// host's network namespace, so 0.0.0.0 would expose the port on every interface of the
+    /// node, the outside ones included; without either flag it is loopback only.
+    #[arg(long, env = "METALLB_HOST", default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// The ops port when --metrics-addr is not given (MetalLB's speaker uses 7472).
+    #[arg(long, default_value_t = 7472)]
+    metrics_port: u16,
     /// Standalone mode: write the per-Service report here (atomically replaced).
     #[arg(long)]
     status_file: Option<PathBuf>,
@@ -51,9 +60,19 @@ struct Cli {
     #[arg(long)]
     ignore_exclude_lb: bool,
     /// Set the Graceful Restart Restart State bit (RFC 4724 §4.1): we are coming back from a
-    /// restart and routers should keep our routes meanwhile.
+    /// restart and routers should keep our routes meanwhile. Without it the speaker finds out
+    /// by itself from the marker in --state-dir (see daemon::restart).
     #[arg(long)]
     graceful_restarted: bool,
+    /// Directory that outlives the speaker's Pod but not a reboot (a hostPath under /run):
+    /// SIGTERM leaves a marker here so that the next start knows it is a restart.
+    #[arg(long, default_value = daemon::restart::DEFAULT_STATE_DIR)]
+    state_dir: PathBuf,
+    /// Drain period, seconds: on a drain signal (the exclusion label, the `ferrolb.io/drain`
+    /// annotation, the cluster autoscaler's taint) the node announces its routes with
+    /// GRACEFUL_SHUTDOWN (RFC 8326) this long before withdrawing them.
+    #[arg(long, default_value_t = ferrolb_speaker::announce::drain::DEFAULT_DRAIN_PERIOD.as_secs())]
+    drain_seconds: u64,
     /// Kubernetes mode: this speaker's Pod (downward API `metadata.name`); with --pod-uid, the
     /// owner of the ServiceBGPStatus objects it writes, and the Events' reporting instance.
     #[arg(long, env = "POD_NAME")]
@@ -135,9 +154,12 @@ async fn main() -> anyhow::Result<()> {
         .context("--node-name or NODE_NAME is required")?;
     let metrics = Arc::new(Metrics::default());
     let cancel = CancellationToken::new();
-    let (addr, http) = daemon::http::serve(cli.metrics_addr, Arc::clone(&metrics), cancel.clone())
+    let ops_addr = cli
+        .metrics_addr
+        .unwrap_or(SocketAddr::new(cli.host, cli.metrics_port));
+    let (addr, http) = daemon::http::serve(ops_addr, Arc::clone(&metrics), cancel.clone())
         .await
-        .with_context(|| format!("binding {}", cli.metrics_addr))?;
+        .with_context(|| format!("binding {ops_addr}"))?;
     tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
 
     let (tx, rx) = mpsc::channel(16);
@@ -224,6 +246,17 @@ async fn main() -> anyhow::Result<()> {
                 cancel.clone(),
             ));
             peer_warnings = Some(warnings_tx);
+            // MetalLB v0.15: one ConfigurationState per speaker, `speaker-<node>`.
+            let (config_state_tx, config_state_rx) = watch::channel(None);
+            tasks.spawn(ferrolb_runtime::config_state::run_writer(
+                client.clone(),
+                cli.namespace.clone(),
+                ferrolb_runtime::config_state::Reporter::speaker(&node_name),
+                "ferrolb-speaker".into(),
+                config_state_rx,
+                cancel.clone(),
+            ));
+            reports.config_state = Some(config_state_tx);
             tasks.spawn(kube_events::run_publisher(
                 client,
                 reporter,
@@ -237,10 +270,25 @@ async fn main() -> anyhow::Result<()> {
         }
     }
 
+    let restarted = cli.graceful_restarted
+        || daemon::restart::take_marker(
+            &cli.state_dir,
+            &node_name,
+            std::time::SystemTime::now(),
+            std::time::Duration::from_secs(u64::from(
+                ferrolb_speaker::backend::bgp::GR_RESTART_TIME,
+            )),
+        );
+    if restarted {
+        tracing::info!(
+            forced = cli.graceful_restarted,
+            "restart: Graceful Restart peers get the Restart State and Forwarding State bits"
+        );
+    }
     let (advertiser, backend) = BgpBackend::start(
         Arc::clone(&metrics),
         BgpBackendOptions {
-            restarted: cli.graceful_restarted,
+            restarted,
             peer_warnings,
         },
     );
@@ -248,6 +296,7 @@ async fn main() -> anyhow::Result<()> {
         node_name: node_name.clone(),
         ignore_exclude_lb: cli.ignore_exclude_lb,
         load_balancer_class: cli.lb_class.clone(),
+        draining: false,
     };
     let l2_settings = daemon::l2::L2Settings {
         memberlist_port: cli.memberlist_port,
@@ -255,6 +304,9 @@ async fn main() -> anyhow::Result<()> {
         memberlist_secret_file: cli.memberlist_secret_file.clone(),
         ..Default::default()
     };
+    let bgp_wake = wake_tx.clone();
+    let l2_wake = wake_tx.clone();
+    let drain_period = std::time::Duration::from_secs(cli.drain_seconds);
     let (l2, l2_running) = daemon::l2::start(
         &l2_settings,
         opts.clone(),
@@ -267,9 +319,15 @@ async fn main() -> anyhow::Result<()> {
     }
     // Every protocol the speaker announces with; the loop knows none of them.
     let mut reconciler = Reconciler::new(opts.clone(), Arc::clone(&metrics))
-        .with_protocol(BgpProtocol::new(opts, advertiser).with_metrics(Arc::clone(&metrics)))
-        .with_protocol(l2);
+        .with_protocol(
+            BgpProtocol::new(opts, advertiser)
+                .with_metrics(Arc::clone(&metrics))
+                .with_drain(drain_period, bgp_wake),
+        )
+        .with_protocol(l2.with_drain(drain_period, l2_wake));
 
+    // SIGTERM and SIGINT mean "stopped, and started again" (a rolling update, a Pod replaced):
+    // a speaker taken out of service for good is drained first (the node's drain signal).
     let signals = {
         let cancel = cancel.clone();
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -292,7 +350,13 @@ async fn main() -> anyhow::Result<()> {
     )
     .await;
     cancel.cancel();
-    backend.shutdown().await;
+    // Before the sessions close: a speaker started again right after finds the marker.
+    if let Err(error) =
+        daemon::restart::write_marker(&cli.state_dir, &node_name, std::time::SystemTime::now())
+    {
+        tracing::warn!(%error, "the next start will not know it is a restart");
+    }
+    backend.shutdown_for_restart().await;
     l2_running.shutdown().await;
     // Every task ends on `cancel`; a panic in one is reported, not re-raised.
     while let Some(done) = tasks.join_next().await {

@@ -10,10 +10,21 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::sync::{Mutex, PoisonError};
 
+use crate::counter_metrics::{render_bgp_messages, render_layer2, PeerMessages, VipCountsReader};
 use crate::l2::memberlist::MemberlistCounters;
 
 /// Reads the gossip's counters at render time.
 pub type CountersReader = Box<dyn Fn() -> MemberlistCounters + Send + Sync>;
+
+/// Reads the BFD sessions' counters at render time: per `peer` label (the peer's address, as
+/// MetalLB labels its `metallb_bfd_*`), and the receive path's drops per reason.
+pub type BfdReader = Box<
+    dyn Fn() -> (
+            Vec<(String, ferrolb_bfd::Counters)>,
+            Vec<(&'static str, u64)>,
+        ) + Send
+        + Sync,
+>;
 
 /// One VIP this node announces (answers ARP/NDP for, or sends to a BGP peer): MetalLB's
 /// `metallb_speaker_announced` labels.
@@ -55,6 +66,7 @@ struct State {
     node: String,
     l2_announced: BTreeSet<L2Announced>,
     bgp_announced: BTreeSet<L2Announced>,
+    bgp_weights: BTreeMap<(String, String), f64>,
     members: Option<usize>,
 }
 
@@ -63,6 +75,11 @@ struct State {
 pub struct Metrics {
     state: Mutex<State>,
     memberlist: Mutex<Option<CountersReader>>,
+    /// Per peer (the key of `State::peers`): where its message counts are read.
+    bgp_messages: Mutex<BTreeMap<String, PeerMessages>>,
+    /// Where the Layer 2 per-VIP counts are read, once the responder runs.
+    layer2: Mutex<Option<VipCountsReader>>,
+    bfd: Mutex<Option<BfdReader>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -145,6 +162,11 @@ impl Metrics {
             .unwrap_or_else(PoisonError::into_inner) = Some(reader);
     }
 
+    /// Exports the BFD sessions' counters (`metallb_bfd_*`), read at each render.
+    pub fn set_bfd_counters(&self, reader: BfdReader) {
+        *self.bfd.lock().unwrap_or_else(PoisonError::into_inner) = Some(reader);
+    }
+
     /// Sets the Layer 2 state of node `node`: the VIPs it answers for and the number of live
     /// speakers the gossip sees (`None` when gossip is off or has not settled).
     pub fn set_l2(&self, node: &str, announced: BTreeSet<L2Announced>, members: Option<usize>) {
@@ -164,6 +186,12 @@ impl Metrics {
         });
     }
 
+    /// Sets the weights (weighted ECMP: the link bandwidth in endpoints) of the routes that
+    /// carry one, per (peer address, prefix): `ferrolb_bgp_announced_weight`.
+    pub fn set_bgp_weights(&self, weights: BTreeMap<(String, String), f64>) {
+        self.with(|s| s.bgp_weights = weights);
+    }
+
     /// Updates one peer's values.
     pub fn update_peer(&self, peer: &str, f: impl FnOnce(&mut PeerMetrics)) {
         self.with(|s| f(s.peers.entry(peer.to_string()).or_default()));
@@ -172,6 +200,24 @@ impl Metrics {
     /// Forgets a peer that is no longer configured (its series disappear).
     pub fn remove_peer(&self, peer: &str) {
         self.with(|s| s.peers.remove(peer));
+        self.bgp_messages
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(peer);
+    }
+
+    /// Exports the Layer 2 per-VIP counts (`metallb_layer2_*{ip}`), read at each render.
+    pub fn set_layer2_counts(&self, reader: VipCountsReader) {
+        *self.layer2.lock().unwrap_or_else(PoisonError::into_inner) = Some(reader);
+    }
+
+    /// Exports the message counts of peer `peer` (MetalLB's FRR-mode `metallb_bgp_opens_sent`
+    /// and the rest, [`crate::counter_metrics`]), read at each render; replaces what was set.
+    pub fn set_peer_messages(&self, peer: &str, messages: PeerMessages) {
+        self.bgp_messages
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(peer.to_owned(), messages);
     }
 
     /// A copy of one peer's values.
@@ -277,6 +323,18 @@ impl Metrics {
                     a.ip
                 );
             }
+            let _ = writeln!(
+                out,
+                "# HELP ferrolb_bgp_announced_weight Weighted ECMP: the link bandwidth of the route to the prefix sent to the peer, in ready endpoints on this node (summed over the Services sharing the prefix).\n# TYPE ferrolb_bgp_announced_weight gauge"
+            );
+            for ((peer, prefix), weight) in &s.bgp_weights {
+                let _ = writeln!(
+                    out,
+                    "ferrolb_bgp_announced_weight{{peer=\"{}\",prefix=\"{}\"}} {weight}",
+                    escape_label_value(peer),
+                    escape_label_value(prefix)
+                );
+            }
             if let Some(n) = s.members {
                 let _ = writeln!(
                     out,
@@ -292,7 +350,103 @@ impl Metrics {
         if let Some(c) = reader.as_ref().map(|read| read()) {
             render_memberlist(&mut text, &c);
         }
+        drop(reader);
+        render_bgp_messages(
+            &mut text,
+            self.bgp_messages
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .values(),
+        );
+        if let Some(read) = self
+            .layer2
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
+            render_layer2(&mut text, &read());
+        }
+        let bfd = self.bfd.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((sessions, drops)) = bfd.as_ref().map(|read| read()) {
+            render_bfd(&mut text, &sessions, &drops);
+        }
         text
+    }
+}
+
+/// MetalLB's BFD families (FRR mode's collector: names, types, help and the `peer` label), so
+/// its dashboards work unchanged; Echo is not implemented, so its counters stay 0. MetalLB's
+/// `metallb_bfd_zebra_notifications` has no counterpart (there is no zebra).
+fn render_bfd(
+    out: &mut String,
+    sessions: &[(String, ferrolb_bfd::Counters)],
+    drops: &[(&'static str, u64)],
+) {
+    type Field = fn(&ferrolb_bfd::Counters) -> u64;
+    let families: [(&str, &str, &str, Field); 7] = [
+        (
+            "metallb_bfd_session_up",
+            "gauge",
+            "BFD session state (1 is up, 0 is down)",
+            |c| c.session_up,
+        ),
+        (
+            "metallb_bfd_control_packet_input",
+            "counter",
+            "Number of received BFD control packets",
+            |c| c.control_packet_input,
+        ),
+        (
+            "metallb_bfd_control_packet_output",
+            "counter",
+            "Number of sent BFD control packets",
+            |c| c.control_packet_output,
+        ),
+        (
+            "metallb_bfd_echo_packet_input",
+            "counter",
+            "Number of received BFD echo packets",
+            |c| c.echo_packet_input,
+        ),
+        (
+            "metallb_bfd_echo_packet_output",
+            "counter",
+            "Number of sent BFD echo packets",
+            |c| c.echo_packet_output,
+        ),
+        (
+            "metallb_bfd_session_up_events",
+            "counter",
+            "Number of BFD session up events",
+            |c| c.session_up_events,
+        ),
+        (
+            "metallb_bfd_session_down_events",
+            "counter",
+            "Number of BFD session down events",
+            |c| c.session_down_events,
+        ),
+    ];
+    for (name, kind, help, value) in families {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (peer, c) in sessions {
+            let _ = writeln!(
+                out,
+                "{name}{{peer=\"{}\"}} {}",
+                escape_label_value(peer),
+                value(c)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP ferrolb_bfd_dropped_packets_total BFD datagrams dropped by the receive path, per reason.\n# TYPE ferrolb_bfd_dropped_packets_total counter"
+    );
+    for (reason, n) in drops {
+        let _ = writeln!(
+            out,
+            "ferrolb_bfd_dropped_packets_total{{reason=\"{reason}\"}} {n}"
+        );
     }
 }
 
@@ -443,6 +597,62 @@ mod tests {
         }
         m.set_l2("node-a", BTreeSet::new(), None);
         assert!(!m.render().contains("metallb_speaker_announced{"));
+    }
+
+    #[test]
+    fn announced_weights_are_rendered_per_peer_and_prefix() {
+        let m = Metrics::default();
+        m.set_bgp_weights(BTreeMap::from([
+            (("192.0.2.1".into(), "198.51.100.1/32".into()), 3.0),
+            (("192.0.2.2".into(), "198.51.100.1/32".into()), 1.0),
+        ]));
+        let text = m.render();
+        assert!(
+            text.contains("# TYPE ferrolb_bgp_announced_weight gauge"),
+            "{text}"
+        );
+        assert!(text.contains(
+            "ferrolb_bgp_announced_weight{peer=\"192.0.2.1\",prefix=\"198.51.100.1/32\"} 3\n"
+        ));
+        assert!(text.contains(
+            "ferrolb_bgp_announced_weight{peer=\"192.0.2.2\",prefix=\"198.51.100.1/32\"} 1\n"
+        ));
+        m.set_bgp_weights(BTreeMap::new());
+        assert!(!m.render().contains("ferrolb_bgp_announced_weight{"));
+    }
+
+    #[test]
+    fn bfd_families_carry_metallbs_names_types_and_peer_label() {
+        let m = Metrics::default();
+        assert!(!m.render().contains("metallb_bfd_"), "no BFD, no families");
+        m.set_bfd_counters(Box::new(|| {
+            let c = ferrolb_bfd::Counters {
+                control_packet_input: 5,
+                control_packet_output: 6,
+                echo_packet_input: 0,
+                echo_packet_output: 0,
+                session_up_events: 2,
+                session_down_events: 1,
+                session_up: 1,
+            };
+            (vec![("192.0.2.1".to_owned(), c)], vec![("bad_ttl", 3)])
+        }));
+        let text = m.render();
+        for line in [
+            "# TYPE metallb_bfd_session_up gauge\n",
+            "metallb_bfd_session_up{peer=\"192.0.2.1\"} 1\n",
+            "# TYPE metallb_bfd_control_packet_input counter\n",
+            "metallb_bfd_control_packet_input{peer=\"192.0.2.1\"} 5\n",
+            "metallb_bfd_control_packet_output{peer=\"192.0.2.1\"} 6\n",
+            "metallb_bfd_echo_packet_input{peer=\"192.0.2.1\"} 0\n",
+            "metallb_bfd_echo_packet_output{peer=\"192.0.2.1\"} 0\n",
+            "# TYPE metallb_bfd_session_up_events counter\n",
+            "metallb_bfd_session_up_events{peer=\"192.0.2.1\"} 2\n",
+            "metallb_bfd_session_down_events{peer=\"192.0.2.1\"} 1\n",
+            "ferrolb_bfd_dropped_packets_total{reason=\"bad_ttl\"} 3\n",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
     }
 
     #[test]

@@ -1,16 +1,16 @@
-//! Table tests for the BGP announcement rules (`announce::bgp` module doc, rules 1-8).
+//! Table tests for the BGP announcement rules (`announce::bgp` module doc, rules 1-9).
 
 mod announce_fixtures;
 
 use std::collections::BTreeSet;
 
 use announce_fixtures::*;
-use ferrolb_api::model::{BgpCommunity, Config, PeerAsn};
-use ferrolb_bgp::wire::{Community, LargeCommunity};
+use ferrolb_api::model::{BgpCommunity, Config, PeerAsn, WeightedEcmp};
+use ferrolb_bgp::wire::{Community, ExtendedCommunity, LargeCommunity};
 use ferrolb_speaker::announce::bgp::{
-    compute_bgp, BgpPlan, NextHop, PeerName, Route, ServiceStatus, VipStatus,
+    announced_weight, compute_bgp, BgpPlan, NextHop, PeerName, Route, ServiceStatus, VipStatus,
 };
-use ferrolb_speaker::announce::input::{Cluster, TrafficPolicy, LABEL_EXCLUDE_FROM_LB};
+use ferrolb_speaker::announce::input::{Cluster, Endpoint, TrafficPolicy, LABEL_EXCLUDE_FROM_LB};
 use ferrolb_speaker::announce::reason::{PeerSkip, SkipReason};
 use ferrolb_speaker::announce::SpeakerOptions;
 
@@ -987,5 +987,163 @@ fn routes_with_equal_attributes_share_one_allocation_in_the_plan() {
     assert!(
         std::sync::Arc::ptr_eq(web, api),
         "one attribute set, one allocation"
+    );
+}
+
+/// The weight a route carries, in endpoints (rule 9), or `None` without a link bandwidth.
+fn weight_of(plan: &BgpPlan, peer: &str, prefix: &str) -> Option<f64> {
+    announced_weight(&attrs_of(plan, peer, prefix))
+}
+
+/// A Service `externalTrafficPolicy: Local` with the given endpoints on n1 (and one on n2).
+fn weighted_local(mut s: Scenario, eps: Vec<Endpoint>) -> Scenario {
+    s.adv().weighted_ecmp = Some(WeightedEcmp::Endpoints);
+    s.web().traffic_policy = TrafficPolicy::Local;
+    let mut all = eps;
+    all.push(ep("10.1.0.9", "n2"));
+    s.set_endpoints(all);
+    s
+}
+
+fn terminating(address: &str, node: &str) -> Endpoint {
+    Endpoint {
+        ready: Some(false),
+        serving: Some(true),
+        terminating: Some(true),
+        ..ep(address, node)
+    }
+}
+
+#[test]
+fn weighted_ecmp_link_bandwidth_follows_ready_local_endpoints() {
+    let plain = base();
+    assert_eq!(weight_of(&plain.plan(), "r1", "192.0.2.10/32"), None);
+    let rows: &[(&str, Vec<Endpoint>, f64)] = &[
+        (
+            "three ready endpoints here",
+            vec![
+                ep("10.1.0.1", "n1"),
+                ep("10.1.0.2", "n1"),
+                ep("10.1.0.3", "n1"),
+            ],
+            3.0,
+        ),
+        (
+            "a terminating endpoint does not count",
+            vec![ep("10.1.0.1", "n1"), terminating("10.1.0.2", "n1")],
+            1.0,
+        ),
+        ("one endpoint", vec![ep("10.1.0.1", "n1")], 1.0),
+    ];
+    for (name, eps, want) in rows {
+        let s = weighted_local(base(), eps.clone());
+        let plan = s.plan();
+        assert_eq!(
+            weight_of(&plan, "r1", "192.0.2.10/32"),
+            Some(*want),
+            "{name}"
+        );
+        let attrs = attrs_of(&plan, "r1", "192.0.2.10/32");
+        // draft-ietf-idr-link-bandwidth: 1 Mbit/s (125000 bytes/s) per endpoint, from our AS.
+        let lb = ExtendedCommunity::link_bandwidth(64500, (*want * 125_000.0) as f32);
+        assert_eq!(attrs.extended_communities, BTreeSet::from([lb]), "{name}");
+    }
+}
+
+#[test]
+fn weighted_ecmp_cluster_policy_gives_every_node_the_same_value() {
+    let mut s = base();
+    s.adv().weighted_ecmp = Some(WeightedEcmp::Endpoints);
+    s.set_endpoints(vec![ep("10.1.0.1", "n2"), ep("10.1.0.2", "n2")]);
+    assert_eq!(weight_of(&s.plan(), "r1", "192.0.2.10/32"), Some(1.0));
+    s.opts = SpeakerOptions::for_node("n2");
+    // n2 has no InternalIP of its own here but the session's address serves IPv4.
+    assert_eq!(weight_of(&s.plan(), "r1", "192.0.2.10/32"), Some(1.0));
+}
+
+#[test]
+fn weighted_ecmp_services_sharing_an_ip_add_up_and_two_advertisements_count_once() {
+    let mut s = weighted_local(
+        base(),
+        vec![
+            ep("10.1.0.1", "n1"),
+            ep("10.1.0.2", "n1"),
+            ep("10.1.0.3", "n1"),
+        ],
+    );
+    let mut dns = svc("dns", &["192.0.2.10"]);
+    dns.traffic_policy = TrafficPolicy::Local;
+    s.cluster.upsert_service(dns);
+    s.cluster.upsert_endpoint_slice(slice(
+        "dns",
+        "a",
+        vec![ep("10.1.1.1", "n1"), ep("10.1.1.2", "n1")],
+    ));
+    assert_eq!(weight_of(&s.plan(), "r1", "192.0.2.10/32"), Some(5.0));
+    // A second weighted advertisement of the same prefix does not double the Services' values.
+    let mut b = s.adv().clone();
+    b.name = "b".into();
+    b.communities = vec![BgpCommunity::Standard(7)];
+    s.config.bgp_advertisements.insert("b".into(), b);
+    let plan = s.plan();
+    assert_eq!(weight_of(&plan, "r1", "192.0.2.10/32"), Some(5.0));
+    assert_eq!(
+        attrs_of(&plan, "r1", "192.0.2.10/32").communities,
+        BTreeSet::from([Community(7)])
+    );
+}
+
+#[test]
+fn weighted_ecmp_follows_endpoint_changes_incrementally() {
+    use ferrolb_speaker::announce::bgp::BgpAnnouncer;
+    use ferrolb_speaker::announce::change::ChangeSet;
+    let mut s = weighted_local(
+        base(),
+        vec![ep("10.1.0.1", "n1"), terminating("10.1.0.2", "n1")],
+    );
+    let mut announcer = BgpAnnouncer::new(s.opts.clone());
+    announcer.update(&s.config, &s.cluster, &ChangeSet::all());
+    let weight =
+        |a: &BgpAnnouncer| announced_weight(&a.desired().peers["r1"].routes[&net("192.0.2.10/32")]);
+    assert_eq!(weight(&announcer), Some(1.0));
+    // Scaled up: the Service's slice changes, and only that Service is recomputed.
+    s.set_endpoints(vec![
+        ep("10.1.0.1", "n1"),
+        ep("10.1.0.2", "n1"),
+        ep("10.1.0.3", "n1"),
+        ep("10.1.0.9", "n2"),
+    ]);
+    announcer.update(&s.config, &s.cluster, &ChangeSet::service(key("web")));
+    assert_eq!(weight(&announcer), Some(3.0));
+    assert_eq!(announcer.desired(), &s.plan().desired);
+}
+
+#[test]
+fn weighted_ecmp_status_shows_the_weight_per_peer_and_prefix() {
+    use ferrolb_speaker::protocol::bgp::{add_weights, service_json};
+    let s = weighted_local(
+        base(),
+        vec![
+            ep("10.1.0.1", "n1"),
+            ep("10.1.0.2", "n1"),
+            ep("10.1.0.3", "n1"),
+        ],
+    );
+    let plan = s.plan();
+    let status = &plan.services[&key("web")];
+    let mut json = service_json(status);
+    add_weights(&mut json, status, &plan.desired);
+    assert_eq!(
+        json["vips"]["192.0.2.10"]["weights"],
+        serde_json::json!({"r1": {"192.0.2.10/32": 3.0}})
+    );
+    // Unweighted: no `weights` at all.
+    let plain = base().plan();
+    let status = &plain.services[&key("web")];
+    let mut json = service_json(status);
+    add_weights(&mut json, status, &plain.desired);
+    assert!(
+        json["vips"]["192.0.2.10"].get("weights").is_none(),
+        "{json}"
     );
 }

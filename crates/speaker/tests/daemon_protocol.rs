@@ -137,6 +137,7 @@ async fn the_loop_drives_any_protocol_and_passes_its_reports_on() {
         status_file: Some(status_file.clone()),
         statuses: [("a", kube_tx)].into_iter().collect(),
         config_errors: None,
+        config_state: None,
     };
     let (source, source_rx) = mpsc::channel(4);
     let (wake, wake_rx) = mpsc::channel(4);

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use ferrolb_api::source::{files::load_str, Resources};
+use ferrolb_e2e::fixture;
 use ferrolb_speaker::advertiser::testing::FakeAdvertiser;
 use ferrolb_speaker::announce::bgp::BgpDesired;
 use ferrolb_speaker::announce::input::ServiceKey;
@@ -39,23 +40,10 @@ metadata: {name: bad, namespace: metallb-system}
 spec: {addresses: ["nope"]}
 "#;
 
+/// A Service at `ip` with one ready endpoint on node-a, to append to a YAML stream.
 fn service(name: &str, ip: &str) -> String {
-    format!(
-        r#"
----
-apiVersion: v1
-kind: Service
-metadata: {{name: {name}, namespace: default}}
-spec: {{type: LoadBalancer, ports: [{{port: 80}}]}}
-status: {{loadBalancer: {{ingress: [{{ip: {ip}}}]}}}}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: {name}-x, namespace: default, labels: {{kubernetes.io/service-name: {name}}}}}
-addressType: IPv4
-endpoints: [{{addresses: [10.0.0.1], nodeName: node-a, conditions: {{ready: true}}}}]
-"#
-    )
+    let docs = fixture::service_with_endpoints(name, &[ip], "Cluster", &["node-a"]);
+    format!("\n---\n{docs}")
 }
 
 fn snapshot(text: &str) -> SourceUpdate {

@@ -14,6 +14,8 @@ use ferrolb_bgp::event::{EventKind, SpeakerEvent};
 use ferrolb_bgp::fsm::DownReason;
 use ferrolb_bgp::speaker::{PeerConfig, Speaker, SpeakerConfig};
 use ferrolb_bgp::wire::error::{cease_subcode, ErrorCode};
+use ferrolb_e2e::fixture;
+use ferrolb_e2e::logged::write_atomic;
 use ferrolb_speaker::demo::start_listener;
 use ipnet::IpNet;
 use tokio::sync::mpsc;
@@ -53,21 +55,9 @@ spec: {{ipAddressPools: [pool], communities: ["64500:42"]}}
     )
 }
 
+/// A Service at `ip` with one ready endpoint on node-a.
 fn service_yaml(name: &str, ip: &str) -> String {
-    format!(
-        r#"apiVersion: v1
-kind: Service
-metadata: {{name: {name}, namespace: default}}
-spec: {{type: LoadBalancer, ports: [{{port: 80}}]}}
-status: {{loadBalancer: {{ingress: [{{ip: {ip}}}]}}}}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: {name}-x, namespace: default, labels: {{kubernetes.io/service-name: {name}}}}}
-addressType: IPv4
-endpoints: [{{addresses: [10.0.0.1], nodeName: node-a, conditions: {{ready: true}}}}]
-"#
-    )
+    fixture::service_with_endpoints(name, &[ip], "Cluster", &["node-a"])
 }
 
 fn prefix(ip: &str) -> IpNet {
@@ -88,19 +78,22 @@ async fn router() -> (Speaker, mpsc::Receiver<SpeakerEvent>, u16) {
 
 /// Starts the daemon and learns its metrics address from its log.
 fn spawn_daemon(dir: &Path, status: &Path) -> Daemon {
+    spawn_daemon_with(dir, status, &["--metrics-addr", "127.0.0.1:0"])
+}
+
+/// Starts the daemon with `ops_args` choosing its ops address (METALLB_HOST unset).
+fn spawn_daemon_with(dir: &Path, status: &Path, ops_args: &[&str]) -> Daemon {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ferrolb-speaker"))
         .args(["--config-dir"])
         .arg(dir)
-        .args([
-            "--node-name",
-            "node-a",
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--poll-ms",
-            "50",
-        ])
+        .args(["--node-name", "node-a", "--poll-ms", "50"])
+        .args(ops_args)
+        .env_remove("METALLB_HOST")
         .arg("--status-file")
         .arg(status)
+        // The restart marker goes next to the status file, not into the host's /run.
+        .arg("--state-dir")
+        .arg(status.with_extension("state"))
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
         .spawn()
@@ -187,13 +180,6 @@ async fn await_rib(
     }
 }
 
-fn write(dir: &Path, name: &str, text: &str) {
-    // Write then rename, as config management does, so the poller never sees half a file.
-    let tmp = dir.join(format!(".{name}.tmp"));
-    std::fs::write(&tmp, text).expect("write");
-    std::fs::rename(&tmp, dir.join(name)).expect("rename");
-}
-
 fn set(ips: &[&str]) -> BTreeSet<IpNet> {
     ips.iter().map(|ip| prefix(ip)).collect()
 }
@@ -205,9 +191,9 @@ async fn files_drive_announcements_and_a_source_outage_is_not_a_delete() {
     let dir: PathBuf = tmp.path().join("conf");
     std::fs::create_dir(&dir).expect("mkdir");
     let status = tmp.path().join("status.json");
-    write(&dir, "config.yaml", &config_yaml(port));
-    write(&dir, "svc-a.yaml", &service_yaml("a", "198.51.100.1"));
-    write(&dir, "svc-b.yaml", &service_yaml("b", "198.51.100.2"));
+    write_atomic(&dir, "config.yaml", &config_yaml(port));
+    write_atomic(&dir, "svc-a.yaml", &service_yaml("a", "198.51.100.1"));
+    write_atomic(&dir, "svc-b.yaml", &service_yaml("b", "198.51.100.2"));
     let daemon = spawn_daemon(&dir, &status);
     let mut rib = BTreeSet::new();
 
@@ -249,7 +235,7 @@ async fn files_drive_announcements_and_a_source_outage_is_not_a_delete() {
     await_metric(daemon.metrics, "ferrolb_config_stale 1").await;
     std::fs::rename(&away, &dir).expect("mv dir back");
     await_metric(daemon.metrics, "ferrolb_config_stale 0").await;
-    write(&dir, "svc-c.yaml", &service_yaml("c", "198.51.100.3"));
+    write_atomic(&dir, "svc-c.yaml", &service_yaml("c", "198.51.100.3"));
     await_rib(
         &mut events,
         &mut rib,
@@ -259,20 +245,20 @@ async fn files_drive_announcements_and_a_source_outage_is_not_a_delete() {
     .await;
 
     // A file that does not parse: stale, last good state kept.
-    write(&dir, "broken.yaml", "kind: Service\nmetadata: [\n");
+    write_atomic(&dir, "broken.yaml", "kind: Service\nmetadata: [\n");
     await_metric(daemon.metrics, "ferrolb_config_stale 1").await;
     std::fs::remove_file(dir.join("broken.yaml")).expect("rm");
     await_metric(daemon.metrics, "ferrolb_config_stale 0").await;
 
     // An invalid configuration: stale, the last good one keeps announcing; a Service added
     // meanwhile is still announced under the last good configuration.
-    write(
+    write_atomic(
         &dir,
         "bad-pool.yaml",
         "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: bad, namespace: metallb-system}\nspec: {addresses: [\"not-an-address\"]}\n",
     );
     await_metric(daemon.metrics, "ferrolb_config_stale 1").await;
-    write(&dir, "svc-d.yaml", &service_yaml("d", "198.51.100.4"));
+    write_atomic(&dir, "svc-d.yaml", &service_yaml("d", "198.51.100.4"));
     let all = set(&["198.51.100.1", "198.51.100.3", "198.51.100.4"]);
     await_rib(
         &mut events,
@@ -305,8 +291,8 @@ async fn sigterm_sends_cease_administrative_shutdown() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("conf");
     std::fs::create_dir(&dir).expect("mkdir");
-    write(&dir, "config.yaml", &config_yaml(port));
-    write(&dir, "svc-a.yaml", &service_yaml("a", "198.51.100.1"));
+    write_atomic(&dir, "config.yaml", &config_yaml(port));
+    write_atomic(&dir, "svc-a.yaml", &service_yaml("a", "198.51.100.1"));
     let mut daemon = spawn_daemon(&dir, &tmp.path().join("status.json"));
     let mut rib = BTreeSet::new();
     await_rib(&mut events, &mut rib, &set(&["198.51.100.1"]), &set(&[])).await;
@@ -336,4 +322,30 @@ async fn sigterm_sends_cease_administrative_shutdown() {
     }
     let status = daemon.child.wait().expect("wait");
     assert!(status.success(), "exit status {status:?}");
+}
+
+/// The speaker runs in the host's network namespace: without --metrics-addr its ops port binds
+/// loopback, or the address --host / METALLB_HOST names (the node's IP in the manifests), never
+/// every interface.
+#[test]
+fn ops_port_binds_loopback_or_the_named_host_never_all_interfaces() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("config.yaml"), config_yaml(1)).expect("write config");
+    let status = dir.path().join("status.json");
+    let cases: [(&[&str], IpAddr); 3] = [
+        (&["--metrics-port", "0"], IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        (
+            &["--host", "127.0.0.2", "--metrics-port", "0"],
+            IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)),
+        ),
+        (
+            &["--host", "127.0.0.2", "--metrics-addr", "127.0.0.3:0"],
+            IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3)),
+        ),
+    ];
+    for (args, want) in cases {
+        let daemon = spawn_daemon_with(dir.path(), &status, args);
+        assert_eq!(daemon.metrics.ip(), want, "{args:?}");
+        assert!(get(daemon.metrics, "/healthz").contains("200"), "{args:?}");
+    }
 }

@@ -59,6 +59,8 @@ async fn service_file_to_route_latency() {
             "--poll-ms",
             &poll,
         ])
+        .arg("--state-dir")
+        .arg(dir.join("state"))
         .env("RUST_LOG", "warn")
         .stderr(Stdio::null())
         .spawn()

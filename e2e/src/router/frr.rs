@@ -113,8 +113,20 @@ fn netns_command(ns: &str, program: &str) -> Command {
 fn bgpd_conf(ns: &str, cfg: &RouterConfig) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "frr defaults traditional\nhostname {ns}\n!");
-    // Keep the RIB out of zebra and the kernel: the namespace only proves BGP.
-    let _ = writeln!(s, "bgp no-rib\n!");
+    if !cfg.install_fib {
+        // Keep the RIB out of zebra and the kernel: the namespace only proves BGP, unless the
+        // test forwards traffic through it.
+        let _ = writeln!(s, "bgp no-rib\n!");
+    }
+    if cfg.graceful_shutdown_policy {
+        // RFC 8326 §4.2: lower the preference of paths marked GRACEFUL_SHUTDOWN.
+        let _ = writeln!(
+            s,
+            "bgp community-list standard GSHUT permit graceful-shutdown\n\
+             route-map GSHUT-IN permit 10\n match community GSHUT\n set local-preference 0\n\
+             route-map GSHUT-IN permit 20\n!"
+        );
+    }
     let _ = writeln!(s, "router bgp {}", cfg.local_as);
     let _ = writeln!(s, " bgp router-id {}", cfg.router_id);
     let _ = writeln!(s, " bgp log-neighbor-changes");
@@ -161,13 +173,17 @@ fn bgpd_conf(ns: &str, cfg: &RouterConfig) -> String {
         };
         let _ = writeln!(s, " !\n address-family {name} unicast");
         for n in cfg.neighbors.iter().filter(|n| n.families.contains(&af)) {
-            match &n.interface {
-                Some(i) => {
-                    let _ = writeln!(s, "  neighbor {i} activate");
-                }
-                None => {
-                    let _ = writeln!(s, "  neighbor {} activate", n.address);
-                }
+            // An unnumbered neighbor is named by its interface (FRR's `neighbor IF ...`).
+            let k = n.interface.clone().unwrap_or_else(|| n.address.to_string());
+            let _ = writeln!(s, "  neighbor {k} activate");
+            if cfg.graceful_shutdown_policy {
+                let _ = writeln!(s, "  neighbor {k} route-map GSHUT-IN in");
+            }
+            if n.reflector_client {
+                let _ = writeln!(s, "  neighbor {k} route-reflector-client");
+            }
+            if n.add_path_tx_all {
+                let _ = writeln!(s, "  neighbor {k} addpath-tx-all-paths");
             }
         }
         if cfg.max_paths > 1 {
@@ -214,6 +230,12 @@ pub(crate) fn parse_routes(v: &Value) -> Result<Vec<ReceivedRoute>, String> {
             .iter()
             .filter(|p| is_best(p) || p.get("multipath").and_then(Value::as_bool).unwrap_or(false));
         let mut next_hops: Vec<IpAddr> = selected.flat_map(|p| path_next_hops(p)).collect();
+        if next_hops.is_empty() {
+            // Right after an UPDATE, bgpd may list the path before its best-path run has
+            // marked it (no `bestpath`, no `multipath` yet): the path's own next hops, as for
+            // its other attributes above.
+            next_hops = path_next_hops(best);
+        }
         next_hops.sort();
         next_hops.dedup();
         out.push(ReceivedRoute {
@@ -353,12 +375,15 @@ impl Router for Frr {
             "0",
             "-p",
             &port,
-            "-n",
             "--log",
             "stdout",
             "--log-level",
             "info",
         ]);
+        // `-n` (no_kernel): bgpd hands zebra nothing, unless the test forwards traffic.
+        if !self.base.cfg.install_fib {
+            bcmd.arg("-n");
+        }
         let mut bgpd = Daemon::spawn("bgpd", bcmd, &blog)?;
         let ready = wait_ready(NAME, &self.base.ns, &mut [&mut zebra, &mut bgpd], || {
             self.vtysh("show bgp summary json").is_ok()

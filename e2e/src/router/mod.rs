@@ -111,6 +111,12 @@ pub struct Neighbor {
     /// Unnumbered over this interface (FRR's `neighbor IF interface remote-as external`;
     /// `address` is then unused). FRR only.
     pub interface: Option<String>,
+    /// FRR only: the neighbor is a route-reflector client (RFC 4456): routes from other
+    /// internal peers are reflected to it (by default only the best path of each prefix).
+    pub reflector_client: bool,
+    /// FRR only: the neighbor is sent every path of a prefix, not only the best (ADD-PATH,
+    /// RFC 7911 `addpath-tx-all-paths`), so it can keep them all for (weighted) ECMP.
+    pub add_path_tx_all: bool,
 }
 
 impl Neighbor {
@@ -126,6 +132,8 @@ impl Neighbor {
             local_address: None,
             families: vec![Af::of(address)],
             hold_time: None,
+            reflector_client: false,
+            add_path_tx_all: false,
             interface: None,
         }
     }
@@ -175,6 +183,18 @@ impl Neighbor {
     /// Activates exactly `families` (e.g. IPv6 routes over an IPv4 session).
     pub fn families(mut self, families: &[Af]) -> Neighbor {
         self.families = families.to_vec();
+        self
+    }
+
+    /// Makes the neighbor a route-reflector client (FRR only).
+    pub fn reflector_client(mut self) -> Neighbor {
+        self.reflector_client = true;
+        self
+    }
+
+    /// Sends the neighbor every path of each prefix with ADD-PATH (FRR only).
+    pub fn add_path_tx_all(mut self) -> Neighbor {
+        self.add_path_tx_all = true;
         self
     }
 
@@ -245,6 +265,13 @@ pub struct RouterConfig {
     pub max_paths: u8,
     /// Routes announced from the start (ExaBGP only; the others ignore it).
     pub announce: Vec<Announcement>,
+    /// FRR only: install the selected routes in zebra and the namespace's kernel FIB
+    /// (`show ip route`, forwarding to the VIPs), instead of keeping them in bgpd
+    /// (`bgp no-rib`). Off by default, since most tests only read BGP.
+    pub install_fib: bool,
+    /// FRR only: the RFC 8326 §4.2 receiver policy: paths carrying
+    /// GRACEFUL_SHUTDOWN (65535:0) get LOCAL_PREF 0 on the way in.
+    pub graceful_shutdown_policy: bool,
 }
 
 impl RouterConfig {
@@ -258,6 +285,8 @@ impl RouterConfig {
             graceful_restart: true,
             max_paths: 8,
             announce: Vec::new(),
+            install_fib: false,
+            graceful_shutdown_policy: false,
         }
     }
 

@@ -7,78 +7,71 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use kube::api::ObjectMeta;
-use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::EmptyStatus;
 
-/// Spec of a v1beta1 `BGPPeer`.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[kube(
-    group = "metallb.io",
-    version = "v1beta1",
-    kind = "BGPPeer",
-    namespaced,
-    status = "EmptyStatus",
-    derive = "PartialEq",
-    derive = "Default",
-    doc = "BGPPeer is the Schema for the peers API.",
-    printcolumn(name = "Address", type_ = "string", json_path = ".spec.peerAddress"),
-    printcolumn(name = "ASN", type_ = "string", json_path = ".spec.peerASN"),
-    printcolumn(name = "BFD Profile", type_ = "string", json_path = ".spec.bfdProfile"),
-    printcolumn(
-        name = "Multi Hops",
-        type_ = "string",
-        json_path = ".spec.ebgpMultiHop"
-    )
-)]
-#[serde(rename_all = "camelCase")]
-#[serde(remote = "Self")]
-pub struct BGPPeerSpec {
-    /// AS number to use for the local end of the session.
-    #[serde(rename = "myASN")]
-    pub my_asn: u32,
-    /// AS number to expect from the remote end of the session.
-    #[serde(rename = "peerASN")]
-    pub peer_asn: u32,
-    /// Address to dial when establishing the session.
-    pub peer_address: String,
-    /// Source address to use when establishing the session.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source_address: Option<String>,
-    /// Port to dial when establishing the session.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(max = 16384))]
-    pub peer_port: Option<u16>,
-    /// Requested BGP hold time (Go duration).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hold_time: Option<String>,
-    /// Requested BGP keepalive time (Go duration).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub keepalive_time: Option<String>,
-    /// BGP router ID to advertise to the peer.
-    #[serde(default, rename = "routerID", skip_serializing_if = "Option::is_none")]
-    pub router_id: Option<String>,
-    /// Only connect to this peer on nodes that match one of these selectors.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub node_selectors: Vec<NodeSelector>,
-    /// TCP MD5 password.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password: Option<String>,
-    /// Name of the BFDProfile to use for this session.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bfd_profile: Option<String>,
-    /// The peer is multiple hops away.
-    #[serde(
-        default,
-        rename = "ebgpMultiHop",
-        skip_serializing_if = "Option::is_none"
+metallb_spec! {
+    /// Spec of a v1beta1 `BGPPeer`.
+    #[kube(
+        version = "v1beta1",
+        kind = "BGPPeer",
+        status = "EmptyStatus",
+        doc = "BGPPeer is the Schema for the peers API.",
+        printcolumn(name = "Address", type_ = "string", json_path = ".spec.peerAddress"),
+        printcolumn(name = "ASN", type_ = "string", json_path = ".spec.peerASN"),
+        printcolumn(name = "BFD Profile", type_ = "string", json_path = ".spec.bfdProfile"),
+        printcolumn(
+            name = "Multi Hops",
+            type_ = "string",
+            json_path = ".spec.ebgpMultiHop"
+        )
     )]
-    pub ebgp_multi_hop: Option<bool>,
+    #[serde(rename_all = "camelCase")]
+    pub struct BGPPeerSpec {
+        /// AS number to use for the local end of the session.
+        #[serde(rename = "myASN")]
+        pub my_asn: u32,
+        /// AS number to expect from the remote end of the session.
+        #[serde(rename = "peerASN")]
+        pub peer_asn: u32,
+        /// Address to dial when establishing the session.
+        pub peer_address: String,
+        /// Source address to use when establishing the session.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub source_address: Option<String>,
+        /// Port to dial when establishing the session.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(range(max = 16384))]
+        pub peer_port: Option<u16>,
+        /// Requested BGP hold time (Go duration).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub hold_time: Option<String>,
+        /// Requested BGP keepalive time (Go duration).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub keepalive_time: Option<String>,
+        /// BGP router ID to advertise to the peer.
+        #[serde(default, rename = "routerID", skip_serializing_if = "Option::is_none")]
+        pub router_id: Option<String>,
+        /// Only connect to this peer on nodes that match one of these selectors.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub node_selectors: Vec<NodeSelector>,
+        /// TCP MD5 password.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub password: Option<String>,
+        /// Name of the BFDProfile to use for this session.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub bfd_profile: Option<String>,
+        /// The peer is multiple hops away.
+        #[serde(
+            default,
+            rename = "ebgpMultiHop",
+            skip_serializing_if = "Option::is_none"
+        )]
+        pub ebgp_multi_hop: Option<bool>,
+    }
 }
-
-spec_default_when_absent!(BGPPeerSpec);
 
 /// v1beta1 node selector.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

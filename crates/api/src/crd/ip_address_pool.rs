@@ -1,57 +1,50 @@
 //! `IPAddressPool` (metallb.io/v1beta1): a pool of addresses handed to LoadBalancer Services.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// Spec of an `IPAddressPool`.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[kube(
-    group = "metallb.io",
-    version = "v1beta1",
-    kind = "IPAddressPool",
-    namespaced,
-    status = "IPAddressPoolStatus",
-    derive = "PartialEq",
-    derive = "Default",
-    doc = "IPAddressPool represents a pool of IP addresses that can be allocated to LoadBalancer services.",
-    printcolumn(
-        name = "Auto Assign",
-        type_ = "boolean",
-        json_path = ".spec.autoAssign"
-    ),
-    printcolumn(
-        name = "Avoid Buggy IPs",
-        type_ = "boolean",
-        json_path = ".spec.avoidBuggyIPs"
-    ),
-    printcolumn(name = "Addresses", type_ = "string", json_path = ".spec.addresses")
-)]
-#[serde(rename_all = "camelCase")]
-#[serde(remote = "Self")]
-pub struct IPAddressPoolSpec {
-    /// A list of IP address ranges over which FerroLB has authority. Each range is either a CIDR
-    /// prefix or an explicit `start-end` range of IPs.
-    pub addresses: Vec<String>,
-    /// AutoAssign flag used to prevent automatic allocation from this pool.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("default" = true))]
-    pub auto_assign: Option<bool>,
-    /// AvoidBuggyIPs prevents addresses ending with .0 and .255 from being used by a pool.
-    #[serde(
-        default,
-        rename = "avoidBuggyIPs",
-        skip_serializing_if = "Option::is_none"
+metallb_spec! {
+    /// Spec of an `IPAddressPool`.
+    #[kube(
+        version = "v1beta1",
+        kind = "IPAddressPool",
+        status = "IPAddressPoolStatus",
+        doc = "IPAddressPool represents a pool of IP addresses that can be allocated to LoadBalancer services.",
+        printcolumn(
+            name = "Auto Assign",
+            type_ = "boolean",
+            json_path = ".spec.autoAssign"
+        ),
+        printcolumn(
+            name = "Avoid Buggy IPs",
+            type_ = "boolean",
+            json_path = ".spec.avoidBuggyIPs"
+        ),
+        printcolumn(name = "Addresses", type_ = "string", json_path = ".spec.addresses")
     )]
-    #[schemars(extend("default" = false))]
-    pub avoid_buggy_ips: Option<bool>,
-    /// Restricts the pool to some namespaces and/or services, with a priority.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service_allocation: Option<ServiceAllocation>,
+    #[serde(rename_all = "camelCase")]
+    pub struct IPAddressPoolSpec {
+        /// A list of IP address ranges over which FerroLB has authority. Each range is either a CIDR
+        /// prefix or an explicit `start-end` range of IPs.
+        pub addresses: Vec<String>,
+        /// AutoAssign flag used to prevent automatic allocation from this pool.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(extend("default" = true))]
+        pub auto_assign: Option<bool>,
+        /// AvoidBuggyIPs prevents addresses ending with .0 and .255 from being used by a pool.
+        #[serde(
+            default,
+            rename = "avoidBuggyIPs",
+            skip_serializing_if = "Option::is_none"
+        )]
+        #[schemars(extend("default" = false))]
+        pub avoid_buggy_ips: Option<bool>,
+        /// Restricts the pool to some namespaces and/or services, with a priority.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub service_allocation: Option<ServiceAllocation>,
+    }
 }
-
-spec_default_when_absent!(IPAddressPoolSpec);
 
 /// `spec.serviceAllocation` of an `IPAddressPool`.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

@@ -57,6 +57,99 @@ macro_rules! spec_default_when_absent {
     };
 }
 
+/// Declares the spec of a MetalLB kind: the `#[kube(...)]` arguments that differ from kind to
+/// kind (version, kind, plural, status, doc, print columns), the spec's own attributes and the
+/// struct. What every spec here shares is added once: the same derives, group `metallb.io`,
+/// namespaced, `PartialEq` and `Default` on the root type, and the serde of
+/// [`spec_default_when_absent`] (`#[serde(remote = "Self")]` with its two impls, which only
+/// work together).
+macro_rules! metallb_spec {
+    (
+        $(#[$attr:meta])*
+        pub struct $spec:ident $body:tt
+    ) => {
+        #[derive(
+            kube::CustomResource,
+            serde::Serialize,
+            serde::Deserialize,
+            Clone,
+            Debug,
+            Default,
+            PartialEq,
+            schemars::JsonSchema,
+        )]
+        #[kube(
+            group = "metallb.io",
+            namespaced,
+            derive = "PartialEq",
+            derive = "Default"
+        )]
+        $(#[$attr])*
+        #[serde(remote = "Self")]
+        pub struct $spec $body
+
+        spec_default_when_absent!($spec);
+    };
+}
+
+/// Declares one of the two per-Service status kinds (`ServiceBGPStatus`, `ServiceL2Status`):
+/// status-only objects (v1beta1, empty spec) whose status names the announcing node and the
+/// Service, then carries what the protocol adds. The call gives the spec's docs and `#[kube]`
+/// arguments (kind, plural, status, doc, the node's print column) and the status struct with
+/// its docs and protocol fields; the shared version, Service print columns and fields are
+/// added here, in MetalLB's order.
+macro_rules! service_status_kind {
+    (
+        $(#[$spec_attr:meta])*
+        pub struct $spec:ident {}
+
+        $(#[$status_attr:meta])*
+        pub struct $status:ident { $($fields:tt)* }
+    ) => {
+        metallb_spec! {
+            $(#[$spec_attr])*
+            #[kube(
+                version = "v1beta1",
+                printcolumn(
+                    name = "Service Name",
+                    type_ = "string",
+                    json_path = ".status.serviceName"
+                ),
+                printcolumn(
+                    name = "Service Namespace",
+                    type_ = "string",
+                    json_path = ".status.serviceNamespace"
+                )
+            )]
+            pub struct $spec {}
+        }
+
+        $(#[$status_attr])*
+        #[derive(
+            Clone,
+            Debug,
+            Default,
+            PartialEq,
+            serde::Serialize,
+            serde::Deserialize,
+            schemars::JsonSchema,
+        )]
+        #[serde(rename_all = "camelCase")]
+        pub struct $status {
+            /// Node announcing the Service.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub node: Option<String>,
+            /// Name of the Service.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub service_name: Option<String>,
+            /// Namespace of the Service.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub service_namespace: Option<String>,
+            $($fields)*
+        }
+    };
+}
+
 pub mod bfd_profile;
 pub mod bgp_advertisement;
 pub mod bgp_peer;

@@ -8,6 +8,7 @@ use super::{check_name, check_unique, selectors, NodeIndex, ObjRef};
 use crate::error::{ConfigError, Reason};
 use crate::model::{
     BfdProfile, BgpAdvertisement, BgpCommunity, BgpPeer, IpFamily, L2Advertisement, Pool,
+    WeightedEcmp, WEIGHTED_ECMP_ANNOTATION,
 };
 use crate::parse::{parse_address_range, parse_community, shortest_prefix_len, CommunityError};
 use crate::selector::LabelSelector;
@@ -181,6 +182,8 @@ pub(super) fn validate_bgp_advertisements(
             );
         }
 
+        let weighted_ecmp = weighted_ecmp(&obj, a.metadata.annotations.as_ref(), errors);
+
         let adv = BgpAdvertisement {
             name: name.clone().unwrap_or_default(),
             pools: selected,
@@ -191,6 +194,7 @@ pub(super) fn validate_bgp_advertisements(
             peers: s.peers.iter().cloned().collect(),
             node_selectors,
             service_selectors,
+            weighted_ecmp,
         };
         if let Some(other) = out.values().find(|o| local_pref_conflict(o, &adv, nodes)) {
             let pool = other
@@ -214,6 +218,28 @@ pub(super) fn validate_bgp_advertisements(
         }
     }
     out
+}
+
+/// FerroLB's [`WEIGHTED_ECMP_ANNOTATION`]: absent is off, `endpoints` is on, and any other
+/// value is a field error naming the annotation (a typo must not silently announce equal
+/// weights while the operator believes they are weighted).
+fn weighted_ecmp(
+    obj: &ObjRef,
+    annotations: Option<&BTreeMap<String, String>>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<WeightedEcmp> {
+    let value = annotations?.get(WEIGHTED_ECMP_ANNOTATION)?;
+    let parsed = WeightedEcmp::parse(value);
+    if parsed.is_none() {
+        errors.push(obj.err(
+            format!("metadata.annotations[{WEIGHTED_ECMP_ANNOTATION}]"),
+            value,
+            Reason::NotOneOf {
+                allowed: WeightedEcmp::ALLOWED,
+            },
+        ));
+    }
+    parsed
 }
 
 fn aggregation(

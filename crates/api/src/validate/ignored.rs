@@ -59,9 +59,8 @@ impl fmt::Display for IgnoredField {
     }
 }
 
-const NO_BFD: &str = "FerroLB runs no BFD (RFC 5880); the session is not monitored by BFD";
-const NO_BFD_PROFILE: &str =
-    "FerroLB runs no BFD (RFC 5880); no field of a BFDProfile has an effect";
+const NO_BFD_ECHO: &str = "the BFD Echo function (RFC 5880 §6.4) is not implemented; the \
+     session runs on Control packets alone, at the profile's receive and transmit intervals";
 const LOCAL_PREF_EBGP: &str = "LOCAL_PREF is sent to iBGP peers only (RFC 4271 §5.1.5) and every \
      peer of this advertisement is eBGP";
 const NO_PREFERRED: &str =
@@ -72,18 +71,6 @@ const NO_PREFERRED: &str =
 /// as in MetalLB (`vrf: ""` is the default VRF).
 pub fn ignored_fields(res: &Resources) -> Vec<IgnoredField> {
     let mut out = Vec::new();
-    for peer in &res.bgp_peers {
-        let spec = &peer.spec;
-        let meta = &peer.metadata;
-        if is_set(&spec.bfd_profile) {
-            out.push(IgnoredField::new(
-                "BGPPeer",
-                meta,
-                "spec.bfdProfile",
-                NO_BFD,
-            ));
-        }
-    }
     for adv in &res.bgp_advertisements {
         if adv.spec.local_pref.is_some() && only_ebgp_peers(res, &adv.spec.peers) {
             out.push(IgnoredField::new(
@@ -104,14 +91,25 @@ pub fn ignored_fields(res: &Resources) -> Vec<IgnoredField> {
             ));
         }
     }
-    // The whole object is inert, so it is reported once, not per field.
+    // BFD runs (the speaker couples it to BGP); only Echo is not implemented. echoMode false
+    // asks for nothing we lack, so only `true` is reported.
     for profile in &res.bfd_profiles {
-        out.push(IgnoredField::new(
-            "BFDProfile",
-            &profile.metadata,
-            "spec",
-            NO_BFD_PROFILE,
-        ));
+        if profile.spec.echo_mode == Some(true) {
+            out.push(IgnoredField::new(
+                "BFDProfile",
+                &profile.metadata,
+                "spec.echoMode",
+                NO_BFD_ECHO,
+            ));
+        }
+        if profile.spec.echo_interval.is_some() {
+            out.push(IgnoredField::new(
+                "BFDProfile",
+                &profile.metadata,
+                "spec.echoInterval",
+                NO_BFD_ECHO,
+            ));
+        }
     }
     out
 }
@@ -133,10 +131,6 @@ fn only_ebgp_peers(res: &Resources, named: &[String]) -> bool {
                 (None, None) => false,
             }
         })
-}
-
-fn is_set(value: &Option<String>) -> bool {
-    value.as_deref().is_some_and(|v| !v.is_empty())
 }
 
 /// Remembers the ignored fields last reported, so that a daemon warns once per configuration
@@ -211,12 +205,19 @@ mod tests {
     }
 
     #[test]
-    fn bfd_profile_reference_and_the_profile_itself_are_reported() {
+    fn bfd_profile_is_honoured_and_only_its_echo_fields_are_reported() {
         let got = paths(&load(&format!("{PEER}  bfdProfile: b\n{BFD}")));
+        assert!(got.is_empty(), "{got:?}");
+        let echo = format!("{PEER}  bfdProfile: b\n{BFD}  echoMode: true\n  echoInterval: 60\n");
         assert_eq!(
-            got,
-            vec!["BGPPeer p: spec.bfdProfile", "BFDProfile b: spec"]
+            paths(&load(&echo)),
+            vec![
+                "BFDProfile b: spec.echoMode",
+                "BFDProfile b: spec.echoInterval"
+            ]
         );
+        let off = format!("{PEER}  bfdProfile: b\n{BFD}  echoMode: false\n");
+        assert!(paths(&load(&off)).is_empty());
     }
 
     #[test]
@@ -297,13 +298,7 @@ mod tests {
             ("bgppeer_simple.yaml", &[]),
             ("l2adv_with_node_selector.yaml", &[]),
             ("bgpadvertisement_communities_localpref.yaml", &[]),
-            (
-                "bgppeer_with_bfdprofile.yaml",
-                &[
-                    "BGPPeer peer: spec.bfdProfile",
-                    "BFDProfile testbfdprofile: spec",
-                ],
-            ),
+            ("bgppeer_with_bfdprofile.yaml", &[]),
             ("bgppeer_with_vrf.yaml", &[]),
             ("bgppeer_with_session_options.yaml", &[]),
         ];

@@ -322,6 +322,7 @@ fn peer(
         ebgp_multihop: s.ebgp_multi_hop.unwrap_or(false),
         password,
         bfd_profile: s.bfd_profile.clone().filter(|b| !b.is_empty()),
+        bfd: s.bfd_profile.as_deref().and_then(|b| bfd.get(b)).cloned(),
         enable_graceful_restart: s.enable_graceful_restart.unwrap_or(false),
         node_selectors,
         vrf: s.vrf.clone().filter(|v| !v.is_empty()),

@@ -14,6 +14,7 @@ use tracing::Instrument;
 use super::connection::{log_notification, log_notification_unsent, Conn, NOTIFICATION_SEND_LIMIT};
 use super::Driver;
 use crate::codec::BgpCodec;
+use crate::counters::MessageType;
 use crate::fsm::{self, resolve_collision, CollisionWinner, Event, State};
 use crate::wire::{Message, Open};
 
@@ -120,6 +121,7 @@ impl Driver {
         self.feed(Event::TcpConnectionConfirmed).await;
         if let Some(open) = open {
             self.received += 1;
+            self.counters.count_received(Some(MessageType::Open));
             self.feed(Event::BgpOpen(open)).await;
         }
     }

@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -16,6 +17,7 @@ use tracing::{info, warn};
 
 use super::Driver;
 use crate::codec::{BgpCodec, CodecError};
+use crate::counters::MessageType;
 use crate::fsm::{self, Event};
 use crate::net::{self, NetError, SocketOptions};
 use crate::wire::{
@@ -89,23 +91,28 @@ pub(super) enum Interrupted {
     Deadline,
     /// A stop request came in (`None`: the speaker dropped the handle).
     Stop(Option<Notification>),
+    /// A reset request came in (BFD declared the path down): close with it, then restart.
+    Reset(Notification),
 }
 
 /// Runs a write on the connection while still watching the HoldTimer, a deadline and stop
 /// requests, so a peer that stops reading (its TCP window full) cannot stall the peer task: the
 /// write is abandoned and the session fails as RFC 4271 §8 says for Event 10 (HoldTimer_Expires)
 /// or Event 18 (TcpConnectionFails). An abandoned write leaves its bytes in `Framed`'s buffer,
-/// so a NOTIFICATION sent after it still follows whole messages.
+/// so a NOTIFICATION sent after it still follows whole messages. A reset request interrupts
+/// too: a write stuck on a path BFD declared down must not delay closing the session.
 pub(super) async fn bounded<T, E>(
     io: impl Future<Output = Result<T, E>>,
     deadline: Instant,
     hold: Option<Instant>,
     stop: &mut mpsc::Receiver<Notification>,
+    reset: &mut mpsc::Receiver<Notification>,
     watch_stop: bool,
 ) -> Result<T, Interrupted> {
     tokio::select! {
         r = io => r.map_err(|_| Interrupted::Failed),
         n = stop.recv(), if watch_stop => Err(Interrupted::Stop(n)),
+        Some(n) = reset.recv(), if watch_stop => Err(Interrupted::Reset(n)),
         () = sleep_opt(hold), if hold.is_some() => Err(Interrupted::HoldExpired),
         () = tokio::time::sleep_until(deadline) => Err(Interrupted::Deadline),
     }
@@ -174,10 +181,22 @@ impl Driver {
             }
             Interrupted::Stop(n) => {
                 self.stopping = true;
-                Event::ManualStop(n.unwrap_or_else(|| {
-                    Notification::cease(crate::wire::error::cease_subcode::PEER_DECONFIGURED)
-                }))
+                self.stop_event(n)
             }
+            Interrupted::Reset(n) => Event::AutomaticStop(n),
+        }
+    }
+
+    /// The FSM event of a stop request (`None`: the speaker dropped the handle, which counts
+    /// as Peer De-configured): a restart stop while the speaker shuts down for a restart.
+    pub(super) fn stop_event(&self, n: Option<Notification>) -> Event {
+        let n = n.unwrap_or_else(|| {
+            Notification::cease(crate::wire::error::cease_subcode::PEER_DECONFIGURED)
+        });
+        if self.shared.restarting.load(Ordering::Acquire) {
+            Event::RestartStop(n)
+        } else {
+            Event::ManualStop(n)
         }
     }
 
@@ -243,11 +262,14 @@ impl Driver {
             // forwarding to the VIPs while this process restarts.
             let restarted = self.restarted;
             caps.push(Capability::GracefulRestart(GracefulRestart {
-                restart_flags: if restarted {
-                    GracefulRestart::RESTART_STATE
-                } else {
-                    0
-                },
+                // RFC 8538 §2: N, so a NOTIFICATION other than Hard Reset keeps our routes
+                // at the peer (the restart stop's Cease, see fsm::restart_close).
+                restart_flags: GracefulRestart::NOTIFICATION
+                    | if restarted {
+                        GracefulRestart::RESTART_STATE
+                    } else {
+                        0
+                    },
                 restart_time: gr.restart_time.min(4095),
                 families: self
                     .families()
@@ -297,19 +319,22 @@ impl Driver {
             return None;
         }
         let deadline = self.write_deadline();
-        let is_update = matches!(m, Message::Update(_));
+        let kind = MessageType::of(&m);
+        let is_update = kind == MessageType::Update;
         let conn = self.conn.as_mut()?;
         let result = bounded(
             conn.send(m),
             deadline,
             self.hold,
             &mut self.stop,
+            &mut self.reset,
             !self.stopping,
         )
         .await;
         match result {
             Ok(()) => {
                 self.sent += 1;
+                self.counters.count_sent(kind, 1);
                 if is_update {
                     self.update_sent();
                 }
@@ -329,9 +354,19 @@ impl Driver {
         };
         let deadline = Instant::now() + NOTIFICATION_SEND_LIMIT;
         let m = Message::Notification(n.clone());
-        match bounded(conn.send(m), deadline, None, &mut self.stop, false).await {
+        match bounded(
+            conn.send(m),
+            deadline,
+            None,
+            &mut self.stop,
+            &mut self.reset,
+            false,
+        )
+        .await
+        {
             Ok(()) => {
                 self.sent += 1;
+                self.counters.count_sent(MessageType::Notification, 1);
                 log_notification("sent", &n);
             }
             Err(i) => {

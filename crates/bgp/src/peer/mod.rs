@@ -6,6 +6,8 @@
 //! ```text
 //!  Speaker ──watch<Arc<Routes>>──▶ ┐
 //!  Speaker ──mpsc<Notification>──▶ ├─ peer task ──mpsc<SpeakerEvent>──▶ caller
+//!  Speaker ──reset: mpsc<Notif.>─▶ │     (stop ends the task; reset closes the session and
+//!                                  │      lets it restart after the backoff)
 //!  listener ─mpsc<TcpStream>─────▶ ┘     │ ▲
 //!                                        ▼ │ Framed<TcpStream, BgpCodec>
 //! ```
@@ -46,6 +48,7 @@ use self::connection::{
     Connecting, NOTIFICATION_SEND_LIMIT,
 };
 use crate::codec::BgpCodec;
+use crate::counters::{MessageCounters, MessageType};
 use crate::event::{EventKind, SpeakerEvent};
 use crate::fsm::{self, Action, Event, State, Timer};
 use crate::net;
@@ -151,6 +154,9 @@ pub(crate) struct Shared {
     pub events: mpsc::Sender<SpeakerEvent>,
     /// False between `Speaker::defer_routes` and the next `set_routes`.
     pub routes_ready: AtomicBool,
+    /// Set by `Speaker::shutdown_for_restart`: stops are [`Event::RestartStop`], which keep
+    /// Graceful Restart where both sides support it.
+    pub restarting: AtomicBool,
     /// The next [`PeerTask::id`].
     pub next_task_id: AtomicU64,
 }
@@ -191,6 +197,9 @@ pub(crate) struct PeerTask {
     pub cfg: PeerConfig,
     pub inbound: mpsc::Sender<TcpStream>,
     pub stop: mpsc::Sender<Notification>,
+    /// Closes the session with this NOTIFICATION (RFC 4271 Event 8, AutomaticStop) and lets
+    /// the task reconnect after its backoff.
+    pub reset: mpsc::Sender<Notification>,
     pub handle: tokio::task::JoinHandle<()>,
     /// Tells this task from a later one at the same address.
     pub id: u64,
@@ -199,6 +208,8 @@ pub(crate) struct PeerTask {
     /// Set once the peer's OPEN was accepted (OpenConfirm reached): the speaker evicts only
     /// unknown peers that have not got that far.
     pub opened: Arc<AtomicBool>,
+    /// The task's message counters, read by [`crate::speaker::Speaker::message_counts`].
+    pub counters: Arc<MessageCounters>,
 }
 
 /// Runs once, with the task's [`PeerTask::id`], when a peer task ends by itself (see
@@ -215,9 +226,23 @@ pub(crate) fn spawn(
     on_exit: Option<OnExit>,
     open_deadline: Option<Duration>,
 ) -> PeerTask {
+    spawn_counted(cfg, shared, routes, on_exit, open_deadline, Arc::default())
+}
+
+/// [`spawn`], counting its messages into `counters` (those of the task it replaces, so a
+/// peer's counts go on across a restart for a configuration change).
+pub(crate) fn spawn_counted(
+    cfg: PeerConfig,
+    shared: Arc<Shared>,
+    routes: watch::Receiver<Arc<Routes>>,
+    on_exit: Option<OnExit>,
+    open_deadline: Option<Duration>,
+    counters: Arc<MessageCounters>,
+) -> PeerTask {
     let opened = Arc::new(AtomicBool::new(false));
     let (inbound_tx, inbound_rx) = mpsc::channel(4);
     let (stop_tx, stop_rx) = mpsc::channel(1);
+    let (reset_tx, reset_rx) = mpsc::channel(1);
     let id = shared.next_task_id.fetch_add(1, Ordering::Relaxed);
     let seed = {
         use std::hash::BuildHasher;
@@ -240,6 +265,7 @@ pub(crate) fn spawn(
         routes,
         inbound: inbound_rx,
         stop: stop_rx,
+        reset: reset_rx,
         state: State::Idle,
         conn: None,
         connecting: None,
@@ -257,6 +283,7 @@ pub(crate) fn spawn(
         on_exit,
         open_deadline,
         opened: Arc::clone(&opened),
+        counters: Arc::clone(&counters),
         id,
         had_connection: false,
         queue: EventQueue::default(),
@@ -273,10 +300,12 @@ pub(crate) fn spawn(
         cfg,
         inbound: inbound_tx,
         stop: stop_tx,
+        reset: reset_tx,
         handle,
         id,
         unknown,
         opened,
+        counters,
     }
 }
 
@@ -290,6 +319,7 @@ struct Driver {
     routes: watch::Receiver<Arc<Routes>>,
     inbound: mpsc::Receiver<TcpStream>,
     stop: mpsc::Receiver<Notification>,
+    reset: mpsc::Receiver<Notification>,
     state: State,
     conn: Option<Conn>,
     connecting: Option<Connecting>,
@@ -312,6 +342,8 @@ struct Driver {
     open_deadline: Option<Duration>,
     /// Shared with [`PeerTask::opened`].
     opened: Arc<AtomicBool>,
+    /// Shared with [`PeerTask::counters`].
+    counters: Arc<MessageCounters>,
     id: u64,
     had_connection: bool,
     queue: EventQueue,
@@ -422,13 +454,14 @@ impl Driver {
             let event = tokio::select! {
                 n = self.stop.recv() => {
                     self.stopping = true;
-                    Event::ManualStop(n.unwrap_or_else(|| Notification::cease(
-                        crate::wire::error::cease_subcode::PEER_DECONFIGURED,
-                    )))
+                    self.stop_event(n)
                 }
+                Some(n) = self.reset.recv() => Event::AutomaticStop(n),
                 frame = next_frame(&mut self.conn) => {
-                    if frame.as_ref().is_some_and(|f| f.is_ok()) {
+                    if let Some(Ok(m)) = &frame {
                         self.received += 1;
+                        self.counters
+                            .count_received(m.as_ref().ok().map(MessageType::of));
                     }
                     event_from_frame(frame)
                 }
@@ -691,6 +724,7 @@ impl Driver {
             router_id: n.remote.bgp_id,
             hold_time: n.hold_time,
             families: n.ctx.families,
+            local_addr: self.local_addr,
         };
         self.emit(kind).await;
         if !self.shared.routes_ready.load(Ordering::Acquire) {

@@ -12,6 +12,7 @@ use tracing::warn;
 
 use super::connection::bounded;
 use super::Driver;
+use crate::counters::MessageType;
 use crate::event::EventKind;
 use crate::fsm::{self, Action, Event, State, Timer};
 use crate::packer::Packer;
@@ -163,8 +164,17 @@ impl Driver {
             }
             SinkExt::<Message>::flush(conn).await
         };
-        let result = bounded(io, deadline, self.hold, &mut self.stop, !self.stopping).await;
+        let result = bounded(
+            io,
+            deadline,
+            self.hold,
+            &mut self.stop,
+            &mut self.reset,
+            !self.stopping,
+        )
+        .await;
         self.sent += fed;
+        self.counters.count_sent(MessageType::Update, fed);
         if let Err(i) = result {
             return Err(self.interrupted(i));
         }

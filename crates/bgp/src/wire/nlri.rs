@@ -55,6 +55,27 @@ fn mask_v6(len: u8) -> u128 {
     u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0)
 }
 
+/// The address octets of a `len`-bit prefix (RFC 4271 §4.3: the fewest octets that hold
+/// `len` bits) from the head of `input`, zero-padded to an `N`-octet address, and what follows.
+#[inline]
+fn prefix_octets<const N: usize>(len: u8, input: &[u8]) -> Result<([u8; N], &[u8]), PrefixError> {
+    if usize::from(len) > N * 8 {
+        return Err(PrefixError::LengthTooLong(len));
+    }
+    let n = usize::from(len).div_ceil(8);
+    let Some((bytes, rest)) = input.split_at_checked(n) else {
+        return Err(PrefixError::Truncated {
+            needed: n,
+            available: input.len(),
+        });
+    };
+    let mut octets = [0u8; N];
+    if let Some(dst) = octets.get_mut(..n) {
+        dst.copy_from_slice(bytes);
+    }
+    Ok((octets, rest))
+}
+
 /// Decodes a sequence of IPv4 prefixes filling `input` exactly, appending to `out`. Host bits
 /// beyond the prefix length are cleared (RFC 4271 §4.3: they are irrelevant).
 pub fn decode_ipv4_prefixes(input: &[u8], out: &mut Vec<Ipv4Net>) -> Result<(), PrefixError> {
@@ -78,20 +99,7 @@ pub fn decode_ipv4_prefixes(input: &[u8], out: &mut Vec<Ipv4Net>) -> Result<(), 
             rest = tail;
             continue;
         }
-        if len > 32 {
-            return Err(PrefixError::LengthTooLong(len));
-        }
-        let n = usize::from(len).div_ceil(8);
-        let Some((bytes, tail)) = tail.split_at_checked(n) else {
-            return Err(PrefixError::Truncated {
-                needed: n,
-                available: tail.len(),
-            });
-        };
-        let mut octets = [0u8; 4];
-        if let Some(dst) = octets.get_mut(..n) {
-            dst.copy_from_slice(bytes);
-        }
+        let (octets, tail) = prefix_octets::<4>(len, tail)?;
         let addr = u32::from_be_bytes(octets) & mask_v4(len);
         out.push(
             Ipv4Net::new(Ipv4Addr::from(addr), len).map_err(|_| PrefixError::LengthTooLong(len))?,
@@ -107,20 +115,7 @@ pub fn decode_ipv6_prefixes(input: &[u8], out: &mut Vec<Ipv6Net>) -> Result<(), 
     let mut rest = input;
     // Each iteration consumes at least one octet: bounded by input.len().
     while let Some((&len, tail)) = rest.split_first() {
-        if len > 128 {
-            return Err(PrefixError::LengthTooLong(len));
-        }
-        let n = usize::from(len).div_ceil(8);
-        let Some((bytes, tail)) = tail.split_at_checked(n) else {
-            return Err(PrefixError::Truncated {
-                needed: n,
-                available: tail.len(),
-            });
-        };
-        let mut octets = [0u8; 16];
-        if let Some(dst) = octets.get_mut(..n) {
-            dst.copy_from_slice(bytes);
-        }
+        let (octets, tail) = prefix_octets::<16>(len, tail)?;
         let addr = u128::from_be_bytes(octets) & mask_v6(len);
         out.push(
             Ipv6Net::new(Ipv6Addr::from(addr), len).map_err(|_| PrefixError::LengthTooLong(len))?,
@@ -130,17 +125,18 @@ pub fn decode_ipv6_prefixes(input: &[u8], out: &mut Vec<Ipv6Net>) -> Result<(), 
     Ok(())
 }
 
+/// Appends a `len`-bit prefix: its length, then the fewest octets of the address `octets`
+/// that hold it (RFC 4271 §4.3).
+#[inline]
+fn put_prefix(len: u8, octets: &[u8], buf: &mut BytesMut) {
+    buf.put_u8(len);
+    buf.put_slice(octets.get(..usize::from(len).div_ceil(8)).unwrap_or(octets));
+}
+
 /// Appends one IPv4 prefix.
 #[inline]
 pub fn encode_ipv4_prefix(net: &Ipv4Net, buf: &mut BytesMut) {
-    let len = net.prefix_len();
-    buf.put_u8(len);
-    let octets = net.addr().octets();
-    buf.put_slice(
-        octets
-            .get(..usize::from(len).div_ceil(8))
-            .unwrap_or(&octets),
-    );
+    put_prefix(net.prefix_len(), &net.addr().octets(), buf);
 }
 
 /// Appends a run of IPv4 prefixes. The hot path of UPDATE encoding: prefixes are staged in a
@@ -167,14 +163,7 @@ pub fn encode_ipv4_prefixes(nets: &[Ipv4Net], buf: &mut BytesMut) {
 /// Appends one IPv6 prefix.
 #[inline]
 pub fn encode_ipv6_prefix(net: &Ipv6Net, buf: &mut BytesMut) {
-    let len = net.prefix_len();
-    buf.put_u8(len);
-    let octets = net.addr().octets();
-    buf.put_slice(
-        octets
-            .get(..usize::from(len).div_ceil(8))
-            .unwrap_or(&octets),
-    );
+    put_prefix(net.prefix_len(), &net.addr().octets(), buf);
 }
 
 /// Appends one prefix of either family.

@@ -24,14 +24,14 @@ use k8s_openapi::api::admissionregistration::v1::{
 };
 use k8s_openapi::api::apps::v1::{
     DaemonSet, DaemonSetSpec, DaemonSetUpdateStrategy, Deployment, DeploymentSpec,
-    DeploymentStrategy,
+    DeploymentStrategy, RollingUpdateDaemonSet,
 };
 use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
-    Namespace, ObjectFieldSelector, PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe, SeccompProfile, SecretVolumeSource, SecurityContext, Service,
-    ServiceAccount, ServicePort, ServiceSpec, Toleration, Volume, VolumeMount,
-    WeightedPodAffinityTerm,
+    HostPathVolumeSource, Namespace, ObjectFieldSelector, PodAffinityTerm, PodAntiAffinity,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretVolumeSource,
+    SecurityContext, Service, ServiceAccount, ServicePort, ServiceSpec, Toleration, Volume,
+    VolumeMount, WeightedPodAffinityTerm,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::api::rbac::v1::{
@@ -56,6 +56,11 @@ pub const MEMBERLIST_SECRET: &str = "memberlist";
 pub const MEMBERLIST_SECRET_KEY: &str = "secretkey";
 /// Where the speaker finds the memberlist Secret mounted.
 pub const MEMBERLIST_MOUNT: &str = "/etc/ferrolb/memberlist";
+
+/// The speaker's state directory (`--state-dir`'s default), a hostPath: the restart marker left
+/// at SIGTERM must outlive the Pod (a rolling update replaces it, so an emptyDir would not do)
+/// but not a reboot (`/run` is a tmpfs), which tells an upgrade from a first start.
+pub const SPEAKER_STATE_DIR: &str = "/run/ferrolb";
 /// Controller object names (Deployment, ServiceAccount, RBAC, PDB, Lease).
 pub const CONTROLLER: &str = "ferrolb-controller";
 /// Speaker object names (DaemonSet, ServiceAccount, RBAC).
@@ -315,6 +320,20 @@ pub const SPEAKER_NAMESPACE_RULES: &[Rule] = &[
     (
         "metallb.io",
         &["servicebgpstatuses/status", "servicel2statuses/status"],
+        &["patch"],
+        &[],
+    ),
+    // `ferrolb_runtime::config_state`: this speaker's ConfigurationState (`speaker-<node>`),
+    // created or updated by server-side apply, its status likewise.
+    (
+        "metallb.io",
+        &["configurationstates"],
+        &["get", "create", "patch"],
+        &[],
+    ),
+    (
+        "metallb.io",
+        &["configurationstates/status"],
         &["patch"],
         &[],
     ),
@@ -673,14 +692,17 @@ fn speaker(opts: &Options) -> DaemonSet {
         name: "speaker".to_owned(),
         image: Some(opts.image.clone()),
         command: Some(strings(&["/ferrolb-speaker"])),
+        // The ops port binds the node's IP (METALLB_HOST below), as MetalLB's speaker does:
+        // the pod shares the host's network namespace, where 0.0.0.0 is every interface.
         args: Some(vec![
-            format!("--metrics-addr=0.0.0.0:{METRICS_PORT}"),
+            format!("--metrics-port={METRICS_PORT}"),
             format!("--memberlist-port={MEMBERLIST_PORT}"),
             format!("--memberlist-secret-file={secret_file}"),
         ]),
         env: Some(vec![
             env_from_field("NODE_NAME", "spec.nodeName"),
             env_from_field("METALLB_NAMESPACE", "metadata.namespace"),
+            env_from_field("METALLB_HOST", "status.hostIP"),
             // The owner of the ServiceBGPStatus objects this speaker writes, so they go with it.
             env_from_field("POD_NAME", "metadata.name"),
             env_from_field("POD_UID", "metadata.uid"),
@@ -705,12 +727,19 @@ fn speaker(opts: &Options) -> DaemonSet {
             run_as_user: Some(0),
             ..container_security(&["NET_ADMIN", "NET_RAW"], false)
         }),
-        volume_mounts: Some(vec![VolumeMount {
-            name: "memberlist".to_owned(),
-            mount_path: MEMBERLIST_MOUNT.to_owned(),
-            read_only: Some(true),
-            ..VolumeMount::default()
-        }]),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: "memberlist".to_owned(),
+                mount_path: MEMBERLIST_MOUNT.to_owned(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
+            VolumeMount {
+                name: "state".to_owned(),
+                mount_path: SPEAKER_STATE_DIR.to_owned(),
+                ..VolumeMount::default()
+            },
+        ]),
         ..Container::default()
     };
     let tolerate = |key: &str| Toleration {
@@ -723,9 +752,16 @@ fn speaker(opts: &Options) -> DaemonSet {
         metadata: meta(SPEAKER, Some(&opts.namespace), "speaker"),
         spec: Some(DaemonSetSpec {
             selector: selector("speaker"),
+            // One node at a time, the old Pod gone before the new one starts (no surge: both
+            // would run on the host network with the same ports and BGP sessions). With
+            // enableGracefulRestart the router keeps the node's routes meanwhile
+            // (docs/upgrades.md).
             update_strategy: Some(DaemonSetUpdateStrategy {
                 type_: Some("RollingUpdate".to_owned()),
-                ..DaemonSetUpdateStrategy::default()
+                rolling_update: Some(RollingUpdateDaemonSet {
+                    max_unavailable: Some(IntOrString::Int(1)),
+                    max_surge: Some(IntOrString::Int(0)),
+                }),
             }),
             template: PodTemplateSpec {
                 metadata: Some(pod_metadata("speaker")),
@@ -739,17 +775,30 @@ fn speaker(opts: &Options) -> DaemonSet {
                         tolerate("node-role.kubernetes.io/control-plane"),
                         tolerate("node-role.kubernetes.io/master"),
                     ]),
-                    // SIGTERM sends every peer a Cease within 3 s (docs/speaker.md).
+                    // SIGTERM closes every session within 3 s (a Cease, or with Graceful Restart
+                    // a close that keeps the routes, docs/upgrades.md); the grace period only
+                    // has to cover that, and a short one keeps the restart well inside the
+                    // Restart Time (120 s) the router keeps our routes for.
                     termination_grace_period_seconds: Some(5),
-                    volumes: Some(vec![Volume {
-                        name: "memberlist".to_owned(),
-                        secret: Some(SecretVolumeSource {
-                            secret_name: Some(MEMBERLIST_SECRET.to_owned()),
-                            default_mode: Some(0o400),
-                            ..SecretVolumeSource::default()
-                        }),
-                        ..Volume::default()
-                    }]),
+                    volumes: Some(vec![
+                        Volume {
+                            name: "memberlist".to_owned(),
+                            secret: Some(SecretVolumeSource {
+                                secret_name: Some(MEMBERLIST_SECRET.to_owned()),
+                                default_mode: Some(0o400),
+                                ..SecretVolumeSource::default()
+                            }),
+                            ..Volume::default()
+                        },
+                        Volume {
+                            name: "state".to_owned(),
+                            host_path: Some(HostPathVolumeSource {
+                                path: SPEAKER_STATE_DIR.to_owned(),
+                                type_: Some("DirectoryOrCreate".to_owned()),
+                            }),
+                            ..Volume::default()
+                        },
+                    ]),
                     ..PodSpec::default()
                 }),
             },

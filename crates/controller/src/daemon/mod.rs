@@ -2,7 +2,8 @@
 //!
 //! - [`kube`]: watches Services, Namespaces and the config CRs; the Lease holder allocates and
 //!   writes statuses, the pool annotation and Events.
-//! - [`standalone`]: watches a directory and writes `ferrolb-allocations.yaml`.
+//! - [`standalone`]: watches a directory and writes `ferrolb-allocations.yaml`;
+//!   [`standalone_inputs`] is what it keeps of the directory's files.
 //! - [`writes`] (pure): allocator Decision + the Service as seen -> patches and Events.
 //! - [`lease`] (pure) and [`lease_driver`]: leader election over a coordination.k8s.io/v1 Lease.
 //! - [`memberlist`]: the leader creates the speakers' memberlist Secret when it is missing.
@@ -19,4 +20,5 @@ pub mod memberlist;
 pub mod metrics;
 pub mod pool_status;
 pub mod standalone;
+pub mod standalone_inputs;
 pub mod writes;

@@ -1,6 +1,7 @@
 //! Standalone mode (no Kubernetes): `ferrolb-controller --config-dir DIR`.
 //!
-//! Watches `DIR` with [`ferrolb_api::source::files::watch_paths`], allocates for the Services in
+//! Watches `DIR` with [`ferrolb_api::source::files::watch_files`] (the files kept as
+//! [`super::standalone_inputs`] says), allocates for the Services in
 //! its files with the same [`PoolAllocator`] as Kubernetes mode, and writes the assignments to
 //! `DIR/ferrolb-allocations.yaml` (or `--allocations-file PATH`): one status-only `kind: Service`
 //! document per allocated Service ([`render`]). The file loader merges each such document into
@@ -19,15 +20,13 @@
 //! *Assumptions*: one controller per directory (there is no Lease here). An allocations file
 //! outside `DIR` is created empty at start so it can be watched with `DIR`.
 
-use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferrolb_api::selector::Labels;
-use ferrolb_api::source::files::{watch_paths, Loaded, WatchOptions};
+use ferrolb_api::source::files::{watch_files, Loaded, WatchOptions};
 use ferrolb_api::source::Resources;
 use ferrolb_api::state::Applied;
 use ferrolb_runtime::ops_http::OpsLimits;
@@ -37,8 +36,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::metrics::Metrics;
+use super::standalone_inputs::AllocatorInputs;
 use super::writes::{IP_MODE_VIP, POOL_ANNOTATION};
-use ferrolb_allocator::from_k8s::{key_of, service_from_k8s};
 use ferrolb_allocator::{Assignment, Decision, Event, PoolAllocator, ServiceKey, ServiceState};
 
 /// The allocations file's name inside the config directory.
@@ -161,9 +160,9 @@ struct Standalone {
 }
 
 impl Standalone {
-    fn on_loaded(&mut self, loaded: Loaded) -> Result<(), StandaloneError> {
-        let res = match loaded {
-            Ok(res) => res,
+    fn on_loaded(&mut self, loaded: Loaded<AllocatorInputs>) -> Result<(), StandaloneError> {
+        let inputs = match loaded {
+            Ok(inputs) => inputs,
             Err(error) => {
                 tracing::warn!(%error, "cannot read the configuration directory; nothing changes");
                 self.metrics.set_config_stale(true);
@@ -172,9 +171,9 @@ impl Standalone {
         };
         // Our own allocations-file write reloads the directory: a rejected configuration comes
         // back unchanged and is (by the applier's rule) not logged again.
-        let applied = self.config.apply(&res);
+        let applied = self.config.apply(&inputs.config);
         self.snapshot
-            .send_replace(Some(Arc::new(crate::webhook::config_only(&res))));
+            .send_replace(Some(Arc::new(crate::webhook::config_only(&inputs.config))));
         self.metrics.set_config_stale(self.config.is_stale());
         self.metrics
             .count_config_update(applied, self.config.config().is_some());
@@ -185,7 +184,7 @@ impl Standalone {
             let decisions = self.allocator.set_config(config);
             log_decisions(&decisions);
         }
-        let decisions = self.allocator.resync(services_of(&res));
+        let decisions = self.allocator.resync(inputs.services());
         log_decisions(&decisions);
         self.metrics.set_pools(&self.allocator.usage());
         self.metrics.set_ready();
@@ -213,31 +212,6 @@ impl Standalone {
         self.written = Some(text);
         Ok(())
     }
-}
-
-/// The allocator's Services from the files, in file order; unreadable ones are logged and left
-/// out (so they release what they held).
-fn services_of(res: &Resources) -> Vec<ferrolb_allocator::Service> {
-    let ns_labels: BTreeMap<String, Labels> = res
-        .namespaces
-        .iter()
-        .filter_map(|ns| {
-            Some((
-                ns.metadata.name.clone()?,
-                ns.metadata.labels.clone().unwrap_or_default(),
-            ))
-        })
-        .collect();
-    let none = Labels::new();
-    let mut out = Vec::with_capacity(res.services.len());
-    for raw in &res.services {
-        let Some(key) = key_of(raw) else { continue };
-        match service_from_k8s(raw, ns_labels.get(key.namespace.as_str()).unwrap_or(&none)) {
-            Ok(svc) => out.push(svc),
-            Err(error) => tracing::warn!(service = %key, %error, "cannot read the Service"),
-        }
-    }
-    out
 }
 
 fn log_decisions(decisions: &[Decision]) {
@@ -324,14 +298,14 @@ pub async fn run(
         metrics,
         snapshot,
     };
-    let (tx, mut rx) = mpsc::channel::<Loaded>(1);
+    let (tx, mut rx) = mpsc::channel::<Loaded<AllocatorInputs>>(1);
     let watch_opts = WatchOptions {
         poll: opts.poll,
         settle: opts.settle,
         limits: opts.limits,
         ..WatchOptions::default()
     };
-    let watcher = tokio::spawn(watch_paths(watched, watch_opts, tx));
+    let watcher = tokio::spawn(watch_files::<AllocatorInputs, _>(watched, watch_opts, tx));
     let result = loop {
         let loaded = tokio::select! {
             () = cancel.cancelled() => break Ok(()),
@@ -339,7 +313,11 @@ pub async fn run(
         };
         let Some(loaded) = loaded else { break Ok(()) };
         // Parsing is done; allocation and rendering are CPU work of a few ms per 10k Services.
-        if let Err(e) = state.on_loaded(loaded) {
+        let outcome = state.on_loaded(loaded);
+        // A load's transient memory (the changed files' parse, the allocator input) comes from
+        // whichever blocking-pool thread's glibc arena ran it; hand it back after each load.
+        ferrolb_runtime::process::release_freed_memory();
+        if let Err(e) = outcome {
             break Err(e);
         }
     };

@@ -32,6 +32,15 @@
 //!    (`status.addresses`, sorted). A node with none does not send the VIP to that peer
 //!    ([`PeerSkip::NoNextHopForFamily`]), so the report never claims a route the BGP layer would
 //!    drop. Unnumbered (`interface`) sessions keep the session's address (RFC 8950 territory).
+//! 9. FerroLB only: an advertisement annotated `ferrolb.io/weighted-ecmp: endpoints` adds a
+//!    link bandwidth extended community (draft-ietf-idr-link-bandwidth) of
+//!    [`BANDWIDTH_PER_ENDPOINT`] per ready, non-terminating endpoint of the Service on this node
+//!    (`externalTrafficPolicy: Local`), or of one endpoint's worth (`Cluster`: every node
+//!    forwards to every endpoint, so all carry the same value). Routers with multipath install
+//!    the nodes as next hops weighted in that proportion. Each Service adds its value once per
+//!    peer and prefix, however many advertisements or VIPs of it ask for the prefix, and the
+//!    values of the Services sharing a prefix add up (rule 7 merges by summing them). The AS
+//!    field is the session's local AS (AS_TRANS when it needs four octets).
 
 // Inputs come from users and the API server: no unwrap, no indexing on them.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
@@ -41,7 +50,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use ferrolb_api::model::{BgpAdvertisement, BgpCommunity, BgpPeer, Config, IpFamily};
+use ferrolb_api::model::{BgpAdvertisement, BgpCommunity, BgpPeer, Config, IpFamily, WeightedEcmp};
 use ferrolb_api::selector::any_matches;
 use ipnet::IpNet;
 
@@ -58,7 +67,14 @@ pub use announcer::BgpAnnouncer;
 /// LOCAL_PREF, always `None` towards eBGP peers here; towards iBGP peers `None` means "not
 /// configured" and the BGP layer sends its default (RFC 4271 §5.1.5).
 pub use ferrolb_bgp::rib::{NextHop, Route};
-use ferrolb_bgp::wire::{Community, LargeCommunity};
+use ferrolb_bgp::wire::{Community, ExtendedCommunity, LargeCommunity};
+
+/// The link bandwidth one endpoint is worth (rule 9), in bytes per second: 1 Mbit/s, so FRR's
+/// `show bgp` prints a node's endpoint count as its Mbps, and an operator's own
+/// `set extcommunity bandwidth N` (N in Mbit/s) on other routes means N endpoints' worth.
+/// Only the proportion between nodes matters to weighted ECMP; counts up to 1072 endpoints on
+/// a node are exact in the community's 32-bit float.
+pub const BANDWIDTH_PER_ENDPOINT: f64 = 125_000.0;
 
 /// One peer's session settings and the complete set of routes it must hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -266,6 +282,7 @@ pub fn compute_bgp(config: &Config, cluster: &Cluster, opts: &SpeakerOptions) ->
         let status = ctx.service_status(
             svc,
             || endpoints.serving_nodes(&svc.key),
+            || endpoints.ready_on_node(&svc.key, &opts.node_name),
             &mut |_, peer, prefix, attrs| table.add(&peer.peer.name, prefix, attrs),
         );
         services.push((key.clone(), status));
@@ -346,13 +363,15 @@ impl<'c> PlanCtx<'c> {
         })
     }
 
-    /// Rules 2-8 for one Service: its report, and each route it asks for handed to `add`.
+    /// Rules 2-9 for one Service: its report, and each route it asks for handed to `add`.
     /// `serving` (the nodes with an endpoint of the Service that can serve) is only called
-    /// when the earlier gates pass.
+    /// when the earlier gates pass; `ready_here` (this node's ready, non-terminating endpoints
+    /// of the Service) only when a weighted advertisement applies.
     pub(crate) fn service_status(
         &self,
         svc: &Service,
         serving: impl FnOnce() -> BTreeSet<Option<SmolStr>>,
+        ready_here: impl FnOnce() -> u32,
         add: &mut RouteSink<'_, 'c>,
     ) -> ServiceStatus {
         match service_gate(svc, self.opts)
@@ -360,12 +379,15 @@ impl<'c> PlanCtx<'c> {
             .and_then(|()| endpoints_gate(&serving(), svc, &self.opts.node_name))
         {
             Err(reason) => ServiceStatus::Skipped(reason),
-            Ok(()) => ServiceStatus::Vips(
-                svc.ips
-                    .iter()
-                    .map(|vip| (*vip, self.announce_vip(svc, *vip, add)))
-                    .collect(),
-            ),
+            Ok(()) => {
+                let mut weight = Weight::new(svc, ready_here);
+                ServiceStatus::Vips(
+                    svc.ips
+                        .iter()
+                        .map(|vip| (*vip, self.announce_vip(svc, *vip, &mut weight, add)))
+                        .collect(),
+                )
+            }
         }
     }
 }
@@ -437,8 +459,14 @@ pub(crate) struct ApplyingPeer<'c> {
 }
 
 impl<'c> PlanCtx<'c> {
-    /// Rules 5-7 for one VIP: hands its routes to `add` and says what happened.
-    fn announce_vip(&self, svc: &Service, vip: IpAddr, add: &mut RouteSink<'_, 'c>) -> VipStatus {
+    /// Rules 5-9 for one VIP: hands its routes to `add` and says what happened.
+    fn announce_vip(
+        &self,
+        svc: &Service,
+        vip: IpAddr,
+        weight: &mut Weight<impl FnOnce() -> u32>,
+        add: &mut RouteSink<'_, 'c>,
+    ) -> VipStatus {
         let (config, node) = (self.config, self.node);
         let ads = match applying_advertisements(config, node, svc, vip) {
             Ok(ads) => ads,
@@ -472,7 +500,13 @@ impl<'c> PlanCtx<'c> {
                 .filter(|a| a.peers.is_empty() || a.peers.contains(&peer.name))
             {
                 let prefix = route_prefix(ad, vip);
-                add(index, applying, prefix, route_attrs(ad, peer, next_hop));
+                let mut attrs = route_attrs(ad, peer, next_hop);
+                if let Some(bandwidth) = weight.take(ad, index, prefix) {
+                    attrs
+                        .extended_communities
+                        .insert(link_bandwidth(peer.my_asn, bandwidth));
+                }
+                add(index, applying, prefix, attrs);
                 prefixes.insert(prefix);
                 sent = true;
             }
@@ -574,6 +608,53 @@ fn route_attrs(ad: &BgpAdvertisement, peer: &BgpPeer, next_hop: NextHop) -> Rout
     attrs
 }
 
+/// Rule 9 for one Service: its link bandwidth, computed on first use, handed out once per
+/// (peer, prefix).
+struct Weight<F> {
+    traffic_policy: TrafficPolicy,
+    ready_here: Option<F>,
+    endpoints: u32,
+    given: BTreeSet<(usize, IpNet)>,
+}
+
+impl<F: FnOnce() -> u32> Weight<F> {
+    fn new(svc: &Service, ready_here: F) -> Self {
+        Self {
+            traffic_policy: svc.traffic_policy,
+            ready_here: Some(ready_here),
+            endpoints: 0,
+            given: BTreeSet::new(),
+        }
+    }
+
+    /// The bandwidth (bytes/s) the route to `prefix` towards peer `peer` gets from `ad`:
+    /// `None` when `ad` is not weighted or this Service already gave this route its value.
+    fn take(&mut self, ad: &BgpAdvertisement, peer: usize, prefix: IpNet) -> Option<f64> {
+        let Some(WeightedEcmp::Endpoints) = ad.weighted_ecmp else {
+            return None;
+        };
+        if !self.given.insert((peer, prefix)) {
+            return None;
+        }
+        if let Some(count) = self.ready_here.take() {
+            self.endpoints = match self.traffic_policy {
+                // The endpoints gate let the Service through, so there is at least one.
+                TrafficPolicy::Local => count(),
+                TrafficPolicy::Cluster => 1,
+            };
+        }
+        Some(f64::from(self.endpoints) * BANDWIDTH_PER_ENDPOINT)
+    }
+}
+
+/// The link bandwidth community of `bytes_per_second` from `local_as`.
+fn link_bandwidth(local_as: u32, bytes_per_second: f64) -> ExtendedCommunity {
+    // f32 is the community's format; counts beyond its exact range round, harmlessly.
+    #[allow(clippy::cast_possible_truncation)]
+    let value = bytes_per_second as f32;
+    ExtendedCommunity::link_bandwidth(local_as, value)
+}
+
 /// The routes of every applying peer while a plan is computed.
 struct PeerRoutes {
     announcements: BTreeMap<String, PeerAnnouncement>,
@@ -619,8 +700,15 @@ pub(crate) fn shared(sets: &mut BTreeSet<Arc<Route>>, attrs: Route) -> Arc<Route
     attrs
 }
 
-/// Rule 7: union of communities, highest LOCAL_PREF (a conflict is reported separately).
+/// Rule 7: union of communities, highest LOCAL_PREF (a conflict is reported separately);
+/// rule 9: link bandwidths add up.
 pub(crate) fn merge_attrs(existing: &mut Route, other: &Route) {
+    merge_attrs_times(existing, other, 1);
+}
+
+/// [`merge_attrs`] with `other` asked `times` times: only the link bandwidth, a sum, depends
+/// on how often a set is asked; unions and maxima do not.
+pub(crate) fn merge_attrs_times(existing: &mut Route, other: &Route, times: u32) {
     existing
         .communities
         .extend(other.communities.iter().copied());
@@ -629,4 +717,65 @@ pub(crate) fn merge_attrs(existing: &mut Route, other: &Route) {
         .extend(other.large_communities.iter().copied());
     existing.local_pref = existing.local_pref.max(other.local_pref);
     existing.next_hop = existing.next_hop.max(other.next_hop);
+    if other.extended_communities.is_empty() {
+        return;
+    }
+    let mut sums = take_link_bandwidths(existing, 1);
+    for c in &other.extended_communities {
+        match c.as_link_bandwidth() {
+            Some((asn, bandwidth)) => {
+                *sums.entry(asn).or_default() += f64::from(bandwidth) * f64::from(times);
+            }
+            None => {
+                existing.extended_communities.insert(*c);
+            }
+        }
+    }
+    for (asn, bandwidth) in sums {
+        existing
+            .extended_communities
+            .insert(link_bandwidth(u32::from(asn), bandwidth));
+    }
+}
+
+/// `route` asked `times` times: its link bandwidth multiplied (rule 9's sum).
+pub(crate) fn scale_link_bandwidth(route: &mut Route, times: u32) {
+    if times == 1 {
+        return;
+    }
+    for (asn, bandwidth) in take_link_bandwidths(route, times) {
+        route
+            .extended_communities
+            .insert(link_bandwidth(u32::from(asn), bandwidth));
+    }
+}
+
+/// Removes `route`'s link bandwidth communities and returns their values per AS, each
+/// multiplied by `times`. Summed as f64, which holds every f32 exactly: while a node's total
+/// stays within the f32's exact range ([`BANDWIDTH_PER_ENDPOINT`]) the sum cannot depend on the
+/// order Services are merged in, so the incremental announcer equals the full computation.
+fn take_link_bandwidths(route: &mut Route, times: u32) -> BTreeMap<u16, f64> {
+    let mut out = BTreeMap::new();
+    if route.extended_communities.is_empty() {
+        return out;
+    }
+    route
+        .extended_communities
+        .retain(|c| match c.as_link_bandwidth() {
+            Some((asn, bandwidth)) => {
+                *out.entry(asn).or_default() += f64::from(bandwidth) * f64::from(times);
+                false
+            }
+            None => true,
+        });
+    out
+}
+
+/// The link bandwidth `route` carries, in endpoints ([`BANDWIDTH_PER_ENDPOINT`]), if any.
+pub fn announced_weight(route: &Route) -> Option<f64> {
+    route
+        .extended_communities
+        .iter()
+        .find_map(|c| c.as_link_bandwidth())
+        .map(|(_, bandwidth)| f64::from(bandwidth) / BANDWIDTH_PER_ENDPOINT)
 }

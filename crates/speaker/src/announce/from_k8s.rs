@@ -261,6 +261,24 @@ pub fn endpoint_slice_from_k8s(
     })
 }
 
+/// The drain annotation set to "true", or the cluster autoscaler's to-be-deleted taint.
+fn drain_annotated_or_tainted(node: &core::Node) -> bool {
+    let annotated = node
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(super::drain::ANNOTATION_DRAIN))
+        .is_some_and(|v| v == "true");
+    let tainted = node
+        .spec
+        .as_ref()
+        .and_then(|s| s.taints.as_deref())
+        .unwrap_or_default()
+        .iter()
+        .any(|t| t.key == super::drain::TAINT_TO_BE_DELETED);
+    annotated || tainted
+}
+
 /// Converts a `v1/Node`.
 pub fn node_from_k8s(node: &core::Node) -> Result<Node, FromK8sError> {
     const KIND: &str = "Node";
@@ -317,6 +335,7 @@ pub fn node_from_k8s(node: &core::Node) -> Result<Node, FromK8sError> {
             .unwrap_or(false),
         network_unavailable: condition("NetworkUnavailable") == Some(true),
         internal_addresses,
+        drain_requested: drain_annotated_or_tainted(node),
         name: name.into(),
     })
 }

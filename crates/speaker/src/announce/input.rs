@@ -80,6 +80,15 @@ impl Endpoint {
     }
 }
 
+impl Endpoint {
+    /// Whether this endpoint counts towards its node's weight (weighted ECMP): it can serve
+    /// ([`Self::can_serve`]) and is not terminating. A pod shutting down gets no new share of
+    /// the traffic, even while it still serves the flows it has.
+    pub fn counts_for_weight(&self) -> bool {
+        self.can_serve() && self.terminating != Some(true)
+    }
+}
+
 /// `namespace/name` of an EndpointSlice.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SliceKey {
@@ -113,6 +122,10 @@ pub struct Node {
     pub network_unavailable: bool,
     /// `status.addresses` of type `InternalIP`, sorted.
     pub internal_addresses: Vec<IpAddr>,
+    /// The annotation `ferrolb.io/drain: "true"` or the cluster autoscaler's
+    /// `ToBeDeletedByClusterAutoscaler` taint: drain the node (see [`crate::announce::drain`];
+    /// the exclusion label is a drain signal too, read from `labels`).
+    pub drain_requested: bool,
 }
 
 impl Node {
@@ -125,6 +138,7 @@ impl Node {
             unschedulable: false,
             network_unavailable: false,
             internal_addresses: Vec::new(),
+            drain_requested: false,
         }
     }
 
@@ -211,6 +225,11 @@ impl Cluster {
         serving_nodes(self.slices_of(service))
     }
 
+    /// [`EndpointIndex::ready_on_node`] for one Service, without building an index.
+    pub fn ready_on_node(&self, service: &ServiceKey, node: &str) -> u32 {
+        ready_on_node(self.slices_of(service), node)
+    }
+
     /// The EndpointSlices of `service`. A slice lives in its Service's namespace (Kubernetes
     /// ties them through the `kubernetes.io/service-name` label, which names a Service of the
     /// slice's own namespace; [`EndpointSlice::service`]), so only that namespace's slices are
@@ -247,6 +266,37 @@ impl EndpointIndex<'_> {
     }
 }
 
+impl EndpointIndex<'_> {
+    /// How many endpoints of `service` on `node` are ready and not terminating
+    /// ([`Endpoint::counts_for_weight`]), each address counted once across the Service's
+    /// slices and only when every occurrence counts (as [`Self::serving_nodes`] decides).
+    pub fn ready_on_node(&self, service: &ServiceKey, node: &str) -> u32 {
+        ready_on_node(
+            self.by_service.get(service).into_iter().flatten().copied(),
+            node,
+        )
+    }
+}
+
+/// [`EndpointIndex::ready_on_node`] over the given slices of one Service.
+fn ready_on_node<'a>(slices: impl Iterator<Item = &'a EndpointSlice>, node: &str) -> u32 {
+    let mut by_address: BTreeMap<&str, bool> = BTreeMap::new();
+    let here = slices
+        .flat_map(|slice| slice.endpoints.iter())
+        .filter(|ep| ep.node_name.as_deref() == Some(node));
+    for ep in here {
+        let counts = ep.counts_for_weight();
+        for addr in &ep.addresses {
+            by_address
+                .entry(addr.as_str())
+                .and_modify(|ok| *ok &= counts)
+                .or_insert(counts);
+        }
+    }
+    let n = by_address.values().filter(|ok| **ok).count();
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
 /// [`EndpointIndex::serving_nodes`] over the given slices of one Service.
 fn serving_nodes<'a>(slices: impl Iterator<Item = &'a EndpointSlice>) -> BTreeSet<Option<SmolStr>> {
     let endpoints = slices.flat_map(|slice| slice.endpoints.iter());
@@ -281,6 +331,62 @@ mod tests {
             traffic_policy: TrafficPolicy::Cluster,
             ips: ip.parse().into_iter().collect(),
         }
+    }
+
+    fn endpoint(addr: &str, node: &str, ready: bool, terminating: bool) -> Endpoint {
+        Endpoint {
+            addresses: vec![addr.into()],
+            node_name: Some(node.into()),
+            ready: Some(ready),
+            // Kubernetes: a terminating pod may still serve; an unready one does not.
+            serving: Some(ready || terminating),
+            terminating: Some(terminating),
+        }
+    }
+
+    #[test]
+    fn ready_on_node_counts_ready_non_terminating_addresses_once() {
+        let key = ServiceKey::new("default", "web");
+        let slice = |name: &str, endpoints: Vec<Endpoint>| EndpointSlice {
+            key: SliceKey {
+                namespace: "default".into(),
+                name: name.into(),
+            },
+            service: key.clone(),
+            endpoints,
+        };
+        let cluster = Cluster::from_objects(
+            [service("web", "192.0.2.1")],
+            [
+                slice(
+                    "web-1",
+                    vec![
+                        endpoint("10.0.0.1", "a", true, false),
+                        endpoint("10.0.0.2", "a", true, false),
+                        // Shutting down: no share of new traffic.
+                        endpoint("10.0.0.3", "a", false, true),
+                        endpoint("10.0.0.4", "b", true, false),
+                    ],
+                ),
+                // The same address again in a second slice counts once; unready anywhere
+                // makes it unready.
+                slice(
+                    "web-2",
+                    vec![
+                        endpoint("10.0.0.1", "a", true, false),
+                        endpoint("10.0.0.4", "b", false, false),
+                    ],
+                ),
+            ],
+            [],
+        );
+        assert_eq!(cluster.ready_on_node(&key, "a"), 2);
+        assert_eq!(cluster.ready_on_node(&key, "b"), 0);
+        assert_eq!(cluster.ready_on_node(&key, "c"), 0);
+        let index = cluster.endpoint_index();
+        assert_eq!(index.ready_on_node(&key, "a"), 2);
+        // The terminating endpoint still makes node a eligible (can_serve), as before.
+        assert!(index.serving_nodes(&key).contains(&Some("a".into())));
     }
 
     #[test]

@@ -19,6 +19,7 @@
 
 pub mod bgp;
 pub mod change;
+pub mod drain;
 pub mod from_k8s;
 pub mod input;
 pub mod reason;
@@ -37,6 +38,10 @@ pub struct SpeakerOptions {
     /// MetalLB's `--lb-class`: serve only Services with this `spec.loadBalancerClass`; `None`
     /// serves only Services without a class.
     pub load_balancer_class: Option<String>,
+    /// The node is in its drain period ([`drain::DrainPhase::Draining`]): it keeps announcing
+    /// despite its drain signal, and the BGP protocol marks the routes for a graceful shutdown.
+    /// Set by the protocol, not by a flag.
+    pub draining: bool,
 }
 
 impl SpeakerOptions {
@@ -80,7 +85,9 @@ pub(crate) fn node_gate(node: &Node, opts: &SpeakerOptions) -> Result<(), SkipRe
     if node.network_unavailable {
         return Err(SkipReason::NodeNetworkUnavailable);
     }
-    if !opts.ignore_exclude_lb && node.excluded_from_load_balancers() {
+    // A drain signal withdraws once the drain period is over (announce::drain); during it the
+    // routes stay, marked GRACEFUL_SHUTDOWN.
+    if !opts.draining && drain::drain_requested(node, opts.ignore_exclude_lb) {
         return Err(SkipReason::NodeExcluded);
     }
     Ok(())

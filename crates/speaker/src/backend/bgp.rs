@@ -4,8 +4,11 @@
 //!  BgpAdvertiser::set_desired ──watch<BgpDesired>──▶ backend task
 //!      backend task: one ferrolb_bgp Speaker per BGPPeer (its own ASN, router ID, GR, routes)
 //!        ├─ set_peers([peer]) / set_routes(routes)   (crates/bgp diffs the Adj-RIB-Out)
-//!        └─ per Speaker: event task ──▶ Metrics (session up, prefixes, UPDATEs) + logs
+//!        ├─ per Speaker: event task ──▶ Metrics (session up, prefixes, UPDATEs) + logs
+//!        └─ BfdCoupling (backend/bfd.rs): a BFD session per peer with a bfdProfile
 //!  BgpBackend::shutdown ──cancel──▶ backend task: Cease 6/2 to every peer (RFC 4486 §4)
+//!  BgpBackend::shutdown_for_restart: the same, but sessions with Graceful Restart close so
+//!      the routers keep our routes (crates/bgp `Speaker::shutdown_for_restart`)
 //! ```
 //!
 //! One crates/bgp `Speaker` per peer because BGPPeers may differ in `myASN`, `routerID` and
@@ -17,6 +20,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +32,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::bfd::BfdCoupling;
 use crate::advertiser::{Advertiser, AdvertiserError};
 use crate::announce::bgp::BgpDesired;
 use crate::backend::{peering, unnumbered};
@@ -71,6 +76,7 @@ impl Advertiser for BgpAdvertiser {
 #[derive(Debug)]
 pub struct BgpBackend {
     cancel: CancellationToken,
+    restart: Arc<AtomicBool>,
     task: JoinHandle<()>,
 }
 
@@ -79,8 +85,31 @@ impl BgpBackend {
     pub fn start(metrics: Arc<Metrics>, opts: BgpBackendOptions) -> (BgpAdvertiser, BgpBackend) {
         let (tx, rx) = watch::channel(Arc::new(BgpDesired::default()));
         let cancel = CancellationToken::new();
-        let task = tokio::spawn(backend_task(rx, metrics, opts, cancel.clone()));
-        (BgpAdvertiser { tx }, BgpBackend { cancel, task })
+        let restart = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn(backend_task(
+            rx,
+            metrics,
+            opts,
+            cancel.clone(),
+            Arc::clone(&restart),
+        ));
+        (
+            BgpAdvertiser { tx },
+            BgpBackend {
+                cancel,
+                restart,
+                task,
+            },
+        )
+    }
+
+    /// Shutdown before this process is started again (SIGTERM: an upgrade, a Pod replaced):
+    /// sessions with Graceful Restart close so that the routers keep our routes as stale
+    /// until the next speaker re-announces them (RFC 4724 §4.2, RFC 8538 §4); the others get
+    /// the Cease of [`BgpBackend::shutdown`].
+    pub async fn shutdown_for_restart(self) {
+        self.restart.store(true, Ordering::Release);
+        self.shutdown().await;
     }
 
     /// Graceful shutdown: Cease / Administrative Shutdown (6/2, RFC 4486 §4; RFC 9003 text) to
@@ -163,9 +192,11 @@ async fn backend_task(
     metrics: Arc<Metrics>,
     opts: BgpBackendOptions,
     cancel: CancellationToken,
+    restart: Arc<AtomicBool>,
 ) {
     let mut sessions: BTreeMap<String, Session> = BTreeMap::new();
     let mut discovery = unnumbered::Discovery::new();
+    let bfd = BfdCoupling::new(&metrics);
     loop {
         tokio::select! {
             changed = rx.changed() => if changed.is_err() { break },
@@ -174,17 +205,37 @@ async fn backend_task(
             () = cancel.cancelled() => break,
         }
         let desired = Arc::clone(&rx.borrow_and_update());
-        converge(&mut sessions, &desired, &metrics, &opts, &mut discovery).await;
+        converge(
+            &mut sessions,
+            &desired,
+            &metrics,
+            &opts,
+            &mut discovery,
+            &bfd,
+        )
+        .await;
+        // Peers with a bfdProfile get their BFD session (backend/bfd.rs).
+        bfd.converge(desired.peers.iter().filter_map(|(name, want)| {
+            let s = sessions.get(name)?;
+            Some((name.as_str(), &want.session, &s.speaker))
+        }));
     }
     // RFC 4486 §4 Administrative Shutdown, so routers withdraw at once instead of waiting for
     // the hold timer.
+    let restart = restart.load(Ordering::Acquire);
     let stops = sessions.into_values().map(|s| async move {
-        s.speaker
-            .shutdown("ferrolb-speaker shutting down", SHUTDOWN_LIMIT)
-            .await;
+        let message = "ferrolb-speaker shutting down";
+        if restart {
+            s.speaker
+                .shutdown_for_restart(message, SHUTDOWN_LIMIT)
+                .await;
+        } else {
+            s.speaker.shutdown(message, SHUTDOWN_LIMIT).await;
+        }
         s.events.abort();
     });
     futures::future::join_all(stops).await;
+    bfd.shutdown().await;
 }
 
 async fn converge(
@@ -193,6 +244,7 @@ async fn converge(
     metrics: &Arc<Metrics>,
     opts: &BgpBackendOptions,
     discovery: &mut unnumbered::Discovery,
+    bfd: &BfdCoupling,
 ) {
     discovery.watch(
         &desired
@@ -251,6 +303,7 @@ async fn converge(
                 let metallb_peer =
                     std::net::SocketAddr::new(peer_cfg.addr, peer_cfg.port).to_string();
                 metrics.update_peer(&s.label, |m| m.metallb_peer = metallb_peer);
+                export_messages(metrics, &s.label, &s.speaker, &peer_cfg, &want.session);
                 s.peer_cfg = peer_cfg;
             }
             span.in_scope(|| tracing::debug!(prefixes = routes.len(), "routes set"));
@@ -285,9 +338,15 @@ async fn converge(
             m.metallb_peer = metallb_peer;
             m.pending_prefixes = pending;
         });
+        export_messages(metrics, &label, &speaker, &peer_cfg, &want.session);
         span.in_scope(|| tracing::info!("peer added"));
-        let events =
-            tokio::spawn(drain_events(events, Arc::clone(metrics), label.clone()).instrument(span));
+        let up = {
+            let (bfd, name) = (bfd.clone(), name.clone());
+            move |local| bfd.bgp_up(&name, local)
+        };
+        let events = tokio::spawn(
+            drain_events(events, Arc::clone(metrics), label.clone(), up).instrument(span),
+        );
         sessions.insert(
             name.clone(),
             Session {
@@ -301,16 +360,51 @@ async fn converge(
     }
 }
 
+/// Exports the message counts of `speaker`'s one peer under MetalLB's FRR-mode names
+/// ([`crate::counter_metrics`]), labelled like MetalLB's: `address:port` and the VRF.
+fn export_messages(
+    metrics: &Metrics,
+    label: &str,
+    speaker: &Speaker,
+    peer_cfg: &PeerConfig,
+    peer: &BgpPeer,
+) {
+    let speaker = speaker.clone();
+    let addr = peer_cfg.addr;
+    metrics.set_peer_messages(
+        label,
+        crate::counter_metrics::PeerMessages {
+            peer: std::net::SocketAddr::new(addr, peer_cfg.port).to_string(),
+            vrf: peer
+                .vrf
+                .clone()
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| "default".into()),
+            read: Box::new(move || speaker.message_counts(addr)),
+        },
+    );
+}
+
 /// Prefixes in one batch of UPDATEs above which the memory freed after it is returned.
 const BIG_BATCH: usize = 1000;
 
 /// Turns a speaker's events into metrics and logs (at info for state changes).
-async fn drain_events(mut rx: mpsc::Receiver<SpeakerEvent>, metrics: Arc<Metrics>, label: String) {
+/// `on_up` gets the session's local address (the BFD coupling's source).
+async fn drain_events(
+    mut rx: mpsc::Receiver<SpeakerEvent>,
+    metrics: Arc<Metrics>,
+    label: String,
+    on_up: impl Fn(Option<IpAddr>),
+) {
     while let Some(ev) = rx.recv().await {
         match ev.kind {
             EventKind::Up {
-                peer_as, hold_time, ..
+                peer_as,
+                hold_time,
+                local_addr,
+                ..
             } => {
+                on_up(local_addr);
                 tracing::info!(
                     from = "connecting",
                     to = "established",
@@ -364,7 +458,7 @@ async fn drain_events(mut rx: mpsc::Receiver<SpeakerEvent>, metrics: Arc<Metrics
                 // A big batch (a first table, a pool added or removed) encoded its UPDATEs
                 // into buffers that are free now; glibc would keep them resident.
                 if announced + withdrawn >= BIG_BATCH {
-                    crate::memory::release_freed_memory();
+                    ferrolb_runtime::process::release_freed_memory();
                 }
             }
             other => tracing::trace!(event = ?other, "bgp event"),

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferrolb_arp::iface::{vips_by_interface, InterfaceInfo, InterfaceSelection};
-use ferrolb_arp::{InterfaceState, Responder, ResponderConfig, VipsByInterface};
+use ferrolb_arp::{InterfaceState, Responder, ResponderConfig, VipCountsReader, VipsByInterface};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -102,6 +102,7 @@ pub struct L2Backend {
     cancel: CancellationToken,
     task: JoinHandle<()>,
     states: watch::Receiver<BTreeMap<String, InterfaceState>>,
+    vip_counts: VipCountsReader,
 }
 
 impl L2Backend {
@@ -125,6 +126,7 @@ impl L2Backend {
         let (tx, rx) = watch::channel(Arc::new(L2Desired::default()));
         let cancel = CancellationToken::new();
         let states = responder.interfaces();
+        let vip_counts = responder.vip_counts();
         let task = tokio::spawn(backend_task(rx, responder, lister, opts, cancel.clone()));
         (
             L2Advertiser { tx },
@@ -132,6 +134,7 @@ impl L2Backend {
                 cancel,
                 task,
                 states,
+                vip_counts,
             },
         )
     }
@@ -139,6 +142,11 @@ impl L2Backend {
     /// Per interface: opening, serving which VIPs with which MAC, or failed.
     pub fn interfaces(&self) -> watch::Receiver<BTreeMap<String, InterfaceState>> {
         self.states.clone()
+    }
+
+    /// The responder's per-VIP counts (MetalLB's `metallb_layer2_*{ip}`).
+    pub fn vip_counts(&self) -> VipCountsReader {
+        self.vip_counts.clone()
     }
 
     /// Stops answering and closes every socket.

@@ -41,6 +41,7 @@ use std::hash::Hash;
 use std::time::Duration;
 
 use ferrolb_api::source::{kube as config_source, Resources};
+use ferrolb_runtime::Backoff;
 use futures::stream::{self, BoxStream, StreamExt};
 use futures::FutureExt as _;
 use k8s_openapi::api::core::v1::{Node, Service};
@@ -469,7 +470,9 @@ pub async fn watch(
     let s2 = s2.map(|tick| (tick, None)).boxed();
     let mut ticks = stream::select_all([config, s0, s1, s2]);
     let mut watched = Watched::default();
-    let mut probe_delay = PROBE_MIN;
+    // Probes spread with jitter, so speakers on many nodes do not probe in step.
+    let probe_backoff = Backoff::new(PROBE_MIN, PROBE_MAX);
+    let mut probe_attempt = 0u32;
     let mut probe_at: Option<Instant> = None;
     loop {
         let wake = tokio::select! {
@@ -500,15 +503,15 @@ pub async fn watch(
                     tracing::info!("API server answers again");
                     watched.merge.recovered();
                 } else {
-                    probe_delay = (probe_delay * 2).min(PROBE_MAX);
+                    probe_attempt = probe_attempt.saturating_add(1);
                 }
             }
         }
         if watched.merge.is_degraded() {
-            probe_at.get_or_insert_with(|| Instant::now() + jittered(probe_delay));
+            probe_at.get_or_insert_with(|| Instant::now() + probe_backoff.delay(probe_attempt));
         } else {
             probe_at = None;
-            probe_delay = PROBE_MIN;
+            probe_attempt = 0;
         }
         let update = match watched.merge.decide() {
             Decision::Nothing => continue,
@@ -552,16 +555,6 @@ async fn probe(api: &Api<Node>) -> bool {
             false
         }
     }
-}
-
-/// `d` plus up to 25 % random jitter, so speakers on many nodes do not probe in step.
-pub(crate) fn jittered(d: Duration) -> Duration {
-    use std::hash::{BuildHasher as _, Hasher as _};
-    let random = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish();
-    let quarter = u64::try_from(d.as_millis() / 4).unwrap_or(u64::MAX).max(1);
-    d + Duration::from_millis(random % quarter)
 }
 
 #[cfg(test)]
@@ -837,16 +830,5 @@ mod tests {
         // A Node event sends the configuration (with the Nodes) again.
         w.fold(item(2, Seen::Change, None));
         assert!(changes_of(&mut w).config.is_some());
-    }
-
-    #[test]
-    fn jitter_stays_within_a_quarter() {
-        for _ in 0..100 {
-            let d = jittered(Duration::from_millis(400));
-            assert!(
-                d >= Duration::from_millis(400) && d < Duration::from_millis(500),
-                "{d:?}"
-            );
-        }
     }
 }

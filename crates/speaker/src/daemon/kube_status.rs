@@ -38,6 +38,7 @@ use std::time::Duration;
 use ferrolb_api::crd::{
     InterfaceInfo, ServiceBGPStatus, ServiceBGPStatusStatus, ServiceL2Status, ServiceL2StatusStatus,
 };
+use ferrolb_runtime::Backoff;
 use futures::StreamExt as _;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::NamespaceResourceScope;
@@ -468,7 +469,8 @@ pub async fn run_writer<K: StatusKind>(
         .default_backoff()
         .boxed();
     let mut listed = false;
-    let mut retry_delay = RETRY_MIN;
+    let retry_backoff = Backoff::new(RETRY_MIN, RETRY_MAX);
+    let mut retry_attempt = 0u32;
     let mut retry_at: Option<Instant> = None;
     let mut said_watch_error = false;
     loop {
@@ -521,11 +523,12 @@ pub async fn run_writer<K: StatusKind>(
             }
         }
         match failed {
-            None => retry_delay = RETRY_MIN,
+            None => retry_attempt = 0,
             Some(error) => {
-                tracing::warn!(%error, retry_in = ?retry_delay, "status not written; retrying");
-                retry_at = Some(Instant::now() + super::kube::jittered(retry_delay));
-                retry_delay = (retry_delay * 2).min(RETRY_MAX);
+                let retry_in = retry_backoff.delay(retry_attempt);
+                tracing::warn!(%error, ?retry_in, "status not written; retrying");
+                retry_at = Some(Instant::now() + retry_in);
+                retry_attempt = retry_attempt.saturating_add(1);
             }
         }
     }

@@ -117,6 +117,8 @@ pub fn start(
     cancel: CancellationToken,
 ) -> Result<(L2Protocol, L2Running), L2StartError> {
     let (advertiser, backend) = L2Backend::start(settings.backend.clone());
+    let vip_counts = backend.vip_counts();
+    metrics.set_layer2_counts(Box::new(move || vip_counts.read()));
     if settings.memberlist_port == 0 {
         tracing::info!(
             "memberlist disabled (--memberlist-port 0): L2 liveness from Node readiness"

@@ -8,6 +8,7 @@
 //!                                                  │  (Kubernetes mode:)
 //!           watch<Option<DesiredStatuses>> per protocol ─▶ kube_status::run_writer
 //!                         watch<kube_events::Rejection> ─▶ kube_events::run_publisher
+//!        watch<Option<ConfigurationStateStatus>> ─▶ ferrolb_runtime::config_state::run_writer
 //!  http::serve ◀── Arc<Metrics> ◀── reconcile loop, protocols, backend event tasks, writers
 //! ```
 //!
@@ -21,6 +22,7 @@ pub mod kube_events;
 pub mod kube_status;
 pub mod l2;
 pub mod reconcile;
+pub mod restart;
 pub mod standalone;
 pub mod status;
 
@@ -29,6 +31,7 @@ pub mod metrics;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use ferrolb_api::crd::configuration_state::ConfigurationStateStatus;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -47,6 +50,9 @@ pub struct Reports {
     /// Kubernetes mode: the errors of the newest rejected configuration (empty when it is in
     /// force), for [`kube_events::run_publisher`].
     pub config_errors: Option<watch::Sender<kube_events::Rejection>>,
+    /// Kubernetes mode: this speaker's ConfigurationState status after each configuration
+    /// read, for `ferrolb_runtime::config_state::run_writer` (`None` until the first one).
+    pub config_state: Option<watch::Sender<Option<ConfigurationStateStatus>>>,
 }
 
 /// What woke the loop.
@@ -108,6 +114,16 @@ pub async fn run(
                 let changed = reconciler.apply(update);
                 if snapshot {
                     metrics.set_source_error(None);
+                    if let Some(tx) = &reports.config_state {
+                        let desired = reconciler.configuration_state();
+                        tx.send_if_modified(|old| {
+                            let differs = old.as_ref() != Some(&desired);
+                            if differs {
+                                *old = Some(desired);
+                            }
+                            differs
+                        });
+                    }
                     if let Some(tx) = &reports.config_errors {
                         let errors = reconciler.config_errors();
                         tx.send_if_modified(|old| {
@@ -161,7 +177,7 @@ pub async fn run(
         }
         if snapshot {
             // Last, after the reports too: their serialisation is transient as well.
-            crate::memory::release_freed_memory();
+            ferrolb_runtime::process::release_freed_memory();
         }
     }
 }

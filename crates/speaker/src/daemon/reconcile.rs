@@ -18,6 +18,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use ferrolb_api::crd::configuration_state::ConfigurationStateStatus;
 use ferrolb_api::source::Resources;
 use ferrolb_api::state::{Applied, ConfigState};
 use ferrolb_api::validate::IgnoredFieldsReport;
@@ -110,6 +111,12 @@ impl Reconciler {
     /// publishes these as Events.
     pub fn config_errors(&self) -> &[ferrolb_api::error::ConfigError] {
         self.config.errors()
+    }
+
+    /// The ConfigurationState status this speaker reports: `Valid`, `Invalid` with the errors
+    /// of the newest (rejected) configuration, or `Unknown` before any configuration was read.
+    pub fn configuration_state(&self) -> ConfigurationStateStatus {
+        ConfigurationStateStatus::from_state(&self.config)
     }
 
     /// `ferrolb_config_stale`: the newest configuration is rejected or the source is unreadable.

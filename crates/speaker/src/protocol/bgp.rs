@@ -5,18 +5,24 @@
 //! Service to, or why not (status file section `services`, ServiceBGPStatus objects).
 
 use std::any::Any;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use ferrolb_api::model::Config;
 use serde_json::{json, Value};
 
-use super::{log_reports, DesiredStatuses, Protocol};
+use super::{log_reports, DesiredStatuses, DrainWatch, Protocol};
 use crate::advertiser::Advertiser;
-use crate::announce::bgp::{BgpAnnouncer, BgpDesired, RouteConflict, ServiceStatus, VipStatus};
+use crate::announce::bgp::{
+    announced_weight, BgpAnnouncer, BgpDesired, RouteConflict, ServiceStatus, VipStatus,
+};
 use crate::announce::change::ChangeSet;
+use crate::announce::drain::{self, DrainPhase};
 use crate::announce::input::{Cluster, ServiceKey};
 use crate::announce::SpeakerOptions;
+use crate::channels::Wake;
 use crate::metrics::{L2Announced, Metrics};
 
 /// [`Protocol::name`] of BGP.
@@ -32,6 +38,13 @@ pub struct BgpProtocol<A: Advertiser<Desired = BgpDesired>> {
     logged_conflicts: BTreeSet<RouteConflict>,
     /// Where `metallb_speaker_announced{protocol="bgp"}` goes (none in unit tests).
     metrics: Option<Arc<Metrics>>,
+    /// This node's drain (announce::drain).
+    drain: DrainWatch,
+    /// The weighted-ECMP weights last exported, per (peer address, prefix), so each change is
+    /// logged once.
+    logged_weights: BTreeMap<(String, String), f64>,
+    /// The last configuration had a weighted advertisement (its weights are exported).
+    weights_set: bool,
 }
 
 impl<A: Advertiser<Desired = BgpDesired>> std::fmt::Debug for BgpProtocol<A> {
@@ -53,6 +66,9 @@ impl<A: Advertiser<Desired = BgpDesired>> BgpProtocol<A> {
             applied: None,
             logged_conflicts: BTreeSet::new(),
             metrics: None,
+            drain: DrainWatch::new(NAME),
+            logged_weights: BTreeMap::new(),
+            weights_set: false,
         }
     }
 
@@ -89,6 +105,17 @@ impl<A: Advertiser<Desired = BgpDesired>> BgpProtocol<A> {
     pub fn applied(&self) -> Option<&BgpDesired> {
         self.applied.as_ref()
     }
+
+    /// Drains take `period`, and `wake` gets a [`Wake`] for this protocol when one ends.
+    pub fn with_drain(mut self, period: Duration, wake: tokio::sync::mpsc::Sender<Wake>) -> Self {
+        self.drain.set(period, wake);
+        self
+    }
+
+    /// The drain phase at the last update.
+    pub fn drain_phase(&self) -> DrainPhase {
+        self.drain.phase()
+    }
 }
 
 impl<A: Advertiser<Desired = BgpDesired> + 'static> Protocol for BgpProtocol<A> {
@@ -102,6 +129,17 @@ impl<A: Advertiser<Desired = BgpDesired> + 'static> Protocol for BgpProtocol<A> 
         cluster: &Cluster,
         changes: &ChangeSet,
     ) -> Vec<ServiceKey> {
+        let all = ChangeSet::all();
+        let changes = match self.drain.observe(cluster, &self.opts) {
+            Some(draining) => {
+                self.announcer = BgpAnnouncer::new(SpeakerOptions {
+                    draining,
+                    ..self.opts.clone()
+                });
+                &all
+            }
+            None => changes,
+        };
         let changed = self.announcer.update(config, cluster, changes);
         let conflicts = self.announcer.conflicts();
         if *conflicts != self.logged_conflicts {
@@ -113,12 +151,38 @@ impl<A: Advertiser<Desired = BgpDesired> + 'static> Protocol for BgpProtocol<A> 
         }
         // Cheap when nothing changed: the peers' route maps are shared `Arc`s, compared by
         // pointer first.
-        let desired = self.announcer.desired();
+        let desired = match self.drain.phase() {
+            DrainPhase::Draining { .. } => {
+                Cow::Owned(drain::gracefully_shut(self.announcer.desired()))
+            }
+            _ => Cow::Borrowed(self.announcer.desired()),
+        };
+        let desired = desired.as_ref();
         if self.applied.as_ref() != Some(desired) {
             match self.advertiser.set_desired(desired.clone()) {
                 Ok(()) => self.applied = Some(desired.clone()),
                 Err(error) => tracing::error!(%error, kind = error.metric_label(),
                     "advertiser did not accept the desired state"),
+            }
+            // Only a weighted advertisement puts weights in routes: without one the scan of
+            // every route is skipped (and a stale table emptied once).
+            let weighted = config
+                .bgp_advertisements
+                .values()
+                .any(|a| a.weighted_ecmp.is_some());
+            if weighted || self.weights_set {
+                let weights = announced_weights(desired);
+                if let Some(metrics) = &self.metrics {
+                    metrics.set_bgp_weights(weights.clone());
+                }
+                for ((peer, prefix), weight) in &weights {
+                    if self.logged_weights.get(&(peer.clone(), prefix.clone())) != Some(weight) {
+                        tracing::info!(%peer, %prefix, weight,
+                            "weighted ECMP: link bandwidth announced, in endpoints");
+                    }
+                }
+                self.logged_weights = weights;
+                self.weights_set = weighted;
             }
         }
         log_reports(NAME, &changed, self.announcer.statuses(), summary);
@@ -140,12 +204,11 @@ impl<A: Advertiser<Desired = BgpDesired> + 'static> Protocol for BgpProtocol<A> 
     }
 
     fn status_entries(&self) -> Box<dyn Iterator<Item = (String, Value)> + '_> {
-        Box::new(
-            self.announcer
-                .statuses()
-                .iter()
-                .map(|(key, st)| (key.to_string(), service_json(st))),
-        )
+        Box::new(self.announcer.statuses().iter().map(|(key, st)| {
+            let mut json = service_json(st);
+            add_weights(&mut json, st, self.announcer.desired());
+            (key.to_string(), json)
+        }))
     }
 
     fn announced(&self) -> DesiredStatuses {
@@ -155,6 +218,21 @@ impl<A: Advertiser<Desired = BgpDesired> + 'static> Protocol for BgpProtocol<A> 
     fn as_any(&self) -> &dyn Any {
         self
     }
+}
+
+/// The weight (link bandwidth in endpoints) of every route that carries one, per (peer
+/// address, prefix).
+fn announced_weights(desired: &BgpDesired) -> BTreeMap<(String, String), f64> {
+    let mut out = BTreeMap::new();
+    for announcement in desired.peers.values() {
+        let peer = announcement.session.peer_address.to_string();
+        for (prefix, route) in &announcement.routes {
+            if let Some(weight) = announced_weight(route) {
+                out.insert((peer.clone(), prefix.to_string()), weight);
+            }
+        }
+    }
+    out
 }
 
 /// The VIPs announced to at least one peer (MetalLB's `metallb_speaker_announced` rows).
@@ -236,7 +314,45 @@ fn vip_json(v: &VipStatus) -> Value {
     }
 }
 
-/// The whole status document of node `node`.
+/// Adds to each announced VIP of `status` (in `json`, from [`service_json`]) the weighted-ECMP
+/// weight its routes carry, in endpoints, per peer and prefix (`"weights": {"<peer>":
+/// {"<prefix>": 3.0}}`): what the node announces, summed over the Services sharing the prefix.
+/// Nothing is added for VIPs whose routes carry no link bandwidth.
+pub fn add_weights(json: &mut Value, status: &ServiceStatus, desired: &BgpDesired) {
+    let ServiceStatus::Vips(vips) = status else {
+        return;
+    };
+    for (ip, vip) in vips {
+        let VipStatus::Announced {
+            prefixes, peers, ..
+        } = vip
+        else {
+            continue;
+        };
+        let mut weights = serde_json::Map::new();
+        for peer in peers.iter() {
+            let Some(announcement) = desired.peers.get(&**peer) else {
+                continue;
+            };
+            let per_prefix: serde_json::Map<String, Value> = prefixes
+                .iter()
+                .filter_map(|prefix| {
+                    let weight = announced_weight(announcement.routes.get(prefix)?)?;
+                    Some((prefix.to_string(), json!(weight)))
+                })
+                .collect();
+            if !per_prefix.is_empty() {
+                weights.insert(peer.to_string(), Value::Object(per_prefix));
+            }
+        }
+        if !weights.is_empty() {
+            json["vips"][ip.to_string()]["weights"] = Value::Object(weights);
+        }
+    }
+}
+
+/// The whole status document of node `node`, from the statuses alone (the daemon's status
+/// file also carries the weights of [`add_weights`], which come from the desired routes).
 pub fn status_json(
     node: &str,
     stale: bool,

@@ -25,11 +25,13 @@ use ferrolb_api::model::Config;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
-use super::{log_reports, DesiredStatuses, Protocol};
+use super::{log_reports, DesiredStatuses, DrainWatch, Protocol};
 use crate::advertiser::{Advertiser, Interfaces, L2Desired};
 use crate::announce::change::ChangeSet;
+use crate::announce::drain::DrainPhase;
 use crate::announce::input::{Cluster, ServiceKey};
 use crate::announce::SpeakerOptions;
+use crate::channels::Wake;
 use crate::l2::election::{L2Announcer, L2ServiceStatus, L2VipStatus};
 use crate::l2::memberlist::{Liveness, NodeAddrs};
 use crate::metrics::{L2Announced, Metrics};
@@ -52,6 +54,10 @@ pub struct L2Protocol {
     elected: bool,
     nodes_tx: Option<watch::Sender<NodeAddrs>>,
     metrics: Option<Arc<Metrics>>,
+    /// This node's drain: during the drain period it stays a candidate in its own election
+    /// (it keeps answering) while every other speaker already leaves it out, so the next owner
+    /// takes the VIPs and sends its gratuitous ARP / unsolicited NA first.
+    drain: DrainWatch,
 }
 
 impl std::fmt::Debug for L2Protocol {
@@ -82,7 +88,23 @@ impl L2Protocol {
             elected: false,
             nodes_tx,
             metrics: None,
+            drain: DrainWatch::new(NAME),
         }
+    }
+
+    /// Drains take `period`, and `wake` gets a [`Wake`] for this protocol when one ends.
+    pub fn with_drain(
+        mut self,
+        period: std::time::Duration,
+        wake: tokio::sync::mpsc::Sender<Wake>,
+    ) -> Self {
+        self.drain.set(period, wake);
+        self
+    }
+
+    /// The drain phase at the last update.
+    pub fn drain_phase(&self) -> DrainPhase {
+        self.drain.phase()
     }
 
     /// Elects among the speakers `live` says are alive (the gossip's view), read at each
@@ -180,6 +202,13 @@ impl Protocol for L2Protocol {
                 self.live = live;
                 changes = std::borrow::Cow::Owned(ChangeSet::all());
             }
+        }
+        if let Some(draining) = self.drain.observe(cluster, &self.opts) {
+            self.announcer = L2Announcer::new(SpeakerOptions {
+                draining,
+                ..self.opts.clone()
+            });
+            changes = std::borrow::Cow::Owned(ChangeSet::all());
         }
         let elect = !config.l2_advertisements.is_empty();
         if elect != self.elected {

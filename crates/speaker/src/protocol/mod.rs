@@ -35,7 +35,10 @@ use ferrolb_api::model::Config;
 use serde_json::Value;
 
 use crate::announce::change::ChangeSet;
+use crate::announce::drain::{self, Drain, DrainPhase};
 use crate::announce::input::{Cluster, ServiceKey, SmolStr};
+use crate::announce::SpeakerOptions;
+use crate::channels::Wake;
 
 /// One way of making VIPs reachable via this node, driven by the reconcile loop.
 pub trait Protocol: Send {
@@ -118,5 +121,104 @@ pub(crate) fn log_reports<S>(
             }
             None => span.in_scope(|| tracing::info!(protocol, "service gone; withdrawn")),
         }
+    }
+}
+
+/// A protocol's view of its node's drain (announce::drain): the phase at the last update, and
+/// the timer that wakes the loop (a [`Wake`] naming the protocol) when the drain period ends.
+#[derive(Debug)]
+pub(crate) struct DrainWatch {
+    protocol: &'static str,
+    drain: Drain,
+    phase: DrainPhase,
+    wake: Option<tokio::sync::mpsc::Sender<Wake>>,
+    timer: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl DrainWatch {
+    /// No drain yet; drains take [`drain::DEFAULT_DRAIN_PERIOD`] and wake nobody until
+    /// [`DrainWatch::set`].
+    pub(crate) fn new(protocol: &'static str) -> Self {
+        Self {
+            protocol,
+            drain: Drain::new(drain::DEFAULT_DRAIN_PERIOD),
+            phase: DrainPhase::Serving,
+            wake: None,
+            timer: None,
+        }
+    }
+
+    /// Drains take `period`; `wake` is told when one ends.
+    pub(crate) fn set(
+        &mut self,
+        period: std::time::Duration,
+        wake: tokio::sync::mpsc::Sender<Wake>,
+    ) {
+        self.drain = Drain::new(period);
+        self.wake = Some(wake);
+    }
+
+    /// The phase at the last [`DrainWatch::observe`].
+    pub(crate) fn phase(&self) -> DrainPhase {
+        self.phase
+    }
+
+    /// Takes the node's drain signal from `cluster` (tokio's clock, std's outside a runtime, so
+    /// tests can run a drain on a paused clock). Returns `Some(draining)` when the node
+    /// entered or left its drain period: the caller decides every Service again with
+    /// [`SpeakerOptions::draining`] set so.
+    pub(crate) fn observe(&mut self, cluster: &Cluster, opts: &SpeakerOptions) -> Option<bool> {
+        let now = tokio::time::Instant::now().into_std();
+        let requested = cluster
+            .nodes
+            .get(opts.node_name.as_str())
+            .map(|n| drain::drain_requested(n, opts.ignore_exclude_lb));
+        let phase = self.drain.observe(requested, now);
+        if phase == self.phase {
+            return None;
+        }
+        let protocol = self.protocol;
+        match phase {
+            DrainPhase::Serving => {
+                tracing::info!(protocol, "drain signal gone: announcing normally")
+            }
+            DrainPhase::Draining { ends } => {
+                tracing::info!(
+                    protocol,
+                    seconds = self.drain.period.as_secs(),
+                    "drain signal: handing over, withdrawing after the drain period"
+                );
+                self.wake_at(ends);
+            }
+            DrainPhase::Drained if matches!(self.phase, DrainPhase::Draining { .. }) => {
+                tracing::info!(protocol, "drain period over: withdrawn")
+            }
+            DrainPhase::Drained => {
+                tracing::info!(
+                    protocol,
+                    "drain signal present from the start: not announcing"
+                )
+            }
+        }
+        let was = matches!(self.phase, DrainPhase::Draining { .. });
+        let draining = matches!(phase, DrainPhase::Draining { .. });
+        self.phase = phase;
+        (was != draining).then_some(draining)
+    }
+
+    /// Wakes the loop at `ends` (a deadline a task awaits), replacing an earlier timer.
+    fn wake_at(&mut self, ends: std::time::Instant) {
+        if let Some(t) = self.timer.take() {
+            t.abort();
+        }
+        let (Some(wake), Ok(rt)) = (self.wake.clone(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        let name = self.protocol;
+        self.timer = Some(rt.spawn(async move {
+            tokio::time::sleep_until(tokio::time::Instant::from_std(ends)).await;
+            let _ = wake.send(Wake(name)).await;
+        }));
     }
 }

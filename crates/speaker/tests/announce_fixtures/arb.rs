@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use ferrolb_api::model::{BgpAdvertisement, BgpCommunity, BgpPeer, Config, PeerAsn};
+use ferrolb_api::model::{BgpAdvertisement, BgpCommunity, BgpPeer, Config, PeerAsn, WeightedEcmp};
 use ferrolb_speaker::announce::input::{
     Cluster, Endpoint, EndpointSlice, Node, Service, TrafficPolicy,
 };
@@ -121,9 +121,10 @@ pub fn arb_adv(name: &'static str) -> impl Strategy<Value = BgpAdvertisement> {
         prop::sample::subsequence(vec!["r1", "r2", "r9"], 0..=3),
         prop::option::of(zone()),
         prop::option::of(prop::sample::select(vec!["x", "y"])),
+        any::<bool>(),
     )
         .prop_map(
-            move |(pools, agg4, agg6, local_pref, comms, peers, zone, app)| {
+            move |(pools, agg4, agg6, local_pref, comms, peers, zone, app, weighted)| {
                 let mut a = bgp_adv(name, &pools);
                 // Mostly valid lengths, sometimes anything: the computation must never panic.
                 a.aggregation_length = if agg4 > 200 { agg4 } else { 24 + agg4 % 9 };
@@ -148,6 +149,7 @@ pub fn arb_adv(name: &'static str) -> impl Strategy<Value = BgpAdvertisement> {
                 a.service_selectors = app
                     .map(|v| vec![selector(&[("app", v)])])
                     .unwrap_or_default();
+                a.weighted_ecmp = weighted.then_some(WeightedEcmp::Endpoints);
                 a
             },
         )

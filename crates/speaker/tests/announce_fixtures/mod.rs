@@ -70,6 +70,7 @@ pub fn peer(name: &str, address: &str, peer_asn: u32) -> BgpPeer {
         ebgp_multihop: false,
         password: None,
         bfd_profile: None,
+        bfd: None,
         enable_graceful_restart: false,
         node_selectors: Vec::new(),
         vrf: None,
@@ -91,6 +92,7 @@ pub fn bgp_adv(name: &str, pools: &[&str]) -> BgpAdvertisement {
         peers: BTreeSet::new(),
         node_selectors: Vec::new(),
         service_selectors: Vec::new(),
+        weighted_ecmp: None,
     }
 }
 

@@ -653,3 +653,30 @@ fn crd_numeric_bounds_accept_the_edges_and_reject_one_past() {
         }
     }
 }
+
+#[test]
+fn weighted_ecmp_annotation_is_opt_in_and_only_endpoints() {
+    use crate::model::WeightedEcmp;
+    let p = pool("p", &["10.0.0.0/24"]);
+    let annotated = |value: &str| {
+        bgp_adv("a", "  ipAddressPools: [p]\n").replace(
+            "  name: a\n",
+            &format!("  name: a\n  annotations:\n    ferrolb.io/weighted-ecmp: {value}\n"),
+        )
+    };
+    let plain = ok(&(p.clone() + &bgp_adv("a", "  ipAddressPools: [p]\n")));
+    assert_eq!(plain.bgp_advertisements["a"].weighted_ecmp, None);
+    let on = ok(&(p.clone() + &annotated("endpoints")));
+    assert_eq!(
+        on.bgp_advertisements["a"].weighted_ecmp,
+        Some(WeightedEcmp::Endpoints)
+    );
+    let e = one(
+        &(p + &annotated("pods")),
+        "metadata.annotations[ferrolb.io/weighted-ecmp]",
+        "not_one_of",
+    );
+    assert_eq!(e.value, "pods");
+    let msg = e.to_string();
+    assert!(msg.contains("endpoints") && msg.contains("pods"), "{msg}");
+}

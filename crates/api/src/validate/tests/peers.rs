@@ -241,6 +241,10 @@ fn bfd_profile_must_exist_and_be_in_range() {
     let p = peer("p", &format!("{BASIC_PEER}  bfdProfile: fast\n"));
     let c = ok(&(p.clone() + bfd));
     assert_eq!(c.bfd_profiles["fast"].receive_interval_ms, Some(380));
+    // The peer carries the resolved profile, so the speaker sees a profile edit as a change.
+    let carried = c.bgp_peers["p"].bfd.as_ref().expect("profile carried");
+    assert_eq!(carried, &c.bfd_profiles["fast"]);
+    assert_eq!(carried.transmit_interval_ms, Some(270));
     one(&p, "spec.bfdProfile", "missing_reference");
     one(
         &bfd.replace("380", "5"),

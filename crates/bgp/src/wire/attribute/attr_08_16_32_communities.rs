@@ -11,6 +11,8 @@ use std::fmt;
 
 use bytes::{BufMut, BytesMut};
 
+use crate::wire::iana::AS_TRANS;
+
 /// A standard community (RFC 1997).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize), serde(transparent))]
@@ -73,6 +75,14 @@ impl fmt::Debug for Community {
     }
 }
 
+/// RFC 4360 §2: the T bit of the type octet; set means non-transitive.
+const NON_TRANSITIVE_BIT: u8 = 0x40;
+/// Two-octet-AS specific extended community, transitive (RFC 4360 §3.1).
+const LINK_BANDWIDTH_TYPE: u8 = 0x00;
+/// The link bandwidth sub-type (draft-ietf-idr-link-bandwidth §3; IANA "Two-Octet AS-Specific
+/// Extended Community Sub-Types").
+pub const LINK_BANDWIDTH_SUB_TYPE: u8 = 0x04;
+
 /// An extended community (RFC 4360 §2), kept as its 8 octets; type and sub-type are the
 /// first two.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -85,6 +95,50 @@ impl ExtendedCommunity {
         let [a, b] = asn.to_be_bytes();
         let [c, d, e, f] = value.to_be_bytes();
         ExtendedCommunity([0x00, 0x02, a, b, c, d, e, f])
+    }
+
+    /// Link bandwidth (draft-ietf-idr-link-bandwidth §3): two-octet-AS specific, sub-type
+    /// 0x04, the AS in the global administrator field and the bandwidth of the link to the
+    /// next hop, in bytes per second, as an IEEE 754 single-precision float in the local
+    /// administrator field.
+    ///
+    /// Encoded as FRR's `set extcommunity bandwidth` does by default: transitive (type 0x00;
+    /// the draft's original non-transitive type 0x40 would be dropped at the first eBGP hop
+    /// by some implementations), and an AS that needs four octets replaced by AS_TRANS
+    /// (RFC 6793 §9), since the field holds only two. A negative, NaN or infinite bandwidth
+    /// is sent as 0, which receivers read as "no bandwidth".
+    pub fn link_bandwidth(asn: u32, bytes_per_second: f32) -> Self {
+        let [a, b] = u16::try_from(asn).unwrap_or(AS_TRANS).to_be_bytes();
+        let value = if bytes_per_second.is_finite() && bytes_per_second > 0.0 {
+            bytes_per_second
+        } else {
+            0.0
+        };
+        let [c, d, e, f] = value.to_bits().to_be_bytes();
+        ExtendedCommunity([
+            LINK_BANDWIDTH_TYPE,
+            LINK_BANDWIDTH_SUB_TYPE,
+            a,
+            b,
+            c,
+            d,
+            e,
+            f,
+        ])
+    }
+
+    /// The (AS, bytes per second) of a link bandwidth community, transitive (type 0x00) or
+    /// non-transitive (0x40), or `None` for any other extended community.
+    pub fn as_link_bandwidth(self) -> Option<(u16, f32)> {
+        let [t, sub, a, b, c, d, e, f] = self.0;
+        ((t & !NON_TRANSITIVE_BIT) == LINK_BANDWIDTH_TYPE && sub == LINK_BANDWIDTH_SUB_TYPE).then(
+            || {
+                (
+                    u16::from_be_bytes([a, b]),
+                    f32::from_bits(u32::from_be_bytes([c, d, e, f])),
+                )
+            },
+        )
     }
 
     /// The type octet (high-order).

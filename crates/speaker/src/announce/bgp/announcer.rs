@@ -24,8 +24,8 @@ use ferrolb_api::model::Config;
 use ipnet::IpNet;
 
 use super::{
-    merge_attrs, shared, skip_all, BgpDesired, PeerAnnouncement, PeerName, PlanCtx, Route,
-    RouteConflict, ServiceStatus,
+    merge_attrs_times, scale_link_bandwidth, shared, skip_all, BgpDesired, PeerAnnouncement,
+    PeerName, PlanCtx, Route, RouteConflict, ServiceStatus,
 };
 use crate::announce::change::ChangeSet;
 use crate::announce::input::{Cluster, ServiceKey};
@@ -103,12 +103,30 @@ impl Asked {
         }
     }
 
-    /// Rule 7: the route announced, merged from every attribute set asked.
+    /// Each distinct attribute set with how many times it is asked.
+    fn counted(&self) -> impl Iterator<Item = (&Arc<Route>, u32)> {
+        let (one, many) = match self {
+            Asked::One(attrs, count) => (Some((attrs, *count)), &[][..]),
+            Asked::Many(list) => (None, list.as_slice()),
+        };
+        one.into_iter()
+            .chain(many.iter().map(|(attrs, count)| (attrs, *count)))
+    }
+
+    /// Rules 7 and 9: the route announced, merged from every attribute set asked, a link
+    /// bandwidth counted as often as it is asked (Services sharing a prefix add up).
     fn merged(&self) -> Route {
-        let mut sets = self.iter();
-        let mut merged = sets.next().map(|a| Route::clone(a)).unwrap_or_default();
-        for other in sets {
-            merge_attrs(&mut merged, other);
+        let mut sets = self.counted();
+        let mut merged = match sets.next() {
+            Some((attrs, count)) => {
+                let mut first = Route::clone(attrs);
+                scale_link_bandwidth(&mut first, count);
+                first
+            }
+            None => Route::default(),
+        };
+        for (other, count) in sets {
+            merge_attrs_times(&mut merged, other, count);
         }
         merged
     }
@@ -187,6 +205,7 @@ impl BgpAnnouncer {
                     let status = ctx.service_status(
                         svc,
                         || cluster.serving_nodes(key),
+                        || cluster.ready_on_node(key, &self.opts.node_name),
                         &mut |peer, _, prefix, attrs| asked.push((peer, prefix, attrs)),
                     );
                     (status, asked)
@@ -274,6 +293,7 @@ impl State {
             let status = ctx.service_status(
                 svc,
                 || endpoints.serving_nodes(key),
+                || endpoints.ready_on_node(key, &opts.node_name),
                 &mut |peer, _, prefix, attrs| {
                     if let Ok(peer) = u32::try_from(peer) {
                         let attrs = shared(&mut state.attr_sets, attrs);
