@@ -3,7 +3,9 @@
 # one YAML file) to a loopback `ferrolb-bgp listen`, the time from start to the last route,
 # and the file-to-route latency of one more Service added on top. Loopback only; cleans up.
 # Diagnostics (env): MALLOC_STATS=1 glibc's malloc_stats via gdb; TRIM_PROBE=1 the RSS after an
-# external malloc_trim(0) (how much is free memory glibc holds); SMAPS=1 the big mappings.
+# external malloc_trim(0) (how much is free memory glibc holds); SMAPS=1 the big mappings;
+# HEAPTRACK=FILE runs the speaker under heaptrack, writing FILE.zst, and stops it with SIGINT
+# once every route is announced (read it with `heaptrack_print --print-peaks 1 -f FILE.zst`).
 #   cargo build --release -p ferrolb-speaker -p ferrolb-bgp && scripts/measure-speaker.sh [N]
 set -euo pipefail
 N=${1:-10000}
@@ -41,9 +43,15 @@ LP=$!
 sleep 0.3
 now() { date +%s%N; }
 t0=$(now)
-env RUST_LOG=warn ${PRELOAD:+LD_PRELOAD=$PRELOAD} "$BIN/ferrolb-speaker" --config-dir "$W/cfg" --node-name node-a \
+env RUST_LOG=warn ${PRELOAD:+LD_PRELOAD=$PRELOAD} ${HEAPTRACK:+heaptrack -o "$HEAPTRACK"} \
+  "$BIN/ferrolb-speaker" --config-dir "$W/cfg" --node-name node-a \
   --metrics-addr 127.0.0.1:0 2> "$W/speaker.log" &
 SP=$!
+if [ -n "${HEAPTRACK:-}" ]; then # the figures below are the speaker's, not heaptrack's shell's
+  HT=$SP
+  for ((t = 0; t < 200; t++)); do c=$(pgrep -P "$HT" -n || true); [ -n "$c" ] && break; sleep 0.05; done
+  SP=${c:?heaptrack did not start the speaker}
+fi
 count() { grep -c '"event":"announce"' "$W/routes" || true; }
 for ((t = 0; t < 1200; t++)); do [ "$(count)" -ge "$N" ] && break; sleep 0.05; done
 t1=$(now)
@@ -63,6 +71,9 @@ if [ -n "${SMAPS:-}" ]; then # the mappings holding more than 200 kB resident
   awk '/^[0-9a-f]+-[0-9a-f]+ / {name = $6; perm = $2} /^Rss:/ && $2 > 200 {print "   ", $2, "kB", perm, name}' "/proc/$SP/smaps"
 fi
 echo "  of which: $(awk '/^(Anonymous|Rss|Pss_File|Pss_Anon):/ {printf "%s %s kB; ", $1, $2}' /proc/$SP/smaps_rollup) threads $(awk '/Threads/ {print $2}' /proc/$SP/status)"
+if [ -n "${HEAPTRACK:-}" ]; then # stop here: heaptrack writes its file as the speaker exits
+  kill -INT "$SP"; wait "$HT" || true; exit 0
+fi
 # One more Service in its own file: file write -> route at the listener.
 svc "$N" > "$W/extra.tmp"
 want="100.64.$(((N + 1) / 256)).$(((N + 1) % 256))/32"
