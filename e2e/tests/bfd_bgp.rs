@@ -431,3 +431,128 @@ fn ebgp_multihop_peer_runs_multihop_bfd_with_frr() {
     frr.wait_fib(WAIT, "VIP back in FRR's FIB", true);
     speaker.stop();
 }
+
+/// Services in the load test: enough that the table write to FRR takes seconds here.
+const LOAD_SERVICES: usize = 20_000;
+/// Services per file (the file source caps a file at 16 MiB).
+const LOAD_PER_FILE: usize = 2_000;
+
+/// FRR's count of prefixes accepted from our node.
+fn accepted_prefixes(frr: &Frr) -> u64 {
+    count(&frr.bgp_neighbor()["addressFamilyInfo"]["ipv4Unicast"]["acceptedPrefixCounter"])
+}
+
+/// A long table write cannot delay BFD: with 50 ms × 3 on both sides, our speaker announces
+/// [`LOAD_SERVICES`] VIPs in one burst and then withdraws them all, and through both neither
+/// FRR's BFD nor ours sees the session go down, and BGP is never reset. BFD runs in its own
+/// tasks (crates/bfd's driver) beside the BGP peer task that packs and writes the UPDATEs.
+#[test]
+fn a_long_table_write_does_not_flap_bfd() {
+    if !require_root_and(&[ZEBRA, BFDD, BGPD, "vtysh"]) {
+        return;
+    }
+    let Some(bin) = FlbCommand::find("ferrolb-speaker") else {
+        return;
+    };
+    let (node_ns, rtr_ns) = Netns::pair("node", "rtr").expect("lab");
+    let frr = Frr::start(&rtr_ns, false);
+    let conf = node_ns.dir().join("conf");
+    std::fs::create_dir(&conf).expect("conf dir");
+    let config = yaml(&[
+        fixture::pool("pool", &["198.18.0.0/16"]),
+        fixture::bgp_advertisement("adv", &["pool"]),
+        fixture::bgp_peer("rtr", OUR_AS, RTR_AS, RTR, NODE)
+            .set("spec.holdTime", "90s")
+            .set("spec.bfdProfile", "fast"),
+        profile(50),
+    ]);
+    write_atomic(&conf, "config.yaml", &config);
+    let mut speaker = bin
+        .speaker_standalone(&conf, "node")
+        .spawn_in(&node_ns, "speaker")
+        .expect("speaker starts");
+    frr.wait_established("BGP Established");
+    frr.wait_bfd("FRR's BFD peer up", |p| p["status"] == "up");
+    let downs_before = count(&frr.bfd_peer()["counter:session-down"]);
+    let drops_before = count(&frr.bgp_neighbor()["connectionsDropped"]);
+
+    // The burst: every file lands at once (written aside, then renamed in).
+    let files = LOAD_SERVICES / LOAD_PER_FILE;
+    for f in 0..files {
+        let text: String = (0..LOAD_PER_FILE)
+            .map(|j| {
+                let i = f * LOAD_PER_FILE + j;
+                let vip = format!("198.18.{}.{}", i / 250, i % 250 + 1);
+                format!(
+                    "{}---\n",
+                    fixture::service_with_endpoints(
+                        &format!("s{i}"),
+                        &[&vip],
+                        "Cluster",
+                        &["node"]
+                    )
+                )
+            })
+            .collect();
+        write_atomic(&conf, &format!("svc-{f}.yaml"), &text);
+    }
+    let all = u64::try_from(LOAD_SERVICES).expect("fits");
+    let load = Duration::from_secs(180);
+    let started = std::time::Instant::now();
+    // Watched while it happens: the first prefix marks the start of the table write.
+    wait_until(
+        load,
+        "FRR's first VIP",
+        || accepted_prefixes(&frr),
+        |n| *n > 0,
+    );
+    let first = started.elapsed();
+    wait_until(
+        load,
+        "FRR accepted every VIP",
+        || accepted_prefixes(&frr),
+        |n| *n == all,
+    );
+    // A figure for the log, not an assertion: how long the write went on beside BFD.
+    eprintln!(
+        "table write: first VIP at FRR after {first:?}, all {all} after {:?}",
+        started.elapsed()
+    );
+    let check = |phase: &str| {
+        let p = frr.bfd_peer();
+        assert_eq!(p["status"], "up", "{phase}: {p:#}");
+        assert_eq!(
+            count(&p["counter:session-down"]),
+            downs_before,
+            "{phase}: FRR's BFD never went down: {p:#}"
+        );
+        let n = frr.bgp_neighbor();
+        assert_eq!(
+            count(&n["connectionsDropped"]),
+            drops_before,
+            "{phase}: BGP never reset: {n:#}"
+        );
+        if program_exists("curl") {
+            let downs = metric(
+                &node_ns,
+                &speaker,
+                &format!("metallb_bfd_session_down_events{{peer=\"{RTR}\"}} "),
+            );
+            assert_eq!(downs, Some(0), "{phase}: our BFD never went down");
+        }
+    };
+    check("after the announce burst");
+
+    // The withdraw burst: every file removed at once.
+    for f in 0..files {
+        std::fs::remove_file(conf.join(format!("svc-{f}.yaml"))).expect("remove");
+    }
+    wait_until(
+        load,
+        "FRR has no VIP left",
+        || accepted_prefixes(&frr),
+        |n| *n == 0,
+    );
+    check("after the withdraw burst");
+    speaker.stop();
+}
