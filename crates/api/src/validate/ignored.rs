@@ -61,6 +61,8 @@ impl fmt::Display for IgnoredField {
 
 const NO_BFD_ECHO: &str = "the BFD Echo function (RFC 5880 §6.4) is not implemented; the \
      session runs on Control packets alone, at the profile's receive and transmit intervals";
+const NO_BFD_UNNUMBERED: &str = "BFD on an unnumbered session (spec.interface without \
+     spec.peerAddress) is not implemented; the BGP session runs without BFD";
 const LOCAL_PREF_EBGP: &str = "LOCAL_PREF is sent to iBGP peers only (RFC 4271 §5.1.5) and every \
      peer of this advertisement is eBGP";
 const NO_PREFERRED: &str =
@@ -71,6 +73,18 @@ const NO_PREFERRED: &str =
 /// as in MetalLB (`vrf: ""` is the default VRF).
 pub fn ignored_fields(res: &Resources) -> Vec<IgnoredField> {
     let mut out = Vec::new();
+    for peer in &res.bgp_peers {
+        let spec = &peer.spec;
+        let unnumbered = is_set(&spec.interface) && !is_set(&spec.peer_address);
+        if unnumbered && is_set(&spec.bfd_profile) {
+            out.push(IgnoredField::new(
+                "BGPPeer",
+                &peer.metadata,
+                "spec.bfdProfile",
+                NO_BFD_UNNUMBERED,
+            ));
+        }
+    }
     for adv in &res.bgp_advertisements {
         if adv.spec.local_pref.is_some() && only_ebgp_peers(res, &adv.spec.peers) {
             out.push(IgnoredField::new(
@@ -131,6 +145,10 @@ fn only_ebgp_peers(res: &Resources, named: &[String]) -> bool {
                 (None, None) => false,
             }
         })
+}
+
+fn is_set(value: &Option<String>) -> bool {
+    value.as_deref().is_some_and(|v| !v.is_empty())
 }
 
 /// Remembers the ignored fields last reported, so that a daemon warns once per configuration
@@ -230,6 +248,20 @@ mod tests {
             paths(&load(&yaml)),
             vec!["L2Advertisement l2: spec.preferredNodeSelectors"]
         );
+    }
+
+    #[test]
+    fn bfd_on_an_unnumbered_peer_is_reported() {
+        let unnumbered = "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata:\n  name: u\n  \
+            namespace: metallb-system\nspec:\n  myASN: 64512\n  peerASN: 64513\n  interface: eth0\n  \
+            bfdProfile: b\n";
+        let got = paths(&load(&format!("{unnumbered}{BFD}")));
+        assert_eq!(got, vec!["BGPPeer u: spec.bfdProfile"]);
+        // With an address, BFD runs.
+        assert!(paths(&load(&format!(
+            "{PEER}  interface: eth0\n  bfdProfile: b\n{BFD}"
+        )))
+        .is_empty());
     }
 
     #[test]

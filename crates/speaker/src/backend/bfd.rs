@@ -65,6 +65,11 @@ pub struct BfdWant {
 /// The BFD session a BGPPeer asks for; `None` without `bfdProfile`.
 pub fn want(peer: &BgpPeer) -> Option<BfdWant> {
     let profile = peer.bfd.as_ref()?;
+    // An unnumbered peer has no address until its link-local one is discovered; BFD on such a
+    // session is not implemented (reported as an ignored field), never aimed at `::`.
+    if peer.peer_address.is_unspecified() {
+        return None;
+    }
     Some(BfdWant {
         peer: peer.peer_address,
         source: peer.source_address,
@@ -487,6 +492,14 @@ mod tests {
         assert_eq!(w.peer, "192.0.2.1".parse::<IpAddr>().expect("ip"));
         assert_eq!(w.source, None);
         assert!(!w.multihop);
+    }
+
+    #[test]
+    fn an_unnumbered_peer_gets_no_bfd_session() {
+        let mut p = peer("bfdProfile: fast");
+        p.peer_address = "::".parse().expect("ip");
+        p.interface = Some("eth0".into());
+        assert_eq!(want(&p), None);
     }
 
     #[test]
