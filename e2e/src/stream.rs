@@ -174,6 +174,46 @@ pub fn send(
     })
 }
 
+/// A client namespace behind `rtr`: a veth `eth0` 10.99.0.2/24 ↔ `rtr`'s `eth1` 10.99.0.1/24,
+/// the client's default route through `rtr`, and forwarding on in `rtr`. The client's traffic
+/// to a VIP then follows whatever `rtr`'s FIB holds for it.
+pub fn client_behind(rtr: &Netns) -> Result<Netns, Error> {
+    let client = Netns::new("client")?;
+    client.veth("eth0", &["10.99.0.2/24"], rtr, "eth1", &["10.99.0.1/24"])?;
+    client.ip(&["route", "add", "default", "via", "10.99.0.1"])?;
+    rtr.exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
+    Ok(client)
+}
+
+/// Ends a stream: joins `sender`, gives the last datagrams (in flight for microseconds; a
+/// receiver polls every 20 ms) up to 2 s to arrive, stops `receivers`, and returns what was
+/// lost over all of them and how many datagrams each one received. Panics if the sender could
+/// not run in its namespace.
+pub fn collect(
+    sender: JoinHandle<Option<u32>>,
+    receivers: Vec<Receiver>,
+) -> (StreamReport, Vec<usize>) {
+    let sent = sender
+        .join()
+        .ok()
+        .flatten()
+        .expect("the sender ran in its namespace");
+    let _ = crate::try_wait_until(
+        Duration::from_secs(2),
+        "the last datagrams",
+        || receivers.iter().map(Receiver::count).sum::<usize>(),
+        |n| *n >= sent as usize,
+    );
+    let mut seen = BTreeSet::new();
+    let mut per_receiver = Vec::new();
+    for r in receivers {
+        let got = r.finish();
+        per_receiver.push(got.len());
+        seen.extend(got);
+    }
+    (StreamReport::new(sent, &seen), per_receiver)
+}
+
 /// What a stream lost.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamReport {

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use ferrolb_e2e::fixture::{self, yaml};
 use ferrolb_e2e::ours::FlbCommand;
-use ferrolb_e2e::stream::{self, Receiver, StreamReport};
+use ferrolb_e2e::stream::{self, Receiver};
 use ferrolb_e2e::{
     ip, net, require_root_and_routers, wait_until, Daemon, Frr, Neighbor, Netns, Router,
     RouterConfig, RouterKind, Switch, CONVERGE,
@@ -78,22 +78,7 @@ impl Lab {
         let rtr_ns = Netns::new("rtr").expect("netns");
         sw.attach(&rtr_ns, "eth0", &[&format!("{RTR}/24")])
             .expect("attach rtr");
-        let client = Netns::new("client").expect("netns");
-        client
-            .veth(
-                "eth0",
-                &["10.99.0.2/24"],
-                &rtr_ns,
-                "eth1",
-                &["10.99.0.1/24"],
-            )
-            .expect("client link");
-        client
-            .ip(&["route", "add", "default", "via", "10.99.0.1"])
-            .expect("client route");
-        rtr_ns
-            .exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"])
-            .expect("forwarding");
+        let client = stream::client_behind(&rtr_ns).expect("client behind the router");
         let mut cfg = RouterConfig::new(RTR.parse().expect("id"), AS);
         cfg.install_fib = true;
         cfg.graceful_shutdown_policy = true;
@@ -242,25 +227,7 @@ fn a_drained_node_hands_its_traffic_over_before_withdrawing() {
         || lab.paths(),
         |p| *p == 1,
     );
-    let sent = sender
-        .join()
-        .ok()
-        .flatten()
-        .expect("the sender ran in its namespace");
-    let _ = ferrolb_e2e::try_wait_until(
-        Duration::from_secs(2),
-        "the last datagrams",
-        || receivers.iter().map(Receiver::count).sum::<usize>(),
-        |n| *n >= sent as usize,
-    );
-    let mut seen = std::collections::BTreeSet::new();
-    let mut per_node = Vec::new();
-    for r in receivers {
-        let got = r.finish();
-        per_node.push(got.len());
-        seen.extend(got);
-    }
-    let report = StreamReport::new(sent, &seen);
+    let (report, per_node) = stream::collect(sender, receivers);
     eprintln!(
         "measurement: BGP drain: sent {}, lost {} (gaps {:?}), received per node {:?}",
         report.sent,

@@ -81,22 +81,7 @@ impl Lab {
             .expect("attach node");
         // The VIP is local on the node, as kube-proxy makes it.
         node.add_addrs("lo", &[&format!("{VIP}/32")]).expect("vip");
-        let client = Netns::new("client").expect("netns");
-        client
-            .veth(
-                "eth0",
-                &["10.99.0.2/24"],
-                &rtr_ns,
-                "eth1",
-                &["10.99.0.1/24"],
-            )
-            .expect("client link");
-        client
-            .ip(&["route", "add", "default", "via", "10.99.0.1"])
-            .expect("client route");
-        rtr_ns
-            .exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"])
-            .expect("forwarding");
+        let client = stream::client_behind(&rtr_ns).expect("client behind the router");
         let mut cfg = RouterConfig::new(RTR.parse().expect("id"), AS)
             .neighbor(Neighbor::new(NODE.parse().expect("ip"), AS).passive());
         cfg.install_fib = true;
@@ -172,19 +157,7 @@ fn upgrade(graceful_restart: bool) -> Option<(StreamReport, String)> {
     }
     std::thread::sleep(Duration::from_millis(1500));
     let second = lab.speaker();
-    let sent = sender
-        .join()
-        .ok()
-        .flatten()
-        .expect("the sender ran in its namespace");
-    // The last datagrams are in flight for microseconds; the receiver polls every 20 ms.
-    let _ = ferrolb_e2e::try_wait_until(
-        Duration::from_secs(2),
-        "the last datagrams",
-        || receiver.count(),
-        |n| *n >= sent as usize,
-    );
-    let seen = receiver.finish();
+    let (report, _) = stream::collect(sender, vec![receiver]);
     // What the router made of the close (RFC 8538: a Cease other than Hard Reset with N).
     let bgpd = std::fs::read_to_string(lab.rtr_ns.dir().join("frr/bgpd.log")).unwrap_or_default();
     for line in bgpd
@@ -204,7 +177,7 @@ fn upgrade(graceful_restart: bool) -> Option<(StreamReport, String)> {
             "the second speaker did not detect its restart\n{logs}"
         );
     }
-    Some((StreamReport::new(sent, &seen), logs))
+    Some((report, logs))
 }
 
 #[test]

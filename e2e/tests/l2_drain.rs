@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use ferrolb_e2e::fixture::{self, yaml};
 use ferrolb_e2e::ours::FlbCommand;
-use ferrolb_e2e::stream::{self, Receiver, StreamReport};
+use ferrolb_e2e::stream::{self, Receiver};
 use ferrolb_e2e::{ip, require_root_and, wait_until, Daemon, Netns, Switch};
 
 const VIP: &str = "192.168.51.200";
@@ -140,25 +140,7 @@ fn an_l2_drain_hands_the_vip_over_without_loss() {
             logs(&nodes)
         );
     }
-    let sent = sender
-        .join()
-        .ok()
-        .flatten()
-        .expect("the sender ran in its namespace");
-    let _ = ferrolb_e2e::try_wait_until(
-        Duration::from_secs(2),
-        "the last datagrams",
-        || receivers.iter().map(Receiver::count).sum::<usize>(),
-        |n| *n >= sent as usize,
-    );
-    let mut seen = std::collections::BTreeSet::new();
-    let mut per_node = Vec::new();
-    for r in receivers {
-        let got = r.finish();
-        per_node.push(got.len());
-        seen.extend(got);
-    }
-    let report = StreamReport::new(sent, &seen);
+    let (report, per_node) = stream::collect(sender, receivers);
     eprintln!(
         "measurement: L2 drain: sent {}, lost {} (gaps {:?}), received per node {:?}",
         report.sent,
