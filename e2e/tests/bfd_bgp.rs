@@ -209,7 +209,8 @@ fn profile(transmit_ms: u32) -> Object {
 
 fn config_yaml(transmit_ms: u32, multihop: bool) -> String {
     yaml(&[
-        fixture::pool("pool", &["198.51.100.0/24"]),
+        // The VIP's /24, and room for the load test's 20,000 VIPs.
+        fixture::pool("pool", &["198.51.100.0/24", "198.18.0.0/16"]),
         fixture::bgp_advertisement("adv", &["pool"]),
         fixture::bgp_peer("rtr", OUR_AS, RTR_AS, RTR, NODE)
             .set("spec.holdTime", "90s")
@@ -217,6 +218,37 @@ fn config_yaml(transmit_ms: u32, multihop: bool) -> String {
             .set("spec.bfdProfile", "fast"),
         profile(transmit_ms),
     ])
+}
+
+/// The lab every test here starts from: the node and router namespaces, FRR (single hop, or
+/// multihop for an `ebgp-multihop` neighbor), and our speaker in standalone mode on a config
+/// directory holding `config_yaml(50, multihop)` and `files`.
+fn lab(
+    bin: FlbCommand,
+    multihop: bool,
+    files: &[(&str, String)],
+) -> (Netns, Netns, Frr, std::path::PathBuf, Daemon) {
+    let (node_ns, rtr_ns) = Netns::pair("node", "rtr").expect("lab");
+    let frr = Frr::start(&rtr_ns, multihop);
+    let conf = node_ns.dir().join("conf");
+    std::fs::create_dir(&conf).expect("conf dir");
+    write_atomic(&conf, "config.yaml", &config_yaml(50, multihop));
+    for (name, text) in files {
+        write_atomic(&conf, name, text);
+    }
+    let speaker = bin
+        .speaker_standalone(&conf, "node")
+        .spawn_in(&node_ns, "speaker")
+        .expect("speaker starts");
+    (node_ns, rtr_ns, frr, conf, speaker)
+}
+
+/// The one Service of the lab, its VIP on our node.
+fn web() -> (&'static str, String) {
+    (
+        "svc.yaml",
+        fixture::service_with_endpoints("web", &[VIP], "Cluster", &["node"]),
+    )
 }
 
 /// Write then rename, so the speaker's poller never reads half a file.
@@ -259,20 +291,7 @@ fn bfd_profile_couples_bfd_to_the_bgp_session_with_frr() {
     let Some(bin) = FlbCommand::find("ferrolb-speaker") else {
         return;
     };
-    let (node_ns, rtr_ns) = Netns::pair("node", "rtr").expect("lab");
-    let frr = Frr::start(&rtr_ns, false);
-    let conf = node_ns.dir().join("conf");
-    std::fs::create_dir(&conf).expect("conf dir");
-    write_atomic(&conf, "config.yaml", &config_yaml(50, false));
-    write_atomic(
-        &conf,
-        "svc.yaml",
-        &fixture::service_with_endpoints("web", &[VIP], "Cluster", &["node"]),
-    );
-    let mut speaker = bin
-        .speaker_standalone(&conf, "node")
-        .spawn_in(&node_ns, "speaker")
-        .expect("speaker starts");
+    let (node_ns, _rtr_ns, frr, conf, mut speaker) = lab(bin, false, &[web()]);
 
     // BGP comes up, the VIP reaches FRR's FIB, and the BFD session comes up on both sides
     // with the profile's timers (FRR's own and what it learnt from us, ms).
@@ -401,20 +420,7 @@ fn ebgp_multihop_peer_runs_multihop_bfd_with_frr() {
     let Some(bin) = FlbCommand::find("ferrolb-speaker") else {
         return;
     };
-    let (node_ns, rtr_ns) = Netns::pair("node", "rtr").expect("lab");
-    let frr = Frr::start(&rtr_ns, true);
-    let conf = node_ns.dir().join("conf");
-    std::fs::create_dir(&conf).expect("conf dir");
-    write_atomic(&conf, "config.yaml", &config_yaml(50, true));
-    write_atomic(
-        &conf,
-        "svc.yaml",
-        &fixture::service_with_endpoints("web", &[VIP], "Cluster", &["node"]),
-    );
-    let mut speaker = bin
-        .speaker_standalone(&conf, "node")
-        .spawn_in(&node_ns, "speaker")
-        .expect("speaker starts");
+    let (_node_ns, _rtr_ns, frr, _conf, mut speaker) = lab(bin, true, &[web()]);
     frr.wait_established("BGP Established");
     frr.wait_fib(WAIT, "VIP in FRR's FIB", true);
     let p = frr.wait_bfd("FRR's multihop BFD peer up", |p| p["status"] == "up");
@@ -454,23 +460,7 @@ fn a_long_table_write_does_not_flap_bfd() {
     let Some(bin) = FlbCommand::find("ferrolb-speaker") else {
         return;
     };
-    let (node_ns, rtr_ns) = Netns::pair("node", "rtr").expect("lab");
-    let frr = Frr::start(&rtr_ns, false);
-    let conf = node_ns.dir().join("conf");
-    std::fs::create_dir(&conf).expect("conf dir");
-    let config = yaml(&[
-        fixture::pool("pool", &["198.18.0.0/16"]),
-        fixture::bgp_advertisement("adv", &["pool"]),
-        fixture::bgp_peer("rtr", OUR_AS, RTR_AS, RTR, NODE)
-            .set("spec.holdTime", "90s")
-            .set("spec.bfdProfile", "fast"),
-        profile(50),
-    ]);
-    write_atomic(&conf, "config.yaml", &config);
-    let mut speaker = bin
-        .speaker_standalone(&conf, "node")
-        .spawn_in(&node_ns, "speaker")
-        .expect("speaker starts");
+    let (node_ns, _rtr_ns, frr, conf, mut speaker) = lab(bin, false, &[]);
     frr.wait_established("BGP Established");
     frr.wait_bfd("FRR's BFD peer up", |p| p["status"] == "up");
     let downs_before = count(&frr.bfd_peer()["counter:session-down"]);
